@@ -1,0 +1,59 @@
+"""The workload catalogue.
+
+Every module in this package that defines a module-level ``WORKLOAD`` (an
+instance of :class:`workloads.base.Workload`) is registered under its
+``name``. Adding a workload means adding one module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from workloads.base import Job, JobTiming, ParamSpec, Workload, execute
+
+__all__ = ["Job", "JobTiming", "ParamSpec", "Workload", "execute", "get", "names", "all_workloads"]
+
+_REGISTRY: dict[str, Workload] = {}
+
+
+def _load() -> dict[str, Workload]:
+    if not _REGISTRY:
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            if info.name.startswith("_") or info.name == "base":
+                continue
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            workload = getattr(module, "WORKLOAD", None)
+            if isinstance(workload, Workload):
+                _REGISTRY[workload.name] = workload
+    return _REGISTRY
+
+
+def names() -> list[str]:
+    """Return the registered workload names, in catalogue order."""
+    order = ["pure_python", "numpy", "blocking_io", "pandas", "c_holds_gil"]
+    found = list(_load())
+    return [n for n in order if n in found] + sorted(n for n in found if n not in order)
+
+
+def all_workloads() -> list[Workload]:
+    """Return every registered workload, in catalogue order."""
+    return [_load()[n] for n in names()]
+
+
+def get(name: str) -> Workload:
+    """Look a workload up by name.
+
+    Args:
+        name: Registered workload name.
+
+    Returns:
+        The workload.
+
+    Raises:
+        KeyError: If no workload has that name.
+    """
+    registry = _load()
+    if name not in registry:
+        raise KeyError(name)
+    return registry[name]

@@ -1,0 +1,226 @@
+"""The ``wsblock`` command line.
+
+Exit codes: 0 when the work ran (disconnects are results, not errors); 2 with
+a one-line ``error: ...`` for bad input, with nothing written; 1 when the
+harness itself failed; 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import Any, Sequence
+
+from wsblock import __version__
+from wsblock.errors import HarnessError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse's own errors follow the suite's one-line convention too.
+        raise UsageError(message)
+
+
+def _seconds_or_none(text: str) -> float | None:
+    if text.strip().lower() in ("none", "off", "null"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or 'none', got {text!r}") from None
+
+
+def _workload_param(text: str) -> tuple[str, int]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{key} must be an integer, got {value!r}") from None
+
+
+def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
+    from wsblock.config import CellConfig, default_start_method
+
+    d = CellConfig("", 1, "")
+    parser.add_argument("--workload", required=True, help="workload name (see 'wsblock list')")
+    parser.add_argument("--work-ms", type=float, required=True,
+                        help="target length of one job on an idle machine, in ms")
+    parser.add_argument("--strategy", required=True, help="inline, chunked, thread or process")
+    parser.add_argument("--ping-interval", type=_seconds_or_none, default=d.ping_interval,
+                        metavar="S|none", help=f"keepalive ping interval (default {d.ping_interval:g})")
+    parser.add_argument("--ping-timeout", type=_seconds_or_none, default=d.ping_timeout,
+                        metavar="S|none", help=f"keepalive pong timeout (default {d.ping_timeout:g})")
+    parser.add_argument("--close-timeout", type=float, default=d.close_timeout, metavar="S",
+                        help=f"closing handshake timeout (default {d.close_timeout:g})")
+    parser.add_argument("--duration", type=float, default=d.duration, metavar="S",
+                        help=f"measurement window in seconds (default {d.duration:g})")
+    parser.add_argument("--warmup", type=float, default=d.warmup, metavar="S",
+                        help=f"load before the window opens, in seconds (default {d.warmup:g})")
+    parser.add_argument("--job-connections", type=int, default=d.job_connections, metavar="N",
+                        help=f"connections with one job in flight each (default {d.job_connections})")
+    parser.add_argument("--observers", type=int, default=d.observers, metavar="M",
+                        help=f"echo connections on a fixed schedule (default {d.observers})")
+    parser.add_argument("--echo-interval-ms", type=float, default=d.echo_interval_ms, metavar="MS",
+                        help=f"each observer's send period (default {d.echo_interval_ms:g})")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="thread/process pool size (default: one per job connection)")
+    parser.add_argument("--chunk-ms", type=float, default=d.chunk_ms, metavar="MS",
+                        help=f"step length of the chunked strategy (default {d.chunk_ms:g})")
+    parser.add_argument("--start-method", default=default_start_method(),
+                        help=f"process pool start method (default {default_start_method()})")
+    parser.add_argument("--param", type=_workload_param, action="append", default=[],
+                        metavar="KEY=VALUE", help="workload parameter, e.g. chunksize=5000 (repeatable)")
+    parser.add_argument("--host", default=d.host, help=f"server bind address (default {d.host})")
+    parser.add_argument("--port", type=int, default=d.port, help="server port (default 0: any free port)")
+    parser.add_argument("--stall-ms", type=float, default=d.stall_ms, metavar="MS",
+                        help=f"loop gap that counts as a stall (default {d.stall_ms:g})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``wsblock`` command."""
+    parser = _Parser(prog="wsblock", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"wsblock {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run one cell and print its summary")
+    _add_cell_arguments(run)
+    run.add_argument("--out", metavar="FILE.json", help="write the record here (atomically)")
+    run.add_argument("--json", action="store_true", help="print the record instead of the summary")
+    run.add_argument("--quiet", action="store_true", help="no progress messages")
+
+    sub.add_parser("list", help="list workloads and strategies")
+
+    cal = sub.add_parser("calibrate", help="show or refresh this machine's calibration")
+    cal.add_argument("workloads", nargs="*", help="workloads to calibrate (default: all)")
+    cal.add_argument("--force", action="store_true", help="measure again even if stored")
+    return parser
+
+
+def _cell_from_args(args: argparse.Namespace) -> Any:
+    from wsblock.config import CellConfig
+
+    params: dict[str, int] = {}
+    for key, value in args.param:
+        params[key] = value
+    return CellConfig(
+        workload=args.workload,
+        work_ms=args.work_ms,
+        strategy=args.strategy,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        close_timeout=args.close_timeout,
+        duration=args.duration,
+        warmup=args.warmup,
+        job_connections=args.job_connections,
+        observers=args.observers,
+        echo_interval_ms=args.echo_interval_ms,
+        workers=args.workers,
+        chunk_ms=args.chunk_ms,
+        start_method=args.start_method,
+        workload_params=params,
+        host=args.host,
+        port=args.port,
+        stall_ms=args.stall_ms,
+    )
+
+
+def _progress(quiet: bool):  # type: ignore[no-untyped-def]
+    def say(message: str) -> None:
+        if not quiet:
+            print(f"wsblock: {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from wsblock import atomic
+    from wsblock.runner import run_cell
+    from wsblock.summary import summarize
+
+    cell = _cell_from_args(args)
+    rec = run_cell(cell, progress=_progress(args.quiet))
+    if args.out:
+        atomic.write_json(args.out, rec)
+    if args.json:
+        print(json.dumps(rec, indent=2))
+    else:
+        print(summarize(rec))
+        if args.out:
+            print(f"record: {args.out}")
+    return 0
+
+
+def _cmd_list(_: argparse.Namespace) -> int:
+    import workloads
+    from wsblock import strategies
+
+    print("workloads:")
+    for w in workloads.all_workloads():
+        print(f"  {w.name:<12} {w.description}")
+        print(f"  {'':<12} unit: {w.unit}; GIL: {w.gil}")
+        for p in w.params:
+            print(f"  {'':<12} --param {p.name}=N  {p.help} (default {p.default}, {p.minimum}..{p.maximum})")
+    print("strategies:")
+    for name in strategies.names():
+        cls = strategies.get(name)
+        refused = [w.name for w in workloads.all_workloads() if cls.unsupported_reason(w)]
+        extra = f" (not for: {', '.join(refused)})" if refused else ""
+        print(f"  {name:<12} {cls.description}{extra}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import workloads
+    from wsblock import calibration
+
+    names = args.workloads or workloads.names()
+    for name in names:
+        if name not in workloads.names():
+            raise UsageError(f"unknown workload {name!r} (choose from {', '.join(workloads.names())})")
+    for name in names:
+        w = workloads.get(name)
+        cal = calibration.get(name, w.resolve_params({}), force=args.force, progress=_progress(False))
+        print(
+            f"{name:<12} {cal.ms_per_unit * 1e6:12.3f} ns per {w.unit}; overhead {cal.overhead_ms:.2f} ms; "
+            f"1000 ms = {cal.units_for(1000)} units (measured {cal.measured_at})"
+        )
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "list": _cmd_list, "calibrate": _cmd_calibrate}
+
+
+class _Terminated(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``wsblock`` command.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code.
+    """
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except HarnessError as exc:
+        print(f"error: harness failure: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Terminated):
+        print("error: interrupted; every process of the run was stopped", file=sys.stderr)
+        return 130

@@ -1,0 +1,172 @@
+"""The parameters of one cell, with defaults and validation.
+
+Every field is an axis or a setting of the experiment and ends up, unchanged,
+under ``params`` in the record.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import workloads
+from wsblock.errors import UsageError
+
+
+def default_start_method() -> str:
+    """Return the process start method used when none is given.
+
+    ``forkserver`` on Linux (forking a process that runs threads, as the
+    server does, is unsafe), ``spawn`` elsewhere.
+    """
+    return "forkserver" if sys.platform.startswith("linux") else "spawn"
+
+
+@dataclass
+class CellConfig:
+    """One cell of the experiment.
+
+    Attributes:
+        workload: Workload name (see ``wsblock list``).
+        work_ms: Target duration of one job on an idle machine, in ms; turned
+            into fixed work through the calibration.
+        strategy: How the server runs the work: ``inline``, ``chunked``,
+            ``thread`` or ``process``.
+        ping_interval: Seconds between keepalive pings, or ``None`` for no
+            pings. Used by server and client alike. Default: 20 (websockets).
+        ping_timeout: Seconds to wait for a pong, or ``None`` to wait forever.
+            Default: 20 (websockets).
+        close_timeout: Seconds to wait for the closing handshake. Default: 10.
+        duration: Length of the measurement window, in seconds. Default: 10.
+        warmup: Seconds of load before the window opens. Default: 2.
+        job_connections: Connections that each keep one job in flight.
+            Default: 2.
+        observers: Connections that send echo messages on a fixed schedule.
+            Default: 4.
+        echo_interval_ms: Schedule of each observer, in ms. Default: 100.
+        workers: Size of the thread or process pool; ``None`` means one per
+            job connection, so jobs never queue for a worker.
+        chunk_ms: Target length of one step of the ``chunked`` strategy, in
+            ms (workloads with a natural chunk, such as pandas, use theirs).
+            Default: 10.
+        start_method: ``multiprocessing`` start method of the process pool.
+        workload_params: Workload parameters, e.g. ``{"chunksize": 10000}``.
+        host: Address the server binds. Default: 127.0.0.1.
+        port: Port the server binds; 0 picks a free one. Default: 0.
+        probe_interval_ms: Period of the in-loop lag probe. Default: 1.
+        stall_ms: A loop gap longer than this counts as a stall. Default: 50.
+    """
+
+    workload: str
+    work_ms: float
+    strategy: str
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float = 10.0
+    duration: float = 10.0
+    warmup: float = 2.0
+    job_connections: int = 2
+    observers: int = 4
+    echo_interval_ms: float = 100.0
+    workers: int | None = None
+    chunk_ms: float = 10.0
+    start_method: str = field(default_factory=default_start_method)
+    workload_params: dict[str, int] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 0
+    probe_interval_ms: float = 1.0
+    stall_ms: float = 50.0
+
+    @property
+    def pool_size(self) -> int:
+        """Workers of the thread or process pool."""
+        return self.workers if self.workers is not None else max(1, self.job_connections)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the cell as plain JSON-ready data (pool size resolved)."""
+        data = asdict(self)
+        data["workers"] = self.pool_size
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CellConfig":
+        """Build a cell from :meth:`to_dict` output (or a subset of it).
+
+        Raises:
+            UsageError: On unknown keys.
+        """
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise UsageError(f"unknown cell parameter: {', '.join(unknown)}")
+        return cls(**data)
+
+    def validate(self) -> "CellConfig":
+        """Check every field and resolve workload parameters.
+
+        Returns:
+            ``self``, for chaining.
+
+        Raises:
+            UsageError: Naming the first bad field.
+        """
+        from wsblock import strategies
+
+        if self.workload not in workloads.names():
+            raise UsageError(
+                f"unknown workload {self.workload!r} (choose from {', '.join(workloads.names())})"
+            )
+        if self.strategy not in strategies.names():
+            raise UsageError(
+                f"unknown strategy {self.strategy!r} (choose from {', '.join(strategies.names())})"
+            )
+        _positive("work_ms", self.work_ms)
+        _positive("duration", self.duration)
+        _positive("close_timeout", self.close_timeout)
+        _positive("echo_interval_ms", self.echo_interval_ms)
+        _positive("chunk_ms", self.chunk_ms)
+        _positive("probe_interval_ms", self.probe_interval_ms)
+        _positive("stall_ms", self.stall_ms)
+        if self.ping_interval is not None:
+            _positive("ping_interval", self.ping_interval)
+        if self.ping_timeout is not None:
+            _positive("ping_timeout", self.ping_timeout)
+        if not _finite(self.warmup) or self.warmup < 0:
+            raise UsageError("warmup must be zero or a positive number of seconds")
+        if not isinstance(self.job_connections, int) or not 0 <= self.job_connections <= 256:
+            raise UsageError("job_connections must be an integer from 0 to 256")
+        if not isinstance(self.observers, int) or not 0 <= self.observers <= 256:
+            raise UsageError("observers must be an integer from 0 to 256")
+        if self.job_connections + self.observers == 0:
+            raise UsageError("a cell needs at least one job connection or observer")
+        if self.workers is not None and (not isinstance(self.workers, int) or not 1 <= self.workers <= 64):
+            raise UsageError("workers must be an integer from 1 to 64")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise UsageError("port must be an integer from 0 to 65535")
+        import multiprocessing
+
+        methods = multiprocessing.get_all_start_methods()
+        if self.start_method not in methods:
+            raise UsageError(
+                f"unknown start method {self.start_method!r} (choose from {', '.join(methods)})"
+            )
+        workload = workloads.get(self.workload)
+        try:
+            self.workload_params = workload.resolve_params(self.workload_params)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        reason = strategies.get(self.strategy).unsupported_reason(workload)
+        if reason:
+            raise UsageError(f"{self.strategy} x {self.workload} is not supported: {reason}")
+        return self
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive(name: str, value: Any) -> None:
+    if not _finite(value) or value <= 0:
+        raise UsageError(f"{name} must be a positive number, got {value!r}")

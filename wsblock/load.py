@@ -1,0 +1,302 @@
+"""The load process: job connections and observers, measured from outside.
+
+Started by the runner as ``python -m wsblock.load CONFIG.json``; it must be a
+separate process, because a client inside the server would be blocked by the
+very thing being measured.
+
+* A *job connection* keeps one job in flight (closed loop) and times each
+  round trip.
+* An *observer* sends echo requests on a fixed schedule (open loop: sends do
+  not wait for replies) and measures each reply from its *scheduled* send
+  time, so a stall delays every message it covers and none is hidden by a
+  sender that waited (coordinated omission).
+
+A connection that ends abnormally is recorded (code, who closed first, when)
+and reconnected, so the load continues through the window. Results are
+written when the window closes, before the connections are torn down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from workloads import Job
+from wsblock import atomic, closes, protocol
+from wsblock.proc import Lifeline, emit
+from wsblock.stats import LatencyHistogram
+from wsblock.window import Window
+
+RECONNECT_DELAY_S = 0.1
+
+
+class JobRefused(Exception):
+    """The server answered a job with an error."""
+
+
+@dataclass
+class LoadStats:
+    """What the load process counts inside the window."""
+
+    window: Window
+    opened: dict[str, int] = field(default_factory=lambda: {"job": 0, "observer": 0})
+    lost: dict[str, int] = field(default_factory=lambda: {"job": 0, "observer": 0})
+    connect_failures: int = 0
+    disconnects: list[dict[str, Any]] = field(default_factory=list)
+    jobs_done: int = 0
+    job_errors: int = 0
+    job_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    echo_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    echoes: int = 0
+    echo_lost: int = 0
+    last_error: str | None = None
+
+    def connection_ended(
+        self, kind: str, opened_at: float, ended_at: float, info: closes.CloseInfo | None
+    ) -> None:
+        """Account for a connection that ended (``info`` None: a clean end)."""
+        if opened_at < self.window.end and ended_at >= self.window.start:
+            self.opened[kind] += 1
+        if info is not None and info.abnormal and self.window.contains(ended_at):
+            self.lost[kind] += 1
+            self.disconnects.append(
+                {
+                    "t": round(self.window.since_start(ended_at), 3),
+                    "kind": kind,
+                    "code": info.code,
+                    "reason": info.reason,
+                    "initiator": info.initiator,
+                }
+            )
+
+
+class Load:
+    """The client side of one cell.
+
+    Args:
+        config: The load config written by the runner.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.window = Window.from_wall(config["window_start"], config["window_end"])
+        self.stats = LoadStats(self.window)
+        self.job = Job(**config["job"])
+        self._pending_echo: dict[tuple[int, int], float] = {}
+        self.stop = asyncio.Event()
+        self._live: dict[object, tuple[str, float]] = {}
+
+    def _connect(self) -> Any:
+        c = self.config
+        return connect(
+            c["uri"],
+            ping_interval=c["ping_interval"],
+            ping_timeout=c["ping_timeout"],
+            close_timeout=c["close_timeout"],
+            open_timeout=c["open_timeout"],
+            max_size=protocol.MAX_MESSAGE_BYTES,
+            compression=None,
+        )
+
+    async def _slot(self, kind: str, body: Any) -> None:
+        # One connection at a time for this slot, reopened after a failure
+        # until the window ends.
+        while time.monotonic() < self.window.end:
+            token = object()
+            try:
+                async with self._connect() as ws:
+                    opened_at = time.monotonic()
+                    self._live[token] = (kind, opened_at)
+                    info = None
+                    try:
+                        await body(ws)
+                    except ConnectionClosed as exc:
+                        info = closes.from_exception(exc, side="client")
+                    finally:
+                        del self._live[token]
+                        self.stats.connection_ended(kind, opened_at, time.monotonic(), info)
+            except (OSError, InvalidHandshake, asyncio.TimeoutError):
+                if self.window.contains(time.monotonic()):
+                    self.stats.connect_failures += 1
+            except ConnectionClosed:
+                pass  # raised while closing after the body ended: not in the body
+            except JobRefused:
+                return  # a refused job will be refused again: stop this slot
+            await asyncio.sleep(RECONNECT_DELAY_S)
+
+    async def _job_body(self, ws: ClientConnection) -> None:
+        request = protocol.job_request(0, self.job)
+        while True:
+            sent = time.monotonic()
+            await ws.send(request)
+            reply = json.loads(await ws.recv())
+            done = time.monotonic()
+            if reply.get("op") != "done":
+                self.stats.job_errors += 1
+                self.stats.last_error = str(reply.get("error"))
+                raise JobRefused(self.stats.last_error)
+            if self.window.contains(done):
+                self.stats.jobs_done += 1
+                self.stats.job_latency.record(done - sent)
+
+    async def _observer_body(self, ws: ClientConnection, slot: int) -> None:
+        interval = self.config["echo_interval_ms"] / 1000.0
+        pending = self._pending_echo
+
+        async def receive() -> None:
+            async for message in ws:
+                now = time.monotonic()
+                scheduled = pending.pop((slot, json.loads(message).get("seq")), None)
+                if scheduled is not None and self.window.contains(scheduled) and now < self.window.end:
+                    self.stats.echoes += 1
+                    self.stats.echo_latency.record(now - scheduled)
+
+        receiver = asyncio.create_task(receive())
+        base = time.monotonic()
+        try:
+            for seq in itertools.count():
+                scheduled = base + seq * interval
+                delay = scheduled - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if receiver.done():
+                    receiver.result()  # re-raises ConnectionClosed
+                    await ws.wait_closed()
+                    return
+                pending[(slot, seq)] = scheduled
+                await ws.send(json.dumps({"op": "echo", "seq": seq}))
+        except ConnectionClosed:
+            # Echoes still pending were lost with the connection.
+            lost = [key for key in pending if key[0] == slot]
+            self.stats.echo_lost += sum(1 for key in lost if self.window.contains(pending[key]))
+            for key in lost:
+                del pending[key]
+            raise
+        finally:
+            receiver.cancel()
+
+    def results(self, own_cpu_s: float) -> dict[str, Any]:
+        """Summarise the window; called as soon as the window closes."""
+        # Echoes still unanswered when the window closes have waited at least
+        # since their scheduled time: count them with that lower bound rather
+        # than drop the worst latencies.
+        now = min(time.monotonic(), self.window.end)
+        censored = 0
+        for scheduled in self._pending_echo.values():
+            if self.window.contains(scheduled):
+                self.stats.echo_latency.record(now - scheduled)
+                censored += 1
+        s = self.stats
+        opened = dict(s.opened)
+        for kind, opened_at in self._live.values():
+            if opened_at < self.window.end:
+                opened[kind] += 1
+        return {
+            "connections": {"opened": opened, "lost": dict(s.lost)},
+            "connect_failures": s.connect_failures,
+            "disconnects": list(s.disconnects),
+            "jobs_done": s.jobs_done,
+            "job_errors": s.job_errors,
+            "last_error": s.last_error,
+            "job_latency_ms": s.job_latency.summary(("p50", "p99")),
+            "echoes": s.echoes,
+            "echo_unanswered": censored,
+            "echo_lost": s.echo_lost,
+            "echo_latency_ms": s.echo_latency.summary(("p50", "p99")),
+            "cpu_s": round(own_cpu_s, 3),
+        }
+
+    async def main(self) -> dict[str, Any]:
+        c = self.config
+        stop = self.stop
+        me = psutil.Process()
+        tasks = [
+            asyncio.create_task(self._slot("job", self._job_body))
+            for _ in range(c["job_connections"])
+        ]
+        for slot in range(c["observers"]):
+            tasks.append(
+                asyncio.create_task(
+                    self._slot("observer", lambda ws, slot=slot: self._observer_body(ws, slot))
+                )
+            )
+
+        async def until(t: float) -> None:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, t - time.monotonic()))
+            except asyncio.TimeoutError:
+                pass
+
+        await until(self.window.start)
+        cpu0 = sum(me.cpu_times()[:2])
+        await until(self.window.end)
+        result = self.results(sum(me.cpu_times()[:2]) - cpu0)
+        result["stopped_early"] = stop.is_set()
+        atomic.write_json(c["results_path"], result)
+        # Results are safe; now let connections close, but not for long: a
+        # blocked server may never answer the closing handshake.
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=2.0)
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the load process.
+
+    It reports ``ready``, waits for the window on stdin, runs, writes its
+    results and exits.
+
+    Args:
+        argv: ``[CONFIG.json]``.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    with open(args[0], encoding="utf-8") as handle:
+        config = json.load(handle)
+    asyncio.run(_main_then_exit(config))
+    return 0
+
+
+async def _main_then_exit(config: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    window: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+    def on_message(message: dict[str, Any]) -> None:
+        if "window_start" in message and not window.done():
+            window.set_result(message)
+
+    lifeline = Lifeline(
+        config["deadline"],
+        lambda message: loop.call_soon_threadsafe(on_message, message),
+        lambda: loop.call_soon_threadsafe(stop.set),
+    )
+    emit({"event": "ready", "pid": os.getpid()})
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([window, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if not window.done():
+        os._exit(4)  # stopped before any window
+    message = window.result()
+    lifeline.deadline = message["deadline"]
+    load = Load({**config, **message})
+    load.stop = stop
+    await load.main()
+    # Connections that did not close in time would keep asyncio.run waiting
+    # in its clean-up; the results are written, so leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Messages between the load process and the server, and their validation.
+
+Requests are JSON objects in text frames:
+
+* ``{"op": "echo", "seq": N}``: answered at once with the same object.
+* ``{"op": "job", "id": N, "workload": W, "units": U, "chunk_units": C,
+  "params": {...}}``: the server runs the work through the cell's strategy
+  and answers ``{"op": "done", "id": N, "wall_ms": ..., "cpu_ms": ...}``.
+
+A request that is valid JSON but not a valid request gets
+``{"op": "error", "error": "..."}``. Anything else (binary frames, text that is
+not a JSON object) breaks the protocol and the server closes the connection
+with 1008 (policy violation). Client input never selects code or files: the
+workload is looked up in the catalogue and data paths are the server's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import workloads
+from workloads import Job
+
+MAX_MESSAGE_BYTES = 16 * 1024
+"""Largest frame the server accepts; larger ones are closed with 1009."""
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol; the connection is closed with 1008."""
+
+
+class RequestError(Exception):
+    """A well-formed request that cannot be served; answered with an error."""
+
+
+@dataclass(frozen=True)
+class Echo:
+    """An echo request."""
+
+    seq: int
+
+
+def _int(data: dict[str, Any], key: str, minimum: int, maximum: int) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{key} must be an integer")
+    if not minimum <= value <= maximum:
+        raise RequestError(f"{key} must be between {minimum} and {maximum}")
+    return value
+
+
+def parse(message: str | bytes, data_dir: str) -> Echo | tuple[int, Job]:
+    """Validate one incoming message.
+
+    Args:
+        message: The frame's payload.
+        data_dir: The server's data directory, put into jobs.
+
+    Returns:
+        An :class:`Echo`, or ``(job id, Job)``.
+
+    Raises:
+        ProtocolError: For frames that are not JSON objects in text.
+        RequestError: For a JSON object that is not a valid request.
+    """
+    if isinstance(message, bytes):
+        raise ProtocolError("binary frames are not accepted")
+    try:
+        data = json.loads(message)
+    except ValueError:
+        raise ProtocolError("frames must be JSON objects") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("frames must be JSON objects")
+    op = data.get("op")
+    if op == "echo":
+        return Echo(_int(data, "seq", 0, 2**62))
+    if op != "job":
+        raise RequestError(f"unknown op {op!r}")
+    job_id = _int(data, "id", 0, 2**62)
+    name = data.get("workload")
+    if not isinstance(name, str) or name not in workloads.names():
+        raise RequestError(f"unknown workload {name!r}")
+    workload = workloads.get(name)
+    units = _int(data, "units", 1, workload.max_units)
+    chunk = _int(data, "chunk_units", 1, workload.max_units) if "chunk_units" in data else units
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise RequestError("params must be an object")
+    try:
+        resolved = workload.resolve_params(params)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    return job_id, Job(name, units, chunk_units=chunk, params=resolved, data_dir=data_dir)
+
+
+def job_request(job_id: int, job: Job) -> str:
+    """Encode a job request (the data directory is never sent)."""
+    return json.dumps(
+        {
+            "op": "job",
+            "id": job_id,
+            "workload": job.workload,
+            "units": job.units,
+            "chunk_units": job.chunk_units,
+            "params": dict(job.params),
+        }
+    )

@@ -1,0 +1,259 @@
+"""Run one cell end to end: calibrate, start server and load, measure, stop.
+
+The runner is the only place that knows the whole sequence:
+
+1. validate the cell and size the work from the calibration;
+2. prepare input data (outside any window);
+3. start the server process, wait until it is bound and its pool is warm;
+4. start the load process, wait until it is ready;
+5. pick the window (now + warm-up, for ``duration`` seconds) and send it to
+   both; the load connects at once, so the window opens on a steady state;
+6. wait for the load to write its results, then stop the server, which
+   writes its own;
+7. stop both process groups whatever happened, and assemble the record.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import tempfile
+import time
+from typing import Any, Callable
+
+import psutil
+
+import workloads
+from wsblock import calibration, meta, paths, record
+from wsblock.config import CellConfig
+from wsblock.errors import HarnessError, UsageError
+from wsblock.proc import Child
+
+READY_TIMEOUT_S = 120.0
+"""How long a server may take to bind and warm its pool."""
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail early, with a usage error, if a fixed port is already taken.
+
+    Raises:
+        UsageError: If ``host:port`` cannot be bound.
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(f"port {port} on {host} is in use") from None
+            raise UsageError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+
+
+def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
+    """Turn the cell's target duration into fixed units of work.
+
+    Args:
+        cell: A validated cell.
+        progress: Receives progress messages.
+
+    Returns:
+        The ``work`` section of the record.
+    """
+    workload = workloads.get(cell.workload)
+    cal = calibration.get(cell.workload, cell.workload_params, progress=progress)
+    units = cal.units_for(cell.work_ms)
+    return {
+        "target_ms": cell.work_ms,
+        "units": units,
+        "unit": workload.unit,
+        "chunk_units": calibration.chunk_units(cal, cell.chunk_ms, units),
+        "warm_units": cal.units_for(min(cell.work_ms, 20.0)),
+        "expected_ms": round(cal.overhead_ms + cal.ms_per_unit * units, 3),
+        "calibration": {
+            "overhead_ms": round(cal.overhead_ms, 4),
+            "ms_per_unit": cal.ms_per_unit,
+            "points": cal.points,
+            "measured_at": cal.measured_at,
+            "key": cal.key,
+        },
+    }
+
+
+def _machine_cpu(before: Any, after: Any, elapsed: float) -> dict[str, Any]:
+    busy = lambda t: t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)  # noqa: E731
+    total_before = sum(before)
+    total_after = sum(after)
+    share = (busy(after) - busy(before)) / max(1e-9, total_after - total_before)
+    cpus = psutil.cpu_count() or 1
+    return {
+        "cpus": cpus,
+        "util": round(share, 3),
+        "busy_cores": round(share * cpus, 3),
+        "interval_s": round(elapsed, 3),
+    }
+
+
+def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]:
+    """Run one cell and return its record.
+
+    Args:
+        cell: The cell; validated here.
+        progress: Receives one-line progress messages.
+
+    Returns:
+        The record (see ``docs/record.md``).
+
+    Raises:
+        UsageError: Bad parameters, an unsupported pair, a port in use.
+        HarnessError: A process of the harness failed or hung.
+    """
+    cell.validate()
+    check_port(cell.host, cell.port)
+    work = size_work(cell, progress)
+    workload = workloads.get(cell.workload)
+    data_dir = str(paths.data_dir())
+    workload.prepare(work["units"], cell.workload_params, data_dir)
+    environment = meta.environment()
+    job_ms_bound = max(work["expected_ms"], cell.work_ms) / 1000.0
+    # Time the server may need to notice "stop": a job in flight on the loop
+    # (inline) must end first, on a machine that may be twice as slow.
+    stop_grace = 3 * job_ms_bound + cell.close_timeout + 10.0
+
+    with tempfile.TemporaryDirectory(prefix="wsblock-cell-") as tmp:
+        server_cfg = {
+            "host": cell.host,
+            "port": cell.port,
+            "ping_interval": cell.ping_interval,
+            "ping_timeout": cell.ping_timeout,
+            "close_timeout": cell.close_timeout,
+            "strategy": cell.strategy,
+            "workers": cell.pool_size,
+            "start_method": cell.start_method,
+            "probe_interval_ms": cell.probe_interval_ms,
+            "stall_ms": cell.stall_ms,
+            "data_dir": data_dir,
+            "warm_job": {
+                "workload": cell.workload,
+                "units": work["warm_units"],
+                "chunk_units": work["warm_units"],
+                "params": cell.workload_params,
+            },
+            "stats_path": os.path.join(tmp, "server.json"),
+            "deadline": time.time() + READY_TIMEOUT_S + 60.0,
+        }
+        server_cfg_path = os.path.join(tmp, "server-config.json")
+        with open(server_cfg_path, "w", encoding="utf-8") as handle:
+            json.dump(server_cfg, handle)
+        server: Child | None = None
+        load: Child | None = None
+        try:
+            progress(f"starting server ({cell.strategy}, {cell.workload})")
+            server = Child("server", ["-m", "wsblock.server", server_cfg_path])
+            event = server.next_event(READY_TIMEOUT_S)
+            if event is None or event.get("event") != "ready":
+                _server_failed(server, event)
+            port = event["port"]
+            host = f"[{cell.host}]" if ":" in cell.host else cell.host
+            load_cfg = {
+                "uri": f"ws://{host}:{port}/",
+                "ping_interval": cell.ping_interval,
+                "ping_timeout": cell.ping_timeout,
+                "close_timeout": cell.close_timeout,
+                "open_timeout": max(10.0, 2 * job_ms_bound + 5.0),
+                "job_connections": cell.job_connections,
+                "observers": cell.observers,
+                "echo_interval_ms": cell.echo_interval_ms,
+                "job": {
+                    "workload": cell.workload,
+                    "units": work["units"],
+                    "chunk_units": work["chunk_units"] if cell.strategy == "chunked" else work["units"],
+                    "params": cell.workload_params,
+                },
+                "results_path": os.path.join(tmp, "load.json"),
+                "deadline": time.time() + READY_TIMEOUT_S,
+            }
+            load_cfg_path = os.path.join(tmp, "load-config.json")
+            with open(load_cfg_path, "w", encoding="utf-8") as handle:
+                json.dump(load_cfg, handle)
+            load = Child("load", ["-m", "wsblock.load", load_cfg_path])
+            event = load.next_event(READY_TIMEOUT_S)
+            if event is None or event.get("event") != "ready":
+                raise HarnessError(f"load process failed to start:\n{load.stderr_tail()}")
+
+            start = time.time() + cell.warmup
+            end = start + cell.duration
+            deadline = end + stop_grace + 30.0
+            window = {"window_start": start, "window_end": end, "deadline": deadline}
+            server.send(window)
+            load.send(window)
+            progress(
+                f"warm-up {cell.warmup:g} s, then measuring for {cell.duration:g} s "
+                f"(work {cell.work_ms:g} ms = {work['units']} {work['unit']})"
+            )
+            cpu_before = cpu_after = None
+            t_before = t_after = 0.0
+            while True:
+                exited = load.wait(0.05) is not None
+                now = time.time()
+                if cpu_before is None and now >= start:
+                    cpu_before, t_before = psutil.cpu_times(), time.monotonic()
+                if cpu_after is None and now >= end:
+                    cpu_after, t_after = psutil.cpu_times(), time.monotonic()
+                if exited:
+                    break
+                if now > end + cell.close_timeout + 30.0:
+                    raise HarnessError("load process did not finish after the window")
+            if cpu_before is None or cpu_after is None:
+                raise HarnessError(
+                    f"load process ended {end - time.time():.1f} s before the window end "
+                    f"(exit {load.proc.returncode}):\n{load.stderr_tail()}"
+                )
+            try:
+                with open(load_cfg["results_path"], encoding="utf-8") as handle:
+                    load_results = json.load(handle)
+            except (OSError, ValueError):
+                raise HarnessError(f"load process wrote no results:\n{load.stderr_tail()}") from None
+            progress("window closed; stopping server")
+            server.stop(stop_grace)
+            try:
+                with open(server_cfg["stats_path"], encoding="utf-8") as handle:
+                    server_stats = json.load(handle)
+            except (OSError, ValueError):
+                raise HarnessError(
+                    f"server wrote no measurements (exit {server.proc.returncode}):\n{server.stderr_tail()}"
+                ) from None
+        finally:
+            if load is not None:
+                load.stop(5.0)
+            if server is not None:
+                server.stop(stop_grace)
+
+    if load_results.get("job_errors"):
+        raise HarnessError(f"the server refused jobs: {load_results.get('last_error')}")
+    machine = _machine_cpu(cpu_before, cpu_after, t_after - t_before)
+    return record.build(
+        params=cell.to_dict(),
+        work=work,
+        server=server_stats,
+        load=load_results,
+        machine=machine,
+        meta=environment,
+    )
+
+
+def _server_failed(server: Child, event: dict[str, Any] | None) -> None:
+    if event is not None and event.get("kind") == "port_in_use":
+        server.stop(5.0)
+        raise UsageError(event.get("message", "port in use"))
+    server.stop(5.0)
+    raise HarnessError(f"server failed to start:\n{server.stderr_tail()}")

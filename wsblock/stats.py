@@ -1,0 +1,54 @@
+"""Latency histograms and their summaries.
+
+Values are recorded in microseconds in an HDR histogram (3 significant
+digits, 1 us to 1 h), so percentiles keep their precision at every scale
+and memory stays constant however long the window.
+"""
+
+from __future__ import annotations
+
+from hdrh.histogram import HdrHistogram
+
+_LOWEST_US = 1
+_HIGHEST_US = 3_600_000_000
+_DIGITS = 3
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+
+
+class LatencyHistogram:
+    """A histogram of durations, fed in seconds, summarised in ms."""
+
+    def __init__(self) -> None:
+        self._hist = HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
+        self._max_s = 0.0
+
+    def record(self, seconds: float) -> None:
+        """Add one duration (negative values count as zero)."""
+        us = int(round(seconds * 1e6))
+        self._hist.record_value(min(max(us, _LOWEST_US), _HIGHEST_US))
+        self._max_s = max(self._max_s, seconds)
+
+    @property
+    def count(self) -> int:
+        """Number of recorded values."""
+        return int(self._hist.get_total_count())
+
+    def summary(self, keys: tuple[str, ...] = ("p50", "p90", "p99", "p999")) -> dict[str, float | int | None]:
+        """Return percentiles and the exact maximum in ms, plus the sample count.
+
+        Percentile values are ``None`` when nothing was recorded: an empty
+        window has no latency, and zero would be a lie.
+
+        Args:
+            keys: Which of ``p50``, ``p90``, ``p99``, ``p999`` to include.
+        """
+        out: dict[str, float | int | None] = {}
+        empty = self.count == 0
+        for key in keys:
+            out[key] = None if empty else round(
+                self._hist.get_value_at_percentile(PERCENTILES[key]) / 1000.0, 3
+            )
+        out["max"] = None if empty else round(self._max_s * 1000.0, 3)
+        out["samples"] = self.count
+        return out

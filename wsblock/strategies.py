@@ -1,0 +1,220 @@
+"""How the server runs a job: one interface, four strategies.
+
+* ``inline``: call the work in the handler; the event loop stops meanwhile.
+* ``chunked``: run the work's steps in the handler and ``await
+  asyncio.sleep(0)`` between them (cooperative yielding).
+* ``thread``: ``loop.run_in_executor`` on a ``ThreadPoolExecutor``
+  (``asyncio.to_thread`` is the same mechanism).
+* ``process``: ``loop.run_in_executor`` on a ``ProcessPoolExecutor`` with an
+  explicit start method, warmed up before the window, shut down explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import signal
+import time
+from typing import ClassVar
+
+import psutil
+
+import workloads
+from workloads import Job, JobTiming, Workload, execute
+
+
+class Strategy:
+    """Base class: runs jobs for the server.
+
+    Args:
+        workers: Pool size, for strategies with a pool.
+        start_method: ``multiprocessing`` start method, for ``process``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, *, workers: int = 1, start_method: str = "spawn") -> None:
+        self.workers = workers
+        self.start_method = start_method
+
+    @classmethod
+    def unsupported_reason(cls, workload: Workload) -> str | None:
+        """Say why this strategy cannot run ``workload``, or ``None`` if it can."""
+        return None
+
+    async def start(self, warm: Job) -> None:
+        """Create pools and run ``warm`` so that the window sees no start-up.
+
+        Args:
+            warm: A small job of the cell's workload.
+        """
+        await self.run(warm)
+
+    async def run(self, job: Job) -> JobTiming:
+        """Run one job and return how long the work took where it ran."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release pools; safe to call more than once."""
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of pool workers (empty for in-process strategies)."""
+        return []
+
+
+class Inline(Strategy):
+    name = "inline"
+    description = "call the work in the handler; blocks the event loop"
+
+    async def run(self, job: Job) -> JobTiming:
+        return execute(job)
+
+
+class Chunked(Strategy):
+    name = "chunked"
+    description = "run the work in steps, await asyncio.sleep(0) between steps"
+
+    @classmethod
+    def unsupported_reason(cls, workload: Workload) -> str | None:
+        if not workload.chunkable:
+            return f"{workload.name} is a single call that cannot be split into steps"
+        return None
+
+    async def run(self, job: Job) -> JobTiming:
+        wall = cpu = 0.0
+        count = 0
+        steps = workloads.get(job.workload).steps(job)
+        while True:
+            wall0 = time.perf_counter()
+            cpu0 = time.thread_time()
+            done = next(steps, StopIteration) is StopIteration
+            wall += time.perf_counter() - wall0
+            cpu += time.thread_time() - cpu0
+            if done:
+                break
+            count += 1
+            await asyncio.sleep(0)
+        return JobTiming(wall_ms=wall * 1000.0, cpu_ms=cpu * 1000.0, steps=count)
+
+
+class Thread(Strategy):
+    name = "thread"
+    description = "loop.run_in_executor(ThreadPoolExecutor(workers), work)"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    async def start(self, warm: Job) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            self.workers, thread_name_prefix="wsblock-worker"
+        )
+        await asyncio.gather(*(self.run(warm) for _ in range(self.workers)))
+
+    async def run(self, job: Job) -> JobTiming:
+        assert self._pool is not None, "start() first"
+        return await asyncio.get_running_loop().run_in_executor(self._pool, execute, job)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            # Threads cannot be killed; a running job finishes (its size is
+            # bounded) and queued ones are dropped.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _worker_init() -> None:
+    # Workers belong to the server's process group; the server, not the
+    # terminal, decides when they end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from wsblock.blas import pin_blas_threads
+
+    pin_blas_threads(1)
+
+
+class Process(Strategy):
+    name = "process"
+    description = "loop.run_in_executor(ProcessPoolExecutor(workers), work)"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    async def start(self, warm: Job) -> None:
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context(self.start_method),
+            initializer=_worker_init,
+        )
+        # One warm job per worker: the pool spawns a worker for each task
+        # submitted while none is idle, so every worker starts and imports the
+        # workload before the window.
+        await asyncio.gather(*(self.run(warm) for _ in range(self.workers)))
+
+    async def run(self, job: Job) -> JobTiming:
+        assert self._pool is not None, "start() first"
+        return await asyncio.get_running_loop().run_in_executor(self._pool, execute, job)
+
+    def worker_pids(self) -> list[int]:
+        if self._pool is None:
+            return []
+        processes = getattr(self._pool, "_processes", None) or {}
+        return list(processes)
+
+    async def close(self) -> None:
+        if self._pool is None:
+            return
+        pids = self.worker_pids()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        # A worker may be in the middle of a long job; end it by pid rather
+        # than wait for it.
+        procs = []
+        for pid in pids:
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = await asyncio.to_thread(psutil.wait_procs, procs, 3.0)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+_STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (Inline, Chunked, Thread, Process)
+}
+
+
+def names() -> list[str]:
+    """Return the strategy names, in catalogue order."""
+    return list(_STRATEGIES)
+
+
+def get(name: str) -> type[Strategy]:
+    """Look a strategy class up by name.
+
+    Raises:
+        KeyError: If no strategy has that name.
+    """
+    return _STRATEGIES[name]
+
+
+def create(name: str, *, workers: int, start_method: str) -> Strategy:
+    """Instantiate a strategy by name.
+
+    Args:
+        name: Strategy name.
+        workers: Pool size.
+        start_method: Process start method.
+    """
+    return _STRATEGIES[name](workers=workers, start_method=start_method)
