@@ -129,7 +129,14 @@ def validate(record: Any) -> None:
     version = record.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ValueError(f"unsupported schema_version {version!r} (expected {SCHEMA_VERSION})")
-    for section, keys in REQUIRED.items():
+    status = record.get("status", "ok")
+    if status == "failed":
+        required = {"": ("params", "error"), "params": REQUIRED["params"]}
+    elif status == "ok":
+        required = REQUIRED
+    else:
+        raise ValueError(f"unknown status {status!r}")
+    for section, keys in required.items():
         container = record if not section else record.get(section)
         if not isinstance(container, dict):
             raise ValueError(f"missing section {section!r}")
