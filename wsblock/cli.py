@@ -212,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise _Terminated()
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C must stop a run even when started from a context that ignores
+    # SIGINT (a background job of a script, for example).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

@@ -78,6 +78,13 @@ class Child:
         except queue.Empty:
             raise HarnessError(f"{self.name} gave no sign of life within {timeout:.0f} s") from None
 
+    def poll_event(self) -> dict[str, Any] | None:
+        """Return the next pending event line without waiting, if any."""
+        try:
+            return self._events.get_nowait()
+        except queue.Empty:
+            return None
+
     def wait(self, timeout: float) -> int | None:
         """Wait for exit; return the exit code, or ``None`` on timeout."""
         try:

@@ -209,6 +209,13 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
                     cpu_before, t_before = psutil.cpu_times(), time.monotonic()
                 if cpu_after is None and now >= end:
                     cpu_after, t_after = psutil.cpu_times(), time.monotonic()
+                event = server.poll_event()
+                if event is not None and event.get("event") == "fatal":
+                    raise HarnessError(f"server: {event.get('message')}")
+                if server.proc.poll() is not None:
+                    raise HarnessError(
+                        f"server exited during the run (exit {server.proc.returncode}):\n{server.stderr_tail()}"
+                    )
                 if exited:
                     break
                 if now > end + cell.close_timeout + 30.0:

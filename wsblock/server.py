@@ -10,6 +10,7 @@ Everything it measures is restricted to the window the runner chose.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import json
 import math
@@ -119,7 +120,15 @@ class CellServer:
                     self.stats.request_errors += 1
                     await ws.send(json.dumps({"op": "error", "id": job_id, "error": reason}))
                     continue
-                timing = await self.strategy.run(job)
+                try:
+                    timing = await self.strategy.run(job)
+                except concurrent.futures.BrokenExecutor as exc:
+                    # A pool worker died: the cell cannot be measured. Tell
+                    # the runner, which stops the run as a harness failure.
+                    emit({"event": "fatal", "message": f"a pool worker died: {exc}"})
+                    self.stop_requested.set()
+                    await ws.close(1011, "worker died")
+                    return
                 if self.window.contains(time.monotonic()):
                     self.stats.jobs_done += 1
                     self.stats.job_wall.record(timing.wall_ms / 1000.0)

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Set up a virtual environment and run the suite's main jobs.
+
+Only the Python standard library is used here, so this works on a machine
+that has nothing but Python 3.11+:
+
+    python3 dev.py bench   # set up, then run the demo benchmark
+    python3 dev.py test    # set up, then run the tests
+
+The environment lives in ``.venv`` and is refreshed when ``pyproject.toml`` or
+``requirements/constraints.txt`` change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".wsblock-installed"
+
+
+def _say(message: str) -> None:
+    print(f"dev.py: {message}", file=sys.stderr, flush=True)
+
+
+def _inputs_hash() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "requirements/constraints.txt"):
+        path = ROOT / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def setup() -> None:
+    """Create ``.venv`` and install wsblock with its test extras (once)."""
+    if sys.version_info < (3, 11):
+        sys.exit("error: wsblock needs Python 3.11 or newer")
+    if not PY.exists():
+        _say(f"creating virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    wanted = _inputs_hash()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    _say("installing wsblock and its dependencies")
+    subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    cmd = [str(PY), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"]
+    constraints = ROOT / "requirements" / "constraints.txt"
+    if constraints.exists():
+        cmd += ["-c", str(constraints)]
+    subprocess.run(cmd, check=True)
+    STAMP.write_text(wanted)
+
+
+def bench(args: list[str]) -> int:
+    """Run the demo benchmark: the keepalive failure, then its fixes."""
+    out = ROOT / "results" / "demo"
+    cells = [
+        ("inline", "pure_python"),
+        ("thread", "pure_python"),
+        ("process", "pure_python"),
+        ("thread", "blocking_io"),
+    ]
+    for strategy, workload in cells:
+        record = out / f"{workload}-{strategy}.json"
+        code = subprocess.run(
+            [str(PY), "-m", "wsblock", "run", "--workload", workload, "--work-ms", "3000",
+             "--strategy", strategy, "--ping-interval", "1", "--ping-timeout", "1",
+             "--duration", "10", "--out", str(record), *args],
+            cwd=ROOT,
+        ).returncode
+        if code != 0:
+            return code
+        print()
+    _say(f"records are in {out}")
+    return 0
+
+
+def test(args: list[str]) -> int:
+    """Run the test suite."""
+    return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+def main() -> int:
+    commands = {"bench": bench, "test": test, "setup": lambda _: 0}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(f"usage: python3 dev.py {{{'|'.join(commands)}}} [args...]", file=sys.stderr)
+        return 2
+    setup()
+    return commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Small pieces of the engine: histograms, stalls, close classification, protocol, config."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from wsblock import closes, protocol, record
+from wsblock.config import CellConfig
+from wsblock.errors import UsageError
+from wsblock.probe import Heartbeat, Stall, summarize_stalls
+from wsblock.stats import LatencyHistogram
+from wsblock.window import Window
+
+
+def test_histogram_summary_in_ms() -> None:
+    h = LatencyHistogram()
+    for ms in range(1, 101):
+        h.record(ms / 1000.0)
+    s = h.summary()
+    assert s["samples"] == 100
+    assert s["p50"] == pytest.approx(50, rel=0.01)
+    assert s["p99"] == pytest.approx(99, rel=0.01)
+    assert s["max"] == pytest.approx(100, rel=1e-6)
+
+
+def test_empty_histogram_has_no_percentiles() -> None:
+    s = LatencyHistogram().summary()
+    assert s["p50"] is None and s["max"] is None and s["samples"] == 0
+
+
+def test_heartbeat_records_gaps_longer_than_the_stall_threshold() -> None:
+    hb = Heartbeat(stall_s=0.05)
+    hb.last = 10.0
+    hb.beat(10.01)
+    hb.beat(10.5)
+    assert list(hb.gaps) == [(10.01, 10.5)]
+
+
+def test_stall_summary_clips_total_to_the_window_but_not_max() -> None:
+    window = Window(100.0, 110.0)
+    stalls = [Stall(99.0, 101.0), Stall(105.0, 105.5), Stall(111.0, 112.0)]
+    s = summarize_stalls(stalls, window)
+    assert s["count"] == 2
+    assert s["max_ms"] == pytest.approx(2000.0)
+    assert s["total_ms"] == pytest.approx(1500.0)
+    assert s["stalled_share"] == pytest.approx(0.15)
+
+
+def _close(code: int, reason: str = "") -> SimpleNamespace:
+    return SimpleNamespace(code=code, reason=reason)
+
+
+def test_close_initiated_by_this_side() -> None:
+    info = closes.classify(None, _close(1011, "keepalive ping timeout"), None, side="client")
+    assert (info.initiator, info.code, info.abnormal) == ("client", 1011, True)
+
+
+def test_close_initiated_by_the_peer() -> None:
+    info = closes.classify(_close(1011, "keepalive ping timeout"), _close(1011), True, side="client")
+    assert (info.initiator, info.code) == ("server", 1011)
+
+
+def test_no_close_frame_is_1006() -> None:
+    info = closes.classify(None, None, None, side="server")
+    assert (info.initiator, info.code, info.abnormal) == ("none", 1006, True)
+
+
+def test_normal_close_is_not_a_disconnect() -> None:
+    assert not closes.classify(_close(1000), _close(1000), True, side="server").abnormal
+
+
+@pytest.mark.parametrize(
+    "message,error",
+    [
+        (b"\x00\x01", protocol.ProtocolError),
+        ("not json", protocol.ProtocolError),
+        ("[1, 2]", protocol.ProtocolError),
+        (json.dumps({"op": "shell", "cmd": "rm -rf /"}), protocol.RequestError),
+        (json.dumps({"op": "job", "id": 1, "workload": "os.system", "units": 1}), protocol.RequestError),
+        (json.dumps({"op": "job", "id": 1, "workload": "pure_python", "units": 10**18}), protocol.RequestError),
+        (json.dumps({"op": "job", "id": 1, "workload": "pure_python", "units": -1}), protocol.RequestError),
+        (json.dumps({"op": "job", "id": 1, "workload": "pandas", "units": 5, "params": {"path": "/etc"}}), protocol.RequestError),
+        (json.dumps({"op": "echo", "seq": "x"}), protocol.RequestError),
+    ],
+)
+def test_bad_messages_are_refused(message, error) -> None:
+    with pytest.raises(error):
+        protocol.parse(message, "/data")
+
+
+def test_a_valid_job_keeps_the_servers_data_dir() -> None:
+    job_id, job = protocol.parse(
+        json.dumps({"op": "job", "id": 7, "workload": "pandas", "units": 100, "params": {"chunksize": 500}}),
+        "/srv/data",
+    )
+    assert job_id == 7 and job.data_dir == "/srv/data" and job.params == {"chunksize": 500}
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"workload": "nope"}, "unknown workload"),
+        ({"strategy": "fork"}, "unknown strategy"),
+        ({"work_ms": 0}, "work_ms must be a positive"),
+        ({"duration": -1}, "duration must be a positive"),
+        ({"ping_timeout": -1}, "ping_timeout must be a positive"),
+        ({"strategy": "chunked", "workload": "c_holds_gil"}, "not supported"),
+        ({"workload_params": {"chunksize": 1}}, "chunksize"),
+        ({"job_connections": 0, "observers": 0}, "at least one"),
+    ],
+)
+def test_config_validation(change, message) -> None:
+    base = {"workload": "pandas", "work_ms": 10, "strategy": "inline"}
+    with pytest.raises(UsageError, match=message):
+        CellConfig(**{**base, **change}).validate()
+
+
+def test_pool_size_defaults_to_one_worker_per_job_connection() -> None:
+    assert CellConfig("numpy", 10, "thread", job_connections=3).pool_size == 3
+    assert CellConfig("numpy", 10, "thread", workers=1).pool_size == 1
+
+
+def test_record_validation_names_the_missing_key() -> None:
+    with pytest.raises(ValueError, match="schema_version"):
+        record.validate({"schema_version": 99})
+    with pytest.raises(ValueError, match="missing key disconnects"):
+        record.validate({"schema_version": 1, "params": {}})
+    record.validate({"schema_version": 1, "status": "failed", "error": "x",
+                     "params": {k: 1 for k in record.REQUIRED["params"]}})

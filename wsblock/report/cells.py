@@ -1,0 +1,238 @@
+"""From the tidy table to cells: one row per parameter combination.
+
+A cell may have been measured more than once (repeats). Figures and tables
+show the median over the repeats that produced a measurement; survival is
+stricter: a cell survived only if *every* repeat kept every connection.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from wsblock import tidy
+
+WORKLOAD_ORDER = ("pure_python", "numpy", "blocking_io", "pandas", "c_holds_gil")
+STRATEGY_ORDER = ("inline", "chunked", "thread", "process")
+BASE_KEY = ("workload", "work_ms", "strategy", "ping_interval", "ping_timeout")
+
+# Metrics summarised over repeats (median).
+MEDIAN_COLUMNS = (
+    "disconnect_share", "disconnects_total", "first_disconnect_s", "connections_opened",
+    "lag_p50_ms", "lag_p90_ms", "lag_p99_ms", "lag_p999_ms", "lag_max_ms", "lag_samples",
+    "stalls_count", "stall_max_ms", "stall_total_ms", "stalled_share",
+    "jobs_per_s", "echo_per_s", "echo_p50_ms", "echo_p99_ms", "echo_max_ms", "echo_lost",
+    "job_ms_p50", "job_ms_max", "job_latency_p50_ms", "job_latency_p99_ms",
+    "server_cpu_util", "workers_cpu_util", "load_cpu_util", "machine_busy_cores", "machine_cpus",
+)
+
+
+def is_none(value: Any) -> bool:
+    """True for ``None`` and NaN: a keepalive setting of "none"."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def seconds_label(value: Any) -> str:
+    """``0.5 s``, ``2 s`` or ``none``."""
+    if is_none(value):
+        return "none"
+    return f"{float(value):g} s"
+
+
+def timeout_sort_key(value: Any) -> float:
+    """Sort keepalive settings ascending, ``none`` (wait forever) last."""
+    return math.inf if is_none(value) else float(value)
+
+
+def _rank(order: tuple[str, ...], name: Any) -> tuple[int, str]:
+    return (order.index(name), "") if name in order else (len(order), str(name))
+
+
+def workload_key(name: Any) -> tuple[int, str]:
+    """Sort workloads in catalogue order, unknown ones after, by name."""
+    return _rank(WORKLOAD_ORDER, name)
+
+
+def strategy_key(name: Any) -> tuple[int, str]:
+    """Sort strategies from "blocks the loop" to "leaves the process"."""
+    return _rank(STRATEGY_ORDER, name)
+
+
+def param_columns(df: pd.DataFrame) -> list[str]:
+    """The ``<workload>_<param>`` columns of a tidy table."""
+    fixed = set(tidy.ID_COLUMNS) | set(tidy.WORK_COLUMNS) | set(tidy.DISCONNECT_COLUMNS) \
+        | set(tidy.INITIATOR_COLUMNS) | set(tidy.METRIC_COLUMNS) | set(tidy.META_COLUMNS)
+    return [c for c in df.columns if c not in fixed and not c.startswith("disconnects_")]
+
+
+def key_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that identify a cell: the axes plus workload parameters."""
+    return [*BASE_KEY, *param_columns(df)]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-stable form of a key value (None for none/NaN)."""
+    if is_none(value):
+        return None
+    if isinstance(value, (float, np.floating, int, np.integer)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def variant(row: Mapping[str, Any], params: Iterable[str]) -> str:
+    """A workload with its parameters, e.g. ``pandas (chunksize=10000)``.
+
+    Cells of different workload parameters are different experiments, so
+    figures and tables keep them apart under this label.
+    """
+    name = str(row.get("workload"))
+    prefix = f"{name}_"
+    parts = [f"{c[len(prefix):]}={float(row[c]):g}" for c in params
+             if c.startswith(prefix) and not is_none(row.get(c))]
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def cell_key(row: Mapping[str, Any], columns: Iterable[str]) -> str:
+    """A hashable, exact identity of a cell, for grouping and matching runs."""
+    return json.dumps([_plain(row.get(c)) for c in columns])
+
+
+def aggregate(df: pd.DataFrame) -> pd.DataFrame:
+    """Collapse repeats: one row per cell, in a stable order.
+
+    Args:
+        df: A tidy table (:func:`wsblock.tidy.frame`).
+
+    Returns:
+        Key columns; ``variant`` (see :func:`variant`); ``repeats``, ``ok_repeats``, ``failed_repeats``;
+        ``status`` (``ok`` if any repeat measured, else ``failed``);
+        ``error`` (the first failed repeat's); the median over ``ok``
+        repeats of every metric in :data:`MEDIAN_COLUMNS`; ``survived``
+        (every ``ok`` repeat had ``disconnect_share == 0``; None when
+        nothing was measured) and ``repeats_disagree`` (some repeats lost
+        connections and others did not).
+    """
+    keys = key_columns(df)
+    out_columns = [*keys, "variant", "cell_key", "repeats", "ok_repeats", "failed_repeats", "status", "error",
+                   *MEDIAN_COLUMNS, "survived", "repeats_disagree"]
+    if df.empty:
+        return pd.DataFrame(columns=out_columns)
+    work = df.copy()
+    work["cell_key"] = [cell_key(row, keys) for row in work.to_dict("records")]
+    rows = []
+    for ident, group in work.groupby("cell_key", sort=False):
+        first = group.iloc[0]
+        ok = group[group["status"] == "ok"]
+        failed = group[group["status"] != "ok"]
+        row: dict[str, Any] = {c: first[c] for c in keys}
+        row["cell_key"] = ident
+        row["variant"] = variant(first, keys)
+        row.update({
+            "repeats": len(group), "ok_repeats": len(ok), "failed_repeats": len(failed),
+            "status": "ok" if len(ok) else "failed",
+            "error": None if failed.empty else failed["error"].iloc[0],
+        })
+        for column in MEDIAN_COLUMNS:
+            values = pd.to_numeric(ok[column], errors="coerce").dropna() if column in ok else []
+            row[column] = float(np.median(values)) if len(values) else math.nan
+        shares = pd.to_numeric(ok["disconnect_share"], errors="coerce").dropna()
+        row["survived"] = bool((shares == 0).all()) if len(shares) else None
+        row["repeats_disagree"] = bool(len(shares) > 1 and (shares == 0).any() and (shares > 0).any())
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for column in ("ping_interval", "ping_timeout"):
+        out[column] = pd.Series([None if is_none(v) else float(v) for v in out[column]],
+                                index=out.index, dtype=object)
+    order = sorted(
+        range(len(out)),
+        key=lambda i: (workload_key(out.at[i, "workload"]),
+                       tuple(timeout_sort_key(out.at[i, c]) for c in keys[len(BASE_KEY):]),
+                       float(out.at[i, "work_ms"]),
+                       strategy_key(out.at[i, "strategy"]),
+                       timeout_sort_key(out.at[i, "ping_interval"]),
+                       timeout_sort_key(out.at[i, "ping_timeout"]), out.at[i, "cell_key"]),
+    )
+    return out.iloc[order].reset_index(drop=True)[out_columns]
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A cell the matrix did not run, from the manifest.
+
+    Missing parameters match any value (a skip reason often concerns a whole
+    workload x strategy pair).
+    """
+
+    params: Mapping[str, Any]
+    reason: str
+
+    def matches(self, **axes: Any) -> bool:
+        """Whether this skip covers the cell with these axis values."""
+        for name, value in axes.items():
+            if name not in self.params:
+                continue
+            wanted = self.params[name]
+            if is_none(wanted) or is_none(value):
+                if not (is_none(wanted) and is_none(value)):
+                    return False
+            elif isinstance(value, (int, float)) and isinstance(wanted, (int, float)):
+                if float(value) != float(wanted):
+                    return False
+            elif value != wanted:
+                return False
+        return True
+
+
+def skips(manifest: Mapping[str, Any] | None) -> list[Skip]:
+    """The manifest's skipped cells (an empty list without a manifest)."""
+    out = []
+    for entry in (manifest or {}).get("skipped") or []:
+        if isinstance(entry, Mapping):
+            out.append(Skip(dict(entry.get("params") or {}), str(entry.get("reason", ""))))
+    return out
+
+
+def keepalives(cells: pd.DataFrame, skipped: Iterable[Skip] = ()) -> list[tuple[Any, Any]]:
+    """Every ``(ping_interval, ping_timeout)`` pair of a run, sorted.
+
+    Sorted by timeout (none last), then interval.
+    """
+    pairs = {(None if is_none(a) else float(a), None if is_none(b) else float(b))
+             for a, b in zip(cells["ping_interval"], cells["ping_timeout"])}
+    for skip in skipped:
+        if "ping_timeout" in skip.params and "ping_interval" in skip.params:
+            a, b = skip.params["ping_interval"], skip.params["ping_timeout"]
+            pairs.add((None if is_none(a) else float(a), None if is_none(b) else float(b)))
+    return sorted(pairs, key=lambda p: (timeout_sort_key(p[1]), timeout_sort_key(p[0])))
+
+
+def keepalive_labels(pairs: list[tuple[Any, Any]]) -> list[str]:
+    """Column labels: the timeout alone when the interval never varies."""
+    intervals = {timeout_sort_key(a) for a, _ in pairs}
+    if len(intervals) <= 1:
+        return [seconds_label(b) for _, b in pairs]
+    return [f"{seconds_label(a)} / {seconds_label(b)}" for a, b in pairs]
+
+
+def ordered(values: Iterable[Any], key: Any = None) -> list[Any]:
+    """Distinct values, sorted with ``key``."""
+    return sorted(set(values), key=key)
+
+
+def lookup(cells: pd.DataFrame, **axes: Any) -> pd.DataFrame:
+    """The cells matching axis values (``None`` matches a "none" setting)."""
+    mask = pd.Series(True, index=cells.index)
+    for name, value in axes.items():
+        column = cells[name]
+        if is_none(value):
+            mask &= column.map(is_none)
+        elif isinstance(value, (int, float)):
+            mask &= column.map(lambda v, x=float(value): not is_none(v) and float(v) == x)
+        else:
+            mask &= column == value
+    return cells[mask]

@@ -1,0 +1,117 @@
+"""Figure: the disconnect map (share of connections lost per cell)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import Normalize
+from matplotlib.patches import Rectangle
+
+from wsblock.report import cells as cellmod
+from wsblock.report import markdown as md
+from wsblock.report import plotting
+
+STEM = "disconnect_map"
+CMAP = "YlOrRd"
+
+
+def _state(cells: pd.DataFrame, skipped: list[cellmod.Skip], *, workload: str, size: float,
+           strategy: str, keepalive: tuple[Any, Any]) -> tuple[str, float, bool]:
+    """``(state, share, repeats disagree)`` of one heatmap square."""
+    interval, timeout = keepalive
+    here = cellmod.lookup(cells, strategy=strategy, ping_interval=interval, ping_timeout=timeout)
+    if not here.empty:
+        row = here.iloc[0]
+        if row["status"] != "ok":
+            return "failed", np.nan, False
+        return "ok", float(row["disconnect_share"]), bool(row["repeats_disagree"])
+    for skip in skipped:
+        if skip.matches(workload=workload, work_ms=size, strategy=strategy,
+                        ping_interval=interval, ping_timeout=timeout):
+            return "skipped", np.nan, False
+    return "not run", np.nan, False
+
+
+def _panel(ax: Any, cells: pd.DataFrame, skipped: list[cellmod.Skip], strategies: list[str],
+           pairs: list[tuple[Any, Any]], labels: list[str], size: float) -> None:
+    norm = Normalize(0.0, 1.0)
+    workload = str(cells["workload"].iloc[0])
+    grid = np.full((len(strategies), len(pairs)), np.nan)
+    for i, strategy in enumerate(strategies):
+        for j, pair in enumerate(pairs):
+            state, value, disagree = _state(cells, skipped, workload=workload, size=size,
+                                            strategy=strategy, keepalive=pair)
+            if state == "ok" and not np.isnan(value):
+                grid[i, j] = value
+                colour = "white" if value >= 0.6 else "black"
+                text = md.share(value) + (" †" if disagree else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+                continue
+            # Unmeasured squares: grey and hatched, named in words so that
+            # they can never be read as "0 lost".
+            face = {"failed": "#bdbdbd", "skipped": "#e0e0e0"}.get(state, "white")
+            hatch = {"failed": "xxx", "skipped": "///"}.get(state)
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=face, hatch=hatch,
+                                   edgecolor="#9e9e9e", linewidth=0.0))
+            label = "no value" if state == "ok" else state
+            ax.text(j, i, label, ha="center", va="center", fontsize=7, color="#212121",
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                          "alpha": 0.85})
+    ax.imshow(np.ma.masked_invalid(grid), cmap=CMAP, norm=norm, aspect="auto")
+    ax.set_xticks(range(len(pairs)), labels)
+    ax.set_yticks(range(len(strategies)), strategies)
+    ax.set_xlim(-0.5, len(pairs) - 0.5)
+    ax.set_ylim(len(strategies) - 0.5, -0.5)
+    # White separators make each square readable as one cell.
+    ax.set_xticks(np.arange(-0.5, len(pairs), 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, len(strategies), 1), minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    ax.tick_params(which="major", length=0)
+
+
+def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtitle: str) -> list[Path]:
+    """Draw the disconnect map.
+
+    Args:
+        cells: Aggregated cells.
+        skipped: Cells the manifest says were skipped.
+        out_dir: Where to write ``disconnect_map.png`` and ``.svg``.
+        subtitle: What one cell measured (window, connections), one line.
+
+    Returns:
+        The written files.
+    """
+    grid = plotting.Grid.of(cells)
+    strategies = plotting.strategies_of(cells, skipped)
+    pairs = cellmod.keepalives(cells, skipped)
+    labels = cellmod.keepalive_labels(pairs)
+    panel_w = max(plotting.PANEL_W, 0.75 * len(pairs) + 1.2)
+    panel_h = max(1.9, 0.38 * len(strategies) + 1.0)
+    fig, axes = grid.figure(panel_w, panel_h, extra_h=1.0)
+    for r, name in enumerate(grid.variants):
+        for c, size in enumerate(grid.sizes):
+            ax = axes[r][c]
+            here = plotting.panel_cells(cells, name, size)
+            ax.set_title(plotting.panel_title(name, size))
+            if here.empty:
+                plotting.empty_panel(ax, "not run at this size")
+                continue
+            _panel(ax, here, skipped, strategies, pairs, labels, size)
+    mappable = fig.colorbar(
+        plotting.plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=CMAP), ax=axes, shrink=0.6,
+        aspect=30, pad=0.02)
+    mappable.set_label("share of connections lost (0..1)")
+    interval_note = ""
+    intervals = {cellmod.timeout_sort_key(a) for a, _ in pairs}
+    if len(intervals) == 1:
+        interval_note = f" (ping_interval {cellmod.seconds_label(pairs[0][0])})"
+    fig.supxlabel(f"ping_timeout{interval_note}" if interval_note or len(intervals) <= 1
+                  else "ping_interval / ping_timeout")
+    fig.supylabel("strategy")
+    fig.suptitle("Connections lost: share of connections that ended abnormally in the window\n"
+                 + subtitle + "; median over repeats; † repeats disagree", fontsize=10)
+    return plotting.save(fig, out_dir, STEM)

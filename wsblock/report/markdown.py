@@ -1,0 +1,67 @@
+"""GitHub-flavoured markdown tables and the number formats the report uses."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+
+def is_missing(value: Any) -> bool:
+    """True for ``None`` and NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def escape(text: Any) -> str:
+    """Make ``text`` safe inside a table cell (pipes, newlines)."""
+    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
+    """Render a GitHub-markdown table.
+
+    Args:
+        header: Column titles.
+        rows: Cell texts (converted with ``str``).
+        align: One letter per column, ``l`` or ``r`` (default: first column
+            left, the rest right, as numbers read best right-aligned).
+
+    Returns:
+        The table, ending with a newline.
+    """
+    align = align or ("l" + "r" * (len(header) - 1))
+    rule = ["---:" if a == "r" else ":---" for a in align]
+    lines = ["| " + " | ".join(escape(h) for h in header) + " |", "| " + " | ".join(rule) + " |"]
+    for row in rows:
+        lines.append("| " + " | ".join(escape(c) for c in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """A value with ``digits`` significant figures; ``–`` when missing."""
+    if is_missing(value):
+        return "–"
+    value = float(value)
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    decimals = max(0, digits - 1 - magnitude)
+    return f"{value:,.{decimals}f}"
+
+
+def ms(value: Any) -> str:
+    """Milliseconds, three significant figures (``–`` when nothing was recorded)."""
+    return number(value, 3)
+
+
+def share(value: Any) -> str:
+    """A share of connections, 0..1, two decimals (``0`` stays ``0``)."""
+    if is_missing(value):
+        return "–"
+    return "0" if float(value) == 0 else f"{float(value):.2f}"
+
+
+def ratio(a: Any, b: Any) -> str:
+    """``b / a`` with two decimals; ``–`` when undefined (missing or a == 0)."""
+    if is_missing(a) or is_missing(b) or float(a) == 0:
+        return "–"
+    return f"{float(b) / float(a):.2f}"

@@ -1,0 +1,157 @@
+"""Shared figure machinery: backend, layout, colours, atomic saving.
+
+Every figure is a grid of panels, one per workload (rows) and work size
+(columns), so a reader finds the same cell at the same place in each figure.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+# The report runs headless (CI, ssh): never pick an interactive backend.
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from wsblock.report import cells as cellmod  # noqa: E402
+
+FORMATS = ("png", "svg")
+DPI = 110
+PANEL_W, PANEL_H = 3.6, 2.5
+
+STRATEGY_COLOURS = {"inline": "#d62728", "chunked": "#ff7f0e", "thread": "#1f77b4", "process": "#2ca02c"}
+STRATEGY_MARKERS = {"inline": "o", "chunked": "s", "thread": "^", "process": "D"}
+
+# Deterministic output: SVGs carry no date and a fixed id salt, so two
+# renders of the same data are byte-identical.
+plt.rcParams.update({
+    "svg.hashsalt": "wsblock",
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "legend.fontsize": 7.5,
+    "figure.titlesize": 11,
+})
+
+
+def strategy_colour(name: str) -> str:
+    """A fixed colour per strategy, so every figure uses the same one."""
+    return STRATEGY_COLOURS.get(name, "#7f7f7f")
+
+
+def strategy_marker(name: str) -> str:
+    """A fixed marker per strategy (colour is not the only cue)."""
+    return STRATEGY_MARKERS.get(name, "v")
+
+
+def keepalive_colours(count: int) -> list[Any]:
+    """Colours for ``count`` keepalive settings, short to long timeouts."""
+    cmap = plt.get_cmap("viridis")
+    if count == 1:
+        return [cmap(0.35)]
+    return [cmap(0.05 + 0.8 * i / (count - 1)) for i in range(count)]
+
+
+@dataclass
+class Grid:
+    """The panel layout of one figure.
+
+    Attributes:
+        variants: Workload labels, one row each.
+        sizes: Work sizes in ms, one column each.
+    """
+
+    variants: list[str]
+    sizes: list[float]
+
+    @classmethod
+    def of(cls, cells: pd.DataFrame) -> "Grid":
+        """The layout covering every cell of a run."""
+        return cls(list(dict.fromkeys(cells["variant"])), sorted({float(s) for s in cells["work_ms"]}))
+
+    def figure(self, panel_w: float = PANEL_W, panel_h: float = PANEL_H,
+               extra_h: float = 1.2) -> tuple[Figure, Any]:
+        """A figure with one panel per variant x size (``axes[row][col]``)."""
+        fig, axes = plt.subplots(
+            len(self.variants), len(self.sizes),
+            figsize=(panel_w * len(self.sizes) + 0.8, panel_h * len(self.variants) + extra_h),
+            squeeze=False, layout="constrained",
+        )
+        return fig, axes
+
+
+def panel_title(variant: str, size: float) -> str:
+    """``pure_python, 200 ms jobs``."""
+    return f"{variant}, {size:g} ms jobs"
+
+
+def empty_panel(ax: Any, text: str) -> None:
+    """Mark a panel that has no cell (the run did not cover it)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_color("#cccccc")
+    ax.text(0.5, 0.5, text, ha="center", va="center", color="#777777", transform=ax.transAxes)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Save ``fig`` as PNG and SVG atomically and close it.
+
+    Returns:
+        The written paths, PNG first.
+    """
+    paths = []
+    try:
+        for fmt in FORMATS:
+            buffer = io.BytesIO()
+            metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+            fig.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
+            path = out_dir / f"{stem}.{fmt}"
+            write_bytes(path, buffer.getvalue())
+            paths.append(path)
+    finally:
+        plt.close(fig)
+    return paths
+
+
+def panel_cells(cells: pd.DataFrame, variant: str, size: float) -> pd.DataFrame:
+    """The cells of one panel."""
+    return cells[(cells["variant"] == variant) & (cells["work_ms"].astype(float) == size)]
+
+
+def strategies_of(cells: pd.DataFrame, skipped: list[cellmod.Skip] | None = None) -> list[str]:
+    """Every strategy of a run (measured or skipped), in canonical order."""
+    names = set(cells["strategy"])
+    for skip in skipped or []:
+        if "strategy" in skip.params:
+            names.add(skip.params["strategy"])
+    return sorted(names, key=cellmod.strategy_key)

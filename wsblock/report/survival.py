@@ -1,0 +1,122 @@
+"""The survival boundary: the largest job that every connection outlived.
+
+For each workload, strategy and keepalive setting, the boundary is the
+largest work size whose cell kept every connection in every repeat
+(``disconnect_share == 0``). It is the number behind "raise ping_timeout" and
+"move it to a thread": where the boundary moves, the advice works.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from wsblock.report import cells as cellmod
+from wsblock.report import markdown as md
+
+NO_DATA = "no data"
+NONE_SURVIVED = "none survived"
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The boundary of one workload variant x strategy x keepalive.
+
+    Attributes:
+        variant: Workload label (:func:`wsblock.report.cells.variant`).
+        strategy: Strategy name.
+        keepalive: ``(ping_interval, ping_timeout)``.
+        max_ms: Largest surviving work size in ms; NaN if none survived or
+            nothing was measured.
+        measured: Work sizes with at least one measured repeat.
+        not_monotone: A smaller measured size lost connections although a
+            larger one survived (noise, or a finding worth a look).
+    """
+
+    variant: str
+    strategy: str
+    keepalive: tuple[Any, Any]
+    max_ms: float
+    measured: tuple[float, ...]
+    not_monotone: bool
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``none survived`` or ``no data``."""
+        if not self.measured:
+            return NO_DATA
+        return "ok" if not math.isnan(self.max_ms) else NONE_SURVIVED
+
+    def text(self) -> str:
+        """The boundary as the table shows it."""
+        if self.status != "ok":
+            return self.status
+        return f"{md.number(self.max_ms)} ms" + (" *" if self.not_monotone else "")
+
+
+def boundaries(cells: pd.DataFrame) -> list[Boundary]:
+    """Compute every boundary of a run.
+
+    Args:
+        cells: Aggregated cells (:func:`wsblock.report.cells.aggregate`).
+
+    Returns:
+        One :class:`Boundary` per variant x strategy x keepalive present in
+        ``cells``, in report order.
+    """
+    out = []
+    if cells.empty:
+        return out
+    pairs = cellmod.keepalives(cells)
+    variants = _variants(cells)
+    for name in variants:
+        of_variant = cells[cells["variant"] == name]
+        for strategy in cellmod.ordered(of_variant["strategy"], cellmod.strategy_key):
+            rows = of_variant[of_variant["strategy"] == strategy]
+            for interval, timeout in pairs:
+                here = cellmod.lookup(rows, ping_interval=interval, ping_timeout=timeout)
+                if here.empty:
+                    continue
+                measured = here[here["survived"].map(lambda v: not cellmod.is_none(v))]
+                sizes = tuple(sorted(float(s) for s in measured["work_ms"]))
+                alive = [float(s) for s, ok in zip(measured["work_ms"], measured["survived"]) if ok]
+                best = max(alive) if alive else math.nan
+                lost_below = any(not ok and float(s) < best
+                                 for s, ok in zip(measured["work_ms"], measured["survived"]))
+                out.append(Boundary(name, strategy, (interval, timeout), best, sizes, lost_below))
+    return out
+
+
+def _variants(cells: pd.DataFrame) -> list[str]:
+    # Variants keep the order of the (already sorted) cells.
+    return list(dict.fromkeys(cells["variant"]))
+
+
+def table(cells: pd.DataFrame) -> str:
+    """The boundary table of a run, in GitHub markdown.
+
+    Rows are workload x strategy, columns the keepalive settings; each entry
+    is the largest work size (target ms per job) that kept every connection.
+    """
+    found = boundaries(cells)
+    if not found:
+        return "No measured cells.\n"
+    pairs = cellmod.keepalives(cells)
+    labels = cellmod.keepalive_labels(pairs)
+    by_row: dict[tuple[str, str], dict[tuple[Any, Any], Boundary]] = {}
+    for b in found:
+        by_row.setdefault((b.variant, b.strategy), {})[b.keepalive] = b
+    rows = []
+    for (name, strategy), entries in by_row.items():
+        rows.append([name, strategy, *(entries[p].text() if p in entries else "not run" for p in pairs)])
+    header = ["workload", "strategy", *(f"ping_timeout {label}" for label in labels)]
+    return md.table(header, rows, align="ll" + "r" * len(pairs))
+
+
+def sizes_tested(cells: pd.DataFrame) -> str:
+    """The work sizes of a run, e.g. ``200, 2,500 ms``."""
+    sizes = sorted({float(s) for s in cells["work_ms"]})
+    return ", ".join(md.number(s) for s in sizes) + " ms"
