@@ -9,23 +9,32 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 
 from workloads.base import Job, JobTiming, ParamSpec, Workload, execute
 
 __all__ = ["Job", "JobTiming", "ParamSpec", "Workload", "execute", "get", "names", "all_workloads"]
 
 _REGISTRY: dict[str, Workload] = {}
+_LOCK = threading.Lock()
 
 
 def _load() -> dict[str, Workload]:
-    if not _REGISTRY:
-        for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-            if info.name.startswith("_") or info.name == "base":
-                continue
-            module = importlib.import_module(f"{__name__}.{info.name}")
-            workload = getattr(module, "WORKLOAD", None)
-            if isinstance(workload, Workload):
-                _REGISTRY[workload.name] = workload
+    # Pool threads look workloads up concurrently: build the registry once,
+    # under a lock, and publish it only when complete.
+    if _REGISTRY:
+        return _REGISTRY
+    with _LOCK:
+        if not _REGISTRY:
+            found: dict[str, Workload] = {}
+            for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+                if info.name.startswith("_") or info.name == "base":
+                    continue
+                module = importlib.import_module(f"{__name__}.{info.name}")
+                workload = getattr(module, "WORKLOAD", None)
+                if isinstance(workload, Workload):
+                    found[workload.name] = workload
+            _REGISTRY.update(found)
     return _REGISTRY
 
 

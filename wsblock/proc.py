@@ -175,15 +175,21 @@ class Lifeline:
         threading.Thread(target=self._watch_deadline, name="lifeline-deadline", daemon=True).start()
 
     def _watch_stdin(self) -> None:
+        # Raw reads on fd 0: a daemon thread blocked inside a buffered reader
+        # would make interpreter shutdown abort ("could not acquire lock").
+        pending = b""
         try:
-            for line in sys.stdin.buffer:
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(message, dict):
-                    self._on_message(message)
-        except (OSError, ValueError):
+            while chunk := os.read(0, 4096):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    try:
+                        message = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(message, dict):
+                        self._on_message(message)
+        except OSError:
             pass
         self._on_eof()
 
