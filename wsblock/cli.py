@@ -46,10 +46,13 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     from wsblock.config import CellConfig, default_start_method
 
     d = CellConfig("", 1, "")
-    parser.add_argument("--workload", required=True, help="workload name (see 'wsblock list')")
-    parser.add_argument("--work-ms", type=float, required=True,
-                        help="target length of one job on an idle machine, in ms")
-    parser.add_argument("--strategy", required=True, help="inline, chunked, thread or process")
+    parser.add_argument("--workload", help="workload name (see 'wsblock list'); required")
+    parser.add_argument("--work-ms", type=float,
+                        help="target length of one job on an idle machine, in ms; required")
+    parser.add_argument("--strategy", help="inline, chunked, thread or process; required")
+    parser.add_argument("--cell", metavar="FILE.json",
+                        help="read the whole cell from a JSON file (a record's 'params'); "
+                             "replaces the other cell options")
     parser.add_argument("--ping-interval", type=_seconds_or_none, default=d.ping_interval,
                         metavar="S|none", help=f"keepalive ping interval (default {d.ping_interval:g})")
     parser.add_argument("--ping-timeout", type=_seconds_or_none, default=d.ping_timeout,
@@ -94,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list workloads and strategies")
 
+    matrix = sub.add_parser("matrix", help="run a matrix of cells (resumable)")
+    source = matrix.add_mutually_exclusive_group(required=True)
+    source.add_argument("--profile", help="a shipped profile: smoke, quick or default")
+    source.add_argument("--config", metavar="FILE.toml", help="a matrix file (see docs/matrix.md)")
+    matrix.add_argument("--out", required=True, metavar="DIR", help="output directory (reused to resume)")
+    matrix.add_argument("--repeats", type=int, metavar="K", help="override the matrix's repeats")
+    matrix.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    matrix.add_argument("--quiet", action="store_true", help="no progress bar")
+
     cal = sub.add_parser("calibrate", help="show or refresh this machine's calibration")
     cal.add_argument("workloads", nargs="*", help="workloads to calibrate (default: all)")
     cal.add_argument("--force", action="store_true", help="measure again even if stored")
@@ -102,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cell_from_args(args: argparse.Namespace) -> Any:
     from wsblock.config import CellConfig
+
+    if args.cell:
+        try:
+            with open(args.cell, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read cell file {args.cell}: {exc}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"cell file {args.cell} must hold a JSON object")
+        data = data.get("params", data)
+        return CellConfig.from_dict(data)
+    for option in ("workload", "work_ms", "strategy"):
+        if getattr(args, option) is None:
+            raise UsageError(f"the following arguments are required: --{option.replace('_', '-')}")
 
     params: dict[str, int] = {}
     for key, value in args.param:
@@ -191,7 +217,36 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list, "calibrate": _cmd_calibrate}
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wsblock import matrix_spec
+    from wsblock.matrix_run import command_line, run_matrix
+
+    if args.profile:
+        spec = matrix_spec.load_profile(args.profile)
+    else:
+        spec = matrix_spec.load_file(args.config)
+    if args.repeats is not None:
+        spec = matrix_spec.expand({**spec.definition, "repeats": args.repeats}, source=spec.source)
+    if args.dry_run:
+        for planned in spec.cells:
+            print(planned.cell_id)
+        for cell, reason in spec.skipped:
+            print(f"skipped {cell.workload} x {cell.strategy}: {reason}")
+        return 0
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet)
+    print(
+        f"{outcome.ran} cells measured, {outcome.reused} already recorded, {outcome.failed} failed, "
+        f"{outcome.skipped} skipped as unsupported; records in {out / 'cells'}, table {out / 'cells.csv'}"
+    )
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "list": _cmd_list, "calibrate": _cmd_calibrate, "matrix": _cmd_matrix}
 
 
 class _Terminated(Exception):
