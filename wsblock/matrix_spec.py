@@ -199,6 +199,14 @@ def expand(data: dict[str, Any], *, source: str) -> Matrix:
     if "description" in data and not isinstance(data["description"], str):
         raise UsageError("description: expected a string")
 
+    for key, (owner, param) in param_keys.items():
+        if key in data:
+            for v in _as_list(key, data[key]):
+                try:
+                    workloads.get(owner).resolve_params({param: v})
+                except ValueError as exc:
+                    raise UsageError(f"{key}: {exc}") from None
+
     per_workload: dict[str, list[dict[str, int]]] = {}
     for name in names:
         axes: list[list[tuple[str, int]]] = []
