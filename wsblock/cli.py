@@ -32,6 +32,13 @@ def _seconds_or_none(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected seconds or 'none', got {text!r}") from None
 
 
+def _seconds_or_none_word(text: str) -> float | str:
+    # Like _seconds_or_none, but keeps "none" as a word: here None already
+    # means "option not given".
+    value = _seconds_or_none(text)
+    return "none" if value is None else value
+
+
 def _workload_param(text: str) -> tuple[str, int]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -79,6 +86,10 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="workload parameter, e.g. chunksize=5000 (repeatable)")
     parser.add_argument("--host", default=d.host, help=f"server bind address (default {d.host})")
     parser.add_argument("--port", type=int, default=d.port, help="server port (default 0: any free port)")
+    parser.add_argument("--no-client-pings", dest="client_pings", action="store_false",
+                        help="the load sends no keepalive pings of its own (like a browser)")
+    parser.add_argument("--handler-ping-timeout", type=_seconds_or_none_word, default=None, metavar="S|none",
+                        help="the server's handler sets connection.ping_timeout to this on connect")
     parser.add_argument("--stall-ms", type=float, default=d.stall_ms, metavar="MS",
                         help=f"loop gap that counts as a stall (default {d.stall_ms:g})")
 
@@ -151,6 +162,8 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
         host=args.host,
         port=args.port,
         stall_ms=args.stall_ms,
+        client_pings=args.client_pings,
+        handler_ping_timeout=args.handler_ping_timeout,
     )
 
 

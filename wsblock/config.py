@@ -57,6 +57,13 @@ class CellConfig:
         port: Port the server binds; 0 picks a free one. Default: 0.
         probe_interval_ms: Period of the in-loop lag probe. Default: 1.
         stall_ms: A loop gap longer than this counts as a stall. Default: 50.
+        client_pings: Whether the load process sends keepalive pings of its
+            own. Browsers never do (they only answer pings); ``False`` models
+            them. Default: ``True``.
+        handler_ping_timeout: If set, the server's handler assigns this to
+            ``connection.ping_timeout`` as soon as a connection opens (the
+            "raise it inside the handler" advice); ``"none"`` assigns
+            ``None``. Default: ``None`` (leave it alone).
     """
 
     workload: str
@@ -78,6 +85,8 @@ class CellConfig:
     port: int = 0
     probe_interval_ms: float = 1.0
     stall_ms: float = 50.0
+    client_pings: bool = True
+    handler_ping_timeout: float | str | None = None
 
     @property
     def pool_size(self) -> int:
@@ -133,6 +142,10 @@ class CellConfig:
             _positive("ping_interval", self.ping_interval)
         if self.ping_timeout is not None:
             _positive("ping_timeout", self.ping_timeout)
+        if not isinstance(self.client_pings, bool):
+            raise UsageError("client_pings must be true or false")
+        if self.handler_ping_timeout is not None and self.handler_ping_timeout != "none":
+            _positive("handler_ping_timeout", self.handler_ping_timeout)
         if not _finite(self.warmup) or self.warmup < 0:
             raise UsageError("warmup must be zero or a positive number of seconds")
         if not isinstance(self.job_connections, int) or not 0 <= self.job_connections <= 256:

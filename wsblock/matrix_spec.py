@@ -36,6 +36,7 @@ SCALARS = {
     "duration": float, "warmup": float, "repeats": int, "job_connections": int,
     "observers": int, "echo_interval_ms": float, "close_timeout": float, "workers": int,
     "chunk_ms": float, "start_method": str, "stall_ms": float, "description": str,
+    "client_pings": bool, "handler_ping_timeout": float,
 }
 PROFILES = ("smoke", "quick", "default")
 
@@ -187,11 +188,15 @@ def expand(data: dict[str, Any], *, source: str) -> Matrix:
         if key not in data or key in ("repeats", "description"):
             continue
         value = data[key]
-        ok = isinstance(value, str) if kind is str else (
+        if key == "handler_ping_timeout" and value == "none":
+            scalars[key] = value
+            continue
+        ok = isinstance(value, kind) if kind in (str, bool) else (
             isinstance(value, (int, float)) and not isinstance(value, bool)
             and (kind is float or isinstance(value, int)))
         if not ok:
-            raise UsageError(f"{key}: expected {'a string' if kind is str else 'a number'}, got {value!r}")
+            expected = {str: "a string", bool: "true or false"}.get(kind, "a number")
+            raise UsageError(f"{key}: expected {expected}, got {value!r}")
         scalars[key] = value
     repeats = data.get("repeats", 1)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 100:

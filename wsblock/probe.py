@@ -78,6 +78,7 @@ class LagProbe:
         self.window = window
         self.heartbeat = heartbeat
         self.histogram = LatencyHistogram()
+        self._lags: list[float] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -91,8 +92,17 @@ class LagProbe:
             await asyncio.sleep(interval)
             now = time.monotonic()
             self.heartbeat.beat(now)
-            if self.window.contains(now):
-                self.histogram.record(now - before - interval)
+            # A wake-up counts if its sleep overlaps the window, so a stall
+            # that covers the window's end (or all of it) is not dropped.
+            if now >= self.window.start and before < self.window.end:
+                lag = now - before - interval
+                self.histogram.record(lag)
+                if lag > 0.001:  # keep only the few late wake-ups, for late()
+                    self._lags.append(lag)
+
+    def late(self, threshold_s: float) -> int:
+        """Count wake-ups in the window that were later than ``threshold_s``."""
+        return sum(1 for lag in self._lags if lag > threshold_s)
 
     async def stop(self) -> None:
         """Cancel the probe task and wait for it to end."""

@@ -85,6 +85,7 @@ def build(
         },
         "loop_lag_ms": server["loop_lag_ms"],
         "stalls": server["stalls"],
+        "ticker_lag_ms": server.get("ticker_lag_ms"),
         "throughput": {
             "jobs_per_s": round(load["jobs_done"] / duration, 3),
             "echo_per_s": round(load["echoes"] / duration, 3),

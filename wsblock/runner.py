@@ -136,6 +136,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
             "ping_interval": cell.ping_interval,
             "ping_timeout": cell.ping_timeout,
             "close_timeout": cell.close_timeout,
+            "handler_ping_timeout": cell.handler_ping_timeout,
             "strategy": cell.strategy,
             "workers": cell.pool_size,
             "start_method": cell.start_method,
@@ -166,7 +167,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
             host = f"[{cell.host}]" if ":" in cell.host else cell.host
             load_cfg = {
                 "uri": f"ws://{host}:{port}/",
-                "ping_interval": cell.ping_interval,
+                "ping_interval": cell.ping_interval if cell.client_pings else None,
                 "ping_timeout": cell.ping_timeout,
                 "close_timeout": cell.close_timeout,
                 "open_timeout": max(10.0, 2 * job_ms_bound + 5.0),

@@ -36,6 +36,9 @@ from wsblock.stats import LatencyHistogram
 from wsblock.window import Window
 
 
+TICKER_INTERVAL_S = 0.1
+
+
 @dataclass
 class ServerStats:
     """What the server counts inside the window."""
@@ -97,6 +100,10 @@ class CellServer:
     async def handler(self, ws: ServerConnection) -> None:
         if self.window.contains(time.monotonic()):
             self.stats.connections_opened += 1
+        override = self.config.get("handler_ping_timeout")
+        if override is not None:
+            # The advice under test: change the live connection's setting.
+            ws.ping_timeout = None if override == "none" else float(override)
         try:
             async for message in ws:
                 try:
@@ -186,12 +193,18 @@ class CellServer:
             if not self.window_set.is_set():
                 return {}  # stopped before any window: nothing to report
             probe = LagProbe(config["probe_interval_ms"] / 1000.0, self.window, self.heartbeat)
+            # What a typical "monitor the loop with a periodic task" sees: a
+            # 100 ms ticker, kept apart from the heartbeat so it cannot help
+            # the real probe.
+            ticker = LagProbe(TICKER_INTERVAL_S, self.window, Heartbeat(math.inf))
             sampler = ResourceSampler(psutil.Process(), self.window, self.strategy.worker_pids)
             probe.start()
+            ticker.start()
             watchdog.start()
             sampler.start()
             await waiter
             await probe.stop()
+            await ticker.stop()
             stalls = watchdog.stop()
             resources = sampler.stop()
             result = {
@@ -205,6 +218,11 @@ class CellServer:
                 "protocol_closes": self.stats.protocol_closes,
                 "loop_lag_ms": probe.histogram.summary(),
                 "stalls": summarize_stalls(stalls, self.window),
+                "ticker_lag_ms": {
+                    **ticker.histogram.summary(("p50", "p99")),
+                    "interval_ms": TICKER_INTERVAL_S * 1000,
+                    "late_ticks": ticker.late(config["stall_ms"] / 1000.0),
+                },
                 "resources": resources,
                 "blas": blas,
                 "switch_interval_s": sys.getswitchinterval(),

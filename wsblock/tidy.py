@@ -176,14 +176,15 @@ def derived_cell_id(params: Mapping[str, Any]) -> str:
 
     Returns:
         E.g. ``pure_python-200ms-inline-pi0.5-pt0.5`` (workload parameters
-        appended as ``-key=value``).
+        appended as ``-<key><value>``), the form ``wsblock matrix`` uses
+        without its ``-r<repeat>`` suffix.
     """
     parts = [
         str(params.get("workload")), f"{_label(params.get('work_ms'))}ms", str(params.get("strategy")),
         f"pi{_label(params.get('ping_interval'))}", f"pt{_label(params.get('ping_timeout'))}",
     ]
     for key, value in sorted((params.get("workload_params") or {}).items()):
-        parts.append(f"{key}={_label(value)}")
+        parts.append(f"{key}{_label(value)}")
     return "-".join(parts)
 
 
@@ -258,7 +259,7 @@ def flatten(record: Mapping[str, Any], path: str | Path | None = None) -> dict[s
     budget = None if interval is None or timeout is None else float(interval) + float(timeout)
     row: dict[str, Any] = {
         "cell_id": matrix.get("cell_id") or derived_cell_id(params),
-        "repeat": int(matrix.get("repeat", 1)),
+        "repeat": int(matrix.get("repeat", 0)),
         "status": status,
         "error": record.get("error"),
         "workload": params.get("workload"),

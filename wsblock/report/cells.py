@@ -98,8 +98,15 @@ def variant(row: Mapping[str, Any], params: Iterable[str]) -> str:
 
 
 def cell_key(row: Mapping[str, Any], columns: Iterable[str]) -> str:
-    """A hashable, exact identity of a cell, for grouping and matching runs."""
-    return json.dumps([_plain(row.get(c)) for c in columns])
+    """A hashable, exact identity of a cell, for grouping and matching runs.
+
+    Only the row's own workload parameters count (``pandas_chunksize`` for
+    a pandas cell), so two runs with different workload sets still match.
+    """
+    prefix = f"{row.get('workload')}_"
+    params = {c[len(prefix):]: _plain(row.get(c)) for c in columns
+              if c.startswith(prefix) and not is_none(row.get(c))}
+    return json.dumps([*(_plain(row.get(c)) for c in BASE_KEY), dict(sorted(params.items()))])
 
 
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:

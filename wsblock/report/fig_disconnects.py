@@ -86,11 +86,10 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
         The written files.
     """
     grid = plotting.Grid.of(cells)
-    strategies = plotting.strategies_of(cells, skipped)
     pairs = cellmod.keepalives(cells, skipped)
     labels = cellmod.keepalive_labels(pairs)
     panel_w = max(plotting.PANEL_W, 0.75 * len(pairs) + 1.2)
-    panel_h = max(1.9, 0.38 * len(strategies) + 1.0)
+    panel_h = max(1.9, 0.38 * len(plotting.strategies_of(cells, skipped)) + 1.0)
     fig, axes = grid.figure(panel_w, panel_h, extra_h=1.0)
     for r, name in enumerate(grid.variants):
         for c, size in enumerate(grid.sizes):
@@ -100,6 +99,7 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
             if here.empty:
                 plotting.empty_panel(ax, "not run at this size")
                 continue
+            strategies = plotting.strategies_of(cells, skipped, str(here["workload"].iloc[0]))
             _panel(ax, here, skipped, strategies, pairs, labels, size)
     mappable = fig.colorbar(
         plotting.plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=CMAP), ax=axes, shrink=0.6,
@@ -112,6 +112,6 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
     fig.supxlabel(f"ping_timeout{interval_note}" if interval_note or len(intervals) <= 1
                   else "ping_interval / ping_timeout")
     fig.supylabel("strategy")
-    fig.suptitle("Connections lost: share of connections that ended abnormally in the window\n"
-                 + subtitle + "; median over repeats; † repeats disagree", fontsize=10)
+    plotting.title(fig, "Connections lost: share of connections that ended abnormally in the window",
+                   subtitle + "; median over repeats; † = repeats disagree")
     return plotting.save(fig, out_dir, STEM)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,15 @@ def empty_panel(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", color="#777777", transform=ax.transAxes)
 
 
+def title(fig: Figure, heading: str, subtitle: str, fontsize: float = 10) -> None:
+    """Set a figure title, wrapping the subtitle to the figure's width."""
+    width_in = fig.get_size_inches()[0]
+    # About 0.55 em per character of the default sans-serif font.
+    chars = max(40, int(width_in * 72 / (fontsize * 0.55)) - 4)
+    lines = [*textwrap.wrap(heading, chars), *textwrap.wrap(subtitle, chars)]
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +124,10 @@ def write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600 files; a report is meant to be shared.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -138,6 +152,9 @@ def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
             path = out_dir / f"{stem}.{fmt}"
             write_bytes(path, buffer.getvalue())
             paths.append(path)
+            # The layout is solved; the other formats reuse it (constrained
+            # layout is most of the rendering time).
+            fig.set_layout_engine("none")
     finally:
         plt.close(fig)
     return paths
@@ -148,10 +165,19 @@ def panel_cells(cells: pd.DataFrame, variant: str, size: float) -> pd.DataFrame:
     return cells[(cells["variant"] == variant) & (cells["work_ms"].astype(float) == size)]
 
 
-def strategies_of(cells: pd.DataFrame, skipped: list[cellmod.Skip] | None = None) -> list[str]:
-    """Every strategy of a run (measured or skipped), in canonical order."""
+def strategies_of(cells: pd.DataFrame, skipped: list[cellmod.Skip] | None = None,
+                  workload: str | None = None) -> list[str]:
+    """Strategies of a run (measured or skipped), in canonical order.
+
+    Args:
+        cells: Aggregated cells.
+        skipped: Skipped cells from the manifest.
+        workload: Only strategies measured or skipped for this workload.
+    """
+    if workload is not None:
+        cells = cells[cells["workload"] == workload]
     names = set(cells["strategy"])
     for skip in skipped or []:
-        if "strategy" in skip.params:
+        if "strategy" in skip.params and skip.matches(**({"workload": workload} if workload else {})):
             names.add(skip.params["strategy"])
     return sorted(names, key=cellmod.strategy_key)

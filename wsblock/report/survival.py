@@ -34,6 +34,8 @@ class Boundary:
         measured: Work sizes with at least one measured repeat.
         not_monotone: A smaller measured size lost connections although a
             larger one survived (noise, or a finding worth a look).
+        unknown_above: Larger sizes of the run without a measurement
+            (failed, skipped or not run): the boundary may lie higher.
     """
 
     variant: str
@@ -42,6 +44,7 @@ class Boundary:
     max_ms: float
     measured: tuple[float, ...]
     not_monotone: bool
+    unknown_above: tuple[float, ...] = ()
 
     @property
     def status(self) -> str:
@@ -54,7 +57,10 @@ class Boundary:
         """The boundary as the table shows it."""
         if self.status != "ok":
             return self.status
-        return f"{md.number(self.max_ms)} ms" + (" *" if self.not_monotone else "")
+        text = f"{md.number(self.max_ms)} ms" + (" *" if self.not_monotone else "")
+        if self.unknown_above:
+            text += f" ({', '.join(md.number(s) for s in self.unknown_above)} ms: no data)"
+        return text
 
 
 def boundaries(cells: pd.DataFrame) -> list[Boundary]:
@@ -72,6 +78,7 @@ def boundaries(cells: pd.DataFrame) -> list[Boundary]:
         return out
     pairs = cellmod.keepalives(cells)
     variants = _variants(cells)
+    all_sizes = sorted({float(s) for s in cells["work_ms"]})
     for name in variants:
         of_variant = cells[cells["variant"] == name]
         for strategy in cellmod.ordered(of_variant["strategy"], cellmod.strategy_key):
@@ -86,7 +93,12 @@ def boundaries(cells: pd.DataFrame) -> list[Boundary]:
                 best = max(alive) if alive else math.nan
                 lost_below = any(not ok and float(s) < best
                                  for s, ok in zip(measured["work_ms"], measured["survived"]))
-                out.append(Boundary(name, strategy, (interval, timeout), best, sizes, lost_below))
+                unknown = tuple(s for s in all_sizes if s not in sizes and (math.isnan(best) or s > best))
+                if math.isnan(best) and sizes:
+                    # Nothing survived: only sizes below the smallest measured
+                    # one could still survive; larger ones cannot matter.
+                    unknown = tuple(s for s in unknown if s < sizes[0])
+                out.append(Boundary(name, strategy, (interval, timeout), best, sizes, lost_below, unknown))
     return out
 
 

@@ -1,0 +1,81 @@
+"""The ``report`` and ``compare`` subcommands.
+
+``wsblock/cli.py`` adds them with :func:`add_parsers`; each parser carries its
+handler as ``args.handler`` (a function of the parsed arguments that returns
+the exit code). Bad input raises :class:`wsblock.errors.UsageError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from wsblock import atomic
+from wsblock.errors import UsageError
+
+
+def _existing_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise UsageError(f"no such directory: {text}")
+    if not path.is_dir():
+        raise UsageError(f"not a directory: {text}")
+    return path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render the report of a run directory; print where it went."""
+    from wsblock.report.document import build_report
+
+    run_dir = _existing_dir(args.dir)
+    out_dir = Path(args.out) if args.out else run_dir / "report"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out is not a directory: {out_dir}")
+    result = build_report(run_dir, out_dir)
+    for warning in result.warnings:
+        print(f"warning: left out {warning}", file=sys.stderr)
+    print(f"report: {result.markdown}")
+    print(f"figures: {len(result.figures)} files in {out_dir}")
+    if result.csv is not None:
+        print(f"table: {result.csv}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Print the comparison of two runs (and write it with ``--out``)."""
+    from wsblock.report.compare import compare
+
+    text = compare(_existing_dir(args.dir_a), _existing_dir(args.dir_b))
+    if args.out:
+        target = Path(args.out)
+        if target.is_dir():
+            raise UsageError(f"--out is a directory: {target}")
+        atomic.write_text(target, text)
+    print(text, end="")
+    if args.out:
+        print(f"comparison: {args.out}", file=sys.stderr)
+    return 0
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add ``report`` and ``compare`` to the ``wsblock`` command.
+
+    Args:
+        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
+    """
+    report = subparsers.add_parser(
+        "report", help="render figures and report.md for a run directory",
+        description="Render figures (PNG and SVG), report.md and cells.csv from the records in DIR.")
+    report.add_argument("dir", metavar="DIR", help="run directory (wsblock matrix output, or records)")
+    report.add_argument("--out", metavar="OUTDIR", help="output directory (default: DIR/report)")
+    report.set_defaults(handler=cmd_report)
+
+    comp = subparsers.add_parser(
+        "compare", help="compare two run directories cell by cell",
+        description="Print a GitHub-markdown table of two runs matched by cell parameters.")
+    comp.add_argument("dir_a", metavar="DIR_A", help="baseline run directory (A)")
+    comp.add_argument("dir_b", metavar="DIR_B", help="run directory compared with it (B)")
+    comp.add_argument("--out", metavar="FILE.md", help="also write the table to this file")
+    comp.set_defaults(handler=cmd_compare)

@@ -1,0 +1,349 @@
+"""The report: figures plus ``report.md`` for one run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from wsblock import atomic, tidy
+from wsblock.errors import UsageError
+from wsblock.report import cells as cellmod
+from wsblock.report import environment, fig_bars, fig_disconnects, fig_survival
+from wsblock.report import markdown as md
+from wsblock.report import survival, tables
+
+REPORT_NAME = "report.md"
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` wrote.
+
+    Attributes:
+        markdown: ``report.md``.
+        figures: Every figure file (PNG and SVG).
+        csv: The tidy table copied next to the report.
+        warnings: One line per file that could not be read, naming it.
+    """
+
+    markdown: Path
+    figures: list[Path] = field(default_factory=list)
+    csv: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _settings(records: list[Mapping[str, Any]]) -> dict[str, str]:
+    """Load settings shared by the cells, as text; varying ones say so."""
+
+    def values(key: str) -> list[Any]:
+        found = {r["params"].get(key) for r in records if key in r.get("params", {})}
+        return sorted(found, key=cellmod.timeout_sort_key)
+
+    def text(key: str, unit: str = "") -> str:
+        found = values(key)
+        if not found:
+            return "?"
+        shown = [cellmod.seconds_label(v).removesuffix(" s") if v is None else f"{float(v):g}" for v in found]
+        joined = shown[0] if len(shown) == 1 else f"{' / '.join(shown)} (varies between cells)"
+        return joined + (f" {unit}" if unit and shown != ["none"] else "")
+
+    return {
+        "window": text("duration", "s"),
+        "warmup": text("warmup", "s"),
+        "job_connections": text("job_connections"),
+        "observers": text("observers"),
+        "echo_interval": text("echo_interval_ms", "ms"),
+        "ping_interval": text("ping_interval", "s"),
+        "probe": text("probe_interval_ms", "ms"),
+        "stall": text("stall_ms", "ms"),
+        "close_timeout": text("close_timeout", "s"),
+    }
+
+
+def subtitle(settings: Mapping[str, str]) -> str:
+    """One line saying what one cell measured."""
+    return (f"window {settings['window']} per cell after {settings['warmup']} warm-up; "
+            f"{settings['job_connections']} job connections + {settings['observers']} observers "
+            f"(echo every {settings['echo_interval']})")
+
+
+def _single(records: list[Mapping[str, Any]], key: str) -> float | None:
+    """The value of a setting shared by every cell, else None."""
+    found = {r["params"].get(key) for r in records}
+    if len(found) != 1:
+        return None
+    value = found.pop()
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _job_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
+    conns = _single(records, "job_connections")
+    if not conns:
+        return {}
+    return {"ceiling": lambda size: conns * 1000.0 / size,
+            "ceiling_label": f"ceiling: {conns:g} connections x 1000 / target job ms (no waiting, no contention)"}
+
+
+def _echo_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
+    observers, interval = _single(records, "observers"), _single(records, "echo_interval_ms")
+    if not observers or not interval:
+        return {}
+    rate = observers * 1000.0 / interval
+    return {"ceiling": lambda size: rate,
+            "ceiling_label": f"schedule: {observers:g} observers x 1000 / {interval:g} ms = {rate:g} echoes/s"}
+
+
+def _figures(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, line: str,
+             switch_ms: float, records: list[Mapping[str, Any]]) -> dict[str, list[Path]]:
+    out = {"disconnect_map": fig_disconnects.draw(cells, skipped, out_dir, line)}
+    specs = [
+        fig_bars.BarSpec("loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
+                         "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=switch_ms,
+                         timeout_lines=True),
+        fig_bars.BarSpec("throughput_jobs", "jobs_per_s", "Throughput: job replies received per second",
+                         "jobs per second", **_job_ceiling(records)),
+        fig_bars.BarSpec("throughput_echo", "echo_per_s", "Throughput: observer echo replies received per second",
+                         "echo replies per second", **_echo_ceiling(records)),
+        fig_bars.BarSpec("echo_p99", "echo_p99_ms",
+                         "Observer echo latency p99 (from scheduled send time to reply)",
+                         "echo latency p99 (ms, log scale)", log=True),
+    ]
+    for spec in specs:
+        out[spec.stem] = fig_bars.draw(cells, skipped, out_dir, spec, line)
+    out["survival_boundary"] = fig_survival.draw(cells, out_dir, line)
+    return out
+
+
+def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
+    window = settings["window"]
+    conns = (f"{settings['job_connections']} job connections (each keeps one job in flight) and "
+             f"{settings['observers']} observer connections (each sends an echo every {settings['echo_interval']})")
+    return {
+        "disconnect_map": (
+            f"Share of connections lost per cell. A cell ran for a {window} window with {conns}; a lost "
+            "connection is one that ended with a close code other than 1000/1001 inside the window, seen by "
+            "the load process; lost connections are reopened, and the share is lost / connections open at "
+            "some time in the window. Median over repeats. Hatched squares were not measured: `failed` "
+            "(error listed above), `skipped` (reason listed above), `not run` (not part of the run). "
+            "† = repeats disagreed."),
+        "loop_lag_p99": (
+            f"p99 of the server event loop's lag: a probe in the loop sleeps {settings['probe']} and records "
+            "how late it woke, one sample per wake-up, over the window (median of the per-repeat p99s). A "
+            "loop blocked for 2 s yields one 2 s sample, so p99 understates how often the loop was blocked; "
+            "the watchdog's stall counts are in `cells.csv` (`stalls_count`, `stall_max_ms`). Dotted line: "
+            f"the GIL switch interval ({switch_ms:g} ms); dashed lines: each ping_timeout, in ms. A lag "
+            "above a dashed line means a pong could wait longer than that timeout. x = the cell failed; "
+            "o = measured, but the probe recorded nothing (the loop was blocked for the whole window). "
+            "Log scale."),
+        "throughput_jobs": (
+            f"Job replies received by the load process inside the {window} window, per second (median over "
+            f"repeats); {settings['job_connections']} job connections each keep one job in flight, so the "
+            "ceiling (dash-dot line) is connections x 1000 / target job ms. Each panel has its own y scale; "
+            "a thick dash at 0 is a measured zero (no job finished inside the window). x = the cell failed."),
+        "throughput_echo": (
+            f"Echo replies received inside the window, per second; {settings['observers']} observers "
+            f"each send every {settings['echo_interval']}, so an unblocked server answers "
+            "observers x 1000 / interval per second (dash-dot line). x = the cell failed."),
+        "echo_p99": (
+            "p99 of observer echo latency, measured from each echo's *scheduled* send time to its reply "
+            "(a stall is not hidden by the sender waiting); echoes still unanswered when the window closed "
+            "count with their waiting time so far; echoes on a connection that died are not in this "
+            "statistic (`echo_lost` in `cells.csv`). Median of the per-repeat p99s, log scale. x = the cell "
+            "failed; o = no echo recorded."),
+        "survival_boundary": (
+            "For each workload, strategy and ping_timeout: the largest work size (target ms per job) "
+            "whose cell kept every connection (share lost = 0) in every repeat. The bottom band is "
+            "\"none survived\": even the smallest size lost connections. Gaps: nothing measured. A hollow "
+            "marker: a larger size of the run has no measurement (failed, skipped or not run), so the "
+            "boundary may lie higher."),
+    }
+
+
+def _counts(manifest: Mapping[str, Any] | None, df: pd.DataFrame, cells: pd.DataFrame,
+            warnings: list[str]) -> list[str]:
+    ok = int((df["status"] == "ok").sum())
+    failed = df[df["status"] != "ok"]
+    skipped = cellmod.skips(manifest)
+    lines = ["## Cells", ""]
+    planned = (manifest or {}).get("planned")
+    lines.append(
+        f"- records: {len(df)} ({ok} ok, {len(failed)} failed)"
+        + (f"; planned: {planned}" if planned is not None else "")
+        + f"; skipped: {len(skipped)}; unreadable files: {len(warnings)}"
+    )
+    low, high = int(cells["repeats"].min()), int(cells["repeats"].max())
+    lines.append(f"- distinct cells (parameter combinations): {len(cells)}; records per cell: "
+                 + (f"{low}" if low == high else f"{low} to {high}"))
+    if len(failed):
+        lines += ["", "Failed cells (no measurement):", ""]
+        for _, row in failed.iterrows():
+            lines.append(f"- `{row['cell_id']}` (repeat {row['repeat']}): {md.escape(row['error'])}")
+    if skipped:
+        lines += ["", "Skipped cells (not run), grouped by workload, strategy and reason:", ""]
+        lines += _skip_lines(skipped)
+    if warnings:
+        lines += ["", "Unreadable files (left out of everything below):", ""]
+        lines += [f"- {md.escape(w)}" for w in warnings]
+    return lines
+
+
+def _skip_lines(skipped: list[cellmod.Skip]) -> list[str]:
+    groups: dict[tuple[str, str, str], list[cellmod.Skip]] = {}
+    for skip in skipped:
+        key = (str(skip.params.get("workload", "any workload")),
+               str(skip.params.get("strategy", "any strategy")), skip.reason)
+        groups.setdefault(key, []).append(skip)
+    lines = []
+    for (workload, strategy, reason), members in groups.items():
+        sizes = sorted({float(s.params["work_ms"]) for s in members if "work_ms" in s.params})
+        timeouts = sorted({s.params["ping_timeout"] for s in members if "ping_timeout" in s.params},
+                          key=cellmod.timeout_sort_key)
+        scope = []
+        if sizes:
+            scope.append("work " + ", ".join(md.number(x) for x in sizes) + " ms")
+        if timeouts:
+            scope.append("ping_timeout " + ", ".join(cellmod.seconds_label(t) for t in timeouts))
+        count = f"{len(members)} cell{'s' if len(members) != 1 else ''}"
+        lines.append(f"- {workload} x {strategy}, {count} ({'; '.join(scope)}): {md.escape(reason)}")
+    return lines
+
+
+def _load(df: pd.DataFrame) -> list[str]:
+    ok = df[df["status"] == "ok"]
+    cpus = pd.to_numeric(df["machine_cpus"], errors="coerce").dropna()
+    busy = pd.to_numeric(ok["machine_busy_cores"], errors="coerce").dropna()
+    n = int(cpus.max()) if len(cpus) else None
+    lines = ["## Machine load", ""]
+    if n is None or busy.empty:
+        return lines + ["No CPU measurements in the records.", ""]
+    hot = ok[pd.to_numeric(ok["machine_busy_cores"], errors="coerce") >= 0.9 * n]
+    lines.append(
+        f"The machine has {n} CPUs. Busy cores over each cell's window (whole machine, all processes): "
+        f"median {busy.median():.2f}, max {busy.max():.2f}. "
+        f"Cells at 90% or more of all cores (oversubscribed: server, workers and load compete, and "
+        f"the numbers include that contention): {len(hot)} of {len(ok)}."
+    )
+    if len(hot):
+        lines.append("")
+        shown = hot.sort_values(["machine_busy_cores", "cell_id"], ascending=[False, True]).head(10)
+        lines += [f"- `{r['cell_id']}` (repeat {r['repeat']}): {r['machine_busy_cores']:.2f} busy cores; "
+                  f"server {r['server_cpu_util']:.2f}, workers {r['workers_cpu_util']:.2f}, "
+                  f"load {r['load_cpu_util']:.2f}" for _, r in shown.iterrows()]
+        if len(hot) > len(shown):
+            lines.append(f"- ... and {len(hot) - len(shown)} more (see `cells.csv`)")
+    return lines + [""]
+
+
+def read_run(run_dir: str | Path) -> tuple[tidy.Loaded, list[str]]:
+    """Load a run directory for reporting.
+
+    Returns:
+        The loaded run and one warning per unreadable file.
+
+    Raises:
+        UsageError: If the directory is missing or holds no usable record.
+    """
+    root = Path(run_dir)
+    loaded = tidy.load_records(root)
+    warnings = [f"{_relative(path, root)}: {message}" for path, message in loaded.errors]
+    if not loaded.records:
+        if loaded.errors:
+            raise UsageError(f"no readable records in {root} ({len(loaded.errors)} unreadable: {warnings[0]})")
+        raise UsageError(f"no records in {root}")
+    return loaded, warnings
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return path.name
+
+
+def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
+    """Render figures and ``report.md`` for a run directory.
+
+    Args:
+        run_dir: A run directory (``wsblock matrix`` output or a directory of
+            records).
+        out_dir: Where to write; created if missing. Existing files of the
+            same names are replaced atomically.
+
+    Returns:
+        The written files and the warnings (unreadable records, by file name).
+
+    Raises:
+        UsageError: If ``run_dir`` is missing or holds no usable record.
+    """
+    root, out = Path(run_dir), Path(out_dir)
+    loaded, warnings = read_run(root)
+    records = [r for _, r in loaded.records]
+    df = tidy.frame(loaded.records)
+    cells = cellmod.aggregate(df)
+    skipped = cellmod.skips(loaded.manifest)
+    settings = _settings(records)
+    switch_ms = environment.switch_interval_s(records) * 1000
+    line = subtitle(settings)
+    csv_path = out / tidy.CSV_NAME
+    atomic.write_text(csv_path, tidy.to_csv_text(df))
+    figures = _figures(cells, skipped, out, line, switch_ms, records)
+    captions = _captions(settings, switch_ms)
+    titles = {
+        "disconnect_map": "Connections lost", "loop_lag_p99": "Event-loop lag p99",
+        "throughput_jobs": "Jobs per second", "throughput_echo": "Echo replies per second",
+        "echo_p99": "Observer echo latency p99", "survival_boundary": "Survival boundary",
+    }
+    manifest = loaded.manifest or {}
+    text = [f"# wsblock report: {root.resolve().name}", ""]
+    text.append(
+        f"Each cell ran one workload x strategy x keepalive setting against a real websockets server in its "
+        f"own process, for a {settings['window']} window after {settings['warmup']} of warm-up, with "
+        f"{settings['job_connections']} job connections and {settings['observers']} observers (one echo "
+        f"every {settings['echo_interval']} each); ping_interval {settings['ping_interval']}, close_timeout "
+        f"{settings['close_timeout']}, loop probe every {settings['probe']}, a loop gap over "
+        f"{settings['stall']} counts as a stall."
+    )
+    text += ["", "## Run", ""]
+    text.append(f"- command: `{manifest.get('command') or 'unknown (records without a manifest)'}`")
+    if manifest.get("profile"):
+        text.append(f"- profile: {manifest['profile']}")
+    if manifest.get("config_path"):
+        text.append(f"- config: `{manifest['config_path']}`")
+    if manifest and not manifest.get("finished_utc"):
+        text.append("- the run did not finish (no `finished_utc` in the manifest): results are partial")
+    text += ["", "## Environment", ""]
+    text.append(md.table(["", "value"], environment.describe(loaded.manifest, records), align="ll"))
+    for note in environment.differences(records):
+        text.append(f"**Warning:** {note}.")
+        text.append("")
+    text += _counts(loaded.manifest, df, cells, warnings)
+    text.append("")
+    text += _load(df)
+    text += ["## Summary by workload", "", tables.summary_tables(cells, loaded.manifest)]
+    text += ["## Survival boundary", ""]
+    text.append(
+        "Largest work size (target ms per job) that kept every connection in every repeat, per ping_timeout; "
+        f"sizes in this run: {survival.sizes_tested(cells)}. `none survived`: even the smallest size lost "
+        "connections; `no data`: no measured cell; `*`: a smaller size lost connections although this "
+        "one survived (noise or a finding; check the cells); `(X ms: no data)`: larger sizes without a "
+        "measurement, so the boundary may lie higher."
+    )
+    text += ["", survival.table(cells)]
+    text += ["## Figures", ""]
+    for stem, paths in figures.items():
+        png = next(p for p in paths if p.suffix == ".png")
+        text.append(f"### {titles[stem]}")
+        text.append("")
+        text.append(f"![{titles[stem]}]({png.name})")
+        text.append("")
+        text.append(captions[stem] + f" Vector version: [{stem}.svg]({stem}.svg).")
+        text.append("")
+    text.append(f"The tidy table behind every number: [`{tidy.CSV_NAME}`]({tidy.CSV_NAME}) "
+                "(one row per record; `ping_timeout` none is written `none`).")
+    markdown = out / REPORT_NAME
+    atomic.write_text(markdown, "\n".join(text).rstrip("\n") + "\n")
+    return ReportResult(markdown=markdown, figures=[p for paths in figures.values() for p in paths],
+                        csv=csv_path, warnings=warnings)

@@ -1,0 +1,95 @@
+"""Figure: the survival boundary (largest surviving job vs ping_timeout)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wsblock.report import cells as cellmod
+from wsblock.report import plotting
+from wsblock.report import survival
+
+STEM = "survival_boundary"
+
+
+def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
+    """Draw one panel per workload: max surviving work size per keepalive.
+
+    The y axis is categorical (the work sizes of the run, plus "none
+    survived" below them) because sizes are a handful of tested values, not
+    a continuum; lines of different strategies are nudged apart vertically
+    so that equal boundaries stay visible.
+
+    Args:
+        cells: Aggregated cells.
+        out_dir: Output directory.
+        subtitle: What one cell measured, one line.
+
+    Returns:
+        The written files.
+    """
+    found = survival.boundaries(cells)
+    pairs = cellmod.keepalives(cells)
+    labels = cellmod.keepalive_labels(pairs)
+    sizes = sorted({float(s) for s in cells["work_ms"]})
+    levels = {size: i + 1 for i, size in enumerate(sizes)}
+    variants = list(dict.fromkeys(cells["variant"]))
+    strategies = plotting.strategies_of(cells)
+    ncols = min(3, len(variants))
+    nrows = math.ceil(len(variants) / ncols)
+    panel_w = max(3.4, 0.75 * len(pairs) + 1.6)
+    fig, axes = plotting.plt.subplots(nrows, ncols, figsize=(panel_w * ncols + 0.6, 2.6 * nrows + 1.5),
+                                      squeeze=False, layout="constrained")
+    spread = 0.28
+    nudge = {s: (i - (len(strategies) - 1) / 2) * spread / max(1, len(strategies) - 1)
+             for i, s in enumerate(strategies)}
+    for k, name in enumerate(variants):
+        ax = axes[k // ncols][k % ncols]
+        for strategy in strategies:
+            points = {b.keepalive: b for b in found if b.variant == name and b.strategy == strategy}
+            xs, ys, open_ = [], [], []
+            for j, pair in enumerate(pairs):
+                b = points.get(pair)
+                xs.append(j)
+                if b is None or b.status == survival.NO_DATA:
+                    ys.append(np.nan)  # a gap: nothing measured here
+                    open_.append(False)
+                    continue
+                ys.append((levels[b.max_ms] if b.status == "ok" else 0) + nudge[strategy])
+                open_.append(bool(b.unknown_above))
+            if all(math.isnan(y) for y in ys):
+                continue
+            colour = plotting.strategy_colour(strategy)
+            ax.step(xs, ys, where="mid", color=colour, linewidth=1.4, alpha=0.9)
+            for hollow in (False, True):
+                sel = [k for k in range(len(xs)) if open_[k] == hollow]
+                ax.plot([xs[k] for k in sel], [ys[k] for k in sel], linestyle="none",
+                        marker=plotting.strategy_marker(strategy), color=colour, markersize=5.5,
+                        markerfacecolor="white" if hollow else colour)
+        ax.set_title(name)
+        ax.set_xticks(range(len(pairs)), labels)
+        ax.set_xlim(-0.5, len(pairs) - 0.5)
+        ax.set_yticks(range(len(sizes) + 1), ["none\nsurvived", *(f"{s:g} ms" for s in sizes)])
+        ax.set_ylim(-0.5, len(sizes) + 0.5)
+        ax.axhspan(-0.5, 0.5, color="#fde0dd", zorder=0)
+        ax.grid(color="#e0e0e0", linewidth=0.6)
+        ax.set_axisbelow(True)
+    for k in range(len(variants), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    intervals = {cellmod.timeout_sort_key(a) for a, _ in pairs}
+    xlabel = "ping_timeout" + (f" (ping_interval {cellmod.seconds_label(pairs[0][0])})"
+                               if len(intervals) == 1 and pairs else "")
+    for k in range(len(variants)):
+        axes[k // ncols][k % ncols].set_xlabel(xlabel)
+    fig.supylabel("largest work per job that kept every connection")
+    handles = [plotting.plt.Line2D([], [], color=plotting.strategy_colour(s), marker=plotting.strategy_marker(s),
+                                   label=s) for s in strategies]
+    handles.append(plotting.plt.Line2D([], [], color="#616161", marker="o", markerfacecolor="white",
+                                       linestyle="none", label="hollow: a larger size has no data"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False,
+               title="strategy (lines nudged apart vertically so equal values stay visible; gap = no data)")
+    plotting.title(fig, "Survival boundary: largest job size with no lost connection in any repeat", subtitle)
+    return plotting.save(fig, out_dir, STEM)

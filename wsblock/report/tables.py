@@ -1,0 +1,136 @@
+"""The report's per-workload summary tables.
+
+One table per workload and work size, one row per strategy. The
+disconnect columns cover every keepalive setting; the responsiveness and
+throughput columns come from a single reference cell per row, the one with
+the longest ping_timeout of the run (``none`` if present), where lost
+connections disturb the other measurements least. Every number is the
+median over that cell's measured repeats.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pandas as pd
+
+from wsblock.report import cells as cellmod
+from wsblock.report import markdown as md
+from wsblock.report import plotting
+
+METRICS = (
+    ("lag p50 ms", "lag_p50_ms", md.ms),
+    ("lag p99 ms", "lag_p99_ms", md.ms),
+    ("lag max ms", "lag_max_ms", md.ms),
+    ("echo p99 ms", "echo_p99_ms", md.ms),
+    ("jobs/s", "jobs_per_s", md.number),
+    ("job ms p50", "job_ms_p50", md.ms),
+)
+
+
+def reference_keepalive(pairs: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    """The keepalive setting whose cells feed the metric columns."""
+    return pairs[-1]
+
+
+def _state(here: pd.DataFrame, skipped: list[cellmod.Skip], workload: str, size: float, strategy: str,
+           pair: tuple[Any, Any]) -> tuple[str, pd.Series | None]:
+    found = cellmod.lookup(here, strategy=strategy, ping_interval=pair[0], ping_timeout=pair[1])
+    if not found.empty:
+        row = found.iloc[0]
+        return ("ok" if row["status"] == "ok" else "failed"), row
+    for skip in skipped:
+        if skip.matches(workload=workload, work_ms=size, strategy=strategy,
+                        ping_interval=pair[0], ping_timeout=pair[1]):
+            return "skipped", None
+    return "not run", None
+
+
+def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: str, size: float,
+                   pairs: list[tuple[Any, Any]], strategies: list[str]) -> str:
+    """The table of one workload variant and work size.
+
+    Args:
+        cells: Aggregated cells of the whole run.
+        skipped: Skipped cells from the manifest.
+        variant: Workload label.
+        size: Work size in ms.
+        pairs: Keepalive settings of the run, sorted.
+        strategies: Strategies to list, in order.
+
+    Returns:
+        A markdown table; strategies with no cell and no skip entry for this
+        workload and size are left out.
+    """
+    here = plotting.panel_cells(cells, variant, size)
+    workload = str(here["workload"].iloc[0]) if not here.empty else variant
+    labels = cellmod.keepalive_labels(pairs)
+    ref = reference_keepalive(pairs)
+    cpus = pd.to_numeric(cells["machine_cpus"], errors="coerce").dropna()
+    cpu_text = f"{cpus.max():g}" if len(cpus) else "?"
+    header = ["strategy", *(f"lost @ {label}" for label in labels),
+              *(name for name, _, _ in METRICS), f"busy cores of {cpu_text}"]
+    rows = []
+    for strategy in strategies:
+        states = [_state(here, skipped, workload, size, strategy, pair) for pair in pairs]
+        if all(state == "not run" for state, _ in states):
+            continue
+        lost = []
+        for state, row in states:
+            if state != "ok":
+                lost.append(state)
+            else:
+                text = md.share(row["disconnect_share"])
+                lost.append(text + (" †" if row["repeats_disagree"] else ""))
+        ref_state, ref_row = states[pairs.index(ref)]
+        if ref_state == "ok":
+            values = [fmt(ref_row[column]) for _, column, fmt in METRICS]
+            values.append(md.number(ref_row["machine_busy_cores"], 2))
+        else:
+            values = [ref_state] * (len(METRICS) + 1)
+        rows.append([strategy, *lost, *values])
+    return md.table(header, rows)
+
+
+def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> str:
+    """Every summary table of a run, with headings, in markdown.
+
+    The output depends only on the records and the manifest's ``skipped``
+    list, so it can be compared with a stored reference.
+
+    Args:
+        cells: Aggregated cells (:func:`wsblock.report.cells.aggregate`).
+        manifest: The run's manifest, if any.
+
+    Returns:
+        Markdown: an explanation of the numbers, then one ``###`` heading per
+        workload and one table per work size.
+    """
+    if cells.empty:
+        return "No measured cells.\n"
+    skipped = cellmod.skips(manifest)
+    pairs = cellmod.keepalives(cells)
+    labels = cellmod.keepalive_labels(pairs)
+    ref_label = labels[pairs.index(reference_keepalive(pairs))]
+    strategies = plotting.strategies_of(cells, skipped)
+    parts = [
+        "`lost @ X`: share of connections lost (0..1) at keepalive setting X (ping_timeout, or "
+        "ping_interval / ping_timeout); † = the repeats disagreed (some lost connections, some did not). "
+        f"All other columns come from the cell with ping_timeout **{ref_label}** (the longest in the run): "
+        "server loop lag (lateness of a 1 ms sleep in the loop) p50/p99/max, observer echo latency p99, "
+        "job replies per second, measured wall time of one job, and the machine's busy cores during the "
+        "window. Every number is the median over the cell's measured repeats; `failed`, `skipped`, "
+        "`not run` say why there is none; `–` = nothing was recorded (e.g. no job finished in the window).",
+        "",
+    ]
+    grid = plotting.Grid.of(cells)
+    for name in grid.variants:
+        parts.append(f"### {name}")
+        parts.append("")
+        for size in grid.sizes:
+            if plotting.panel_cells(cells, name, size).empty:
+                continue
+            parts.append(f"{size:g} ms per job (target on an idle machine):")
+            parts.append("")
+            parts.append(workload_table(cells, skipped, name, size, pairs, strategies))
+    return "\n".join(parts).rstrip("\n") + "\n"
