@@ -4,7 +4,10 @@ A matrix is a TOML document. Lists under the axis keys are multiplied out;
 scalars apply to every cell:
 
 * axes: ``workloads``, ``work_ms``, ``strategies``, ``ping_interval``,
-  ``ping_timeout`` (numbers, or ``"none"``);
+  ``ping_timeout`` (numbers, or ``"none"``), and the keepalive variants
+  ``client_pings`` (booleans) and ``handler_ping_timeout`` (numbers or
+  ``"none"``, or ``"unset"``: the handler leaves the setting alone, as
+  when the key is absent);
 * scalars: ``duration``, ``warmup``, ``repeats``, ``job_connections``,
   ``observers``, ``echo_interval_ms``, ``close_timeout``, ``workers``,
   ``chunk_ms``, ``start_method``, ``stall_ms``, ``description``;
@@ -31,12 +34,12 @@ from wsblock import strategies
 from wsblock.config import CellConfig
 from wsblock.errors import UsageError
 
-AXES = ("workloads", "work_ms", "strategies", "ping_interval", "ping_timeout")
+AXES = ("workloads", "work_ms", "strategies", "ping_interval", "ping_timeout",
+        "client_pings", "handler_ping_timeout")
 SCALARS = {
     "duration": float, "warmup": float, "repeats": int, "job_connections": int,
     "observers": int, "echo_interval_ms": float, "close_timeout": float, "workers": int,
     "chunk_ms": float, "start_method": str, "stall_ms": float, "description": str,
-    "client_pings": bool, "handler_ping_timeout": float,
 }
 PROFILES = ("smoke", "quick", "default")
 
@@ -60,6 +63,10 @@ class PlannedCell:
         parts = [c.workload, f"{c.work_ms:g}ms", c.strategy,
                  f"pi{_fmt(c.ping_interval)}", f"pt{_fmt(c.ping_timeout)}"]
         parts += [f"{k}{v}" for k, v in sorted(c.workload_params.items())]
+        if not c.client_pings:
+            parts.append("noclientpings")
+        if c.handler_ping_timeout is not None:
+            parts.append(f"hpt{c.handler_ping_timeout if isinstance(c.handler_ping_timeout, str) else _fmt(c.handler_ping_timeout)}")
         parts.append(f"r{self.repeat}")
         return "-".join(parts)
 
@@ -188,9 +195,6 @@ def expand(data: dict[str, Any], *, source: str) -> Matrix:
         if key not in data or key in ("repeats", "description"):
             continue
         value = data[key]
-        if key == "handler_ping_timeout" and value == "none":
-            scalars[key] = value
-            continue
         ok = isinstance(value, kind) if kind in (str, bool) else (
             isinstance(value, (int, float)) and not isinstance(value, bool)
             and (kind is float or isinstance(value, int)))
@@ -224,11 +228,26 @@ def expand(data: dict[str, Any], *, source: str) -> Matrix:
                 axes.append([(param, v) for v in values])
         per_workload[name] = [dict(combo) for combo in itertools.product(*axes)] or [{}]
 
+    client_pings = _as_list("client_pings", data.get("client_pings", True))
+    for value in client_pings:
+        if not isinstance(value, bool):
+            raise UsageError(f"client_pings: expected true or false, got {value!r}")
+    handler: list[float | str | None] = []
+    for value in _as_list("handler_ping_timeout", data.get("handler_ping_timeout", ["unset"])):
+        if value == "unset":
+            handler.append(None)
+        elif isinstance(value, str) and value.lower() == "none":
+            handler.append("none")
+        else:
+            handler.append(_seconds("handler_ping_timeout", value, allow_none=False))
+
     matrix = Matrix(source=source, definition=data)
-    for name, ms, strategy, interval, timeout in itertools.product(names, work, strats, intervals, timeouts):
+    grid = itertools.product(names, work, strats, intervals, timeouts, client_pings, handler)
+    for name, ms, strategy, interval, timeout, pings, override in grid:
         for params in per_workload[name]:
             cell = CellConfig(workload=name, work_ms=ms, strategy=strategy,  # type: ignore[arg-type]
                               ping_interval=interval, ping_timeout=timeout,
+                              client_pings=pings, handler_ping_timeout=override,
                               workload_params=dict(params), **scalars)
             reason = strategies.get(strategy).unsupported_reason(workloads.get(name))
             if reason:
