@@ -4,7 +4,7 @@
 Only the Python standard library is used here, so this works on a machine
 that has nothing but Python 3.11+:
 
-    python3 dev.py bench   # set up, then run the demo benchmark
+    python3 dev.py bench   # set up, then run the quick matrix and its report
     python3 dev.py test    # set up, then run the tests
 
 The environment lives in ``.venv`` and is refreshed when ``pyproject.toml`` or
@@ -61,27 +61,26 @@ def setup() -> None:
 
 
 def bench(args: list[str]) -> int:
-    """Run the demo benchmark: the keepalive failure, then its fixes."""
-    out = ROOT / "results" / "demo"
-    cells = [
-        ("inline", "pure_python"),
-        ("thread", "pure_python"),
-        ("process", "pure_python"),
-        ("thread", "blocking_io"),
-    ]
-    for strategy, workload in cells:
-        record = out / f"{workload}-{strategy}.json"
-        code = subprocess.run(
-            [str(PY), "-m", "wsblock", "run", "--workload", workload, "--work-ms", "3000",
-             "--strategy", strategy, "--ping-interval", "1", "--ping-timeout", "1",
-             "--duration", "10", "--out", str(record), *args],
-            cwd=ROOT,
-        ).returncode
-        if code != 0:
-            return code
-        print()
-    _say(f"records are in {out}")
-    return 0
+    """Run the quick profile, then write its report.
+
+    Extra arguments go to ``wsblock matrix`` (for example ``--profile
+    default``). The run resumes if interrupted and started again.
+    """
+    out = ROOT / "results" / "runs" / "quick"
+    matrix = ["--profile", "quick"]
+    if "--profile" in args or "--config" in args:
+        matrix = []
+    if "--out" in args:
+        out = Path(args[args.index("--out") + 1])
+    else:
+        args = [*args, "--out", str(out)]
+    code = subprocess.run([str(PY), "-m", "wsblock", "matrix", *matrix, *args], cwd=ROOT).returncode
+    if code != 0:
+        return code
+    code = subprocess.run([str(PY), "-m", "wsblock", "report", str(out)], cwd=ROOT).returncode
+    if code == 0:
+        _say(f"report: {out / 'report' / 'report.md'} (figures beside it)")
+    return code
 
 
 def test(args: list[str]) -> int:

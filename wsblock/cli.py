@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal = sub.add_parser("calibrate", help="show or refresh this machine's calibration")
     cal.add_argument("workloads", nargs="*", help="workloads to calibrate (default: all)")
     cal.add_argument("--force", action="store_true", help="measure again even if stored")
+
+    from wsblock.report.cli import add_parsers as add_report_parsers
+
+    add_report_parsers(sub)
     return parser
 
 
@@ -285,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

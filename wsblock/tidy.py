@@ -34,7 +34,7 @@ NAN = float("nan")
 # ``first_disconnect_s``.
 ID_COLUMNS = (
     "cell_id", "repeat", "status", "error", "workload", "work_ms", "strategy",
-    "ping_interval", "ping_timeout", "keepalive_budget_s", "duration",
+    "ping_interval", "ping_timeout", "keepalive_budget_s", "client_pings", "handler_ping_timeout", "duration",
     "job_connections", "observers", "workers", "chunk_ms", "start_method",
 )
 WORK_COLUMNS = ("units", "unit")
@@ -43,6 +43,7 @@ INITIATOR_COLUMNS = ("disconnects_by_client", "disconnects_by_server", "disconne
 METRIC_COLUMNS = (
     "connections_opened",
     "lag_p50_ms", "lag_p90_ms", "lag_p99_ms", "lag_p999_ms", "lag_max_ms", "lag_samples",
+    "ticker_lag_p99_ms", "ticker_lag_max_ms", "ticker_late_ticks",
     "stalls_count", "stall_max_ms", "stall_total_ms", "stalled_share",
     "jobs_per_s", "echo_per_s", "echo_p50_ms", "echo_p99_ms", "echo_max_ms", "echo_lost",
     "job_ms_p50", "job_ms_max", "job_cpu_ms_p50", "job_latency_p50_ms", "job_latency_p99_ms",
@@ -50,9 +51,9 @@ METRIC_COLUMNS = (
 )
 META_COLUMNS = ("machine_cpus", "python_version", "websockets_version", "timestamp_utc", "file")
 
-# Columns that may legitimately hold None ("no keepalive"), kept as Python
-# objects so None is not confused with a missing value.
-NONE_COLUMNS = ("ping_interval", "ping_timeout")
+# Columns that may legitimately hold None ("no keepalive"; for the handler,
+# "not set"), kept as Python objects so None is not confused with NaN.
+NONE_COLUMNS = ("ping_interval", "ping_timeout", "handler_ping_timeout")
 
 
 @dataclass
@@ -215,6 +216,10 @@ def _metrics(record: Mapping[str, Any]) -> dict[str, Any]:
         "lag_p999_ms": _num(lag.get("p999")),
         "lag_max_ms": _num(lag.get("max")),
         "lag_samples": _num(lag.get("samples")),
+        # Records before the 100 ms ticker have no ticker_lag_ms: NaN.
+        "ticker_lag_p99_ms": _num(_get(record, "ticker_lag_ms", "p99")),
+        "ticker_lag_max_ms": _num(_get(record, "ticker_lag_ms", "max")),
+        "ticker_late_ticks": _num(_get(record, "ticker_lag_ms", "late_ticks")),
         "stalls_count": _num(stalls.get("count")),
         "stall_max_ms": _num(stalls.get("max_ms")),
         "stall_total_ms": _num(stalls.get("total_ms")),
@@ -257,6 +262,7 @@ def flatten(record: Mapping[str, Any], path: str | Path | None = None) -> dict[s
     status = record.get("status", "ok")
     interval, timeout = params.get("ping_interval"), params.get("ping_timeout")
     budget = None if interval is None or timeout is None else float(interval) + float(timeout)
+    handler = params.get("handler_ping_timeout")
     row: dict[str, Any] = {
         "cell_id": matrix.get("cell_id") or derived_cell_id(params),
         "repeat": int(matrix.get("repeat", 0)),
@@ -268,6 +274,9 @@ def flatten(record: Mapping[str, Any], path: str | Path | None = None) -> dict[s
         "ping_interval": None if interval is None else float(interval),
         "ping_timeout": None if timeout is None else float(timeout),
         "keepalive_budget_s": budget,
+        # Absent in records older than these options: their defaults then.
+        "client_pings": bool(params.get("client_pings", True)),
+        "handler_ping_timeout": handler if handler is None or isinstance(handler, str) else float(handler),
         "duration": _num(params.get("duration")),
         "job_connections": _num(params.get("job_connections")),
         "observers": _num(params.get("observers")),
@@ -342,14 +351,22 @@ def frame(records: Iterable[tuple[Path, Mapping[str, Any]] | Mapping[str, Any]])
     return df
 
 
+def _setting_text(value: Any, missing: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return value if isinstance(value, str) else repr(float(value))
+
+
 def to_csv_text(df: pd.DataFrame) -> str:
-    """Render the tidy table as CSV: ``none`` for no keepalive, empty for NaN."""
+    """Render the tidy table as CSV.
+
+    ``none`` for no keepalive (``ping_interval``/``ping_timeout``), ``unset``
+    for a handler that did not assign a ping_timeout, empty for NaN.
+    """
     out = df.copy()
     for column in NONE_COLUMNS:
-        out[column] = [
-            "none" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(float(value))
-            for value in out[column]
-        ]
+        missing = "unset" if column == "handler_ping_timeout" else "none"
+        out[column] = [_setting_text(value, missing) for value in out[column]]
     return out.to_csv(index=False, na_rep="", lineterminator="\n")
 
 

@@ -19,7 +19,8 @@ from wsblock import tidy
 
 WORKLOAD_ORDER = ("pure_python", "numpy", "blocking_io", "pandas", "c_holds_gil")
 STRATEGY_ORDER = ("inline", "chunked", "thread", "process")
-BASE_KEY = ("workload", "work_ms", "strategy", "ping_interval", "ping_timeout")
+KEEPALIVE_KEY = ("ping_interval", "ping_timeout", "client_pings", "handler_ping_timeout")
+BASE_KEY = ("workload", "work_ms", "strategy", *KEEPALIVE_KEY)
 
 # Metrics summarised over repeats (median).
 MEDIAN_COLUMNS = (
@@ -106,7 +107,9 @@ def cell_key(row: Mapping[str, Any], columns: Iterable[str]) -> str:
     prefix = f"{row.get('workload')}_"
     params = {c[len(prefix):]: _plain(row.get(c)) for c in columns
               if c.startswith(prefix) and not is_none(row.get(c))}
-    return json.dumps([*(_plain(row.get(c)) for c in BASE_KEY), dict(sorted(params.items()))])
+    keepalive = Keepalive.of(row)
+    return json.dumps([row.get("workload"), _plain(row.get("work_ms")), row.get("strategy"),
+                       *(_plain(v) for v in keepalive.axes().values()), dict(sorted(params.items()))])
 
 
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
@@ -145,24 +148,24 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
             "error": None if failed.empty else failed["error"].iloc[0],
         })
         for column in MEDIAN_COLUMNS:
-            values = pd.to_numeric(ok[column], errors="coerce").dropna() if column in ok else []
+            # The machine's size is known even when the measurement failed.
+            source = group if column == "machine_cpus" else ok
+            values = pd.to_numeric(source[column], errors="coerce").dropna() if column in source else []
             row[column] = float(np.median(values)) if len(values) else math.nan
         shares = pd.to_numeric(ok["disconnect_share"], errors="coerce").dropna()
         row["survived"] = bool((shares == 0).all()) if len(shares) else None
         row["repeats_disagree"] = bool(len(shares) > 1 and (shares == 0).any() and (shares > 0).any())
         rows.append(row)
     out = pd.DataFrame(rows)
-    for column in ("ping_interval", "ping_timeout"):
-        out[column] = pd.Series([None if is_none(v) else float(v) for v in out[column]],
-                                index=out.index, dtype=object)
+    settings = [Keepalive.of(row) for row in out.to_dict("records")]
+    for column in KEEPALIVE_KEY:
+        out[column] = pd.Series([getattr(k, column) for k in settings], index=out.index, dtype=object)
     order = sorted(
         range(len(out)),
         key=lambda i: (workload_key(out.at[i, "workload"]),
                        tuple(timeout_sort_key(out.at[i, c]) for c in keys[len(BASE_KEY):]),
                        float(out.at[i, "work_ms"]),
-                       strategy_key(out.at[i, "strategy"]),
-                       timeout_sort_key(out.at[i, "ping_interval"]),
-                       timeout_sort_key(out.at[i, "ping_timeout"]), out.at[i, "cell_key"]),
+                       strategy_key(out.at[i, "strategy"]), settings[i].sort_key(), out.at[i, "cell_key"]),
     )
     return out.iloc[order].reset_index(drop=True)[out_columns]
 
@@ -204,26 +207,118 @@ def skips(manifest: Mapping[str, Any] | None) -> list[Skip]:
     return out
 
 
-def keepalives(cells: pd.DataFrame, skipped: Iterable[Skip] = ()) -> list[tuple[Any, Any]]:
-    """Every ``(ping_interval, ping_timeout)`` pair of a run, sorted.
+@dataclass(frozen=True)
+class Keepalive:
+    """One keepalive setting of a run: a column of the disconnect map.
 
-    Sorted by timeout (none last), then interval.
+    Attributes:
+        ping_interval: Seconds, or None for no pings.
+        ping_timeout: Seconds, or None for "wait forever".
+        client_pings: Whether the load process sent pings of its own.
+        handler_ping_timeout: What the server's handler assigned to
+            ``connection.ping_timeout``: None when it did not (unset),
+            ``"none"`` or seconds.
     """
-    pairs = {(None if is_none(a) else float(a), None if is_none(b) else float(b))
-             for a, b in zip(cells["ping_interval"], cells["ping_timeout"])}
+
+    ping_interval: float | None
+    ping_timeout: float | None
+    client_pings: bool = True
+    handler_ping_timeout: float | str | None = None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> "Keepalive":
+        """The setting of a tidy row, aggregated cell or skip's params.
+
+        Records older than the keepalive variants have neither
+        ``client_pings`` nor ``handler_ping_timeout``: they ran with client
+        pings and an unset handler timeout, the defaults.
+        """
+        pings = row.get("client_pings", True)
+        handler = row.get("handler_ping_timeout")
+        return cls(
+            None if is_none(row.get("ping_interval")) else float(row["ping_interval"]),
+            None if is_none(row.get("ping_timeout")) else float(row["ping_timeout"]),
+            True if is_none(pings) else bool(pings),
+            None if is_none(handler) else (handler if isinstance(handler, str) else float(handler)),
+        )
+
+    def axes(self) -> dict[str, Any]:
+        """The setting as column values, for :func:`lookup` and :meth:`Skip.matches`."""
+        return {"ping_interval": self.ping_interval, "ping_timeout": self.ping_timeout,
+                "client_pings": self.client_pings, "handler_ping_timeout": self.handler_ping_timeout}
+
+    def sort_key(self) -> tuple[Any, ...]:
+        """Short timeouts first, none last; then interval, client pings, handler."""
+        handler = self.handler_ping_timeout
+        rank = (0, 0.0) if handler is None else ((2, 0.0) if isinstance(handler, str) else (1, float(handler)))
+        return (timeout_sort_key(self.ping_timeout), timeout_sort_key(self.ping_interval),
+                not self.client_pings, rank)
+
+
+def keepalives(cells: pd.DataFrame, skipped: Iterable[Skip] = ()) -> list[Keepalive]:
+    """Every keepalive setting of a run, sorted (see :meth:`Keepalive.sort_key`)."""
+    found = {Keepalive.of(row) for row in cells.to_dict("records")}
     for skip in skipped:
         if "ping_timeout" in skip.params and "ping_interval" in skip.params:
-            a, b = skip.params["ping_interval"], skip.params["ping_timeout"]
-            pairs.add((None if is_none(a) else float(a), None if is_none(b) else float(b)))
-    return sorted(pairs, key=lambda p: (timeout_sort_key(p[1]), timeout_sort_key(p[0])))
+            found.add(Keepalive.of(skip.params))
+    return sorted(found, key=Keepalive.sort_key)
 
 
-def keepalive_labels(pairs: list[tuple[Any, Any]]) -> list[str]:
-    """Column labels: the timeout alone when the interval never varies."""
-    intervals = {timeout_sort_key(a) for a, _ in pairs}
-    if len(intervals) <= 1:
-        return [seconds_label(b) for _, b in pairs]
-    return [f"{seconds_label(a)} / {seconds_label(b)}" for a, b in pairs]
+def _varies(settings: list[Keepalive], name: str) -> bool:
+    return len({repr(getattr(k, name)) for k in settings}) > 1
+
+
+def keepalive_labels(settings: list[Keepalive], sep: str = ", ") -> list[str]:
+    """Labels of keepalive settings: only what varies within the run.
+
+    The timeout alone in the common case; the interval when it varies too
+    (``interval / timeout``); ``no client pings`` and ``handler <timeout>``
+    when those vary.
+    """
+    labels = []
+    for k in settings:
+        base = seconds_label(k.ping_timeout)
+        if _varies(settings, "ping_interval"):
+            base = f"{seconds_label(k.ping_interval)} / {base}"
+        parts = [base]
+        if _varies(settings, "client_pings") and not k.client_pings:
+            parts.append("no client pings")
+        if _varies(settings, "handler_ping_timeout") and k.handler_ping_timeout is not None:
+            parts.append(f"handler {handler_label(k.handler_ping_timeout)}")
+        labels.append(sep.join(parts))
+    return labels
+
+
+def handler_label(value: Any) -> str:
+    """``5 s``, ``none`` or ``unset`` for a handler-assigned ping_timeout."""
+    if value is None:
+        return "unset"
+    return value if isinstance(value, str) else seconds_label(value)
+
+
+def keepalive_title(settings: list[Keepalive]) -> str:
+    """What the keepalive labels mean, plus what all settings share.
+
+    E.g. ``ping_timeout (ping_interval 1 s)`` or ``ping_interval /
+    ping_timeout; client pings off``.
+    """
+    title = "ping_interval / ping_timeout" if _varies(settings, "ping_interval") else "ping_timeout"
+    notes = []
+    if settings and not _varies(settings, "ping_interval"):
+        notes.append(f"ping_interval {seconds_label(settings[0].ping_interval)}")
+    if settings and not _varies(settings, "client_pings") and not settings[0].client_pings:
+        notes.append("the load sends no pings")
+    if settings and not _varies(settings, "handler_ping_timeout") \
+            and settings[0].handler_ping_timeout is not None:
+        notes.append(f"handler sets ping_timeout {handler_label(settings[0].handler_ping_timeout)}")
+    return title + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def lookup_keepalive(cells: pd.DataFrame, setting: Keepalive, **axes: Any) -> pd.DataFrame:
+    """The cells with this keepalive setting (and the other axis values)."""
+    mask = pd.Series([Keepalive.of(row) == setting for row in cells.to_dict("records")],
+                     index=cells.index, dtype=bool)
+    return lookup(cells[mask], **axes)
 
 
 def ordered(values: Iterable[Any], key: Any = None) -> list[Any]:

@@ -34,10 +34,17 @@ METRICS = (
 
 
 def describe_cell(row: Mapping[str, Any]) -> str:
-    """``pure_python 200 ms inline, ping 0.5 s / timeout 2 s``."""
-    return (f"{row['variant']} {float(row['work_ms']):g} ms {row['strategy']}, "
-            f"ping {cellmod.seconds_label(row['ping_interval'])} / timeout "
-            f"{cellmod.seconds_label(row['ping_timeout'])}")
+    """``pure_python 200 ms inline, ping 0.5 s / timeout 2 s`` (plus the
+    keepalive variant when it is not the default)."""
+    setting = cellmod.Keepalive.of(row)
+    text = (f"{row['variant']} {float(row['work_ms']):g} ms {row['strategy']}, "
+            f"ping {cellmod.seconds_label(setting.ping_interval)} / timeout "
+            f"{cellmod.seconds_label(setting.ping_timeout)}")
+    if not setting.client_pings:
+        text += ", no client pings"
+    if setting.handler_ping_timeout is not None:
+        text += f", handler {cellmod.handler_label(setting.handler_ping_timeout)}"
+    return text
 
 
 def mark(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
@@ -143,8 +150,8 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
     out = ["# wsblock compare", "",
            _header("A", path_a, loaded_a, warn_a), _header("B", path_b, loaded_b, warn_b), ""]
     out.append(
-        "Cells are matched by workload, work size, strategy, ping_interval, ping_timeout and workload "
-        "parameters. Each value is the median over the cell's measured repeats: `lost` = share of "
+        "Cells are matched by workload, work size, strategy, keepalive setting (ping_interval, "
+        "ping_timeout, client pings, handler ping_timeout) and workload parameters. Each value is the median over the cell's measured repeats: `lost` = share of "
         "connections lost (0..1), `lag p99` = server loop lag p99, `echo p99` = observer echo latency "
         "p99, `jobs/s` = job replies per second. B/A = B divided by A (`–` when A is 0 or a side has no "
         f"value). Marks: `{NOW_DISCONNECTS}` = every repeat of A kept every connection and B lost some; "
@@ -152,7 +159,7 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
     )
     out.append("")
     out.append(f"{len(matched)} cells in both runs: {counts[NOW_DISCONNECTS]} now disconnect, "
-               f"{counts[NOW_SURVIVES]} now survive, {counts['failed']} failed on a side; "
+               f"{counts[NOW_SURVIVES]} now survive, {counts['failed']} with no measurement on a side; "
                f"{len(only_a)} only in A, {len(only_b)} only in B.")
     out.append("")
     if rows:

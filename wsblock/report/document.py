@@ -16,6 +16,7 @@ from wsblock.report import markdown as md
 from wsblock.report import survival, tables
 
 REPORT_NAME = "report.md"
+MAX_LISTED = 40  # failed cells listed by name; the rest are counted
 
 
 @dataclass
@@ -179,8 +180,11 @@ def _counts(manifest: Mapping[str, Any] | None, df: pd.DataFrame, cells: pd.Data
                  + (f"{low}" if low == high else f"{low} to {high}"))
     if len(failed):
         lines += ["", "Failed cells (no measurement):", ""]
-        for _, row in failed.iterrows():
+        shown = failed.head(MAX_LISTED)
+        for _, row in shown.iterrows():
             lines.append(f"- `{row['cell_id']}` (repeat {row['repeat']}): {md.escape(row['error'])}")
+        if len(failed) > len(shown):
+            lines.append(f"- ... and {len(failed) - len(shown)} more (`status` and `error` in `cells.csv`)")
     if skipped:
         lines += ["", "Skipped cells (not run), grouped by workload, strategy and reason:", ""]
         lines += _skip_lines(skipped)
@@ -203,7 +207,7 @@ def _skip_lines(skipped: list[cellmod.Skip]) -> list[str]:
                           key=cellmod.timeout_sort_key)
         scope = []
         if sizes:
-            scope.append("work " + ", ".join(md.number(x) for x in sizes) + " ms")
+            scope.append("work " + ", ".join(md.size(x) for x in sizes) + " ms")
         if timeouts:
             scope.append("ping_timeout " + ", ".join(cellmod.seconds_label(t) for t in timeouts))
         count = f"{len(members)} cell{'s' if len(members) != 1 else ''}"
@@ -314,6 +318,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
         text.append(f"- config: `{manifest['config_path']}`")
     if manifest and not manifest.get("finished_utc"):
         text.append("- the run did not finish (no `finished_utc` in the manifest): results are partial")
+    pairs = cellmod.keepalives(cells, skipped)
+    text.append(f"- keepalive settings: {'; '.join(cellmod.keepalive_labels(pairs))} "
+                f"(labels give the {cellmod.keepalive_title(pairs)})")
     text += ["", "## Environment", ""]
     text.append(md.table(["", "value"], environment.describe(loaded.manifest, records), align="ll"))
     for note in environment.differences(records):

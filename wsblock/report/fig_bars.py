@@ -50,7 +50,7 @@ class BarSpec:
     ceiling_label: str = ""
 
 
-def _values(here: pd.DataFrame, strategies: list[str], pairs: list[tuple[Any, Any]],
+def _values(here: pd.DataFrame, strategies: list[str], pairs: list[cellmod.Keepalive],
             column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(values, measured, failed)`` per strategy x keepalive.
 
@@ -62,8 +62,8 @@ def _values(here: pd.DataFrame, strategies: list[str], pairs: list[tuple[Any, An
     measured = np.zeros((len(strategies), len(pairs)), dtype=bool)
     failed = np.zeros((len(strategies), len(pairs)), dtype=bool)
     for i, strategy in enumerate(strategies):
-        for j, (interval, timeout) in enumerate(pairs):
-            found = cellmod.lookup(here, strategy=strategy, ping_interval=interval, ping_timeout=timeout)
+        for j, setting in enumerate(pairs):
+            found = cellmod.lookup_keepalive(here, setting, strategy=strategy)
             if found.empty:
                 continue
             measured[i, j] = True
@@ -74,7 +74,7 @@ def _values(here: pd.DataFrame, strategies: list[str], pairs: list[tuple[Any, An
     return values, measured, failed
 
 
-def _limits(cells: pd.DataFrame, spec: BarSpec, pairs: list[tuple[Any, Any]],
+def _limits(cells: pd.DataFrame, spec: BarSpec, pairs: list[cellmod.Keepalive],
             size: float | None = None) -> tuple[float, float]:
     """Y limits: shared by all panels on a log axis, per panel on a linear one
     (a 2.5 s job's 0.4 jobs/s would vanish next to a 50 ms job's 40)."""
@@ -83,7 +83,7 @@ def _limits(cells: pd.DataFrame, spec: BarSpec, pairs: list[tuple[Any, Any]],
         data = data[data > 0]
         refs = [spec.switch_interval_ms] if spec.switch_interval_ms else []
         if spec.timeout_lines:
-            refs += [1000 * float(t) for _, t in pairs if not cellmod.is_none(t)]
+            refs += [1000 * t for t in _timeouts(pairs)]
         points = [*data.tolist(), *refs] or [1.0]
         low = 10 ** math.floor(math.log10(min(points)) - 0.3)
         high = 10 ** math.ceil(math.log10(max(points)) + 0.3)
@@ -113,6 +113,9 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, spec: 
     pairs = cellmod.keepalives(cells, skipped)
     labels = cellmod.keepalive_labels(pairs)
     colours = plotting.keepalive_colours(len(pairs))
+    # Timeout lines take their setting's colour when each setting has its own
+    # timeout; when settings share timeouts (keepalive variants), grey.
+    line_colours = _line_colours(pairs, colours)
     low, high = _limits(cells, spec, pairs)
     width = 0.8 / max(1, len(pairs))
     # Room for every bar: about 0.18 in per bar plus the axis furniture.
@@ -162,9 +165,8 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, spec: 
             if spec.ceiling is not None:
                 ax.axhline(spec.ceiling(size), color="#616161", linestyle="-.", linewidth=1.0)
             if spec.timeout_lines:
-                for j, (_, timeout) in enumerate(pairs):
-                    if not cellmod.is_none(timeout):
-                        ax.axhline(1000 * float(timeout), color=colours[j], linestyle="--", linewidth=1.0)
+                for timeout, colour in line_colours.items():
+                    ax.axhline(1000 * timeout, color=colour, linestyle="--", linewidth=1.0)
             ax.set_xticks(x, strategies)
             ax.set_xlim(-0.55, len(strategies) - 0.45)
             if spec.log:
@@ -173,26 +175,41 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, spec: 
             ax.grid(axis="y", color="#e0e0e0", linewidth=0.6)
             ax.set_axisbelow(True)
     fig.supylabel(spec.ylabel)
-    _legend(fig, spec, pairs, labels, colours)
+    _legend(fig, spec, pairs, labels, colours, line_colours)
     plotting.title(fig, spec.title, subtitle)
     return plotting.save(fig, out_dir, spec.stem)
 
 
-def _legend(fig: Any, spec: BarSpec, pairs: list[tuple[Any, Any]], labels: list[str],
-            colours: list[Any]) -> None:
+def _timeouts(pairs: list[cellmod.Keepalive]) -> list[float]:
+    return sorted({k.ping_timeout for k in pairs if k.ping_timeout is not None})
+
+
+def _line_colours(pairs: list[cellmod.Keepalive], colours: list[Any]) -> dict[float, Any]:
+    timeouts = [k.ping_timeout for k in pairs]
+    if len(set(timeouts)) == len(timeouts):
+        return {t: c for t, c in zip(timeouts, colours) if t is not None}
+    return {t: "#616161" for t in _timeouts(pairs)}
+
+
+def _legend(fig: Any, spec: BarSpec, pairs: list[cellmod.Keepalive], labels: list[str],
+            colours: list[Any], line_colours: dict[float, Any]) -> None:
     handles: list[Any] = []
     texts: list[str] = []
-    intervals = {cellmod.timeout_sort_key(a) for a, _ in pairs}
-    prefix = "ping_timeout " if len(intervals) <= 1 else "ping_interval / ping_timeout "
-    for j, (label, (_, timeout)) in enumerate(zip(labels, pairs)):
+    title = cellmod.keepalive_title(pairs)
+    prefix = title.split(" (", 1)[0] + " "
+    matched = spec.timeout_lines and all(c != "#616161" for c in line_colours.values())
+    for j, (label, setting) in enumerate(zip(labels, pairs)):
         patch = Patch(color=colours[j])
-        if spec.timeout_lines and not cellmod.is_none(timeout):
+        if matched and setting.ping_timeout is not None:
             line = Line2D([], [], color=colours[j], linestyle="--")
             handles.append((patch, line))
-            texts.append(f"{prefix}{label} (dashed: {1000 * float(timeout):g} ms)")
+            texts.append(f"{prefix}{label} (dashed: {1000 * setting.ping_timeout:g} ms)")
         else:
             handles.append(patch)
             texts.append(f"{prefix}{label}")
+    if spec.timeout_lines and line_colours and not matched:
+        handles.append(Line2D([], [], color="#616161", linestyle="--"))
+        texts.append("dashed: each ping_timeout (" + ", ".join(f"{1000 * t:g}" for t in line_colours) + " ms)")
     if spec.switch_interval_ms:
         handles.append(Line2D([], [], color="black", linestyle=":"))
         texts.append(f"GIL switch interval {spec.switch_interval_ms:g} ms")
@@ -207,5 +224,7 @@ def _legend(fig: Any, spec: BarSpec, pairs: list[tuple[Any, Any]], labels: list[
     texts.append("cell failed (no measurement)")
     handles.append(Line2D([], [], color="#424242", marker="o", markerfacecolor="none", linestyle="none"))
     texts.append("measured, but nothing recorded")
-    fig.legend(handles, texts, loc="outside lower center", ncol=min(2, len(handles)),
+    # Two legend columns need about 7 inches; a one-panel figure gets one.
+    ncol = 2 if fig.get_size_inches()[0] >= 7 else 1
+    fig.legend(handles, texts, loc="outside lower center", ncol=min(ncol, len(handles)),
                handler_map={tuple: HandlerTuple(ndivide=None, pad=0.3)}, frameon=False)

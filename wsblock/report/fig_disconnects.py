@@ -19,24 +19,22 @@ CMAP = "YlOrRd"
 
 
 def _state(cells: pd.DataFrame, skipped: list[cellmod.Skip], *, workload: str, size: float,
-           strategy: str, keepalive: tuple[Any, Any]) -> tuple[str, float, bool]:
+           strategy: str, keepalive: cellmod.Keepalive) -> tuple[str, float, bool]:
     """``(state, share, repeats disagree)`` of one heatmap square."""
-    interval, timeout = keepalive
-    here = cellmod.lookup(cells, strategy=strategy, ping_interval=interval, ping_timeout=timeout)
+    here = cellmod.lookup_keepalive(cells, keepalive, strategy=strategy)
     if not here.empty:
         row = here.iloc[0]
         if row["status"] != "ok":
             return "failed", np.nan, False
         return "ok", float(row["disconnect_share"]), bool(row["repeats_disagree"])
     for skip in skipped:
-        if skip.matches(workload=workload, work_ms=size, strategy=strategy,
-                        ping_interval=interval, ping_timeout=timeout):
+        if skip.matches(workload=workload, work_ms=size, strategy=strategy, **keepalive.axes()):
             return "skipped", np.nan, False
     return "not run", np.nan, False
 
 
 def _panel(ax: Any, cells: pd.DataFrame, skipped: list[cellmod.Skip], strategies: list[str],
-           pairs: list[tuple[Any, Any]], labels: list[str], size: float) -> None:
+           pairs: list[cellmod.Keepalive], labels: list[str], size: float) -> None:
     norm = Normalize(0.0, 1.0)
     workload = str(cells["workload"].iloc[0])
     grid = np.full((len(strategies), len(pairs)), np.nan)
@@ -87,7 +85,7 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
     """
     grid = plotting.Grid.of(cells)
     pairs = cellmod.keepalives(cells, skipped)
-    labels = cellmod.keepalive_labels(pairs)
+    labels = cellmod.keepalive_labels(pairs, sep="\n")
     panel_w = max(plotting.PANEL_W, 0.75 * len(pairs) + 1.2)
     panel_h = max(1.9, 0.38 * len(plotting.strategies_of(cells, skipped)) + 1.0)
     fig, axes = grid.figure(panel_w, panel_h, extra_h=1.0)
@@ -105,12 +103,7 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
         plotting.plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=CMAP), ax=axes, shrink=0.6,
         aspect=30, pad=0.02)
     mappable.set_label("share of connections lost (0..1)")
-    interval_note = ""
-    intervals = {cellmod.timeout_sort_key(a) for a, _ in pairs}
-    if len(intervals) == 1:
-        interval_note = f" (ping_interval {cellmod.seconds_label(pairs[0][0])})"
-    fig.supxlabel(f"ping_timeout{interval_note}" if interval_note or len(intervals) <= 1
-                  else "ping_interval / ping_timeout")
+    fig.supxlabel(cellmod.keepalive_title(pairs))
     fig.supylabel("strategy")
     plotting.title(fig, "Connections lost: share of connections that ended abnormally in the window",
                    subtitle + "; median over repeats; † = repeats disagree")

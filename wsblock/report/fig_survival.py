@@ -33,7 +33,7 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
     """
     found = survival.boundaries(cells)
     pairs = cellmod.keepalives(cells)
-    labels = cellmod.keepalive_labels(pairs)
+    labels = cellmod.keepalive_labels(pairs, sep="\n")
     sizes = sorted({float(s) for s in cells["work_ms"]})
     levels = {size: i + 1 for i, size in enumerate(sizes)}
     variants = list(dict.fromkeys(cells["variant"]))
@@ -48,6 +48,7 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
              for i, s in enumerate(strategies)}
     for k, name in enumerate(variants):
         ax = axes[k // ncols][k % ncols]
+        drawn = 0
         for strategy in strategies:
             points = {b.keepalive: b for b in found if b.variant == name and b.strategy == strategy}
             xs, ys, open_ = [], [], []
@@ -62,6 +63,7 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
                 open_.append(bool(b.unknown_above))
             if all(math.isnan(y) for y in ys):
                 continue
+            drawn += 1
             colour = plotting.strategy_colour(strategy)
             ax.step(xs, ys, where="mid", color=colour, linewidth=1.4, alpha=0.9)
             for hollow in (False, True):
@@ -69,6 +71,9 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
                 ax.plot([xs[k] for k in sel], [ys[k] for k in sel], linestyle="none",
                         marker=plotting.strategy_marker(strategy), color=colour, markersize=5.5,
                         markerfacecolor="white" if hollow else colour)
+        if not drawn:
+            ax.text(0.5, 0.75, "no measured cell", ha="center", va="center", color="#616161",
+                    transform=ax.transAxes)
         ax.set_title(name)
         ax.set_xticks(range(len(pairs)), labels)
         ax.set_xlim(-0.5, len(pairs) - 0.5)
@@ -79,17 +84,18 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
         ax.set_axisbelow(True)
     for k in range(len(variants), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
-    intervals = {cellmod.timeout_sort_key(a) for a, _ in pairs}
-    xlabel = "ping_timeout" + (f" (ping_interval {cellmod.seconds_label(pairs[0][0])})"
-                               if len(intervals) == 1 and pairs else "")
+    xlabel = cellmod.keepalive_title(pairs)
     for k in range(len(variants)):
         axes[k // ncols][k % ncols].set_xlabel(xlabel)
-    fig.supylabel("largest work per job that kept every connection")
+    fig.supylabel("largest job (target ms)\nthat kept every connection")
     handles = [plotting.plt.Line2D([], [], color=plotting.strategy_colour(s), marker=plotting.strategy_marker(s),
                                    label=s) for s in strategies]
     handles.append(plotting.plt.Line2D([], [], color="#616161", marker="o", markerfacecolor="white",
                                        linestyle="none", label="hollow: a larger size has no data"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False,
-               title="strategy (lines nudged apart vertically so equal values stay visible; gap = no data)")
-    plotting.title(fig, "Survival boundary: largest job size with no lost connection in any repeat", subtitle)
+    width = fig.get_size_inches()[0]
+    # About 1.6 inches per legend entry; wrap into rows on narrow figures.
+    ncol = max(1, min(len(handles), int(width // 1.6)))
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title="strategy")
+    plotting.title(fig, "Survival boundary: largest job size with no lost connection in any repeat",
+                   subtitle + "; strategies nudged apart vertically so equal values stay visible; gap = no data")
     return plotting.save(fig, out_dir, STEM)

@@ -48,16 +48,31 @@ def number(value: Any, digits: int = 3) -> str:
     return f"{value:,.{decimals}f}"
 
 
+def size(value: Any) -> str:
+    """A work size in ms as configured: ``50``, ``2,500``, ``12.5``."""
+    if is_missing(value):
+        return "–"
+    value = float(value)
+    return f"{value:,.0f}" if value.is_integer() else f"{value:,g}"
+
+
 def ms(value: Any) -> str:
     """Milliseconds, three significant figures (``–`` when nothing was recorded)."""
     return number(value, 3)
 
 
 def share(value: Any) -> str:
-    """A share of connections, 0..1, two decimals (``0`` stays ``0``)."""
+    """A share of connections, 0..1, two decimals; exactly 0 and 1 stay ``0`` and ``1``.
+
+    A share rounding to 0.00 or 1.00 keeps its decimals, so it is never
+    mistaken for "none" or "all".
+    """
     if is_missing(value):
         return "–"
-    return "0" if float(value) == 0 else f"{float(value):.2f}"
+    value = float(value)
+    if value in (0.0, 1.0):
+        return f"{value:g}"
+    return f"{value:.2f}"
 
 
 def ratio(a: Any, b: Any) -> str:

@@ -25,7 +25,9 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from wsblock.report import cells as cellmod  # noqa: E402
 
-FORMATS = ("png", "svg")
+# SVG first: the PNG (the file people look at) is then drawn with the layout
+# solved for the SVG, so checking the PNG checks the reused layout too.
+FORMATS = ("svg", "png")
 DPI = 110
 PANEL_W, PANEL_H = 3.6, 2.5
 
@@ -141,7 +143,7 @@ def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     """Save ``fig`` as PNG and SVG atomically and close it.
 
     Returns:
-        The written paths, PNG first.
+        The written paths, in :data:`FORMATS` order.
     """
     paths = []
     try:

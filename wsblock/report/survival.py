@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
-
 import pandas as pd
 
 from wsblock.report import cells as cellmod
@@ -28,7 +26,7 @@ class Boundary:
     Attributes:
         variant: Workload label (:func:`wsblock.report.cells.variant`).
         strategy: Strategy name.
-        keepalive: ``(ping_interval, ping_timeout)``.
+        keepalive: The keepalive setting.
         max_ms: Largest surviving work size in ms; NaN if none survived or
             nothing was measured.
         measured: Work sizes with at least one measured repeat.
@@ -40,7 +38,7 @@ class Boundary:
 
     variant: str
     strategy: str
-    keepalive: tuple[Any, Any]
+    keepalive: cellmod.Keepalive
     max_ms: float
     measured: tuple[float, ...]
     not_monotone: bool
@@ -57,9 +55,9 @@ class Boundary:
         """The boundary as the table shows it."""
         if self.status != "ok":
             return self.status
-        text = f"{md.number(self.max_ms)} ms" + (" *" if self.not_monotone else "")
+        text = f"{md.size(self.max_ms)} ms" + (" *" if self.not_monotone else "")
         if self.unknown_above:
-            text += f" ({', '.join(md.number(s) for s in self.unknown_above)} ms: no data)"
+            text += f" ({', '.join(md.size(s) for s in self.unknown_above)} ms: no data)"
         return text
 
 
@@ -83,8 +81,8 @@ def boundaries(cells: pd.DataFrame) -> list[Boundary]:
         of_variant = cells[cells["variant"] == name]
         for strategy in cellmod.ordered(of_variant["strategy"], cellmod.strategy_key):
             rows = of_variant[of_variant["strategy"] == strategy]
-            for interval, timeout in pairs:
-                here = cellmod.lookup(rows, ping_interval=interval, ping_timeout=timeout)
+            for setting in pairs:
+                here = cellmod.lookup_keepalive(rows, setting)
                 if here.empty:
                     continue
                 measured = here[here["survived"].map(lambda v: not cellmod.is_none(v))]
@@ -98,7 +96,7 @@ def boundaries(cells: pd.DataFrame) -> list[Boundary]:
                     # Nothing survived: only sizes below the smallest measured
                     # one could still survive; larger ones cannot matter.
                     unknown = tuple(s for s in unknown if s < sizes[0])
-                out.append(Boundary(name, strategy, (interval, timeout), best, sizes, lost_below, unknown))
+                out.append(Boundary(name, strategy, setting, best, sizes, lost_below, unknown))
     return out
 
 
@@ -118,17 +116,18 @@ def table(cells: pd.DataFrame) -> str:
         return "No measured cells.\n"
     pairs = cellmod.keepalives(cells)
     labels = cellmod.keepalive_labels(pairs)
-    by_row: dict[tuple[str, str], dict[tuple[Any, Any], Boundary]] = {}
+    by_row: dict[tuple[str, str], dict[cellmod.Keepalive, Boundary]] = {}
     for b in found:
         by_row.setdefault((b.variant, b.strategy), {})[b.keepalive] = b
     rows = []
     for (name, strategy), entries in by_row.items():
         rows.append([name, strategy, *(entries[p].text() if p in entries else "not run" for p in pairs)])
-    header = ["workload", "strategy", *(f"ping_timeout {label}" for label in labels)]
+    prefix = cellmod.keepalive_title(pairs).split(" (", 1)[0]
+    header = ["workload", "strategy", *(f"{prefix} {label}" for label in labels)]
     return md.table(header, rows, align="ll" + "r" * len(pairs))
 
 
 def sizes_tested(cells: pd.DataFrame) -> str:
     """The work sizes of a run, e.g. ``200, 2,500 ms``."""
     sizes = sorted({float(s) for s in cells["work_ms"]})
-    return ", ".join(md.number(s) for s in sizes) + " ms"
+    return ", ".join(md.size(s) for s in sizes) + " ms"

@@ -28,26 +28,32 @@ METRICS = (
 )
 
 
-def reference_keepalive(pairs: list[tuple[Any, Any]]) -> tuple[Any, Any]:
-    """The keepalive setting whose cells feed the metric columns."""
-    return pairs[-1]
+def reference_keepalive(pairs: list[cellmod.Keepalive]) -> cellmod.Keepalive:
+    """The keepalive setting whose cells feed the metric columns.
+
+    The longest ping_timeout; among variants of it, the default one (client
+    pings on, handler timeout unset) if the run has it.
+    """
+    longest = [k for k in pairs if cellmod.timeout_sort_key(k.ping_timeout)
+               == cellmod.timeout_sort_key(pairs[-1].ping_timeout)]
+    plain = [k for k in longest if k.client_pings and k.handler_ping_timeout is None]
+    return (plain or longest)[0]
 
 
 def _state(here: pd.DataFrame, skipped: list[cellmod.Skip], workload: str, size: float, strategy: str,
-           pair: tuple[Any, Any]) -> tuple[str, pd.Series | None]:
-    found = cellmod.lookup(here, strategy=strategy, ping_interval=pair[0], ping_timeout=pair[1])
+           setting: cellmod.Keepalive) -> tuple[str, pd.Series | None]:
+    found = cellmod.lookup_keepalive(here, setting, strategy=strategy)
     if not found.empty:
         row = found.iloc[0]
         return ("ok" if row["status"] == "ok" else "failed"), row
     for skip in skipped:
-        if skip.matches(workload=workload, work_ms=size, strategy=strategy,
-                        ping_interval=pair[0], ping_timeout=pair[1]):
+        if skip.matches(workload=workload, work_ms=size, strategy=strategy, **setting.axes()):
             return "skipped", None
     return "not run", None
 
 
 def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: str, size: float,
-                   pairs: list[tuple[Any, Any]], strategies: list[str]) -> str:
+                   pairs: list[cellmod.Keepalive], strategies: list[str]) -> str:
     """The table of one workload variant and work size.
 
     Args:
@@ -120,7 +126,9 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
         "server loop lag (lateness of a 1 ms sleep in the loop) p50/p99/max, observer echo latency p99, "
         "job replies per second, measured wall time of one job, and the machine's busy cores during the "
         "window. Every number is the median over the cell's measured repeats; `failed`, `skipped`, "
-        "`not run` say why there is none; `–` = nothing was recorded (e.g. no job finished in the window).",
+        "`not run` say why there is none; `–` = nothing was recorded (e.g. no job finished in the window). "
+        "Percentiles come from HDR histograms with 3 significant digits, so a p99 can exceed the exact max "
+        "by up to 0.1%.",
         "",
     ]
     grid = plotting.Grid.of(cells)
