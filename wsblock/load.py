@@ -38,6 +38,7 @@ from wsblock.stats import LatencyHistogram
 from wsblock.window import Window
 
 RECONNECT_DELAY_S = 0.1
+POLL_CLOSES_S = 0.02
 
 
 class JobRefused(Exception):
@@ -61,17 +62,18 @@ class LoadStats:
     echo_lost: int = 0
     last_error: str | None = None
 
-    def connection_ended(
-        self, kind: str, opened_at: float, ended_at: float, info: closes.CloseInfo | None
-    ) -> None:
-        """Account for a connection that ended (``info`` None: a clean end)."""
+    def connection_ended(self, kind: str, opened_at: float, ended_at: float) -> None:
+        """Count a connection that ended as one of those open in the window."""
         if opened_at < self.window.end and ended_at >= self.window.start:
             self.opened[kind] += 1
-        if info is not None and info.abnormal and self.window.contains(ended_at):
+
+    def connection_failed(self, kind: str, info: closes.CloseInfo, at: float) -> None:
+        """Count an abnormal close, timed when it was first seen."""
+        if info.abnormal and self.window.contains(at):
             self.lost[kind] += 1
             self.disconnects.append(
                 {
-                    "t": round(self.window.since_start(ended_at), 3),
+                    "t": round(self.window.since_start(at), 3),
                     "kind": kind,
                     "code": info.code,
                     "reason": info.reason,
@@ -94,7 +96,24 @@ class Load:
         self.job = Job(**config["job"])
         self._pending_echo: dict[tuple[int, int], float] = {}
         self.stop = asyncio.Event()
-        self._live: dict[object, tuple[str, float]] = {}
+        self._live: dict[object, tuple[str, float, ClientConnection]] = {}
+        self._failed: set[object] = set()
+
+    async def _watch_closes(self) -> None:
+        # A connection fails when a close frame is sent or received, but
+        # websockets raises ConnectionClosed only once the TCP connection is
+        # gone, which against a blocked server takes up to close_timeout
+        # more. Poll the protocol state so that each failure is timed (and
+        # counted, even near the window's end) when it happens.
+        while True:
+            now = time.monotonic()
+            for token, (kind, _, ws) in list(self._live.items()):
+                if token not in self._failed:
+                    p = ws.protocol
+                    if p.close_sent is not None or p.close_rcvd is not None:
+                        self._failed.add(token)
+                        self.stats.connection_failed(kind, closes.from_connection(ws, side="client"), now)
+            await asyncio.sleep(POLL_CLOSES_S)
 
     def _connect(self) -> Any:
         c = self.config
@@ -116,15 +135,19 @@ class Load:
             try:
                 async with self._connect() as ws:
                     opened_at = time.monotonic()
-                    self._live[token] = (kind, opened_at)
-                    info = None
+                    self._live[token] = (kind, opened_at, ws)
                     try:
                         await body(ws)
                     except ConnectionClosed as exc:
-                        info = closes.from_exception(exc, side="client")
+                        if token not in self._failed:  # no close frame: the watcher saw nothing
+                            self._failed.add(token)
+                            self.stats.connection_failed(
+                                kind, closes.from_exception(exc, side="client"), time.monotonic()
+                            )
                     finally:
                         del self._live[token]
-                        self.stats.connection_ended(kind, opened_at, time.monotonic(), info)
+                        self._failed.discard(token)
+                        self.stats.connection_ended(kind, opened_at, time.monotonic())
             except (OSError, InvalidHandshake, asyncio.TimeoutError):
                 if self.window.contains(time.monotonic()):
                     self.stats.connect_failures += 1
@@ -198,7 +221,7 @@ class Load:
                 censored += 1
         s = self.stats
         opened = dict(s.opened)
-        for kind, opened_at in self._live.values():
+        for kind, opened_at, _ in self._live.values():
             if opened_at < self.window.end:
                 opened[kind] += 1
         return {
@@ -221,6 +244,9 @@ class Load:
         stop = self.stop
         me = psutil.Process()
         tasks = [
+            asyncio.create_task(self._watch_closes()),
+        ]
+        tasks += [
             asyncio.create_task(self._slot("job", self._job_body))
             for _ in range(c["job_connections"])
         ]

@@ -45,10 +45,13 @@ class LatencyHistogram:
         """
         out: dict[str, float | int | None] = {}
         empty = self.count == 0
+        exact_max = round(self._max_s * 1000.0, 3)
         for key in keys:
-            out[key] = None if empty else round(
-                self._hist.get_value_at_percentile(PERCENTILES[key]) / 1000.0, 3
+            # HDR buckets report a bucket's upper edge, which can sit a hair
+            # above the exact maximum; no percentile may exceed the maximum.
+            out[key] = None if empty else min(
+                exact_max, round(self._hist.get_value_at_percentile(PERCENTILES[key]) / 1000.0, 3)
             )
-        out["max"] = None if empty else round(self._max_s * 1000.0, 3)
+        out["max"] = None if empty else exact_max
         out["samples"] = self.count
         return out

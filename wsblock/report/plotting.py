@@ -7,8 +7,6 @@ Every figure is a grid of panels, one per workload (rows) and work size
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from wsblock import atomic  # noqa: E402
 from wsblock.report import cells as cellmod  # noqa: E402
 
 # SVG first: the PNG (the file people look at) is then drawn with the layout
@@ -117,28 +116,6 @@ def title(fig: Figure, heading: str, subtitle: str, fontsize: float = 10) -> Non
     fig.suptitle("\n".join(lines), fontsize=fontsize)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600 files; a report is meant to be shared.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     """Save ``fig`` as PNG and SVG atomically and close it.
 
@@ -152,7 +129,7 @@ def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
             metadata = {"Date": None} if fmt == "svg" else {"Software": None}
             fig.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
             path = out_dir / f"{stem}.{fmt}"
-            write_bytes(path, buffer.getvalue())
+            atomic.write_bytes(path, buffer.getvalue())
             paths.append(path)
             # The layout is solved; the other formats reuse it (constrained
             # layout is most of the rendering time).

@@ -127,8 +127,7 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
         "job replies per second, measured wall time of one job, and the machine's busy cores during the "
         "window. Every number is the median over the cell's measured repeats; `failed`, `skipped`, "
         "`not run` say why there is none; `–` = nothing was recorded (e.g. no job finished in the window). "
-        "Percentiles come from HDR histograms with 3 significant digits, so a p99 can exceed the exact max "
-        "by up to 0.1%.",
+        "Percentiles come from HDR histograms with 3 significant digits.",
         "",
     ]
     grid = plotting.Grid.of(cells)
