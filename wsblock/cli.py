@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("workloads", nargs="*", help="workloads to calibrate (default: all)")
     cal.add_argument("--force", action="store_true", help="measure again even if stored")
 
+    findings = sub.add_parser("findings", help="check or look up numbers quoted in a findings document")
+    fsub = findings.add_subparsers(dest="findings_command", required=True, parser_class=_Parser)
+    fcheck = fsub.add_parser("check", help="recompute every quoted number from the records")
+    fcheck.add_argument("document", help="a markdown file with <!-- q: ... --> queries")
+    fquery = fsub.add_parser("query", help="print the value of one query")
+    fquery.add_argument("query", nargs="+", help="RUN_DIR COLUMN key=value ... [agg=median|max|...]")
+    fquery.add_argument("--decimals", type=int, default=2, help="decimals to print (default 2)")
+
     from wsblock.report.cli import add_parsers as add_report_parsers
 
     add_report_parsers(sub)
@@ -263,7 +271,25 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list, "calibrate": _cmd_calibrate, "matrix": _cmd_matrix}
+def _cmd_findings(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wsblock import findings
+
+    if args.findings_command == "query":
+        query = findings.Query.parse(" ".join(args.query))
+        value = findings.evaluate(query, Path.cwd())
+        print(f"{findings.format_value(value, args.decimals)}<!-- q: {query} -->")
+        return 0
+    checked, mismatches = findings.check(args.document)
+    for m in mismatches:
+        print(f"{args.document}:{m.line}: quoted {m.quoted}, records give "
+              f"{'none' if m.computed is None else repr(round(m.computed, 6))}  [{m.query}]")
+    print(f"{checked} quoted numbers checked, {len(mismatches)} do not match the records")
+    return 1 if mismatches else 0
+
+
+COMMANDS = {"findings": _cmd_findings, "run": _cmd_run, "list": _cmd_list, "calibrate": _cmd_calibrate, "matrix": _cmd_matrix}
 
 
 class _Terminated(Exception):
