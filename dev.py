@@ -6,6 +6,7 @@ that has nothing but Python 3.11+:
 
     python3 dev.py bench   # set up, then run the quick matrix and its report
     python3 dev.py test    # set up, then run the tests
+    python3 dev.py reference  # regenerate results/reference (about 45 min)
 
 The environment lives in ``.venv`` and is refreshed when ``pyproject.toml`` or
 ``requirements/constraints.txt`` change.
@@ -83,13 +84,37 @@ def bench(args: list[str]) -> int:
     return code
 
 
+def reference(args: list[str]) -> int:
+    """Regenerate the reference study in ``results/reference``.
+
+    Runs the ``default`` profile and the study's extra matrices (resuming
+    whatever is already recorded), writes a report for each, and checks that
+    ``FINDINGS.md`` still matches the records. About 45 minutes on 2 cores;
+    run it on an otherwise idle machine.
+    """
+    ref = ROOT / "results" / "reference"
+    runs = [("default", ["--profile", "default"])]
+    runs += [(m.stem, ["--config", str(m)]) for m in sorted((ref / "matrices").glob("*.toml"))]
+    for name, source in runs:
+        out = ref / name
+        for cmd in (["matrix", *source, "--out", str(out), *args], ["report", str(out)]):
+            code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
+            if code != 0:
+                return code
+    findings = ref / "FINDINGS.md"
+    if findings.exists():
+        return subprocess.run([str(PY), "-m", "wsblock", "findings", "check", str(findings)],
+                              cwd=ROOT).returncode
+    return 0
+
+
 def test(args: list[str]) -> int:
     """Run the test suite."""
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
 
 
 def main() -> int:
-    commands = {"bench": bench, "test": test, "setup": lambda _: 0}
+    commands = {"bench": bench, "test": test, "reference": reference, "setup": lambda _: 0}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(f"usage: python3 dev.py {{{'|'.join(commands)}}} [args...]", file=sys.stderr)
         return 2
