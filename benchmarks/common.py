@@ -20,11 +20,9 @@ the record of its own cell.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import os
-import signal
 import statistics
 import sys
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from wsblock.config import CellConfig
 from wsblock.errors import UsageError
 from wsblock.matrix_run import CELLS, cell_timeout, run_matrix
 from wsblock.matrix_spec import Matrix, PlannedCell
+from wsblock.proc import die_with_parent
 
 PROFILE_ENV = "WSBLOCK_ASV_PROFILE"
 """Environment variable naming the profile whose grid the suite runs."""
@@ -178,20 +177,6 @@ def setup_cache_timeout(matrix: Matrix) -> float:
     return float(max(600.0 + typical, longest + 60.0))
 
 
-def _die_with_parent() -> None:
-    # asv signals this process group on timeout and on Ctrl-C, but if asv
-    # itself is killed outright nobody would: have the kernel send SIGTERM
-    # then, so the cells (which die with this process) stop too. Linux only.
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # asv was gone before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def run_profile(grid: Grid, directory: Path) -> str:
     """Measure every cell of ``grid`` once, through the matrix engine.
 
@@ -208,7 +193,9 @@ def run_profile(grid: Grid, directory: Path) -> str:
     Returns:
         ``directory`` as a string, which asv pickles for the benchmarks.
     """
-    _die_with_parent()
+    # asv signals this process group on timeout and Ctrl-C; if asv itself is
+    # killed outright, the kernel's SIGTERM stops the cells instead.
+    die_with_parent()
     total = len(grid.matrix.cells)
     done = 0
 

@@ -98,6 +98,7 @@ class Load:
         self.stop = asyncio.Event()
         self._live: dict[object, tuple[str, float, ClientConnection]] = {}
         self._failed: set[object] = set()
+        self._failed_at: dict[int, float] = {}
 
     async def _watch_closes(self) -> None:
         # A connection fails when a close frame is sent or received, but
@@ -112,6 +113,7 @@ class Load:
                     p = ws.protocol
                     if p.close_sent is not None or p.close_rcvd is not None:
                         self._failed.add(token)
+                        self._failed_at[id(ws)] = now
                         self.stats.connection_failed(kind, closes.from_connection(ws, side="client"), now)
             await asyncio.sleep(POLL_CLOSES_S)
 
@@ -147,6 +149,7 @@ class Load:
                     finally:
                         del self._live[token]
                         self._failed.discard(token)
+                        self._failed_at.pop(id(ws), None)
                         self.stats.connection_ended(kind, opened_at, time.monotonic())
             except (OSError, InvalidHandshake, asyncio.TimeoutError):
                 if self.window.contains(time.monotonic()):
@@ -199,11 +202,16 @@ class Load:
                 pending[(slot, seq)] = scheduled
                 await ws.send(json.dumps({"op": "echo", "seq": seq}))
         except ConnectionClosed:
-            # Echoes still pending were lost with the connection.
-            lost = [key for key in pending if key[0] == slot]
-            self.stats.echo_lost += sum(1 for key in lost if self.window.contains(pending[key]))
-            for key in lost:
-                del pending[key]
+            # Echoes still pending were lost with the connection. Each had
+            # waited at least until the connection was seen to fail: record
+            # that lower bound, so that losing every echo does not read as
+            # "no latency".
+            failed_at = self._failed_at.get(id(ws), time.monotonic())
+            for key in [key for key in pending if key[0] == slot]:
+                scheduled = pending.pop(key)
+                if self.window.contains(scheduled):
+                    self.stats.echo_lost += 1
+                    self.stats.echo_latency.record(max(0.0, min(failed_at, self.window.end) - scheduled))
             raise
         finally:
             receiver.cancel()

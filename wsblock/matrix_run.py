@@ -28,6 +28,7 @@ from tqdm import tqdm
 from wsblock import atomic, meta, record
 from wsblock.errors import UsageError
 from wsblock.matrix_spec import Matrix, PlannedCell
+from wsblock.proc import die_with_parent
 
 MANIFEST = "manifest.json"
 CELLS = "cells"
@@ -76,18 +77,6 @@ def existing_record(path: Path) -> dict[str, Any] | None:
     return data if data.get("status", "ok") == "ok" else None
 
 
-def _pdeathsig() -> None:
-    # Runs in the child between fork and exec: if the matrix process dies,
-    # even by SIGKILL, the kernel sends SIGTERM to the cell, which then
-    # stops its own server and load processes. Linux only; harmless elsewhere.
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
     """Run one cell in a fresh ``wsblock run`` process.
 
@@ -106,7 +95,7 @@ def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
         cmd = [sys.executable, "-m", "wsblock", "run", "--quiet", "--cell", str(cell_path),
                "--out", str(rec_path)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=_pdeathsig if sys.platform.startswith("linux") else None)
+                                preexec_fn=die_with_parent)
         try:
             _, err = proc.communicate(timeout=cell_timeout(planned))
             error = None if proc.returncode == 0 else _error_line(err)
