@@ -29,6 +29,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Render the report of a run directory; print where it went."""
     from wsblock.report.document import build_report
 
+    if args.asv:
+        from wsblock.report.asv_report import build_asv_report
+
+        results = _existing_dir(args.dir)
+        out_dir = Path(args.out) if args.out else results.parent / "asv-report"
+        asv = build_asv_report(results, out_dir, by=args.by)
+        print(f"report: {asv.markdown}")
+        print(f"figures: {len(asv.figures)} files under {out_dir}")
+        return 0
     run_dir = _existing_dir(args.dir)
     out_dir = Path(args.out) if args.out else run_dir / "report"
     if out_dir.exists() and not out_dir.is_dir():
@@ -69,7 +78,13 @@ def add_parsers(subparsers: Any) -> None:
         "report", help="render figures and report.md for a run directory",
         description="Render figures (PNG and SVG), report.md and cells.csv from the records in DIR.")
     report.add_argument("dir", metavar="DIR", help="run directory (wsblock matrix output, or records)")
-    report.add_argument("--out", metavar="OUTDIR", help="output directory (default: DIR/report)")
+    report.add_argument("--out", metavar="OUTDIR",
+                        help="output directory (default: DIR/report; with --asv, asv-report beside DIR)")
+    report.add_argument("--asv", action="store_true",
+                        help="DIR is asv's results directory (e.g. results/asv): plot what the asv suite tracked "
+                             "and compare its runs")
+    report.add_argument("--by", help="with --asv: what tells runs apart in the comparison "
+                                     "(websockets_version, env_name, commit_hash, machine)")
     report.set_defaults(handler=cmd_report)
 
     comp = subparsers.add_parser(

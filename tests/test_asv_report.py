@@ -1,0 +1,35 @@
+"""``wsblock report --asv`` draws figures from stored asv results and compares runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+ASV_RESULTS = Path(__file__).parent / "fixtures" / "asv_results"
+
+
+def _is_png(path: Path) -> bool:
+    data = path.read_bytes()
+    return data.startswith(b"\x89PNG") and len(data) > 5000
+
+
+def test_report_from_asv_results(tmp_path) -> None:
+    out = tmp_path / "asv-report"
+    proc = run_cli("report", "--asv", str(ASV_RESULTS), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted(p for p in out.iterdir() if p.is_dir())
+    # The stored results hold one commit in two environments (websockets 13.0 and 17.4).
+    assert [p.name.split("-websockets-")[1] for p in runs] == ["13.0-on-vm", "17.4-on-vm"]
+    for run in runs:
+        for stem in ("disconnect_map", "loop_lag_p99", "echo_p99", "survival_boundary"):
+            assert _is_png(run / f"{stem}.png") and (run / f"{stem}.svg").stat().st_size > 0
+    assert _is_png(out / "compare_websockets_version.png")
+    text = (out / "asv-report.md").read_text()
+    assert "## Comparison by websockets_version: 17.4 against 13.0" in text
+    assert text.count("pure_python 1500 ms x inline") == 4  # one row per metric
+
+
+def test_asv_report_rejects_a_missing_directory(tmp_path) -> None:
+    proc = run_cli("report", "--asv", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and proc.stderr.startswith("error: no such directory")

@@ -1,0 +1,154 @@
+"""Figures and a comparison from asv results (``wsblock report --asv``).
+
+asv stores one value per benchmark, parameter combination, commit and
+environment. :func:`wsblock.asv_results.load_asv_results` turns them into
+tidy-table rows; this module draws, for every commit and environment, the
+figures a matrix report draws from the metrics asv tracks (disconnect map,
+loop lag p99, echo p99, survival boundary), then compares the environments
+(or commits) with each other: a markdown table with change marks and one
+scatter figure per metric, each cell a point, baseline against contender.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from wsblock import atomic  # noqa: E402
+from wsblock.asv_results import compare_markdown, load_asv_results  # noqa: E402
+from wsblock.errors import UsageError  # noqa: E402
+from wsblock.report import cells as cellmod  # noqa: E402
+from wsblock.report import fig_bars, fig_disconnects, fig_survival, plotting  # noqa: E402
+
+RUN_COLUMNS = ("commit_hash", "env_name", "websockets_version", "python", "machine", "date")
+SCATTER = (
+    ("lag_p99_ms", "loop lag p99 (ms)", True),
+    ("echo_p99_ms", "observer echo p99 (ms)", True),
+    ("disconnect_share", "share of connections lost", False),
+)
+
+
+@dataclass
+class AsvReport:
+    """What :func:`build_asv_report` wrote."""
+
+    markdown: Path
+    figures: list[Path] = field(default_factory=list)
+
+
+def _label(row: pd.Series) -> str:
+    version = row.get("websockets_version")
+    env = f"websockets {version}" if isinstance(version, str) and version else str(row.get("env_name"))
+    return f"{str(row.get('commit_hash'))[:8]} {env} on {row.get('machine')}"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-")
+
+
+def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
+    table = rows.drop(columns=[c for c in RUN_COLUMNS if c in rows]).copy()
+    # asv tracks fewer columns than a record has; fill the cell identity with
+    # the values a profile without keepalive variants implies.
+    for column, value in {"client_pings": True, "handler_ping_timeout": None, "repeat": 0, "error": None}.items():
+        if column not in table:
+            table[column] = pd.Series([value] * len(table), index=table.index, dtype=object)
+    cells = cellmod.aggregate(table)
+    figures = fig_disconnects.draw(cells, [], out_dir, subtitle)
+    figures += fig_bars.draw(cells, [], out_dir, fig_bars.BarSpec(
+        "loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
+        "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=5.0, timeout_lines=True), subtitle)
+    figures += fig_bars.draw(cells, [], out_dir, fig_bars.BarSpec(
+        "echo_p99", "echo_p99_ms", "Observer echo latency p99 (from scheduled send time to reply)",
+        "echo latency p99 (ms, log scale)", log=True), subtitle)
+    figures += fig_survival.draw(cells, out_dir, subtitle)
+    return figures
+
+
+def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: Path) -> list[Path]:
+    keys = ["workload", "work_ms", "strategy", "ping_interval", "ping_timeout"]
+    a = df[df[by].astype(str) == baseline].groupby(keys, dropna=False)[[m for m, _, _ in SCATTER]].median()
+    b = df[df[by].astype(str) == contender].groupby(keys, dropna=False)[[m for m, _, _ in SCATTER]].median()
+    both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner").reset_index()
+    fig, axes = plt.subplots(1, len(SCATTER), figsize=(4.6 * len(SCATTER), 4.4))
+    for ax, (metric, label, log) in zip(axes, SCATTER):
+        xs, ys = both[f"{metric}_a"], both[f"{metric}_b"]
+        for strategy, group in both.groupby("strategy"):
+            ax.scatter(group[f"{metric}_a"], group[f"{metric}_b"], label=strategy,
+                       color=plotting.strategy_colour(strategy), marker=plotting.strategy_marker(strategy))
+        finite = pd.concat([xs, ys]).dropna()
+        if len(finite):
+            low = max(finite[finite > 0].min() / 2, 1e-3) if log and (finite > 0).any() else 0.0
+            high = finite.max() * 1.5 if finite.max() > 0 else 1.0
+            ax.plot([low, high], [low, high], ls="--", color="grey", lw=1)
+            if log and (finite > 0).any():
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+        ax.set_xlabel(f"{baseline}: {label}")
+        ax.set_ylabel(f"{contender}: {label}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(title="strategy", fontsize=8)
+    plotting.title(fig, f"{by}: {contender} against {baseline}",
+                   "one point per cell (median over the runs of that cell); dashed: no change; "
+                   "above the line = worse in the contender (all three metrics are lower-is-better)")
+    fig.tight_layout()
+    return plotting.save(fig, out_dir, f"compare_{_slug(by)}")
+
+
+def build_asv_report(results_dir: str | Path, out_dir: str | Path, by: str | None = None) -> AsvReport:
+    """Draw figures for every asv run and compare the runs.
+
+    Args:
+        results_dir: asv's ``results_dir`` (for example ``results/asv``).
+        out_dir: Where to write (created if missing).
+        by: Column that tells the runs apart for the comparison
+            (``websockets_version``, ``env_name``, ``commit_hash`` or
+            ``machine``); default: the first of those with two or more values.
+
+    Raises:
+        UsageError: If there are no results, or ``by`` is unknown.
+    """
+    df = load_asv_results(results_dir)
+    if df.empty:
+        raise UsageError(f"no benchmark results in {results_dir}")
+    out = Path(out_dir)
+    report = AsvReport(markdown=out / "asv-report.md")
+    text = [f"# wsblock asv report: {Path(results_dir)}", ""]
+    text.append("Values tracked by the asv suite (one measurement per cell and asv run; lower is better).")
+    text.append("")
+    for _, rows in df.groupby(["commit_hash", "env_name", "machine"], sort=True):
+        label = _label(rows.iloc[0])
+        sub = out / _slug(label)
+        figures = _run_figures(rows, sub, f"asv run: {label}")
+        report.figures += figures
+        text += [f"## {label}", ""]
+        text += [f"- ![{p.stem}]({p.relative_to(out)})" for p in figures if p.suffix == ".png"]
+        text.append("")
+    candidates = [c for c in ("websockets_version", "env_name", "commit_hash", "machine")
+                  if df[c].astype(str).nunique() > 1]
+    if by is not None and by not in ("websockets_version", "env_name", "commit_hash", "machine"):
+        raise UsageError(f"unknown --by {by!r} (choose from websockets_version, env_name, commit_hash, machine)")
+    by = by or (candidates[0] if candidates else None)
+    if by is not None and df[by].astype(str).nunique() > 1:
+        values = sorted(df[by].astype(str).unique())
+        baseline, contender = values[0], values[-1]
+        text += [f"## Comparison by {by}: {contender} against {baseline}", ""]
+        text.append(compare_markdown(df, by=by))
+        text.append("")
+        figures = _scatter(df, by, baseline, contender, out)
+        report.figures += figures
+        text += [f"![{p.stem}]({p.name})" for p in figures if p.suffix == ".png"]
+    else:
+        text.append("Only one run: nothing to compare.")
+    text.append("")
+    atomic.write_text(report.markdown, "\n".join(text))
+    return report
+
+
+__all__ = ["AsvReport", "build_asv_report"]
