@@ -106,12 +106,25 @@ def test_summary_tables_match_the_stored_reference(report: ReportResult) -> None
     assert reference in report.markdown.read_text(encoding="utf-8")
 
 
-def test_survival_table_says_none_survived(report: ReportResult) -> None:
+def test_survival_table_reads_the_records(report: ReportResult) -> None:
     section = _section(report.markdown.read_text(encoding="utf-8"), "Survival boundary")
     rows = {(r[0], r[1]): r[2:] for r in _tables(section)[0][1:]}
-    assert rows[("pure_python", "inline")][0] == "none survived"
+    # Measured: a thread pool kept every pure-Python connection at both sizes.
     assert rows[("pure_python", "thread")] == ["2,500 ms", "2,500 ms"]
     assert "no data" in rows[("blocking_io", "thread")][1]  # its 2,500 ms cell failed
+
+
+def test_survival_table_says_none_survived_when_every_size_lost_connections() -> None:
+    from wsblock.report import survival
+
+    df = tidy.frame(tidy.load_records(RUN_A).records)
+    # The table's logic, on the fixture with its pure_python inline cells
+    # marked as having lost connections at every size.
+    lost = (df["workload"] == "pure_python") & (df["strategy"] == "inline")
+    df.loc[lost, "disconnect_share"] = 0.5
+    rows = {(r[0], r[1]): r[2:] for r in _tables(survival.table(aggregate(df)))[0][1:]}
+    assert rows[("pure_python", "inline")] == ["none survived", "none survived"]
+    assert rows[("pure_python", "thread")] == ["2,500 ms", "2,500 ms"]
 
 
 def test_keepalive_variants_are_separate_cells_and_labelled() -> None:
