@@ -92,9 +92,13 @@ def reference(args: list[str]) -> int:
     ``FINDINGS.md`` still matches the records. About 45 minutes on 2 cores;
     run it on an otherwise idle machine.
     """
-    ref = ROOT / "results" / "reference"
+    # Paths relative to the checkout, so that manifests do not record where
+    # the checkout happened to be.
+    ref = Path("results") / "reference"
     runs = [("default", ["--profile", "default"])]
-    runs += [(m.stem, ["--config", str(m)]) for m in sorted((ref / "matrices").glob("*.toml"))]
+    runs += [(m.stem, ["--config", str(m)]) for m in sorted((ROOT / ref / "matrices").glob("*.toml"))]
+    runs = [(name, [a if a.startswith("--") else str(Path(a).relative_to(ROOT)) if Path(a).is_absolute() else a
+                    for a in source]) for name, source in runs]
     for name, source in runs:
         out = ref / name
         for cmd in (["matrix", *source, "--out", str(out), *args], ["report", str(out)]):
@@ -102,7 +106,7 @@ def reference(args: list[str]) -> int:
             if code != 0:
                 return code
     findings = ref / "FINDINGS.md"
-    if findings.exists():
+    if (ROOT / findings).exists():
         return subprocess.run([str(PY), "-m", "wsblock", "findings", "check", str(findings)],
                               cwd=ROOT).returncode
     return 0
