@@ -26,6 +26,11 @@ class CloseInfo:
     initiator: str
     abnormal: bool
 
+    def event(self, seconds: float, **extra: Any) -> dict[str, Any]:
+        """The record's form of this close: ``t`` (s since the window start), code, reason, initiator."""
+        return {"t": round(seconds, 3), **extra, "code": self.code, "reason": self.reason,
+                "initiator": self.initiator}
+
 
 def classify(rcvd: Any, sent: Any, rcvd_then_sent: bool | None, *, side: str) -> CloseInfo:
     """Say who closed a connection first and with which code.

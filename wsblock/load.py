@@ -71,15 +71,7 @@ class LoadStats:
         """Count an abnormal close, timed when it was first seen."""
         if info.abnormal and self.window.contains(at):
             self.lost[kind] += 1
-            self.disconnects.append(
-                {
-                    "t": round(self.window.since_start(at), 3),
-                    "kind": kind,
-                    "code": info.code,
-                    "reason": info.reason,
-                    "initiator": info.initiator,
-                }
-            )
+            self.disconnects.append(info.event(self.window.since_start(at), kind=kind))
 
 
 class Load:

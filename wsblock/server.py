@@ -56,14 +56,7 @@ class ServerStats:
 
     def closed(self, info: closes.CloseInfo, at: float) -> None:
         if info.abnormal and self.window.contains(at):
-            self.disconnects.append(
-                {
-                    "t": round(self.window.since_start(at), 3),
-                    "code": info.code,
-                    "reason": info.reason,
-                    "initiator": info.initiator,
-                }
-            )
+            self.disconnects.append(info.event(self.window.since_start(at)))
 
 
 class CellServer:

@@ -99,23 +99,34 @@ class Chunked(Strategy):
         return JobTiming(wall_ms=wall * 1000.0, cpu_ms=cpu * 1000.0, steps=count)
 
 
-class Thread(Strategy):
-    name = "thread"
-    description = "loop.run_in_executor(ThreadPoolExecutor(workers), work)"
+class _PoolStrategy(Strategy):
+    """A strategy that hands jobs to an executor with ``run_in_executor``."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: concurrent.futures.Executor | None = None
+
+    def _create_pool(self) -> concurrent.futures.Executor:
+        raise NotImplementedError
 
     async def start(self, warm: Job) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            self.workers, thread_name_prefix="wsblock-worker"
-        )
+        self._pool = self._create_pool()
+        # One warm job per worker, all at once: pools start a worker for each
+        # task submitted while none is idle, so every worker exists (and has
+        # imported the workload) before the window.
         await asyncio.gather(*(self.run(warm) for _ in range(self.workers)))
 
     async def run(self, job: Job) -> JobTiming:
         assert self._pool is not None, "start() first"
         return await asyncio.get_running_loop().run_in_executor(self._pool, execute, job)
+
+
+class Thread(_PoolStrategy):
+    name = "thread"
+    description = "loop.run_in_executor(ThreadPoolExecutor(workers), work)"
+
+    def _create_pool(self) -> concurrent.futures.Executor:
+        return concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="wsblock-worker")
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -134,28 +145,16 @@ def _worker_init() -> None:
     pin_blas_threads(1)
 
 
-class Process(Strategy):
+class Process(_PoolStrategy):
     name = "process"
     description = "loop.run_in_executor(ProcessPoolExecutor(workers), work)"
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-
-    async def start(self, warm: Job) -> None:
-        self._pool = concurrent.futures.ProcessPoolExecutor(
+    def _create_pool(self) -> concurrent.futures.Executor:
+        return concurrent.futures.ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context(self.start_method),
             initializer=_worker_init,
         )
-        # One warm job per worker: the pool spawns a worker for each task
-        # submitted while none is idle, so every worker starts and imports the
-        # workload before the window.
-        await asyncio.gather(*(self.run(warm) for _ in range(self.workers)))
-
-    async def run(self, job: Job) -> JobTiming:
-        assert self._pool is not None, "start() first"
-        return await asyncio.get_running_loop().run_in_executor(self._pool, execute, job)
 
     def worker_pids(self) -> list[int]:
         if self._pool is None:
