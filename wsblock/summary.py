@@ -33,7 +33,9 @@ def summarize(rec: dict[str, Any]) -> str:
         f"cell        {p['workload']} {p['work_ms']:g} ms x {p['strategy']}, "
         f"ping_interval={p['ping_interval']} ping_timeout={p['ping_timeout']}, window {p['duration']:g} s",
         f"work        {rec['work']['units']:,} {rec['work']['unit']} per job; "
-        f"measured p50 {_ms(rec['job_ms']['p50'])}, max {_ms(rec['job_ms']['max'])}",
+        f"measured p50 {_ms(rec['job_ms']['p50'])}, max {_ms(rec['job_ms']['max'])}"
+        + (f"; {rec['job_ms']['in_flight_at_stop']} still running at the end"
+           if rec["job_ms"].get("in_flight_at_stop") else ""),
         f"disconnects {d['total']} of {rec['connections']['opened_total']} connections ({share}): "
         f"{codes}{first}" + (f"; closed first by {who}" if who else ""),
         f"loop lag    p50 {_ms(lag['p50'])}  p99 {_ms(lag['p99'])}  max {_ms(lag['max'])}  "

@@ -282,7 +282,8 @@ def flatten(record: Mapping[str, Any], path: str | Path | None = None) -> dict[s
         "observers": _num(params.get("observers")),
         "workers": _num(params.get("workers")),
         "chunk_ms": _num(params.get("chunk_ms")),
-        "start_method": params.get("start_method"),
+        # Only a process pool has a start method; elsewhere the setting is inert.
+        "start_method": params.get("start_method") if params.get("strategy") == "process" else None,
     }
     for key, value in sorted((params.get("workload_params") or {}).items()):
         row[f"{params.get('workload')}_{key}"] = _num(value)
