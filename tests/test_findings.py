@@ -53,3 +53,13 @@ def test_the_committed_findings_match_the_committed_records() -> None:
     checked, mismatches = findings.check(REFERENCE)
     assert checked >= 20
     assert mismatches == []
+
+
+def test_fill_replaces_placeholders_with_values_that_then_check(tmp_path) -> None:
+    q = "RUN lag_p99_ms workload=pure_python strategy=thread agg=max"
+    doc = _doc(tmp_path, f"lag **?1**<!-- q: {q} --> ms, kept: 7<!-- q: {q} -->\n")
+    assert findings.fill(doc) == 1
+    text = doc.read_text()
+    assert "?1" not in text and "kept: 7<!--" in text
+    checked, bad = findings.check(doc)
+    assert checked == 2 and [m.quoted for m in bad] == ["7"]  # the hand-written 7 is wrong

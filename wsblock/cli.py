@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     fsub = findings.add_subparsers(dest="findings_command", required=True, parser_class=_Parser)
     fcheck = fsub.add_parser("check", help="recompute every quoted number from the records")
     fcheck.add_argument("document", help="a markdown file with <!-- q: ... --> queries")
+    ffill = fsub.add_parser("fill", help="replace ?N<!-- q: ... --> placeholders with values (N decimals)")
+    ffill.add_argument("document")
     fquery = fsub.add_parser("query", help="print the value of one query")
     fquery.add_argument("query", nargs="+", help="RUN_DIR COLUMN key=value ... [agg=median|max|...]")
     fquery.add_argument("--decimals", type=int, default=2, help="decimals to print (default 2)")
@@ -280,6 +282,9 @@ def _cmd_findings(args: argparse.Namespace) -> int:
         query = findings.Query.parse(" ".join(args.query))
         value = findings.evaluate(query, Path.cwd())
         print(f"{findings.format_value(value, args.decimals)}<!-- q: {query} -->")
+        return 0
+    if args.findings_command == "fill":
+        print(f"{findings.fill(args.document)} placeholders filled")
         return 0
     checked, mismatches = findings.check(args.document)
     for m in mismatches:

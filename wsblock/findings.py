@@ -181,6 +181,34 @@ def check(document: str | Path) -> tuple[int, list[Mismatch]]:
     return checked, mismatches
 
 
+PLACEHOLDER = re.compile(r"\?(?P<decimals>\d)(?P<tail>(?:\*\*|`)?\s*<!--\s*q:\s*(?P<query>[^>]*?)\s*-->)")
+
+
+def fill(document: str | Path) -> int:
+    """Replace placeholders ``?N<!-- q: ... -->`` with the value, N decimals.
+
+    Used while writing: quote ``?1`` with a query, run this, then read the
+    numbers and write the prose around them. Numbers already written are
+    left alone (``check`` verifies them).
+
+    Returns:
+        How many placeholders were filled.
+    """
+    path = Path(document)
+    text = path.read_text(encoding="utf-8")
+
+    def value(match: re.Match[str]) -> str:
+        computed = evaluate(Query.parse(match["query"]), path.parent)
+        return format_value(computed, int(match["decimals"])) + match["tail"]
+
+    filled, count = PLACEHOLDER.subn(value, text)
+    if count:
+        from wsblock import atomic
+
+        atomic.write_text(path, filled)
+    return count
+
+
 def format_value(value: float | None, decimals: int) -> str:
     """Format a value the way a document would quote it."""
     if value is None:
