@@ -48,7 +48,6 @@ def test_bad_queries_are_errors(tmp_path, query: str, message: str) -> None:
         findings.check(_doc(tmp_path, f"x 1<!-- q: {query} -->"))
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="no committed reference study")
 def test_the_committed_findings_match_the_committed_records() -> None:
     checked, mismatches = findings.check(REFERENCE)
     assert checked >= 20
