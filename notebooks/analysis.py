@@ -132,14 +132,17 @@ stalls.round(0)
 # The rule of thumb: inline work longer than about `ping_interval +
 # ping_timeout` ends in keepalive timeouts. Each point is the largest work
 # size that kept every connection at one keepalive setting; the dashed line is
-# work = budget. Points on the floor mean that no work size survived.
+# work = budget. Points on the floor mean that no work size survived. Each
+# cell is a single measurement: near the boundary, survival is a matter of
+# timing (see the reference study's repeats), so read the trend, not a point.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
 budget = ok.assign(budget=ok["keepalive_budget_s"].astype(float) * 1000)
 for ax, strategy in zip(axes, ["inline", "chunked"]):
     sub = budget[budget["strategy"] == strategy]
-    for workload, group in sub.groupby("workload"):
+    for index, workload in enumerate(sorted(budget["workload"].unique())):
+        group = sub[sub["workload"] == workload]
         best = []
         for b, at in group.groupby("budget"):
             alive = at.groupby("work_ms")["disconnect_share"].max()
@@ -147,14 +150,17 @@ for ax, strategy in zip(axes, ["inline", "chunked"]):
             best.append((b, survived.index.max() if len(survived) else 0.0))
         if best:
             xs, ys = zip(*sorted(best))
-            ax.plot(xs, ys, marker="o", label=workload)
+            # Workloads often share a boundary: nudge lines apart so that
+            # each stays visible (by 40 ms, far below the sizes tested).
+            nudge = (index - 2) * 40
+            ax.plot(xs, [y + nudge for y in ys], marker="o", label=workload, color=f"C{index}")
     limit = max(budget["budget"].max(), budget["work_ms"].max()) * 1.1 if len(budget) else 1
     ax.plot([0, limit], [0, limit], ls="--", color="grey", lw=1, label="work = budget")
     ax.set_title(f"{strategy}: largest surviving work size")
     ax.set_xlabel("ping_interval + ping_timeout (ms)")
     ax.grid(alpha=0.3)
 axes[0].set_ylabel("largest work size with no connection lost (ms)")
-axes[1].legend(fontsize=8)
+axes[0].legend(fontsize=8, title="workload (lines nudged apart)")
 fig.suptitle("Survival boundary versus the keepalive budget (cells with ping_timeout none are left out)")
 fig.tight_layout()
 fig.savefig(FIGURES / "survival_vs_budget.png", dpi=110)
