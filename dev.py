@@ -65,12 +65,16 @@ def bench(args: list[str]) -> int:
     """Run the quick profile, then write its report.
 
     Extra arguments go to ``wsblock matrix`` (for example ``--profile
-    default``). The run resumes if interrupted and started again.
+    default``, which then writes to ``results/runs/default``). The run
+    resumes if interrupted and started again.
     """
-    out = ROOT / "results" / "runs" / "quick"
+    name = "quick"
     matrix = ["--profile", "quick"]
-    if "--profile" in args or "--config" in args:
-        matrix = []
+    for option in ("--profile", "--config"):
+        if option in args and args.index(option) + 1 < len(args):
+            matrix = []
+            name = Path(args[args.index(option) + 1]).stem
+    out = ROOT / "results" / "runs" / name
     if "--out" in args:
         out = Path(args[args.index("--out") + 1])
     else:
