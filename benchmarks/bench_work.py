@@ -20,7 +20,7 @@ from typing import Any
 import workloads
 from workloads import Job, execute
 from wsblock import paths
-from wsblock.blas import pin_blas_threads
+from wsblock.engine.blas import pin_blas_threads
 
 from .common import GRID, CellBenchmark
 

@@ -1,7 +1,7 @@
 """What every benchmark of the suite shares: the profile, its grid, the records.
 
 One definition of each grid: the parameters of the cell benchmarks come from
-a named matrix profile (``wsblock/profiles/<name>.toml``), chosen with the
+a named matrix profile (``wsblock/matrix/profiles/<name>.toml``), chosen with the
 environment variable ``WSBLOCK_ASV_PROFILE`` (default ``quick``). asv
 discovers benchmarks in a process of its own before it runs any, so the grid
 is computed when this module is imported; asv hands its environment on to
@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wsblock import matrix_spec, record, tidy
-from wsblock.config import CellConfig
+from wsblock.matrix import spec as matrix_spec
+from wsblock.schema import record
+from wsblock.analysis import tidy
+from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
-from wsblock.matrix_run import CELLS, cell_timeout, run_matrix
-from wsblock.matrix_spec import Matrix, PlannedCell
-from wsblock.proc import die_with_parent
+from wsblock.matrix.run import CELLS, cell_timeout, run_matrix
+from wsblock.matrix.spec import Matrix, PlannedCell
+from wsblock.engine.proc import die_with_parent
 
 PROFILE_ENV = "WSBLOCK_ASV_PROFILE"
 """Environment variable naming the profile whose grid the suite runs."""

@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from IPython.display import Image, Markdown, display  # noqa: E402
 
-from wsblock import tidy  # noqa: E402
+from wsblock.analysis import tidy  # noqa: E402
 from wsblock.report import build_report  # noqa: E402
 from wsblock.report import cells as cellmod  # noqa: E402
 from wsblock.report import environment  # noqa: E402

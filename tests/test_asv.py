@@ -23,14 +23,14 @@ from typing import Any
 import psutil
 import pytest
 
-from wsblock import matrix_spec
-from wsblock.asv_results import compare_markdown, load_asv_results, load_asv_timings
+from wsblock.matrix import spec as matrix_spec
+from wsblock.analysis.asv_results import compare_markdown, load_asv_results, load_asv_timings
 from wsblock.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "wsblock-test"
 # Command-line fragments of the processes a cell starts.
-CELL_MARKERS = ("wsblock run", "wsblock.server", "wsblock.load")
+CELL_MARKERS = ("wsblock run", "wsblock.engine.server", "wsblock.engine.load")
 
 
 def _config(tmp_path: Path) -> Path:
@@ -249,7 +249,7 @@ def test_smoke_profile_through_asv(tmp_path: Path) -> None:
     # more cell runs than cells (once per metric would be 16), and a single
     # setup_cache.
     assert 1 <= len(watcher.matching("wsblock run")) <= len(cells), output
-    assert 1 <= len(watcher.matching("wsblock.server")) <= len(cells)
+    assert 1 <= len(watcher.matching("wsblock.engine.server")) <= len(cells)
     assert output.count("Setting up common:") == 1
 
     df = load_asv_results(tmp_path / "results")
@@ -286,9 +286,9 @@ def test_interrupted_asv_run_leaves_no_process(tmp_path: Path, how: str) -> None
     try:
         # Wait until a cell's server and load processes run, then interrupt.
         deadline = time.monotonic() + 120
-        while not watcher.matching("wsblock.load") and time.monotonic() < deadline and proc.poll() is None:
+        while not watcher.matching("wsblock.engine.load") and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert watcher.matching("wsblock.load"), (tmp_path / "asv.log").read_text(errors="replace")
+        assert watcher.matching("wsblock.engine.load"), (tmp_path / "asv.log").read_text(errors="replace")
         time.sleep(0.5)
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wsblock.asv_results import compare_markdown, load_asv_results, load_asv_timings
+from wsblock.analysis.asv_results import compare_markdown, load_asv_results, load_asv_timings
 from wsblock.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -43,7 +43,7 @@ RUN = ["--workload", "pure_python", "--work-ms", "2000", "--strategy", "process"
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_every_process(sig: int) -> None:
     proc = _start(*RUN)
-    pids = _wait_for_children(proc, ("wsblock.server", "wsblock.load", "forkserver"))
+    pids = _wait_for_children(proc, ("wsblock.engine.server", "wsblock.engine.load", "forkserver"))
     time.sleep(2)  # a job is in flight in a worker
     pids |= descendants(proc.pid)
     proc.send_signal(sig)
@@ -56,10 +56,10 @@ def test_interrupt_stops_every_process(sig: int) -> None:
 
 def test_a_dead_worker_fails_the_run_and_leaves_nothing() -> None:
     proc = _start(*RUN)
-    pids = _wait_for_children(proc, ("wsblock.server", "wsblock.load", "forkserver"))
+    pids = _wait_for_children(proc, ("wsblock.engine.server", "wsblock.engine.load", "forkserver"))
     time.sleep(2)
     pids |= descendants(proc.pid)
-    server = next(p for p in pids if "wsblock.server" in " ".join(psutil.Process(p).cmdline()))
+    server = next(p for p in pids if "wsblock.engine.server" in " ".join(psutil.Process(p).cmdline()))
     workers = [p for p in descendants(server)
                if psutil.Process(p).cpu_percent(interval=0.3) > 20]
     assert workers, "no busy pool worker found"
@@ -74,8 +74,8 @@ def test_a_dead_worker_fails_the_run_and_leaves_nothing() -> None:
 def test_a_hung_server_is_killed_with_its_group() -> None:
     proc = _start("--workload", "pure_python", "--work-ms", "100", "--strategy", "process",
                   "--duration", "3", "--warmup", "1", "--close-timeout", "1")
-    pids = _wait_for_children(proc, ("wsblock.server", "wsblock.load", "forkserver"))
-    server = next(p for p in pids if "wsblock.server" in " ".join(psutil.Process(p).cmdline()))
+    pids = _wait_for_children(proc, ("wsblock.engine.server", "wsblock.engine.load", "forkserver"))
+    server = next(p for p in pids if "wsblock.engine.server" in " ".join(psutil.Process(p).cmdline()))
     pids |= descendants(server)
     os.kill(server, signal.SIGSTOP)  # hung: it will never answer or exit by itself
     _, err = proc.communicate(timeout=120)

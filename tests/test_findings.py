@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wsblock import findings
+from wsblock.analysis import findings
 from wsblock.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import alive, descendants, run_cli
-from wsblock import matrix_spec
+from wsblock.matrix import spec as matrix_spec
 from wsblock.errors import UsageError
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wsblock import tidy
+from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 from wsblock.report import ReportResult, build_report
 from wsblock.report import cli as report_cli

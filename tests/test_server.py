@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from wsblock import paths
-from wsblock.proc import Child
+from wsblock.engine.proc import Child
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     path = Path(tmp / "config.json")
     path.write_text(json.dumps(config))
-    child = Child("server", ["-m", "wsblock.server", str(path)])
+    child = Child("server", ["-m", "wsblock.engine.server", str(path)])
     try:
         event = child.next_event(60)
         assert event and event["event"] == "ready", child.stderr_tail()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wsblock import tidy
+from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -7,12 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from wsblock import closes, protocol, record
-from wsblock.config import CellConfig
+from wsblock.engine import closes
+from wsblock.engine import protocol
+from wsblock.schema import record
+from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
-from wsblock.probe import Heartbeat, Stall, summarize_stalls
-from wsblock.stats import LatencyHistogram
-from wsblock.window import Window
+from wsblock.engine.probe import Heartbeat, Stall, summarize_stalls
+from wsblock.engine.stats import LatencyHistogram
+from wsblock.engine.window import Window
 
 
 def test_histogram_summary_in_ms() -> None:

@@ -68,7 +68,7 @@ def _longest_gap_while(job: Job) -> tuple[float, float]:
 
 
 def _units_for(name: str, seconds: float) -> int:
-    from wsblock import calibration
+    from wsblock.engine import calibration
 
     cal = calibration.get(name, workloads.get(name).resolve_params({}))
     return cal.units_for(seconds * 1000)

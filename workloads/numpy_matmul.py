@@ -1,6 +1,6 @@
 """NumPy matrix products: BLAS releases the GIL for each product.
 
-The host process pins BLAS to one thread (see ``wsblock.blas``); otherwise a
+The host process pins BLAS to one thread (see ``wsblock.engine.blas``); otherwise a
 multi-threaded BLAS would oversubscribe the machine and the run would measure
 that instead.
 """

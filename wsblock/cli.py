@@ -50,7 +50,7 @@ def _workload_param(text: str) -> tuple[str, int]:
 
 
 def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
-    from wsblock.config import CellConfig, default_start_method
+    from wsblock.engine.config import CellConfig, default_start_method
 
     d = CellConfig("", 1, "")
     parser.add_argument("--workload", help="workload name (see 'wsblock list'); required")
@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cell_from_args(args: argparse.Namespace) -> Any:
-    from wsblock.config import CellConfig
+    from wsblock.engine.config import CellConfig
 
     if args.cell:
         try:
@@ -191,8 +191,8 @@ def _progress(quiet: bool):  # type: ignore[no-untyped-def]
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from wsblock import atomic
-    from wsblock.runner import run_cell
-    from wsblock.summary import summarize
+    from wsblock.engine.runner import run_cell
+    from wsblock.engine.summary import summarize
 
     cell = _cell_from_args(args)
     rec = run_cell(cell, progress=_progress(args.quiet))
@@ -209,7 +209,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_list(_: argparse.Namespace) -> int:
     import workloads
-    from wsblock import strategies
+    from wsblock.engine import strategies
 
     print("workloads:")
     for w in workloads.all_workloads():
@@ -228,7 +228,7 @@ def _cmd_list(_: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     import workloads
-    from wsblock import calibration
+    from wsblock.engine import calibration
 
     names = args.workloads or workloads.names()
     for name in names:
@@ -247,8 +247,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_matrix(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from wsblock import matrix_spec
-    from wsblock.matrix_run import command_line, run_matrix
+    from wsblock.matrix import spec as matrix_spec
+    from wsblock.matrix.run import command_line, run_matrix
 
     if args.profile:
         spec = matrix_spec.load_profile(args.profile)
@@ -276,7 +276,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
 def _cmd_findings(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from wsblock import findings
+    from wsblock.analysis import findings
 
     if args.findings_command == "query":
         query = findings.Query.parse(" ".join(args.query))

@@ -1,6 +1,6 @@
 """Reports on run directories: figures, ``report.md`` and run comparisons.
 
-Everything here reads records (through :mod:`wsblock.tidy`) and never
+Everything here reads records (through :mod:`wsblock.analysis.tidy`) and never
 re-runs work.
 """
 

@@ -1,7 +1,7 @@
 """Figures and a comparison from asv results (``wsblock report --asv``).
 
 asv stores one value per benchmark, parameter combination, commit and
-environment. :func:`wsblock.asv_results.load_asv_results` turns them into
+environment. :func:`wsblock.analysis.asv_results.load_asv_results` turns them into
 tidy-table rows; this module draws, for every commit and environment, the
 figures a matrix report draws from the metrics asv tracks (disconnect map,
 loop lag p99, echo p99, survival boundary), then compares the environments
@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from wsblock import atomic  # noqa: E402
-from wsblock.asv_results import compare_markdown, load_asv_results  # noqa: E402
+from wsblock.analysis.asv_results import compare_markdown, load_asv_results  # noqa: E402
 from wsblock.errors import UsageError  # noqa: E402
 from wsblock.report import cells as cellmod  # noqa: E402
 from wsblock.report import fig_bars, fig_disconnects, fig_survival, plotting  # noqa: E402

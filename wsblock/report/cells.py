@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from wsblock import tidy
+from wsblock.analysis import tidy
 
 WORKLOAD_ORDER = ("pure_python", "numpy", "blocking_io", "pandas", "c_holds_gil")
 STRATEGY_ORDER = ("inline", "chunked", "thread", "process")
@@ -116,7 +116,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     """Collapse repeats: one row per cell, in a stable order.
 
     Args:
-        df: A tidy table (:func:`wsblock.tidy.frame`).
+        df: A tidy table (:func:`wsblock.analysis.tidy.frame`).
 
     Returns:
         Key columns; ``variant`` (see :func:`variant`); ``repeats``, ``ok_repeats``, ``failed_repeats``;

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from wsblock import tidy
+from wsblock.analysis import tidy
 from wsblock.report import cells as cellmod
 from wsblock.report import environment
 from wsblock.report import markdown as md

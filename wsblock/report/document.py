@@ -8,7 +8,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from wsblock import atomic, tidy
+from wsblock import atomic
+from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 from wsblock.report import cells as cellmod
 from wsblock.report import environment, fig_bars, fig_disconnects, fig_survival

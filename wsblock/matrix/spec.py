@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import workloads
-from wsblock import strategies
-from wsblock.config import CellConfig
+from wsblock.engine import strategies
+from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
 
 AXES = ("workloads", "work_ms", "strategies", "ping_interval", "ping_timeout",
@@ -105,7 +105,7 @@ def profile_path(name: str) -> Path:
     """
     if name not in PROFILES:
         raise UsageError(f"unknown profile {name!r} (choose from {', '.join(PROFILES)})")
-    return Path(str(resources.files("wsblock") / "profiles" / f"{name}.toml"))
+    return Path(str(resources.files("wsblock.matrix") / "profiles" / f"{name}.toml"))
 
 
 def load_profile(name: str) -> Matrix:

@@ -7,7 +7,7 @@ it, in an HTML comment that renders invisibly::
     strategy=thread work_ms=3000 ping_timeout=1 --> ms ...
 
 A query names a run directory (relative to the document), a column of the
-tidy table (``docs/record.md``, ``wsblock.tidy``), ``key=value`` filters on
+tidy table (``docs/record.md``, ``wsblock.analysis.tidy``), ``key=value`` filters on
 other columns (``none`` matches "no value", for example ``ping_timeout=none``)
 and optionally ``agg=`` (``median``, the default, ``max``, ``min``, ``mean``,
 ``sum`` or ``count``), which combines every matching row (repeats included).
@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from wsblock import tidy
+from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 
 QUERY = re.compile(r"(?P<value>-?[\d][\d,]*(?:\.\d+)?|none|n/a)(?:\*\*|`)?\s*<!--\s*q:\s*(?P<query>[^>]*?)\s*-->")

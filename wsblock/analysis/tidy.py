@@ -21,7 +21,7 @@ import pandas as pd
 
 from wsblock import atomic
 from wsblock.errors import UsageError
-from wsblock.record import validate
+from wsblock.schema.record import validate
 
 MANIFEST = "manifest.json"
 CSV_NAME = "cells.csv"
@@ -248,7 +248,7 @@ def flatten(record: Mapping[str, Any], path: str | Path | None = None) -> dict[s
     """Flatten one record into a row of the tidy table.
 
     Args:
-        record: A record that passed :func:`wsblock.record.validate`.
+        record: A record that passed :func:`wsblock.schema.record.validate`.
         path: The file it came from; its name goes to the ``file`` column.
 
     Returns:

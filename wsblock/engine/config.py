@@ -121,7 +121,7 @@ class CellConfig:
         Raises:
             UsageError: Naming the first bad field.
         """
-        from wsblock import strategies
+        from wsblock.engine import strategies
 
         if self.workload not in workloads.names():
             raise UsageError(

@@ -1,7 +1,7 @@
-"""The cell record: one versioned JSON document per cell.
+"""Assemble a cell's record from the server's and the load process's measurements.
 
-The layout is documented in ``docs/record.md``. Tools that read records
-(matrix tables, reports, asv) rely on the keys checked by :func:`validate`.
+The record's layout and versions live in :mod:`wsblock.schema.record`; this
+module only fills it in.
 """
 
 from __future__ import annotations
@@ -9,20 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-SCHEMA_VERSION = 1
-
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "": ("schema_version", "params", "disconnects", "loop_lag_ms", "stalls", "throughput",
-         "echo_latency_ms", "job_ms", "job_latency_ms", "resources", "meta"),
-    "disconnects": ("total", "share", "by_code", "first_s"),
-    "loop_lag_ms": ("p50", "p90", "p99", "p999", "max", "samples"),
-    "stalls": ("count", "max_ms", "total_ms"),
-    "throughput": ("jobs_per_s", "echo_per_s"),
-    "echo_latency_ms": ("p50", "p99", "max"),
-    "job_ms": ("p50", "max"),
-    "job_latency_ms": ("p50", "p99"),
-    "params": ("workload", "work_ms", "strategy", "ping_interval", "ping_timeout", "duration"),
-}
+from wsblock.schema.record import SCHEMA_VERSION
 
 
 def _count(events: list[dict[str, Any]], key: str) -> dict[str, int]:
@@ -114,33 +101,3 @@ def build(
             "start_method": server["start_method"],
         },
     }
-
-
-def validate(record: Any) -> None:
-    """Check that a record has the keys tools rely on.
-
-    Args:
-        record: A parsed JSON document.
-
-    Raises:
-        ValueError: Naming the first missing or wrong key.
-    """
-    if not isinstance(record, dict):
-        raise ValueError("a record must be a JSON object")
-    version = record.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"unsupported schema_version {version!r} (expected {SCHEMA_VERSION})")
-    status = record.get("status", "ok")
-    if status == "failed":
-        required = {"": ("params", "error"), "params": REQUIRED["params"]}
-    elif status == "ok":
-        required = REQUIRED
-    else:
-        raise ValueError(f"unknown status {status!r}")
-    for section, keys in required.items():
-        container = record if not section else record.get(section)
-        if not isinstance(container, dict):
-            raise ValueError(f"missing section {section!r}")
-        for key in keys:
-            if key not in container:
-                raise ValueError(f"missing key {section + '.' if section else ''}{key}")

@@ -1,6 +1,6 @@
 """The server process: a websockets server that does blocking work.
 
-Started by the runner as ``python -m wsblock.server CONFIG.json``. It binds,
+Started by the runner as ``python -m wsblock.engine.server CONFIG.json``. It binds,
 starts the lag probe and watchdog, warms the strategy's pool, prints a
 ``ready`` event with its port, and serves until stdin closes. It then writes
 its measurements to the stats file named in the config, as JSON, and exits.
@@ -27,13 +27,16 @@ from websockets.exceptions import ConnectionClosed
 
 import workloads
 from workloads import Job
-from wsblock import atomic, closes, protocol, strategies
-from wsblock.blas import pin_blas_threads
-from wsblock.probe import Heartbeat, LagProbe, Watchdog, summarize_stalls
-from wsblock.proc import Lifeline, emit
-from wsblock.resources import ResourceSampler
-from wsblock.stats import LatencyHistogram
-from wsblock.window import Window
+from wsblock import atomic
+from wsblock.engine import closes
+from wsblock.engine import protocol
+from wsblock.engine import strategies
+from wsblock.engine.blas import pin_blas_threads
+from wsblock.engine.probe import Heartbeat, LagProbe, Watchdog, summarize_stalls
+from wsblock.engine.proc import Lifeline, emit
+from wsblock.engine.resources import ResourceSampler
+from wsblock.engine.stats import LatencyHistogram
+from wsblock.engine.window import Window
 
 
 TICKER_INTERVAL_S = 0.1

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import psutil
 
-from wsblock.window import Window
+from wsblock.engine.window import Window
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:

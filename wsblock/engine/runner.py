@@ -26,10 +26,12 @@ from typing import Any, Callable
 import psutil
 
 import workloads
-from wsblock import calibration, meta, paths, record
-from wsblock.config import CellConfig
+from wsblock import meta, paths
+from wsblock.engine import calibration
+from wsblock.engine import assemble
+from wsblock.engine.config import CellConfig
 from wsblock.errors import HarnessError, UsageError
-from wsblock.proc import Child
+from wsblock.engine.proc import Child
 
 READY_TIMEOUT_S = 120.0
 """How long a server may take to bind and warm its pool."""
@@ -159,7 +161,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
         load: Child | None = None
         try:
             progress(f"starting server ({cell.strategy}, {cell.workload})")
-            server = Child("server", ["-m", "wsblock.server", server_cfg_path])
+            server = Child("server", ["-m", "wsblock.engine.server", server_cfg_path])
             event = server.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 _server_failed(server, event)
@@ -186,7 +188,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
             load_cfg_path = os.path.join(tmp, "load-config.json")
             with open(load_cfg_path, "w", encoding="utf-8") as handle:
                 json.dump(load_cfg, handle)
-            load = Child("load", ["-m", "wsblock.load", load_cfg_path])
+            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path])
             event = load.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 raise HarnessError(f"load process failed to start:\n{load.stderr_tail()}")
@@ -249,7 +251,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     if load_results.get("job_errors"):
         raise HarnessError(f"the server refused jobs: {load_results.get('last_error')}")
     machine = _machine_cpu(cpu_before, cpu_after, t_after - t_before)
-    return record.build(
+    return assemble.build(
         params=cell.to_dict(),
         work=work,
         server=server_stats,

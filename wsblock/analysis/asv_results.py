@@ -4,7 +4,7 @@ The asv suite (``benchmarks/``) tracks four metrics per cell; asv stores them
 per machine, commit and environment. :func:`load_asv_results` reads them
 back through asv's own API (``asv.results`` for the result files,
 ``asv.benchmarks`` for ``benchmarks.json``) and returns one row per cell and
-run, with the column names of :func:`wsblock.tidy.frame`, so the report can
+run, with the column names of :func:`wsblock.analysis.tidy.frame`, so the report can
 treat asv runs like matrix runs. :func:`compare_markdown` renders two runs
 (two websockets versions, two commits, two machines) side by side as a
 GitHub-markdown table with change marks, in the manner of ``asv compare``.
@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import pandas as pd
 
 from wsblock.errors import UsageError
-from wsblock.tidy import derived_cell_id
+from wsblock.analysis.tidy import derived_cell_id
 
 CELL_KEYS = ("workload", "work_ms", "strategy", "ping_interval", "ping_timeout")
 """Parameters of the cell benchmarks, named as tidy columns."""

@@ -98,7 +98,7 @@ def measure(workload: Workload, params: Mapping[str, int], data_dir: str) -> Cal
     Returns:
         The fitted calibration (not stored).
     """
-    from wsblock.blas import pin_blas_threads
+    from wsblock.engine.blas import pin_blas_threads
 
     pin_blas_threads(1)
 

@@ -140,7 +140,7 @@ def _worker_init() -> None:
     # Workers belong to the server's process group; the server, not the
     # terminal, decides when they end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from wsblock.blas import pin_blas_threads
+    from wsblock.engine.blas import pin_blas_threads
 
     pin_blas_threads(1)
 

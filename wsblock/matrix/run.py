@@ -25,10 +25,11 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from wsblock import atomic, meta, record
+from wsblock import atomic, meta
+from wsblock.schema import record
 from wsblock.errors import UsageError
-from wsblock.matrix_spec import Matrix, PlannedCell
-from wsblock.proc import die_with_parent
+from wsblock.matrix.spec import Matrix, PlannedCell
+from wsblock.engine.proc import die_with_parent
 
 MANIFEST = "manifest.json"
 CELLS = "cells"
@@ -247,7 +248,7 @@ def _eta(started: float, index: int, per_cell: list[float]) -> str:
 
 
 def _write_table(directory: Path) -> None:
-    from wsblock import tidy
+    from wsblock.analysis import tidy
 
     try:
         tidy.write_csv(directory)

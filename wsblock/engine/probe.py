@@ -23,8 +23,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from wsblock.stats import LatencyHistogram
-from wsblock.window import Window
+from wsblock.engine.stats import LatencyHistogram
+from wsblock.engine.window import Window
 
 
 @dataclass

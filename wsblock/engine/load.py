@@ -1,6 +1,6 @@
 """The load process: job connections and observers, measured from outside.
 
-Started by the runner as ``python -m wsblock.load CONFIG.json``; it must be a
+Started by the runner as ``python -m wsblock.engine.load CONFIG.json``; it must be a
 separate process, because a client inside the server would be blocked by the
 very thing being measured.
 
@@ -32,10 +32,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from workloads import Job
-from wsblock import atomic, closes, protocol
-from wsblock.proc import Lifeline, emit
-from wsblock.stats import LatencyHistogram
-from wsblock.window import Window
+from wsblock import atomic
+from wsblock.engine import closes
+from wsblock.engine import protocol
+from wsblock.engine.proc import Lifeline, emit
+from wsblock.engine.stats import LatencyHistogram
+from wsblock.engine.window import Window
 
 RECONNECT_DELAY_S = 0.1
 POLL_CLOSES_S = 0.02

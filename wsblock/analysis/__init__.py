@@ -1,0 +1,1 @@
+"""Reading records: the tidy table, findings checks, asv results."""

@@ -1,0 +1,1 @@
+"""One cell: config, runner, the server and load processes, strategies, probes, calibration."""

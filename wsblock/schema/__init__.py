@@ -1,0 +1,1 @@
+"""The vocabulary shared by every layer: the record and its versions."""
