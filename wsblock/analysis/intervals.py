@@ -25,8 +25,12 @@ the handful of repeats a benchmark can afford:
   separated ranges keeps false alarms between identical runs well under 5 %
   of the compared pairs, while a real difference of several times is found
   with 3 repeats a side.
-* **A change of a proportion** needs Fisher's exact test at :data:`ALPHA` and
-  a difference of at least :data:`MIN_SHARE_DIFFERENCE`.
+* **A change of a proportion** needs Fisher's exact test at :data:`ALPHA`, a
+  difference of at least :data:`MIN_SHARE_DIFFERENCE` and, when the shares
+  of the single repeats are given, ranges of those shares that do not
+  overlap: Fisher's test treats connections as independent, and a cell at
+  its survival boundary that loses connections in some repeats and none in
+  others would otherwise change between two identical runs.
 
 Verdicts are ``better``, ``worse``, ``no change`` and ``cannot tell``.
 """
@@ -273,7 +277,15 @@ def _ratio(a: float, b: float, floor: float) -> float:
     return max(b, floor) / max(a, floor)
 
 
-def compare_proportions(a: Proportion, b: Proportion, *, repeats_a: int, repeats_b: int) -> Comparison:
+def compare_proportions(
+    a: Proportion,
+    b: Proportion,
+    *,
+    repeats_a: int,
+    repeats_b: int,
+    shares_a: Sequence[float] | None = None,
+    shares_b: Sequence[float] | None = None,
+) -> Comparison:
     """Compare two loss proportions (lower is better).
 
     Args:
@@ -281,6 +293,10 @@ def compare_proportions(a: Proportion, b: Proportion, *, repeats_a: int, repeats
         b: Contender ``k of n``.
         repeats_a: Repeats behind ``a``.
         repeats_b: Repeats behind ``b``.
+        shares_a: Share lost in each repeat of ``a`` (optional); with
+            ``shares_b``, a change also needs the two sides' ranges of
+            shares to be apart.
+        shares_b: Share lost in each repeat of ``b``.
 
     Returns:
         A :class:`Comparison` whose estimates carry the shares and Wilson
@@ -293,7 +309,10 @@ def compare_proportions(a: Proportion, b: Proportion, *, repeats_a: int, repeats
         return Comparison(ea, eb, ratio, math.nan, CANNOT_TELL)
     table = [[a.k, a.n - a.k], [b.k, b.n - b.k]]
     p = float(stats.fisher_exact(table).pvalue)
-    if p < ALPHA and abs(b.share - a.share) >= MIN_SHARE_DIFFERENCE:
+    separated = True
+    if shares_a and shares_b:
+        separated = max(shares_a) < min(shares_b) or max(shares_b) < min(shares_a)
+    if p < ALPHA and abs(b.share - a.share) >= MIN_SHARE_DIFFERENCE and separated:
         verdict = WORSE if b.share > a.share else BETTER
     else:
         verdict = NO_CHANGE

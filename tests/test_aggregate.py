@@ -1,0 +1,153 @@
+"""Cells over repeats and verdicts between runs, on small synthetic tidy tables (no cells run)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from wsblock.analysis import aggregate as agg
+from wsblock.analysis import intervals as iv
+from wsblock.analysis import tidy
+from wsblock.analysis import verdicts
+
+
+def _row(cell: str, repeat: int, *, lag: float = 1.0, echo: float = 5.0, jobs: float = 2.0,
+         lost: int = 0, opened: int = 4, status: str = "ok", matrix: bool = True) -> dict[str, Any]:
+    measured = status == "ok"
+    return {
+        "cell_id": f"{cell}-r{repeat}" if matrix else cell, "repeat": repeat if matrix else 0,
+        "status": status, "error": None if measured else "boom",
+        "workload": cell.split("-")[0], "work_ms": 100.0, "strategy": "inline",
+        "ping_interval": 0.5, "ping_timeout": None,
+        "disconnects_total": lost if measured else math.nan,
+        "disconnect_share": lost / opened if measured else math.nan,
+        "connections_opened": opened if measured else math.nan,
+        "lag_p99_ms": lag if measured else math.nan, "echo_p99_ms": echo if measured else math.nan,
+        "jobs_per_s": jobs if measured else math.nan, "job_ms_p50": 100.0 if measured else math.nan,
+        "python_version": "3.12",
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+def test_cell_drops_only_its_own_repeat_suffix() -> None:
+    assert agg.cell_of({"cell_id": "numpy-50ms-thread-pi1-pt1-r2", "repeat": 2}) == "numpy-50ms-thread-pi1-pt1"
+    # A standalone record has no repeat part; a look-alike suffix stays.
+    assert agg.cell_of({"cell_id": "numpy-50ms-thread-pi1-pt1-r2", "repeat": 0}) == "numpy-50ms-thread-pi1-pt1-r2"
+
+
+def test_aggregate_gives_median_interval_confidence_and_n_per_metric() -> None:
+    df = _table([_row("a", 0, lag=3.0), _row("a", 1, lag=1.0), _row("a", 2, lag=2.0),
+                 _row("a", 3, status="failed"), _row("b", 0, lag=7.0)])
+    out = agg.aggregate(df, ["lag_p99_ms", "echo_p99_ms"])
+    a = out[out["cell"] == "a"].iloc[0]
+    assert (a["lag_p99_ms"], a["lag_p99_ms_low"], a["lag_p99_ms_high"], a["lag_p99_ms_n"]) == (2.0, 1.0, 3.0, 3)
+    assert a["lag_p99_ms_conf"] == pytest.approx(0.75)
+    assert (a["repeats"], a["ok_repeats"], a["failed_repeats"], a["status"]) == (4, 3, 1, "ok")
+    b = out[out["cell"] == "b"].iloc[0]
+    assert b["lag_p99_ms_n"] == 1 and b["lag_p99_ms_conf"] == 0.0
+    # Axes survive, "none" settings stay None.
+    assert a["workload"] == "a" and a["ping_timeout"] is None
+    assert list(out["cell"]) == ["a", "b"]
+
+
+def test_loss_is_pooled_over_repeats_with_a_wilson_interval_and_repeats_that_lost() -> None:
+    df = _table([_row("a", 0, lost=4, opened=8), _row("a", 1, lost=0, opened=6), _row("a", 2, lost=1, opened=6)])
+    a = agg.aggregate(df).iloc[0]
+    assert (a["lost_k"], a["lost_n"], a["loss_repeats"], a["repeats_lost_any"]) == (5, 20, 3, 2)
+    expected = iv.wilson(5, 20)
+    assert a["lost_share"] == pytest.approx(0.25)
+    assert (a["lost_low"], a["lost_high"]) == pytest.approx((expected.low, expected.high))
+    assert a["unstable"] and "2 of 3 repeats lost connections" in a["unstable_reasons"]
+
+
+def test_unstable_when_a_primary_metric_varies_beyond_the_limit_and_not_below_resolution() -> None:
+    steady = [_row("s", i, lag=v) for i, v in enumerate((10.0, 11.0, 10.5))]
+    noisy = [_row("n", i, lag=v) for i, v in enumerate((10.0, 30.0, 12.0))]
+    # 0.01 .. 0.09 ms is all below the lag probe's resolution: not instability.
+    tiny = [_row("t", i, lag=v) for i, v in enumerate((0.01, 0.09, 0.05))]
+    out = agg.aggregate(_table(steady + noisy + tiny)).set_index("cell")
+    assert not out.loc["s", "unstable"] and out.loc["s", "unstable_reasons"] == ""
+    assert out.loc["n", "unstable"] and "lag_p99_ms varies" in out.loc["n", "unstable_reasons"]
+    assert not out.loc["t", "unstable"]
+
+
+def test_aggregate_of_an_empty_table_has_the_columns() -> None:
+    out = agg.aggregate(pd.DataFrame(columns=["cell_id", "repeat", "status"]), ["lag_p99_ms"])
+    assert out.empty and {"cell", "lag_p99_ms_low", "lost_share", "unstable"} <= set(out.columns)
+
+
+def test_aggregate_reads_a_real_tidy_table(tmp_path) -> None:
+    from pathlib import Path
+
+    run = Path(__file__).parent / "fixtures" / "run_a"
+    df = tidy.frame(tidy.load_records(run).records)
+    out = agg.aggregate(df)
+    assert len(out) == len({agg.cell_of(r) for r in df.to_dict("records")})
+    ok = out[out["status"] == "ok"]
+    assert (ok["lag_p99_ms_n"] >= 1).all() and (ok["lost_n"] > 0).all()
+    assert ((ok["lag_p99_ms_low"] <= ok["lag_p99_ms"]) & (ok["lag_p99_ms"] <= ok["lag_p99_ms_high"])).all()
+
+
+def _run(rng: random.Random, cells: int, repeats: int, scale: dict[str, float] | None = None) -> pd.DataFrame:
+    rows = []
+    for c in range(cells):
+        factor = (scale or {}).get(f"c{c}", 1.0)
+        for r in range(repeats):
+            rows.append(_row(f"c{c}", r, lag=factor * rng.lognormvariate(math.log(5 + c), 0.4),
+                             echo=rng.lognormvariate(math.log(20), 0.4), jobs=rng.lognormvariate(0.0, 0.1),
+                             lost=rng.choice([0, 0, 1]) if c % 3 == 0 else 0, opened=6))
+    return _table(rows)
+
+
+def test_identical_runs_rarely_change_and_a_real_difference_is_found() -> None:
+    rng = random.Random(11)
+    a = _run(rng, 30, 3)
+    b = _run(rng, 30, 3, scale={"c4": 20.0})
+    result = verdicts.compare_tables(a, b)
+    assert len(result.verdicts) == 30 * len(verdicts.COMPARED)
+    flagged = [v for v in result.changed() if v.cell != "c4"]
+    assert len(flagged) <= 0.05 * len(result.verdicts)
+    found = {(v.cell, v.metric): v for v in result.verdicts}[("c4", "lag_p99_ms")]
+    assert found.verdict == iv.WORSE and found.ratio > 5
+    assert found.a_interval[0] <= found.a <= found.a_interval[1] and found.a_n == found.b_n == 3
+
+
+def test_fewer_than_three_repeats_cannot_tell_and_direction_is_respected() -> None:
+    a = _table([_row("x", i, jobs=1.0 + i / 100, lag=1.0 + i / 100) for i in range(3)] + [_row("y", 0)])
+    b = _table([_row("x", i, jobs=5.0 + i / 100, lag=9.0 + i / 100) for i in range(3)] + [_row("y", 0, lag=99.0)])
+    got = {(v.cell, v.metric): v.verdict for v in verdicts.compare_tables(a, b).verdicts}
+    assert got[("x", "jobs_per_s")] == iv.BETTER
+    assert got[("x", "lag_p99_ms")] == iv.WORSE
+    assert all(got[("y", m)] == iv.CANNOT_TELL for m in verdicts.COMPARED)
+
+
+def test_loss_changes_only_when_every_repeat_agrees() -> None:
+    kept = [_row("x", i, lost=0, opened=6) for i in range(3)]
+    lost = [_row("x", i, lost=5, opened=8) for i in range(3)]
+    # A boundary cell: two repeats lost most connections, one lost none.
+    boundary = [_row("x", 0, lost=6, opened=8), _row("x", 1, lost=0, opened=6), _row("x", 2, lost=6, opened=8)]
+    worse = verdicts.compare_tables(_table(kept), _table(lost), [agg.LOSS]).verdicts[0]
+    assert worse.verdict == iv.WORSE and worse.a_count == (0, 18) and worse.b_count == (15, 24)
+    flip = verdicts.compare_tables(_table(kept), _table(boundary), [agg.LOSS]).verdicts[0]
+    assert flip.verdict == iv.NO_CHANGE
+
+
+def test_json_has_one_object_per_cell_and_metric_with_the_documented_keys() -> None:
+    a = _table([_row("x", i) for i in range(3)] + [_row("only_a", 0)])
+    b = _table([_row("x", i) for i in range(3)] + [_row("only_b", 0)])
+    result = verdicts.compare_tables(a, b)
+    assert result.only_a == ["only_a"] and result.only_b == ["only_b"]
+    objects = json.loads(json.dumps(result.as_json(), allow_nan=False))
+    assert len(objects) == len(verdicts.COMPARED)
+    for obj in objects:
+        assert {"cell", "metric", "a", "b", "a_interval", "b_interval", "ratio", "verdict"} <= set(obj)
+        assert obj["cell"] == "x" and obj["verdict"] in iv.VERDICTS
+    assert "5 no change" in verdicts.summary_line(result)

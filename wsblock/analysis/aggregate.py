@@ -1,0 +1,311 @@
+"""Cells over their repeats: medians with intervals, losses, stability.
+
+The tidy table (:mod:`wsblock.analysis.tidy`) has one row per repeat of a
+cell. This module groups the repeats of each cell and summarises them with
+the methods of :mod:`wsblock.analysis.intervals`:
+
+* every metric: the median over the repeats that measured it, the
+  distribution-free order-statistic interval of the median, its achieved
+  confidence and the number of repeats behind it;
+* the disconnect outcome: connections lost out of connections at risk,
+  pooled over the repeats, with a Wilson 95 % interval, plus how many
+  repeats lost any connection at all (connections of one repeat share one
+  event loop, so the pooled interval alone overstates what is known);
+* stability, in the manner of pyperf's warnings: a cell is *unstable* when
+  the coefficient of variation of a primary metric over its repeats exceeds
+  :data:`CV_LIMIT`, or when some repeats lost connections and others did
+  not. The reasons are kept with the flag.
+
+Nothing here re-runs work or reads files: the input is a tidy table.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from wsblock.analysis import intervals as iv
+from wsblock.analysis import tidy
+
+CV_LIMIT = 0.25
+"""A primary metric whose repeats vary more than this (std / mean) marks its cell unstable."""
+
+PRIMARY = ("lag_p99_ms", "echo_p99_ms", "jobs_per_s")
+"""Metrics whose spread over repeats decides stability."""
+
+LOSS = "disconnect_share"
+"""The disconnect outcome: a proportion, not a per-repeat value."""
+
+SUFFIXES = ("low", "high", "conf", "n")
+"""Per metric, the aggregated table has ``<metric>`` (the median) and ``<metric>_<suffix>``."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How finely a metric is resolved: the floor of its comparisons and CVs.
+
+    Attributes:
+        floor: Values below this are equal (zeros and sub-resolution noise
+            compare as the floor).
+        min_ratio: Smallest ratio of medians a comparison reports as a change.
+    """
+
+    floor: float
+    min_ratio: float = iv.MIN_RATIO
+
+
+# Tail latencies of a few-second window move by tens of percent between
+# identical runs on a shared machine: below x1.2 a change is not worth a
+# reviewer's attention. Throughput and job times are steadier.
+_LAG = Resolution(0.1, 1.2)
+_MS = Resolution(1.0, 1.2)
+RESOLUTION: dict[str, Resolution] = {
+    "lag_p50_ms": _LAG, "lag_p90_ms": _LAG, "lag_p99_ms": _LAG, "lag_p999_ms": _LAG, "lag_max_ms": _LAG,
+    "ticker_lag_p99_ms": _MS, "ticker_lag_max_ms": _MS, "ticker_late_ticks": Resolution(1.0, 1.2),
+    "stalls_count": Resolution(1.0, 1.2), "stall_max_ms": _MS, "stall_total_ms": _MS,
+    "stalled_share": Resolution(0.01, 1.2),
+    "echo_p50_ms": _MS, "echo_p99_ms": _MS, "echo_max_ms": _MS, "echo_lost": Resolution(1.0, 1.2),
+    "jobs_per_s": Resolution(0.1, 1.1), "echo_per_s": Resolution(1.0, 1.1),
+    "job_ms_p50": Resolution(1.0, 1.1), "job_ms_max": _MS,
+    "job_latency_p50_ms": _MS, "job_latency_p99_ms": _MS,
+    "first_disconnect_s": Resolution(0.1, 1.2),
+}
+"""Per metric: resolution and minimum effect (until the metric declaration carries them)."""
+
+DEFAULT_RESOLUTION = Resolution(1e-3, iv.MIN_RATIO)
+
+
+def resolution(metric: str) -> Resolution:
+    """The resolution and minimum effect of a metric (a conservative default if undeclared)."""
+    return RESOLUTION.get(metric, DEFAULT_RESOLUTION)
+
+
+_REPEAT = re.compile(r"-r(\d+)$")
+
+
+def cell_of(row: Mapping[str, Any]) -> str:
+    """The cell a tidy row belongs to: its ``cell_id`` without the repeat.
+
+    A matrix names a record ``<cell>-r<repeat>``; a standalone record's id
+    has no repeat part. Only a suffix that matches the row's own ``repeat``
+    is removed.
+    """
+    ident = str(row.get("cell_id"))
+    match = _REPEAT.search(ident)
+    if match and int(match.group(1)) == int(row.get("repeat") or 0):
+        return ident[: match.start()]
+    return ident
+
+
+def lost_of(row: Mapping[str, Any]) -> tuple[int, int] | None:
+    """Connections lost and connections at risk in one measured repeat.
+
+    Every abnormal close out of every connection open inside the window
+    (``disconnects_total`` of ``connections_opened``): this is the
+    definition of the record's ``disconnects.share``.
+
+    Returns:
+        ``(k, n)``, or None when the row lacks either count.
+    """
+    k, n = _number(row.get("disconnects_total")), _number(row.get("connections_opened"))
+    if math.isnan(k) or math.isnan(n) or n <= 0:
+        return None
+    return int(round(k)), int(round(n))
+
+
+def _number(value: Any) -> float:
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@dataclass(frozen=True)
+class CellRepeats:
+    """The repeats of one cell, as the tidy table holds them.
+
+    Attributes:
+        cell: The cell (see :func:`cell_of`).
+        rows: Every repeat's row, measured or failed, in repeat order.
+    """
+
+    cell: str
+    rows: tuple[Mapping[str, Any], ...]
+
+    @property
+    def measured(self) -> list[Mapping[str, Any]]:
+        """The repeats with ``status`` ``ok``."""
+        return [r for r in self.rows if r.get("status") == "ok"]
+
+    @property
+    def failed(self) -> int:
+        """Repeats that produced no measurement."""
+        return len(self.rows) - len(self.measured)
+
+    def values(self, metric: str) -> list[float]:
+        """The finite values of ``metric`` over the measured repeats."""
+        out = [_number(r.get(metric)) for r in self.measured]
+        return [v for v in out if math.isfinite(v)]
+
+    def estimate(self, metric: str) -> iv.Estimate:
+        """Median over repeats with its interval."""
+        return iv.median_interval(self.values(metric))
+
+    def losses(self) -> list[tuple[int, int]]:
+        """``(lost, at risk)`` of each measured repeat that has both counts."""
+        return [kn for kn in (lost_of(r) for r in self.measured) if kn is not None]
+
+    def lost(self) -> iv.Proportion:
+        """Connections lost, pooled over the measured repeats, with a Wilson interval."""
+        pairs = self.losses()
+        return iv.wilson(sum(k for k, _ in pairs), sum(n for _, n in pairs))
+
+    def loss_shares(self) -> list[float]:
+        """The share of connections lost in each measured repeat."""
+        return [k / n for k, n in self.losses()]
+
+    def repeats_lost_any(self) -> int:
+        """Measured repeats that lost at least one connection."""
+        return sum(1 for k, _ in self.losses() if k > 0)
+
+    def instability(self, primary: Iterable[str] = PRIMARY) -> list[str]:
+        """Why this cell's repeats cannot be summarised with confidence (empty: stable).
+
+        Args:
+            primary: Metrics whose coefficient of variation is checked;
+                values are raised to the metric's resolution first, so that
+                noise below resolution is not instability.
+        """
+        reasons = []
+        for metric in primary:
+            floor = resolution(metric).floor
+            cv = iv.coefficient_of_variation([max(v, floor) for v in self.values(metric)])
+            if math.isfinite(cv) and cv > CV_LIMIT:
+                reasons.append(f"{metric} varies {cv:.0%} over repeats")
+        pairs = self.losses()
+        lost_any = self.repeats_lost_any()
+        if 0 < lost_any < len(pairs):
+            reasons.append(f"{lost_any} of {len(pairs)} repeats lost connections")
+        return reasons
+
+
+def group(df: pd.DataFrame) -> dict[str, CellRepeats]:
+    """The repeats of every cell of a tidy table, in first-seen order.
+
+    Args:
+        df: A tidy table (:func:`wsblock.analysis.tidy.frame`).
+
+    Returns:
+        Cell -> its repeats, sorted by ``repeat`` within a cell.
+    """
+    cells: dict[str, list[Mapping[str, Any]]] = {}
+    for row in df.to_dict("records"):
+        cells.setdefault(cell_of(row), []).append(row)
+    return {cell: CellRepeats(cell, tuple(sorted(rows, key=lambda r: int(r.get("repeat") or 0))))
+            for cell, rows in cells.items()}
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The tidy table's metric columns that are present (loss excluded: it is a proportion)."""
+    return [c for c in tidy.METRIC_COLUMNS if c in df.columns and c != LOSS]
+
+
+def identity_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that describe a cell and are shared by its repeats.
+
+    The axes, the settings and the workload parameters: every tidy column
+    before the work and measurement columns, except the per-repeat ones.
+    """
+    per_repeat = {"cell_id", "repeat", "status", "error"}
+    measured = {*tidy.WORK_COLUMNS, *tidy.DISCONNECT_COLUMNS, *tidy.INITIATOR_COLUMNS,
+                *tidy.METRIC_COLUMNS, *tidy.META_COLUMNS}
+    return [c for c in df.columns
+            if c not in per_repeat and c not in measured and not c.startswith("disconnects_")]
+
+
+def summarise(cell: CellRepeats, metrics: Sequence[str], identity: Sequence[str] = (),
+              primary: Iterable[str] = PRIMARY) -> dict[str, Any]:
+    """One row of the aggregated table.
+
+    Args:
+        cell: The cell's repeats.
+        metrics: Metric columns to summarise.
+        identity: Columns copied from the cell's first repeat.
+        primary: Metrics whose spread decides stability.
+
+    Returns:
+        See :func:`aggregate`.
+    """
+    first = cell.rows[0]
+    row: dict[str, Any] = {"cell": cell.cell, **{c: first.get(c) for c in identity}}
+    measured = cell.measured
+    row.update({
+        "repeats": len(cell.rows), "ok_repeats": len(measured), "failed_repeats": cell.failed,
+        "status": "ok" if measured else "failed",
+        "error": next((r.get("error") for r in cell.rows if r.get("status") != "ok"), None),
+    })
+    for metric in metrics:
+        e = cell.estimate(metric)
+        row.update({metric: e.median, f"{metric}_low": e.low, f"{metric}_high": e.high,
+                    f"{metric}_conf": e.confidence, f"{metric}_n": e.n})
+    lost = cell.lost()
+    pairs = cell.losses()
+    row.update({
+        "lost_k": lost.k, "lost_n": lost.n, "lost_share": lost.share,
+        "lost_low": lost.low, "lost_high": lost.high,
+        "loss_repeats": len(pairs), "repeats_lost_any": cell.repeats_lost_any(),
+    })
+    reasons = cell.instability(primary) if measured else []
+    row["unstable"] = bool(reasons)
+    row["unstable_reasons"] = "; ".join(reasons)
+    return row
+
+
+def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
+              primary: Iterable[str] = PRIMARY) -> pd.DataFrame:
+    """The aggregated table: one row per cell.
+
+    Args:
+        df: A tidy table, one row per repeat.
+        metrics: Metric columns to summarise (default: every metric column
+            of the tidy table except the loss share, which is summarised as
+            a proportion).
+        primary: Metrics whose spread over repeats decides stability.
+
+    Returns:
+        Per cell, in first-seen order: ``cell``; the identity columns (axes,
+        settings, workload parameters); ``repeats``, ``ok_repeats``,
+        ``failed_repeats``, ``status``, ``error``; per metric the median
+        (``<metric>``), interval (``<metric>_low``, ``<metric>_high``),
+        achieved confidence (``<metric>_conf``) and repeats behind it
+        (``<metric>_n``); the loss ``lost_k`` of ``lost_n`` connections,
+        ``lost_share`` with its Wilson 95 % interval ``lost_low`` ..
+        ``lost_high``, ``loss_repeats`` (repeats behind it) and
+        ``repeats_lost_any``; ``unstable`` and ``unstable_reasons``.
+    """
+    chosen = list(metric_columns(df) if metrics is None else metrics)
+    identity = identity_columns(df)
+    columns = ["cell", *identity, "repeats", "ok_repeats", "failed_repeats", "status", "error"]
+    for metric in chosen:
+        columns += [metric, *(f"{metric}_{s}" for s in SUFFIXES)]
+    columns += ["lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "loss_repeats",
+                "repeats_lost_any", "unstable", "unstable_reasons"]
+    primary = tuple(primary)
+    rows = [summarise(cell, chosen, identity, primary) for cell in group(df).values()]
+    out = pd.DataFrame(rows, columns=columns)
+    for column in tidy.NONE_COLUMNS:
+        if column in out:
+            # Keep "none" keepalive settings as None, as the tidy table does.
+            out[column] = pd.Series([r.get(column) for r in rows], index=out.index, dtype=object)
+    return out
+
+
+__all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LOSS", "PRIMARY", "RESOLUTION", "Resolution",
+           "aggregate", "cell_of", "group", "identity_columns", "lost_of", "metric_columns", "resolution",
+           "summarise"]

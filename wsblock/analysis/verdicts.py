@@ -1,0 +1,203 @@
+"""Verdicts: is a cell's metric in run B better, worse or unchanged from run A?
+
+Two runs are matched cell by cell (:func:`wsblock.analysis.aggregate.cell_of`)
+and, for each compared metric, the repeats of both sides go through the
+stated test of :mod:`wsblock.analysis.intervals`:
+
+* a per-repeat metric (lag, latency, throughput) by
+  :func:`~wsblock.analysis.intervals.compare_values`, with the metric's
+  direction, resolution and minimum effect
+  (:func:`wsblock.analysis.aggregate.resolution`);
+* the disconnect outcome by
+  :func:`~wsblock.analysis.intervals.compare_proportions` on the connections
+  lost, pooled over the repeats, with the per-repeat shares as a guard.
+
+Either side with fewer than :data:`~wsblock.analysis.intervals.MIN_REPEATS`
+measured repeats gives ``cannot tell``. The result is one :class:`Verdict`
+per (cell, metric); markdown and JSON renderings are built from it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from wsblock.analysis import intervals as iv
+from wsblock.analysis.aggregate import LOSS, CellRepeats, group, resolution
+
+COMPARED = (LOSS, "lag_p99_ms", "echo_p99_ms", "jobs_per_s", "job_ms_p50")
+"""Metrics compared by default."""
+
+HIGHER_IS_BETTER = frozenset({"jobs_per_s", "echo_per_s", "first_disconnect_s"})
+"""Metrics where a larger value is better; every other compared metric is lower-is-better."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One metric of one cell, run A against run B.
+
+    Attributes:
+        cell: The cell (its id without the repeat).
+        metric: The tidy column compared.
+        a: A's median over repeats (for the loss: the pooled share lost).
+        b: B's value, likewise.
+        a_interval: ``(low, high)`` around ``a``: the order-statistic
+            interval of the median, or the Wilson 95 % interval of the share.
+        b_interval: Likewise for ``b``.
+        a_confidence: Achieved confidence of ``a_interval``.
+        b_confidence: Achieved confidence of ``b_interval``.
+        a_n: Measured repeats behind ``a``.
+        b_n: Measured repeats behind ``b``.
+        ratio: ``b / a`` (both raised to the metric's resolution; NaN when
+            a side has no value).
+        p_value: The test's p-value (NaN when not tested).
+        verdict: ``better``, ``worse``, ``no change`` or ``cannot tell``.
+        a_count: For the loss, ``(lost, at risk)`` connections of A.
+        b_count: Likewise for B.
+    """
+
+    cell: str
+    metric: str
+    a: float
+    b: float
+    a_interval: tuple[float, float]
+    b_interval: tuple[float, float]
+    a_confidence: float
+    b_confidence: float
+    a_n: int
+    b_n: int
+    ratio: float
+    p_value: float
+    verdict: str
+    a_count: tuple[int, int] | None = None
+    b_count: tuple[int, int] | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the verdict is ``better`` or ``worse``."""
+        return self.verdict in (iv.BETTER, iv.WORSE)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping (NaN becomes null)."""
+        out: dict[str, Any] = {
+            "cell": self.cell, "metric": self.metric, "a": _json(self.a), "b": _json(self.b),
+            "a_interval": [_json(x) for x in self.a_interval],
+            "b_interval": [_json(x) for x in self.b_interval],
+            "ratio": _json(self.ratio), "verdict": self.verdict,
+            "a_n": self.a_n, "b_n": self.b_n,
+            "a_confidence": _json(self.a_confidence), "b_confidence": _json(self.b_confidence),
+            "p_value": _json(self.p_value),
+        }
+        if self.a_count is not None or self.b_count is not None:
+            out["a_count"] = list(self.a_count) if self.a_count else None
+            out["b_count"] = list(self.b_count) if self.b_count else None
+        return out
+
+
+def _json(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 6)
+
+
+@dataclass
+class RunComparison:
+    """Every verdict of two runs, and the cells only one of them has.
+
+    Attributes:
+        verdicts: One per (matched cell, metric), in A's cell order.
+        only_a: Cells measured in A only.
+        only_b: Cells measured in B only.
+    """
+
+    verdicts: list[Verdict] = field(default_factory=list)
+    only_a: list[str] = field(default_factory=list)
+    only_b: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Verdict -> how many (cell, metric) pairs got it, for every verdict."""
+        out = {v: 0 for v in iv.VERDICTS}
+        for verdict in self.verdicts:
+            out[verdict.verdict] += 1
+        return out
+
+    def changed(self) -> list[Verdict]:
+        """The ``better`` and ``worse`` verdicts."""
+        return [v for v in self.verdicts if v.changed]
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """One object per cell and metric."""
+        return [v.as_dict() for v in self.verdicts]
+
+
+def compare_metric(a: CellRepeats, b: CellRepeats, metric: str) -> Verdict:
+    """The verdict on one metric of one cell.
+
+    Args:
+        a: The cell's repeats in the baseline run.
+        b: The same cell's repeats in the other run.
+        metric: A tidy metric column, or :data:`~wsblock.analysis.aggregate.LOSS`
+            for the disconnect outcome.
+    """
+    if metric == LOSS:
+        pa, pb = a.lost(), b.lost()
+        c = iv.compare_proportions(pa, pb, repeats_a=len(a.losses()), repeats_b=len(b.losses()),
+                                   shares_a=a.loss_shares(), shares_b=b.loss_shares())
+        return Verdict(a.cell, metric, pa.share, pb.share, (pa.low, pa.high), (pb.low, pb.high),
+                       c.a.confidence if pa.n else 0.0, c.b.confidence if pb.n else 0.0,
+                       len(a.losses()), len(b.losses()), c.ratio, c.p_value, c.verdict,
+                       (pa.k, pa.n), (pb.k, pb.n))
+    rule = resolution(metric)
+    c = iv.compare_values(a.values(metric), b.values(metric), higher_is_better=metric in HIGHER_IS_BETTER,
+                          floor=rule.floor, min_ratio=rule.min_ratio)
+    return Verdict(a.cell, metric, c.a.median, c.b.median, (c.a.low, c.a.high), (c.b.low, c.b.high),
+                   c.a.confidence, c.b.confidence, c.a.n, c.b.n, c.ratio, c.p_value, c.verdict)
+
+
+def compare_groups(a: Mapping[str, CellRepeats], b: Mapping[str, CellRepeats],
+                   metrics: Sequence[str] = COMPARED) -> RunComparison:
+    """Compare two runs already grouped into cells (:func:`wsblock.analysis.aggregate.group`).
+
+    Args:
+        a: The baseline run's cells.
+        b: The other run's cells.
+        metrics: Metrics to compare, in output order.
+
+    Returns:
+        The verdicts of the cells both runs have, and the one-sided cells.
+    """
+    out = RunComparison()
+    for cell, side_a in a.items():
+        if cell not in b:
+            out.only_a.append(cell)
+            continue
+        out.verdicts += [compare_metric(side_a, b[cell], metric) for metric in metrics]
+    out.only_b = [cell for cell in b if cell not in a]
+    return out
+
+
+def compare_tables(tidy_a: pd.DataFrame, tidy_b: pd.DataFrame,
+                   metrics: Sequence[str] = COMPARED) -> RunComparison:
+    """Compare two runs given as tidy tables (one row per repeat).
+
+    The test needs the repeats themselves, not only their summaries, so
+    this takes tidy tables rather than aggregated ones.
+
+    Args:
+        tidy_a: The baseline run.
+        tidy_b: The other run.
+        metrics: Metrics to compare, in output order.
+    """
+    return compare_groups(group(tidy_a), group(tidy_b), metrics)
+
+
+def summary_line(result: RunComparison) -> str:
+    """``40 pairs compared: 2 worse, 1 better, 30 no change, 7 cannot tell``."""
+    counts = result.counts()
+    parts = [f"{counts[v]} {v}" for v in (iv.WORSE, iv.BETTER, iv.NO_CHANGE, iv.CANNOT_TELL)]
+    return f"{len(result.verdicts)} (cell, metric) pairs compared: " + ", ".join(parts)
+
+
+__all__ = ["COMPARED", "HIGHER_IS_BETTER", "RunComparison", "Verdict", "compare_groups", "compare_metric",
+           "compare_tables", "summary_line"]
