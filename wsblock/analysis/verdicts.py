@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import pandas as pd
 
@@ -131,27 +131,43 @@ class RunComparison:
         return [v.as_dict() for v in self.verdicts]
 
 
-def compare_metric(a: CellRepeats, b: CellRepeats, metric: str) -> Verdict:
+class Repeats(Protocol):
+    """What the test needs of one cell on one side: its measured repeats.
+
+    :class:`wsblock.analysis.aggregate.CellRepeats` is one; any grouping of
+    tidy rows (an asv result, a comparison engine's own) can be another.
+    """
+
+    def values(self, metric: str) -> list[float]:
+        """The finite values of ``metric``, one per measured repeat that has one."""
+
+    def losses(self) -> list[tuple[int, int]]:
+        """``(connections lost, connections at risk)`` of each measured repeat."""
+
+
+def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats) -> Verdict:
     """The verdict on one metric of one cell.
 
     Args:
-        a: The cell's repeats in the baseline run.
-        b: The same cell's repeats in the other run.
+        cell: The cell's name, carried into the verdict.
         metric: A tidy metric column, or :data:`~wsblock.analysis.aggregate.LOSS`
             for the disconnect outcome.
+        a: The cell's repeats in the baseline run.
+        b: The same cell's repeats in the other run.
     """
     if metric == LOSS:
-        pa, pb = a.lost(), b.lost()
-        c = iv.compare_proportions(pa, pb, repeats_a=len(a.losses()), repeats_b=len(b.losses()),
-                                   shares_a=a.loss_shares(), shares_b=b.loss_shares())
-        return Verdict(a.cell, metric, pa.share, pb.share, (pa.low, pa.high), (pb.low, pb.high),
+        la, lb = a.losses(), b.losses()
+        pa = iv.wilson(sum(k for k, _ in la), sum(n for _, n in la))
+        pb = iv.wilson(sum(k for k, _ in lb), sum(n for _, n in lb))
+        c = iv.compare_proportions(pa, pb, repeats_a=len(la), repeats_b=len(lb),
+                                   shares_a=[k / n for k, n in la], shares_b=[k / n for k, n in lb])
+        return Verdict(cell, metric, pa.share, pb.share, (pa.low, pa.high), (pb.low, pb.high),
                        c.a.confidence if pa.n else 0.0, c.b.confidence if pb.n else 0.0,
-                       len(a.losses()), len(b.losses()), c.ratio, c.p_value, c.verdict,
-                       (pa.k, pa.n), (pb.k, pb.n))
+                       len(la), len(lb), c.ratio, c.p_value, c.verdict, (pa.k, pa.n), (pb.k, pb.n))
     rule = resolution(metric)
     c = iv.compare_values(a.values(metric), b.values(metric), higher_is_better=metric in HIGHER_IS_BETTER,
                           floor=rule.floor, min_ratio=rule.min_ratio)
-    return Verdict(a.cell, metric, c.a.median, c.b.median, (c.a.low, c.a.high), (c.b.low, c.b.high),
+    return Verdict(cell, metric, c.a.median, c.b.median, (c.a.low, c.a.high), (c.b.low, c.b.high),
                    c.a.confidence, c.b.confidence, c.a.n, c.b.n, c.ratio, c.p_value, c.verdict)
 
 
@@ -172,7 +188,7 @@ def compare_groups(a: Mapping[str, CellRepeats], b: Mapping[str, CellRepeats],
         if cell not in b:
             out.only_a.append(cell)
             continue
-        out.verdicts += [compare_metric(side_a, b[cell], metric) for metric in metrics]
+        out.verdicts += [compare_metric(cell, metric, side_a, b[cell]) for metric in metrics]
     out.only_b = [cell for cell in b if cell not in a]
     return out
 
@@ -199,5 +215,5 @@ def summary_line(result: RunComparison) -> str:
     return f"{len(result.verdicts)} (cell, metric) pairs compared: " + ", ".join(parts)
 
 
-__all__ = ["COMPARED", "HIGHER_IS_BETTER", "RunComparison", "Verdict", "compare_groups", "compare_metric",
+__all__ = ["COMPARED", "HIGHER_IS_BETTER", "Repeats", "RunComparison", "Verdict", "compare_groups", "compare_metric",
            "compare_tables", "summary_line"]

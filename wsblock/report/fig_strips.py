@@ -1,0 +1,295 @@
+"""Figures: one metric by strategy, every repeat a point.
+
+Used for loop lag p99, jobs/s, echo/s and observer echo p99. In every panel
+(workload x work size) each strategy is a group of columns, one per
+keepalive setting. A column shows each repeat of the cell as a dot, the
+median over repeats as a bar across the dots, and the distribution-free
+interval of the median (:func:`wsblock.analysis.intervals.median_interval`)
+as a vertical line. A cell whose repeats vary too much or disagree on
+losses (:meth:`wsblock.analysis.aggregate.CellRepeats.instability`) carries
+a ``!`` above it. A value of 0 on a log axis is drawn as a triangle on the
+axis floor, never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib.legend_handler import HandlerTuple
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from wsblock.analysis import intervals as iv
+from wsblock.report import cells as cellmod
+from wsblock.report import plotting
+from wsblock.report.provenance import Provenance, stamp
+
+UNSTABLE_MARK = "!"
+UNSTABLE_COLOUR = "#b71c1c"
+
+
+@dataclass
+class StripSpec:
+    """What a strip figure shows.
+
+    Attributes:
+        stem: File name without extension.
+        column: Tidy-table column to plot (one value per repeat).
+        title: Figure title (first line).
+        ylabel: Y axis label, with its unit.
+        log: Logarithmic y axis (for latencies spanning decades).
+        switch_interval_ms: Draw the GIL switch interval as a reference line.
+        timeout_lines: Draw each ping_timeout (in ms) as a reference line.
+        ceiling: Work size (ms) -> the best possible value, drawn as a
+            reference line (e.g. jobs/s if no job ever waited).
+        ceiling_label: Legend text of that line.
+    """
+
+    stem: str
+    column: str
+    title: str
+    ylabel: str
+    log: bool = False
+    switch_interval_ms: float | None = None
+    timeout_lines: bool = False
+    ceiling: Callable[[float], float] | None = None
+    ceiling_label: str = ""
+
+
+@dataclass
+class Column:
+    """One cell of a panel: its repeats and their summary."""
+
+    state: str  # "ok", "failed", "empty" (measured, nothing recorded) or "absent"
+    values: list[float]
+    estimate: iv.Estimate | None = None
+    unstable: bool = False
+
+
+def repeats_by_cell(df: pd.DataFrame, column: str) -> dict[str, list[float]]:
+    """Per aggregated cell (``cell_key``), the finite values of ``column`` of its measured repeats."""
+    keys = cellmod.key_columns(df)
+    out: dict[str, list[float]] = {}
+    for row in df.to_dict("records"):
+        values = out.setdefault(cellmod.cell_key(row, keys), [])
+        if row.get("status") == "ok" and column in row:
+            try:
+                value = float(row[column])
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                values.append(value)
+    return out
+
+
+def _column(here: pd.DataFrame, setting: cellmod.Keepalive, strategy: str,
+            repeats: Mapping[str, list[float]], unstable: Mapping[str, bool]) -> Column:
+    found = cellmod.lookup_keepalive(here, setting, strategy=strategy)
+    if found.empty:
+        return Column("absent", [])
+    row = found.iloc[0]
+    if row["status"] != "ok":
+        return Column("failed", [])
+    values = repeats.get(row["cell_key"], [])
+    if not values:
+        return Column("empty", [])
+    return Column("ok", values, iv.median_interval(values), bool(unstable.get(row["cell_key"], False)))
+
+
+def _limits(values: list[float], spec: StripSpec, timeouts: list[float],
+            ceiling: float | None = None) -> tuple[float, float]:
+    """Y limits: shared by all panels on a log axis, per panel on a linear one."""
+    if spec.log:
+        positive = [v for v in values if v > 0]
+        refs = [spec.switch_interval_ms] if spec.switch_interval_ms else []
+        if spec.timeout_lines:
+            refs += [1000 * t for t in timeouts]
+        points = [*positive, *refs] or [1.0]
+        low = 10 ** math.floor(math.log10(min(points)) - 0.3)
+        high = 10 ** math.ceil(math.log10(max(points)) + 0.3)
+        return low, high
+    top = max(values, default=0.0)
+    if ceiling is not None:
+        top = max(top, ceiling)
+    return 0.0, (top * 1.15 if top > 0 else 1.0)
+
+
+def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path,
+         spec: StripSpec, subtitle: str, *, unstable: Mapping[str, bool] | None = None,
+         provenance: Provenance | str | None = None) -> list[Path]:
+    """Draw one strip figure.
+
+    Args:
+        df: The tidy table (one row per repeat).
+        cells: Its aggregated cells (:func:`wsblock.report.cells.aggregate`).
+        skipped: Skipped cells from the manifest (their strategies still get
+            a slot, so panels line up).
+        out_dir: Output directory.
+        spec: What to draw.
+        subtitle: What one cell measured, one line.
+        unstable: ``cell_key`` -> whether the cell is unstable.
+        provenance: The footer (see :mod:`wsblock.report.provenance`).
+
+    Returns:
+        The written files.
+    """
+    repeats = repeats_by_cell(df, spec.column)
+    unstable = unstable or {}
+    grid = plotting.Grid.of(cells)
+    pairs = cellmod.keepalives(cells, skipped)
+    labels = cellmod.keepalive_labels(pairs)
+    colours = plotting.keepalive_colours(len(pairs))
+    timeouts = sorted({k.ping_timeout for k in pairs if k.ping_timeout is not None})
+    line_colours = _line_colours(pairs, colours)
+    everything = [v for vs in repeats.values() for v in vs]
+    low, high = _limits(everything, spec, timeouts)
+    width = 0.8 / max(1, len(pairs))
+    most = len(plotting.strategies_of(cells, skipped))
+    panel_w = max(plotting.PANEL_W, 0.22 * most * max(1, len(pairs)) + 1.0)
+    fig, axes = grid.figure(panel_w, plotting.PANEL_H, extra_h=1.8)
+    for r, name in enumerate(grid.variants):
+        for c, size in enumerate(grid.sizes):
+            ax = axes[r][c]
+            ax.set_title(plotting.panel_title(name, size))
+            here = plotting.panel_cells(cells, name, size)
+            if here.empty:
+                plotting.empty_panel(ax, "not run at this size")
+                continue
+            workload = str(here["workload"].iloc[0])
+            strategies = plotting.strategies_of(cells, skipped, workload)
+            columns = [[_column(here, setting, s, repeats, unstable) for setting in pairs] for s in strategies]
+            if not spec.log:
+                panel_values = [v for row in columns for col in row for v in col.values]
+                low, high = _limits(panel_values, spec, timeouts,
+                                    spec.ceiling(size) if spec.ceiling is not None else None)
+            for i, strategy in enumerate(strategies):
+                for j in range(len(pairs)):
+                    x = i - 0.4 + width * (j + 0.5)
+                    _draw_column(ax, x, width, columns[i][j], colours[j], low, high, spec.log)
+                if all(col.state == "absent" for col in columns[i]) and any(
+                        k.matches(workload=workload, work_ms=size, strategy=strategy) for k in skipped):
+                    y = math.sqrt(low * high) if spec.log else high / 2
+                    ax.text(i, y, "skipped", ha="center", va="center", color="#616161", rotation=90)
+            if spec.switch_interval_ms:
+                ax.axhline(spec.switch_interval_ms, color="black", linestyle=":", linewidth=1.0)
+            if spec.ceiling is not None:
+                ax.axhline(spec.ceiling(size), color="#616161", linestyle="-.", linewidth=1.0)
+            if spec.timeout_lines:
+                for timeout, colour in line_colours.items():
+                    ax.axhline(1000 * timeout, color=colour, linestyle="--", linewidth=1.0)
+            x = np.arange(len(strategies))
+            ax.set_xticks(x, strategies)
+            ax.set_xlim(-0.55, len(strategies) - 0.45)
+            for edge in x[1:]:
+                ax.axvline(edge - 0.5, color="#eeeeee", linewidth=0.8, zorder=0)
+            if spec.log:
+                ax.set_yscale("log")
+            ax.set_ylim(low, high)
+            ax.grid(axis="y", color="#e0e0e0", linewidth=0.6)
+            ax.set_axisbelow(True)
+    fig.supylabel(spec.ylabel)
+    _legend(fig, spec, pairs, labels, colours, line_colours)
+    plotting.title(fig, spec.title, subtitle)
+    if provenance is not None:
+        stamp(fig, provenance)
+    return plotting.save(fig, out_dir, spec.stem)
+
+
+def _draw_column(ax: Any, x: float, width: float, col: Column, colour: Any, low: float, high: float,
+                 log: bool) -> None:
+    marker_y = low * 1.25 if log else high * 0.03
+    if col.state == "failed":
+        ax.plot([x], [marker_y], linestyle="none", marker="x", color="#424242", markersize=5)
+        return
+    if col.state == "empty":
+        ax.plot([x], [marker_y], linestyle="none", marker="o", markerfacecolor="none", color="#424242",
+                markersize=5)
+        return
+    if col.state != "ok" or col.estimate is None:
+        return
+    e = col.estimate
+    # Dots spread across the column in repeat order, so equal values stay visible.
+    n = len(col.values)
+    spread = width * 0.5
+    xs = [x] if n == 1 else list(np.linspace(x - spread / 2, x + spread / 2, n))
+    ys = np.array(col.values, dtype=float)
+    if log:
+        floor = ys <= low
+        if floor.any():
+            ax.plot(np.array(xs)[floor], np.full(floor.sum(), low), linestyle="none", marker="v",
+                    color=colour, markersize=4.5, clip_on=False, zorder=3)
+        ax.plot(np.array(xs)[~floor], ys[~floor], linestyle="none", marker="o", markersize=3.2,
+                color=colour, alpha=0.75, markeredgewidth=0, zorder=3)
+    else:
+        ax.plot(xs, ys, linestyle="none", marker="o", markersize=3.2, color=colour, alpha=0.75,
+                markeredgewidth=0, zorder=3, clip_on=False)
+    half = width * 0.4
+    if e.n >= 2:
+        lo, hi = (max(e.low, low), max(e.high, low)) if log else (e.low, e.high)
+        ax.add_patch(Rectangle((x - half, lo), 2 * half, hi - lo, facecolor=colour, alpha=0.22,
+                               edgecolor="none", zorder=1))
+    med = max(e.median, low) if log else e.median
+    ax.plot([x - half, x + half], [med, med], color="black", linewidth=1.6, zorder=4, solid_capstyle="butt")
+    if col.unstable:
+        ax.text(x + half, med, " " + UNSTABLE_MARK, ha="left", va="center", fontsize=8.5, fontweight="bold",
+                color=UNSTABLE_COLOUR, zorder=5)
+
+
+def _line_colours(pairs: list[cellmod.Keepalive], colours: list[Any]) -> dict[float, Any]:
+    timeouts = [k.ping_timeout for k in pairs]
+    if len(set(timeouts)) == len(timeouts):
+        return {t: c for t, c in zip(timeouts, colours) if t is not None}
+    return {t: "#616161" for t in sorted({t for t in timeouts if t is not None})}
+
+
+def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: list[str],
+            colours: list[Any], line_colours: dict[float, Any]) -> None:
+    handles: list[Any] = []
+    texts: list[str] = []
+    title = cellmod.keepalive_title(pairs)
+    prefix = title.split(" (", 1)[0] + " "
+    matched = spec.timeout_lines and all(c != "#616161" for c in line_colours.values())
+    for j, (label, setting) in enumerate(zip(labels, pairs)):
+        dot = Line2D([], [], color=colours[j], marker="o", markersize=4, linestyle="none")
+        if matched and setting.ping_timeout is not None:
+            line = Line2D([], [], color=colours[j], linestyle="--")
+            handles.append((dot, line))
+            texts.append(f"{prefix}{label} (dashed: {1000 * setting.ping_timeout:g} ms)")
+        else:
+            handles.append(dot)
+            texts.append(f"{prefix}{label}")
+    if spec.timeout_lines and line_colours and not matched:
+        handles.append(Line2D([], [], color="#616161", linestyle="--"))
+        texts.append("dashed: each ping_timeout (" + ", ".join(f"{1000 * t:g}" for t in line_colours) + " ms)")
+    handles.append(Line2D([], [], color="#9e9e9e", marker="o", markersize=3.5, linestyle="none"))
+    texts.append("one repeat (dot)")
+    handles.append(Line2D([], [], color="black", linewidth=1.6))
+    texts.append("median over repeats")
+    handles.append(Patch(facecolor="#9e9e9e", alpha=0.35, edgecolor="none"))
+    texts.append("interval of the median (order statistics; 75 % with 3 repeats, 95 % from 6)")
+    if spec.log:
+        handles.append(Line2D([], [], color="#9e9e9e", marker="v", linestyle="none"))
+        texts.append("a repeat at 0 or below the axis")
+    if spec.switch_interval_ms:
+        handles.append(Line2D([], [], color="black", linestyle=":"))
+        texts.append(f"GIL switch interval {spec.switch_interval_ms:g} ms")
+    if spec.ceiling is not None:
+        handles.append(Line2D([], [], color="#616161", linestyle="-."))
+        texts.append(spec.ceiling_label)
+    handles.append(Line2D([], [], color=UNSTABLE_COLOUR, marker="$!$", linestyle="none"))
+    texts.append("unstable: repeats vary > 25 % or disagree on losses")
+    handles.append(Line2D([], [], color="#424242", marker="x", linestyle="none"))
+    texts.append("cell failed (no measurement)")
+    handles.append(Line2D([], [], color="#424242", marker="o", markerfacecolor="none", linestyle="none"))
+    texts.append("measured, but nothing recorded")
+    ncol = 2 if fig.get_size_inches()[0] >= 7 else 1
+    fig.legend(handles, texts, loc="outside lower center", ncol=min(ncol, len(handles)),
+               handler_map={tuple: HandlerTuple(ndivide=None, pad=0.3)}, frameon=False)
+
+
+__all__ = ["StripSpec", "draw", "repeats_by_cell"]
