@@ -93,7 +93,7 @@ def reference(args: list[str]) -> int:
 
     Runs the ``default`` profile and the study's extra matrices (resuming
     whatever is already recorded), writes a report for each, and checks that
-    ``FINDINGS.md`` still matches the records. About 45 minutes on 2 cores;
+    ``FINDINGS.md`` still matches the records. About two hours on 2 cores;
     run it on an otherwise idle machine.
     """
     # Paths relative to the checkout, so that manifests do not record where

@@ -151,3 +151,14 @@ def test_json_has_one_object_per_cell_and_metric_with_the_documented_keys() -> N
         assert {"cell", "metric", "a", "b", "a_interval", "b_interval", "ratio", "verdict"} <= set(obj)
         assert obj["cell"] == "x" and obj["verdict"] in iv.VERDICTS
     assert "5 no change" in verdicts.summary_line(result)
+
+
+def test_one_job_more_in_a_window_is_resolution_not_instability() -> None:
+    rows = []
+    for i, jobs in enumerate((0.0, 0.0, 0.25)):
+        rows.append({**_row("q", i, jobs=jobs, lag=10.0, echo=5.0), "duration": 4.0})
+    for i, jobs in enumerate((0.25, 1.0, 0.5)):
+        rows.append({**_row("w", i, jobs=jobs, lag=10.0, echo=5.0), "duration": 4.0})
+    out = agg.aggregate(_table(rows)).set_index("cell")
+    assert not out.loc["q", "unstable"]
+    assert out.loc["w", "unstable"] and "jobs_per_s varies" in out.loc["w", "unstable_reasons"]

@@ -13,8 +13,9 @@ the methods of :mod:`wsblock.analysis.intervals`:
   event loop, so the pooled interval alone overstates what is known);
 * stability, in the manner of pyperf's warnings: a cell is *unstable* when
   the coefficient of variation of a primary metric over its repeats exceeds
-  :data:`CV_LIMIT`, or when some repeats lost connections and others did
-  not. The reasons are kept with the flag.
+  :data:`CV_LIMIT` (by more than the metric's resolution), or when some
+  repeats lost connections and others did not. The reasons are kept with
+  the flag.
 
 Nothing here re-runs work or reads files: the input is a tidy table.
 """
@@ -36,6 +37,9 @@ CV_LIMIT = 0.25
 
 PRIMARY = ("lag_p99_ms", "echo_p99_ms", "jobs_per_s")
 """Metrics whose spread over repeats decides stability."""
+
+PER_WINDOW = ("jobs_per_s", "echo_per_s")
+"""Rates of whole events counted in the window: their step is one event per window."""
 
 LOSS = "disconnect_share"
 """The disconnect outcome: a proportion, not a per-repeat value."""
@@ -174,19 +178,40 @@ class CellRepeats:
         """Measured repeats that lost at least one connection."""
         return sum(1 for k, _ in self.losses() if k > 0)
 
+    def step(self, metric: str) -> float:
+        """The smallest difference of ``metric`` this cell can show.
+
+        The metric's resolution; for a rate of whole events (jobs/s,
+        echoes/s) at least one event per window, since 0, 1 or 2 jobs in a
+        4 s window read 0, 0.25 or 0.5 jobs/s.
+        """
+        floor = resolution(metric).floor
+        if metric in PER_WINDOW:
+            windows = [_number(r.get("duration")) for r in self.rows]
+            windows = [w for w in windows if math.isfinite(w) and w > 0]
+            if windows:
+                floor = max(floor, 1.0 / max(windows))
+        return floor
+
     def instability(self, primary: Iterable[str] = PRIMARY) -> list[str]:
         """Why this cell's repeats cannot be summarised with confidence (empty: stable).
 
+        A metric is unstable when its coefficient of variation over the
+        repeats exceeds :data:`CV_LIMIT` and its range exceeds one
+        :meth:`step`: values are raised to the step first, and a spread of
+        one step (one job more in a window) is resolution, not instability.
+        Repeats that disagree on whether connections were lost are always
+        unstable.
+
         Args:
-            primary: Metrics whose coefficient of variation is checked;
-                values are raised to the metric's resolution first, so that
-                noise below resolution is not instability.
+            primary: Metrics whose spread is checked.
         """
         reasons = []
         for metric in primary:
-            floor = resolution(metric).floor
-            cv = iv.coefficient_of_variation([max(v, floor) for v in self.values(metric)])
-            if math.isfinite(cv) and cv > CV_LIMIT:
+            step = self.step(metric)
+            values = [max(v, step) for v in self.values(metric)]
+            cv = iv.coefficient_of_variation(values)
+            if math.isfinite(cv) and cv > CV_LIMIT and max(values) - min(values) > step:
                 reasons.append(f"{metric} varies {cv:.0%} over repeats")
         pairs = self.losses()
         lost_any = self.repeats_lost_any()
