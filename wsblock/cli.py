@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--config", metavar="FILE.toml", help="a matrix file (see docs/matrix.md)")
     matrix.add_argument("--out", required=True, metavar="DIR", help="output directory (reused to resume)")
     matrix.add_argument("--repeats", type=int, metavar="K", help="override the matrix's repeats")
+    matrix.add_argument("--extra-repeats", type=int, default=0, metavar="N",
+                        help="then up to N more repeats of each cell whose repeats disagree (losses in some "
+                             "repeats only, or loop lag p99 varying more than 25%%); default 0")
     matrix.add_argument("--dry-run", action="store_true", help="list the cells and exit")
     matrix.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -265,7 +268,10 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
-    outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet)
+    if not 0 <= args.extra_repeats <= 100:
+        raise UsageError(f"--extra-repeats: expected an integer from 0 to 100, got {args.extra_repeats}")
+    outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet,
+                         extra_repeats=args.extra_repeats)
     print(
         f"{outcome.ran} cells measured, {outcome.reused} already recorded, {outcome.failed} failed, "
         f"{outcome.skipped} skipped as unsupported; records in {out / 'cells'}, table {out / 'cells.csv'}"

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from wsblock import atomic, meta
 from wsblock.schema import record
 from wsblock.errors import UsageError
+from wsblock.matrix import adaptive
 from wsblock.matrix.spec import Matrix, PlannedCell
 from wsblock.engine.proc import die_with_parent
 
@@ -168,6 +169,7 @@ def run_matrix(
     command: str,
     show_progress: bool = True,
     after_cell: Callable[[PlannedCell, dict[str, Any]], None] | None = None,
+    extra_repeats: int = 0,
 ) -> MatrixOutcome:
     """Run every cell of ``matrix`` that has no good record in ``directory``.
 
@@ -177,6 +179,8 @@ def run_matrix(
         command: The command line, stored in the manifest.
         show_progress: Draw a progress bar on stderr.
         after_cell: Called after each cell that ran, with its record.
+        extra_repeats: Up to this many more repeats for each cell whose
+            repeats disagree (:mod:`wsblock.matrix.adaptive`).
 
     Returns:
         Counts of what happened.
@@ -223,6 +227,10 @@ def run_matrix(
                 after_cell(planned, rec)
             bar.update(1)
         bar.set_postfix_str(f"done {reused + ran}, failed {failed}, skipped {len(matrix.skipped)}")
+        if extra_repeats:
+            more, more_failed = adaptive.run_extra(matrix, cells_dir, extra_repeats, run_one,
+                                                   say=lambda text: bar.write(text, file=sys.stderr))
+            ran, failed = ran + more, failed + more_failed
     finally:
         bar.close()
         _write_table(directory)
