@@ -22,18 +22,13 @@ from typing import Any, Iterator, Mapping, Sequence
 import pandas as pd
 
 from wsblock.errors import UsageError
-from wsblock.analysis.tidy import derived_cell_id
+from wsblock.schema import axes, metrics
 
-CELL_KEYS = ("workload", "work_ms", "strategy", "ping_interval", "ping_timeout")
-"""Parameters of the cell benchmarks, named as tidy columns."""
+CELL_KEYS = tuple(a.name for a in axes.AXES if a.asv == "always")
+"""Parameters of every cell benchmark, named as tidy columns."""
 
-CELL_METRICS = {
-    "track_disconnect_share": "disconnect_share",
-    "track_loop_lag_p99": "lag_p99_ms",
-    "track_echo_p99": "echo_p99_ms",
-    "track_job_ms": "job_ms_p50",
-}
-"""asv benchmark method -> tidy column it reports."""
+CELL_METRICS = {m.asv_method: m.column for m in metrics.asv_tracked()}
+"""asv benchmark method -> tidy column it reports (:func:`wsblock.schema.metrics.asv_tracked`)."""
 
 TIMING_METRICS = {"time_execute": "execute_ms"}
 """asv time benchmark -> column of :func:`load_asv_timings` (ms, not s)."""
@@ -41,13 +36,11 @@ TIMING_METRICS = {"time_execute": "execute_ms"}
 RUN_COLUMNS = ("commit_hash", "env_name", "websockets_version", "python", "machine", "date")
 """Columns that say which run a row comes from."""
 
-METRIC_LABELS = {
-    "disconnect_share": "disconnect share",
-    "lag_p99_ms": "loop lag p99 (ms)",
-    "echo_p99_ms": "echo p99 (ms)",
-    "job_ms_p50": "job time p50 (ms)",
-    "execute_ms": "one job, fixed units (ms)",
-}
+EXECUTE = metrics.Metric("execute_ms", (), "ms", "execute ms", "one job, fixed units (ms)",
+                         "wall time of one job of fixed units, run directly")
+"""The metric of :func:`load_asv_timings`."""
+
+METRIC_LABELS = {m.column: m.label for m in (*metrics.asv_tracked(), EXECUTE)}
 """Readable names of the metric columns, for tables."""
 
 
@@ -75,10 +68,6 @@ def _param_value(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _run_columns(result: Any) -> dict[str, Any]:
@@ -193,12 +182,11 @@ def load_asv_results(results_dir: str | Path) -> pd.DataFrame:
     rows = _collect(results_dir, CELL_METRICS)
     extra = _extra_keys(rows, [*CELL_KEYS, *CELL_METRICS.values()])
     for row in rows:
-        row["work_ms"] = float(row["work_ms"])
-        row["ping_interval"] = _number(row["ping_interval"])
-        row["ping_timeout"] = _number(row["ping_timeout"])
-        interval, timeout = row["ping_interval"], row["ping_timeout"]
-        row["keepalive_budget_s"] = None if interval is None or timeout is None else interval + timeout
-        row["cell_id"] = "-".join([derived_cell_id(row), *(f"{k}={row.get(k)}" for k in extra)])
+        for name in (*CELL_KEYS, *extra):
+            if name in axes.BY_NAME:
+                row[name] = axes.get(name).normal(row.get(name))
+        row["keepalive_budget_s"] = axes.keepalive_budget(row["ping_interval"], row["ping_timeout"])
+        row["cell_id"] = axes.cell_id(row, settings=False)
     columns = ["cell_id", "status", *CELL_KEYS, *extra, "keepalive_budget_s", *CELL_METRICS.values(),
                *RUN_COLUMNS]
     df = pd.DataFrame(rows, columns=columns)

@@ -17,15 +17,10 @@ import pandas as pd
 from wsblock.report import cells as cellmod
 from wsblock.report import markdown as md
 from wsblock.report import plotting
+from wsblock.schema import metrics
 
-METRICS = (
-    ("lag p50 ms", "lag_p50_ms", md.ms),
-    ("lag p99 ms", "lag_p99_ms", md.ms),
-    ("lag max ms", "lag_max_ms", md.ms),
-    ("echo p99 ms", "echo_p99_ms", md.ms),
-    ("jobs/s", "jobs_per_s", md.number),
-    ("job ms p50", "job_ms_p50", md.ms),
-)
+METRICS = tuple((m.short, m.column, md.for_metric(m)) for m in metrics.in_table())
+"""``(title, column, format)`` of the metric columns (:func:`wsblock.schema.metrics.in_table`)."""
 
 
 def reference_keepalive(pairs: list[cellmod.Keepalive]) -> cellmod.Keepalive:
