@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from wsblock.analysis.comparison import WORSE
 from wsblock.analysis.asv_results import compare_markdown, load_asv_results, load_asv_timings
 from wsblock.errors import UsageError
 
@@ -53,6 +54,8 @@ def test_timings_are_in_milliseconds() -> None:
 
 
 def test_comparison_matches_the_reference_table() -> None:
+    # Regenerate after an intended change of the comparison with:
+    # python tests/fixtures/make_fixtures.py --references
     table = compare_markdown(load_asv_results(RESULTS))
     assert table == (FIXTURES / "asv_compare_reference.md").read_text()
 
@@ -61,9 +64,9 @@ def test_comparison_options() -> None:
     df = load_asv_results(RESULTS)
     changed = compare_markdown(df, baseline="17.4", only_changed=True, metrics=["disconnect_share"])
     lines = changed.splitlines()
-    assert lines[0].startswith("| change | websockets_version 17.4 | websockets_version 13.0 |")
+    assert lines[0].startswith("| change | A: websockets_version 17.4 | B: websockets_version 13.0 |")
     # 0.50 -> 0.80 and 0.50 -> 0.57 are worse; equal zeros are left out.
-    assert [line.split("|")[1].strip() for line in lines[2:4]] == ["+", "+"] and lines[4] == ""
+    assert [line.split("|")[1].strip() for line in lines[2:4]] == [WORSE, WORSE] and lines[4] == ""
     with pytest.raises(UsageError, match="commit_hash has 1 values"):
         compare_markdown(df, by="commit_hash")
     with pytest.raises(UsageError, match="no rows with websockets_version '9.0'"):
