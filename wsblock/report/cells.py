@@ -208,6 +208,11 @@ class Keepalive:
         return cls(**{name: axes.get(name).normal(row[name] if name in row else axes.get(name).default)
                       for name in KEEPALIVE_KEY})
 
+    @property
+    def budget_s(self) -> float | None:
+        """``ping_interval + ping_timeout`` (``None`` without keepalive)."""
+        return axes.keepalive_budget(self.ping_interval, self.ping_timeout)
+
     def axes(self) -> dict[str, Any]:
         """The setting as column values, for :func:`lookup` and :meth:`Skip.matches`."""
         return {name: getattr(self, name) for name in KEEPALIVE_KEY}
