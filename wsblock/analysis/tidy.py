@@ -116,23 +116,13 @@ def load_records(directory: str | Path) -> Loaded:
     return loaded
 
 
-def get_path(data: Any, *keys: str) -> Any:
-    """Walk nested mappings; ``None`` when any step is missing."""
-    node: Any = data
-    for key in keys:
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _metrics(rec: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "units": metrics.number(get_path(rec, "work", "units")),
-        "unit": get_path(rec, "work", "unit"),
+        "units": metrics.number(record.get_path(rec, "work", "units")),
+        "unit": record.get_path(rec, "work", "unit"),
     }
     row.update(metrics.read_all(rec))
-    for code, count in (get_path(rec, "disconnects", "by_code") or {}).items():
+    for code, count in (record.get_path(rec, "disconnects", "by_code") or {}).items():
         row[f"disconnects_{code}"] = metrics.number(count)
     return row
 
@@ -179,10 +169,10 @@ def flatten(rec: Mapping[str, Any], path: str | Path | None = None) -> dict[str,
         row.update({name: NAN for name in METRIC_COLUMNS})
         row.update({"units": NAN, "unit": None})
     row.update({
-        "machine_cpus": metrics.number(get_path(rec, "resources", "machine", "cpus")
-                                       or get_path(meta, "cpu", "count")),
-        "python_version": get_path(meta, "python", "version"),
-        "websockets_version": get_path(meta, "packages", "websockets"),
+        "machine_cpus": metrics.number(record.get_path(rec, "resources", "machine", "cpus")
+                                       or record.get_path(meta, "cpu", "count")),
+        "python_version": record.get_path(meta, "python", "version"),
+        "websockets_version": record.get_path(meta, "packages", "websockets"),
         "timestamp_utc": meta.get("timestamp_utc"),
         "file": Path(path).name if path is not None else None,
     })

@@ -301,3 +301,33 @@ def lookup(cells: pd.DataFrame, **axes: Any) -> pd.DataFrame:
         else:
             mask &= column == value
     return cells[mask]
+
+
+OK, FAILED, SKIPPED, NOT_RUN = "ok", "failed", "skipped", "not run"
+"""The states of a cell in a report: measured, failed, an unsupported pair, absent."""
+
+
+def state(cells: pd.DataFrame, skipped: Iterable[Skip], *, workload: str, size: float, strategy: str,
+          keepalive: Keepalive) -> tuple[str, pd.Series | None]:
+    """The state of one cell of a run, and its aggregated row when it has one.
+
+    Args:
+        cells: Aggregated cells (of one panel, or the whole run).
+        skipped: Skipped cells from the manifest.
+        workload: Workload name (for the skip entries).
+        size: Work size in ms.
+        strategy: Strategy name.
+        keepalive: Keepalive setting.
+
+    Returns:
+        ``(OK or FAILED, row)`` for a cell with a row, else ``(SKIPPED,
+        None)`` or ``(NOT_RUN, None)``.
+    """
+    found = lookup_keepalive(cells, keepalive, strategy=strategy)
+    if not found.empty:
+        row = found.iloc[0]
+        return (OK if row["status"] == "ok" else FAILED), row
+    for skip in skipped:
+        if skip.matches(workload=workload, work_ms=size, strategy=strategy, **keepalive.axes()):
+            return SKIPPED, None
+    return NOT_RUN, None

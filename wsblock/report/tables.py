@@ -35,18 +35,6 @@ def reference_keepalive(pairs: list[cellmod.Keepalive]) -> cellmod.Keepalive:
     return (plain or longest)[0]
 
 
-def _state(here: pd.DataFrame, skipped: list[cellmod.Skip], workload: str, size: float, strategy: str,
-           setting: cellmod.Keepalive) -> tuple[str, pd.Series | None]:
-    found = cellmod.lookup_keepalive(here, setting, strategy=strategy)
-    if not found.empty:
-        row = found.iloc[0]
-        return ("ok" if row["status"] == "ok" else "failed"), row
-    for skip in skipped:
-        if skip.matches(workload=workload, work_ms=size, strategy=strategy, **setting.axes()):
-            return "skipped", None
-    return "not run", None
-
-
 def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: str, size: float,
                    pairs: list[cellmod.Keepalive], strategies: list[str]) -> str:
     """The table of one workload variant and work size.
@@ -73,7 +61,8 @@ def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: st
               *(name for name, _, _ in METRICS), f"busy cores of {cpu_text}"]
     rows = []
     for strategy in strategies:
-        states = [_state(here, skipped, workload, size, strategy, pair) for pair in pairs]
+        states = [cellmod.state(here, skipped, workload=workload, size=size, strategy=strategy, keepalive=pair)
+                  for pair in pairs]
         if all(state == "not run" for state, _ in states):
             continue
         lost = []

@@ -149,6 +149,8 @@ class Axis:
         asv: ``always`` an asv parameter, or ``varied``: one only in a
             profile that varies it.
         description: What it is.
+        examples: Two different values as a matrix file writes them (for
+            the documentation and the tests).
         none_text: How ``None`` prints in the tidy CSV, for an axis where
             ``None`` is a value (``none``: no keepalive; ``unset``); ``None``
             for axes that never hold it.
@@ -164,29 +166,31 @@ class Axis:
     label: Callable[[Any], str]
     asv: Literal["always", "varied"]
     description: str
+    examples: tuple[Any, Any]
     none_text: str | None = None
 
 
 AXES: tuple[Axis, ...] = (
     Axis("workload", "workloads", "--workload", REQUIRED, _name_in(_workloads, "workload"), _as_name,
-         lambda v: str(v), str, "always", "the work the server does (``wsblock list``)"),
+         lambda v: str(v), str, "always", "the work the server does (``wsblock list``)", ("pure_python", "blocking_io")),
     Axis("work_ms", "work_ms", "--work-ms", REQUIRED, _positive, _as_float,
          lambda v: f"{number_text(v)}ms", lambda v: f"{float(v):g} ms", "always",
-         "target length of one job on an idle machine, in ms"),
+         "target length of one job on an idle machine, in ms", (200, 2500)),
     Axis("strategy", "strategies", "--strategy", REQUIRED, _name_in(_strategies, "strategy"), _as_name,
-         lambda v: str(v), str, "always", "how the server runs a job"),
+         lambda v: str(v), str, "always", "how the server runs a job", ("inline", "thread")),
     Axis("ping_interval", "ping_interval", "--ping-interval", 20.0, _seconds_or_none, _as_float,
          lambda v: f"pi{seconds_text(v)}", seconds_label, "always",
-         "keepalive ping interval of server and client, seconds or none", "none"),
+         "keepalive ping interval of server and client, seconds or none", (1, "none"), "none"),
     Axis("ping_timeout", "ping_timeout", "--ping-timeout", 20.0, _seconds_or_none, _as_float,
          lambda v: f"pt{seconds_text(v)}", seconds_label, "always",
-         "keepalive pong timeout of server and client, seconds or none", "none"),
+         "keepalive pong timeout of server and client, seconds or none", (0.5, "none"), "none"),
     Axis("client_pings", "client_pings", "--no-client-pings", True, _boolean, _as_pings,
          lambda v: None if v else "noclientpings", lambda v: "client pings" if v else "no client pings",
-         "varied", "whether the load sends keepalive pings of its own"),
+         "varied", "whether the load sends keepalive pings of its own", (True, False)),
     Axis("handler_ping_timeout", "handler_ping_timeout", "--handler-ping-timeout", None, _handler,
          _as_handler, lambda v: None if v is None else f"hpt{v if isinstance(v, str) else number_text(v)}",
-         handler_label, "varied", "what the server's handler assigns to connection.ping_timeout", "unset"),
+         handler_label, "varied", "what the server's handler assigns to connection.ping_timeout",
+         ("unset", 5), "unset"),
 )
 """Every axis, in the order of a cell id."""
 

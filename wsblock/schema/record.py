@@ -19,7 +19,7 @@ Versions:
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 SCHEMA_VERSION = 2
 KIND = "wsblock.cell"
@@ -127,6 +127,16 @@ def load(record: Any) -> dict[str, Any]:
     current = upgrade(record)
     validate(current)
     return current
+
+
+def get_path(data: Any, *keys: str) -> Any:
+    """Walk nested mappings (a record, a manifest); ``None`` when any step is missing."""
+    node: Any = data
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
 
 
 def is_ok(record: Any) -> bool:
