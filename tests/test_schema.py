@@ -238,3 +238,10 @@ def test_strategy_traits_replace_name_checks() -> None:
     assert [s for s in strategies.names() if strategies.has(s, "out_of_process")] == ["process"]
     assert [s for s in strategies.names() if strategies.has(s, "uses_pool")] == ["thread", "process"]
     assert not strategies.has("nonesuch", "uses_pool")
+
+
+def test_the_vocabulary_document_is_current() -> None:
+    from wsblock.schema.__main__ import vocabulary
+
+    stored = (Path(__file__).parents[1] / "docs" / "vocabulary.md").read_text(encoding="utf-8")
+    assert stored == vocabulary(), "regenerate with: python -m wsblock.schema > docs/vocabulary.md"

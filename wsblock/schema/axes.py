@@ -172,7 +172,7 @@ class Axis:
 
 AXES: tuple[Axis, ...] = (
     Axis("workload", "workloads", "--workload", REQUIRED, _name_in(_workloads, "workload"), _as_name,
-         lambda v: str(v), str, "always", "the work the server does (``wsblock list``)", ("pure_python", "blocking_io")),
+         lambda v: str(v), str, "always", "the work the server does (see wsblock list)", ("pure_python", "blocking_io")),
     Axis("work_ms", "work_ms", "--work-ms", REQUIRED, _positive, _as_float,
          lambda v: f"{number_text(v)}ms", lambda v: f"{float(v):g} ms", "always",
          "target length of one job on an idle machine, in ms", (200, 2500)),
