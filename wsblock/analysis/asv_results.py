@@ -316,8 +316,8 @@ def compare_markdown(
         baseline: The reference value of ``by``; by default the lower
             websockets version, or else the earlier run.
         contender: The value compared with it; by default the other one.
-        metrics: Metric columns, in order; by default every known metric the
-            frame has.
+        metrics: Metric columns, in order; by default every known metric
+            with a value in the frame.
         keys: Columns that identify a cell; by default every column that is
             neither a metric nor about the run.
         factor: A ratio beyond ``factor`` (or below ``1/factor``) is marked
@@ -339,7 +339,9 @@ def compare_markdown(
     if by not in df.columns:
         raise UsageError(f"unknown column {by!r}")
     known = [*CELL_METRICS.values(), *TIMING_METRICS.values()]
-    metrics = list(metrics or [m for m in known if m in df.columns])
+    # By default, every known metric that has a value (results stored before
+    # a metric was tracked have none).
+    metrics = list(metrics or [m for m in known if m in df.columns and df[m].notna().any()])
     if keys is None:
         # Whatever is neither a metric nor about the run identifies a cell.
         not_keys = {*known, *RUN_COLUMNS, "cell_id", "status", "keepalive_budget_s"}
