@@ -189,3 +189,13 @@ def test_workload_parameters_become_prefixed_columns() -> None:
 def test_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such directory"):
         tidy.load_records(tmp_path / "nowhere")
+
+
+def test_server_peak_rss_is_that_of_a_live_python_server() -> None:
+    df = tidy.frame(tidy.load_records(RUN_A).records)
+    ok = df[df["status"] == "ok"]
+    # A Python process with websockets and numpy loaded: tens of MiB, never
+    # zero (unsampled) and far below a GiB for these small jobs.
+    assert ok["server_peak_rss_mib"].between(10, 1024).all(), ok["server_peak_rss_mib"]
+    failed = df[df["status"] != "ok"]
+    assert failed["server_peak_rss_mib"].isna().all()

@@ -194,6 +194,9 @@ METRICS: tuple[Metric, ...] = (
     _m("machine_busy_cores", "resources.machine.busy_cores", "cores", "busy cores", "busy cores",
        "cores busy machine-wide over the window (close to the CPU count: oversubscribed)",
        better="none"),
+    _m("server_peak_rss_mib", "resources.server.peak_rss_mib", "MiB", "server MiB", "server peak RSS (MiB)",
+       "largest resident memory of the server process seen over the window", aggregate="max",
+       asv="bench_work.Memory.track_server_peak_rss", table=7),
 )
 """Every metric, in the order of the tidy table's columns."""
 
