@@ -17,6 +17,7 @@ import pytest
 from wsblock.analysis.comparison import WORSE
 from wsblock.analysis.asv_results import compare_markdown, load_asv_results, load_asv_timings
 from wsblock.errors import UsageError
+from wsblock.schema import metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RESULTS = FIXTURES / "asv_results"
@@ -24,11 +25,15 @@ RESULTS = FIXTURES / "asv_results"
 
 def test_results_come_back_with_tidy_column_names() -> None:
     df = load_asv_results(RESULTS)
+    tracked = [m.column for m in metrics.asv_tracked()]
     assert list(df.columns) == [
         "cell_id", "status", "workload", "work_ms", "strategy", "ping_interval", "ping_timeout",
-        "keepalive_budget_s", "disconnect_share", "lag_p99_ms", "echo_p99_ms", "job_ms_p50",
+        "keepalive_budget_s", *tracked,
         "commit_hash", "env_name", "websockets_version", "python", "machine", "date",
     ]
+    # The metrics these results were measured with; a metric tracked since is NaN.
+    measured = ["disconnect_share", "lag_p99_ms", "echo_p99_ms", "job_ms_p50"]
+    assert [c for c in tracked if df[c].notna().any()] == measured
     assert len(df) == 8 and set(df["status"]) == {"ok"}
     assert sorted(set(df["websockets_version"])) == ["13.0", "17.4"]
     assert set(df["env_name"]) == {"virtualenv-py3.11-websockets13.0", "virtualenv-py3.11-websockets17.4"}

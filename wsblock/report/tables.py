@@ -107,9 +107,12 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
         "`lost @ X`: share of connections lost (0..1) at keepalive setting X (ping_timeout, or "
         "ping_interval / ping_timeout); † = the repeats disagreed (some lost connections, some did not). "
         f"All other columns come from the cell with ping_timeout **{ref_label}** (the longest in the run): "
-        "server loop lag (lateness of a 1 ms sleep in the loop) p50/p99/max, observer echo latency p99, "
-        "job replies per second, measured wall time of one job, and the machine's busy cores during the "
-        "window. Every number is the median over the cell's measured repeats; `failed`, `skipped`, "
+        + "; ".join(f"`{m.short}` = {m.description}" for m in metrics.in_table())
+        + "; and the machine's busy cores during the window. "
+        "Every number is the median over the cell's measured repeats"
+        + "".join(f", `{m.short}` the {'largest' if m.aggregate == 'max' else 'smallest'}"
+                  for m in metrics.in_table() if m.aggregate != "median")
+        + "; `failed`, `skipped`, "
         "`not run` say why there is none; `–` = nothing was recorded (e.g. no job finished in the window). "
         "Percentiles come from HDR histograms with 3 significant digits.",
         "",
