@@ -71,12 +71,14 @@ def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]
 
 
 def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: Path) -> list[Path]:
-    keys = ["workload", "work_ms", "strategy", "ping_interval", "ping_timeout"]
-    a = df[df[by].astype(str) == baseline].groupby(keys, dropna=False)[[m for m, _, _ in SCATTER]].median()
-    b = df[df[by].astype(str) == contender].groupby(keys, dropna=False)[[m for m, _, _ in SCATTER]].median()
+    keys = [a.name for a in axes.AXES if a.name in df.columns]
+    # Results stored before a metric was tracked have no value for it.
+    panels = [p for p in SCATTER if p[0] in df and df[p[0]].notna().any()]
+    a = df[df[by].astype(str) == baseline].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
+    b = df[df[by].astype(str) == contender].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner").reset_index()
-    fig, axes = plt.subplots(1, len(SCATTER), figsize=(4.6 * len(SCATTER), 4.4))
-    for ax, (metric, label, log) in zip(axes, SCATTER):
+    fig, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
+    for ax, (metric, label, log) in zip(grid[0], panels):
         xs, ys = both[f"{metric}_a"], both[f"{metric}_b"]
         for strategy, group in both.groupby("strategy"):
             ax.scatter(group[f"{metric}_a"], group[f"{metric}_b"], label=strategy,
@@ -92,7 +94,7 @@ def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: 
         ax.set_xlabel(f"{baseline}: {label}")
         ax.set_ylabel(f"{contender}: {label}")
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(title="strategy", fontsize=8)
+    grid[0][0].legend(title="strategy", fontsize=8)
     plotting.title(fig, f"{by}: {contender} against {baseline}",
                    "one point per cell (median over the runs of that cell); dashed: no change; "
                    "above the line = worse in the contender (every metric here is lower-is-better)")
