@@ -7,16 +7,8 @@ keeps connections open. Lower is better.
 
 from __future__ import annotations
 
-from typing import Any
+from .common import tracking_classes
 
-from .common import CellBenchmark
-
-
-class Keepalive(CellBenchmark):
-    """Share of connections that ended abnormally inside the window."""
-
-    def track_disconnect_share(self, run_dir: str, *cell: Any) -> float:
-        """Abnormal closes / connections opened (0: none lost, 1: all lost)."""
-        return self.metrics["disconnect_share"]
-
-    track_disconnect_share.unit = "share of connections"  # type: ignore[attr-defined]
+# The classes and their track_ methods come from the metric declarations
+# (``asv=...`` in wsblock/schema/metrics.py).
+globals().update(tracking_classes(__name__))

@@ -8,22 +8,8 @@ woke); ``track_echo_p99`` is measured by observer connections from each echo's
 
 from __future__ import annotations
 
-from typing import Any
+from .common import tracking_classes
 
-from .common import CellBenchmark
-
-
-class Responsiveness(CellBenchmark):
-    """Tail latency of the event loop and of echo round trips."""
-
-    def track_loop_lag_p99(self, run_dir: str, *cell: Any) -> float:
-        """99th percentile of the loop-lag probe, in ms."""
-        return self.metrics["lag_p99_ms"]
-
-    track_loop_lag_p99.unit = "ms"  # type: ignore[attr-defined]
-
-    def track_echo_p99(self, run_dir: str, *cell: Any) -> float:
-        """99th percentile of observer echo latency, in ms."""
-        return self.metrics["echo_p99_ms"]
-
-    track_echo_p99.unit = "ms"  # type: ignore[attr-defined]
+# The classes and their track_ methods come from the metric declarations
+# (``asv=...`` in wsblock/schema/metrics.py).
+globals().update(tracking_classes(__name__))

@@ -22,7 +22,7 @@ from workloads import Job, execute
 from wsblock import paths
 from wsblock.engine.blas import pin_blas_threads
 
-from .common import GRID, CellBenchmark
+from .common import GRID, tracking_classes
 
 FIXED_UNITS = {
     "pure_python": 1_000_000,  # loop iterations
@@ -41,14 +41,9 @@ STEPS = [1, 25]
 """Steps a job is cut into: 1 (undivided) and a ``chunked``-like split."""
 
 
-class JobTime(CellBenchmark):
-    """Median wall time of one job inside its cell."""
-
-    def track_job_ms(self, run_dir: str, *cell: Any) -> float:
-        """Median job wall time in ms (NaN if no job finished in the window)."""
-        return self.metrics["job_ms_p50"]
-
-    track_job_ms.unit = "ms"  # type: ignore[attr-defined]
+# JobTime and its track_ methods come from the metric declarations
+# (``asv=...`` in wsblock/schema/metrics.py).
+globals().update(tracking_classes(__name__))
 
 
 class ExecuteJob:

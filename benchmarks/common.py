@@ -21,20 +21,18 @@ the record of its own cell.
 from __future__ import annotations
 
 import json
-import math
 import os
-import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from wsblock.matrix import spec as matrix_spec
-from wsblock.schema import record
-from wsblock.analysis import tidy
+from wsblock.schema import axes, metrics, record
+from wsblock.schema.rundir import record_path
 from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
-from wsblock.matrix.run import CELLS, cell_timeout, run_matrix
+from wsblock.matrix.run import cell_timeout, run_matrix
 from wsblock.matrix.spec import Matrix, PlannedCell
 from wsblock.engine.proc import die_with_parent
 
@@ -43,14 +41,15 @@ PROFILE_ENV = "WSBLOCK_ASV_PROFILE"
 
 DEFAULT_PROFILE = "quick"
 
-BASE_AXES = ("workload", "work_ms", "strategy", "ping_interval", "ping_timeout")
+BASE_AXES = tuple(a.name for a in axes.AXES if a.asv == "always")
 """Matrix axes that are always parameters, named as the columns of the tidy table."""
 
-OPTIONAL_AXES = ("client_pings", "handler_ping_timeout")
+OPTIONAL_AXES = tuple(a.name for a in axes.AXES if a.asv == "varied")
 """Matrix axes that become parameters only in a profile that varies them."""
 
-METRICS = ("disconnect_share", "lag_p99_ms", "echo_p99_ms", "job_ms_p50")
-"""Tidy-table columns that the ``track_`` benchmarks report."""
+METRICS = tuple(m.column for m in metrics.asv_tracked())
+"""Tidy-table columns that the ``track_`` benchmarks report (declared in
+:mod:`wsblock.schema.metrics`)."""
 
 CellKey = tuple[Any, ...]
 
@@ -213,11 +212,6 @@ def run_profile(grid: Grid, directory: Path) -> str:
     return str(directory)
 
 
-def _median(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return statistics.median(finite) if finite else math.nan
-
-
 def cell_metrics(grid: Grid, run_dir: str | Path, key: CellKey) -> dict[str, float]:
     """Read the metrics of one cell from the records of a profile run.
 
@@ -227,30 +221,30 @@ def cell_metrics(grid: Grid, run_dir: str | Path, key: CellKey) -> dict[str, flo
         key: The cell.
 
     Returns:
-        :data:`METRICS` -> value, the median over the cell's repeats; NaN
+        :data:`METRICS` -> value, summarised over the cell's repeats as the
+        metric declares (the median); NaN
         where a record measured nothing (no job finished in the window).
 
     Raises:
         NotImplementedError: If the profile has no such cell.
         RuntimeError: If no repeat of the cell produced a good record.
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, float]] = []
     problems: list[str] = []
     for planned in grid.planned(key):
-        path = Path(run_dir) / CELLS / f"{planned.cell_id}.json"
+        path = record_path(Path(run_dir), planned.cell_id)
         try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-            record.validate(rec)
+            rec = record.load(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             problems.append(f"{planned.cell_id}: no usable record ({exc})")
             continue
-        if rec.get("status", "ok") != "ok":
+        if not record.is_ok(rec):
             problems.append(f"{planned.cell_id}: {rec.get('error')}")
             continue
-        rows.append(tidy.flatten(rec, path))
+        rows.append(metrics.read_all(rec))
     if not rows:
         raise RuntimeError("cell not measured: " + "; ".join(problems))
-    return {metric: _median([float(row[metric]) for row in rows]) for metric in METRICS}
+    return {column: metrics.get(column).summarise(row[column] for row in rows) for column in METRICS}
 
 
 GRID = build_grid(profile_name())
@@ -260,9 +254,10 @@ GRID = build_grid(profile_name())
 class CellBenchmark:
     """Base of the benchmarks that report a cell's metrics.
 
-    Subclasses add ``track_`` methods that return ``self.metrics[...]``. The
-    parameters are the matrix axes; combinations the profile lacks and
-    unsupported pairs are skipped.
+    :func:`tracking_classes` derives one subclass per class named in the
+    metric declarations, with a ``track_`` method per metric. The parameters
+    are the matrix axes; combinations the profile lacks and unsupported pairs
+    are skipped.
     """
 
     params = GRID.params
@@ -282,3 +277,41 @@ class CellBenchmark:
     def setup(self, run_dir: str, *cell: Any) -> None:
         """Load this cell's metrics (skips cells the profile does not run)."""
         self.metrics = cell_metrics(GRID, run_dir, GRID.key(cell))
+
+
+ASV_UNITS = {"share": "share", "per_s": "per second"}
+"""asv unit of a metric unit that does not read well on its own."""
+
+
+def _track(metric: metrics.Metric) -> Callable[..., float]:
+    def track(self: CellBenchmark, run_dir: str, *cell: Any) -> float:
+        return self.metrics[metric.column]
+
+    track.__name__ = track.__qualname__ = metric.asv_method or "track"
+    track.__doc__ = f"{metric.description[:1].upper()}{metric.description[1:]} ({metric.column})."
+    track.unit = ASV_UNITS.get(metric.unit, metric.unit)  # type: ignore[attr-defined]
+    return track
+
+
+def tracking_classes(module: str) -> dict[str, type]:
+    """The benchmark classes of a ``benchmarks/`` module, from the metric declarations.
+
+    asv discovers ``track_`` methods on classes at module level, so each
+    ``bench_*.py`` module puts these into its namespace; a metric declared
+    with ``asv="bench_keepalive.Keepalive.track_x"`` appears there without
+    any code of its own.
+
+    Args:
+        module: The module's ``__name__`` (``benchmarks.bench_keepalive``).
+
+    Returns:
+        Class name -> a :class:`CellBenchmark` subclass with one ``track_``
+        method per metric.
+    """
+    short = module.rsplit(".", 1)[-1]
+    classes: dict[str, dict[str, Any]] = {}
+    for metric in metrics.asv_tracked():
+        if metric.asv_module == short:
+            body = classes.setdefault(metric.asv_class or "", {"__module__": module})
+            body[metric.asv_method or ""] = _track(metric)
+    return {name: type(name, (CellBenchmark,), body) for name, body in classes.items()}

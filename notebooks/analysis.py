@@ -39,10 +39,13 @@ import pandas as pd  # noqa: E402
 from IPython.display import Image, Markdown, display  # noqa: E402
 
 from wsblock.analysis import tidy  # noqa: E402
+from wsblock.engine import strategies  # noqa: E402
 from wsblock.report import build_report  # noqa: E402
 from wsblock.report import cells as cellmod  # noqa: E402
 from wsblock.report import environment  # noqa: E402
 from wsblock.report import markdown as md  # noqa: E402
+from wsblock.report import survival  # noqa: E402
+from wsblock.schema import metrics  # noqa: E402
 
 REFERENCE = Path("..") / "results" / "reference"
 RUN_DIR = Path(os.environ.get("WSBLOCK_RUN_DIR", REFERENCE / "default"))
@@ -71,6 +74,16 @@ cells = cellmod.aggregate(df)
 display(Markdown(md.table(["", "value"], environment.describe(loaded.manifest, records), align="ll")))
 print(f"{len(df)} records, {len(ok)} measured, {len(df) - len(ok)} failed; "
       f"skipped as unsupported: {len((loaded.manifest or {}).get('skipped', []))}")
+
+# %% [markdown]
+# Every metric of the tidy table, as `wsblock.schema.metrics` declares it
+# (unit, which way is better, whether asv tracks it):
+
+# %%
+display(Markdown(md.table(
+    ["column", "unit", "better", "asv", "what"],
+    [[m.column, m.unit, m.better, "yes" if m.asv else "", m.description] for m in metrics.METRICS],
+    align="lllll")))
 
 # %% [markdown]
 # The standard report (the same figures as `wsblock report`) is drawn once
@@ -106,7 +119,7 @@ share
 # "keepalive ping timeout". Counts by initiator over all cells:
 
 # %%
-initiators = [c for c in ("disconnects_by_client", "disconnects_by_server", "disconnects_by_none") if c in ok]
+initiators = [m.column for m in metrics.METRICS if m.path[:2] == ("disconnects", "by_initiator")]
 ok.groupby(["workload", "strategy"])[initiators].sum().astype(int)
 
 # %% [markdown]
@@ -120,6 +133,7 @@ ok.groupby(["workload", "strategy"])[initiators].sum().astype(int)
 # %%
 show("loop_lag_p99")
 lag = ok.pivot_table(index="workload", columns="strategy", values="lag_p99_ms", aggfunc="median")
+lag = lag[[s for s in strategies.names() if s in lag.columns]]
 lag.round(1)
 
 # %%
@@ -137,30 +151,33 @@ stalls.round(0)
 # timing (see the reference study's repeats), so read the trend, not a point.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-budget = ok.assign(budget=ok["keepalive_budget_s"].astype(float) * 1000)
-for ax, strategy in zip(axes, ["inline", "chunked"]):
-    sub = budget[budget["strategy"] == strategy]
-    for index, workload in enumerate(sorted(budget["workload"].unique())):
-        group = sub[sub["workload"] == workload]
-        best = []
-        for b, at in group.groupby("budget"):
-            alive = at.groupby("work_ms")["disconnect_share"].max()
-            survived = alive[alive == 0]
-            best.append((b, survived.index.max() if len(survived) else 0.0))
+# The boundaries are the report's (wsblock.report.survival); here they are
+# drawn against the keepalive budget, for the strategies that run the work
+# in the event loop.
+in_loop = [s for s in strategies.names() if not strategies.has(s, "uses_pool")]
+found = [b for b in survival.boundaries(cells) if b.strategy in in_loop and b.measured
+         and b.keepalive.budget_s is not None]
+fig, panels = plt.subplots(1, len(in_loop), figsize=(5.5 * len(in_loop), 4.2), sharey=True, squeeze=False)
+names = sorted({b.variant for b in found})
+for ax, strategy in zip(panels[0], in_loop):
+    for index, name in enumerate(names):
+        best = sorted((b.keepalive.budget_s * 1000,
+                       0.0 if b.status != "ok" else b.max_ms)
+                      for b in found if b.strategy == strategy and b.variant == name)
         if best:
-            xs, ys = zip(*sorted(best))
+            xs, ys = zip(*best)
             # Workloads often share a boundary: nudge lines apart so that
             # each stays visible (by 40 ms, far below the sizes tested).
             nudge = (index - 2) * 40
-            ax.plot(xs, [y + nudge for y in ys], marker="o", label=workload, color=f"C{index}")
-    limit = max(budget["budget"].max(), budget["work_ms"].max()) * 1.1 if len(budget) else 1
+            ax.plot(xs, [y + nudge for y in ys], marker="o", label=name, color=f"C{index}")
+    budgets = [b.keepalive.budget_s * 1000 for b in found]
+    limit = max([*budgets, *cells["work_ms"].astype(float)]) * 1.1 if found else 1
     ax.plot([0, limit], [0, limit], ls="--", color="grey", lw=1, label="work = budget")
     ax.set_title(f"{strategy}: largest surviving work size")
     ax.set_xlabel("ping_interval + ping_timeout (ms)")
     ax.grid(alpha=0.3)
-axes[0].set_ylabel("largest work size with no connection lost (ms)")
-axes[0].legend(fontsize=8, title="workload (lines nudged apart)")
+panels[0][0].set_ylabel("largest work size with no connection lost (ms)")
+panels[0][0].legend(fontsize=8, title="workload (lines nudged apart)")
 fig.suptitle("Survival boundary versus the keepalive budget (cells with ping_timeout none are left out)")
 fig.tight_layout()
 fig.savefig(FIGURES / "survival_vs_budget.png", dpi=110)
@@ -178,8 +195,8 @@ show("survival_boundary")
 # %%
 show("throughput_jobs")
 show("echo_p99")
-service = ok.groupby(["workload", "strategy"])[["jobs_per_s", "echo_p99_ms", "job_ms_p50"]].median()
-service.round(2)
+service = ok.groupby(["workload", "strategy"])[[m.column for m in metrics.in_table()]].median()
+service.rename(columns={m.column: m.short for m in metrics.METRICS}).round(2)
 
 # %% [markdown]
 # ## 5. What a 100 ms ticker sees
@@ -189,7 +206,7 @@ service.round(2)
 # the watchdog. Compare the largest lateness each saw with the longest stall.
 
 # %%
-ticker_cols = [c for c in ("ticker_lag_max_ms", "ticker_lag_p99_ms", "ticker_late_ticks") if c in ok]
+ticker_cols = [m.column for m in metrics.METRICS if m.path[0] == "ticker_lag_ms" and ok[m.column].notna().any()]
 if ticker_cols:
     view = ok.groupby(["workload", "strategy"])[["lag_max_ms", "stall_max_ms", "stalls_count", *ticker_cols]].median()
     display(view.round(1))
@@ -208,12 +225,12 @@ else:
 if PANDAS_RUN_DIR.exists():
     chunks = tidy.frame(tidy.load_records(PANDAS_RUN_DIR).records)
     chunks = chunks[chunks["status"] == "ok"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, panels = plt.subplots(1, 2, figsize=(11, 4))
     for strategy, group in chunks.groupby("strategy"):
         g = group.groupby("pandas_chunksize")[["lag_p99_ms", "job_ms_p50"]].median()
-        axes[0].plot(g.index, g["lag_p99_ms"], marker="o", label=strategy)
-        axes[1].plot(g.index, g["job_ms_p50"], marker="o", label=strategy)
-    for ax, label in zip(axes, ["loop lag p99 (ms)", "time per job p50 (ms)"]):
+        panels[0].plot(g.index, g["lag_p99_ms"], marker="o", label=strategy)
+        panels[1].plot(g.index, g["job_ms_p50"], marker="o", label=strategy)
+    for ax, label in zip(panels, [metrics.get("lag_p99_ms").label, metrics.get("job_ms_p50").label]):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("read_csv chunksize (rows)")

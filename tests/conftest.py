@@ -1,15 +1,10 @@
-"""Shared fixtures: an isolated cache directory and helpers for real runs."""
+"""Shared fixtures: an isolated cache directory (helpers live in ``tests/helpers.py``)."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
-import psutil
 import pytest
 
 
@@ -22,42 +17,3 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = tmp_path_factory.mktemp("wsblock-cache")
     os.environ["WSBLOCK_CACHE_DIR"] = str(path)
     return path
-
-
-def run_cli(*args: str, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m wsblock ARGS`` and return the finished process."""
-    return subprocess.run(
-        [sys.executable, "-m", "wsblock", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=os.environ.copy(),
-    )
-
-
-def run_cell(tmp_path: Path, *args: str, name: str = "cell.json") -> dict[str, Any]:
-    """Run one real cell through the CLI and return its record."""
-    out = tmp_path / name
-    proc = run_cli("run", "--quiet", "--out", str(out), *args)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(out.read_text())
-
-
-def descendants(pid: int) -> set[int]:
-    """Pids of every live descendant of ``pid``."""
-    try:
-        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
-    except psutil.NoSuchProcess:
-        return set()
-
-
-def alive(pids: set[int]) -> set[int]:
-    """The pids of ``pids`` that still run (zombies count as gone)."""
-    out = set()
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.add(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out

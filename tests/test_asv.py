@@ -271,7 +271,7 @@ def test_smoke_profile_through_asv(tmp_path: Path) -> None:
 
     table = compare_markdown(df.assign(websockets_version=["a", "b"] * 2), by="websockets_version",
                              keys=("workload", "work_ms", "ping_interval", "ping_timeout"))
-    assert table.startswith("| change | websockets_version a | websockets_version b |")
+    assert table.startswith("| change | A: websockets_version a | B: websockets_version b |")
 
 
 @pytest.mark.e2e

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 ASV_RESULTS = Path(__file__).parent / "fixtures" / "asv_results"
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from wsblock.analysis.comparison import WORSE
 from wsblock.analysis.asv_results import compare_markdown, load_asv_results, load_asv_timings
 from wsblock.errors import UsageError
+from wsblock.schema import metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RESULTS = FIXTURES / "asv_results"
@@ -23,11 +25,15 @@ RESULTS = FIXTURES / "asv_results"
 
 def test_results_come_back_with_tidy_column_names() -> None:
     df = load_asv_results(RESULTS)
+    tracked = [m.column for m in metrics.asv_tracked()]
     assert list(df.columns) == [
         "cell_id", "status", "workload", "work_ms", "strategy", "ping_interval", "ping_timeout",
-        "keepalive_budget_s", "disconnect_share", "lag_p99_ms", "echo_p99_ms", "job_ms_p50",
+        "keepalive_budget_s", *tracked,
         "commit_hash", "env_name", "websockets_version", "python", "machine", "date",
     ]
+    # The metrics these results were measured with; a metric tracked since is NaN.
+    measured = ["disconnect_share", "lag_p99_ms", "echo_p99_ms", "job_ms_p50"]
+    assert [c for c in tracked if df[c].notna().any()] == measured
     assert len(df) == 8 and set(df["status"]) == {"ok"}
     assert sorted(set(df["websockets_version"])) == ["13.0", "17.4"]
     assert set(df["env_name"]) == {"virtualenv-py3.11-websockets13.0", "virtualenv-py3.11-websockets17.4"}
@@ -53,6 +59,8 @@ def test_timings_are_in_milliseconds() -> None:
 
 
 def test_comparison_matches_the_reference_table() -> None:
+    # Regenerate after an intended change of the comparison with:
+    # python tests/fixtures/make_fixtures.py --references
     table = compare_markdown(load_asv_results(RESULTS))
     assert table == (FIXTURES / "asv_compare_reference.md").read_text()
 
@@ -61,9 +69,9 @@ def test_comparison_options() -> None:
     df = load_asv_results(RESULTS)
     changed = compare_markdown(df, baseline="17.4", only_changed=True, metrics=["disconnect_share"])
     lines = changed.splitlines()
-    assert lines[0].startswith("| change | websockets_version 17.4 | websockets_version 13.0 |")
+    assert lines[0].startswith("| change | A: websockets_version 17.4 | B: websockets_version 13.0 |")
     # 0.50 -> 0.80 and 0.50 -> 0.57 are worse; equal zeros are left out.
-    assert [line.split("|")[1].strip() for line in lines[2:4]] == ["+", "+"] and lines[4] == ""
+    assert [line.split("|")[1].strip() for line in lines[2:4]] == [WORSE, WORSE] and lines[4] == ""
     with pytest.raises(UsageError, match="commit_hash has 1 values"):
         compare_markdown(df, by="commit_hash")
     with pytest.raises(UsageError, match="no rows with websockets_version '9.0'"):

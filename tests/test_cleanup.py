@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import alive, descendants
+from tests.helpers import alive, descendants
 
 pytestmark = pytest.mark.e2e
 

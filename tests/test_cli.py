@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 def test_list_shows_workloads_and_strategies() -> None:

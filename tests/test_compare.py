@@ -10,7 +10,11 @@ import pytest
 
 from wsblock.errors import UsageError
 from wsblock.report import cli as report_cli
-from wsblock.report.compare import FAILED_B, NOW_DISCONNECTS, NOW_SURVIVES, compare, mark
+from wsblock.analysis.comparison import (
+    BETTER, FAILED_A, FAILED_B, NOW_DISCONNECTS, NOW_SURVIVES, WORSE, Side, cell_mark, decide,
+)
+from wsblock.report.compare import compare
+from wsblock.schema import metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN_A = FIXTURES / "run_a"
@@ -46,8 +50,13 @@ def test_compare_of_a_run_with_itself_has_no_marks_and_unit_ratios() -> None:
         assert set(cells[4::3]) <= {"1.00", "–"}, line
 
 
-def _cell(status: str = "ok", survived: object = True) -> dict:
-    return {"status": status, "survived": survived}
+def _cell(status: str = "ok", survived: object = True) -> Side:
+    # A measured cell whose repeats lost no connection (survived), some
+    # (not survived) or recorded no share at all (unknown).
+    if status != "ok":
+        return Side(row={}, repeats=1)
+    share = {True: [0.0, 0.0], False: [0.0, 0.5]}.get(survived, [float("nan")])  # type: ignore[call-overload]
+    return Side(row={}, values={"disconnect_share": share}, repeats=2)
 
 
 @pytest.mark.parametrize(
@@ -58,12 +67,26 @@ def _cell(status: str = "ok", survived: object = True) -> dict:
         (_cell(survived=True), _cell(survived=True), ""),
         (_cell(survived=False), _cell(survived=False), ""),
         (_cell(survived=True), _cell(status="failed", survived=None), FAILED_B),
+        (_cell(status="failed", survived=None), _cell(survived=True), FAILED_A),
         (_cell(survived=None), _cell(survived=True), ""),  # unknown: no claim
         (_cell(survived=float("nan")), _cell(survived=False), ""),
     ],
 )
-def test_marks_follow_survival(a: dict, b: dict, expected: str) -> None:
-    assert mark(a, b) == expected
+def test_marks_follow_survival(a: Side, b: Side, expected: str) -> None:
+    assert cell_mark(a, b) == expected
+
+
+def test_factor_marks_follow_each_metrics_direction() -> None:
+    lag, jobs = metrics.get("lag_p99_ms"), metrics.get("jobs_per_s")
+
+    def side(column: str, value: float) -> Side:
+        return Side(row={}, values={column: [value]}, repeats=1)
+
+    assert decide(lag, side("lag_p99_ms", 10), side("lag_p99_ms", 30), factor=1.5).mark == WORSE
+    assert decide(lag, side("lag_p99_ms", 30), side("lag_p99_ms", 10), factor=1.5).mark == BETTER
+    assert decide(lag, side("lag_p99_ms", 10), side("lag_p99_ms", 12), factor=1.5).mark == ""
+    assert decide(jobs, side("jobs_per_s", 10), side("jobs_per_s", 30), factor=1.5).mark == BETTER
+    assert decide(lag, side("lag_p99_ms", 10), side("lag_p99_ms", 30)).mark == ""  # no factor: no claim
 
 
 def test_corrupt_record_in_one_run_is_named_in_the_header(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import alive, descendants, run_cli
+from tests.helpers import alive, descendants, run_cli
 from wsblock.matrix import spec as matrix_spec
 from wsblock.errors import UsageError
 

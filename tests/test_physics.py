@@ -1,4 +1,4 @@
-"""End-to-end cells: the physics of docs/DESIGN must show up in real runs.
+"""End-to-end cells: the physics of docs/design.md must show up in real runs.
 
 Each test runs a real server and load process. Margins are wide because the
 machine is small and shared: the assertions separate regimes (seconds versus
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_cell
+from tests.helpers import run_cell
 
 pytestmark = pytest.mark.e2e
 

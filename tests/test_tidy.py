@@ -140,8 +140,25 @@ def test_standalone_records_at_top_level(tmp_path: Path) -> None:
     loaded = tidy.load_records(tmp_path)
     assert loaded.manifest is None and loaded.errors == []
     df = tidy.frame(loaded.records)
-    assert sorted(df["cell_id"]) == ["blocking_io-200ms-thread-pi0.5-pt2", "pure_python-200ms-inline-pi0.5-pt0.5"]
+    # Without a matrix, an id names every setting that differs from its default.
+    assert sorted(df["cell_id"]) == ["blocking_io-200ms-thread-pi0.5-pt2-duration=3-warmup=1",
+                                     "pure_python-200ms-inline-pi0.5-pt0.5-duration=3-warmup=1"]
     assert list(df["repeat"]) == [0, 0]
+
+
+def test_standalone_records_that_differ_in_any_parameter_get_different_ids() -> None:
+    base = _one(RUN_A, "pure_python-200ms-inline-pi0.5-pt0.5-r0.json")
+    del base["matrix"]
+    changes = [("client_pings", False), ("handler_ping_timeout", 5.0), ("handler_ping_timeout", "none"),
+               ("duration", 4.0), ("observers", 3), ("chunk_ms", 5.0), ("stall_ms", 20.0),
+               ("work_ms", 200.0000001)]
+    variants = []
+    for key, value in changes:
+        rec = json.loads(json.dumps(base))
+        rec["params"][key] = value
+        variants.append(rec)
+    ids = list(tidy.frame([base, *variants])["cell_id"])
+    assert len(set(ids)) == len(ids), ids
 
 
 def test_corrupt_and_invalid_files_are_reported_not_fatal(tmp_path: Path) -> None:
@@ -172,3 +189,13 @@ def test_workload_parameters_become_prefixed_columns() -> None:
 def test_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such directory"):
         tidy.load_records(tmp_path / "nowhere")
+
+
+def test_server_peak_rss_is_that_of_a_live_python_server() -> None:
+    df = tidy.frame(tidy.load_records(RUN_A).records)
+    ok = df[df["status"] == "ok"]
+    # A Python process with websockets and numpy loaded: tens of MiB, never
+    # zero (unsampled) and far below a GiB for these small jobs.
+    assert ok["server_peak_rss_mib"].between(10, 1024).all(), ok["server_peak_rss_mib"]
+    failed = df[df["status"] != "ok"]
+    assert failed["server_peak_rss_mib"].isna().all()

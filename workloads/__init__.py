@@ -39,10 +39,8 @@ def _load() -> dict[str, Workload]:
 
 
 def names() -> list[str]:
-    """Return the registered workload names, in catalogue order."""
-    order = ["pure_python", "numpy", "blocking_io", "pandas", "c_holds_gil"]
-    found = list(_load())
-    return [n for n in order if n in found] + sorted(n for n in found if n not in order)
+    """Return the registered workload names, in catalogue order (``Workload.order``, then name)."""
+    return [w.name for w in sorted(_load().values(), key=lambda w: (w.order, w.name))]
 
 
 def all_workloads() -> list[Workload]:

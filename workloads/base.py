@@ -88,6 +88,8 @@ class Workload:
         calibration_start: Units of the first calibration probe.
         version: Bumped when the work changes, which invalidates calibrations.
         params: Parameters clients may set.
+        order: Place in the catalogue (listings, tables, figures): by
+            ``order``, then by name.
     """
 
     name: ClassVar[str]
@@ -99,6 +101,7 @@ class Workload:
     calibration_start: ClassVar[int]
     version: ClassVar[int] = 1
     params: ClassVar[tuple[ParamSpec, ...]] = ()
+    order: ClassVar[int] = 1000
 
     def prepare(self, units: int, params: Mapping[str, int], data_dir: str) -> None:
         """Create any input data the job needs; run before the window.

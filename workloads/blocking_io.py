@@ -15,6 +15,7 @@ from workloads.base import Job, Workload
 
 class BlockingIO(Workload):
     name = "blocking_io"
+    order = 30
     description = "blocking syscall (sleep in the kernel); releases the GIL, uses no CPU"
     gil = "released for the whole wait"
     unit = "milliseconds blocked in a syscall"

@@ -15,6 +15,7 @@ from workloads.base import Job, Workload
 
 class CHoldsGil(Workload):
     name = "c_holds_gil"
+    order = 50
     description = "one C call (sum over a range) that never releases the GIL"
     gil = "held for the whole call; no thread switch is possible"
     unit = "integers summed in one C call"

@@ -27,6 +27,7 @@ def _operands() -> tuple:
 
 class NumpyMatmul(Workload):
     name = "numpy"
+    order = 20
     description = f"{SIZE}x{SIZE} float64 matrix products (BLAS, 1 thread); releases the GIL"
     gil = "released inside each BLAS call"
     unit = f"{SIZE}x{SIZE} matrix products"

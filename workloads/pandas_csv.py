@@ -51,6 +51,7 @@ def _generate(path: str, rows: int) -> None:
 
 class PandasCsv(Workload):
     name = "pandas"
+    order = 40
     description = "read_csv(chunksize=N) plus groupby-sum per chunk; partly releases the GIL"
     gil = "partly released (C tokenizer), held for groupby bookkeeping"
     unit = "CSV rows read and aggregated"

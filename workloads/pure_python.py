@@ -10,6 +10,7 @@ from workloads.base import Job, Workload
 
 class PurePython(Workload):
     name = "pure_python"
+    order = 10
     description = "Python arithmetic loop; holds the GIL between forced 5 ms switches"
     gil = "held (interpreter switches threads every switch interval)"
     unit = "loop iterations"

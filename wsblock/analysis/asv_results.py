@@ -1,6 +1,7 @@
 """asv results as the tidy table's columns, and comparisons as markdown.
 
-The asv suite (``benchmarks/``) tracks four metrics per cell; asv stores them
+The asv suite (``benchmarks/``) tracks the metrics declared with ``asv=`` in
+:mod:`wsblock.schema.metrics`; asv stores them
 per machine, commit and environment. :func:`load_asv_results` reads them
 back through asv's own API (``asv.results`` for the result files,
 ``asv.benchmarks`` for ``benchmarks.json``) and returns one row per cell and
@@ -22,18 +23,15 @@ from typing import Any, Iterator, Mapping, Sequence
 import pandas as pd
 
 from wsblock.errors import UsageError
-from wsblock.analysis.tidy import derived_cell_id
+from wsblock.analysis import comparison
+from wsblock.schema import axes
+from wsblock.schema import metrics as metrics_schema
 
-CELL_KEYS = ("workload", "work_ms", "strategy", "ping_interval", "ping_timeout")
-"""Parameters of the cell benchmarks, named as tidy columns."""
+CELL_KEYS = tuple(a.name for a in axes.AXES if a.asv == "always")
+"""Parameters of every cell benchmark, named as tidy columns."""
 
-CELL_METRICS = {
-    "track_disconnect_share": "disconnect_share",
-    "track_loop_lag_p99": "lag_p99_ms",
-    "track_echo_p99": "echo_p99_ms",
-    "track_job_ms": "job_ms_p50",
-}
-"""asv benchmark method -> tidy column it reports."""
+CELL_METRICS = {m.asv_method: m.column for m in metrics_schema.asv_tracked()}
+"""asv benchmark method -> tidy column it reports (:func:`wsblock.schema.metrics.asv_tracked`)."""
 
 TIMING_METRICS = {"time_execute": "execute_ms"}
 """asv time benchmark -> column of :func:`load_asv_timings` (ms, not s)."""
@@ -41,13 +39,11 @@ TIMING_METRICS = {"time_execute": "execute_ms"}
 RUN_COLUMNS = ("commit_hash", "env_name", "websockets_version", "python", "machine", "date")
 """Columns that say which run a row comes from."""
 
-METRIC_LABELS = {
-    "disconnect_share": "disconnect share",
-    "lag_p99_ms": "loop lag p99 (ms)",
-    "echo_p99_ms": "echo p99 (ms)",
-    "job_ms_p50": "job time p50 (ms)",
-    "execute_ms": "one job, fixed units (ms)",
-}
+EXECUTE = metrics_schema.Metric("execute_ms", (), "ms", "execute ms", "one job, fixed units (ms)",
+                         "wall time of one job of fixed units, run directly")
+"""The metric of :func:`load_asv_timings`."""
+
+METRIC_LABELS = {m.column: m.label for m in (*metrics_schema.asv_tracked(), EXECUTE)}
 """Readable names of the metric columns, for tables."""
 
 
@@ -75,10 +71,6 @@ def _param_value(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _run_columns(result: Any) -> dict[str, Any]:
@@ -193,12 +185,11 @@ def load_asv_results(results_dir: str | Path) -> pd.DataFrame:
     rows = _collect(results_dir, CELL_METRICS)
     extra = _extra_keys(rows, [*CELL_KEYS, *CELL_METRICS.values()])
     for row in rows:
-        row["work_ms"] = float(row["work_ms"])
-        row["ping_interval"] = _number(row["ping_interval"])
-        row["ping_timeout"] = _number(row["ping_timeout"])
-        interval, timeout = row["ping_interval"], row["ping_timeout"]
-        row["keepalive_budget_s"] = None if interval is None or timeout is None else interval + timeout
-        row["cell_id"] = "-".join([derived_cell_id(row), *(f"{k}={row.get(k)}" for k in extra)])
+        for name in (*CELL_KEYS, *extra):
+            if name in axes.BY_NAME:
+                row[name] = axes.get(name).normal(row.get(name))
+        row["keepalive_budget_s"] = axes.keepalive_budget(row["ping_interval"], row["ping_timeout"])
+        row["cell_id"] = axes.cell_id(row, settings=False)
     columns = ["cell_id", "status", *CELL_KEYS, *extra, "keepalive_budget_s", *CELL_METRICS.values(),
                *RUN_COLUMNS]
     df = pd.DataFrame(rows, columns=columns)
@@ -263,11 +254,12 @@ def _pick_sides(df: pd.DataFrame, by: str, baseline: Any, contender: Any) -> tup
     return baseline, (second if baseline == first else first)
 
 
-def _latest(df: pd.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], pd.Series]:
-    latest: dict[tuple[Any, ...], pd.Series] = {}
-    for _, row in df.sort_values("date", kind="stable").iterrows():
-        latest[tuple(row[k] for k in keys)] = row  # later rows win
-    return latest
+def _latest(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    # One run per cell and side: the latest by commit date.
+    if df.empty:
+        return df
+    ordered = df.sort_values("date", kind="stable")
+    return ordered.drop_duplicates(subset=keys, keep="last").sort_index(kind="stable")
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -278,24 +270,11 @@ def _fmt(value: float, metric: str) -> str:
     return f"{value:,.1f}"
 
 
-def _mark(before: float, after: float, factor: float) -> tuple[str, str]:
-    """Change mark and ratio text; every metric here is lower-is-better."""
-    missing_before = math.isnan(before)
-    missing_after = math.isnan(after)
-    if missing_before and missing_after:
-        return "", "n/a"
-    if missing_after:
-        return "!", "n/a"
-    if missing_before:
-        return "", "n/a"
-    if before == 0:
-        return ("+", "inf") if after > 0 else ("", "1.00")
-    ratio = after / before
-    if ratio > factor:
-        return "+", f"{ratio:.2f}"
-    if ratio < 1 / factor:
-        return "-", f"{ratio:.2f}"
-    return "", f"{ratio:.2f}"
+def _ratio_text(verdict: comparison.Verdict) -> str:
+    ratio = verdict.ratio
+    if math.isnan(ratio):
+        return "n/a"
+    return "inf" if math.isinf(ratio) else f"{ratio:.2f}"
 
 
 def _side(by: str, value: Any) -> str:
@@ -337,11 +316,14 @@ def compare_markdown(
         baseline: The reference value of ``by``; by default the lower
             websockets version, or else the earlier run.
         contender: The value compared with it; by default the other one.
-        metrics: Metric columns, in order; by default every known metric the
-            frame has.
+        metrics: Metric columns, in order; by default every known metric
+            with a value in the frame.
         keys: Columns that identify a cell; by default every column that is
             neither a metric nor about the run.
-        factor: A ratio beyond ``factor`` (or below ``1/factor``) is marked.
+        factor: A ratio beyond ``factor`` (or below ``1/factor``) is marked
+            worse or better by the metric's direction
+            (:func:`wsblock.analysis.comparison.decide`, the same rule as
+            ``wsblock compare``).
         only_changed: Leave out rows without a mark.
 
     Returns:
@@ -357,7 +339,9 @@ def compare_markdown(
     if by not in df.columns:
         raise UsageError(f"unknown column {by!r}")
     known = [*CELL_METRICS.values(), *TIMING_METRICS.values()]
-    metrics = list(metrics or [m for m in known if m in df.columns])
+    # By default, every known metric that has a value (results stored before
+    # a metric was tracked have none).
+    metrics = list(metrics or [m for m in known if m in df.columns and df[m].notna().any()])
     if keys is None:
         # Whatever is neither a metric nor about the run identifies a cell.
         not_keys = {*known, *RUN_COLUMNS, "cell_id", "status", "keepalive_budget_s"}
@@ -367,27 +351,34 @@ def compare_markdown(
     for name in (before_name, after_name):
         if not (df[by] == name).any():
             raise UsageError(f"no rows with {by} {name!r}")
-    before = _latest(df[df[by] == before_name], keys)
-    after = _latest(df[df[by] == after_name], keys)
+    known_metrics = {m.column: m for m in (*metrics_schema.METRICS, EXECUTE)}
+
+    def key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(repr(row[k]) for k in keys)
+
+    before = comparison.sides(_latest(df[df[by] == before_name], keys), key, metrics)
+    after = comparison.sides(_latest(df[df[by] == after_name], keys), key, metrics)
     cells = list(before) + [k for k in after if k not in before]
 
     lines = [
-        f"| change | {_side(by, before_name)} | {_side(by, after_name)} | ratio | cell | metric |",
+        f"| change | A: {_side(by, before_name)} | B: {_side(by, after_name)} | ratio | cell | metric |",
         "|:------:|---:|---:|---:|:---|:---|",
     ]
+    used: list[str] = []
     for cell in cells:
-        row_b, row_a = before.get(cell), after.get(cell)
-        label = _cell_label(row_b if row_b is not None else row_a, keys)
-        for metric in metrics:
-            vb = float(row_b[metric]) if row_b is not None else math.nan
-            va = float(row_a[metric]) if row_a is not None else math.nan
-            mark, ratio = _mark(vb, va, factor)
-            if only_changed and not mark:
+        side_a, side_b = before.get(cell), after.get(cell)
+        label = _cell_label((side_a or side_b).row, keys)  # type: ignore[union-attr]
+        for name in metrics:
+            metric = known_metrics.get(name) or metrics_schema.Metric(name, (), "", name, name, "")
+            verdict = comparison.decide(metric, side_a, side_b, factor=factor)
+            if only_changed and not verdict.mark:
                 continue
-            lines.append(f"| {mark} | {_fmt(vb, metric)} | {_fmt(va, metric)} | {ratio} | {label} "
-                         f"| {METRIC_LABELS.get(metric, metric)} |")
-    legend = (f"Lower is better for every metric. `+` worse by more than x{factor:g}, "
-              f"`-` better by more than x{factor:g}, `!` no value on the {_side(by, after_name)} side.")
+            if verdict.mark and verdict.mark not in used:
+                used.append(verdict.mark)
+            lines.append(f"| {verdict.mark} | {_fmt(verdict.a, name)} | {_fmt(verdict.b, name)} "
+                         f"| {_ratio_text(verdict)} | {label} | {METRIC_LABELS.get(name, name)} |")
+    legend = (f"A = {_side(by, before_name)}, B = {_side(by, after_name)}; ratio = B / A. "
+              f"Factor x{factor:g}. " + (comparison.legend(used) if used else "No changes marked."))
     return "\n".join(lines) + "\n\n" + legend + "\n"
 
 

@@ -51,11 +51,6 @@ class Child:
         self._reader = threading.Thread(target=self._read_events, daemon=True)
         self._reader.start()
 
-    @property
-    def pid(self) -> int:
-        """Process id (also the process-group id)."""
-        return self.proc.pid
-
     def _read_events(self) -> None:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:

@@ -29,6 +29,7 @@ import workloads
 from wsblock import meta, paths
 from wsblock.engine import calibration
 from wsblock.engine import assemble
+from wsblock.engine import strategies
 from wsblock.engine.config import CellConfig
 from wsblock.errors import HarnessError, UsageError
 from wsblock.engine.proc import Child
@@ -179,7 +180,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
                 "job": {
                     "workload": cell.workload,
                     "units": work["units"],
-                    "chunk_units": work["chunk_units"] if cell.strategy == "chunked" else work["units"],
+                    "chunk_units": work["chunk_units"] if strategies.has(cell.strategy, "chunks") else work["units"],
                     "params": cell.workload_params,
                 },
                 "results_path": os.path.join(tmp, "load.json"),

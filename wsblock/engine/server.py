@@ -232,7 +232,7 @@ class CellServer:
                 "resources": resources,
                 "blas": blas,
                 "switch_interval_s": sys.getswitchinterval(),
-                "start_method": config["start_method"] if config["strategy"] == "process" else None,
+                "start_method": config["start_method"] if strategies.has(config["strategy"], "out_of_process") else None,
             }
             atomic.write_json(config["stats_path"], result)
             return result

@@ -34,6 +34,12 @@ class Strategy:
 
     name: ClassVar[str]
     description: ClassVar[str]
+    chunks: ClassVar[bool] = False
+    """Runs a job as a workload's steps (``Job.chunk_units`` matters)."""
+    uses_pool: ClassVar[bool] = False
+    """Hands jobs to a pool of ``workers`` (the pool size matters)."""
+    out_of_process: ClassVar[bool] = False
+    """Runs jobs in other processes (the start method matters)."""
 
     def __init__(self, *, workers: int = 1, start_method: str = "spawn") -> None:
         self.workers = workers
@@ -75,6 +81,7 @@ class Inline(Strategy):
 class Chunked(Strategy):
     name = "chunked"
     description = "run the work in steps, await asyncio.sleep(0) between steps"
+    chunks = True
 
     @classmethod
     def unsupported_reason(cls, workload: Workload) -> str | None:
@@ -101,6 +108,8 @@ class Chunked(Strategy):
 
 class _PoolStrategy(Strategy):
     """A strategy that hands jobs to an executor with ``run_in_executor``."""
+
+    uses_pool = True
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -148,6 +157,7 @@ def _worker_init() -> None:
 class Process(_PoolStrategy):
     name = "process"
     description = "loop.run_in_executor(ProcessPoolExecutor(workers), work)"
+    out_of_process = True
 
     def _create_pool(self) -> concurrent.futures.Executor:
         return concurrent.futures.ProcessPoolExecutor(
@@ -197,6 +207,17 @@ _STRATEGIES: dict[str, type[Strategy]] = {
 def names() -> list[str]:
     """Return the strategy names, in catalogue order."""
     return list(_STRATEGIES)
+
+
+def has(name: str, trait: str) -> bool:
+    """Whether the strategy ``name`` has ``trait`` (``False`` for an unknown name).
+
+    Args:
+        name: Strategy name, as a record or tidy row holds it.
+        trait: ``chunks``, ``uses_pool`` or ``out_of_process``.
+    """
+    cls = _STRATEGIES.get(name) if isinstance(name, str) else None
+    return bool(getattr(cls, trait)) if cls is not None else False
 
 
 def get(name: str) -> type[Strategy]:

@@ -27,13 +27,11 @@ from tqdm import tqdm
 
 from wsblock import atomic, meta
 from wsblock.schema import record
+from wsblock.schema.rundir import CELLS, MANIFEST, MANIFEST_KIND, MANIFEST_VERSION
 from wsblock.errors import UsageError
 from wsblock.matrix import adaptive
 from wsblock.matrix.spec import Matrix, PlannedCell
 from wsblock.engine.proc import die_with_parent
-
-MANIFEST = "manifest.json"
-CELLS = "cells"
 
 
 @dataclass
@@ -72,11 +70,10 @@ def cell_timeout(planned: PlannedCell) -> float:
 def existing_record(path: Path) -> dict[str, Any] | None:
     """Return a good (status ok) record stored at ``path``, else ``None``."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        record.validate(data)
+        data = record.load(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return None
-    return data if data.get("status", "ok") == "ok" else None
+    return data if record.is_ok(data) else None
 
 
 def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
@@ -122,16 +119,8 @@ def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
             except (OSError, ValueError):
                 error = "the cell wrote no record"
         if error is not None:
-            rec = {
-                "schema_version": record.SCHEMA_VERSION,
-                "kind": "wsblock.cell",
-                "status": "failed",
-                "params": planned.cell.to_dict(),
-                "error": error.removeprefix("error: "),
-                "exit_code": proc.returncode,
-                "stderr_tail": (err or "").strip().splitlines()[-20:] if error else [],
-                "meta": meta.environment(),
-            }
+            rec = record.failed(params=planned.cell.to_dict(), error=error, exit_code=proc.returncode,
+                                stderr_tail=(err or "").strip().splitlines()[-20:], meta=meta.environment())
     rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat}
     atomic.write_json(out, rec)
     return rec
@@ -147,8 +136,8 @@ def _error_line(stderr: str) -> str:
 
 def _manifest(matrix: Matrix, command: str, previous: dict[str, Any] | None) -> dict[str, Any]:
     return {
-        "schema_version": 1,
-        "kind": "wsblock.matrix",
+        "schema_version": MANIFEST_VERSION,
+        "kind": MANIFEST_KIND,
         "profile": matrix.source if "/" not in matrix.source and not matrix.source.endswith(".toml") else None,
         "config_path": matrix.source if matrix.source.endswith(".toml") else None,
         "config": matrix.definition,

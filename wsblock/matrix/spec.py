@@ -3,11 +3,11 @@
 A matrix is a TOML document. Lists under the axis keys are multiplied out;
 scalars apply to every cell:
 
-* axes: ``workloads``, ``work_ms``, ``strategies``, ``ping_interval``,
-  ``ping_timeout`` (numbers, or ``"none"``), and the keepalive variants
-  ``client_pings`` (booleans) and ``handler_ping_timeout`` (numbers or
-  ``"none"``, or ``"unset"``: the handler leaves the setting alone, as
-  when the key is absent);
+* axes (declared in :mod:`wsblock.schema.axes`): ``workloads``,
+  ``work_ms``, ``strategies``, ``ping_interval``, ``ping_timeout`` (numbers,
+  or ``"none"``), and the keepalive variants ``client_pings`` (booleans) and
+  ``handler_ping_timeout`` (numbers or ``"none"``, or ``"unset"``: the
+  handler leaves the setting alone, as when the key is absent);
 * scalars: ``duration``, ``warmup``, ``repeats``, ``job_connections``,
   ``observers``, ``echo_interval_ms``, ``close_timeout``, ``workers``,
   ``chunk_ms``, ``start_method``, ``stall_ms``, ``description``;
@@ -17,7 +17,9 @@ scalars apply to every cell:
 
 Unsupported pairs (``chunked`` x ``c_holds_gil``) are not cells: they are
 listed as skipped with the reason. Everything is validated before anything
-runs, and an error names the key.
+runs, and an error names the key; a list that gives the same value twice
+(``[300, 300]``, ``["none", "None"]``) is refused, as are two cells that
+would share an id.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ import workloads
 from wsblock.engine import strategies
 from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
+from wsblock.schema import axes as axis_schema
+from wsblock.schema.axes import REQUIRED, cell_id
 
-AXES = ("workloads", "work_ms", "strategies", "ping_interval", "ping_timeout",
-        "client_pings", "handler_ping_timeout")
+AXES = tuple(a.toml_key for a in axis_schema.AXES)
+"""The matrix-file keys of the axes (:data:`wsblock.schema.axes.AXES`)."""
 SCALARS = {
     "duration": float, "warmup": float, "repeats": int, "job_connections": int,
     "observers": int, "echo_interval_ms": float, "close_timeout": float, "workers": int,
@@ -59,16 +63,7 @@ class PlannedCell:
     @property
     def cell_id(self) -> str:
         """A file-name-safe identifier, stable across runs of the same matrix."""
-        c = self.cell
-        parts = [c.workload, f"{c.work_ms:g}ms", c.strategy,
-                 f"pi{_fmt(c.ping_interval)}", f"pt{_fmt(c.ping_timeout)}"]
-        parts += [f"{k}{v}" for k, v in sorted(c.workload_params.items())]
-        if not c.client_pings:
-            parts.append("noclientpings")
-        if c.handler_ping_timeout is not None:
-            parts.append(f"hpt{c.handler_ping_timeout if isinstance(c.handler_ping_timeout, str) else _fmt(c.handler_ping_timeout)}")
-        parts.append(f"r{self.repeat}")
-        return "-".join(parts)
+        return cell_id(self.cell.to_dict(), repeat=self.repeat, settings=False)
 
 
 @dataclass
@@ -86,15 +81,6 @@ class Matrix:
     definition: dict[str, Any]
     cells: list[PlannedCell] = field(default_factory=list)
     skipped: list[tuple[CellConfig, str]] = field(default_factory=list)
-
-    @property
-    def repeats(self) -> int:
-        """Repeats per cell."""
-        return int(self.definition.get("repeats", 1))
-
-
-def _fmt(value: float | None) -> str:
-    return "none" if value is None else f"{value:g}"
 
 
 def profile_path(name: str) -> Path:
@@ -141,15 +127,6 @@ def _as_list(key: str, value: Any) -> list[Any]:
     return values
 
 
-def _seconds(key: str, value: Any, *, allow_none: bool) -> float | None:
-    if allow_none and isinstance(value, str) and value.lower() == "none":
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        hint = ' or "none"' if allow_none else ""
-        raise UsageError(f"{key}: expected positive numbers{hint}, got {value!r}")
-    return float(value)
-
-
 def _workload_param_keys() -> dict[str, tuple[str, str]]:
     keys = {}
     for w in workloads.all_workloads():
@@ -172,23 +149,16 @@ def expand(data: dict[str, Any], *, source: str) -> Matrix:
     unknown = sorted(set(data) - set(AXES) - set(SCALARS) - set(param_keys))
     if unknown:
         raise UsageError(f"unknown key {unknown[0]!r} in matrix {source}")
-    missing = [k for k in ("workloads", "work_ms", "strategies") if k not in data]
+    missing = [a.toml_key for a in axis_schema.AXES if a.default is REQUIRED and a.toml_key not in data]
     if missing:
         raise UsageError(f"matrix {source} needs the key {missing[0]!r}")
 
-    names = _as_list("workloads", data["workloads"])
-    for name in names:
-        if name not in workloads.names():
-            raise UsageError(f"workloads: unknown workload {name!r} (choose from {', '.join(workloads.names())})")
-    strats = _as_list("strategies", data["strategies"])
-    for name in strats:
-        if name not in strategies.names():
-            raise UsageError(f"strategies: unknown strategy {name!r} (choose from {', '.join(strategies.names())})")
-    work = [_seconds("work_ms", v, allow_none=False) for v in _as_list("work_ms", data["work_ms"])]
-    intervals = [_seconds("ping_interval", v, allow_none=True)
-                 for v in _as_list("ping_interval", data.get("ping_interval", 20))]
-    timeouts = [_seconds("ping_timeout", v, allow_none=True)
-                for v in _as_list("ping_timeout", data.get("ping_timeout", 20))]
+    grid_values: list[list[Any]] = []
+    for axis in axis_schema.AXES:
+        written = _as_list(axis.toml_key, data.get(axis.toml_key, axis.default))
+        parsed = [axis.parse(axis.toml_key, v) for v in written]
+        _refuse_duplicates(axis.toml_key, axis_schema.duplicates(axis, zip(written, parsed)))
+        grid_values.append(parsed)
 
     scalars: dict[str, Any] = {}
     for key, kind in SCALARS.items():
@@ -217,7 +187,7 @@ def expand(data: dict[str, Any], *, source: str) -> Matrix:
                     raise UsageError(f"{key}: {exc}") from None
 
     per_workload: dict[str, list[dict[str, int]]] = {}
-    for name in names:
+    for name in grid_values[axis_schema.NAMES.index("workload")]:
         axes: list[list[tuple[str, int]]] = []
         for key, (owner, param) in param_keys.items():
             if owner == name and key in data:
@@ -225,31 +195,17 @@ def expand(data: dict[str, Any], *, source: str) -> Matrix:
                 for v in values:
                     if isinstance(v, bool) or not isinstance(v, int):
                         raise UsageError(f"{key}: expected integers, got {v!r}")
+                _refuse_duplicates(key, [f"{v!r} and {v!r}" for i, v in enumerate(values) if v in values[:i]])
                 axes.append([(param, v) for v in values])
         per_workload[name] = [dict(combo) for combo in itertools.product(*axes)] or [{}]
 
-    client_pings = _as_list("client_pings", data.get("client_pings", True))
-    for value in client_pings:
-        if not isinstance(value, bool):
-            raise UsageError(f"client_pings: expected true or false, got {value!r}")
-    handler: list[float | str | None] = []
-    for value in _as_list("handler_ping_timeout", data.get("handler_ping_timeout", ["unset"])):
-        if value == "unset":
-            handler.append(None)
-        elif isinstance(value, str) and value.lower() == "none":
-            handler.append("none")
-        else:
-            handler.append(_seconds("handler_ping_timeout", value, allow_none=False))
-
     matrix = Matrix(source=source, definition=data)
-    grid = itertools.product(names, work, strats, intervals, timeouts, client_pings, handler)
-    for name, ms, strategy, interval, timeout, pings, override in grid:
-        for params in per_workload[name]:
-            cell = CellConfig(workload=name, work_ms=ms, strategy=strategy,  # type: ignore[arg-type]
-                              ping_interval=interval, ping_timeout=timeout,
-                              client_pings=pings, handler_ping_timeout=override,
-                              workload_params=dict(params), **scalars)
-            reason = strategies.get(strategy).unsupported_reason(workloads.get(name))
+    ids: dict[str, PlannedCell] = {}
+    for values in itertools.product(*grid_values):
+        chosen = dict(zip(axis_schema.NAMES, values))
+        for params in per_workload[chosen["workload"]]:
+            cell = CellConfig(**chosen, workload_params=dict(params), **scalars)
+            reason = strategies.get(cell.strategy).unsupported_reason(workloads.get(cell.workload))
             if reason:
                 matrix.skipped.append((cell, reason))
                 continue
@@ -258,5 +214,14 @@ def expand(data: dict[str, Any], *, source: str) -> Matrix:
             except UsageError as exc:
                 raise UsageError(f"matrix {source}: {exc}") from None
             for repeat in range(repeats):
-                matrix.cells.append(PlannedCell(cell, repeat))
+                planned = PlannedCell(cell, repeat)
+                other = ids.setdefault(planned.cell_id, planned)
+                if other is not planned:
+                    raise UsageError(f"matrix {source}: two cells would share the id {planned.cell_id!r}")
+                matrix.cells.append(planned)
     return matrix
+
+
+def _refuse_duplicates(key: str, clashes: list[str]) -> None:
+    if clashes:
+        raise UsageError(f"{key}: the same value twice ({'; '.join(clashes)})")

@@ -21,17 +21,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from wsblock import atomic  # noqa: E402
-from wsblock.analysis.asv_results import compare_markdown, load_asv_results  # noqa: E402
+from wsblock.analysis.asv_results import RUN_COLUMNS, compare_markdown, load_asv_results  # noqa: E402
 from wsblock.errors import UsageError  # noqa: E402
 from wsblock.report import cells as cellmod  # noqa: E402
 from wsblock.report import fig_bars, fig_disconnects, fig_survival, plotting  # noqa: E402
 
-RUN_COLUMNS = ("commit_hash", "env_name", "websockets_version", "python", "machine", "date")
-SCATTER = (
-    ("lag_p99_ms", "loop lag p99 (ms)", True),
-    ("echo_p99_ms", "observer echo p99 (ms)", True),
-    ("disconnect_share", "share of connections lost", False),
-)
+from wsblock.schema import axes, metrics  # noqa: E402
+
+SCATTER = tuple((m.column, m.label, m.unit == "ms") for m in metrics.asv_tracked())
+"""``(column, label, log scale)`` of each panel of the comparison scatter: every metric asv tracks."""
 
 
 @dataclass
@@ -55,8 +53,9 @@ def _slug(text: str) -> str:
 def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
     table = rows.drop(columns=[c for c in RUN_COLUMNS if c in rows]).copy()
     # asv tracks fewer columns than a record has; fill the cell identity with
-    # the values a profile without keepalive variants implies.
-    for column, value in {"client_pings": True, "handler_ping_timeout": None, "repeat": 0, "error": None}.items():
+    # the values a profile that does not vary an axis implies.
+    defaults = {a.name: a.default for a in axes.AXES if a.asv == "varied"}
+    for column, value in {**defaults, "repeat": 0, "error": None}.items():
         if column not in table:
             table[column] = pd.Series([value] * len(table), index=table.index, dtype=object)
     cells = cellmod.aggregate(table)
@@ -72,12 +71,14 @@ def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]
 
 
 def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: Path) -> list[Path]:
-    keys = ["workload", "work_ms", "strategy", "ping_interval", "ping_timeout"]
-    a = df[df[by].astype(str) == baseline].groupby(keys, dropna=False)[[m for m, _, _ in SCATTER]].median()
-    b = df[df[by].astype(str) == contender].groupby(keys, dropna=False)[[m for m, _, _ in SCATTER]].median()
+    keys = [a.name for a in axes.AXES if a.name in df.columns]
+    # Results stored before a metric was tracked have no value for it.
+    panels = [p for p in SCATTER if p[0] in df and df[p[0]].notna().any()]
+    a = df[df[by].astype(str) == baseline].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
+    b = df[df[by].astype(str) == contender].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner").reset_index()
-    fig, axes = plt.subplots(1, len(SCATTER), figsize=(4.6 * len(SCATTER), 4.4))
-    for ax, (metric, label, log) in zip(axes, SCATTER):
+    fig, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
+    for ax, (metric, label, log) in zip(grid[0], panels):
         xs, ys = both[f"{metric}_a"], both[f"{metric}_b"]
         for strategy, group in both.groupby("strategy"):
             ax.scatter(group[f"{metric}_a"], group[f"{metric}_b"], label=strategy,
@@ -93,10 +94,10 @@ def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: 
         ax.set_xlabel(f"{baseline}: {label}")
         ax.set_ylabel(f"{contender}: {label}")
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(title="strategy", fontsize=8)
+    grid[0][0].legend(title="strategy", fontsize=8)
     plotting.title(fig, f"{by}: {contender} against {baseline}",
                    "one point per cell (median over the runs of that cell); dashed: no change; "
-                   "above the line = worse in the contender (all three metrics are lower-is-better)")
+                   "above the line = worse in the contender (every metric here is lower-is-better)")
     fig.tight_layout()
     return plotting.save(fig, out_dir, f"compare_{_slug(by)}")
 

@@ -7,7 +7,6 @@ stricter: a cell survived only if *every* repeat kept every connection.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -15,34 +14,18 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+import workloads
 from wsblock.analysis import tidy
+from wsblock.engine import strategies as strategy_catalogue
+from wsblock.schema import axes, metrics
+from wsblock.schema.axes import handler_label, is_none, seconds_label
 
-WORKLOAD_ORDER = ("pure_python", "numpy", "blocking_io", "pandas", "c_holds_gil")
-STRATEGY_ORDER = ("inline", "chunked", "thread", "process")
-KEEPALIVE_KEY = ("ping_interval", "ping_timeout", "client_pings", "handler_ping_timeout")
-BASE_KEY = ("workload", "work_ms", "strategy", *KEEPALIVE_KEY)
+KEEPALIVE_KEY = axes.KEEPALIVE
+BASE_KEY = axes.NAMES
 
-# Metrics summarised over repeats (median).
-MEDIAN_COLUMNS = (
-    "disconnect_share", "disconnects_total", "first_disconnect_s", "connections_opened",
-    "lag_p50_ms", "lag_p90_ms", "lag_p99_ms", "lag_p999_ms", "lag_max_ms", "lag_samples",
-    "stalls_count", "stall_max_ms", "stall_total_ms", "stalled_share",
-    "jobs_per_s", "echo_per_s", "echo_p50_ms", "echo_p99_ms", "echo_max_ms", "echo_lost",
-    "job_ms_p50", "job_ms_max", "job_latency_p50_ms", "job_latency_p99_ms",
-    "server_cpu_util", "workers_cpu_util", "load_cpu_util", "machine_busy_cores", "machine_cpus",
-)
-
-
-def is_none(value: Any) -> bool:
-    """True for ``None`` and NaN: a keepalive setting of "none"."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def seconds_label(value: Any) -> str:
-    """``0.5 s``, ``2 s`` or ``none``."""
-    if is_none(value):
-        return "none"
-    return f"{float(value):g} s"
+SUMMARISED = (*metrics.COLUMNS, "machine_cpus")
+"""Columns summarised over repeats, each as its metric declares (the
+machine's size: the median)."""
 
 
 def timeout_sort_key(value: Any) -> float:
@@ -50,39 +33,29 @@ def timeout_sort_key(value: Any) -> float:
     return math.inf if is_none(value) else float(value)
 
 
-def _rank(order: tuple[str, ...], name: Any) -> tuple[int, str]:
+def _rank(order: list[str], name: Any) -> tuple[int, str]:
     return (order.index(name), "") if name in order else (len(order), str(name))
 
 
 def workload_key(name: Any) -> tuple[int, str]:
     """Sort workloads in catalogue order, unknown ones after, by name."""
-    return _rank(WORKLOAD_ORDER, name)
+    return _rank(workloads.names(), name)
 
 
 def strategy_key(name: Any) -> tuple[int, str]:
-    """Sort strategies from "blocks the loop" to "leaves the process"."""
-    return _rank(STRATEGY_ORDER, name)
+    """Sort strategies in catalogue order: from "blocks the loop" to "leaves the process"."""
+    return _rank(strategy_catalogue.names(), name)
 
 
 def param_columns(df: pd.DataFrame) -> list[str]:
     """The ``<workload>_<param>`` columns of a tidy table."""
-    fixed = set(tidy.ID_COLUMNS) | set(tidy.WORK_COLUMNS) | set(tidy.DISCONNECT_COLUMNS) \
-        | set(tidy.INITIATOR_COLUMNS) | set(tidy.METRIC_COLUMNS) | set(tidy.META_COLUMNS)
+    fixed = set(tidy.ID_COLUMNS) | set(tidy.WORK_COLUMNS) | set(tidy.METRIC_COLUMNS) | set(tidy.META_COLUMNS)
     return [c for c in df.columns if c not in fixed and not c.startswith("disconnects_")]
 
 
 def key_columns(df: pd.DataFrame) -> list[str]:
     """Columns that identify a cell: the axes plus workload parameters."""
     return [*BASE_KEY, *param_columns(df)]
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-stable form of a key value (None for none/NaN)."""
-    if is_none(value):
-        return None
-    if isinstance(value, (float, np.floating, int, np.integer)) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 def variant(row: Mapping[str, Any], params: Iterable[str]) -> str:
@@ -99,17 +72,16 @@ def variant(row: Mapping[str, Any], params: Iterable[str]) -> str:
 
 
 def cell_key(row: Mapping[str, Any], columns: Iterable[str]) -> str:
-    """A hashable, exact identity of a cell, for grouping and matching runs.
+    """The identity of a cell, for grouping and matching runs: its id without settings.
 
     Only the row's own workload parameters count (``pandas_chunksize`` for
     a pandas cell), so two runs with different workload sets still match.
     """
     prefix = f"{row.get('workload')}_"
-    params = {c[len(prefix):]: _plain(row.get(c)) for c in columns
+    params = {c[len(prefix):]: row.get(c) for c in columns
               if c.startswith(prefix) and not is_none(row.get(c))}
-    keepalive = Keepalive.of(row)
-    return json.dumps([row.get("workload"), _plain(row.get("work_ms")), row.get("strategy"),
-                       *(_plain(v) for v in keepalive.axes().values()), dict(sorted(params.items()))])
+    return axes.cell_id({**{n: row[n] for n in BASE_KEY if n in row}, "workload_params": params},
+                        settings=False)
 
 
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
@@ -121,15 +93,15 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     Returns:
         Key columns; ``variant`` (see :func:`variant`); ``repeats``, ``ok_repeats``, ``failed_repeats``;
         ``status`` (``ok`` if any repeat measured, else ``failed``);
-        ``error`` (the first failed repeat's); the median over ``ok``
-        repeats of every metric in :data:`MEDIAN_COLUMNS`; ``survived``
+        ``error`` (the first failed repeat's); every metric summarised
+        over the ``ok`` repeats as it declares (:data:`SUMMARISED`); ``survived``
         (every ``ok`` repeat had ``disconnect_share == 0``; None when
         nothing was measured) and ``repeats_disagree`` (some repeats lost
         connections and others did not).
     """
     keys = key_columns(df)
     out_columns = [*keys, "variant", "cell_key", "repeats", "ok_repeats", "failed_repeats", "status", "error",
-                   *MEDIAN_COLUMNS, "survived", "repeats_disagree"]
+                   *SUMMARISED, "survived", "repeats_disagree"]
     if df.empty:
         return pd.DataFrame(columns=out_columns)
     work = df.copy()
@@ -147,11 +119,11 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
             "status": "ok" if len(ok) else "failed",
             "error": None if failed.empty else failed["error"].iloc[0],
         })
-        for column in MEDIAN_COLUMNS:
-            # The machine's size is known even when the measurement failed.
-            source = group if column == "machine_cpus" else ok
-            values = pd.to_numeric(source[column], errors="coerce").dropna() if column in source else []
-            row[column] = float(np.median(values)) if len(values) else math.nan
+        for metric in metrics.METRICS:
+            row[metric.column] = metric.summarise(ok[metric.column]) if metric.column in ok else math.nan
+        # The machine's size is known even when the measurement failed.
+        cpus = pd.to_numeric(group["machine_cpus"], errors="coerce").dropna() if "machine_cpus" in group else []
+        row["machine_cpus"] = float(np.median(cpus)) if len(cpus) else math.nan
         shares = pd.to_numeric(ok["disconnect_share"], errors="coerce").dropna()
         row["survived"] = bool((shares == 0).all()) if len(shares) else None
         row["repeats_disagree"] = bool(len(shares) > 1 and (shares == 0).any() and (shares > 0).any())
@@ -233,19 +205,17 @@ class Keepalive:
         ``client_pings`` nor ``handler_ping_timeout``: they ran with client
         pings and an unset handler timeout, the defaults.
         """
-        pings = row.get("client_pings", True)
-        handler = row.get("handler_ping_timeout")
-        return cls(
-            None if is_none(row.get("ping_interval")) else float(row["ping_interval"]),
-            None if is_none(row.get("ping_timeout")) else float(row["ping_timeout"]),
-            True if is_none(pings) else bool(pings),
-            None if is_none(handler) else (handler if isinstance(handler, str) else float(handler)),
-        )
+        return cls(**{name: axes.get(name).normal(row[name] if name in row else axes.get(name).default)
+                      for name in KEEPALIVE_KEY})
+
+    @property
+    def budget_s(self) -> float | None:
+        """``ping_interval + ping_timeout`` (``None`` without keepalive)."""
+        return axes.keepalive_budget(self.ping_interval, self.ping_timeout)
 
     def axes(self) -> dict[str, Any]:
         """The setting as column values, for :func:`lookup` and :meth:`Skip.matches`."""
-        return {"ping_interval": self.ping_interval, "ping_timeout": self.ping_timeout,
-                "client_pings": self.client_pings, "handler_ping_timeout": self.handler_ping_timeout}
+        return {name: getattr(self, name) for name in KEEPALIVE_KEY}
 
     def sort_key(self) -> tuple[Any, ...]:
         """Short timeouts first, none last; then interval, client pings, handler."""
@@ -287,13 +257,6 @@ def keepalive_labels(settings: list[Keepalive], sep: str = ", ") -> list[str]:
             parts.append(f"handler {handler_label(k.handler_ping_timeout)}")
         labels.append(sep.join(parts))
     return labels
-
-
-def handler_label(value: Any) -> str:
-    """``5 s``, ``none`` or ``unset`` for a handler-assigned ping_timeout."""
-    if value is None:
-        return "unset"
-    return value if isinstance(value, str) else seconds_label(value)
 
 
 def keepalive_title(settings: list[Keepalive]) -> str:
@@ -338,3 +301,33 @@ def lookup(cells: pd.DataFrame, **axes: Any) -> pd.DataFrame:
         else:
             mask &= column == value
     return cells[mask]
+
+
+OK, FAILED, SKIPPED, NOT_RUN = "ok", "failed", "skipped", "not run"
+"""The states of a cell in a report: measured, failed, an unsupported pair, absent."""
+
+
+def state(cells: pd.DataFrame, skipped: Iterable[Skip], *, workload: str, size: float, strategy: str,
+          keepalive: Keepalive) -> tuple[str, pd.Series | None]:
+    """The state of one cell of a run, and its aggregated row when it has one.
+
+    Args:
+        cells: Aggregated cells (of one panel, or the whole run).
+        skipped: Skipped cells from the manifest.
+        workload: Workload name (for the skip entries).
+        size: Work size in ms.
+        strategy: Strategy name.
+        keepalive: Keepalive setting.
+
+    Returns:
+        ``(OK or FAILED, row)`` for a cell with a row, else ``(SKIPPED,
+        None)`` or ``(NOT_RUN, None)``.
+    """
+    found = lookup_keepalive(cells, keepalive, strategy=strategy)
+    if not found.empty:
+        row = found.iloc[0]
+        return (OK if row["status"] == "ok" else FAILED), row
+    for skip in skipped:
+        if skip.matches(workload=workload, work_ms=size, strategy=strategy, **keepalive.axes()):
+            return SKIPPED, None
+    return NOT_RUN, None

@@ -4,7 +4,8 @@ Cells are matched by their parameters (workload, work size, strategy,
 ping_interval, ping_timeout, workload parameters), never by file name, so a
 run can be compared with a re-run on another machine or websockets version.
 A mark column flags cells whose survival changed, the way ``asv compare``
-flags changed benchmarks.
+flags changed benchmarks; the marks and the rule behind them come from
+:mod:`wsblock.analysis.comparison`, shared with the asv comparison.
 """
 
 from __future__ import annotations
@@ -14,23 +15,16 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from wsblock.analysis import tidy
+from wsblock.analysis import comparison, tidy
+from wsblock.analysis.comparison import FAILED, NOW_DISCONNECTS, NOW_SURVIVES
 from wsblock.report import cells as cellmod
 from wsblock.report import environment
 from wsblock.report import markdown as md
 from wsblock.report.document import read_run
+from wsblock.schema import metrics
 
-NOW_DISCONNECTS = "⚠ now disconnects"
-NOW_SURVIVES = "✓ now survives"
-FAILED_A = "✗ failed in A"
-FAILED_B = "✗ failed in B"
-
-METRICS = (
-    ("lost", "disconnect_share", md.share),
-    ("lag p99 ms", "lag_p99_ms", md.ms),
-    ("echo p99 ms", "echo_p99_ms", md.ms),
-    ("jobs/s", "jobs_per_s", md.number),
-)
+METRICS = metrics.in_compare()
+"""The metrics shown (:func:`wsblock.schema.metrics.in_compare`)."""
 
 
 def describe_cell(row: Mapping[str, Any]) -> str:
@@ -47,35 +41,9 @@ def describe_cell(row: Mapping[str, Any]) -> str:
     return text
 
 
-def mark(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
-    """The change mark of a matched cell (empty when survival did not change).
-
-    A cell survives when every measured repeat kept every connection.
-    """
-    if a["status"] != "ok" and b["status"] == "ok":
-        return FAILED_A
-    if b["status"] != "ok" and a["status"] == "ok":
-        return FAILED_B
-    if a["status"] != "ok" and b["status"] != "ok":
-        return "✗ failed in both"
-    if _is(a["survived"], True) and _is(b["survived"], False):
-        return NOW_DISCONNECTS
-    if _is(a["survived"], False) and _is(b["survived"], True):
-        return NOW_SURVIVES
-    return ""
-
-
-def _is(value: Any, flag: bool) -> bool:
-    # ``survived`` is True, False or unknown (None/NaN): unknown matches neither.
-    return not cellmod.is_none(value) and bool(value) == flag
-
-
-def _side(cells: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    return {row["cell_key"]: row for row in cells.to_dict("records")}
-
-
-def _value(row: Mapping[str, Any], column: str) -> Any:
-    return row[column] if row["status"] == "ok" else None
+def _sides(df: pd.DataFrame) -> dict[str, comparison.Side]:
+    keys = cellmod.key_columns(df)
+    return {str(k): v for k, v in comparison.sides(df, lambda row: cellmod.cell_key(row, keys)).items()}
 
 
 def _header(name: str, directory: Path, loaded: tidy.Loaded, warnings: list[str]) -> str:
@@ -93,12 +61,11 @@ def _header(name: str, directory: Path, loaded: tidy.Loaded, warnings: list[str]
 def _cells_only(rows: list[dict[str, Any]]) -> str:
     table_rows = []
     for row in rows:
-        status = "failed" if row["status"] != "ok" else "ok"
-        table_rows.append([describe_cell(row), status, md.share(_value(row, "disconnect_share")),
-                           md.ms(_value(row, "lag_p99_ms")), md.ms(_value(row, "echo_p99_ms")),
-                           md.number(_value(row, "jobs_per_s"))])
-    return md.table(["cell", "status", "lost", "lag p99 ms", "echo p99 ms", "jobs/s"], table_rows,
-                    align="llrrrr")
+        ok = row["status"] == "ok"
+        table_rows.append([describe_cell(row), "ok" if ok else "failed",
+                           *(md.for_metric(m)(row[m.column] if ok else None) for m in METRICS)])
+    return md.table(["cell", "status", *(m.short for m in METRICS)], table_rows,
+                    align="ll" + "r" * len(METRICS))
 
 
 def compare(dir_a: str | Path, dir_b: str | Path) -> str:
@@ -120,9 +87,10 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
     path_a, path_b = Path(dir_a), Path(dir_b)
     loaded_a, warn_a = read_run(path_a)
     loaded_b, warn_b = read_run(path_b)
-    cells_a = cellmod.aggregate(tidy.frame(loaded_a.records))
-    cells_b = cellmod.aggregate(tidy.frame(loaded_b.records))
-    side_a, side_b = _side(cells_a), _side(cells_b)
+    frame_a, frame_b = tidy.frame(loaded_a.records), tidy.frame(loaded_b.records)
+    side_a = {row["cell_key"]: row for row in cellmod.aggregate(frame_a).to_dict("records")}
+    side_b = {row["cell_key"]: row for row in cellmod.aggregate(frame_b).to_dict("records")}
+    values_a, values_b = _sides(frame_a), _sides(frame_b)
     order = list(dict.fromkeys([*side_a, *side_b]))
     # Both frames are sorted already; merge their orders the same way.
     order.sort(key=lambda k: _sort_key(side_a.get(k) or side_b[k]))
@@ -132,20 +100,20 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
 
     rows, counts = [], {NOW_DISCONNECTS: 0, NOW_SURVIVES: 0, "failed": 0}
     for key in matched:
-        a, b = side_a[key], side_b[key]
-        change = mark(a, b)
-        if change in counts:
-            counts[change] += 1
-        elif change:
+        change = comparison.cell_mark(values_a[key], values_b[key])
+        if change in FAILED:
             counts["failed"] += 1
-        row = [change, describe_cell(a)]
-        for _, column, fmt in METRICS:
-            va, vb = _value(a, column), _value(b, column)
-            row += [fmt(va), fmt(vb), md.ratio(va, vb)]
+        elif change:
+            counts[change] += 1
+        row = [change, describe_cell(side_a[key])]
+        for metric in METRICS:
+            verdict = comparison.decide(metric, values_a[key], values_b[key])
+            fmt = md.for_metric(metric)
+            row += [fmt(verdict.a), fmt(verdict.b), md.ratio(verdict.a, verdict.b)]
         rows.append(row)
     header = ["mark", "cell"]
-    for label, _, _ in METRICS:
-        header += [f"{label} A", f"{label} B", "B/A"]
+    for metric in METRICS:
+        header += [f"{metric.short} A", f"{metric.short} B", "B/A"]
 
     out = ["# wsblock compare", "",
            _header("A", path_a, loaded_a, warn_a), _header("B", path_b, loaded_b, warn_b), ""]
@@ -154,8 +122,7 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
         "ping_timeout, client pings, handler ping_timeout) and workload parameters. Each value is the median over the cell's measured repeats: `lost` = share of "
         "connections lost (0..1), `lag p99` = server loop lag p99, `echo p99` = observer echo latency "
         "p99, `jobs/s` = job replies per second. B/A = B divided by A (`–` when A is 0 or a side has no "
-        f"value). Marks: `{NOW_DISCONNECTS}` = every repeat of A kept every connection and B lost some; "
-        f"`{NOW_SURVIVES}` = the reverse; `✗ failed` = no measurement on that side."
+        "value). Marks: " + comparison.legend([NOW_DISCONNECTS, NOW_SURVIVES, *FAILED])
     )
     out.append("")
     out.append(f"{len(matched)} cells in both runs: {counts[NOW_DISCONNECTS]} now disconnect, "

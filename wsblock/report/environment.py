@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+from wsblock.schema.record import get_path as _get
+
 Record = Mapping[str, Any]
-
-
-def _get(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
 
 
 def base_meta(manifest: Mapping[str, Any] | None, records: Iterable[Record]) -> dict[str, Any]:

@@ -63,13 +63,14 @@ def _values(here: pd.DataFrame, strategies: list[str], pairs: list[cellmod.Keepa
     failed = np.zeros((len(strategies), len(pairs)), dtype=bool)
     for i, strategy in enumerate(strategies):
         for j, setting in enumerate(pairs):
-            found = cellmod.lookup_keepalive(here, setting, strategy=strategy)
-            if found.empty:
+            found, row = cellmod.state(here, (), workload="", size=math.nan, strategy=strategy,
+                                       keepalive=setting)
+            if row is None:
                 continue
             measured[i, j] = True
-            failed[i, j] = found.iloc[0]["status"] != "ok"
-            value = found.iloc[0][column]
-            if found.iloc[0]["status"] == "ok" and value is not None and not math.isnan(float(value)):
+            failed[i, j] = found == cellmod.FAILED
+            value = row[column]
+            if found == cellmod.OK and not cellmod.is_none(value):
                 values[i, j] = float(value)
     return values, measured, failed
 

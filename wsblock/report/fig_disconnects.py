@@ -21,16 +21,11 @@ CMAP = "YlOrRd"
 def _state(cells: pd.DataFrame, skipped: list[cellmod.Skip], *, workload: str, size: float,
            strategy: str, keepalive: cellmod.Keepalive) -> tuple[str, float, bool]:
     """``(state, share, repeats disagree)`` of one heatmap square."""
-    here = cellmod.lookup_keepalive(cells, keepalive, strategy=strategy)
-    if not here.empty:
-        row = here.iloc[0]
-        if row["status"] != "ok":
-            return "failed", np.nan, False
-        return "ok", float(row["disconnect_share"]), bool(row["repeats_disagree"])
-    for skip in skipped:
-        if skip.matches(workload=workload, work_ms=size, strategy=strategy, **keepalive.axes()):
-            return "skipped", np.nan, False
-    return "not run", np.nan, False
+    found, row = cellmod.state(cells, skipped, workload=workload, size=size, strategy=strategy,
+                               keepalive=keepalive)
+    if found == cellmod.OK and row is not None:
+        return found, float(row["disconnect_share"]), bool(row["repeats_disagree"])
+    return found, np.nan, False
 
 
 def _panel(ax: Any, cells: pd.DataFrame, skipped: list[cellmod.Skip], strategies: list[str],

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-
-def is_missing(value: Any) -> bool:
-    """True for ``None`` and NaN."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+from wsblock.schema.axes import is_none as is_missing
+from wsblock.schema.metrics import Metric
 
 
 def escape(text: Any) -> str:
@@ -80,3 +78,8 @@ def ratio(a: Any, b: Any) -> str:
     if is_missing(a) or is_missing(b) or float(a) == 0:
         return "–"
     return f"{float(b) / float(a):.2f}"
+
+
+def for_metric(metric: Metric) -> Callable[[Any], str]:
+    """The format of a metric's values, from its unit."""
+    return {"share": share, "ms": ms}.get(metric.unit, number)

@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from wsblock import atomic  # noqa: E402
+from wsblock.engine import strategies  # noqa: E402
 from wsblock.report import cells as cellmod  # noqa: E402
 
 # SVG first: the PNG (the file people look at) is then drawn with the layout
@@ -30,8 +31,10 @@ FORMATS = ("svg", "png")
 DPI = 110
 PANEL_W, PANEL_H = 3.6, 2.5
 
-STRATEGY_COLOURS = {"inline": "#d62728", "chunked": "#ff7f0e", "thread": "#1f77b4", "process": "#2ca02c"}
-STRATEGY_MARKERS = {"inline": "o", "chunked": "s", "thread": "^", "process": "D"}
+# Strategies take colours and markers by their place in the catalogue
+# (red for "blocks the loop" through green for "leaves the process").
+STRATEGY_COLOURS = ("#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
+STRATEGY_MARKERS = ("o", "s", "^", "D", "P", "X")
 
 # Deterministic output: SVGs carry no date and a fixed id salt, so two
 # renders of the same data are byte-identical.
@@ -49,12 +52,19 @@ plt.rcParams.update({
 
 def strategy_colour(name: str) -> str:
     """A fixed colour per strategy, so every figure uses the same one."""
-    return STRATEGY_COLOURS.get(name, "#7f7f7f")
+    index = _catalogue_index(name)
+    return STRATEGY_COLOURS[index] if index < len(STRATEGY_COLOURS) else "#7f7f7f"
 
 
 def strategy_marker(name: str) -> str:
     """A fixed marker per strategy (colour is not the only cue)."""
-    return STRATEGY_MARKERS.get(name, "v")
+    index = _catalogue_index(name)
+    return STRATEGY_MARKERS[index] if index < len(STRATEGY_MARKERS) else "v"
+
+
+def _catalogue_index(name: str) -> int:
+    order = strategies.names()
+    return order.index(name) if name in order else len(order) + len(STRATEGY_COLOURS)
 
 
 def keepalive_colours(count: int) -> list[Any]:

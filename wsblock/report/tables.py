@@ -17,15 +17,10 @@ import pandas as pd
 from wsblock.report import cells as cellmod
 from wsblock.report import markdown as md
 from wsblock.report import plotting
+from wsblock.schema import metrics
 
-METRICS = (
-    ("lag p50 ms", "lag_p50_ms", md.ms),
-    ("lag p99 ms", "lag_p99_ms", md.ms),
-    ("lag max ms", "lag_max_ms", md.ms),
-    ("echo p99 ms", "echo_p99_ms", md.ms),
-    ("jobs/s", "jobs_per_s", md.number),
-    ("job ms p50", "job_ms_p50", md.ms),
-)
+METRICS = tuple((m.short, m.column, md.for_metric(m)) for m in metrics.in_table())
+"""``(title, column, format)`` of the metric columns (:func:`wsblock.schema.metrics.in_table`)."""
 
 
 def reference_keepalive(pairs: list[cellmod.Keepalive]) -> cellmod.Keepalive:
@@ -38,18 +33,6 @@ def reference_keepalive(pairs: list[cellmod.Keepalive]) -> cellmod.Keepalive:
                == cellmod.timeout_sort_key(pairs[-1].ping_timeout)]
     plain = [k for k in longest if k.client_pings and k.handler_ping_timeout is None]
     return (plain or longest)[0]
-
-
-def _state(here: pd.DataFrame, skipped: list[cellmod.Skip], workload: str, size: float, strategy: str,
-           setting: cellmod.Keepalive) -> tuple[str, pd.Series | None]:
-    found = cellmod.lookup_keepalive(here, setting, strategy=strategy)
-    if not found.empty:
-        row = found.iloc[0]
-        return ("ok" if row["status"] == "ok" else "failed"), row
-    for skip in skipped:
-        if skip.matches(workload=workload, work_ms=size, strategy=strategy, **setting.axes()):
-            return "skipped", None
-    return "not run", None
 
 
 def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: str, size: float,
@@ -78,7 +61,8 @@ def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: st
               *(name for name, _, _ in METRICS), f"busy cores of {cpu_text}"]
     rows = []
     for strategy in strategies:
-        states = [_state(here, skipped, workload, size, strategy, pair) for pair in pairs]
+        states = [cellmod.state(here, skipped, workload=workload, size=size, strategy=strategy, keepalive=pair)
+                  for pair in pairs]
         if all(state == "not run" for state, _ in states):
             continue
         lost = []
@@ -123,9 +107,12 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
         "`lost @ X`: share of connections lost (0..1) at keepalive setting X (ping_timeout, or "
         "ping_interval / ping_timeout); † = the repeats disagreed (some lost connections, some did not). "
         f"All other columns come from the cell with ping_timeout **{ref_label}** (the longest in the run): "
-        "server loop lag (lateness of a 1 ms sleep in the loop) p50/p99/max, observer echo latency p99, "
-        "job replies per second, measured wall time of one job, and the machine's busy cores during the "
-        "window. Every number is the median over the cell's measured repeats; `failed`, `skipped`, "
+        + "; ".join(f"`{m.short}` = {m.description}" for m in metrics.in_table())
+        + "; and the machine's busy cores during the window. "
+        "Every number is the median over the cell's measured repeats"
+        + "".join(f", `{m.short}` the {'largest' if m.aggregate == 'max' else 'smallest'}"
+                  for m in metrics.in_table() if m.aggregate != "median")
+        + "; `failed`, `skipped`, "
         "`not run` say why there is none; `–` = nothing was recorded (e.g. no job finished in the window). "
         "Percentiles come from HDR histograms with 3 significant digits.",
         "",

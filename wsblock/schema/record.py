@@ -1,31 +1,96 @@
 """The cell record: one versioned JSON document per cell.
 
 The layout is documented in ``docs/record.md``. Tools that read records
-(matrix tables, reports, asv) rely on the keys checked by :func:`validate`.
+(matrix tables, reports, asv) go through :func:`load`, which brings an older
+record to the current layout (:func:`upgrade`) and checks the keys they rely
+on (:func:`validate`); nothing else needs to know about older layouts.
+
+Versions:
+
+* 1: the first layout. Records written under it grew over time: the oldest
+  lack ``ticker_lag_ms``, ``job_cpu_ms``, ``disconnects.by_initiator``,
+  ``stalls.sampled``/``stalls.stalled_share``, ``job_ms.in_flight_at_stop``
+  and the keepalive variants ``params.client_pings`` and
+  ``params.handler_ping_timeout``.
+* 2: every key above is present (``null`` where nothing was measured);
+  failed records are written by :func:`failed`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Callable, Mapping
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+KIND = "wsblock.cell"
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "": ("schema_version", "params", "disconnects", "loop_lag_ms", "stalls", "throughput",
-         "echo_latency_ms", "job_ms", "job_latency_ms", "resources", "meta"),
-    "disconnects": ("total", "share", "by_code", "first_s"),
+         "echo_latency_ms", "job_ms", "job_latency_ms", "resources", "meta",
+         "ticker_lag_ms", "job_cpu_ms"),
+    "disconnects": ("total", "share", "by_code", "by_initiator", "first_s"),
     "loop_lag_ms": ("p50", "p90", "p99", "p999", "max", "samples"),
     "stalls": ("count", "max_ms", "total_ms"),
     "throughput": ("jobs_per_s", "echo_per_s"),
     "echo_latency_ms": ("p50", "p99", "max"),
     "job_ms": ("p50", "max"),
     "job_latency_ms": ("p50", "p99"),
-    "params": ("workload", "work_ms", "strategy", "ping_interval", "ping_timeout", "duration"),
+    "params": ("workload", "work_ms", "strategy", "ping_interval", "ping_timeout", "duration",
+               "client_pings", "handler_ping_timeout"),
 }
+REQUIRED_FAILED: dict[str, tuple[str, ...]] = {"": ("params", "error"), "params": REQUIRED["params"]}
+
+
+def _v1_to_v2(record: dict[str, Any]) -> None:
+    # Keys a v1 record may lack take the value they had before they existed:
+    # not measured (null), no initiator counted, the keepalive defaults.
+    params = record.setdefault("params", {})
+    if isinstance(params, dict):
+        params.setdefault("client_pings", True)
+        params.setdefault("handler_ping_timeout", None)
+    record.setdefault("kind", KIND)
+    if record.get("status", "ok") == "ok":
+        record.setdefault("ticker_lag_ms", None)
+        record.setdefault("job_cpu_ms", None)
+        disconnects = record.get("disconnects")
+        if isinstance(disconnects, dict):
+            disconnects.setdefault("by_initiator", {})
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {1: _v1_to_v2}
+"""Version -> the step that brings a record of that version to the next."""
+
+
+def upgrade(record: Any) -> dict[str, Any]:
+    """Bring a record of any known version to the current layout.
+
+    Args:
+        record: A parsed JSON document.
+
+    Returns:
+        A copy in the current layout (the input is left alone); a current
+        record comes back as it is.
+
+    Raises:
+        ValueError: If it is not a JSON object or its version is unknown.
+    """
+    if not isinstance(record, dict):
+        raise ValueError("a record must be a JSON object")
+    version = record.get("schema_version")
+    if version == SCHEMA_VERSION:
+        return record
+    if version not in UPGRADES:
+        raise ValueError(f"unsupported schema_version {version!r} (expected 1 to {SCHEMA_VERSION})")
+    out = copy.deepcopy(record)
+    while version != SCHEMA_VERSION:
+        UPGRADES[version](out)
+        version += 1
+        out["schema_version"] = version
+    return out
 
 
 def validate(record: Any) -> None:
-    """Check that a record has the keys tools rely on.
+    """Check that a record (of any known version) has the keys tools rely on.
 
     Args:
         record: A parsed JSON document.
@@ -33,22 +98,71 @@ def validate(record: Any) -> None:
     Raises:
         ValueError: Naming the first missing or wrong key.
     """
-    if not isinstance(record, dict):
-        raise ValueError("a record must be a JSON object")
-    version = record.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"unsupported schema_version {version!r} (expected {SCHEMA_VERSION})")
-    status = record.get("status", "ok")
+    current = upgrade(record)
+    status = current.get("status", "ok")
     if status == "failed":
-        required = {"": ("params", "error"), "params": REQUIRED["params"]}
+        required = REQUIRED_FAILED
     elif status == "ok":
         required = REQUIRED
     else:
         raise ValueError(f"unknown status {status!r}")
     for section, keys in required.items():
-        container = record if not section else record.get(section)
+        container = current if not section else current.get(section)
         if not isinstance(container, dict):
             raise ValueError(f"missing section {section!r}")
         for key in keys:
             if key not in container:
                 raise ValueError(f"missing key {section + '.' if section else ''}{key}")
+
+
+def load(record: Any) -> dict[str, Any]:
+    """Upgrade and validate a record just read.
+
+    Returns:
+        The record in the current layout.
+
+    Raises:
+        ValueError: Naming what is wrong.
+    """
+    current = upgrade(record)
+    validate(current)
+    return current
+
+
+def get_path(data: Any, *keys: str) -> Any:
+    """Walk nested mappings (a record, a manifest); ``None`` when any step is missing."""
+    node: Any = data
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def is_ok(record: Any) -> bool:
+    """Whether a record holds a measurement (``status`` ``ok``)."""
+    return isinstance(record, dict) and record.get("status", "ok") == "ok"
+
+
+def failed(
+    *, params: dict[str, Any], error: str, exit_code: int | None, stderr_tail: list[str], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The record of a cell that could not be measured.
+
+    Args:
+        params: The cell (``CellConfig.to_dict()``).
+        error: One line saying why (without ``error: ``).
+        exit_code: The cell process's exit status, if it ended.
+        stderr_tail: Its last lines of standard error.
+        meta: Environment metadata.
+    """
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
+        "status": "failed",
+        "params": params,
+        "error": error.removeprefix("error: "),
+        "exit_code": exit_code,
+        "stderr_tail": stderr_tail,
+        "meta": meta,
+    }

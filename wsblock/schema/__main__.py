@@ -1,0 +1,70 @@
+"""Print ``docs/vocabulary.md``: the declared metrics and axes as tables.
+
+``python -m wsblock.schema > docs/vocabulary.md``; a test checks that the
+stored file is current.
+"""
+
+from __future__ import annotations
+
+from wsblock.schema import axes, metrics
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def vocabulary() -> str:
+    """The documentation of every metric and axis, in markdown."""
+    lines = [
+        "# Vocabulary: metrics and axes",
+        "",
+        "Generated from `wsblock/schema/metrics.py` and `wsblock/schema/axes.py` by",
+        "`python -m wsblock.schema > docs/vocabulary.md`; do not edit by hand. How to add",
+        "a metric or an axis: [`extending.md`](extending.md).",
+        "",
+        "## Metrics",
+        "",
+        "One column of the tidy table each (`cells.csv`), read from the record at the path",
+        "given ([`record.md`](record.md)). *better*: which way is better (`none`: descriptive).",
+        "*repeats*: how the report summarises the repeats of a cell. *asv*: the asv benchmark",
+        "that tracks it. *table* / *compare*: column of the report's per-workload tables and",
+        "of `wsblock compare`.",
+        "",
+        "| column | record path | unit | better | repeats | asv | table | compare | what |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in metrics.METRICS:
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            f"`{m.column}`", f"`{'.'.join(m.path)}`", m.unit, m.better, m.aggregate,
+            f"`{m.asv}`" if m.asv else "", m.table or "", m.compare or "", m.description)) + " |")
+    lines += [
+        "",
+        "`disconnects_<code>` columns (one per close code seen) follow `first_disconnect_s`.",
+        "",
+        "## Axes",
+        "",
+        "A matrix multiplies the axes out; each enters the cell id. *asv*: `always` an asv",
+        "parameter, `varied` only in a profile that varies it.",
+        "",
+        "| axis | matrix key | option | default | in the id | asv | examples | what |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for a in axes.AXES:
+        default = "required" if a.default is axes.REQUIRED else repr(a.default)
+        parsed = [a.parse(a.toml_key, v) for v in a.examples]
+        id_parts = ", ".join(f"`{p}`" if (p := a.id_part(a.normal(v))) else "(nothing)" for v in parsed)
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            f"`{a.name}`", f"`{a.toml_key}`", f"`{a.cli_option}`", default, id_parts, a.asv,
+            ", ".join(repr(v) for v in a.examples), a.description)) + " |")
+    lines += [
+        "",
+        "Other cell parameters are settings, shared by the cells of a matrix: a matrix id leaves",
+        "them out; the id of a standalone record (`wsblock run --out`) names each one that",
+        "differs from its default, as `-<name>=<value>`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(vocabulary(), end="")
