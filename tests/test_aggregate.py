@@ -23,7 +23,7 @@ def _row(cell: str, repeat: int, *, lag: float = 1.0, echo: float = 5.0, jobs: f
         "cell_id": f"{cell}-r{repeat}" if matrix else cell, "repeat": repeat if matrix else 0,
         "status": status, "error": None if measured else "boom",
         "workload": cell.split("-")[0], "work_ms": 100.0, "strategy": "inline",
-        "ping_interval": 0.5, "ping_timeout": None,
+        "ping_interval": 0.5, "ping_timeout": None, "client_pings": True, "handler_ping_timeout": None,
         "disconnects_total": lost if measured else math.nan,
         "disconnect_share": lost / opened if measured else math.nan,
         "connections_opened": opened if measured else math.nan,
@@ -37,25 +37,32 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_cell_drops_only_its_own_repeat_suffix() -> None:
-    assert agg.cell_of({"cell_id": "numpy-50ms-thread-pi1-pt1-r2", "repeat": 2}) == "numpy-50ms-thread-pi1-pt1"
-    # A standalone record has no repeat part; a look-alike suffix stays.
-    assert agg.cell_of({"cell_id": "numpy-50ms-thread-pi1-pt1-r2", "repeat": 0}) == "numpy-50ms-thread-pi1-pt1-r2"
+def test_a_cell_is_its_axes_and_workload_parameters_without_the_repeat() -> None:
+    row = {"cell_id": "numpy-50ms-thread-pi1-pt1-r2", "repeat": 2, "workload": "numpy", "work_ms": 50.0,
+           "strategy": "thread", "ping_interval": 1.0, "ping_timeout": 1.0, "client_pings": True,
+           "handler_ping_timeout": None, "numpy_size": float("nan"), "pandas_chunksize": 1000.0}
+    assert agg.cell_of(row) == "numpy-50ms-thread-pi1-pt1"
+    pandas = {**row, "workload": "pandas", "cell_id": "anything"}
+    assert agg.cell_of(pandas) == "pandas-50ms-thread-pi1-pt1-chunksize1000"
+
+
+def _name(cell: str) -> str:
+    return agg.cell_of(_row(cell, 0))
 
 
 def test_aggregate_gives_median_interval_confidence_and_n_per_metric() -> None:
     df = _table([_row("a", 0, lag=3.0), _row("a", 1, lag=1.0), _row("a", 2, lag=2.0),
                  _row("a", 3, status="failed"), _row("b", 0, lag=7.0)])
     out = agg.aggregate(df, ["lag_p99_ms", "echo_p99_ms"])
-    a = out[out["cell"] == "a"].iloc[0]
+    a = out[out["cell"] == _name("a")].iloc[0]
     assert (a["lag_p99_ms"], a["lag_p99_ms_low"], a["lag_p99_ms_high"], a["lag_p99_ms_n"]) == (2.0, 1.0, 3.0, 3)
     assert a["lag_p99_ms_conf"] == pytest.approx(0.75)
     assert (a["repeats"], a["ok_repeats"], a["failed_repeats"], a["status"]) == (4, 3, 1, "ok")
-    b = out[out["cell"] == "b"].iloc[0]
+    b = out[out["cell"] == _name("b")].iloc[0]
     assert b["lag_p99_ms_n"] == 1 and b["lag_p99_ms_conf"] == 0.0
     # Axes survive, "none" settings stay None.
     assert a["workload"] == "a" and a["ping_timeout"] is None
-    assert list(out["cell"]) == ["a", "b"]
+    assert list(out["cell"]) == [_name("a"), _name("b")]
 
 
 def test_loss_is_pooled_over_repeats_with_a_wilson_interval_and_repeats_that_lost() -> None:
@@ -73,7 +80,7 @@ def test_unstable_when_a_primary_metric_varies_beyond_the_limit_and_not_below_re
     noisy = [_row("n", i, lag=v) for i, v in enumerate((10.0, 30.0, 12.0))]
     # 0.01 .. 0.09 ms is all below the lag probe's resolution: not instability.
     tiny = [_row("t", i, lag=v) for i, v in enumerate((0.01, 0.09, 0.05))]
-    out = agg.aggregate(_table(steady + noisy + tiny)).set_index("cell")
+    out = agg.aggregate(_table(steady + noisy + tiny)).set_index("workload")
     assert not out.loc["s", "unstable"] and out.loc["s", "unstable_reasons"] == ""
     assert out.loc["n", "unstable"] and "lag_p99_ms varies" in out.loc["n", "unstable_reasons"]
     assert not out.loc["t", "unstable"]
@@ -113,9 +120,9 @@ def test_identical_runs_rarely_change_and_a_real_difference_is_found() -> None:
     b = _run(rng, 30, 3, scale={"c4": 20.0})
     result = verdicts.compare_tables(a, b)
     assert len(result.verdicts) == 30 * len(verdicts.COMPARED)
-    flagged = [v for v in result.changed() if v.cell != "c4"]
+    flagged = [v for v in result.changed() if v.cell != _name("c4")]
     assert len(flagged) <= 0.05 * len(result.verdicts)
-    found = {(v.cell, v.metric): v for v in result.verdicts}[("c4", "lag_p99_ms")]
+    found = {(v.cell, v.metric): v for v in result.verdicts}[(_name("c4"), "lag_p99_ms")]
     assert found.verdict == iv.WORSE and found.ratio > 5
     assert found.a_interval[0] <= found.a <= found.a_interval[1] and found.a_n == found.b_n == 3
 
@@ -124,9 +131,9 @@ def test_fewer_than_three_repeats_cannot_tell_and_direction_is_respected() -> No
     a = _table([_row("x", i, jobs=1.0 + i / 100, lag=1.0 + i / 100) for i in range(3)] + [_row("y", 0)])
     b = _table([_row("x", i, jobs=5.0 + i / 100, lag=9.0 + i / 100) for i in range(3)] + [_row("y", 0, lag=99.0)])
     got = {(v.cell, v.metric): v.verdict for v in verdicts.compare_tables(a, b).verdicts}
-    assert got[("x", "jobs_per_s")] == iv.BETTER
-    assert got[("x", "lag_p99_ms")] == iv.WORSE
-    assert all(got[("y", m)] == iv.CANNOT_TELL for m in verdicts.COMPARED)
+    assert got[(_name("x"), "jobs_per_s")] == iv.BETTER
+    assert got[(_name("x"), "lag_p99_ms")] == iv.WORSE
+    assert all(got[(_name("y"), m)] == iv.CANNOT_TELL for m in verdicts.COMPARED)
 
 
 def test_loss_changes_only_when_every_repeat_agrees() -> None:
@@ -144,13 +151,13 @@ def test_json_has_one_object_per_cell_and_metric_with_the_documented_keys() -> N
     a = _table([_row("x", i) for i in range(3)] + [_row("only_a", 0)])
     b = _table([_row("x", i) for i in range(3)] + [_row("only_b", 0)])
     result = verdicts.compare_tables(a, b)
-    assert result.only_a == ["only_a"] and result.only_b == ["only_b"]
+    assert result.only_a == [_name("only_a")] and result.only_b == [_name("only_b")]
     objects = json.loads(json.dumps(result.as_json(), allow_nan=False))
     assert len(objects) == len(verdicts.COMPARED)
     for obj in objects:
         assert {"cell", "metric", "a", "b", "a_interval", "b_interval", "ratio", "verdict"} <= set(obj)
-        assert obj["cell"] == "x" and obj["verdict"] in iv.VERDICTS
-    assert "5 no change" in verdicts.summary_line(result)
+        assert obj["cell"] == _name("x") and obj["verdict"] in iv.VERDICTS
+    assert f"{len(verdicts.COMPARED)} no change" in verdicts.summary_line(result)
 
 
 def test_one_job_more_in_a_window_is_resolution_not_instability() -> None:
@@ -159,6 +166,6 @@ def test_one_job_more_in_a_window_is_resolution_not_instability() -> None:
         rows.append({**_row("q", i, jobs=jobs, lag=10.0, echo=5.0), "duration": 4.0})
     for i, jobs in enumerate((0.25, 1.0, 0.5)):
         rows.append({**_row("w", i, jobs=jobs, lag=10.0, echo=5.0), "duration": 4.0})
-    out = agg.aggregate(_table(rows)).set_index("cell")
+    out = agg.aggregate(_table(rows)).set_index("workload")
     assert not out.loc["q", "unstable"]
     assert out.loc["w", "unstable"] and "jobs_per_s varies" in out.loc["w", "unstable_reasons"]

@@ -38,7 +38,7 @@ def test_profiles_expand_to_the_documented_grids() -> None:
     assert len({c.cell.ping_timeout for c in quick.cells}) == 2
     assert len(quick.cells) == (4 + 3) * 2 * 3
     # Profiles used for conclusions measure every cell at least three times.
-    assert quick.repeats >= 3 and default.repeats >= 3
+    assert quick.definition["repeats"] >= 3 and default.definition["repeats"] >= 3
     # default: 5 x 4 x 5 x 3 minus chunked x c_holds_gil, three repeats.
     assert len(default.cells) == (5 * 4 * 5 * 3 - 5 * 3) * 3
     assert len(default.skipped) == 15 and all("single call" in r for _, r in default.skipped)

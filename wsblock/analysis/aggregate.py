@@ -23,7 +23,6 @@ Nothing here re-runs work or reads files: the input is a tidy table.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -31,6 +30,7 @@ import pandas as pd
 
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import tidy
+from wsblock.schema import axes, metrics
 
 CV_LIMIT = 0.25
 """A primary metric whose repeats vary more than this (std / mean) marks its cell unstable."""
@@ -50,7 +50,7 @@ SUFFIXES = ("low", "high", "conf", "n")
 
 @dataclass(frozen=True)
 class Resolution:
-    """How finely a metric is resolved: the floor of its comparisons and CVs.
+    """How finely a metric is resolved, and the smallest change worth a verdict.
 
     Attributes:
         floor: Values below this are equal (zeros and sub-resolution noise
@@ -62,47 +62,35 @@ class Resolution:
     min_ratio: float = iv.MIN_RATIO
 
 
-# Tail latencies of a few-second window move by tens of percent between
-# identical runs on a shared machine: below x1.2 a change is not worth a
-# reviewer's attention. Throughput and job times are steadier.
-_LAG = Resolution(0.1, 1.2)
-_MS = Resolution(1.0, 1.2)
-RESOLUTION: dict[str, Resolution] = {
-    "lag_p50_ms": _LAG, "lag_p90_ms": _LAG, "lag_p99_ms": _LAG, "lag_p999_ms": _LAG, "lag_max_ms": _LAG,
-    "ticker_lag_p99_ms": _MS, "ticker_lag_max_ms": _MS, "ticker_late_ticks": Resolution(1.0, 1.2),
-    "stalls_count": Resolution(1.0, 1.2), "stall_max_ms": _MS, "stall_total_ms": _MS,
-    "stalled_share": Resolution(0.01, 1.2),
-    "echo_p50_ms": _MS, "echo_p99_ms": _MS, "echo_max_ms": _MS, "echo_lost": Resolution(1.0, 1.2),
-    "jobs_per_s": Resolution(0.1, 1.1), "echo_per_s": Resolution(1.0, 1.1),
-    "job_ms_p50": Resolution(1.0, 1.1), "job_ms_max": _MS,
-    "job_latency_p50_ms": _MS, "job_latency_p99_ms": _MS,
-    "first_disconnect_s": Resolution(0.1, 1.2),
-}
-"""Per metric: resolution and minimum effect (until the metric declaration carries them)."""
-
 DEFAULT_RESOLUTION = Resolution(1e-3, iv.MIN_RATIO)
 
 
 def resolution(metric: str) -> Resolution:
-    """The resolution and minimum effect of a metric (a conservative default if undeclared)."""
-    return RESOLUTION.get(metric, DEFAULT_RESOLUTION)
+    """The resolution and minimum effect of a metric, as its declaration says.
 
-
-_REPEAT = re.compile(r"-r(\d+)$")
+    (:attr:`wsblock.schema.metrics.Metric.resolution` and
+    :attr:`~wsblock.schema.metrics.Metric.min_effect`; a conservative
+    default for an undeclared column.)
+    """
+    declared = metrics.BY_COLUMN.get(metric)
+    if declared is None:
+        return DEFAULT_RESOLUTION
+    return Resolution(declared.resolution, declared.min_effect)
 
 
 def cell_of(row: Mapping[str, Any]) -> str:
-    """The cell a tidy row belongs to: its ``cell_id`` without the repeat.
+    """The cell a tidy row belongs to: the one cell id, without the repeat.
 
-    A matrix names a record ``<cell>-r<repeat>``; a standalone record's id
-    has no repeat part. Only a suffix that matches the row's own ``repeat``
-    is removed.
+    :func:`wsblock.schema.axes.cell_id` of the row's axes and its own
+    workload parameters (``<workload>_<param>`` columns), without settings:
+    the same identity the report and ``wsblock compare`` use, so that a
+    matrix repeat and a standalone record of the same cell match.
     """
-    ident = str(row.get("cell_id"))
-    match = _REPEAT.search(ident)
-    if match and int(match.group(1)) == int(row.get("repeat") or 0):
-        return ident[: match.start()]
-    return ident
+    prefix = f"{row.get('workload')}_"
+    params = {c[len(prefix):]: row[c] for c in row
+              if c.startswith(prefix) and not axes.is_none(row.get(c))}
+    return axes.cell_id({**{n: row[n] for n in axes.NAMES if n in row}, "workload_params": params},
+                        settings=False)
 
 
 def lost_of(row: Mapping[str, Any]) -> tuple[int, int] | None:
@@ -237,19 +225,18 @@ def group(df: pd.DataFrame) -> dict[str, CellRepeats]:
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    """The tidy table's metric columns that are present (loss excluded: it is a proportion)."""
-    return [c for c in tidy.METRIC_COLUMNS if c in df.columns and c != LOSS]
+    """The declared metrics present in the table (loss excluded: it is a proportion)."""
+    return [c for c in metrics.COLUMNS if c in df.columns and c != LOSS]
 
 
 def identity_columns(df: pd.DataFrame) -> list[str]:
     """Columns that describe a cell and are shared by its repeats.
 
-    The axes, the settings and the workload parameters: every tidy column
-    before the work and measurement columns, except the per-repeat ones.
+    The axes, the keepalive budget, the settings and the workload
+    parameters; not the per-repeat columns, the measurements or the metadata.
     """
     per_repeat = {"cell_id", "repeat", "status", "error"}
-    measured = {*tidy.WORK_COLUMNS, *tidy.DISCONNECT_COLUMNS, *tidy.INITIATOR_COLUMNS,
-                *tidy.METRIC_COLUMNS, *tidy.META_COLUMNS}
+    measured = {*tidy.WORK_COLUMNS, *tidy.METRIC_COLUMNS, *tidy.META_COLUMNS}
     return [c for c in df.columns
             if c not in per_repeat and c not in measured and not c.startswith("disconnects_")]
 
@@ -331,6 +318,6 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
     return out
 
 
-__all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LOSS", "PRIMARY", "RESOLUTION", "Resolution",
+__all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LOSS", "PER_WINDOW", "PRIMARY", "Resolution",
            "aggregate", "cell_of", "group", "identity_columns", "lost_of", "metric_columns", "resolution",
            "summarise"]

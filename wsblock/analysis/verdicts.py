@@ -5,9 +5,9 @@ and, for each compared metric, the repeats of both sides go through the
 stated test of :mod:`wsblock.analysis.intervals`:
 
 * a per-repeat metric (lag, latency, throughput) by
-  :func:`~wsblock.analysis.intervals.compare_values`, with the metric's
-  direction, resolution and minimum effect
-  (:func:`wsblock.analysis.aggregate.resolution`);
+  :func:`~wsblock.analysis.intervals.compare_values`, with the direction,
+  resolution and minimum effect its declaration gives
+  (:mod:`wsblock.schema.metrics`);
 * the disconnect outcome by
   :func:`~wsblock.analysis.intervals.compare_proportions` on the connections
   lost, pooled over the repeats, with the per-repeat shares as a guard.
@@ -27,12 +27,16 @@ import pandas as pd
 
 from wsblock.analysis import intervals as iv
 from wsblock.analysis.aggregate import LOSS, CellRepeats, group, resolution
+from wsblock.schema import metrics
 
-COMPARED = (LOSS, "lag_p99_ms", "echo_p99_ms", "jobs_per_s", "job_ms_p50")
-"""Metrics compared by default."""
+COMPARED = tuple(m.column for m in metrics.in_compare())
+"""Metrics compared by default: those ``wsblock compare`` shows (the declaration's ``compare``)."""
 
-HIGHER_IS_BETTER = frozenset({"jobs_per_s", "echo_per_s", "first_disconnect_s"})
-"""Metrics where a larger value is better; every other compared metric is lower-is-better."""
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (undeclared columns: lower is better)."""
+    declared = metrics.BY_COLUMN.get(metric)
+    return declared is not None and declared.better == "higher"
 
 
 @dataclass(frozen=True)
@@ -145,28 +149,32 @@ class Repeats(Protocol):
         """``(connections lost, connections at risk)`` of each measured repeat."""
 
 
-def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats) -> Verdict:
+def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats, *,
+                   min_ratio: float | None = None) -> Verdict:
     """The verdict on one metric of one cell.
 
     Args:
         cell: The cell's name, carried into the verdict.
         metric: A tidy metric column, or :data:`~wsblock.analysis.aggregate.LOSS`
-            for the disconnect outcome.
+            for the disconnect outcome (tested as a proportion when both
+            sides have connection counts, else on the shares as values).
         a: The cell's repeats in the baseline run.
         b: The same cell's repeats in the other run.
+        min_ratio: Smallest ratio of medians that counts, instead of the
+            metric's own minimum effect.
     """
-    if metric == LOSS:
-        la, lb = a.losses(), b.losses()
+    la, lb = (a.losses(), b.losses()) if metric == LOSS else ([], [])
+    if la and lb:
         pa = iv.wilson(sum(k for k, _ in la), sum(n for _, n in la))
         pb = iv.wilson(sum(k for k, _ in lb), sum(n for _, n in lb))
         c = iv.compare_proportions(pa, pb, repeats_a=len(la), repeats_b=len(lb),
                                    shares_a=[k / n for k, n in la], shares_b=[k / n for k, n in lb])
         return Verdict(cell, metric, pa.share, pb.share, (pa.low, pa.high), (pb.low, pb.high),
-                       c.a.confidence if pa.n else 0.0, c.b.confidence if pb.n else 0.0,
-                       len(la), len(lb), c.ratio, c.p_value, c.verdict, (pa.k, pa.n), (pb.k, pb.n))
+                       c.a.confidence, c.b.confidence, len(la), len(lb), c.ratio, c.p_value, c.verdict,
+                       (pa.k, pa.n), (pb.k, pb.n))
     rule = resolution(metric)
-    c = iv.compare_values(a.values(metric), b.values(metric), higher_is_better=metric in HIGHER_IS_BETTER,
-                          floor=rule.floor, min_ratio=rule.min_ratio)
+    c = iv.compare_values(a.values(metric), b.values(metric), higher_is_better=higher_is_better(metric),
+                          floor=rule.floor, min_ratio=rule.min_ratio if min_ratio is None else min_ratio)
     return Verdict(cell, metric, c.a.median, c.b.median, (c.a.low, c.a.high), (c.b.low, c.b.high),
                    c.a.confidence, c.b.confidence, c.a.n, c.b.n, c.ratio, c.p_value, c.verdict)
 
@@ -215,5 +223,5 @@ def summary_line(result: RunComparison) -> str:
     return f"{len(result.verdicts)} (cell, metric) pairs compared: " + ", ".join(parts)
 
 
-__all__ = ["COMPARED", "HIGHER_IS_BETTER", "Repeats", "RunComparison", "Verdict", "compare_groups", "compare_metric",
-           "compare_tables", "summary_line"]
+__all__ = ["COMPARED", "Repeats", "RunComparison", "Verdict", "compare_groups", "compare_metric",
+           "compare_tables", "higher_is_better", "summary_line"]

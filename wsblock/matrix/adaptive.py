@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from wsblock.analysis import aggregate, tidy
 from wsblock.matrix.spec import Matrix, PlannedCell
-from wsblock.schema import record
+from wsblock.schema import axes, record
 
 SETTLE_ON = ("lag_p99_ms",)
 """Metrics whose spread over repeats calls for another repeat (besides disagreeing losses)."""
@@ -45,7 +45,7 @@ class Unsettled:
 
 
 def _base_id(planned: PlannedCell) -> str:
-    return planned.cell_id.removesuffix(f"-r{planned.repeat}")
+    return axes.cell_id(planned.cell.to_dict(), settings=False)
 
 
 def _records(cells_dir: Path, base: str) -> dict[int, dict[str, Any]]:
@@ -77,15 +77,16 @@ def unsettled(matrix: Matrix, cells_dir: Path, extra: int) -> list[Unsettled]:
         that are unsettled and have had fewer than ``extra`` extra repeats;
         in matrix order.
     """
-    firsts: dict[str, PlannedCell] = {}
+    planned_of: dict[str, list[PlannedCell]] = {}
     for planned in matrix.cells:
-        firsts.setdefault(_base_id(planned), planned)
+        planned_of.setdefault(_base_id(planned), []).append(planned)
     out = []
-    for base, first in firsts.items():
+    for base, group in planned_of.items():
+        first, planned_count = group[0], len(group)
         found = _records(cells_dir, base)
-        if any(r not in found for r in range(matrix.repeats)):
+        if any(p.repeat not in found for p in group):
             continue  # a planned repeat is missing: not ours to judge yet
-        if sum(1 for r in found if r >= matrix.repeats) >= extra:
+        if sum(1 for r in found if r >= planned_count) >= extra:
             continue
         rows = tuple(tidy.flatten(found[r]) for r in sorted(found))
         if sum(1 for row in rows if row["status"] == "ok") < 2:

@@ -28,15 +28,18 @@ def vocabulary() -> str:
         "given ([`record.md`](record.md)). *better*: which way is better (`none`: descriptive).",
         "*repeats*: how the report summarises the repeats of a cell. *asv*: the asv benchmark",
         "that tracks it. *table* / *compare*: column of the report's per-workload tables and",
-        "of `wsblock compare`.",
+        "of `wsblock compare`. *resolution*: values below it are equal, and a spread over repeats",
+        "must exceed it to be instability. *min ratio*: the smallest ratio of medians `wsblock",
+        "compare` calls a change ([`comparisons.md`](comparisons.md)).",
         "",
-        "| column | record path | unit | better | repeats | asv | table | compare | what |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| column | record path | unit | better | repeats | asv | table | compare | resolution | min ratio | what |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in metrics.METRICS:
         lines.append("| " + " | ".join(_cell(x) for x in (
             f"`{m.column}`", f"`{'.'.join(m.path)}`", m.unit, m.better, m.aggregate,
-            f"`{m.asv}`" if m.asv else "", m.table or "", m.compare or "", m.description)) + " |")
+            f"`{m.asv}`" if m.asv else "", m.table or "", m.compare or "", f"{m.resolution:g}",
+            f"x{m.min_effect:g}", m.description)) + " |")
     lines += [
         "",
         "`disconnects_<code>` columns (one per close code seen) follow `first_disconnect_s`.",

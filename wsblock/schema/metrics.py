@@ -42,6 +42,11 @@ class Metric:
         table: Column position in the report's per-workload tables (``None``:
             not shown).
         compare: Column position in ``wsblock compare`` (``None``: not shown).
+        floor: The metric's resolution: values below it are equal, and a
+            spread over repeats must exceed it to count as instability
+            (``None``: the unit's, :data:`RESOLUTION`).
+        min_ratio: The smallest ratio of medians that ``wsblock compare``
+            reports as a change (``None``: the unit's, :data:`MIN_RATIO`).
     """
 
     column: str
@@ -56,6 +61,18 @@ class Metric:
     asv: str | None = None
     table: int | None = None
     compare: int | None = None
+    floor: float | None = None
+    min_ratio: float | None = None
+
+    @property
+    def resolution(self) -> float:
+        """Values below this are equal (see ``floor``)."""
+        return self.floor if self.floor is not None else RESOLUTION.get(self.unit, 1e-3)
+
+    @property
+    def min_effect(self) -> float:
+        """The smallest ratio of medians that is a change (see ``min_ratio``)."""
+        return self.min_ratio if self.min_ratio is not None else MIN_RATIO.get(self.unit, 1.1)
 
     def read(self, record: Mapping[str, Any]) -> float:
         """The metric's value in a measured record, as a float (NaN: nothing recorded)."""
@@ -91,6 +108,18 @@ class Metric:
         if self.aggregate == "min":
             return min(finite)
         return float(statistics.median(finite))
+
+
+RESOLUTION: dict[str, float] = {"ms": 1.0, "s": 0.1, "share": 0.01, "count": 1.0, "per_s": 0.1,
+                                "cores": 0.01, "MiB": 1.0}
+"""Default resolution by unit."""
+
+# Tail latencies of a few-second window move by tens of percent between
+# identical runs on a shared machine: below x1.2 a change is not worth a
+# reviewer's attention. Throughput, job times and memory are steadier.
+MIN_RATIO: dict[str, float] = {"ms": 1.2, "s": 1.2, "share": 1.2, "count": 1.2, "per_s": 1.1,
+                               "cores": 1.1, "MiB": 1.1}
+"""Default minimum effect by unit."""
 
 
 def number(value: Any) -> float:
@@ -130,16 +159,16 @@ METRICS: tuple[Metric, ...] = (
        "connections open at some time inside the window", better="none"),
     # Responsiveness.
     _m("lag_p50_ms", "loop_lag_ms.p50", "ms", "lag p50 ms", "loop lag p50 (ms)",
-       "median lateness of a 1 ms sleep in the server's loop", table=1),
+       "median lateness of a 1 ms sleep in the server's loop", table=1, floor=0.1),
     _m("lag_p90_ms", "loop_lag_ms.p90", "ms", "lag p90 ms", "loop lag p90 (ms)",
-       "90th percentile of the loop-lag probe"),
+       "90th percentile of the loop-lag probe", floor=0.1),
     _m("lag_p99_ms", "loop_lag_ms.p99", "ms", "lag p99 ms", "loop lag p99 (ms)",
        "99th percentile of the loop-lag probe", asv="bench_responsiveness.Responsiveness.track_loop_lag_p99",
-       table=2, compare=2),
+       table=2, compare=2, floor=0.1),
     _m("lag_p999_ms", "loop_lag_ms.p999", "ms", "lag p99.9 ms", "loop lag p99.9 (ms)",
-       "99.9th percentile of the loop-lag probe"),
+       "99.9th percentile of the loop-lag probe", floor=0.1),
     _m("lag_max_ms", "loop_lag_ms.max", "ms", "lag max ms", "loop lag max (ms)",
-       "largest lateness of the loop-lag probe", table=3),
+       "largest lateness of the loop-lag probe", table=3, floor=0.1),
     _m("lag_samples", "loop_lag_ms.samples", "count", "lag samples", "loop-lag samples",
        "wake-ups of the loop-lag probe inside the window", better="none"),
     _m("ticker_lag_p99_ms", "ticker_lag_ms.p99", "ms", "ticker p99 ms", "100 ms ticker lag p99 (ms)",
@@ -174,9 +203,10 @@ METRICS: tuple[Metric, ...] = (
     _m("echo_lost", "echo_latency_ms.lost", "count", "echo lost", "echoes lost",
        "echoes on connections that died before the reply"),
     _m("job_ms_p50", "job_ms.p50", "ms", "job ms p50", "job time p50 (ms)",
-       "median wall time of one job, measured where it ran", asv="bench_work.JobTime.track_job_ms", table=6),
+       "median wall time of one job, measured where it ran", asv="bench_work.JobTime.track_job_ms", table=6,
+       min_ratio=1.1),
     _m("job_ms_max", "job_ms.max", "ms", "job ms max", "job time max (ms)",
-       "largest wall time of one job"),
+       "largest wall time of one job", min_ratio=1.1),
     _m("job_cpu_ms_p50", "job_cpu_ms.p50", "ms", "job cpu ms p50", "job CPU time p50 (ms)",
        "median CPU time of the thread that ran a job", better="none"),
     _m("job_latency_p50_ms", "job_latency_ms.p50", "ms", "job rtt p50 ms", "job round trip p50 (ms)",
