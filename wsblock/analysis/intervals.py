@@ -21,7 +21,9 @@ the handful of repeats a benchmark can afford:
   :data:`MIN_REPEATS` repeats on each side; Welch's t-test on the logarithms
   of the values (the metrics are ratios in nature: lag, latency, job time)
   at :data:`ALPHA`; ranges of the two sides that do not overlap; and a ratio
-  of medians beyond the metric's minimum effect. Requiring the test *and*
+  of medians beyond the metric's minimum effect whose difference also
+  exceeds the metric's resolution (one job more in a few-second window is
+  a step of the count, not a change). Requiring the test *and*
   separated ranges keeps false alarms between identical runs well under 5 %
   of the compared pairs, while a real difference of several times is found
   with 3 repeats a side.
@@ -252,7 +254,8 @@ def compare_values(
         a: Per-repeat values of the baseline.
         b: Per-repeat values of the contender.
         higher_is_better: Direction of the metric.
-        floor: The metric's resolution (see :func:`change_p_value`).
+        floor: The metric's resolution (see :func:`change_p_value`); the
+            medians must also differ by more than this.
         min_ratio: Smallest ratio of medians that counts as a change.
 
     Returns:
@@ -267,7 +270,9 @@ def compare_values(
     lo_a, hi_a = max(xa[0], floor), max(xa[-1], floor)
     lo_b, hi_b = max(xb[0], floor), max(xb[-1], floor)
     separated = hi_a < lo_b or hi_b < lo_a
-    big = math.isfinite(ratio) and (ratio >= min_ratio or ratio <= 1.0 / min_ratio)
+    # The effect must be beyond the minimum ratio and beyond the resolution.
+    big = (math.isfinite(ratio) and (ratio >= min_ratio or ratio <= 1.0 / min_ratio)
+           and abs(max(eb.median, floor) - max(ea.median, floor)) > floor)
     if p < ALPHA and separated and big:
         went_up = ratio > 1.0
         verdict = BETTER if went_up == higher_is_better else WORSE

@@ -148,6 +148,9 @@ class Repeats(Protocol):
     def losses(self) -> list[tuple[int, int]]:
         """``(connections lost, connections at risk)`` of each measured repeat."""
 
+    def step(self, metric: str) -> float:
+        """The smallest difference of ``metric`` the cell can show (its resolution)."""
+
 
 def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats, *,
                    min_ratio: float | None = None) -> Verdict:
@@ -174,7 +177,8 @@ def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats, *,
                        (pa.k, pa.n), (pb.k, pb.n))
     rule = resolution(metric)
     c = iv.compare_values(a.values(metric), b.values(metric), higher_is_better=higher_is_better(metric),
-                          floor=rule.floor, min_ratio=rule.min_ratio if min_ratio is None else min_ratio)
+                          floor=max(a.step(metric), b.step(metric)),
+                          min_ratio=rule.min_ratio if min_ratio is None else min_ratio)
     return Verdict(cell, metric, c.a.median, c.b.median, (c.a.low, c.a.high), (c.b.low, c.b.high),
                    c.a.confidence, c.b.confidence, c.a.n, c.b.n, c.ratio, c.p_value, c.verdict)
 
