@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from wsblock.analysis.comparison import WORSE
+from wsblock.analysis.intervals import CANNOT_TELL
 from wsblock.analysis.asv_results import compare_markdown, load_asv_results, load_asv_timings
 from wsblock.errors import UsageError
 from wsblock.schema import metrics
@@ -67,11 +68,16 @@ def test_comparison_matches_the_reference_table() -> None:
 
 def test_comparison_options() -> None:
     df = load_asv_results(RESULTS)
-    changed = compare_markdown(df, baseline="17.4", only_changed=True, metrics=["disconnect_share"])
-    lines = changed.splitlines()
+    shares = compare_markdown(df, baseline="17.4", metrics=["disconnect_share"])
+    lines = shares.splitlines()
     assert lines[0].startswith("| change | A: websockets_version 17.4 | B: websockets_version 13.0 |")
-    # 0.50 -> 0.80 and 0.50 -> 0.57 are worse; equal zeros are left out.
-    assert [line.split("|")[1].strip() for line in lines[2:4]] == [WORSE, WORSE] and lines[4] == ""
+    # 0.50 -> 0.80 is a large ratio, but one value a side is no evidence:
+    # cannot tell, and nothing is marked.
+    rows = [line.split("|") for line in lines[2:] if line.startswith("| ")]
+    assert rows and all(r[1].strip() == "" and r[5].strip() == CANNOT_TELL for r in rows)
+    assert "0.50 (n 1)" in shares and WORSE not in shares.split("\n\n")[0]
+    changed = compare_markdown(df, baseline="17.4", only_changed=True, metrics=["disconnect_share"])
+    assert changed.splitlines()[2] == ""
     with pytest.raises(UsageError, match="commit_hash has 1 values"):
         compare_markdown(df, by="commit_hash")
     with pytest.raises(UsageError, match="no rows with websockets_version '9.0'"):

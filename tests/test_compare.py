@@ -10,10 +10,11 @@ import pytest
 
 from wsblock.errors import UsageError
 from wsblock.report import cli as report_cli
+from wsblock.analysis import intervals as iv
 from wsblock.analysis.comparison import (
-    BETTER, FAILED_A, FAILED_B, NOW_DISCONNECTS, NOW_SURVIVES, WORSE, Side, cell_mark, decide,
+    BETTER, FAILED_A, FAILED_B, FAILED_BOTH, NOW_DISCONNECTS, NOW_SURVIVES, WORSE, Side, cell_mark, decide,
 )
-from wsblock.report.compare import compare
+from wsblock.report.compare import METRICS, compare, compare_json
 from wsblock.schema import metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -40,53 +41,71 @@ def test_compare_is_deterministic_and_lists_one_sided_cells() -> None:
 
 def test_compare_of_a_run_with_itself_has_no_marks_and_unit_ratios() -> None:
     text = compare(RUN_A, RUN_A)
-    assert "0 now disconnect, 0 now survive" in text
-    table = [line for line in text.splitlines()
-             if line.startswith("| ") and " ms " in line and not line.startswith("| mark")]
-    assert len(table) == 20
+    assert "0 worse, 0 better" in text
+    table = [line for line in text.split("## Only in A")[0].splitlines()
+             if line.startswith("| ") and not line.startswith(("| mark", "| :---"))]
+    assert len(table) == 20 * len(METRICS)
     for line in table:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        assert cells[0] in ("", "✗ failed in both"), line
-        assert set(cells[4::3]) <= {"1.00", "–"}, line
+        assert cells[0] in ("", FAILED_BOTH), line
+        assert cells[5] in ("1.00", "–"), line
+        assert cells[6] in (iv.NO_CHANGE, iv.CANNOT_TELL), line
 
 
-def _cell(status: str = "ok", survived: object = True) -> Side:
-    # A measured cell whose repeats lost no connection (survived), some
-    # (not survived) or recorded no share at all (unknown).
+def test_every_value_carries_its_interval_and_repeats() -> None:
+    text = compare(RUN_A, RUN_B)
+    assert "| lost | 0 of 12 (0 [0, 0.24]), 2 rep. |" in text
+    assert "860 [844, 877] (n 2)" in text
+    # Fewer than three repeats a side: no verdict either way.
+    assert "0 worse, 0 better, 0 no change" in text
+
+
+def _cell(status: str = "ok", lost: tuple[int, ...] = (0, 0, 0)) -> Side:
+    # A cell of len(lost) measured repeats of 6 connections each.
     if status != "ok":
         return Side(row={}, repeats=1)
-    share = {True: [0.0, 0.0], False: [0.0, 0.5]}.get(survived, [float("nan")])  # type: ignore[call-overload]
-    return Side(row={}, values={"disconnect_share": share}, repeats=2)
+    return Side(row={}, values={"disconnect_share": [k / 6 for k in lost],
+                                "disconnects_total": [float(k) for k in lost],
+                                "connections_opened": [6.0] * len(lost)}, repeats=len(lost))
+
+
+KEPT, LOST, SOME = (0, 0, 0), (4, 5, 6), (0, 5, 0)
 
 
 @pytest.mark.parametrize(
     ("a", "b", "expected"),
     [
-        (_cell(survived=True), _cell(survived=False), NOW_DISCONNECTS),
-        (_cell(survived=False), _cell(survived=True), NOW_SURVIVES),
-        (_cell(survived=True), _cell(survived=True), ""),
-        (_cell(survived=False), _cell(survived=False), ""),
-        (_cell(survived=True), _cell(status="failed", survived=None), FAILED_B),
-        (_cell(status="failed", survived=None), _cell(survived=True), FAILED_A),
-        (_cell(survived=None), _cell(survived=True), ""),  # unknown: no claim
-        (_cell(survived=float("nan")), _cell(survived=False), ""),
+        (_cell(lost=KEPT), _cell(lost=LOST), NOW_DISCONNECTS),
+        (_cell(lost=LOST), _cell(lost=KEPT), NOW_SURVIVES),
+        (_cell(lost=KEPT), _cell(lost=KEPT), ""),
+        (_cell(lost=LOST), _cell(lost=LOST), ""),
+        (_cell(lost=KEPT), _cell(lost=SOME), ""),  # a boundary cell: repeats disagree, no claim
+        (_cell(lost=(0, 0)), _cell(lost=(5, 6)), ""),  # two repeats: cannot tell
+        (_cell(lost=KEPT), _cell(status="failed"), FAILED_B),
+        (_cell(status="failed"), _cell(lost=KEPT), FAILED_A),
     ],
 )
-def test_marks_follow_survival(a: Side, b: Side, expected: str) -> None:
+def test_marks_follow_survival_beyond_noise(a: Side, b: Side, expected: str) -> None:
     assert cell_mark(a, b) == expected
 
 
-def test_factor_marks_follow_each_metrics_direction() -> None:
+def test_marks_follow_each_metrics_direction_and_the_change_test() -> None:
     lag, jobs = metrics.get("lag_p99_ms"), metrics.get("jobs_per_s")
 
-    def side(column: str, value: float) -> Side:
-        return Side(row={}, values={column: [value]}, repeats=1)
+    def side(column: str, *values: float) -> Side:
+        return Side(row={}, values={column: list(values)}, repeats=len(values))
 
-    assert decide(lag, side("lag_p99_ms", 10), side("lag_p99_ms", 30), factor=1.5).mark == WORSE
-    assert decide(lag, side("lag_p99_ms", 30), side("lag_p99_ms", 10), factor=1.5).mark == BETTER
-    assert decide(lag, side("lag_p99_ms", 10), side("lag_p99_ms", 12), factor=1.5).mark == ""
-    assert decide(jobs, side("jobs_per_s", 10), side("jobs_per_s", 30), factor=1.5).mark == BETTER
-    assert decide(lag, side("lag_p99_ms", 10), side("lag_p99_ms", 30)).mark == ""  # no factor: no claim
+    low, high = (10.0, 10.5, 11.0), (30.0, 31.0, 32.0)
+    assert decide(lag, side("lag_p99_ms", *low), side("lag_p99_ms", *high), factor=1.5).mark == WORSE
+    assert decide(lag, side("lag_p99_ms", *high), side("lag_p99_ms", *low), factor=1.5).mark == BETTER
+    assert decide(lag, side("lag_p99_ms", *low), side("lag_p99_ms", 12, 12.5, 13), factor=1.5).mark == ""
+    assert decide(jobs, side("jobs_per_s", *low), side("jobs_per_s", *high), factor=1.5).mark == BETTER
+    # Without a factor the metric's own minimum effect applies.
+    found = decide(lag, side("lag_p99_ms", *low), side("lag_p99_ms", *high))
+    assert found.mark == WORSE and found.verdict == iv.WORSE and found.ratio == pytest.approx(31 / 10.5)
+    # One value a side: no claim, whatever the ratio.
+    one = decide(lag, side("lag_p99_ms", 10), side("lag_p99_ms", 300), factor=1.5)
+    assert one.mark == "" and one.verdict == iv.CANNOT_TELL
 
 
 def test_corrupt_record_in_one_run_is_named_in_the_header(tmp_path: Path) -> None:
@@ -110,6 +129,23 @@ def test_compare_command_prints_and_writes(tmp_path: Path, capsys: pytest.Captur
     printed = capsys.readouterr().out
     assert printed == out.read_text(encoding="utf-8")
     assert printed.startswith("# wsblock compare")
+
+
+def test_compare_json_has_one_object_per_cell_and_metric(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    args = _parser().parse_args(["compare", str(RUN_A), str(RUN_B), "--json"])
+    assert args.handler(args) == 0
+    objects = json.loads(capsys.readouterr().out)
+    assert objects == json.loads(json.dumps(compare_json(RUN_A, RUN_B)))
+    assert len(objects) == 19 * len(METRICS)
+    assert len({(o["cell"], o["metric"]) for o in objects}) == len(objects)
+    for obj in objects:
+        assert {"cell", "metric", "a", "b", "a_interval", "b_interval", "ratio", "verdict"} <= set(obj)
+        # Neither run has three repeats of any cell.
+        assert obj["verdict"] == iv.CANNOT_TELL
+    lost = next(o for o in objects if o["metric"] == "disconnect_share" and o["a_count"] == [0, 12])
+    assert lost["a_interval"][0] == 0 and 0.2 < lost["a_interval"][1] < 0.3
 
 
 def test_compare_command_rejects_missing_and_empty_directories(tmp_path: Path) -> None:

@@ -78,6 +78,25 @@ def resolution(metric: str) -> Resolution:
     return Resolution(declared.resolution, declared.min_effect)
 
 
+def step(metric: str, windows: Iterable[Any] = ()) -> float:
+    """The smallest difference of ``metric`` a cell can show.
+
+    Args:
+        metric: A tidy metric column.
+        windows: The window lengths (``duration``, seconds) of the repeats.
+
+    Returns:
+        The metric's resolution; for a rate of whole events in the window
+        (:data:`PER_WINDOW`) at least one event per window.
+    """
+    floor = resolution(metric).floor
+    if metric in PER_WINDOW:
+        lengths = [w for w in (_number(x) for x in windows) if math.isfinite(w) and w > 0]
+        if lengths:
+            floor = max(floor, 1.0 / max(lengths))
+    return floor
+
+
 def cell_of(row: Mapping[str, Any]) -> str:
     """The cell a tidy row belongs to: the one cell id, without the repeat.
 
@@ -173,13 +192,7 @@ class CellRepeats:
         echoes/s) at least one event per window, since 0, 1 or 2 jobs in a
         4 s window read 0, 0.25 or 0.5 jobs/s.
         """
-        floor = resolution(metric).floor
-        if metric in PER_WINDOW:
-            windows = [_number(r.get("duration")) for r in self.rows]
-            windows = [w for w in windows if math.isfinite(w) and w > 0]
-            if windows:
-                floor = max(floor, 1.0 / max(windows))
-        return floor
+        return step(metric, (r.get("duration") for r in self.rows))
 
     def instability(self, primary: Iterable[str] = PRIMARY) -> list[str]:
         """Why this cell's repeats cannot be summarised with confidence (empty: stable).
@@ -319,5 +332,5 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
 
 
 __all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LOSS", "PER_WINDOW", "PRIMARY", "Resolution",
-           "aggregate", "cell_of", "group", "identity_columns", "lost_of", "metric_columns", "resolution",
+           "aggregate", "cell_of", "group", "identity_columns", "lost_of", "metric_columns", "resolution", "step",
            "summarise"]

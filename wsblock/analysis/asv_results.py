@@ -24,6 +24,7 @@ import pandas as pd
 
 from wsblock.errors import UsageError
 from wsblock.analysis import comparison
+from wsblock.analysis import intervals as iv
 from wsblock.schema import axes
 from wsblock.schema import metrics as metrics_schema
 
@@ -270,6 +271,16 @@ def _fmt(value: float, metric: str) -> str:
     return f"{value:,.1f}"
 
 
+def _value(verdict: comparison.Verdict, metric: str, side: int) -> str:
+    test = verdict.test
+    value, (low, high), n = ((test.a, test.a_interval, test.a_n) if side == 0
+                             else (test.b, test.b_interval, test.b_n))
+    text = _fmt(value, metric)
+    if n >= 2 and not math.isnan(low) and not math.isnan(high):
+        text += f" [{_fmt(low, metric)}, {_fmt(high, metric)}]"
+    return f"{text} (n {n})" if text != "n/a" else text
+
+
 def _ratio_text(verdict: comparison.Verdict) -> str:
     ratio = verdict.ratio
     if math.isnan(ratio):
@@ -302,7 +313,7 @@ def compare_markdown(
     contender: Any = None,
     metrics: Sequence[str] | None = None,
     keys: Sequence[str] | None = None,
-    factor: float = 1.1,
+    factor: float | None = None,
     only_changed: bool = False,
 ) -> str:
     """Render two runs side by side as a GitHub-markdown table.
@@ -320,16 +331,21 @@ def compare_markdown(
             with a value in the frame.
         keys: Columns that identify a cell; by default every column that is
             neither a metric nor about the run.
-        factor: A ratio beyond ``factor`` (or below ``1/factor``) is marked
-            worse or better by the metric's direction
-            (:func:`wsblock.analysis.comparison.decide`, the same rule as
-            ``wsblock compare``).
+        factor: The smallest ratio that counts as a change, instead of each
+            metric's own minimum effect. Whether a metric changed is decided
+            by :func:`wsblock.analysis.comparison.decide`, the same test as
+            ``wsblock compare``.
         only_changed: Leave out rows without a mark.
 
     Returns:
-        The table, a blank line and a legend. When a side has several runs
-        of a cell (several commits of one environment, say), the latest by
-        commit date is used.
+        The table (per cell and metric: both values, with their interval
+        and the number of values behind them, the ratio, the verdict and a
+        mark), a blank line and a legend. When a side has several runs of a
+        cell (several commits of one environment, say), the latest by commit
+        date is used: a side then holds one value per cell (asv keeps the
+        median over the matrix's repeats), so the verdict is ``cannot
+        tell``; the change test needs the repeats, which ``wsblock compare``
+        of the matrix runs has.
 
     Raises:
         UsageError: If ``by`` is not a column, a named side has no rows, or
@@ -361,9 +377,10 @@ def compare_markdown(
     cells = list(before) + [k for k in after if k not in before]
 
     lines = [
-        f"| change | A: {_side(by, before_name)} | B: {_side(by, after_name)} | ratio | cell | metric |",
-        "|:------:|---:|---:|---:|:---|:---|",
+        f"| change | A: {_side(by, before_name)} | B: {_side(by, after_name)} | ratio | verdict | cell | metric |",
+        "|:------:|---:|---:|---:|:---|:---|:---|",
     ]
+    counts = {v: 0 for v in iv.VERDICTS}
     used: list[str] = []
     for cell in cells:
         side_a, side_b = before.get(cell), after.get(cell)
@@ -371,14 +388,20 @@ def compare_markdown(
         for name in metrics:
             metric = known_metrics.get(name) or metrics_schema.Metric(name, (), "", name, name, "")
             verdict = comparison.decide(metric, side_a, side_b, factor=factor)
+            counts[verdict.verdict] += 1
             if only_changed and not verdict.mark:
                 continue
             if verdict.mark and verdict.mark not in used:
                 used.append(verdict.mark)
-            lines.append(f"| {verdict.mark} | {_fmt(verdict.a, name)} | {_fmt(verdict.b, name)} "
-                         f"| {_ratio_text(verdict)} | {label} | {METRIC_LABELS.get(name, name)} |")
-    legend = (f"A = {_side(by, before_name)}, B = {_side(by, after_name)}; ratio = B / A. "
-              f"Factor x{factor:g}. " + (comparison.legend(used) if used else "No changes marked."))
+            lines.append(f"| {verdict.mark} | {_value(verdict, name, 0)} "
+                         f"| {_value(verdict, name, 1)} | {_ratio_text(verdict)} | {verdict.verdict} | {label} "
+                         f"| {METRIC_LABELS.get(name, name)} |")
+    legend = (f"A = {_side(by, before_name)}, B = {_side(by, after_name)}; ratio = B / A; n = values behind "
+              "a side (one per asv result: the median over the repeats its matrix measured). "
+              + ", ".join(f"{counts[v]} {v}" for v in (iv.WORSE, iv.BETTER, iv.NO_CHANGE, iv.CANNOT_TELL))
+              + ". " + comparison.TEST
+              + (f" Minimum effect: x{factor:g}." if factor is not None else "")
+              + " " + (comparison.legend(used) if used else "No changes marked."))
     return "\n".join(lines) + "\n\n" + legend + "\n"
 
 

@@ -4,7 +4,10 @@ Both ``wsblock compare`` (two matrix runs) and the asv comparison (two
 websockets versions, commits or machines) feed this module the same thing:
 per side, per cell, the values of each metric over the cell's measured
 repeats, as tidy-table rows hold them. :func:`decide` is the only place that
-says whether a metric changed; renderers only lay its verdicts out.
+says whether a metric changed: it runs the stated test of
+:mod:`wsblock.analysis.verdicts` (a change beyond noise, ``cannot tell``
+below 3 repeats a side) and turns its verdict into a mark; renderers only lay
+the verdicts out.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from typing import Any, Callable, Hashable, Iterable, Mapping
 
 import pandas as pd
 
+from wsblock.analysis import aggregate
+from wsblock.analysis import intervals as iv
+from wsblock.analysis import verdicts
 from wsblock.schema import metrics
 from wsblock.schema.metrics import Metric
 
@@ -28,13 +34,13 @@ BETTER = "- better"
 NO_CHANGE = ""
 
 MARKS: dict[str, str] = {
-    NOW_DISCONNECTS: "every repeat of A kept every connection and B lost some",
-    NOW_SURVIVES: "the reverse",
+    NOW_DISCONNECTS: "B lost more connections than A beyond noise, and every repeat of A kept every connection",
+    NOW_SURVIVES: "the reverse: every repeat of B kept every connection",
     FAILED_A: "no measurement in A",
     FAILED_B: "no measurement in B",
     FAILED_BOTH: "no measurement on either side",
-    WORSE: "B is worse than A by more than the factor",
-    BETTER: "B is better than A by more than the factor",
+    WORSE: "B is worse than A beyond noise (the change test)",
+    BETTER: "B is better than A beyond noise (the change test)",
 }
 """Every change mark, with what it means (for legends)."""
 
@@ -65,6 +71,31 @@ class Side:
         return any(len(v) for v in self.values.values())
 
 
+class _Repeats:
+    """A :class:`Side` as the change test reads it (:class:`wsblock.analysis.verdicts.Repeats`)."""
+
+    def __init__(self, side: Side | None) -> None:
+        self.side = side
+
+    def values(self, metric: str) -> list[float]:
+        raw = self.side.values.get(metric, []) if self.side is not None else []
+        return [v for v in raw if math.isfinite(v)]
+
+    def losses(self) -> list[tuple[int, int]]:
+        if self.side is None:
+            return []
+        lost = self.side.values.get("disconnects_total", [])
+        opened = self.side.values.get("connections_opened", [])
+        if len(lost) != len(opened):
+            return []
+        return [(int(round(k)), int(round(n))) for k, n in zip(lost, opened)
+                if math.isfinite(k) and math.isfinite(n) and n > 0]
+
+    def step(self, metric: str) -> float:
+        duration = self.side.row.get("duration") if self.side is not None else None
+        return aggregate.step(metric, [duration])
+
+
 def sides(df: pd.DataFrame, key: Callable[[Mapping[str, Any]], Hashable],
           columns: Iterable[str] | None = None) -> dict[Hashable, Side]:
     """Group tidy rows by cell.
@@ -73,13 +104,16 @@ def sides(df: pd.DataFrame, key: Callable[[Mapping[str, Any]], Hashable],
         df: Tidy-table rows (a matrix run, or asv results of one side).
         key: The identity of a row's cell.
         columns: Metric columns to collect (default: every declared metric
-            the frame has).
+            the frame has). The loss counts (``disconnects_total``,
+            ``connections_opened``) are always collected when present: the
+            test of the loss needs them.
 
     Returns:
         Cell key -> :class:`Side`, in the frame's order. Only rows with
         ``status`` ``ok`` contribute values.
     """
     wanted = [c for c in (columns or metrics.COLUMNS) if c in df.columns]
+    wanted += [c for c in ("disconnects_total", "connections_opened") if c in df.columns and c not in wanted]
     out: dict[Hashable, Side] = {}
     for row in df.to_dict("records"):
         side = out.setdefault(key(row), Side(row=row))
@@ -97,67 +131,79 @@ class Verdict:
 
     Attributes:
         mark: A key of :data:`MARKS`, or :data:`NO_CHANGE`.
-        a: A's summary of the metric (NaN: none).
-        b: B's summary of the metric (NaN: none).
+        test: The change test's verdict: both values with their intervals
+            and repeats, the ratio, the p-value and the verdict word.
     """
 
     mark: str
-    a: float
-    b: float
+    test: verdicts.Verdict
+
+    @property
+    def a(self) -> float:
+        """A's value: the median over repeats (for the loss, the pooled share)."""
+        return self.test.a
+
+    @property
+    def b(self) -> float:
+        """B's value, likewise."""
+        return self.test.b
 
     @property
     def ratio(self) -> float:
-        """``b / a`` (NaN when undefined, inf when only A is 0)."""
-        if math.isnan(self.a) or math.isnan(self.b):
-            return math.nan
-        if self.a == 0:
-            return 1.0 if self.b == 0 else math.inf
-        return self.b / self.a
+        """``b / a``, both raised to the metric's resolution (NaN when a side has no value)."""
+        return self.test.ratio
+
+    @property
+    def verdict(self) -> str:
+        """``better``, ``worse``, ``no change`` or ``cannot tell``."""
+        return self.test.verdict
 
 
-def _survived(values: list[float]) -> bool | None:
-    finite = [v for v in values if not math.isnan(v)]
-    return all(v == 0 for v in finite) if finite else None
+def _survived(side: _Repeats) -> bool | None:
+    losses = side.losses()
+    if losses:
+        return all(k == 0 for k, _ in losses)
+    shares = side.values(SURVIVAL.column)
+    return all(v == 0 for v in shares) if shares else None
 
 
-def decide(metric: Metric, a: Side | None, b: Side | None, *, factor: float | None = None) -> Verdict:
+def decide(metric: Metric, a: Side | None, b: Side | None, *, factor: float | None = None,
+           cell: str = "") -> Verdict:
     """Whether a metric of a cell changed from A to B: the one rule.
 
     Args:
         metric: The metric.
         a: The cell in A (``None``: not in A).
         b: The cell in B (``None``: not in B).
-        factor: A summary that grew or shrank by more than this factor is
-            marked worse or better, by the metric's direction; ``None``
-            marks only survival and missing measurements.
+        factor: The smallest ratio of medians that counts as a change,
+            instead of the metric's own minimum effect
+            (:attr:`~wsblock.schema.metrics.Metric.min_effect`).
+        cell: The cell's name, carried into the verdict.
 
     Returns:
-        The verdict: a side with no measurement is marked failed; for the
-        survival metric a cell that went from no lost connection to some is
-        marked (or back); otherwise the factor rule.
+        The verdict: a side with no measurement is marked failed; otherwise
+        the change test decides (``cannot tell`` with fewer than 3 measured
+        repeats on a side). A ``worse`` loss is marked
+        :data:`NOW_DISCONNECTS` when every repeat of A kept every
+        connection, a ``better`` one :data:`NOW_SURVIVES` when every repeat
+        of B did. Descriptive metrics (``better`` ``none``) are never marked.
     """
-    va = a.values.get(metric.column, []) if a is not None else []
-    vb = b.values.get(metric.column, []) if b is not None else []
-    sa, sb = metric.summarise(va), metric.summarise(vb)
+    ra, rb = _Repeats(a), _Repeats(b)
+    test = verdicts.compare_metric(cell, metric.column, ra, rb, min_ratio=factor)
     measured_a = a is not None and a.measured
     measured_b = b is not None and b.measured
     if not measured_a or not measured_b:
         mark = FAILED_BOTH if not (measured_a or measured_b) else (FAILED_A if not measured_a else FAILED_B)
-        return Verdict(mark, sa, sb)
-    if metric is SURVIVAL:
-        before, after = _survived(va), _survived(vb)
-        if before is True and after is False:
-            return Verdict(NOW_DISCONNECTS, sa, sb)
-        if before is False and after is True:
-            return Verdict(NOW_SURVIVES, sa, sb)
-    if factor is None or metric.better == "none" or math.isnan(sa) or math.isnan(sb):
-        return Verdict(NO_CHANGE, sa, sb)
-    ratio = Verdict(NO_CHANGE, sa, sb).ratio
-    grew, shrank = ratio > factor, ratio < 1 / factor
-    if not (grew or shrank):
-        return Verdict(NO_CHANGE, sa, sb)
-    worse = grew if metric.better == "lower" else shrank
-    return Verdict(WORSE if worse else BETTER, sa, sb)
+        return Verdict(mark, test)
+    if metric.better == "none":
+        return Verdict(NO_CHANGE, test)
+    if test.verdict == iv.WORSE:
+        mark = NOW_DISCONNECTS if metric is SURVIVAL and _survived(ra) else WORSE
+    elif test.verdict == iv.BETTER:
+        mark = NOW_SURVIVES if metric is SURVIVAL and _survived(rb) else BETTER
+    else:
+        mark = NO_CHANGE
+    return Verdict(mark, test)
 
 
 def cell_mark(a: Side | None, b: Side | None) -> str:
@@ -168,3 +214,13 @@ def cell_mark(a: Side | None, b: Side | None) -> str:
 def legend(marks: Iterable[str]) -> str:
     """``mark`` = meaning, for the marks given, as one markdown sentence."""
     return "; ".join(f"`{m}` = {MARKS[m]}" for m in marks) + "."
+
+
+TEST = ("Verdicts come from a stated test (`docs/comparisons.md`): `cannot tell` when a side has fewer "
+        "than 3 measured repeats; a metric changed (`better`/`worse`) only when Welch's t-test on the "
+        "logarithms of the repeats gives p < 0.05, the two sides' ranges do not overlap, and the ratio of "
+        "medians is beyond the metric's minimum effect and its difference beyond the metric's resolution; "
+        "the share of connections lost changed only when Fisher's exact test on the pooled counts gives "
+        "p < 0.05, the shares differ by at least 0.1 and the repeats' shares do not overlap. Anything else "
+        "is `no change`: no difference beyond noise was shown.")
+"""The test, in one paragraph, for the legends of comparison tables."""

@@ -8,6 +8,7 @@ the exit code). Bad input raises :class:`wsblock.errors.UsageError`.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Print the comparison of two runs (and write it with ``--out``)."""
-    from wsblock.report.compare import compare
+    from wsblock.report.compare import compare, compare_json
 
-    text = compare(_existing_dir(args.dir_a), _existing_dir(args.dir_b))
+    dir_a, dir_b = _existing_dir(args.dir_a), _existing_dir(args.dir_b)
+    if args.json:
+        # A JSON list with one object per line: greppable, and diffs stay small.
+        objects = [json.dumps(o, allow_nan=False) for o in compare_json(dir_a, dir_b)]
+        text = "[\n" + ",\n".join(objects) + "\n]\n" if objects else "[]\n"
+    else:
+        text = compare(dir_a, dir_b)
     if args.out:
         target = Path(args.out)
         if target.is_dir():
@@ -89,8 +96,13 @@ def add_parsers(subparsers: Any) -> None:
 
     comp = subparsers.add_parser(
         "compare", help="compare two run directories cell by cell",
-        description="Print a GitHub-markdown table of two runs matched by cell parameters.")
+        description="Print a GitHub-markdown table of two runs matched by cell parameters: per cell and "
+                    "metric, both values with intervals, the ratio and the verdict of the change test "
+                    "(better, worse, no change, cannot tell).")
     comp.add_argument("dir_a", metavar="DIR_A", help="baseline run directory (A)")
     comp.add_argument("dir_b", metavar="DIR_B", help="run directory compared with it (B)")
-    comp.add_argument("--out", metavar="FILE.md", help="also write the table to this file")
+    comp.add_argument("--json", action="store_true",
+                      help="print a JSON list instead: one object per cell and metric (cell, metric, a, b, "
+                           "a_interval, b_interval, ratio, verdict, ...)")
+    comp.add_argument("--out", metavar="FILE", help="also write the output to this file")
     comp.set_defaults(handler=cmd_compare)

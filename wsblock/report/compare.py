@@ -3,20 +3,22 @@
 Cells are matched by their parameters (workload, work size, strategy,
 ping_interval, ping_timeout, workload parameters), never by file name, so a
 run can be compared with a re-run on another machine or websockets version.
-A mark column flags cells whose survival changed, the way ``asv compare``
-flags changed benchmarks; the marks and the rule behind them come from
+Each compared metric gets a verdict from the change test (``better``,
+``worse``, ``no change``, ``cannot tell``) and a mark, the way ``asv compare``
+flags changed benchmarks; the rule comes from
 :mod:`wsblock.analysis.comparison`, shared with the asv comparison.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
 from wsblock.analysis import comparison, tidy
-from wsblock.analysis.comparison import FAILED, NOW_DISCONNECTS, NOW_SURVIVES
+from wsblock.analysis import intervals as iv
 from wsblock.report import cells as cellmod
 from wsblock.report import environment
 from wsblock.report import markdown as md
@@ -68,18 +70,37 @@ def _cells_only(rows: list[dict[str, Any]]) -> str:
                     align="ll" + "r" * len(METRICS))
 
 
-def compare(dir_a: str | Path, dir_b: str | Path) -> str:
-    """Compare two run directories.
+@dataclass
+class Matched:
+    """Two runs read and matched cell by cell.
 
-    Args:
-        dir_a: The baseline run (A).
-        dir_b: The run compared with it (B).
+    Attributes:
+        paths: The run directories, A then B.
+        loaded: The runs as read.
+        warnings: Unreadable files of each run.
+        cells: Cell id -> aggregated row, for A and for B.
+        values: Cell id -> the cell's repeats, for A and for B.
+        matched: Cells in both runs, in report order.
+        only_a: Cells only in A.
+        only_b: Cells only in B.
+    """
 
-    Returns:
-        GitHub markdown: a header naming both environments, the matched
-        cells with A, B and B/A for lost share, loop lag p99, echo p99 and
-        jobs/s plus a change mark, and the cells present in one run only.
-        The text depends only on the two runs' records and manifests.
+    paths: tuple[Path, Path]
+    loaded: tuple[tidy.Loaded, tidy.Loaded]
+    warnings: tuple[list[str], list[str]]
+    cells: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]
+    values: tuple[dict[str, comparison.Side], dict[str, comparison.Side]]
+    matched: list[str]
+    only_a: list[str]
+    only_b: list[str]
+
+    def verdicts(self, key: str) -> list[comparison.Verdict]:
+        """The verdict on every compared metric of a matched cell."""
+        return [comparison.decide(m, self.values[0][key], self.values[1][key], cell=key) for m in METRICS]
+
+
+def match(dir_a: str | Path, dir_b: str | Path) -> Matched:
+    """Read two run directories and match their cells.
 
     Raises:
         UsageError: If a directory is missing or holds no usable record.
@@ -90,50 +111,99 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
     frame_a, frame_b = tidy.frame(loaded_a.records), tidy.frame(loaded_b.records)
     side_a = {row["cell_key"]: row for row in cellmod.aggregate(frame_a).to_dict("records")}
     side_b = {row["cell_key"]: row for row in cellmod.aggregate(frame_b).to_dict("records")}
-    values_a, values_b = _sides(frame_a), _sides(frame_b)
     order = list(dict.fromkeys([*side_a, *side_b]))
     # Both frames are sorted already; merge their orders the same way.
     order.sort(key=lambda k: _sort_key(side_a.get(k) or side_b[k]))
-    matched = [k for k in order if k in side_a and k in side_b]
-    only_a = [side_a[k] for k in order if k not in side_b]
-    only_b = [side_b[k] for k in order if k not in side_a]
+    return Matched(
+        (path_a, path_b), (loaded_a, loaded_b), (warn_a, warn_b), (side_a, side_b),
+        (_sides(frame_a), _sides(frame_b)),
+        [k for k in order if k in side_a and k in side_b],
+        [k for k in order if k not in side_b], [k for k in order if k not in side_a])
 
-    rows, counts = [], {NOW_DISCONNECTS: 0, NOW_SURVIVES: 0, "failed": 0}
-    for key in matched:
-        change = comparison.cell_mark(values_a[key], values_b[key])
-        if change in FAILED:
-            counts["failed"] += 1
-        elif change:
-            counts[change] += 1
-        row = [change, describe_cell(side_a[key])]
-        for metric in METRICS:
-            verdict = comparison.decide(metric, values_a[key], values_b[key])
-            fmt = md.for_metric(metric)
-            row += [fmt(verdict.a), fmt(verdict.b), md.ratio(verdict.a, verdict.b)]
-        rows.append(row)
-    header = ["mark", "cell"]
-    for metric in METRICS:
-        header += [f"{metric.short} A", f"{metric.short} B", "B/A"]
 
+def _value_text(verdict: comparison.Verdict, metric: Any, side: int) -> str:
+    test = verdict.test
+    value, (low, high) = (test.a, test.a_interval) if side == 0 else (test.b, test.b_interval)
+    count = test.a_count if side == 0 else test.b_count
+    repeats = test.a_n if side == 0 else test.b_n
+    if count is not None:
+        return md.proportion(count[0], count[1], low, high, repeats)
+    return md.estimate(value, low, high, repeats, md.for_metric(metric))
+
+
+def compare(dir_a: str | Path, dir_b: str | Path) -> str:
+    """Compare two run directories.
+
+    Args:
+        dir_a: The baseline run (A).
+        dir_b: The run compared with it (B).
+
+    Returns:
+        GitHub markdown: a header naming both environments; per matched
+        cell and compared metric (share of connections lost, loop lag p99,
+        echo p99, jobs/s) both values with their intervals and repeats, the
+        ratio B/A, the verdict of the change test and a mark; then the cells
+        present in one run only. The text depends only on the two runs'
+        records and manifests.
+
+    Raises:
+        UsageError: If a directory is missing or holds no usable record.
+    """
+    m = match(dir_a, dir_b)
+    rows: list[list[str]] = []
+    marks: dict[str, int] = {}
+    words = {v: 0 for v in iv.VERDICTS}
+    for key in m.matched:
+        label = describe_cell(m.cells[0][key])
+        for metric, verdict in zip(METRICS, m.verdicts(key)):
+            if verdict.mark:
+                marks[verdict.mark] = marks.get(verdict.mark, 0) + 1
+            words[verdict.verdict] += 1
+            rows.append([verdict.mark, label, metric.short, _value_text(verdict, metric, 0),
+                         _value_text(verdict, metric, 1), md.ratio_value(verdict.ratio), verdict.verdict])
     out = ["# wsblock compare", "",
-           _header("A", path_a, loaded_a, warn_a), _header("B", path_b, loaded_b, warn_b), ""]
+           _header("A", m.paths[0], m.loaded[0], m.warnings[0]),
+           _header("B", m.paths[1], m.loaded[1], m.warnings[1]), ""]
     out.append(
         "Cells are matched by workload, work size, strategy, keepalive setting (ping_interval, "
-        "ping_timeout, client pings, handler ping_timeout) and workload parameters. Each value is the median over the cell's measured repeats: `lost` = share of "
-        "connections lost (0..1), `lag p99` = server loop lag p99, `echo p99` = observer echo latency "
-        "p99, `jobs/s` = job replies per second. B/A = B divided by A (`–` when A is 0 or a side has no "
-        "value). Marks: " + comparison.legend([NOW_DISCONNECTS, NOW_SURVIVES, *FAILED])
-    )
+        "ping_timeout, client pings, handler ping_timeout) and workload parameters. A value is the median "
+        "over the cell's measured repeats with its interval (order statistics: the range of the repeats "
+        "with 3 to 5 of them, a 95 % interval from 6) and the number of repeats; `lost` is connections lost "
+        "of connections open in the window, pooled over the repeats, with the share and its Wilson 95 % "
+        "interval. B/A = B divided by A, both raised to the metric's resolution (`–` when a side has no "
+        "value). " + comparison.TEST)
     out.append("")
-    out.append(f"{len(matched)} cells in both runs: {counts[NOW_DISCONNECTS]} now disconnect, "
-               f"{counts[NOW_SURVIVES]} now survive, {counts['failed']} with no measurement on a side; "
-               f"{len(only_a)} only in A, {len(only_b)} only in B.")
+    used = [mark for mark in comparison.MARKS if mark in marks]
+    out.append("Marks: " + (comparison.legend(used) if used else "none."))
+    out.append("")
+    out.append(f"{len(m.matched)} cells in both runs, {len(rows)} (cell, metric) pairs: "
+               + ", ".join(f"{words[v]} {v}" for v in (iv.WORSE, iv.BETTER, iv.NO_CHANGE, iv.CANNOT_TELL))
+               + f"; cells only in A: {len(m.only_a)}, only in B: {len(m.only_b)}.")
     out.append("")
     if rows:
-        out.append(md.table(header, rows, align="ll" + "r" * (len(header) - 2)))
-    out += ["## Only in A", "", _cells_only(only_a) if only_a else "None.\n"]
-    out += ["## Only in B", "", _cells_only(only_b) if only_b else "None.\n"]
+        out.append(md.table(["mark", "cell", "metric", "A", "B", "B/A", "verdict"], rows, align="lllrrrl"))
+    out += ["## Only in A", "", _cells_only([m.cells[0][k] for k in m.only_a]) if m.only_a else "None.\n"]
+    out += ["## Only in B", "", _cells_only([m.cells[1][k] for k in m.only_b]) if m.only_b else "None.\n"]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def compare_json(dir_a: str | Path, dir_b: str | Path) -> list[dict[str, Any]]:
+    """The verdicts of :func:`compare` as JSON-ready objects.
+
+    Returns:
+        One object per matched cell and compared metric: ``cell`` (the cell
+        id), ``metric`` (the tidy column), ``a``, ``b``, ``a_interval``,
+        ``b_interval`` (``[low, high]``), ``ratio``, ``verdict``, plus
+        ``a_n``, ``b_n`` (repeats), ``a_confidence``, ``b_confidence``,
+        ``p_value``, ``mark`` and, for the loss, ``a_count``/``b_count``
+        (``[lost, at risk]``). Missing numbers are null.
+    """
+    m = match(dir_a, dir_b)
+    out = []
+    for key in m.matched:
+        for verdict in m.verdicts(key):
+            out.append({**verdict.test.as_dict(), "mark": verdict.mark})
+    return out
 
 
 def _sort_key(row: Mapping[str, Any]) -> tuple[Any, ...]:

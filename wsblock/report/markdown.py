@@ -83,3 +83,37 @@ def ratio(a: Any, b: Any) -> str:
 def for_metric(metric: Metric) -> Callable[[Any], str]:
     """The format of a metric's values, from its unit."""
     return {"share": share, "ms": ms}.get(metric.unit, number)
+
+
+def estimate(value: Any, low: Any, high: Any, n: Any, fmt: Callable[[Any], str] = number) -> str:
+    """A median over repeats with its interval and sample size: ``146 [80.1, 292] (n 3)``.
+
+    One repeat has no interval (``12.5 (n 1)``); no value is ``–``.
+    """
+    if is_missing(value):
+        return "–" if is_missing(n) or not n else f"– (n {int(n)})"
+    count = 0 if is_missing(n) else int(n)
+    if count < 2 or is_missing(low) or is_missing(high):
+        return f"{fmt(value)} (n {count})"
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}] (n {count})"
+
+
+def proportion(k: Any, n: Any, low: Any, high: Any, repeats: Any | None = None) -> str:
+    """Connections lost out of connections at risk, with the Wilson interval.
+
+    ``6 of 18 (0.33 [0.16, 0.56])``, plus ``, 3 rep.`` when ``repeats`` is
+    given; ``–`` when nothing was at risk.
+    """
+    if is_missing(n) or not n:
+        return "–"
+    text = f"{int(k)} of {int(n)} ({share(int(k) / int(n))} [{share(low)}, {share(high)}])"
+    if repeats is not None and not is_missing(repeats):
+        text += f", {int(repeats)} rep."
+    return text
+
+
+def ratio_value(value: Any) -> str:
+    """A ratio already computed: two decimals; ``–`` when undefined."""
+    if is_missing(value) or math.isinf(float(value)):
+        return "–"
+    return f"{float(value):.2f}"
