@@ -11,8 +11,10 @@ scatter figure per metric, each cell a point, baseline against contender.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,8 +26,8 @@ from wsblock import atomic  # noqa: E402
 from wsblock.analysis.asv_results import RUN_COLUMNS, compare_markdown, load_asv_results  # noqa: E402
 from wsblock.errors import UsageError  # noqa: E402
 from wsblock.report import cells as cellmod  # noqa: E402
-from wsblock.report import fig_bars, fig_disconnects, fig_survival, plotting  # noqa: E402
-
+from wsblock.report import fig_disconnects, fig_strips, fig_survival, plotting  # noqa: E402
+from wsblock.report.provenance import Provenance, machine_text  # noqa: E402
 from wsblock.schema import axes, metrics  # noqa: E402
 
 SCATTER = tuple((m.column, m.label, m.unit == "ms") for m in metrics.asv_tracked())
@@ -50,7 +52,31 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-")
 
 
-def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
+def _footer(results_dir: Path, rows: pd.DataFrame) -> Provenance:
+    """The provenance footer of one asv run's figures (machine from asv's ``machine.json``)."""
+    first = rows.iloc[0]
+
+    def joined(column: str, width: int = 0) -> str:
+        values = sorted({str(v)[:width] if width else str(v) for v in rows[column].dropna()})
+        return ", ".join(values) or "?"
+
+    info: dict[str, Any] = {}
+    try:
+        info = json.loads((results_dir / str(first["machine"]) / "machine.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    date = first.get("date")
+    return Provenance(
+        run=f"asv {results_dir.resolve().name}", source=f"env {joined('env_name')}",
+        repeats="each value the median of the profile's repeats",
+        commit=joined("commit_hash", 12),
+        machine=machine_text({"cpu": {"model": info.get("cpu") or first.get("machine"),
+                                      "count": info.get("num_cpu")}}),
+        python=joined("python"), websockets=joined("websockets_version"),
+        date=f"{date:%Y-%m-%d} UTC" if isinstance(date, pd.Timestamp) and not pd.isna(date) else "date ?")
+
+
+def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str, footer: Provenance | None = None) -> list[Path]:
     table = rows.drop(columns=[c for c in RUN_COLUMNS if c in rows]).copy()
     # asv tracks fewer columns than a record has; fill the cell identity with
     # the values a profile that does not vary an axis implies.
@@ -59,25 +85,28 @@ def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]
         if column not in table:
             table[column] = pd.Series([value] * len(table), index=table.index, dtype=object)
     cells = cellmod.aggregate(table)
-    figures = fig_disconnects.draw(cells, [], out_dir, subtitle)
-    figures += fig_bars.draw(cells, [], out_dir, fig_bars.BarSpec(
+    figures = fig_disconnects.draw(cells, [], out_dir, subtitle, footer)
+    figures += fig_strips.draw(table, cells, [], out_dir, fig_strips.StripSpec(
         "loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
-        "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=5.0, timeout_lines=True), subtitle)
-    figures += fig_bars.draw(cells, [], out_dir, fig_bars.BarSpec(
+        "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=5.0, timeout_lines=True), subtitle,
+        footer=footer)
+    figures += fig_strips.draw(table, cells, [], out_dir, fig_strips.StripSpec(
         "echo_p99", "echo_p99_ms", "Observer echo latency p99 (from scheduled send time to reply)",
-        "echo latency p99 (ms, log scale)", log=True), subtitle)
-    figures += fig_survival.draw(cells, out_dir, subtitle)
+        "echo latency p99 (ms, log scale)", log=True), subtitle, footer=footer)
+    figures += fig_survival.draw(cells, out_dir, subtitle, footer)
     return figures
 
 
-def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: Path) -> list[Path]:
+def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: Path,
+             results_dir: Path) -> list[Path]:
     keys = [a.name for a in axes.AXES if a.name in df.columns]
     # Results stored before a metric was tracked have no value for it.
     panels = [p for p in SCATTER if p[0] in df and df[p[0]].notna().any()]
     a = df[df[by].astype(str) == baseline].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
     b = df[df[by].astype(str) == contender].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner").reset_index()
-    fig, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
+    fig, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False,
+                             layout="constrained")
     for ax, (metric, label, log) in zip(grid[0], panels):
         xs, ys = both[f"{metric}_a"], both[f"{metric}_b"]
         for strategy, group in both.groupby("strategy"):
@@ -98,8 +127,8 @@ def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: 
     plotting.title(fig, f"{by}: {contender} against {baseline}",
                    "one point per cell (median over the runs of that cell); dashed: no change; "
                    "above the line = worse in the contender (every metric here is lower-is-better)")
-    fig.tight_layout()
-    return plotting.save(fig, out_dir, f"compare_{_slug(by)}")
+    runs = df[df[by].astype(str).isin([baseline, contender])]
+    return plotting.save(fig, out_dir, f"compare_{_slug(by)}", _footer(results_dir, runs))
 
 
 def build_asv_report(results_dir: str | Path, out_dir: str | Path, by: str | None = None) -> AsvReport:
@@ -126,7 +155,8 @@ def build_asv_report(results_dir: str | Path, out_dir: str | Path, by: str | Non
     for _, rows in df.groupby(["commit_hash", "env_name", "machine"], sort=True):
         label = _label(rows.iloc[0])
         sub = out / _slug(label)
-        figures = _run_figures(rows, sub, f"asv run: {label}")
+        figures = _run_figures(rows, sub, f"asv run: {label}; one value per cell (the median over the "
+                               "profile's repeats)", _footer(Path(results_dir), rows))
         report.figures += figures
         text += [f"## {label}", ""]
         text += [f"- ![{p.stem}]({p.relative_to(out)})" for p in figures if p.suffix == ".png"]
@@ -142,7 +172,7 @@ def build_asv_report(results_dir: str | Path, out_dir: str | Path, by: str | Non
         text += [f"## Comparison by {by}: {contender} against {baseline}", ""]
         text.append(compare_markdown(df, by=by))
         text.append("")
-        figures = _scatter(df, by, baseline, contender, out)
+        figures = _scatter(df, by, baseline, contender, out, Path(results_dir))
         report.figures += figures
         text += [f"![{p.stem}]({p.name})" for p in figures if p.suffix == ".png"]
     else:

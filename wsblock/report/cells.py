@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 import workloads
+from wsblock.analysis import aggregate as spread
 from wsblock.analysis import tidy
 from wsblock.engine import strategies as strategy_catalogue
 from wsblock.schema import axes, metrics
@@ -24,6 +25,17 @@ KEEPALIVE_KEY = axes.KEEPALIVE
 BASE_KEY = axes.NAMES
 
 SUMMARISED = (*metrics.COLUMNS, "machine_cpus")
+
+INTERVAL_METRICS = tuple(m.column for m in metrics.METRICS
+                         if m.aggregate == "median" and m.column != spread.LOSS)
+"""Metrics whose median gets an interval in the aggregated cells."""
+
+INTERVAL_COLUMNS = (
+    *(f"{m}_{suffix}" for m in INTERVAL_METRICS for suffix in spread.SUFFIXES),
+    "lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "loss_repeats", "repeats_lost_any",
+    "unstable", "unstable_reasons",
+)
+"""Columns :func:`aggregate` adds from :mod:`wsblock.analysis.aggregate`."""
 """Columns summarised over repeats, each as its metric declares (the
 machine's size: the median)."""
 
@@ -97,11 +109,16 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         over the ``ok`` repeats as it declares (:data:`SUMMARISED`); ``survived``
         (every ``ok`` repeat had ``disconnect_share == 0``; None when
         nothing was measured) and ``repeats_disagree`` (some repeats lost
-        connections and others did not).
+        connections and others did not); and :data:`INTERVAL_COLUMNS`: for
+        each metric summarised by its median, the interval and repeats
+        behind it (``<metric>_low``, ``_high``, ``_conf``, ``_n``), the
+        pooled loss (``lost_k`` of ``lost_n``, Wilson interval ``lost_low``
+        .. ``lost_high``, ``repeats_lost_any``) and ``unstable`` with
+        ``unstable_reasons`` (:func:`wsblock.analysis.aggregate.summarise`).
     """
     keys = key_columns(df)
     out_columns = [*keys, "variant", "cell_key", "repeats", "ok_repeats", "failed_repeats", "status", "error",
-                   *SUMMARISED, "survived", "repeats_disagree"]
+                   *SUMMARISED, "survived", "repeats_disagree", *INTERVAL_COLUMNS]
     if df.empty:
         return pd.DataFrame(columns=out_columns)
     work = df.copy()
@@ -127,6 +144,10 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         shares = pd.to_numeric(ok["disconnect_share"], errors="coerce").dropna()
         row["survived"] = bool((shares == 0).all()) if len(shares) else None
         row["repeats_disagree"] = bool(len(shares) > 1 and (shares == 0).any() and (shares > 0).any())
+        # Intervals, pooled losses and stability (wsblock.analysis.aggregate).
+        repeats = spread.CellRepeats(ident, tuple(group.to_dict("records")))
+        summary = spread.summarise(repeats, INTERVAL_METRICS)
+        row.update({c: summary[c] for c in INTERVAL_COLUMNS})
         rows.append(row)
     out = pd.DataFrame(rows)
     settings = [Keepalive.of(row) for row in out.to_dict("records")]

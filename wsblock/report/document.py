@@ -12,9 +12,10 @@ from wsblock import atomic
 from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 from wsblock.report import cells as cellmod
-from wsblock.report import environment, fig_bars, fig_disconnects, fig_survival
+from wsblock.report import environment, fig_disconnects, fig_strips, fig_survival
 from wsblock.report import markdown as md
 from wsblock.report import survival, tables
+from wsblock.report.provenance import Provenance
 
 REPORT_NAME = "report.md"
 MAX_LISTED = 40  # failed cells listed by name; the rest are counted
@@ -98,25 +99,49 @@ def _echo_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
             "ceiling_label": f"schedule: {observers:g} observers x 1000 / {interval:g} ms = {rate:g} echoes/s"}
 
 
-def _figures(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, line: str,
-             switch_ms: float, records: list[Mapping[str, Any]]) -> dict[str, list[Path]]:
-    out = {"disconnect_map": fig_disconnects.draw(cells, skipped, out_dir, line)}
+def _figures(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, line: str,
+             switch_ms: float, records: list[Mapping[str, Any]], footer: Provenance) -> dict[str, list[Path]]:
+    out = {"disconnect_map": fig_disconnects.draw(cells, skipped, out_dir, line, footer)}
     specs = [
-        fig_bars.BarSpec("loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
-                         "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=switch_ms,
-                         timeout_lines=True),
-        fig_bars.BarSpec("throughput_jobs", "jobs_per_s", "Throughput: job replies received per second",
-                         "jobs per second", **_job_ceiling(records)),
-        fig_bars.BarSpec("throughput_echo", "echo_per_s", "Throughput: observer echo replies received per second",
-                         "echo replies per second", **_echo_ceiling(records)),
-        fig_bars.BarSpec("echo_p99", "echo_p99_ms",
-                         "Observer echo latency p99 (from scheduled send time to reply)",
-                         "echo latency p99 (ms, log scale)", log=True),
+        fig_strips.StripSpec("loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
+                             "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=switch_ms,
+                             timeout_lines=True),
+        fig_strips.StripSpec("throughput_jobs", "jobs_per_s", "Throughput: job replies received per second",
+                             "jobs per second", **_job_ceiling(records)),
+        fig_strips.StripSpec("throughput_echo", "echo_per_s",
+                             "Throughput: observer echo replies received per second",
+                             "echo replies per second", **_echo_ceiling(records)),
+        fig_strips.StripSpec("echo_p99", "echo_p99_ms",
+                             "Observer echo latency p99 (from scheduled send time to reply)",
+                             "echo latency p99 (ms, log scale)", log=True),
     ]
     for spec in specs:
-        out[spec.stem] = fig_bars.draw(cells, skipped, out_dir, spec, line)
-    out["survival_boundary"] = fig_survival.draw(cells, out_dir, line)
+        out[spec.stem] = fig_strips.draw(df, cells, skipped, out_dir, spec, line, footer=footer)
+    out["survival_boundary"] = fig_survival.draw(cells, out_dir, line, footer)
     return out
+
+
+def _stability(cells: pd.DataFrame) -> list[str]:
+    """The report's list of unstable cells, with why."""
+    lines = ["## Stability of the repeats", ""]
+    measured = cells[cells["status"] == "ok"]
+    few = measured[measured["ok_repeats"] < 3]
+    unstable = measured[measured["unstable"].astype(bool)]
+    lines.append(
+        f"{len(measured)} measured cells; {len(unstable)} unstable (marked `!` in the tables and figures): "
+        "a primary metric (loop lag p99, echo p99, jobs/s) varies more than 25 % (std / mean) over the "
+        "repeats, by more than the metric's resolution, or some repeats lost connections and others did "
+        f"not. {len(few)} cells have fewer than 3 measured repeats: their intervals say little and a "
+        "comparison with them is `cannot tell`. The values of an unstable cell are real measurements, but "
+        "a single repeat of it would not reproduce: quote its interval, not its median alone.")
+    lines.append("")
+    shown = unstable.head(MAX_LISTED)
+    for _, row in shown.iterrows():
+        lines.append(f"- `{row['cell_key']}` ({int(row['ok_repeats'])} repeats): "
+                     f"{md.escape(row['unstable_reasons'])}")
+    if len(unstable) > len(shown):
+        lines.append(f"- ... and {len(unstable) - len(shown)} more")
+    return lines + [""]
 
 
 def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
@@ -128,33 +153,49 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             f"Share of connections lost per cell. A cell ran for a {window} window with {conns}; a lost "
             "connection is one that ended with a close code other than 1000/1001 inside the window, seen by "
             "the load process; lost connections are reopened, and the share is lost / connections open at "
-            "some time in the window. Median over repeats. Hatched squares were not measured: `failed` "
+            "some time in the window. Each square gives the share pooled over the repeats (connections "
+            "lost / connections open, both summed over the repeats) and, below it, those two counts; the "
+            "tables give its Wilson 95 % interval. Hatched squares were not measured: `failed` "
             "(error listed above), `skipped` (reason listed above), `not run` (not part of the run). "
-            "† = repeats disagreed."),
+            "† = repeats disagreed: some lost connections and others did not, so the pooled share is not a "
+            "stable probability."),
         "loop_lag_p99": (
             f"p99 of the server event loop's lag: a probe in the loop sleeps {settings['probe']} and records "
-            "how late it woke, one sample per wake-up, over the window (median of the per-repeat p99s). A "
+            "how late it woke, one sample per wake-up, over the window (one p99 per repeat). A "
             "loop blocked for 2 s yields one 2 s sample, so p99 understates how often the loop was blocked; "
             "the watchdog's stall counts are in `cells.csv` (`stalls_count`, `stall_max_ms`). Dotted line: "
             f"the GIL switch interval ({switch_ms:g} ms); dashed lines: each ping_timeout, in ms. A lag "
             "above a dashed line means a pong could wait longer than that timeout. x = the cell failed; "
-            "o = measured, but the probe recorded nothing (the loop was blocked for the whole window). "
-            "Log scale."),
+            "o = measured, but the probe recorded nothing (the loop was blocked for the whole window); "
+            "a triangle on the axis floor = a repeat at 0. Log scale. " + "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band "
+            "the interval of the median (order statistics: the range of the repeats with 3 to 5 of them, "
+            "a 95 % interval from 6); `!` = unstable (listed under *Stability of the repeats*); every "
+            "figure's footer names the run, the repeats per cell, the commit, the machine and the versions. "),
         "throughput_jobs": (
-            f"Job replies received by the load process inside the {window} window, per second (median over "
-            f"repeats); {settings['job_connections']} job connections each keep one job in flight, so the "
+            f"Job replies received by the load process inside the {window} window, per second; "
+            f"{settings['job_connections']} job connections each keep one job in flight, so the "
             "ceiling (dash-dot line) is connections x 1000 / target job ms. Each panel has its own y scale; "
-            "a thick dash at 0 is a measured zero (no job finished inside the window). x = the cell failed."),
+            "a dot at 0 is a measured zero (no job finished inside the window); one job more or less in the "
+            "window moves a repeat by 1 / window. x = the cell failed. " + "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band "
+            "the interval of the median (order statistics: the range of the repeats with 3 to 5 of them, "
+            "a 95 % interval from 6); `!` = unstable (listed under *Stability of the repeats*); every "
+            "figure's footer names the run, the repeats per cell, the commit, the machine and the versions. "),
         "throughput_echo": (
             f"Echo replies received inside the window, per second; {settings['observers']} observers "
             f"each send every {settings['echo_interval']}, so an unblocked server answers "
-            "observers x 1000 / interval per second (dash-dot line). x = the cell failed."),
+            "observers x 1000 / interval per second (dash-dot line). x = the cell failed. " + "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band "
+            "the interval of the median (order statistics: the range of the repeats with 3 to 5 of them, "
+            "a 95 % interval from 6); `!` = unstable (listed under *Stability of the repeats*); every "
+            "figure's footer names the run, the repeats per cell, the commit, the machine and the versions. "),
         "echo_p99": (
             "p99 of observer echo latency, measured from each echo's *scheduled* send time to its reply "
             "(a stall is not hidden by the sender waiting); echoes still unanswered when the window closed "
             "count with their waiting time so far; echoes on a connection that died are not in this "
-            "statistic (`echo_lost` in `cells.csv`). Median of the per-repeat p99s, log scale. x = the cell "
-            "failed; o = no echo recorded."),
+            "statistic (`echo_lost` in `cells.csv`). One p99 per repeat, log scale. x = the cell "
+            "failed; o = no echo recorded. " + "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band "
+            "the interval of the median (order statistics: the range of the repeats with 3 to 5 of them, "
+            "a 95 % interval from 6); `!` = unstable (listed under *Stability of the repeats*); every "
+            "figure's footer names the run, the repeats per cell, the commit, the machine and the versions. "),
         "survival_boundary": (
             "For each workload, strategy and ping_timeout: the largest work size (target ms per job) "
             "whose cell kept every connection (share lost = 0) in every repeat. The bottom band is "
@@ -294,7 +335,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     line = subtitle(settings)
     csv_path = out / tidy.CSV_NAME
     atomic.write_text(csv_path, tidy.to_csv_text(df))
-    figures = _figures(cells, skipped, out, line, switch_ms, records)
+    footer = Provenance.of_run(root, loaded.manifest, records)
+    figures = _figures(df, cells, skipped, out, line, switch_ms, records, footer)
     captions = _captions(settings, switch_ms)
     titles = {
         "disconnect_map": "Connections lost", "loop_lag_p99": "Event-loop lag p99",
@@ -330,6 +372,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     text += _counts(loaded.manifest, df, cells, warnings)
     text.append("")
     text += _load(df)
+    text += _stability(cells)
     text += ["## Summary by workload", "", tables.summary_tables(cells, loaded.manifest)]
     text += ["## Survival boundary", ""]
     text.append(

@@ -1,4 +1,4 @@
-"""Figure: the disconnect map (share of connections lost per cell)."""
+"""Figure: the disconnect map (share of connections lost per cell, pooled over repeats, with counts)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,20 @@ CMAP = "YlOrRd"
 
 
 def _state(cells: pd.DataFrame, skipped: list[cellmod.Skip], *, workload: str, size: float,
-           strategy: str, keepalive: cellmod.Keepalive) -> tuple[str, float, bool]:
-    """``(state, share, repeats disagree)`` of one heatmap square."""
+           strategy: str, keepalive: cellmod.Keepalive) -> tuple[str, float, bool, str]:
+    """``(state, share, repeats disagree, counts)`` of one heatmap square.
+
+    The share is pooled over the repeats (connections lost / connections
+    open in the window); ``counts`` is ``k/n``, empty without counts.
+    """
     found, row = cellmod.state(cells, skipped, workload=workload, size=size, strategy=strategy,
                                keepalive=keepalive)
     if found == cellmod.OK and row is not None:
-        return found, float(row["disconnect_share"]), bool(row["repeats_disagree"])
-    return found, np.nan, False
+        k, n = row.get("lost_k"), row.get("lost_n")
+        if not cellmod.is_none(n) and n:
+            return found, int(k) / int(n), bool(row["repeats_disagree"]), f"{int(k)}/{int(n)}"
+        return found, float(row["disconnect_share"]), bool(row["repeats_disagree"]), ""
+    return found, np.nan, False, ""
 
 
 def _panel(ax: Any, cells: pd.DataFrame, skipped: list[cellmod.Skip], strategies: list[str],
@@ -35,13 +42,15 @@ def _panel(ax: Any, cells: pd.DataFrame, skipped: list[cellmod.Skip], strategies
     grid = np.full((len(strategies), len(pairs)), np.nan)
     for i, strategy in enumerate(strategies):
         for j, pair in enumerate(pairs):
-            state, value, disagree = _state(cells, skipped, workload=workload, size=size,
-                                            strategy=strategy, keepalive=pair)
+            state, value, disagree, counts = _state(cells, skipped, workload=workload, size=size,
+                                                    strategy=strategy, keepalive=pair)
             if state == "ok" and not np.isnan(value):
                 grid[i, j] = value
                 colour = "white" if value >= 0.6 else "black"
                 text = md.share(value) + (" †" if disagree else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+                ax.text(j, i - (0.13 if counts else 0), text, ha="center", va="center", fontsize=8, color=colour)
+                if counts:
+                    ax.text(j, i + 0.2, counts, ha="center", va="center", fontsize=6.5, color=colour)
                 continue
             # Unmeasured squares: grey and hatched, named in words so that
             # they can never be read as "0 lost".
@@ -66,7 +75,8 @@ def _panel(ax: Any, cells: pd.DataFrame, skipped: list[cellmod.Skip], strategies
     ax.tick_params(which="major", length=0)
 
 
-def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtitle: str) -> list[Path]:
+def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtitle: str,
+         footer: Any = None) -> list[Path]:
     """Draw the disconnect map.
 
     Args:
@@ -74,6 +84,7 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
         skipped: Cells the manifest says were skipped.
         out_dir: Where to write ``disconnect_map.png`` and ``.svg``.
         subtitle: What one cell measured (window, connections), one line.
+        footer: The provenance footer (:mod:`wsblock.report.provenance`).
 
     Returns:
         The written files.
@@ -94,6 +105,7 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
                 continue
             strategies = plotting.strategies_of(cells, skipped, str(here["workload"].iloc[0]))
             _panel(ax, here, skipped, strategies, pairs, labels, size)
+    counted = "lost_n" in cells and bool((pd.to_numeric(cells["lost_n"], errors="coerce").fillna(0) > 0).any())
     mappable = fig.colorbar(
         plotting.plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=CMAP), ax=axes, shrink=0.6,
         aspect=30, pad=0.02)
@@ -101,5 +113,7 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
     fig.supxlabel(cellmod.keepalive_title(pairs))
     fig.supylabel("strategy")
     plotting.title(fig, "Connections lost: share of connections that ended abnormally in the window",
-                   subtitle + "; median over repeats; † = repeats disagree")
-    return plotting.save(fig, out_dir, STEM)
+                   subtitle + ("; in each square the share lost and lost/opened connections, pooled over "
+                               "the repeats" if counted else "; share lost")
+                   + "; † = repeats disagree (some lost connections, some did not)")
+    return plotting.save(fig, out_dir, STEM, footer)

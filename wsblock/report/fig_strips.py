@@ -7,7 +7,7 @@ median over repeats as a bar across the dots, and the distribution-free
 interval of the median (:func:`wsblock.analysis.intervals.median_interval`)
 as a vertical line. A cell whose repeats vary too much or disagree on
 losses (:meth:`wsblock.analysis.aggregate.CellRepeats.instability`) carries
-a ``!`` above it. A value of 0 on a log axis is drawn as a triangle on the
+a ``!`` beside it. A value of 0 on a log axis is drawn as a triangle on the
 axis floor, never dropped.
 """
 
@@ -27,7 +27,7 @@ from matplotlib.patches import Patch, Rectangle
 from wsblock.analysis import intervals as iv
 from wsblock.report import cells as cellmod
 from wsblock.report import plotting
-from wsblock.report.provenance import Provenance, stamp
+from wsblock.report.provenance import Provenance
 
 UNSTABLE_MARK = "!"
 UNSTABLE_COLOUR = "#b71c1c"
@@ -88,7 +88,7 @@ def repeats_by_cell(df: pd.DataFrame, column: str) -> dict[str, list[float]]:
 
 
 def _column(here: pd.DataFrame, setting: cellmod.Keepalive, strategy: str,
-            repeats: Mapping[str, list[float]], unstable: Mapping[str, bool]) -> Column:
+            repeats: Mapping[str, list[float]]) -> Column:
     found = cellmod.lookup_keepalive(here, setting, strategy=strategy)
     if found.empty:
         return Column("absent", [])
@@ -98,7 +98,7 @@ def _column(here: pd.DataFrame, setting: cellmod.Keepalive, strategy: str,
     values = repeats.get(row["cell_key"], [])
     if not values:
         return Column("empty", [])
-    return Column("ok", values, iv.median_interval(values), bool(unstable.get(row["cell_key"], False)))
+    return Column("ok", values, iv.median_interval(values), bool(row.get("unstable", False)))
 
 
 def _limits(values: list[float], spec: StripSpec, timeouts: list[float],
@@ -120,8 +120,7 @@ def _limits(values: list[float], spec: StripSpec, timeouts: list[float],
 
 
 def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path,
-         spec: StripSpec, subtitle: str, *, unstable: Mapping[str, bool] | None = None,
-         provenance: Provenance | str | None = None) -> list[Path]:
+         spec: StripSpec, subtitle: str, *, footer: Provenance | str | None = None) -> list[Path]:
     """Draw one strip figure.
 
     Args:
@@ -132,14 +131,12 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
         out_dir: Output directory.
         spec: What to draw.
         subtitle: What one cell measured, one line.
-        unstable: ``cell_key`` -> whether the cell is unstable.
-        provenance: The footer (see :mod:`wsblock.report.provenance`).
+        footer: The provenance footer (see :mod:`wsblock.report.provenance`).
 
     Returns:
         The written files.
     """
     repeats = repeats_by_cell(df, spec.column)
-    unstable = unstable or {}
     grid = plotting.Grid.of(cells)
     pairs = cellmod.keepalives(cells, skipped)
     labels = cellmod.keepalive_labels(pairs)
@@ -162,7 +159,7 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
                 continue
             workload = str(here["workload"].iloc[0])
             strategies = plotting.strategies_of(cells, skipped, workload)
-            columns = [[_column(here, setting, s, repeats, unstable) for setting in pairs] for s in strategies]
+            columns = [[_column(here, setting, s, repeats) for setting in pairs] for s in strategies]
             if not spec.log:
                 panel_values = [v for row in columns for col in row for v in col.values]
                 low, high = _limits(panel_values, spec, timeouts,
@@ -195,9 +192,7 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
     fig.supylabel(spec.ylabel)
     _legend(fig, spec, pairs, labels, colours, line_colours)
     plotting.title(fig, spec.title, subtitle)
-    if provenance is not None:
-        stamp(fig, provenance)
-    return plotting.save(fig, out_dir, spec.stem)
+    return plotting.save(fig, out_dir, spec.stem, footer)
 
 
 def _draw_column(ax: Any, x: float, width: float, col: Column, colour: Any, low: float, high: float,

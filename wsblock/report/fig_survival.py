@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from wsblock.report import survival
 STEM = "survival_boundary"
 
 
-def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
+def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str, footer: Any = None) -> list[Path]:
     """Draw one panel per workload: max surviving work size per keepalive.
 
     The y axis is categorical (the work sizes of the run, plus "none
@@ -27,6 +28,7 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
         cells: Aggregated cells.
         out_dir: Output directory.
         subtitle: What one cell measured, one line.
+        footer: The provenance footer (:mod:`wsblock.report.provenance`).
 
     Returns:
         The written files.
@@ -98,4 +100,4 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str) -> list[Path]:
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title="strategy")
     plotting.title(fig, "Survival boundary: largest job size with no lost connection in any repeat",
                    subtitle + "; strategies nudged apart vertically so equal values stay visible; gap = no data")
-    return plotting.save(fig, out_dir, STEM)
+    return plotting.save(fig, out_dir, STEM, footer)

@@ -126,14 +126,26 @@ def title(fig: Figure, heading: str, subtitle: str, fontsize: float = 10) -> Non
     fig.suptitle("\n".join(lines), fontsize=fontsize)
 
 
-def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+def save(fig: Figure, out_dir: Path, stem: str, footer: Any = None) -> list[Path]:
     """Save ``fig`` as PNG and SVG atomically and close it.
+
+    Args:
+        fig: The figure.
+        out_dir: Where to write.
+        stem: File name without extension.
+        footer: The provenance footer
+            (:class:`wsblock.report.provenance.Provenance` or its text),
+            stamped along the bottom edge; ``None`` for none.
 
     Returns:
         The written paths, in :data:`FORMATS` order.
     """
+    from wsblock.report.provenance import stamp
+
     paths = []
     try:
+        if footer is not None:
+            stamp(fig, footer)
         for fmt in FORMATS:
             buffer = io.BytesIO()
             metadata = {"Date": None} if fmt == "svg" else {"Software": None}

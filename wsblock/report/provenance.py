@@ -9,11 +9,13 @@ date. :func:`stamp` adds that footer to a figure before it is saved.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
 FOOTER_FONT = 6.5
 """Point size of the footer."""
@@ -36,7 +38,8 @@ class Provenance:
     Attributes:
         run: The run's name (its directory).
         source: ``profile quick``, ``matrix my.toml`` or ``asv results``.
-        repeats: Repeats per cell, as text (``3``, ``1 to 3``).
+        repeats: Repeats per cell, as text (``3``, ``1 to 3``), or a phrase
+            saying what a value is (asv: the median over a matrix's repeats).
         commit: The wsblock commit (12 hex digits; ``+dirty`` with
             uncommitted changes).
         machine: CPU model and cores.
@@ -56,7 +59,9 @@ class Provenance:
 
     def text(self) -> str:
         """The footer, one line: every fact labelled."""
-        return (f"run {self.run} ({self.source}, {self.repeats} repeats/cell) · wsblock {self.commit} · "
+        counted = self.repeats.replace(" to ", "").isdigit()
+        repeats = f"{self.repeats} repeats/cell" if counted else self.repeats
+        return (f"run {self.run} ({self.source}, {repeats}) · wsblock {self.commit} · "
                 f"{self.machine} · Python {self.python} · websockets {self.websockets} · {self.date}")
 
     @classmethod
@@ -155,19 +160,28 @@ def stamp(fig: Figure, provenance: Provenance | str) -> None:
     """
     text = provenance.text() if isinstance(provenance, Provenance) else provenance
     width, height = fig.get_size_inches()
-    # Wrap to the figure's width (about 0.5 em per character).
-    chars = max(60, int(width * 72 / (FOOTER_FONT * 0.5)))
+    # Wrap to the figure's width (about 0.6 em per character).
+    chars = max(60, int(width * 72 / (FOOTER_FONT * 0.6)))
     lines = _wrap(text, chars)
     extra = (len(lines) * FOOTER_FONT * 1.35 + 8) / 72
     fig.set_size_inches(width, height + extra)
     reserved = extra / (height + extra)
     engine = fig.get_layout_engine()
-    if engine is not None and hasattr(engine, "set"):
-        try:
-            engine.set(rect=(0, reserved, 1, 1 - reserved))
-        except TypeError:
-            engine = None
-    if engine is not None:
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(rect=(0, reserved, 1, 1 - reserved))  # left, bottom, width, height
+    elif isinstance(engine, TightLayoutEngine):
+        engine.set(rect=(0, reserved, 1, 1))  # left, bottom, right, top
+    else:
+        engine = None
+
+    if engine is None:
+        # A figure laid out once (tight_layout) or by hand: keep every axes
+        # where it was in inches, above the footer.
+        for ax in fig.axes:
+            box = ax.get_position()
+            ax.set_position([box.x0, (box.y0 * height + extra) / (height + extra), box.width,
+                             box.height * height / (height + extra)])
+    else:
         fig.draw_without_rendering()
         fig.set_layout_engine("none")
         # The solved layout leaves the bottom strip empty, but figure legends
@@ -183,7 +197,8 @@ def stamp(fig: Figure, provenance: Provenance | str) -> None:
 
 
 def _wrap(text: str, chars: int) -> list[str]:
-    # Break between the " · " separated facts, never inside one.
+    # Break between the " · " separated facts; a fact longer than a line is
+    # wrapped at spaces.
     lines, line = [], ""
     for part in text.split(" · "):
         candidate = part if not line else f"{line} · {part}"
@@ -192,6 +207,9 @@ def _wrap(text: str, chars: int) -> list[str]:
             line = part
         else:
             line = candidate
+        if len(line) > chars:
+            *full, line = textwrap.wrap(line, chars)
+            lines += full
     lines.append(line)
     return lines
 

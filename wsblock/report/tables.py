@@ -57,7 +57,7 @@ def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: st
     ref = reference_keepalive(pairs)
     cpus = pd.to_numeric(cells["machine_cpus"], errors="coerce").dropna()
     cpu_text = f"{cpus.max():g}" if len(cpus) else "?"
-    header = ["strategy", *(f"lost @ {label}" for label in labels),
+    header = ["strategy", *(f"lost @ {label}" for label in labels), "n",
               *(name for name, _, _ in METRICS), f"busy cores of {cpu_text}"]
     rows = []
     for strategy in strategies:
@@ -70,16 +70,38 @@ def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: st
             if state != "ok":
                 lost.append(state)
             else:
-                text = md.share(row["disconnect_share"])
-                lost.append(text + (" †" if row["repeats_disagree"] else ""))
+                lost.append(_lost(row))
         ref_state, ref_row = states[pairs.index(ref)]
+        name = strategy
         if ref_state == "ok":
-            values = [fmt(ref_row[column]) for _, column, fmt in METRICS]
+            values = [str(int(ref_row["ok_repeats"]))]
+            values += [_value(ref_row, column, fmt) for _, column, fmt in METRICS]
             values.append(md.number(ref_row["machine_busy_cores"], 2))
+            if bool(ref_row.get("unstable")):
+                name += " !"
         else:
-            values = [ref_state] * (len(METRICS) + 1)
-        rows.append([strategy, *lost, *values])
+            values = [ref_state] * (len(METRICS) + 2)
+        rows.append([name, *lost, *values])
     return md.table(header, rows)
+
+
+def _lost(row: Mapping[str, Any]) -> str:
+    """``0.33 (6/18)``: the pooled share lost and its counts; † when repeats disagree."""
+    k, n = row.get("lost_k"), row.get("lost_n")
+    if cellmod.is_none(n) or not n:
+        text = md.share(row["disconnect_share"])
+    else:
+        text = f"{md.share(int(k) / int(n))} ({int(k)}/{int(n)})"
+    return text + (" †" if row["repeats_disagree"] else "")
+
+
+def _value(row: Mapping[str, Any], column: str, fmt: Any) -> str:
+    """The median with its interval, ``146 [80.1–292]``; the bare value without one."""
+    low, high, n = row.get(f"{column}_low"), row.get(f"{column}_high"), row.get(f"{column}_n")
+    text = fmt(row[column])
+    if cellmod.is_none(low) or cellmod.is_none(high) or cellmod.is_none(n) or n < 2 or low == high:
+        return text
+    return f"{text} [{fmt(low)}–{fmt(high)}]"
 
 
 def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> str:
@@ -105,13 +127,19 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
     strategies = plotting.strategies_of(cells, skipped)
     parts = [
         "`lost @ X`: share of connections lost (0..1) at keepalive setting X (ping_timeout, or "
-        "ping_interval / ping_timeout); † = the repeats disagreed (some lost connections, some did not). "
+        "ping_interval / ping_timeout), pooled over the repeats, with the connections lost / connections "
+        "open in the window; † = the repeats disagreed (some lost connections, some did not). "
         f"All other columns come from the cell with ping_timeout **{ref_label}** (the longest in the run): "
+        "`n` = its measured repeats; "
         + "; ".join(f"`{m.short}` = {m.description}" for m in metrics.in_table())
         + "; and the machine's busy cores during the window. "
-        "Every number is the median over the cell's measured repeats"
-        + "".join(f", `{m.short}` the {'largest' if m.aggregate == 'max' else 'smallest'}"
+        "A value is the median over the cell's measured repeats"
+        + "".join(f" (`{m.short}`: the {'largest' if m.aggregate == 'max' else 'smallest'})"
                   for m in metrics.in_table() if m.aggregate != "median")
+        + " with, in brackets, the interval of the median (order statistics: the range of the repeats "
+        "with 3 to 5 of them, a 95 % interval from 6; `docs/comparisons.md`); `!` after the strategy = "
+        "unstable: a primary metric (loop lag p99, echo p99, jobs/s) varies more than 25 % over the "
+        "repeats, or the repeats disagree on losses (the report's stability section lists why)"
         + "; `failed`, `skipped`, "
         "`not run` say why there is none; `–` = nothing was recorded (e.g. no job finished in the window). "
         "Percentiles come from HDR histograms with 3 significant digits.",
