@@ -8,14 +8,23 @@ is computed when this module is imported; asv hands its environment on to
 discovery, ``setup_cache`` and every benchmark process alike, so they all see
 the same profile.
 
-One measurement per cell: asv runs every benchmark, and every parameter
-combination of it, in a fresh process. Measuring a cell inside a ``track_``
-method would run it once per metric. Instead :class:`CellBenchmark` has a
-single ``setup_cache``, inherited by every class that reads cells (asv keys a
-cache by the defining function's module and line, so they all share it). It
-runs the whole profile once through the matrix engine into asv's cache
-directory and returns that directory; each benchmark's ``setup`` then reads
-the record of its own cell.
+One measurement of the profile per asv run: asv runs every benchmark, and
+every parameter combination of it, in a fresh process. Measuring a cell
+inside a ``track_`` method would run it once per metric. Instead
+:class:`CellBenchmark` has a single ``setup_cache``, inherited by every class
+that reads cells (asv keys a cache by the defining function's module and
+line, so they all share it). It runs the whole profile once through the
+matrix engine into asv's cache directory, every cell as many times as the
+profile's ``repeats`` (3 for ``quick`` and ``default``, 1 for ``smoke``), and
+returns that directory; each benchmark's ``setup`` then reads the records of
+its own cell.
+
+Each ``track_`` value is the median over the cell's measured repeats (the
+largest, for a metric declared ``aggregate="max"``). asv keeps that one number
+per cell: it has no samples of a ``track_`` benchmark, so ``asv compare``
+judges these values by its ``--factor`` alone, without a noise test. The
+repeats themselves, and the change test of ``wsblock compare``, are in the
+matrix runs (README, "Reading asv compare").
 """
 
 from __future__ import annotations
@@ -179,7 +188,7 @@ def setup_cache_timeout(matrix: Matrix) -> float:
 
 
 def run_profile(grid: Grid, directory: Path) -> str:
-    """Measure every cell of ``grid`` once, through the matrix engine.
+    """Measure every cell of ``grid``, each repeat the profile asks for, through the matrix engine.
 
     Each cell runs as its own ``wsblock run`` process in this process's
     group (asv started this process in a group of its own and signals the
@@ -288,7 +297,9 @@ def _track(metric: metrics.Metric) -> Callable[..., float]:
         return self.metrics[metric.column]
 
     track.__name__ = track.__qualname__ = metric.asv_method or "track"
-    track.__doc__ = f"{metric.description[:1].upper()}{metric.description[1:]} ({metric.column})."
+    summary = "largest" if metric.aggregate == "max" else "median"
+    track.__doc__ = (f"{metric.description[:1].upper()}{metric.description[1:]} ({metric.column}; the "
+                     f"{summary} over the repeats the profile measured of the cell).")
     track.unit = ASV_UNITS.get(metric.unit, metric.unit)  # type: ignore[attr-defined]
     return track
 

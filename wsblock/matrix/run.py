@@ -7,6 +7,13 @@ written atomically to ``DIR/cells/<cell_id>.json`` as cells finish, so a
 killed matrix loses at most the cell in flight; running the same command
 again skips every cell that already has a good record (failed cells are tried
 again).
+
+Repeats are interleaved, as asv interleaves its rounds: the matrix runs
+every cell's first repeat, then every cell's second, and so on. The repeats
+of a cell are then minutes apart and sample the machine in different states,
+so a busy spell on a shared machine shows up as spread within a cell (which
+the intervals and the change test see) rather than as a shift of every
+repeat of a few cells (which they would take for a difference).
 """
 
 from __future__ import annotations
@@ -193,6 +200,9 @@ def run_matrix(
     atomic.write_json(manifest_path, manifest)
 
     todo = [p for p in matrix.cells if existing_record(cells_dir / f"{p.cell_id}.json") is None]
+    # Repeats interleaved: every cell's first repeat, then every cell's
+    # second, ... (a stable sort keeps the matrix order within a repeat).
+    todo.sort(key=lambda p: p.repeat)
     reused = len(matrix.cells) - len(todo)
     ran = failed = 0
     per_cell = [c.cell.warmup + c.cell.duration + 4.0 for c in todo]
