@@ -44,6 +44,9 @@ PER_WINDOW = ("jobs_per_s", "echo_per_s")
 LOSS = "disconnect_share"
 """The disconnect outcome: a proportion, not a per-repeat value."""
 
+LOSS_COLUMNS = ("disconnects_total", "connections_opened")
+"""The tidy columns :func:`lost_of` reads: connections lost, connections at risk."""
+
 SUFFIXES = ("low", "high", "conf", "n")
 """Per metric, the aggregated table has ``<metric>`` (the median) and ``<metric>_<suffix>``."""
 
@@ -122,7 +125,7 @@ def lost_of(row: Mapping[str, Any]) -> tuple[int, int] | None:
     Returns:
         ``(k, n)``, or None when the row lacks either count.
     """
-    k, n = _number(row.get("disconnects_total")), _number(row.get("connections_opened"))
+    k, n = (_number(row.get(c)) for c in LOSS_COLUMNS)
     if math.isnan(k) or math.isnan(n) or n <= 0:
         return None
     return int(round(k)), int(round(n))
@@ -331,6 +334,7 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
     return out
 
 
-__all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LOSS", "PER_WINDOW", "PRIMARY", "Resolution",
+__all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LOSS", "LOSS_COLUMNS", "PER_WINDOW", "PRIMARY",
+           "Resolution",
            "aggregate", "cell_of", "group", "identity_columns", "lost_of", "metric_columns", "resolution", "step",
            "summarise"]

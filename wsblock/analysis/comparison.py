@@ -84,12 +84,11 @@ class _Repeats:
     def losses(self) -> list[tuple[int, int]]:
         if self.side is None:
             return []
-        lost = self.side.values.get("disconnects_total", [])
-        opened = self.side.values.get("connections_opened", [])
-        if len(lost) != len(opened):
+        columns = [self.side.values.get(c, []) for c in aggregate.LOSS_COLUMNS]
+        if len({len(c) for c in columns}) != 1:
             return []
-        return [(int(round(k)), int(round(n))) for k, n in zip(lost, opened)
-                if math.isfinite(k) and math.isfinite(n) and n > 0]
+        rows = (dict(zip(aggregate.LOSS_COLUMNS, values)) for values in zip(*columns))
+        return [kn for kn in map(aggregate.lost_of, rows) if kn is not None]
 
     def step(self, metric: str) -> float:
         duration = self.side.row.get("duration") if self.side is not None else None
@@ -104,16 +103,16 @@ def sides(df: pd.DataFrame, key: Callable[[Mapping[str, Any]], Hashable],
         df: Tidy-table rows (a matrix run, or asv results of one side).
         key: The identity of a row's cell.
         columns: Metric columns to collect (default: every declared metric
-            the frame has). The loss counts (``disconnects_total``,
-            ``connections_opened``) are always collected when present: the
-            test of the loss needs them.
+            the frame has). The loss counts
+            (:data:`wsblock.analysis.aggregate.LOSS_COLUMNS`) are always
+            collected when present: the test of the loss needs them.
 
     Returns:
         Cell key -> :class:`Side`, in the frame's order. Only rows with
         ``status`` ``ok`` contribute values.
     """
     wanted = [c for c in (columns or metrics.COLUMNS) if c in df.columns]
-    wanted += [c for c in ("disconnects_total", "connections_opened") if c in df.columns and c not in wanted]
+    wanted += [c for c in aggregate.LOSS_COLUMNS if c in df.columns and c not in wanted]
     out: dict[Hashable, Side] = {}
     for row in df.to_dict("records"):
         side = out.setdefault(key(row), Side(row=row))

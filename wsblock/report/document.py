@@ -144,6 +144,14 @@ def _stability(cells: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+STRIP_NOTE = (
+    "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band the "
+    "interval of the median (order statistics: the range of the repeats with 3 to 5 of them, a 95 % interval "
+    "from 6); `!` = unstable (listed under *Stability of the repeats*); every figure's footer names the run, "
+    "the repeats per cell, the commit, the machine and the versions.")
+"""What the strip figures draw, for their captions."""
+
+
 def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
     window = settings["window"]
     conns = (f"{settings['job_connections']} job connections (each keeps one job in flight) and "
@@ -167,35 +175,27 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             f"the GIL switch interval ({switch_ms:g} ms); dashed lines: each ping_timeout, in ms. A lag "
             "above a dashed line means a pong could wait longer than that timeout. x = the cell failed; "
             "o = measured, but the probe recorded nothing (the loop was blocked for the whole window); "
-            "a triangle on the axis floor = a repeat at 0. Log scale. " + "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band "
-            "the interval of the median (order statistics: the range of the repeats with 3 to 5 of them, "
-            "a 95 % interval from 6); `!` = unstable (listed under *Stability of the repeats*); every "
-            "figure's footer names the run, the repeats per cell, the commit, the machine and the versions. "),
+            "a triangle on the axis floor = a repeat at 0. Log scale. "
+            + STRIP_NOTE),
         "throughput_jobs": (
             f"Job replies received by the load process inside the {window} window, per second; "
             f"{settings['job_connections']} job connections each keep one job in flight, so the "
             "ceiling (dash-dot line) is connections x 1000 / target job ms. Each panel has its own y scale; "
             "a dot at 0 is a measured zero (no job finished inside the window); one job more or less in the "
-            "window moves a repeat by 1 / window. x = the cell failed. " + "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band "
-            "the interval of the median (order statistics: the range of the repeats with 3 to 5 of them, "
-            "a 95 % interval from 6); `!` = unstable (listed under *Stability of the repeats*); every "
-            "figure's footer names the run, the repeats per cell, the commit, the machine and the versions. "),
+            "window moves a repeat by 1 / window. x = the cell failed. "
+            + STRIP_NOTE),
         "throughput_echo": (
             f"Echo replies received inside the window, per second; {settings['observers']} observers "
             f"each send every {settings['echo_interval']}, so an unblocked server answers "
-            "observers x 1000 / interval per second (dash-dot line). x = the cell failed. " + "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band "
-            "the interval of the median (order statistics: the range of the repeats with 3 to 5 of them, "
-            "a 95 % interval from 6); `!` = unstable (listed under *Stability of the repeats*); every "
-            "figure's footer names the run, the repeats per cell, the commit, the machine and the versions. "),
+            "observers x 1000 / interval per second (dash-dot line). x = the cell failed. "
+            + STRIP_NOTE),
         "echo_p99": (
             "p99 of observer echo latency, measured from each echo's *scheduled* send time to its reply "
             "(a stall is not hidden by the sender waiting); echoes still unanswered when the window closed "
             "count with their waiting time so far; echoes on a connection that died are not in this "
             "statistic (`echo_lost` in `cells.csv`). One p99 per repeat, log scale. x = the cell "
-            "failed; o = no echo recorded. " + "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band "
-            "the interval of the median (order statistics: the range of the repeats with 3 to 5 of them, "
-            "a 95 % interval from 6); `!` = unstable (listed under *Stability of the repeats*); every "
-            "figure's footer names the run, the repeats per cell, the commit, the machine and the versions. "),
+            "failed; o = no echo recorded. "
+            + STRIP_NOTE),
         "survival_boundary": (
             "For each workload, strategy and ping_timeout: the largest work size (target ms per job) "
             "whose cell kept every connection (share lost = 0) in every repeat. The bottom band is "
