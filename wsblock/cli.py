@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--out", required=True, metavar="DIR", help="output directory (reused to resume)")
     matrix.add_argument("--repeats", type=int, metavar="K", help="override the matrix's repeats")
     matrix.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    matrix.add_argument("--yes", action="store_true",
+                        help="run a matrix beyond 2,000 cells or an estimated 24 h (refused otherwise)")
     matrix.add_argument("--quiet", action="store_true", help="no progress bar")
 
     cal = sub.add_parser("calibrate", help="show or refresh this machine's calibration")
@@ -306,32 +308,57 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_matrix(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from wsblock import paths
     from wsblock.matrix import spec as matrix_spec
-    from wsblock.matrix.run import command_line, run_matrix
+    from wsblock.matrix.run import (MAX_CELLS, check_directory, check_size, command_line,
+                                    format_duration, run_matrix)
 
+    max_cells = None if args.yes else MAX_CELLS
     if args.profile:
-        spec = matrix_spec.load_profile(args.profile)
+        spec = matrix_spec.load_profile(args.profile, max_cells=max_cells)
     else:
-        spec = matrix_spec.load_file(args.config)
+        spec = matrix_spec.load_file(args.config, max_cells=max_cells)
     if args.repeats is not None:
-        spec = matrix_spec.expand({**spec.definition, "repeats": args.repeats}, source=spec.source)
+        spec = matrix_spec.expand({**spec.definition, "repeats": args.repeats}, source=spec.source,
+                                  max_cells=max_cells)
     if args.dry_run:
         for planned in spec.cells:
             print(planned.cell_id)
         for cell, reason in spec.skipped:
             print(f"skipped {cell.workload} x {cell.strategy}: {reason}")
         return 0
+    if not args.out.strip():
+        raise UsageError("--out must name a directory, got an empty path")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
+    plan = check_directory(spec, out)
+    if not args.yes:
+        check_size(spec, plan)
+    paths.clean_stale()
+    if not args.quiet:
+        print(f"wsblock: {len(spec.cells)} cells planned, {plan.reused} already recorded, "
+              f"{len(plan.todo)} to run, about {format_duration(plan.estimate_s)}"
+              f"{f'; {len(spec.skipped)} skipped as unsupported' if spec.skipped else ''}",
+              file=sys.stderr, flush=True)
     outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet)
     print(
         f"{outcome.ran} cells measured, {outcome.reused} already recorded, {outcome.failed} failed, "
         f"{outcome.skipped} skipped as unsupported; records in {out / 'cells'}, table {out / 'cells.csv'}"
     )
+    if not outcome.complete:
+        parts = []
+        if outcome.not_ok:
+            parts.append(f"{len(outcome.not_ok)} failed ({_some(outcome.not_ok)})")
+        if outcome.missing:
+            parts.append(f"{len(outcome.missing)} records vanished ({_some(outcome.missing)})")
+        print(f"error: {len(outcome.not_ok) + len(outcome.missing)} of {len(spec.cells)} cells "
+              f"have no good record: {'; '.join(parts)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    more = f", and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _cmd_findings(args: argparse.Namespace) -> int:

@@ -98,7 +98,7 @@ def partial_name(path: str) -> str:
     return f"{path}.{owner_tag()}{PARTIAL_SUFFIX}"
 
 
-def clean_stale() -> list[str]:
+def clean_stale(temp_root: str | None = None) -> list[str]:
     """Remove what killed runs left behind: temporary directories, partial files.
 
     Only a directory with an owner marker (see :func:`run_temp_dir`), and a
@@ -106,11 +106,15 @@ def clean_stale() -> list[str]:
     removed; anything else, including the files of runs still going, is left
     alone.
 
+    Args:
+        temp_root: Where to look for temporary directories (default: the
+            system's temporary directory, ``TMPDIR``).
+
     Returns:
         The paths removed.
     """
     removed: list[str] = []
-    temp_root = tempfile.gettempdir()
+    temp_root = temp_root or tempfile.gettempdir()
     try:
         entries = list(os.scandir(temp_root))
     except OSError:
