@@ -93,6 +93,15 @@ def run_temp_dir(prefix: str) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def temp_env(directory: str) -> dict[str, str]:
+    """Environment that puts a child's temporary files inside ``directory``.
+
+    Empty when the path is too long for the Unix sockets multiprocessing
+    creates there (about 100 bytes with the names it adds).
+    """
+    return {"TMPDIR": directory} if len(os.fsencode(directory)) <= 60 else {}
+
+
 def partial_name(path: str) -> str:
     """Name under which a cache file is written before it is renamed to ``path``."""
     return f"{path}.{owner_tag()}{PARTIAL_SUFFIX}"

@@ -166,7 +166,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
         load: Child | None = None
         try:
             progress(f"starting server ({cell.strategy}, {cell.workload})")
-            server = Child("server", ["-m", "wsblock.engine.server", server_cfg_path], env={"TMPDIR": tmp})
+            server = Child("server", ["-m", "wsblock.engine.server", server_cfg_path], env=paths.temp_env(tmp))
             event = server.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 _server_failed(server, event)
@@ -193,7 +193,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
             load_cfg_path = os.path.join(tmp, "load-config.json")
             with open(load_cfg_path, "w", encoding="utf-8") as handle:
                 json.dump(load_cfg, handle)
-            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env={"TMPDIR": tmp})
+            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env=paths.temp_env(tmp))
             event = load.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 raise HarnessError(f"load process failed to start:\n{load.stderr_tail()}")

@@ -250,7 +250,7 @@ def measure_one(planned: PlannedCell) -> dict[str, Any]:
         cmd = python_command("-m", "wsblock", "run", "--quiet", "--cell", str(cell_path),
                              "--out", str(rec_path))
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=die_with_parent, env=child_environment({"TMPDIR": tmp}))
+                                preexec_fn=die_with_parent, env=child_environment(paths.temp_env(tmp)))
         track(proc)
         try:
             _, err = proc.communicate(timeout=cell_timeout(planned))
