@@ -324,7 +324,7 @@ def die_with_parent(signum: int = signal.SIGTERM, *, parent: int | None = None) 
         _prctl(1, int(signum))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() != expected or os.getppid() == 1:
+    if os.getppid() != expected:
         os.kill(os.getpid(), signum)
 
 

@@ -250,7 +250,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
         except BaseException:
             # Interrupted or failed: a server blocked in a job is not waited
             # for (SIGTERM, then SIGKILL after a short grace).
-            stop_grace = 1.0
+            stop_grace = 0.5
             raise
         finally:
             if load is not None:
