@@ -10,7 +10,6 @@ strategies do not. The C parser releases the GIL for part of the work.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Iterator, Mapping
 
 from workloads.base import Job, ParamSpec, Workload
@@ -27,6 +26,8 @@ def _generate(path: str, rows: int) -> None:
     import numpy as np
     import pandas as pd
 
+    from wsblock.paths import partial_name
+
     rng = np.random.default_rng(2024)
     cities = np.array([f"city_{i:02d}" for i in range(40)])
     frame = pd.DataFrame(
@@ -39,13 +40,18 @@ def _generate(path: str, rows: int) -> None:
     )
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    os.close(fd)
+    # A named partial file, renamed when complete: readers never see half a
+    # file, and one left by a killed run is recognised and removed by the
+    # next run (wsblock.paths.clean_stale).
+    tmp = partial_name(path)
     try:
         frame.to_csv(tmp, index=False)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
 
 

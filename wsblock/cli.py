@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Sequence
 
 from wsblock import __version__
@@ -21,6 +24,10 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse's own errors follow the suite's one-line convention too.
         raise UsageError(message)
+
+
+_NOT_GIVEN: Any = object()
+"""Default of options whose absence matters (``None`` already means "none")."""
 
 
 def _seconds_or_none(text: str) -> float | None:
@@ -62,8 +69,9 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
                              "replaces the other cell options")
     parser.add_argument("--ping-interval", type=_seconds_or_none, default=d.ping_interval,
                         metavar="S|none", help=f"keepalive ping interval (default {d.ping_interval:g})")
-    parser.add_argument("--ping-timeout", type=_seconds_or_none, default=d.ping_timeout,
-                        metavar="S|none", help=f"keepalive pong timeout (default {d.ping_timeout:g})")
+    parser.add_argument("--ping-timeout", type=_seconds_or_none, default=_NOT_GIVEN,
+                        metavar="S|none", help=f"keepalive pong timeout (default {d.ping_timeout:g}; "
+                                               "refused with --ping-interval none, where it has no effect)")
     parser.add_argument("--close-timeout", type=float, default=d.close_timeout, metavar="S",
                         help=f"closing handshake timeout (default {d.close_timeout:g})")
     parser.add_argument("--duration", type=float, default=d.duration, metavar="S",
@@ -114,10 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--config", metavar="FILE.toml", help="a matrix file (see docs/matrix.md)")
     matrix.add_argument("--out", required=True, metavar="DIR", help="output directory (reused to resume)")
     matrix.add_argument("--repeats", type=int, metavar="K", help="override the matrix's repeats")
-    matrix.add_argument("--extra-repeats", type=int, default=0, metavar="N",
-                        help="then up to N more repeats of each cell whose repeats disagree (losses in some "
-                             "repeats only, or loop lag p99 varying more than 25%%); default 0")
     matrix.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    matrix.add_argument("--yes", action="store_true",
+                        help="run a matrix beyond 2,000 cells or an estimated 24 h (refused otherwise)")
     matrix.add_argument("--quiet", action="store_true", help="no progress bar")
 
     cal = sub.add_parser("calibrate", help="show or refresh this machine's calibration")
@@ -157,6 +164,11 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
         if getattr(args, option) is None:
             raise UsageError(f"the following arguments are required: --{option.replace('_', '-')}")
 
+    ping_timeout = args.ping_timeout
+    if ping_timeout is _NOT_GIVEN:
+        ping_timeout = CellConfig.__dataclass_fields__["ping_timeout"].default
+    elif args.ping_interval is None and ping_timeout is not None:
+        raise UsageError("--ping-timeout has no effect with --ping-interval none (no pings are sent)")
     params: dict[str, int] = {}
     for key, value in args.param:
         params[key] = value
@@ -165,7 +177,7 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
         work_ms=args.work_ms,
         strategy=args.strategy,
         ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
+        ping_timeout=ping_timeout,
         close_timeout=args.close_timeout,
         duration=args.duration,
         warmup=args.warmup,
@@ -192,21 +204,69 @@ def _progress(quiet: bool):  # type: ignore[no-untyped-def]
     return say
 
 
+def check_out_file(text: str) -> Path:
+    """Check, before any work, that a record can be written to ``text``.
+
+    Args:
+        text: The ``--out`` argument.
+
+    Returns:
+        The path.
+
+    Raises:
+        UsageError: An empty path, a directory, a special file, a path
+            under ``/proc``, ``/sys`` or ``/dev``, or one that cannot be
+            written.
+    """
+    if not text.strip():
+        raise UsageError("--out must name a file, got an empty path")
+    path = Path(text)
+    resolved = path.resolve()
+    for root in ("/proc", "/sys", "/dev"):
+        if resolved.is_relative_to(root):
+            raise UsageError(f"--out {text} is under {root}, not a place for a record")
+    if path.is_dir():
+        raise UsageError(f"--out {text} is a directory; give a file name")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--out {text} exists and is not a regular file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"--out {text} is not writable")
+    parent = resolved.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"--out {text}: {parent} is not a directory")
+    try:
+        # Writing is the only honest test (a read-only file system passes
+        # os.access for root); the record itself goes through a temporary
+        # file in the same directory.
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {text}: cannot write in {parent}: {exc.strerror}") from None
+    return path
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from wsblock import atomic
+    from wsblock import atomic, paths
     from wsblock.engine.runner import run_cell
     from wsblock.engine.summary import summarize
 
+    out = check_out_file(args.out) if args.out is not None else None
     cell = _cell_from_args(args)
+    paths.clean_stale()
     rec = run_cell(cell, progress=_progress(args.quiet))
-    if args.out:
-        atomic.write_json(args.out, rec)
+    if out is not None:
+        try:
+            atomic.write_json(out, rec)
+        except OSError as exc:
+            raise HarnessError(f"the cell ran but its record could not be written to {out}: {exc}") from None
     if args.json:
         print(json.dumps(rec, indent=2))
     else:
         print(summarize(rec))
-        if args.out:
-            print(f"record: {args.out}")
+        if out is not None:
+            print(f"record: {out}")
     return 0
 
 
@@ -248,35 +308,57 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_matrix(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from wsblock import paths
     from wsblock.matrix import spec as matrix_spec
-    from wsblock.matrix.run import command_line, run_matrix
+    from wsblock.matrix.run import (MAX_CELLS, check_directory, check_size, command_line,
+                                    format_duration, run_matrix)
 
+    max_cells = None if args.yes else MAX_CELLS
     if args.profile:
-        spec = matrix_spec.load_profile(args.profile)
+        spec = matrix_spec.load_profile(args.profile, max_cells=max_cells)
     else:
-        spec = matrix_spec.load_file(args.config)
+        spec = matrix_spec.load_file(args.config, max_cells=max_cells)
     if args.repeats is not None:
-        spec = matrix_spec.expand({**spec.definition, "repeats": args.repeats}, source=spec.source)
+        spec = matrix_spec.expand({**spec.definition, "repeats": args.repeats}, source=spec.source,
+                                  max_cells=max_cells)
     if args.dry_run:
         for planned in spec.cells:
             print(planned.cell_id)
         for cell, reason in spec.skipped:
             print(f"skipped {cell.workload} x {cell.strategy}: {reason}")
         return 0
+    if not args.out.strip():
+        raise UsageError("--out must name a directory, got an empty path")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
-    if not 0 <= args.extra_repeats <= 100:
-        raise UsageError(f"--extra-repeats: expected an integer from 0 to 100, got {args.extra_repeats}")
-    outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet,
-                         extra_repeats=args.extra_repeats)
+    plan = check_directory(spec, out)
+    if not args.yes:
+        check_size(spec, plan)
+    paths.clean_stale()
+    if not args.quiet:
+        print(f"wsblock: {len(spec.cells)} cells planned, {plan.reused} already recorded, "
+              f"{len(plan.todo)} to run, about {format_duration(plan.estimate_s)}"
+              f"{f'; {len(spec.skipped)} skipped as unsupported' if spec.skipped else ''}",
+              file=sys.stderr, flush=True)
+    outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet)
     print(
         f"{outcome.ran} cells measured, {outcome.reused} already recorded, {outcome.failed} failed, "
         f"{outcome.skipped} skipped as unsupported; records in {out / 'cells'}, table {out / 'cells.csv'}"
     )
+    if not outcome.complete:
+        parts = []
+        if outcome.not_ok:
+            parts.append(f"{len(outcome.not_ok)} failed ({_some(outcome.not_ok)})")
+        if outcome.missing:
+            parts.append(f"{len(outcome.missing)} records vanished ({_some(outcome.missing)})")
+        print(f"error: {len(outcome.not_ok) + len(outcome.missing)} of {len(spec.cells)} cells "
+              f"have no good record: {'; '.join(parts)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    more = f", and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _cmd_findings(args: argparse.Namespace) -> int:
@@ -335,5 +417,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: harness failure: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, _Terminated):
-        print("error: interrupted; every process of the run was stopped", file=sys.stderr)
+        from wsblock.engine.proc import stop_all
+
+        left = stop_all(grace=1.0)
+        if left:
+            print(f"error: interrupted; {len(left)} processes of the run are still running "
+                  f"(pids {' '.join(map(str, left))})", file=sys.stderr)
+        else:
+            print("error: interrupted; every process of the run was stopped", file=sys.stderr)
         return 130

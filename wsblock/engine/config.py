@@ -15,6 +15,34 @@ import workloads
 from wsblock.errors import UsageError
 
 
+REQUIRED_KEYS = ("workload", "work_ms", "strategy")
+"""Cell parameters without a default."""
+
+MAX_WORK_MS = 600_000.0
+"""Longest job a cell may ask for (10 minutes); workloads also cap their units."""
+
+MAX_CONNECTIONS = 256
+"""Most job connections, and most observers, of one cell."""
+
+MAX_WORKERS = 64
+"""Largest thread or process pool, given or derived from the job connections."""
+
+LIMITS: dict[str, tuple[float, float]] = {
+    "work_ms": (0.0, MAX_WORK_MS),
+    "duration": (0.0, 3600.0),
+    "warmup": (0.0, 600.0),
+    "close_timeout": (0.0, 600.0),
+    "ping_interval": (0.0, 3600.0),
+    "ping_timeout": (0.0, 3600.0),
+    "handler_ping_timeout": (0.0, 3600.0),
+    "echo_interval_ms": (1.0, 60_000.0),
+    "chunk_ms": (0.1, 60_000.0),
+    "probe_interval_ms": (0.1, 1000.0),
+    "stall_ms": (1.0, 60_000.0),
+}
+"""Inclusive ``(low, high)`` of each number (low 0 means "positive")."""
+
+
 def default_start_method() -> str:
     """Return the process start method used when none is given.
 
@@ -90,8 +118,14 @@ class CellConfig:
 
     @property
     def pool_size(self) -> int:
-        """Workers of the thread or process pool."""
-        return self.workers if self.workers is not None else max(1, self.job_connections)
+        """Workers of the thread or process pool.
+
+        ``workers`` when given, else one per job connection, capped at
+        :data:`MAX_WORKERS` (a pool is never larger than ``--workers`` allows).
+        """
+        if self.workers is not None:
+            return self.workers
+        return min(MAX_WORKERS, max(1, self.job_connections))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the cell as plain JSON-ready data (pool size resolved)."""
@@ -100,20 +134,31 @@ class CellConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CellConfig":
+    def from_dict(cls, data: Any) -> "CellConfig":
         """Build a cell from :meth:`to_dict` output (or a subset of it).
 
+        Only the keys ``workload``, ``work_ms`` and ``strategy`` are required;
+        the others take their defaults. Types are checked by :meth:`validate`.
+
         Raises:
-            UsageError: On unknown keys.
+            UsageError: On a non-object, unknown keys or a missing key.
         """
+        if not isinstance(data, dict):
+            raise UsageError("cell parameters must be a JSON object")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise UsageError(f"unknown cell parameter: {', '.join(unknown)}")
+            raise UsageError(f"unknown cell parameter: {', '.join(map(str, unknown))}")
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise UsageError(f"missing cell parameter: {', '.join(missing)}")
         return cls(**data)
 
     def validate(self) -> "CellConfig":
-        """Check every field and resolve workload parameters.
+        """Check every field's type and range, and resolve workload parameters.
+
+        The limits are in :data:`LIMITS`; booleans are never accepted as
+        numbers.
 
         Returns:
             ``self``, for chaining.
@@ -123,48 +168,46 @@ class CellConfig:
         """
         from wsblock.engine import strategies
 
-        if self.workload not in workloads.names():
+        if not isinstance(self.workload, str) or self.workload not in workloads.names():
             raise UsageError(
                 f"unknown workload {self.workload!r} (choose from {', '.join(workloads.names())})"
             )
-        if self.strategy not in strategies.names():
+        if not isinstance(self.strategy, str) or self.strategy not in strategies.names():
             raise UsageError(
                 f"unknown strategy {self.strategy!r} (choose from {', '.join(strategies.names())})"
             )
-        _positive("work_ms", self.work_ms)
-        _positive("duration", self.duration)
-        _positive("close_timeout", self.close_timeout)
-        _positive("echo_interval_ms", self.echo_interval_ms)
-        _positive("chunk_ms", self.chunk_ms)
-        _positive("probe_interval_ms", self.probe_interval_ms)
-        _positive("stall_ms", self.stall_ms)
-        if self.ping_interval is not None:
-            _positive("ping_interval", self.ping_interval)
-        if self.ping_timeout is not None:
-            _positive("ping_timeout", self.ping_timeout)
+        for name in ("work_ms", "duration", "close_timeout", "echo_interval_ms", "chunk_ms",
+                     "probe_interval_ms", "stall_ms"):
+            _bounded(name, getattr(self, name))
+        for name in ("ping_interval", "ping_timeout"):
+            if getattr(self, name) is not None:
+                _bounded(name, getattr(self, name))
         if not isinstance(self.client_pings, bool):
-            raise UsageError("client_pings must be true or false")
+            raise UsageError(f"client_pings must be true or false, got {self.client_pings!r}")
         if self.handler_ping_timeout is not None and self.handler_ping_timeout != "none":
-            _positive("handler_ping_timeout", self.handler_ping_timeout)
-        if not _finite(self.warmup) or self.warmup < 0:
-            raise UsageError("warmup must be zero or a positive number of seconds")
-        if not isinstance(self.job_connections, int) or not 0 <= self.job_connections <= 256:
-            raise UsageError("job_connections must be an integer from 0 to 256")
-        if not isinstance(self.observers, int) or not 0 <= self.observers <= 256:
-            raise UsageError("observers must be an integer from 0 to 256")
+            _bounded("handler_ping_timeout", self.handler_ping_timeout)
+        if not _finite(self.warmup) or not 0 <= self.warmup <= LIMITS["warmup"][1]:
+            raise UsageError(
+                f"warmup must be from 0 to {LIMITS['warmup'][1]:g} seconds, got {self.warmup!r}"
+            )
+        _integer("job_connections", self.job_connections, 0, MAX_CONNECTIONS)
+        _integer("observers", self.observers, 0, MAX_CONNECTIONS)
         if self.job_connections + self.observers == 0:
             raise UsageError("a cell needs at least one job connection or observer")
-        if self.workers is not None and (not isinstance(self.workers, int) or not 1 <= self.workers <= 64):
-            raise UsageError("workers must be an integer from 1 to 64")
-        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
-            raise UsageError("port must be an integer from 0 to 65535")
+        if self.workers is not None:
+            _integer("workers", self.workers, 1, MAX_WORKERS)
+        _integer("port", self.port, 0, 65535)
+        if not isinstance(self.host, str) or not self.host.strip():
+            raise UsageError(f"host must be an address such as 127.0.0.1, got {self.host!r}")
         import multiprocessing
 
         methods = multiprocessing.get_all_start_methods()
-        if self.start_method not in methods:
+        if not isinstance(self.start_method, str) or self.start_method not in methods:
             raise UsageError(
                 f"unknown start method {self.start_method!r} (choose from {', '.join(methods)})"
             )
+        if not isinstance(self.workload_params, dict):
+            raise UsageError(f"workload_params must be an object, got {self.workload_params!r}")
         workload = workloads.get(self.workload)
         try:
             self.workload_params = workload.resolve_params(self.workload_params)
@@ -180,6 +223,14 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _positive(name: str, value: Any) -> None:
+def _bounded(name: str, value: Any) -> None:
+    low, high = LIMITS[name]
     if not _finite(value) or value <= 0:
         raise UsageError(f"{name} must be a positive number, got {value!r}")
+    if not low <= value <= high:
+        raise UsageError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UsageError(f"{name} must be an integer from {low} to {high}, got {value!r}")

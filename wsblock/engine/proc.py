@@ -7,8 +7,16 @@ closes its stdin, waits a bounded time, then signals the whole group.
 
 Child side: :class:`Lifeline` reads control lines from stdin, treats EOF on stdin as "stop" (the
 runner closed it, or the runner died) and enforces a hard deadline by killing
-the child's own group, so nothing outlives a run even if the runner is killed
-with SIGKILL.
+the child's own group. It also asks the kernel to kill the child the moment
+its runner dies (``PR_SET_PDEATHSIG``, Linux), so nothing outlives a run even
+if the runner is killed with SIGKILL while the child's loop is blocked.
+
+Children start with ``python -P`` (and ``PYTHONSAFEPATH=1`` for their own
+children): the working directory is not on their ``sys.path``, so a file such
+as ``inspect.py`` where the user happens to stand cannot replace a module.
+
+Every process started here is registered, so that :func:`stop_all` can stop
+and then *verify* that nothing of the run is left.
 """
 
 from __future__ import annotations
@@ -22,9 +30,161 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, IO
 
+import psutil
+
 from wsblock.errors import HarnessError
+
+PARENT_ENV = "WSBLOCK_PARENT_PID"
+"""Environment variable naming the runner a child must die with."""
+
+_children: list["Child"] = []
+_popens: list[subprocess.Popen[Any]] = []
+
+
+def python_command(*argv: str) -> list[str]:
+    """The command line of a child Python process, isolated from the cwd.
+
+    ``-P`` keeps the working directory off ``sys.path`` (``PYTHONPATH`` is
+    still honoured).
+    """
+    return [sys.executable, "-P", *argv]
+
+
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process started by wsblock.
+
+    ``PYTHONSAFEPATH=1`` carries the ``-P`` isolation to processes the child
+    starts in turn (a pool's workers). If this process found wsblock only
+    through the working directory (run from a checkout without installing),
+    that directory, and only it, is put on the child's ``PYTHONPATH``, so the
+    child runs the same code.
+
+    Args:
+        extra: Variables to add.
+    """
+    env = {**os.environ, "PYTHONSAFEPATH": "1", PARENT_ENV: str(os.getpid()), **(extra or {})}
+    root = Path(__file__).resolve().parents[2]
+    if not sys.flags.safe_path and sys.path and Path(sys.path[0] or ".").resolve() == root:
+        others = {str(Path(p).resolve()) for p in sys.path[1:] if p}
+        if str(root) not in others:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    return env
+
+
+def track(popen: subprocess.Popen[Any]) -> None:
+    """Register a child started without :class:`Child`, for :func:`stop_all`."""
+    _popens.append(popen)
+
+
+def untrack(popen: subprocess.Popen[Any]) -> None:
+    """Forget a child that has ended (see :func:`track`)."""
+    if popen in _popens:
+        _popens.remove(popen)
+
+
+def _group_members(pgids: set[int]) -> set[int]:
+    """Live (not zombie) processes in any of the process groups ``pgids``."""
+    found = set()
+    if not pgids:
+        return found
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) in pgids and proc.status() != psutil.STATUS_ZOMBIE:
+                found.add(proc.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied, PermissionError):
+            continue
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    left = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                left.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return left
+
+
+def stop_all(grace: float = 1.0, *, verify_for: float = 3.0) -> list[int]:
+    """Stop every process this process started, and check that they are gone.
+
+    Used when a run is interrupted. Registered children get ``grace`` seconds
+    after stdin closes or SIGTERM, then SIGKILL, with their process groups
+    and every descendant seen alive when this was called. Interrupts are
+    ignored meanwhile, so a second Ctrl-C cannot cut the check short.
+
+    Args:
+        grace: Seconds between the polite stop and SIGKILL.
+        verify_for: Seconds to wait for killed processes to disappear.
+
+    Returns:
+        Pids still alive afterwards (empty when everything was stopped).
+    """
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        pids: set[int] = set()
+        groups: set[int] = set()
+        for popen in list(_popens):
+            if popen.poll() is None:
+                pids.add(popen.pid)
+                try:
+                    for kid in psutil.Process(popen.pid).children(recursive=True):
+                        pids.add(kid.pid)
+                        try:
+                            groups.add(os.getpgid(kid.pid))
+                        except ProcessLookupError:
+                            pass
+                except psutil.NoSuchProcess:
+                    pass
+                try:
+                    popen.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        # Never the group of this process (a run started by hand shares the
+        # shell's group).
+        groups.discard(os.getpgid(0))
+        for child in list(_children):
+            groups.add(child.pid)
+            child.stop(grace)
+        deadline = time.monotonic() + grace
+        for popen in list(_popens):
+            try:
+                popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in _alive(pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for popen in list(_popens):
+            try:
+                popen.wait(verify_for)
+            except subprocess.TimeoutExpired:
+                pass
+        end = time.monotonic() + verify_for
+        while True:
+            left = _alive(pids) | _group_members(groups)
+            if not left or time.monotonic() > end:
+                break
+            time.sleep(0.05)
+        for popen in list(_popens):
+            if popen.poll() is not None:
+                untrack(popen)
+        return sorted(left)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Child:
@@ -41,13 +201,14 @@ class Child:
         self._stderr: IO[bytes] = tempfile.TemporaryFile()
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [sys.executable, *argv],
+            python_command(*argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env=child_environment(env),
         )
+        _children.append(self)
         self._reader = threading.Thread(target=self._read_events, daemon=True)
         self._reader.start()
 
@@ -119,6 +280,9 @@ class Child:
         # The leader has exited; members it left behind (a pool worker stuck
         # in a job) still carry its group id.
         self._signal_group(signal.SIGKILL)
+        if self.proc.poll() is not None and not _group_members({self.proc.pid}):
+            if self in _children:
+                _children.remove(self)
 
     def _signal_group(self, sig: int) -> None:
         try:
@@ -127,24 +291,59 @@ class Child:
             pass
 
 
-def die_with_parent() -> None:
-    """Ask the kernel to send this process SIGTERM when its parent dies.
+def die_with_parent(signum: int = signal.SIGTERM, *, parent: int | None = None) -> None:
+    """Ask the kernel to send this process ``signum`` when its parent dies.
 
     For a process whose parent may be killed outright (SIGKILL), where no
-    ``finally`` runs: the SIGTERM lets this process stop its own children.
-    Linux only (``PR_SET_PDEATHSIG``); elsewhere it does nothing. Usable as a
+    ``finally`` runs. SIGTERM (the default) lets this process stop its own
+    children; SIGKILL ends it at once, even while a blocked event loop or a C
+    call holding the GIL keeps Python from running any handler. Linux only
+    (``PR_SET_PDEATHSIG``); elsewhere it does nothing. Usable as a
     ``preexec_fn`` (it survives ``exec``) or called in the process itself.
+
+    The "parent" is the thread that started this process; start children
+    from a thread that lives as long as they should.
+
+    Args:
+        signum: The signal to receive.
+        parent: Pid of the parent this process must die with; if it is no
+            longer the parent (it died before the request took effect), the
+            signal is sent at once. Default: the current parent.
     """
     if not sys.platform.startswith("linux"):
         return
+    if _prctl is None:
+        return
+    expected = os.getppid() if parent is None else parent
     try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        _prctl(1, int(signum))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent was gone before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    if os.getppid() != expected:
+        os.kill(os.getpid(), signum)
+
+
+def _load_prctl() -> Callable[[int, int], int]:
+    # Resolved once at import, so that a preexec_fn only calls it.
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+
+
+try:
+    _prctl = _load_prctl() if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+    _prctl = None
+
+
+def bind_to_runner() -> None:
+    """Die (SIGKILL) with the runner that started this process, if one did.
+
+    The runner's pid is in :data:`PARENT_ENV`, set by :class:`Child`.
+    """
+    pid = os.environ.get(PARENT_ENV)
+    if pid and pid.isdigit():
+        die_with_parent(signal.SIGKILL, parent=int(pid))
 
 
 def emit(event: dict[str, Any]) -> None:
@@ -186,6 +385,7 @@ class Lifeline:
         self.deadline = deadline
         self._on_message = on_message
         self._on_eof = on_eof
+        bind_to_runner()
         threading.Thread(target=self._watch_stdin, name="lifeline-stdin", daemon=True).start()
         threading.Thread(target=self._watch_deadline, name="lifeline-deadline", daemon=True).start()
 

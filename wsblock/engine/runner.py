@@ -19,7 +19,6 @@ import errno
 import json
 import os
 import socket
-import tempfile
 import time
 from typing import Any, Callable
 
@@ -45,13 +44,13 @@ def _quiet(_: str) -> None:
 
 
 def check_port(host: str, port: int) -> None:
-    """Fail early, with a usage error, if a fixed port is already taken.
+    """Fail early, with a usage error, if ``host:port`` cannot be bound.
+
+    Port 0 is checked too: it proves the host is an address of this machine.
 
     Raises:
-        UsageError: If ``host:port`` cannot be bound.
+        UsageError: If ``host:port`` cannot be bound, with the reason.
     """
-    if port == 0:
-        return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
@@ -59,7 +58,8 @@ def check_port(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise UsageError(f"port {port} on {host} is in use") from None
-            raise UsageError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise UsageError(f"cannot bind {host}:{port}: {reason}") from None
 
 
 def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
@@ -124,6 +124,11 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     check_port(cell.host, cell.port)
     work = size_work(cell, progress)
     workload = workloads.get(cell.workload)
+    if work["units"] > workload.max_units:
+        raise UsageError(
+            f"work_ms {cell.work_ms:g} is {work['units']} {workload.unit} on this machine, more than "
+            f"the {cell.workload} maximum of {workload.max_units}"
+        )
     data_dir = str(paths.data_dir())
     workload.prepare(work["units"], cell.workload_params, data_dir)
     environment = meta.environment()
@@ -132,7 +137,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     # (inline) must end first, on a machine that may be twice as slow.
     stop_grace = 3 * job_ms_bound + cell.close_timeout + 10.0
 
-    with tempfile.TemporaryDirectory(prefix="wsblock-cell-") as tmp:
+    with paths.run_temp_dir("wsblock-cell-") as tmp:
         server_cfg = {
             "host": cell.host,
             "port": cell.port,
@@ -162,7 +167,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
         load: Child | None = None
         try:
             progress(f"starting server ({cell.strategy}, {cell.workload})")
-            server = Child("server", ["-m", "wsblock.engine.server", server_cfg_path])
+            server = Child("server", ["-m", "wsblock.engine.server", server_cfg_path], env=paths.temp_env(tmp))
             event = server.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 _server_failed(server, event)
@@ -189,7 +194,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
             load_cfg_path = os.path.join(tmp, "load-config.json")
             with open(load_cfg_path, "w", encoding="utf-8") as handle:
                 json.dump(load_cfg, handle)
-            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path])
+            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env=paths.temp_env(tmp))
             event = load.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 raise HarnessError(f"load process failed to start:\n{load.stderr_tail()}")
@@ -243,9 +248,14 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
                 raise HarnessError(
                     f"server wrote no measurements (exit {server.proc.returncode}):\n{server.stderr_tail()}"
                 ) from None
+        except BaseException:
+            # Interrupted or failed: a server blocked in a job is not waited
+            # for (SIGTERM, then SIGKILL after a short grace).
+            stop_grace = 0.5
+            raise
         finally:
             if load is not None:
-                load.stop(5.0)
+                load.stop(min(5.0, stop_grace))
             if server is not None:
                 server.stop(stop_grace)
 

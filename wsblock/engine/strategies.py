@@ -147,8 +147,12 @@ class Thread(_PoolStrategy):
 
 def _worker_init() -> None:
     # Workers belong to the server's process group; the server, not the
-    # terminal, decides when they end.
+    # terminal, decides when they end. They die with their parent (the
+    # server, or the forkserver that dies with the server), even mid-job.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from wsblock.engine.proc import die_with_parent
+
+    die_with_parent(signal.SIGKILL)
     from wsblock.engine.blas import pin_blas_threads
 
     pin_blas_threads(1)
@@ -160,9 +164,12 @@ class Process(_PoolStrategy):
     out_of_process = True
 
     def _create_pool(self) -> concurrent.futures.Executor:
+        context = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            context.set_forkserver_preload(["wsblock.engine.tether"])  # dies with the server
         return concurrent.futures.ProcessPoolExecutor(
             self.workers,
-            mp_context=multiprocessing.get_context(self.start_method),
+            mp_context=context,
             initializer=_worker_init,
         )
 

@@ -14,31 +14,45 @@ of a cell are then minutes apart and sample the machine in different states,
 so a busy spell on a shared machine shows up as spread within a cell (which
 the intervals and the change test see) rather than as a shift of every
 repeat of a few cells (which they would take for a difference).
+
+A record is reused only if it belongs to the planned matrix: its file is
+named after a planned cell and its parameters equal that cell's. Any other
+file in ``DIR/cells`` (another matrix's record, a damaged file) stops the run
+before anything is written: it would otherwise be counted, tabulated and
+reported as if it had been measured for this matrix.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from tqdm import tqdm
 
-from wsblock import atomic, meta
+from wsblock import atomic, meta, paths
 from wsblock.schema import record
 from wsblock.schema.rundir import CELLS, MANIFEST, MANIFEST_KIND, MANIFEST_VERSION
-from wsblock.errors import UsageError
-from wsblock.matrix import adaptive
+from wsblock.errors import HarnessError, UsageError
 from wsblock.matrix.spec import Matrix, PlannedCell
-from wsblock.engine.proc import die_with_parent
+from wsblock.engine.proc import child_environment, die_with_parent, python_command, track, untrack
+
+MAX_CELLS = 2000
+"""Largest matrix run without ``--yes``."""
+
+MAX_HOURS = 24.0
+"""Longest estimated run without ``--yes``."""
+
+CELL_OVERHEAD_S = 4.0
+"""Start-up and shut-down of one cell's processes, for the time estimate."""
 
 
 @dataclass
@@ -51,6 +65,9 @@ class MatrixOutcome:
         failed: Cells that failed in this run.
         skipped: Unsupported pairs, not run.
         directory: The output directory.
+        not_ok: Planned cells whose record says ``failed`` at the end.
+        missing: Planned cells with no record at the end (a record that
+            vanished, or a cell never run).
     """
 
     ran: int
@@ -58,6 +75,28 @@ class MatrixOutcome:
     failed: int
     skipped: int
     directory: Path
+    not_ok: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every planned cell has an ``ok`` record."""
+        return not self.not_ok and not self.missing
+
+
+@dataclass
+class Plan:
+    """Which planned cells still need a run.
+
+    Attributes:
+        todo: Cells without a good record.
+        reused: Count of cells with a good record.
+        estimate_s: Estimated seconds to run ``todo``.
+    """
+
+    todo: list[PlannedCell]
+    reused: int
+    estimate_s: float
 
 
 def _now() -> str:
@@ -74,34 +113,149 @@ def cell_timeout(planned: PlannedCell) -> float:
     return 240.0 + 3 * (c.warmup + c.duration) + 8 * c.work_ms / 1000.0
 
 
-def existing_record(path: Path) -> dict[str, Any] | None:
-    """Return a good (status ok) record stored at ``path``, else ``None``."""
+def expected_params(planned: PlannedCell) -> dict[str, Any]:
+    """The ``params`` a record of ``planned`` carries, as JSON gives them back."""
+    return json.loads(json.dumps(planned.cell.to_dict()))
+
+
+def params_difference(params: Any, planned: PlannedCell) -> str | None:
+    """Say how a record's ``params`` differ from the planned cell's, or ``None``.
+
+    Every parameter of the planned cell must be present and equal.
+    """
+    if not isinstance(params, dict):
+        return "no params"
+    for key, want in expected_params(planned).items():
+        if key not in params:
+            return f"{key} missing"
+        if params[key] != want:
+            return f"{key} is {params[key]!r}, the matrix has {want!r}"
+    return None
+
+
+def read_record(path: Path, planned: PlannedCell) -> tuple[str, dict[str, Any] | None]:
+    """Classify the file a planned cell's record would be in.
+
+    Returns:
+        ``("missing", None)``, ``("ok", record)``, ``("failed", record)``
+        (a failed attempt at this very cell), or ``(reason, None)`` when the
+        file is not a readable record of this cell: ``"damaged: ..."`` or
+        ``"foreign: ..."``.
+    """
     try:
-        data = record.load(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return None
-    return data if record.is_ok(data) else None
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return "missing", None
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"damaged: {exc}", None
+    try:
+        data = record.load(json.loads(text))
+    except ValueError as exc:
+        return f"damaged: {exc}", None
+    difference = params_difference(data.get("params"), planned)
+    if difference:
+        return f"foreign: {difference}", None
+    tag = data.get("matrix")
+    if isinstance(tag, dict) and (tag.get("cell_id"), tag.get("repeat")) != (planned.cell_id, planned.repeat):
+        return f"foreign: recorded as {tag.get('cell_id')} repeat {tag.get('repeat')}", None
+    return ("ok" if record.is_ok(data) else "failed"), data
 
 
-def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
-    """Run one cell in a fresh ``wsblock run`` process.
+def existing_record(path: Path, planned: PlannedCell) -> dict[str, Any] | None:
+    """Return the good (status ok) record of ``planned`` at ``path``, else ``None``."""
+    status, data = read_record(path, planned)
+    return data if status == "ok" else None
+
+
+def cell_estimate_s(planned: PlannedCell) -> float:
+    """Rough seconds one cell takes, start-up and a job's drain included."""
+    c = planned.cell
+    return c.warmup + c.duration + c.work_ms / 1000.0 + CELL_OVERHEAD_S
+
+
+def check_directory(matrix: Matrix, directory: Path) -> Plan:
+    """Check that ``directory`` holds nothing but this matrix, and plan the run.
+
+    Writes nothing.
+
+    Raises:
+        UsageError: If ``directory`` holds a different matrix, or a file in
+            ``DIR/cells`` that is not a record of a planned cell (naming it).
+    """
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--out {directory} exists and is not a directory")
+    previous, _ = _read_manifest(directory / MANIFEST)
+    if previous and _axes(previous.get("config") or {}) != _axes(matrix.definition):
+        raise UsageError(f"{directory} holds a different matrix; choose another --out")
+    cells_dir = directory / CELLS
+    planned_by_name = {f"{p.cell_id}.json": p for p in matrix.cells}
+    problems: list[str] = []
+    todo: list[PlannedCell] = []
+    if cells_dir.is_dir():
+        for path in sorted(cells_dir.iterdir()):
+            if path.name.startswith(".") or path.name in planned_by_name:
+                continue  # hidden: an atomic write cut short, never read
+            problems.append(f"{path}: not a cell of this matrix")
+    for planned in matrix.cells:
+        path = cells_dir / f"{planned.cell_id}.json"
+        status, _ = read_record(path, planned)
+        if status.startswith(("foreign", "damaged")):
+            problems.append(f"{path}: {status}")
+        elif status != "ok":
+            todo.append(planned)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(
+            f"{problems[0]}{more}; records that do not belong to this matrix are never counted: "
+            f"move them away or choose another --out"
+        )
+    return Plan(todo=todo, reused=len(matrix.cells) - len(todo),
+                estimate_s=sum(cell_estimate_s(p) for p in todo))
+
+
+def check_size(matrix: Matrix, plan: Plan) -> None:
+    """Refuse a matrix beyond :data:`MAX_CELLS` cells or :data:`MAX_HOURS` hours.
+
+    Raises:
+        UsageError: Naming the size; ``--yes`` runs it anyway.
+    """
+    if len(matrix.cells) > MAX_CELLS:
+        raise UsageError(f"the matrix has {len(matrix.cells)} cells, more than {MAX_CELLS}; "
+                         f"add --yes to run it anyway")
+    if plan.estimate_s > MAX_HOURS * 3600:
+        raise UsageError(f"the matrix would run for about {format_duration(plan.estimate_s)}, "
+                         f"more than {MAX_HOURS:g} h; add --yes to run it anyway")
+
+
+def format_duration(seconds: float) -> str:
+    """``1 h 05 min``, ``12 min``, ``40 s``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def measure_one(planned: PlannedCell) -> dict[str, Any]:
+    """Run one cell in a fresh ``wsblock run`` process and return its record.
 
     Args:
         planned: The cell.
-        out: Where its record goes.
 
     Returns:
-        The record written (``status`` ``ok`` or ``failed``).
+        The record (``status`` ``ok`` or ``failed``), tagged with the cell id
+        and repeat.
     """
     err = ""
-    with tempfile.TemporaryDirectory(prefix="wsblock-matrix-") as tmp:
+    with paths.run_temp_dir("wsblock-matrix-") as tmp:
         cell_path = Path(tmp) / "cell.json"
         rec_path = Path(tmp) / "record.json"
         cell_path.write_text(json.dumps(planned.cell.to_dict()))
-        cmd = [sys.executable, "-m", "wsblock", "run", "--quiet", "--cell", str(cell_path),
-               "--out", str(rec_path)]
+        cmd = python_command("-m", "wsblock", "run", "--quiet", "--cell", str(cell_path),
+                             "--out", str(rec_path))
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=die_with_parent)
+                                preexec_fn=die_with_parent, env=child_environment(paths.temp_env(tmp)))
+        track(proc)
         try:
             _, err = proc.communicate(timeout=cell_timeout(planned))
             error = None if proc.returncode == 0 else _error_line(err)
@@ -114,12 +268,15 @@ def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
                 proc.communicate()
             error = f"timed out after {cell_timeout(planned):.0f} s"
         except BaseException:
+            # Interrupted: the cell stops its own processes quickly; the
+            # command's handler then checks that they are gone.
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                proc.communicate(timeout=10)
+            except BaseException:
+                pass
             raise
+        untrack(proc)
         if error is None:
             try:
                 rec = json.loads(rec_path.read_text(encoding="utf-8"))
@@ -129,6 +286,12 @@ def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
             rec = record.failed(params=planned.cell.to_dict(), error=error, exit_code=proc.returncode,
                                 stderr_tail=(err or "").strip().splitlines()[-20:], meta=meta.environment())
     rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat}
+    return rec
+
+
+def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
+    """Run one cell (see :func:`measure_one`) and write its record to ``out``."""
+    rec = measure_one(planned)
     atomic.write_json(out, rec)
     return rec
 
@@ -139,6 +302,19 @@ def _error_line(stderr: str) -> str:
         if line.startswith("error: "):
             return line
     return lines[-1] if lines else "no message"
+
+
+def _read_manifest(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(manifest, None)``, ``(None, None)`` if there is none, ``(None, reason)`` if damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        return None, str(exc) or type(exc).__name__
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        return None, "not a matrix manifest"
+    return data, None
 
 
 def _manifest(matrix: Matrix, command: str, previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -158,6 +334,34 @@ def _manifest(matrix: Matrix, command: str, previous: dict[str, Any] | None) -> 
     }
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (st.st_dev, st.st_ino)
+
+
+class _Guard:
+    """Detects an output directory removed or replaced during the run.
+
+    Writes recreate missing parents (``atomic.write_json``), which would
+    hide the loss of every record already written.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.watched = [directory, directory / CELLS]
+        self.ids = [_identity(p) for p in self.watched]
+
+    def intact(self) -> bool:
+        return [_identity(p) for p in self.watched] == self.ids
+
+    def check(self, what: str) -> None:
+        if not self.intact():
+            raise HarnessError(f"{self.directory} was removed or replaced during the run; {what}")
+
+
 def run_matrix(
     matrix: Matrix,
     directory: Path,
@@ -165,7 +369,7 @@ def run_matrix(
     command: str,
     show_progress: bool = True,
     after_cell: Callable[[PlannedCell, dict[str, Any]], None] | None = None,
-    extra_repeats: int = 0,
+    say: Callable[[str], None] | None = None,
 ) -> MatrixOutcome:
     """Run every cell of ``matrix`` that has no good record in ``directory``.
 
@@ -175,49 +379,57 @@ def run_matrix(
         command: The command line, stored in the manifest.
         show_progress: Draw a progress bar on stderr.
         after_cell: Called after each cell that ran, with its record.
-        extra_repeats: Up to this many more repeats for each cell whose
-            repeats disagree (:mod:`wsblock.matrix.adaptive`).
+        say: Receives one-line notices (a damaged manifest kept aside);
+            default: stderr.
 
     Returns:
-        Counts of what happened.
+        Counts of what happened, and the planned cells without an ``ok``
+        record at the end.
 
     Raises:
-        UsageError: If ``directory`` holds a different matrix.
+        UsageError: If ``directory`` holds a different matrix or a record
+            that does not belong to this one (nothing is written then).
+        HarnessError: If ``directory`` is removed or replaced mid-run.
     """
+    say = say or (lambda message: print(f"wsblock: {message}", file=sys.stderr, flush=True))
+    plan = check_directory(matrix, directory)
     directory.mkdir(parents=True, exist_ok=True)
     cells_dir = directory / CELLS
     cells_dir.mkdir(exist_ok=True)
     manifest_path = directory / MANIFEST
-    previous = None
-    if manifest_path.exists():
-        try:
-            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            previous = None
-        if previous and _axes(previous.get("config") or {}) != _axes(matrix.definition):
-            raise UsageError(f"{directory} holds a different matrix; choose another --out")
+    previous, damage = _read_manifest(manifest_path)
     manifest = _manifest(matrix, command, previous)
+    if damage is not None:
+        # Its session history cannot be read, but it is not ours to destroy.
+        kept = manifest_path.with_name(f"{MANIFEST}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
+        os.replace(manifest_path, kept)
+        manifest["recovered_from"] = {"damaged_manifest": kept.name, "reason": damage}
+        say(f"{manifest_path} was unreadable ({damage}); kept as {kept.name}, "
+            f"a new manifest records sessions from now on")
     atomic.write_json(manifest_path, manifest)
+    guard = _Guard(directory)
 
-    todo = [p for p in matrix.cells if existing_record(cells_dir / f"{p.cell_id}.json") is None]
     # Repeats interleaved: every cell's first repeat, then every cell's
     # second, ... (a stable sort keeps the matrix order within a repeat).
-    todo.sort(key=lambda p: p.repeat)
-    reused = len(matrix.cells) - len(todo)
+    todo = sorted(plan.todo, key=lambda p: p.repeat)
+    reused = plan.reused
     ran = failed = 0
-    per_cell = [c.cell.warmup + c.cell.duration + 4.0 for c in todo]
+    per_cell = [cell_estimate_s(c) for c in todo]
     bar = tqdm(total=len(matrix.cells), initial=reused, unit="cell", disable=not show_progress,
                file=sys.stderr, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
     started = time.monotonic()
     try:
         for index, planned in enumerate(todo):
+            guard.check(f"stopped before {planned.cell_id}")
             bar.set_description(planned.cell_id[:48])
             bar.set_postfix_str(
                 f"done {reused + ran}, failed {failed}, skipped {len(matrix.skipped)}, "
                 f"eta {_eta(started, index, per_cell)}"
             )
-            rec = run_one(planned, cells_dir / f"{planned.cell_id}.json")
+            rec = measure_one(planned)
+            guard.check(f"the record of {planned.cell_id} was not written")
+            atomic.write_json(cells_dir / f"{planned.cell_id}.json", rec)
             ran += 1
             if rec["status"] != "ok":
                 failed += 1
@@ -226,17 +438,24 @@ def run_matrix(
                 after_cell(planned, rec)
             bar.update(1)
         bar.set_postfix_str(f"done {reused + ran}, failed {failed}, skipped {len(matrix.skipped)}")
-        if extra_repeats:
-            more, more_failed = adaptive.run_extra(matrix, cells_dir, extra_repeats, run_one,
-                                                   say=lambda text: bar.write(text, file=sys.stderr))
-            ran, failed = ran + more, failed + more_failed
     finally:
         bar.close()
-        _write_table(directory)
+        if guard.intact():
+            _write_table(matrix, directory)
+    guard.check("the manifest was not updated")
+    not_ok: list[str] = []
+    missing: list[str] = []
+    for planned in matrix.cells:
+        status, _ = read_record(cells_dir / f"{planned.cell_id}.json", planned)
+        if status == "missing":
+            missing.append(planned.cell_id)
+        elif status != "ok":
+            not_ok.append(planned.cell_id)
     manifest["finished_utc"] = _now()
+    manifest["complete"] = not not_ok and not missing
     atomic.write_json(manifest_path, manifest)
     return MatrixOutcome(ran=ran, reused=reused, failed=failed, skipped=len(matrix.skipped),
-                         directory=directory)
+                         directory=directory, not_ok=not_ok, missing=missing)
 
 
 def _axes(definition: dict[str, Any]) -> dict[str, Any]:
@@ -254,13 +473,19 @@ def _eta(started: float, index: int, per_cell: list[float]) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
-def _write_table(directory: Path) -> None:
+def _write_table(matrix: Matrix, directory: Path) -> None:
+    """Write ``cells.csv`` from the records of the planned cells, and only those."""
     from wsblock.analysis import tidy
 
-    try:
-        tidy.write_csv(directory)
-    except UsageError:
-        pass  # no records yet: nothing to tabulate
+    cells_dir = directory / CELLS
+    rows = []
+    for planned in matrix.cells:
+        path = cells_dir / f"{planned.cell_id}.json"
+        status, data = read_record(path, planned)
+        if data is not None:
+            rows.append((path, data))
+    if rows:
+        atomic.write_text(directory / tidy.CSV_NAME, tidy.to_csv_text(tidy.frame(rows)))
 
 
 def command_line() -> str:
@@ -268,4 +493,4 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["wsblock", *sys.argv[1:]])
 
 
-__all__ = ["MatrixOutcome", "run_matrix", "run_one", "command_line"]
+__all__ = ["MatrixOutcome", "Plan", "check_directory", "check_size", "run_matrix", "run_one", "measure_one", "command_line"]

@@ -94,17 +94,18 @@ def profile_path(name: str) -> Path:
     return Path(str(resources.files("wsblock.matrix") / "profiles" / f"{name}.toml"))
 
 
-def load_profile(name: str) -> Matrix:
-    """Load and validate a shipped profile by name."""
-    return load_file(profile_path(name), source=name)
+def load_profile(name: str, *, max_cells: int | None = None) -> Matrix:
+    """Load and validate a shipped profile by name (see :func:`expand`)."""
+    return load_file(profile_path(name), source=name, max_cells=max_cells)
 
 
-def load_file(path: str | Path, *, source: str | None = None) -> Matrix:
+def load_file(path: str | Path, *, source: str | None = None, max_cells: int | None = None) -> Matrix:
     """Load and validate a matrix TOML file.
 
     Args:
         path: The file.
         source: Name to record (defaults to the path).
+        max_cells: Refuse a matrix of more cells (see :func:`expand`).
 
     Raises:
         UsageError: Unreadable file, bad TOML, or a bad key or value.
@@ -113,11 +114,13 @@ def load_file(path: str | Path, *, source: str | None = None) -> Matrix:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read matrix file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"matrix file {path} is not UTF-8 text") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
-    return expand(data, source=source or str(path))
+    return expand(data, source=source or str(path), max_cells=max_cells)
 
 
 def _as_list(key: str, value: Any) -> list[Any]:
@@ -135,15 +138,17 @@ def _workload_param_keys() -> dict[str, tuple[str, str]]:
     return keys
 
 
-def expand(data: dict[str, Any], *, source: str) -> Matrix:
+def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -> Matrix:
     """Validate a parsed matrix and multiply out its cells.
 
     Args:
         data: The parsed TOML document.
         source: Where it came from, for the record.
+        max_cells: If given, a matrix of more cells is refused after it is
+            counted and before any cell is built.
 
     Raises:
-        UsageError: Naming the first bad key.
+        UsageError: Naming the first bad key, or the size over ``max_cells``.
     """
     param_keys = _workload_param_keys()
     unknown = sorted(set(data) - set(AXES) - set(SCALARS) - set(param_keys))
@@ -198,6 +203,21 @@ def expand(data: dict[str, Any], *, source: str) -> Matrix:
                 _refuse_duplicates(key, [f"{v!r} and {v!r}" for i, v in enumerate(values) if v in values[:i]])
                 axes.append([(param, v) for v in values])
         per_workload[name] = [dict(combo) for combo in itertools.product(*axes)] or [{}]
+
+    if max_cells is not None:
+        # Count before building anything: a huge grid is refused in moments.
+        wl = axis_schema.NAMES.index("workload")
+        st = axis_schema.NAMES.index("strategy")
+        others = 1
+        for i, values in enumerate(grid_values):
+            if i not in (wl, st):
+                others *= len(values)
+        count = sum(len(per_workload[name]) * others * repeats
+                    for name in grid_values[wl] for strategy in grid_values[st]
+                    if not strategies.get(strategy).unsupported_reason(workloads.get(name)))
+        if count > max_cells:
+            raise UsageError(f"matrix {source} has {count} cells, more than {max_cells}; "
+                             f"add --yes to run it anyway")
 
     matrix = Matrix(source=source, definition=data)
     ids: dict[str, PlannedCell] = {}
