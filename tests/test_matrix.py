@@ -133,3 +133,25 @@ def test_smoke_matrix_killed_mid_run_resumes_without_redoing_cells(tmp_path) -> 
     assert manifest["profile"] == "smoke" and manifest["finished_utc"]
     assert len(manifest["sessions"]) == 2
     assert manifest["environment"]["cpu"]["count"]
+
+
+def test_repeats_are_interleaved_so_each_cell_samples_the_whole_run(tmp_path, monkeypatch) -> None:
+    from wsblock import meta
+    from wsblock.matrix import run as matrix_run
+    from wsblock.schema import record
+
+    m = matrix_spec.load_file(_write(tmp_path, 'workloads = ["numpy"]\nwork_ms = [10, 20]\n'
+                                     'strategies = ["inline", "thread"]\nrepeats = 3\n'))
+    order: list[tuple[str, int]] = []
+
+    def fake(planned):  # records what ran, measures nothing
+        order.append((planned.cell.strategy + str(planned.cell.work_ms), planned.repeat))
+        rec = record.failed(params=planned.cell.to_dict(), error="not measured", exit_code=1, stderr_tail=[],
+                            meta=meta.environment())
+        rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat}
+        return rec
+
+    monkeypatch.setattr(matrix_run, "measure_one", fake)
+    matrix_run.run_matrix(m, tmp_path / "out", command="test", show_progress=False)
+    assert [r for _, r in order] == [0] * 4 + [1] * 4 + [2] * 4
+    assert order[:4] == [(c, 0) for c, _ in order[4:8]]
