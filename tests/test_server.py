@@ -13,20 +13,21 @@ from websockets.sync.client import connect
 
 from wsblock import paths
 from wsblock.engine.proc import Child
+from wsblock.engine.process_config import JobConfig, ServerConfig
 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("server")
-    config = {
-        "host": "127.0.0.1", "port": 0, "ping_interval": 20, "ping_timeout": 20,
-        "close_timeout": 2, "strategy": "thread", "workers": 1, "start_method": "spawn",
-        "probe_interval_ms": 1, "stall_ms": 50, "data_dir": str(paths.data_dir()),
-        "warm_job": {"workload": "blocking_io", "units": 1, "chunk_units": 1, "params": {}},
-        "stats_path": str(tmp / "stats.json"), "deadline": time.time() + 120,
-    }
+    config = ServerConfig(
+        host="127.0.0.1", port=0, ping_interval=20, ping_timeout=20,
+        close_timeout=2, strategy="thread", workers=1, start_method="spawn",
+        probe_interval_ms=1, stall_ms=50, data_dir=str(paths.data_dir()),
+        warm_job=JobConfig("blocking_io", 1, 1, {}),
+        stats_path=str(tmp / "stats.json"), deadline=time.time() + 120,
+    )
     path = Path(tmp / "config.json")
-    path.write_text(json.dumps(config))
+    config.write(path)
     child = Child("server", ["-m", "wsblock.engine.server", str(path)])
     try:
         event = child.next_event(60)

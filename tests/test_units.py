@@ -132,3 +132,42 @@ def test_record_validation_names_the_missing_key() -> None:
         record.validate({"schema_version": 1, "params": {}})
     record.validate({"schema_version": 1, "status": "failed", "error": "x",
                      "params": {k: 1 for k in record.REQUIRED["params"]}})
+
+
+def _server_config(**change):
+    from wsblock.engine.process_config import JobConfig, ServerConfig
+
+    base = dict(host="127.0.0.1", port=0, ping_interval=1, ping_timeout=None, close_timeout=2,
+                strategy="thread", workers=2, start_method="spawn", probe_interval_ms=1,
+                stall_ms=50, data_dir="/d", warm_job=JobConfig("numpy", 1, 1, {}),
+                stats_path="/s.json", deadline=1.0)
+    return ServerConfig(**{**base, **change})
+
+
+def test_process_configs_round_trip_typed(tmp_path) -> None:
+    from wsblock.engine.process_config import ServerConfig
+
+    config = _server_config(handler_ping_timeout="none", token="abc")
+    config.write(tmp_path / "c.json")
+    back = ServerConfig.read(tmp_path / "c.json")
+    assert back == config
+    assert isinstance(back.ping_interval, float) and back.warm_job.job("/x").data_dir == "/x"
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"workers": "2"}, "workers: expected an integer"),
+        ({"workers": True}, "workers: expected an integer"),
+        ({"ping_timeout": "soon"}, "ping_timeout"),
+        ({"warm_job": {"workload": "numpy", "units": 1.5, "chunk_units": 1}}, "warm_job.units"),
+        ({"surprise": 1}, "unknown field surprise"),
+    ],
+)
+def test_process_configs_refuse_mistyped_files(tmp_path, change, message) -> None:
+    from wsblock.engine.process_config import ConfigError, ServerConfig
+
+    data = {**_server_config().to_dict(), **change}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=message):
+        ServerConfig.read(tmp_path / "c.json")

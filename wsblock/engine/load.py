@@ -36,6 +36,7 @@ from wsblock import atomic
 from wsblock.engine import closes
 from wsblock.engine import protocol
 from wsblock.engine.proc import Lifeline, emit
+from wsblock.engine.process_config import TOKEN_HEADER, LoadConfig
 from wsblock.engine.stats import LatencyHistogram
 from wsblock.engine.window import Window
 
@@ -81,13 +82,14 @@ class Load:
 
     Args:
         config: The load config written by the runner.
+        window: The measurement window.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: LoadConfig, window: Window) -> None:
         self.config = config
-        self.window = Window.from_wall(config["window_start"], config["window_end"])
+        self.window = window
         self.stats = LoadStats(self.window)
-        self.job = Job(**config["job"])
+        self.job = config.job.job()
         self._pending_echo: dict[tuple[int, int], float] = {}
         self.stop = asyncio.Event()
         self._live: dict[object, tuple[str, float, ClientConnection]] = {}
@@ -114,11 +116,12 @@ class Load:
     def _connect(self) -> Any:
         c = self.config
         return connect(
-            c["uri"],
-            ping_interval=c["ping_interval"],
-            ping_timeout=c["ping_timeout"],
-            close_timeout=c["close_timeout"],
-            open_timeout=c["open_timeout"],
+            c.uri,
+            ping_interval=c.ping_interval,
+            ping_timeout=c.ping_timeout,
+            close_timeout=c.close_timeout,
+            open_timeout=c.open_timeout,
+            additional_headers={TOKEN_HEADER: c.token} if c.token else None,
             max_size=protocol.MAX_MESSAGE_BYTES,
             compression=None,
         )
@@ -170,7 +173,7 @@ class Load:
                 self.stats.job_latency.record(done - sent)
 
     async def _observer_body(self, ws: ClientConnection, slot: int) -> None:
-        interval = self.config["echo_interval_ms"] / 1000.0
+        interval = self.config.echo_interval_ms / 1000.0
         pending = self._pending_echo
 
         async def receive() -> None:
@@ -250,9 +253,9 @@ class Load:
         ]
         tasks += [
             asyncio.create_task(self._slot("job", self._job_body))
-            for _ in range(c["job_connections"])
+            for _ in range(c.job_connections)
         ]
-        for slot in range(c["observers"]):
+        for slot in range(c.observers):
             tasks.append(
                 asyncio.create_task(
                     self._slot("observer", lambda ws, slot=slot: self._observer_body(ws, slot))
@@ -270,7 +273,7 @@ class Load:
         await until(self.window.end)
         result = self.results(sum(me.cpu_times()[:2]) - cpu0)
         result["stopped_early"] = stop.is_set()
-        atomic.write_json(c["results_path"], result)
+        atomic.write_json(c.results_path, result)
         # Results are safe; now let connections close, but not for long: a
         # blocked server may never answer the closing handshake.
         for task in tasks:
@@ -289,13 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         argv: ``[CONFIG.json]``.
     """
     args = sys.argv[1:] if argv is None else argv
-    with open(args[0], encoding="utf-8") as handle:
-        config = json.load(handle)
+    config = LoadConfig.read(args[0])
     asyncio.run(_main_then_exit(config))
     return 0
 
 
-async def _main_then_exit(config: dict[str, Any]) -> None:
+async def _main_then_exit(config: LoadConfig) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     window: asyncio.Future[dict[str, Any]] = loop.create_future()
@@ -305,7 +307,7 @@ async def _main_then_exit(config: dict[str, Any]) -> None:
             window.set_result(message)
 
     lifeline = Lifeline(
-        config["deadline"],
+        config.deadline,
         lambda message: loop.call_soon_threadsafe(on_message, message),
         lambda: loop.call_soon_threadsafe(stop.set),
     )
@@ -316,7 +318,7 @@ async def _main_then_exit(config: dict[str, Any]) -> None:
         os._exit(4)  # stopped before any window
     message = window.result()
     lifeline.deadline = message["deadline"]
-    load = Load({**config, **message})
+    load = Load(config, Window.from_wall(message["window_start"], message["window_end"]))
     load.stop = stop
     await load.main()
     # Connections that did not close in time would keep asyncio.run waiting

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import socket
 import tempfile
 import time
@@ -32,6 +33,7 @@ from wsblock.engine import assemble
 from wsblock.engine.config import CellConfig
 from wsblock.errors import HarnessError, UsageError
 from wsblock.engine.proc import Child
+from wsblock.engine.process_config import JobConfig, LoadConfig, ServerConfig
 
 READY_TIMEOUT_S = 120.0
 """How long a server may take to bind and warm its pool."""
@@ -131,32 +133,31 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     # (inline) must end first, on a machine that may be twice as slow.
     stop_grace = 3 * job_ms_bound + cell.close_timeout + 10.0
 
+    # Identifies the load's connections, so that any other client is counted
+    # apart and kept out of the measurements.
+    token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="wsblock-cell-") as tmp:
-        server_cfg = {
-            "host": cell.host,
-            "port": cell.port,
-            "ping_interval": cell.ping_interval,
-            "ping_timeout": cell.ping_timeout,
-            "close_timeout": cell.close_timeout,
-            "handler_ping_timeout": cell.handler_ping_timeout,
-            "strategy": cell.strategy,
-            "workers": cell.pool_size,
-            "start_method": cell.start_method,
-            "probe_interval_ms": cell.probe_interval_ms,
-            "stall_ms": cell.stall_ms,
-            "data_dir": data_dir,
-            "warm_job": {
-                "workload": cell.workload,
-                "units": work["warm_units"],
-                "chunk_units": work["warm_units"],
-                "params": cell.workload_params,
-            },
-            "stats_path": os.path.join(tmp, "server.json"),
-            "deadline": time.time() + READY_TIMEOUT_S + 60.0,
-        }
+        server_cfg = ServerConfig(
+            host=cell.host,
+            port=cell.port,
+            ping_interval=cell.ping_interval,
+            ping_timeout=cell.ping_timeout,
+            close_timeout=cell.close_timeout,
+            handler_ping_timeout=cell.handler_ping_timeout,
+            strategy=cell.strategy,
+            workers=cell.pool_size,
+            start_method=cell.start_method,
+            probe_interval_ms=cell.probe_interval_ms,
+            stall_ms=cell.stall_ms,
+            data_dir=data_dir,
+            warm_job=JobConfig(cell.workload, work["warm_units"], work["warm_units"], dict(cell.workload_params)),
+            stats_path=os.path.join(tmp, "server.json"),
+            deadline=time.time() + READY_TIMEOUT_S + 60.0,
+            token=token,
+            expected_job_ms=float(work["expected_ms"]),
+        )
         server_cfg_path = os.path.join(tmp, "server-config.json")
-        with open(server_cfg_path, "w", encoding="utf-8") as handle:
-            json.dump(server_cfg, handle)
+        server_cfg.write(server_cfg_path)
         server: Child | None = None
         load: Child | None = None
         try:
@@ -167,27 +168,25 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
                 _server_failed(server, event)
             port = event["port"]
             host = f"[{cell.host}]" if ":" in cell.host else cell.host
-            load_cfg = {
-                "uri": f"ws://{host}:{port}/",
-                "ping_interval": cell.ping_interval if cell.client_pings else None,
-                "ping_timeout": cell.ping_timeout,
-                "close_timeout": cell.close_timeout,
-                "open_timeout": max(10.0, 2 * job_ms_bound + 5.0),
-                "job_connections": cell.job_connections,
-                "observers": cell.observers,
-                "echo_interval_ms": cell.echo_interval_ms,
-                "job": {
-                    "workload": cell.workload,
-                    "units": work["units"],
-                    "chunk_units": work["chunk_units"] if cell.strategy == "chunked" else work["units"],
-                    "params": cell.workload_params,
-                },
-                "results_path": os.path.join(tmp, "load.json"),
-                "deadline": time.time() + READY_TIMEOUT_S,
-            }
+            chunked = cell.strategy == "chunked"
+            load_cfg = LoadConfig(
+                uri=f"ws://{host}:{port}/",
+                ping_interval=cell.ping_interval if cell.client_pings else None,
+                ping_timeout=cell.ping_timeout,
+                close_timeout=cell.close_timeout,
+                open_timeout=max(10.0, 2 * job_ms_bound + 5.0),
+                job_connections=cell.job_connections,
+                observers=cell.observers,
+                echo_interval_ms=cell.echo_interval_ms,
+                job=JobConfig(cell.workload, work["units"],
+                              work["chunk_units"] if chunked else work["units"],
+                              dict(cell.workload_params)),
+                results_path=os.path.join(tmp, "load.json"),
+                deadline=time.time() + READY_TIMEOUT_S,
+                token=token,
+            )
             load_cfg_path = os.path.join(tmp, "load-config.json")
-            with open(load_cfg_path, "w", encoding="utf-8") as handle:
-                json.dump(load_cfg, handle)
+            load_cfg.write(load_cfg_path)
             load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path])
             event = load.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
@@ -229,14 +228,14 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
                     f"(exit {load.proc.returncode}):\n{load.stderr_tail()}"
                 )
             try:
-                with open(load_cfg["results_path"], encoding="utf-8") as handle:
+                with open(load_cfg.results_path, encoding="utf-8") as handle:
                     load_results = json.load(handle)
             except (OSError, ValueError):
                 raise HarnessError(f"load process wrote no results:\n{load.stderr_tail()}") from None
             progress("window closed; stopping server")
             server.stop(stop_grace)
             try:
-                with open(server_cfg["stats_path"], encoding="utf-8") as handle:
+                with open(server_cfg.stats_path, encoding="utf-8") as handle:
                     server_stats = json.load(handle)
             except (OSError, ValueError):
                 raise HarnessError(

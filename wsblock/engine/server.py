@@ -32,6 +32,7 @@ from wsblock.engine import closes
 from wsblock.engine import protocol
 from wsblock.engine import strategies
 from wsblock.engine.blas import pin_blas_threads
+from wsblock.engine.process_config import ServerConfig
 from wsblock.engine.probe import Heartbeat, LagProbe, Watchdog, summarize_stalls
 from wsblock.engine.proc import Lifeline, emit
 from wsblock.engine.resources import ResourceSampler
@@ -69,17 +70,17 @@ class CellServer:
         config: The server config written by the runner.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: ServerConfig) -> None:
         self.config = config
         # The runner sends the window once the server is ready; until then no
         # instant is inside it.
         self.window = Window(math.inf, math.inf)
         self.stats = ServerStats(self.window)
-        self.heartbeat = Heartbeat(config["stall_ms"] / 1000.0)
+        self.heartbeat = Heartbeat(config.stall_ms / 1000.0)
         self.strategy = strategies.create(
-            config["strategy"], workers=config["workers"], start_method=config["start_method"]
+            config.strategy, workers=config.workers, start_method=config.start_method
         )
-        self.data_dir = config["data_dir"]
+        self.data_dir = config.data_dir
         self.stop_requested = asyncio.Event()
         self.window_set = asyncio.Event()
         self.lifeline: Lifeline | None = None
@@ -97,7 +98,7 @@ class CellServer:
     async def handler(self, ws: ServerConnection) -> None:
         if self.window.contains(time.monotonic()):
             self.stats.connections_opened += 1
-        override = self.config.get("handler_ping_timeout")
+        override = self.config.handler_ping_timeout
         if override is not None:
             # The advice under test: change the live connection's setting.
             ws.ping_timeout = None if override == "none" else float(override)
@@ -166,20 +167,20 @@ class CellServer:
         blas = pin_blas_threads(1)
         loop = asyncio.get_running_loop()
         self.lifeline = Lifeline(
-            config["deadline"],
+            config.deadline,
             lambda message: loop.call_soon_threadsafe(self._control, message),
             lambda: loop.call_soon_threadsafe(self.stop_requested.set),
         )
         watchdog = Watchdog(self.heartbeat, threading.get_ident())
-        warm = Job(**config["warm_job"], data_dir=self.data_dir)
+        warm = config.warm_job.job(self.data_dir)
         try:
             server = await serve(
                 self.handler,
-                config["host"],
-                config["port"],
-                ping_interval=config["ping_interval"],
-                ping_timeout=config["ping_timeout"],
-                close_timeout=config["close_timeout"],
+                config.host,
+                config.port,
+                ping_interval=config.ping_interval,
+                ping_timeout=config.ping_timeout,
+                close_timeout=config.close_timeout,
                 max_size=protocol.MAX_MESSAGE_BYTES,
                 compression=None,
             )
@@ -197,7 +198,7 @@ class CellServer:
                                return_when=asyncio.FIRST_COMPLETED)
             if not self.window_set.is_set():
                 return {}  # stopped before any window: nothing to report
-            probe = LagProbe(config["probe_interval_ms"] / 1000.0, self.window, self.heartbeat)
+            probe = LagProbe(config.probe_interval_ms / 1000.0, self.window, self.heartbeat)
             # What a typical "monitor the loop with a periodic task" sees: a
             # 100 ms ticker, kept apart from the heartbeat so it cannot help
             # the real probe.
@@ -227,19 +228,19 @@ class CellServer:
                 "ticker_lag_ms": {
                     **ticker.histogram.summary(("p50", "p99")),
                     "interval_ms": TICKER_INTERVAL_S * 1000,
-                    "late_ticks": ticker.late(config["stall_ms"] / 1000.0),
+                    "late_ticks": ticker.late(config.stall_ms / 1000.0),
                 },
                 "resources": resources,
                 "blas": blas,
                 "switch_interval_s": sys.getswitchinterval(),
-                "start_method": config["start_method"] if config["strategy"] == "process" else None,
+                "start_method": config.start_method if config.strategy == "process" else None,
             }
-            atomic.write_json(config["stats_path"], result)
+            atomic.write_json(config.stats_path, result)
             return result
         finally:
             server.close(close_connections=True)
             try:
-                await asyncio.wait_for(server.wait_closed(), timeout=config["close_timeout"] + 1)
+                await asyncio.wait_for(server.wait_closed(), timeout=config.close_timeout + 1)
             except asyncio.TimeoutError:
                 pass
             await self.strategy.close()
@@ -256,8 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         bound, 4 if stopped before a window was set.
     """
     args = sys.argv[1:] if argv is None else argv
-    with open(args[0], encoding="utf-8") as handle:
-        config = json.load(handle)
+    config = ServerConfig.read(args[0])
     server = CellServer(config)
     result = asyncio.run(server.main())
     if not result:
