@@ -28,8 +28,9 @@ import psutil
 
 import workloads
 from wsblock import meta, paths
-from wsblock.engine import calibration
+from wsblock.engine import calibration, exposure, sizing
 from wsblock.engine import assemble
+from wsblock.engine.resources import machine_busy
 from wsblock.engine.config import CellConfig
 from wsblock.errors import HarnessError, UsageError
 from wsblock.engine.proc import Child
@@ -74,7 +75,7 @@ def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
         The ``work`` section of the record.
     """
     workload = workloads.get(cell.workload)
-    cal = calibration.get(cell.workload, cell.workload_params, progress=progress)
+    cal = calibration.get(cell.workload, cell.workload_params, up_to_ms=cell.work_ms, progress=progress)
     units = cal.units_for(cell.work_ms)
     return {
         "target_ms": cell.work_ms,
@@ -86,18 +87,41 @@ def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
         "calibration": {
             "overhead_ms": round(cal.overhead_ms, 4),
             "ms_per_unit": cal.ms_per_unit,
+            "fit": cal.fit,
             "points": cal.points,
+            "residuals_pct": cal.residuals_pct,
+            "extrapolation": round(cell.work_ms / cal.largest_ms, 2) if cal.largest_ms else None,
             "measured_at": cal.measured_at,
+            "loadavg": cal.loadavg,
+            "busy_cores": cal.busy_cores,
+            "cpus": cal.cpus,
             "key": cal.key,
         },
     }
 
 
+def plan_window(cell: CellConfig, work: dict[str, Any]) -> sizing.WindowPlan:
+    """Choose the cell's window from its parameters and its calibrated job length."""
+    workload = workloads.get(cell.workload)
+    return sizing.plan(
+        requested_s=cell.duration,
+        warmup_s=cell.warmup,
+        strategy=cell.strategy,
+        job_s=max(work["expected_ms"], cell.work_ms) / 1000.0,
+        job_connections=cell.job_connections,
+        workers=cell.pool_size,
+        cpus=psutil.cpu_count() or 1,
+        releases_gil=workload.gil.startswith("released"),
+        cycle_s=exposure.keepalive_cycle_s(
+            ping_interval=cell.ping_interval, ping_timeout=cell.ping_timeout,
+            client_pings=cell.client_pings, handler_ping_timeout=cell.handler_ping_timeout),
+        ping_interval=cell.ping_interval,
+        min_cycles=cell.min_cycles,
+    )
+
+
 def _machine_cpu(before: Any, after: Any, elapsed: float) -> dict[str, Any]:
-    busy = lambda t: t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)  # noqa: E731
-    total_before = sum(before)
-    total_after = sum(after)
-    share = (busy(after) - busy(before)) / max(1e-9, total_after - total_before)
+    share, _ = machine_busy(before, after)
     cpus = psutil.cpu_count() or 1
     return {
         "cpus": cpus,
@@ -128,6 +152,10 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     data_dir = str(paths.data_dir())
     workload.prepare(work["units"], cell.workload_params, data_dir)
     environment = meta.environment()
+    window_plan = plan_window(cell, work)
+    duration = window_plan.duration_s
+    if window_plan.requested_s is None:
+        progress(f"window sized to {duration:g} s" + (" (the maximum)" if window_plan.bounded else ""))
     job_ms_bound = max(work["expected_ms"], cell.work_ms) / 1000.0
     # Time the server may need to notice "stop": a job in flight on the loop
     # (inline) must end first, on a machine that may be twice as slow.
@@ -193,13 +221,13 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
                 raise HarnessError(f"load process failed to start:\n{load.stderr_tail()}")
 
             start = time.time() + cell.warmup
-            end = start + cell.duration
+            end = start + duration
             deadline = end + stop_grace + 30.0
             window = {"window_start": start, "window_end": end, "deadline": deadline}
             server.send(window)
             load.send(window)
             progress(
-                f"warm-up {cell.warmup:g} s, then measuring for {cell.duration:g} s "
+                f"warm-up {cell.warmup:g} s, then measuring for {duration:g} s "
                 f"(work {cell.work_ms:g} ms = {work['units']} {work['unit']})"
             )
             cpu_before = cpu_after = None
@@ -252,6 +280,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     machine = _machine_cpu(cpu_before, cpu_after, t_after - t_before)
     return assemble.build(
         params=cell.to_dict(),
+        window=window_plan.to_dict(),
         work=work,
         server=server_stats,
         load=load_results,

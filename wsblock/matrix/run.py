@@ -65,7 +65,14 @@ def cell_timeout(planned: PlannedCell) -> float:
     input data.
     """
     c = planned.cell
-    return 240.0 + 3 * (c.warmup + c.duration) + 8 * c.work_ms / 1000.0
+    return 240.0 + 3 * (c.warmup + _window_bound(c)) + 8 * c.work_ms / 1000.0
+
+
+def _window_bound(cell: Any) -> float:
+    # A cell without a duration gets a window sized at run time, at most this.
+    from wsblock.engine.sizing import MAX_WINDOW_S
+
+    return MAX_WINDOW_S if cell.duration is None else cell.duration
 
 
 def existing_record(path: Path) -> dict[str, Any] | None:
@@ -202,7 +209,7 @@ def run_matrix(
     todo = [p for p in matrix.cells if existing_record(cells_dir / f"{p.cell_id}.json") is None]
     reused = len(matrix.cells) - len(todo)
     ran = failed = 0
-    per_cell = [c.cell.warmup + c.cell.duration + 4.0 for c in todo]
+    per_cell = [c.cell.warmup + _window_bound(c.cell) + 4.0 for c in todo]
     bar = tqdm(total=len(matrix.cells), initial=reused, unit="cell", disable=not show_progress,
                file=sys.stderr, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "": ("schema_version", "params", "disconnects", "loop_lag_ms", "stalls", "throughput",
@@ -36,8 +36,8 @@ def validate(record: Any) -> None:
     if not isinstance(record, dict):
         raise ValueError("a record must be a JSON object")
     version = record.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"unsupported schema_version {version!r} (expected {SCHEMA_VERSION})")
+    if isinstance(version, bool) or version not in range(1, SCHEMA_VERSION + 1):
+        raise ValueError(f"unsupported schema_version {version!r} (expected 1 to {SCHEMA_VERSION})")
     status = record.get("status", "ok")
     if status == "failed":
         required = {"": ("params", "error"), "params": REQUIRED["params"]}
