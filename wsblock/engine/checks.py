@@ -98,7 +98,7 @@ def warnings_for(rec: dict[str, Any]) -> list[dict[str, str]]:
     if errors.get("total"):
         parts = [f"{k} x{n}" for k, n in (errors.get("exceptions") or {}).get("by_type", {}).items()]
         parts += [f"{k} x{n}" for k, n in (errors.get("bad_input") or {}).get("by_kind", {}).items()]
-        out.append(_warn("handler_errors", f"{errors['total']} messages the handler could not serve: "
+        out.append(_warn("handler_errors", f"{errors['total']} message(s) the handler could not serve: "
                                            + ", ".join(parts)))
     ratio = rec["work"].get("ratio_to_target")
     if ratio is not None and abs(ratio - 1.0) > DRIFT_LIMIT:

@@ -78,6 +78,7 @@ class LoadStats:
     echoes: int = 0
     echo_lost: int = 0
     echo_missed: int = 0
+    echo_censored_late: int = 0
     echo_sent: int = 0
     last_error: str | None = None
 
@@ -248,9 +249,13 @@ class Load:
             async for message in ws:
                 now = time.monotonic()
                 scheduled = pending.pop((slot, json.loads(message).get("seq")), None)
-                if scheduled is not None and self.window.contains(scheduled) and now < self.window.end:
-                    self.stats.echoes += 1
-                    self.stats.echo_latency.record(now - scheduled)
+                if scheduled is not None and self.window.contains(scheduled):
+                    if now < self.window.end:
+                        self.stats.echoes += 1
+                        self.stats.echo_latency.record(now - scheduled)
+                    else:  # answered after the window (a late load saw it late)
+                        self.stats.echo_censored_late += 1
+                        self.stats.echo_latency.record(self.window.end - scheduled)
 
         receiver = asyncio.create_task(receive())
         try:
@@ -267,7 +272,9 @@ class Load:
                 pending[(slot, seq)] = scheduled
                 state.next_seq = seq + 1
                 now = time.monotonic()
-                if self.window.contains(scheduled):
+                # A send after the window closed is not one of the window's:
+                # its echo counts as censored (the load was behind).
+                if self.window.contains(scheduled) and now < self.window.end:
                     self.stats.echo_sent += 1
                     self.stats.send_lateness.record(max(0.0, now - scheduled))
                 await ws.send(json.dumps({"op": "echo", "seq": seq, "sent": time.time()}))
@@ -280,7 +287,10 @@ class Load:
             for key in [key for key in pending if key[0] == slot]:
                 scheduled = pending.pop(key)
                 if self.window.contains(scheduled):
-                    self.stats.echo_lost += 1
+                    if failed_at < self.window.end:
+                        self.stats.echo_lost += 1
+                    else:  # the failure came after the window: unanswered at its end
+                        self.stats.echo_censored_late += 1
                     self.stats.echo_latency.record(max(0.0, min(failed_at, self.window.end) - scheduled))
             raise
         finally:
@@ -289,6 +299,9 @@ class Load:
     def results(self, own_cpu_s: float) -> dict[str, Any]:
         """Summarise the window; called as soon as the window closes."""
         w = self.window
+        # A saturated load reaches this late; everything after the window's
+        # end is treated as not having happened yet.
+        summarized_late_s = max(0.0, time.monotonic() - w.end)
         now = min(time.monotonic(), w.end)
         # Echoes still unanswered when the window closes have waited at least
         # since their scheduled time: count them with that lower bound rather
@@ -307,6 +320,7 @@ class Load:
                     if w.contains(tick):
                         unsent += 1
                         self.stats.echo_latency.record(now - tick)
+                        self.stats.send_lateness.record(now - tick)
                     state.next_seq += 1
             else:
                 self._miss_until(slot, w.end)
@@ -319,6 +333,7 @@ class Load:
             lifetimes.append({"kind": kind, "slot": slot,
                               "opened_s": round(w.since_start(opened_at), 4),
                               "ended_s": None, "end": "window"})
+        censored += s.echo_censored_late
         scheduled_total = s.echoes + s.echo_lost + censored + unsent + s.echo_missed
         offered = scheduled_total - s.echo_missed
         return {
@@ -345,6 +360,7 @@ class Load:
                 "offered_per_s": round(offered / w.duration, 3),
                 "achieved_per_s": round(s.echo_sent / w.duration, 3),
                 "lateness_ms": s.send_lateness.summary(("p50", "p90", "p99")),
+                "summarized_late_s": round(summarized_late_s, 3),
             },
             "cpu_s": round(own_cpu_s, 3),
         }
