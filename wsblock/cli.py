@@ -264,15 +264,14 @@ def _check_calibration(names: list[str]) -> int:
         w = workloads.get(name)
         result = calibration.check(name, w.resolve_params({}))
         fresh = result.fresh
-        now = f"now {fresh.ms_per_unit * 1e6:.3f} ns per {w.unit} (load average {fresh.loadavg})"
+        now = f"now {fresh.ms_per_unit:.6g} ms per unit (load average {fresh.loadavg})"
         if result.stored is None:
             print(f"{name:<12} no stored calibration; {now}")
             continue
         old = result.stored
         verdict = "holds" if result.holds else "does not hold"
-        print(f"{name:<12} {verdict}: {result.drift:+.1%} at {int(fresh.points[-1][0]):,} units; stored "
-              f"{old.ms_per_unit * 1e6:.3f} ns per {w.unit} on {old.measured_at} (load average "
-              f"{old.loadavg}), {now}")
+        print(f"{name:<12} {verdict}: {result.drift:+.1%} at {int(fresh.points[-1][0]):,} {w.unit}; stored "
+              f"{old.ms_per_unit:.6g} ms per unit ({old.measured_at}, load average {old.loadavg}), {now}")
     return 0
 
 

@@ -72,8 +72,9 @@ def summarize(rec: dict[str, Any]) -> str:
         f" of {job_ms.get('completed', job_ms.get('samples', 0))}, max {_ms(job_ms['max'])}"
         + (f"; {job_ms['n_censored']} still running at the end (censored)" if job_ms.get("n_censored") else "")
         + (f"; {ratio:.2f} x target" if ratio is not None else ""),
-        f"calibrated  {cal.get('measured_at', '?')}: {cal.get('ms_per_unit', 0) * 1e6:,.3f} ns per unit, "
-        f"fit {cal.get('fit', '?')}, load average {cal.get('loadavg', '?')}",
+        f"calibrated  {cal.get('measured_at', '?')}: {cal.get('ms_per_unit', 0):.6g} ms per unit, "
+        f"fit {cal.get('fit', '?')}, load average {cal.get('loadavg', '?')}"
+        + (f", {cal['extrapolation']:g} x its largest point" if cal.get("extrapolation", 0) and cal["extrapolation"] > 1.5 else ""),
     ]
     if survival:
         lines.append(
