@@ -174,7 +174,11 @@ def setup_cache_timeout(matrix: Matrix) -> float:
     first run on a machine also calibrates every workload.
     """
     cells = [p.cell for p in matrix.cells]
-    typical = sum(3 * (c.warmup + c.duration) + 2 * c.work_ms / 1000.0 + 30.0 for c in cells)
+    from wsblock.engine.sizing import MAX_WINDOW_S
+
+    # A cell without a duration is sized at run time, to at most MAX_WINDOW_S.
+    typical = sum(3 * (c.warmup + (MAX_WINDOW_S if c.duration is None else c.duration))
+                  + 2 * c.work_ms / 1000.0 + 30.0 for c in cells)
     longest = max((cell_timeout(p) for p in matrix.cells), default=0.0)
     return float(max(600.0 + typical, longest + 60.0))
 
