@@ -122,11 +122,16 @@ def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
-        if error is None:
+        if error is None or proc.returncode == 1:
+            # A cell that ran but measured nothing writes a whole record with
+            # status "failed" and exits 1: keep it, it says what happened.
             try:
                 rec = json.loads(rec_path.read_text(encoding="utf-8"))
+                if error is not None and rec.get("status") == "failed":
+                    error = None
             except (OSError, ValueError):
-                error = "the cell wrote no record"
+                if error is None:
+                    error = "the cell wrote no record"
         if error is not None:
             rec = {
                 "schema_version": record.SCHEMA_VERSION,
