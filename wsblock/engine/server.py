@@ -4,7 +4,11 @@ Started by the runner as ``python -m wsblock.engine.server CONFIG.json``. It bin
 starts the lag probe and watchdog, warms the strategy's pool, prints a
 ``ready`` event with its port, and serves until stdin closes. It then writes
 its measurements to the stats file named in the config, as JSON, and exits.
-Everything it measures is restricted to the window the runner chose.
+Everything it measures is restricted to the window the runner chose and to
+the load's own connections, which carry the cell's token: any other client is
+served but only counted. Malformed messages are refused with a close code for
+bad data and counted by kind; any exception the handler did not expect is
+counted by type and closes its connection with 1011. Nothing goes unrecorded.
 """
 
 from __future__ import annotations
