@@ -180,8 +180,11 @@ def summarize_stalls(stalls: list[Stall], window: Window, *, probe_samples: int 
         stalls: All stalls recorded.
         window: The measurement window.
         probe_samples: Samples of the lag probe; when it has fewer than
-            :data:`FEW_PROBE_SAMPLES`, the stall figures are the primary loop
-            measure (``primary`` true).
+            :data:`FEW_PROBE_SAMPLES`, or stalls cover at least
+            :data:`STALLED_SHARE_PRIMARY` of the window, the stall figures
+            are the primary loop measure (``primary`` true): the probe only
+            samples the time the loop ran, so its percentiles then describe
+            the loop's free moments, not its stalls.
     """
     inside = [s for s in stalls if window.overlap(s.start, s.end) > 0]
     clipped = [window.overlap(s.start, s.end) for s in inside]
@@ -197,7 +200,8 @@ def summarize_stalls(stalls: list[Stall], window: Window, *, probe_samples: int 
         "total_ms": round(total * 1000.0, 3),
         "stalled_share": round(total / window.duration, 4) if window.duration > 0 else None,
         "per_s": round(len(inside) / window.duration, 4) if window.duration > 0 else None,
-        "primary": probe_samples is not None and probe_samples < FEW_PROBE_SAMPLES,
+        "primary": (probe_samples is not None and probe_samples < FEW_PROBE_SAMPLES)
+        or (window.duration > 0 and total / window.duration >= STALLED_SHARE_PRIMARY),
         "sampled": sum(1 for s in inside if s.site),
         "sites": dict(sorted(sites.items(), key=lambda kv: -kv[1])),
     }
@@ -205,6 +209,9 @@ def summarize_stalls(stalls: list[Stall], window: Window, *, probe_samples: int 
 
 FEW_PROBE_SAMPLES = 100
 """Below this many probe samples the stall figures lead (a p99 needs 100)."""
+
+STALLED_SHARE_PRIMARY = 0.05
+"""From this share of the window spent stalled, the stall figures lead."""
 
 
 __all__ = ["Heartbeat", "LagProbe", "Stall", "Watchdog", "summarize_stalls"]
