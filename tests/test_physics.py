@@ -123,3 +123,28 @@ def test_jobs_longer_than_the_window_still_show_throughput(tmp_path) -> None:
     # server worked the whole window.
     assert tp["jobs_per_s"] > 0.1, tp
     assert rec["job_ms"]["completed"] + rec["job_ms"]["n_censored"] >= 2, rec["job_ms"]
+
+
+def test_without_a_duration_the_window_is_sized_to_decide(tmp_path) -> None:
+    rec = run_cell(tmp_path, "--workload", "blocking_io", "--work-ms", "100", "--strategy", "thread",
+                   "--ping-interval", "0.5", "--ping-timeout", "0.5", "--warmup", "1")
+    window = rec["window"]
+    assert window["sized"] and window["keepalive_observable"] and window["jobs_observable"], window
+    assert rec["params"]["duration"] is None
+    # Nothing blocks the loop, so the connections live; the window was long
+    # enough to say so.
+    assert rec["survival"]["verdict"] == "kept", rec["survival"]
+    assert rec["survival"]["cycles_observed"] >= 3
+    assert rec["throughput"]["completed_in_window"] >= 5 * 2
+
+
+def test_a_load_that_cannot_keep_its_schedule_says_so(tmp_path) -> None:
+    rec = run_cell(tmp_path, "--workload", "blocking_io", "--work-ms", "50", "--strategy", "thread",
+                   "--job-connections", "1", "--observers", "32", "--echo-interval-ms", "0.5",
+                   "--ping-interval", "none", "--duration", "1.5", "--warmup", "0.5")
+    sending = rec["load"]["sending"]
+    # 64,000 echoes a second is more than one Python process can send.
+    assert sending["achieved_per_s"] < 0.9 * sending["offered_per_s"], sending
+    assert "load_saturated" in [w["code"] for w in rec["warnings"]]
+    echo = rec["echo_latency_ms"]
+    assert echo["scheduled"] == echo["answered"] + echo["lost"] + echo["censored"] + echo["missed"]

@@ -262,9 +262,13 @@ class Load:
             while True:
                 seq = state.next_seq
                 scheduled = state.base + seq * interval
+                if scheduled >= self.window.end:
+                    await ws.wait_closed()  # the window is over: nothing more to measure
+                    return
                 delay = scheduled - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                # A load that is behind must still yield: a send that never
+                # waits would starve every other task, the summary included.
+                await asyncio.sleep(max(0.0, delay))
                 if receiver.done():
                     receiver.result()  # re-raises ConnectionClosed
                     await ws.wait_closed()
