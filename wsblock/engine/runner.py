@@ -2,7 +2,8 @@
 
 The runner is the only place that knows the whole sequence:
 
-1. validate the cell and size the work from the calibration;
+1. validate the cell, size the work from the calibration and the window
+   from the question the cell asks (unless ``duration`` is given);
 2. prepare input data (outside any window);
 3. start the server process, wait until it is bound and its pool is warm;
 4. start the load process, wait until it is ready;
@@ -10,7 +11,11 @@ The runner is the only place that knows the whole sequence:
    both; the load connects at once, so the window opens on a steady state;
 6. wait for the load to write its results, then stop the server, which
    writes its own;
-7. stop both process groups whatever happened, and assemble the record.
+7. stop both process groups whatever happened, and assemble the record
+   (verdict, warnings, ``failed`` when nothing was measured).
+
+Each process gets a typed config file (:mod:`wsblock.engine.process_config`)
+and a per-cell token, with which the load's connections identify themselves.
 """
 
 from __future__ import annotations
