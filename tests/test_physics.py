@@ -140,7 +140,7 @@ def test_without_a_duration_the_window_is_sized_to_decide(tmp_path) -> None:
 
 def test_a_load_that_cannot_keep_its_schedule_says_so(tmp_path) -> None:
     rec = run_cell(tmp_path, "--workload", "blocking_io", "--work-ms", "50", "--strategy", "thread",
-                   "--job-connections", "1", "--observers", "32", "--echo-interval-ms", "0.5",
+                   "--job-connections", "1", "--observers", "64", "--echo-interval-ms", "1",
                    "--ping-interval", "none", "--duration", "1.5", "--warmup", "0.5")
     sending = rec["load"]["sending"]
     # 64,000 echoes a second is more than one Python process can send.
