@@ -173,6 +173,15 @@ def build_grid(name: str, matrix: Matrix | None = None) -> Grid:
     return grid
 
 
+def _window_s(cell: Any) -> float:
+    """The cell's window, or the longest one it can be sized to when it gives none."""
+    if cell.duration is not None:
+        return float(cell.duration)
+    from wsblock.engine.sizing import MAX_WINDOW_S
+
+    return MAX_WINDOW_S
+
+
 def setup_cache_timeout(matrix: Matrix) -> float:
     """Seconds asv allows the ``setup_cache`` that runs ``matrix``.
 
@@ -182,7 +191,7 @@ def setup_cache_timeout(matrix: Matrix) -> float:
     first run on a machine also calibrates every workload.
     """
     cells = [p.cell for p in matrix.cells]
-    typical = sum(3 * (c.warmup + c.duration) + 2 * c.work_ms / 1000.0 + 30.0 for c in cells)
+    typical = sum(3 * (c.warmup + _window_s(c)) + 2 * c.work_ms / 1000.0 + 30.0 for c in cells)
     longest = max((cell_timeout(p) for p in matrix.cells), default=0.0)
     return float(max(600.0 + typical, longest + 60.0))
 

@@ -255,15 +255,18 @@ def test_smoke_profile_through_asv(tmp_path: Path) -> None:
     df = load_asv_results(tmp_path / "results")
     assert len(df) == len(cells) and set(df["status"]) == {"ok"}, df
     assert set(df["machine"]) == {MACHINE} and set(df["commit_hash"]) == {_head()}
-    for column in ("disconnect_share", "lag_p99_ms"):
+    for column in ("disconnect_share", "stall_max_ms", "stalled_share"):
         assert all(math.isfinite(v) for v in df[column]), df[column]
     by = {(r.workload, r.strategy): r for r in df.itertuples()}
     inline, fixed = by[("pure_python", "inline")], by[("blocking_io", "thread")]
     # The physics the smoke profile exists to show.
     assert inline.disconnect_share > 0
     assert fixed.disconnect_share == 0
-    assert inline.lag_p99_ms > 20 * fixed.lag_p99_ms
-    assert inline.lag_p99_ms > 1000  # the loop sat through whole 1.5 s jobs
+    # A blocked loop gives the probe too few samples for a p99: the stall
+    # figures are the loop measure there.
+    assert inline.stall_max_ms > 1000  # the loop sat through whole 1.5 s jobs
+    assert inline.stalled_share > 0.5
+    assert fixed.stalled_share < 0.05 and math.isfinite(fixed.lag_p99_ms) and fixed.lag_p99_ms < 100
     assert 1000 < fixed.job_ms_p50 < 3000
 
     timings = load_asv_timings(tmp_path / "results")

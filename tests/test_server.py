@@ -1,4 +1,4 @@
-"""A live server refuses bad input without crashing and keeps serving."""
+"""A live server refuses bad input without crashing, keeps serving, and counts it all."""
 
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ from websockets.sync.client import connect
 
 from wsblock import paths
 from wsblock.engine.proc import Child
+from wsblock.engine.process_config import TOKEN_HEADER, JobConfig, ServerConfig
 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("server")
-    config = {
-        "host": "127.0.0.1", "port": 0, "ping_interval": 20, "ping_timeout": 20,
-        "close_timeout": 2, "strategy": "thread", "workers": 1, "start_method": "spawn",
-        "probe_interval_ms": 1, "stall_ms": 50, "data_dir": str(paths.data_dir()),
-        "warm_job": {"workload": "blocking_io", "units": 1, "chunk_units": 1, "params": {}},
-        "stats_path": str(tmp / "stats.json"), "deadline": time.time() + 120,
-    }
+    config = ServerConfig(
+        host="127.0.0.1", port=0, ping_interval=20, ping_timeout=20,
+        close_timeout=2, strategy="thread", workers=1, start_method="spawn",
+        probe_interval_ms=1, stall_ms=50, data_dir=str(paths.data_dir()),
+        warm_job=JobConfig("blocking_io", 1, 1, {}),
+        stats_path=str(tmp / "stats.json"), deadline=time.time() + 120, token=TOKEN,
+    )
     path = Path(tmp / "config.json")
-    path.write_text(json.dumps(config))
+    config.write(path)
     child = Child("server", ["-m", "wsblock.engine.server", str(path)])
     try:
         event = child.next_event(60)
@@ -37,7 +38,20 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         child.stop(5)
     stats = json.loads((tmp / "stats.json").read_text())
-    assert stats["protocol_closes"] >= 2 and stats["request_errors"] >= 2
+    assert stats["protocol_closes"] >= 4 and stats["request_errors"] >= 3
+    bad = stats["bad_input"]["by_kind"]
+    for kind in ("binary", "not_json", "too_deep", "not_object", "too_big", "invalid_request"):
+        assert bad.get(kind, 0) >= 1, bad
+    assert stats["handler_errors"]["total"] == 0, stats["handler_errors"]
+    # Every test client but one is foreign: no token. Their jobs are served
+    # but never measured; the one client with the token is the load's.
+    assert stats["foreign"]["connections"] >= 8 and stats["foreign"]["jobs"] >= 1, stats["foreign"]
+    assert stats["connections_opened"] == 1
+    assert stats["job_ms"]["completed"] == 1 and stats["echoes"] == 1
+    assert stats["io_lag_ms"]["samples"] == 1
+
+
+TOKEN = "t0ken"
 
 
 def test_echo_and_job(server_url: str) -> None:
@@ -65,13 +79,38 @@ def test_invalid_requests_get_an_error_reply(server_url: str, request_: dict) ->
         assert json.loads(ws.recv(5))["seq"] == 1  # the connection still works
 
 
-@pytest.mark.parametrize("frame", [b"\x00binary", "{{ not json"])
-def test_garbage_closes_with_policy_violation(server_url: str, frame) -> None:
+def test_the_loads_connection_is_measured(server_url: str) -> None:
+    with connect(server_url, additional_headers={TOKEN_HEADER: TOKEN}) as ws:
+        ws.send(json.dumps({"op": "echo", "seq": 1, "sent": time.time()}))
+        assert json.loads(ws.recv(5))["seq"] == 1
+        ws.send(json.dumps({"op": "job", "id": 1, "workload": "blocking_io", "units": 5}))
+        assert json.loads(ws.recv(5))["op"] == "done"
+
+
+@pytest.mark.parametrize(
+    "frame,code",
+    [
+        (b"\x00binary", 1003),
+        ("{{ not json", 1007),
+        ("[" * 15000, 1007),  # deep enough to exhaust the JSON decoder's recursion
+        ("[1, 2]", 1007),
+    ],
+)
+def test_malformed_frames_close_with_a_bad_data_code(server_url: str, frame, code: int) -> None:
     with connect(server_url) as ws:
         ws.send(frame)
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(5)
-    assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+    assert info.value.rcvd is not None and info.value.rcvd.code == code
+    with connect(server_url) as ws:  # and the server still serves
+        ws.send(json.dumps({"op": "echo", "seq": 2}))
+        assert json.loads(ws.recv(5))["seq"] == 2
+
+
+def test_wrong_types_get_an_error_reply(server_url: str) -> None:
+    with connect(server_url) as ws:
+        ws.send(json.dumps({"op": "echo", "seq": 1, "sent": "yesterday"}))
+        assert json.loads(ws.recv(5))["op"] == "error"
 
 
 def test_oversize_frames_are_refused(server_url: str) -> None:
@@ -80,3 +119,39 @@ def test_oversize_frames_are_refused(server_url: str) -> None:
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(5)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+def test_a_handler_exception_is_counted_and_closes_with_1011(tmp_path: Path) -> None:
+    import asyncio
+
+    from websockets.asyncio.client import connect as aconnect
+    from websockets.asyncio.server import serve
+
+    from wsblock.engine.server import CellServer
+
+    config = ServerConfig(
+        host="127.0.0.1", port=0, ping_interval=None, ping_timeout=None, close_timeout=1,
+        strategy="inline", workers=1, start_method="spawn", probe_interval_ms=1, stall_ms=50,
+        data_dir=str(tmp_path), warm_job=JobConfig("blocking_io", 1, 1, {}),
+        stats_path=str(tmp_path / "s.json"), deadline=time.time() + 60,
+    )
+    server = CellServer(config)
+
+    async def broken(job):  # a strategy fault the handler did not expect
+        raise ZeroDivisionError("boom")
+
+    server.strategy.run = broken  # type: ignore[method-assign]
+
+    async def main() -> int | None:
+        async with serve(server.handler, "127.0.0.1", 0) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            async with aconnect(f"ws://127.0.0.1:{port}/") as ws:
+                await ws.send(json.dumps({"op": "job", "id": 1, "workload": "blocking_io", "units": 1}))
+                try:
+                    await asyncio.wait_for(ws.recv(), 5)
+                except ConnectionClosed as exc:
+                    return exc.rcvd.code if exc.rcvd else None
+        return None
+
+    assert asyncio.run(main()) == 1011
+    assert dict(server.stats.handler_errors) == {"ZeroDivisionError": 1}

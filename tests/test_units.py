@@ -33,6 +33,23 @@ def test_empty_histogram_has_no_percentiles() -> None:
     assert s["p50"] is None and s["max"] is None and s["samples"] == 0
 
 
+@pytest.mark.parametrize("n,shown,withheld", [
+    (4, ["p50"], ["p90", "p99", "p999"]),
+    (10, ["p50", "p90"], ["p99", "p999"]),
+    (99, ["p50", "p90"], ["p99", "p999"]),
+    (100, ["p50", "p90", "p99"], ["p999"]),
+    (1000, ["p50", "p90", "p99", "p999"], []),
+])
+def test_a_percentile_needs_the_samples_to_back_it(n, shown, withheld) -> None:
+    h = LatencyHistogram()
+    for i in range(n):
+        h.record((i + 1) / 1000.0)
+    s = h.summary()
+    assert [k for k in ("p50", "p90", "p99", "p999") if s[k] is not None] == shown
+    assert s["withheld"] == withheld
+    assert s["max"] == pytest.approx(n) and s["samples"] == n  # "max of n"
+
+
 def test_heartbeat_records_gaps_longer_than_the_stall_threshold() -> None:
     hb = Heartbeat(stall_s=0.05)
     hb.last = 10.0
@@ -41,14 +58,21 @@ def test_heartbeat_records_gaps_longer_than_the_stall_threshold() -> None:
     assert list(hb.gaps) == [(10.01, 10.5)]
 
 
-def test_stall_summary_clips_total_to_the_window_but_not_max() -> None:
+def test_stall_summary_clips_every_length_to_the_window() -> None:
     window = Window(100.0, 110.0)
-    stalls = [Stall(99.0, 101.0), Stall(105.0, 105.5), Stall(111.0, 112.0)]
-    s = summarize_stalls(stalls, window)
+    stalls = [Stall(98.0, 101.0), Stall(105.0, 105.5), Stall(111.0, 112.0)]
+    s = summarize_stalls(stalls, window, probe_samples=5)
     assert s["count"] == 2
-    assert s["max_ms"] == pytest.approx(2000.0)
+    assert s["max_ms"] == pytest.approx(1000.0)  # the 3 s stall, 1 s of it inside
+    assert s["max_whole_ms"] == pytest.approx(3000.0)
     assert s["total_ms"] == pytest.approx(1500.0)
     assert s["stalled_share"] == pytest.approx(0.15)
+    assert s["per_s"] == pytest.approx(0.2)
+    assert s["primary"] is True  # 5 probe samples: the stalls are the loop measure
+    # Plenty of samples, but 15 % of the window stalled: the probe only saw
+    # the loop's free time, so the stalls still lead.
+    assert summarize_stalls(stalls, window, probe_samples=5000)["primary"] is True
+    assert summarize_stalls([Stall(105.0, 105.1)], window, probe_samples=5000)["primary"] is False
 
 
 def _close(code: int, reason: str = "") -> SimpleNamespace:
@@ -112,6 +136,8 @@ def test_a_valid_job_keeps_the_servers_data_dir() -> None:
         ({"strategy": "chunked", "workload": "c_holds_gil"}, "not supported"),
         ({"workload_params": {"chunksize": 1}}, "chunksize"),
         ({"job_connections": 0, "observers": 0}, "at least one"),
+        ({"min_cycles": 0}, "min_cycles"),
+        ({"min_cycles": True}, "min_cycles"),
     ],
 )
 def test_config_validation(change, message) -> None:
@@ -130,5 +156,46 @@ def test_record_validation_names_the_missing_key() -> None:
         record.validate({"schema_version": 99})
     with pytest.raises(ValueError, match="missing key disconnects"):
         record.validate({"schema_version": 1, "params": {}})
+    with pytest.raises(ValueError, match="schema_version"):
+        record.validate({"schema_version": True})
     record.validate({"schema_version": 1, "status": "failed", "error": "x",
                      "params": {k: 1 for k in record.REQUIRED["params"]}})
+
+
+def _server_config(**change):
+    from wsblock.engine.process_config import JobConfig, ServerConfig
+
+    base = dict(host="127.0.0.1", port=0, ping_interval=1, ping_timeout=None, close_timeout=2,
+                strategy="thread", workers=2, start_method="spawn", probe_interval_ms=1,
+                stall_ms=50, data_dir="/d", warm_job=JobConfig("numpy", 1, 1, {}),
+                stats_path="/s.json", deadline=1.0)
+    return ServerConfig(**{**base, **change})
+
+
+def test_process_configs_round_trip_typed(tmp_path) -> None:
+    from wsblock.engine.process_config import ServerConfig
+
+    config = _server_config(handler_ping_timeout="none", token="abc")
+    config.write(tmp_path / "c.json")
+    back = ServerConfig.read(tmp_path / "c.json")
+    assert back == config
+    assert isinstance(back.ping_interval, float) and back.warm_job.job("/x").data_dir == "/x"
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"workers": "2"}, "workers: expected an integer"),
+        ({"workers": True}, "workers: expected an integer"),
+        ({"ping_timeout": "soon"}, "ping_timeout"),
+        ({"warm_job": {"workload": "numpy", "units": 1.5, "chunk_units": 1}}, "warm_job.units"),
+        ({"surprise": 1}, "unknown field surprise"),
+    ],
+)
+def test_process_configs_refuse_mistyped_files(tmp_path, change, message) -> None:
+    from wsblock.engine.process_config import ConfigError, ServerConfig
+
+    data = {**_server_config().to_dict(), **change}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=message):
+        ServerConfig.read(tmp_path / "c.json")

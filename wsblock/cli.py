@@ -75,7 +75,11 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--close-timeout", type=float, default=d.close_timeout, metavar="S",
                         help=f"closing handshake timeout (default {d.close_timeout:g})")
     parser.add_argument("--duration", type=float, default=d.duration, metavar="S",
-                        help=f"measurement window in seconds (default {d.duration:g})")
+                        help="measurement window in seconds (default: sized to what the cell "
+                             "must observe, at most 120 s)")
+    parser.add_argument("--min-cycles", type=int, default=d.min_cycles, metavar="N",
+                        help=f"keepalive cycles each connection must be at risk before a cell "
+                             f"says it kept them (default {d.min_cycles})")
     parser.add_argument("--warmup", type=float, default=d.warmup, metavar="S",
                         help=f"load before the window opens, in seconds (default {d.warmup:g})")
     parser.add_argument("--job-connections", type=int, default=d.job_connections, metavar="N",
@@ -130,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     cal = sub.add_parser("calibrate", help="show or refresh this machine's calibration")
     cal.add_argument("workloads", nargs="*", help="workloads to calibrate (default: all)")
     cal.add_argument("--force", action="store_true", help="measure again even if stored")
+    cal.add_argument("--check", action="store_true",
+                     help="measure again and say whether the stored calibration still holds (stores nothing)")
 
     findings = sub.add_parser("findings", help="check or look up numbers quoted in a findings document")
     fsub = findings.add_subparsers(dest="findings_command", required=True, parser_class=_Parser)
@@ -193,6 +199,7 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
         stall_ms=args.stall_ms,
         client_pings=args.client_pings,
         handler_ping_timeout=args.handler_ping_timeout,
+        min_cycles=args.min_cycles,
     )
 
 
@@ -267,6 +274,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(summarize(rec))
         if out is not None:
             print(f"record: {out}")
+    if rec.get("status") == "failed":
+        print(f"error: the cell measured nothing: {rec.get('error')}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -297,6 +307,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     for name in names:
         if name not in workloads.names():
             raise UsageError(f"unknown workload {name!r} (choose from {', '.join(workloads.names())})")
+    if args.check:
+        return _check_calibration(names)
     for name in names:
         w = workloads.get(name)
         cal = calibration.get(name, w.resolve_params({}), force=args.force, progress=_progress(False))
@@ -304,6 +316,25 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             f"{name:<12} {cal.ms_per_unit * 1e6:12.3f} ns per {w.unit}; overhead {cal.overhead_ms:.2f} ms; "
             f"1000 ms = {cal.units_for(1000)} units (measured {cal.measured_at})"
         )
+    return 0
+
+
+def _check_calibration(names: list[str]) -> int:
+    import workloads
+    from wsblock.engine import calibration
+
+    for name in names:
+        w = workloads.get(name)
+        result = calibration.check(name, w.resolve_params({}))
+        fresh = result.fresh
+        now = f"now {fresh.ms_per_unit:.6g} ms per unit (load average {fresh.loadavg})"
+        if result.stored is None:
+            print(f"{name:<12} no stored calibration; {now}")
+            continue
+        old = result.stored
+        verdict = "holds" if result.holds else "does not hold"
+        print(f"{name:<12} {verdict}: {result.drift:+.1%} at {int(fresh.points[-1][0]):,} {w.unit}; stored "
+              f"{old.ms_per_unit:.6g} ms per unit ({old.measured_at}, load average {old.loadavg}), {now}")
     return 0
 
 

@@ -7,8 +7,8 @@ the methods of :mod:`wsblock.analysis.intervals`:
 * every metric: the median over the repeats that measured it, the
   distribution-free order-statistic interval of the median, its achieved
   confidence and the number of repeats behind it;
-* the disconnect outcome: connections lost out of connections at risk,
-  pooled over the repeats, with a Wilson 95 % interval, plus how many
+* the disconnect outcome: original connections lost out of original
+  connections (:func:`lost_of`), pooled over the repeats, with a Wilson 95 % interval, plus how many
   repeats lost any connection at all (connections of one repeat share one
   event loop, so the pooled interval alone overstates what is known);
 * stability, in the manner of pyperf's warnings: a cell is *unstable* when
@@ -44,8 +44,14 @@ PER_WINDOW = ("jobs_per_s", "echo_per_s")
 LOSS = "disconnect_share"
 """The disconnect outcome: a proportion, not a per-repeat value."""
 
-LOSS_COLUMNS = ("disconnects_total", "connections_opened")
-"""The tidy columns :func:`lost_of` reads: connections lost, connections at risk."""
+ORIGINAL_COLUMNS = ("original_lost", "original_connections")
+"""Original connections lost, original connections: what a loss is counted over."""
+
+LEGACY_COLUMNS = ("disconnects_total", "connections_opened")
+"""Every connection lost, every connection opened: the basis of records before version 3."""
+
+LOSS_COLUMNS = (*ORIGINAL_COLUMNS, *LEGACY_COLUMNS)
+"""The tidy columns :func:`lost_of` reads."""
 
 SUFFIXES = ("low", "high", "conf", "n")
 """Per metric, the aggregated table has ``<metric>`` (the median) and ``<metric>_<suffix>``."""
@@ -118,17 +124,21 @@ def cell_of(row: Mapping[str, Any]) -> str:
 def lost_of(row: Mapping[str, Any]) -> tuple[int, int] | None:
     """Connections lost and connections at risk in one measured repeat.
 
-    Every abnormal close out of every connection open inside the window
-    (``disconnects_total`` of ``connections_opened``): this is the
-    definition of the record's ``disconnects.share``.
+    The original connections (the first connection of each load slot) and
+    how many of them ended abnormally inside the window: the basis of the
+    record's ``disconnects.share``. Reconnects are left out: a connection
+    that replaces a lost one is not a second trial of the same slot. Records
+    older than version 3 have no original counts; for them every connection
+    opened in the window and every abnormal close count, as their share did.
 
     Returns:
-        ``(k, n)``, or None when the row lacks either count.
+        ``(k, n)``, or None when the row has neither pair of counts.
     """
-    k, n = (_number(row.get(c)) for c in LOSS_COLUMNS)
-    if math.isnan(k) or math.isnan(n) or n <= 0:
-        return None
-    return int(round(k)), int(round(n))
+    for columns in (ORIGINAL_COLUMNS, LEGACY_COLUMNS):
+        k, n = (_number(row.get(c)) for c in columns)
+        if math.isfinite(k) and math.isfinite(n) and n > 0:
+            return int(round(k)), int(round(n))
+    return None
 
 
 def _number(value: Any) -> float:
@@ -334,7 +344,8 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
     return out
 
 
-__all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LOSS", "LOSS_COLUMNS", "PER_WINDOW", "PRIMARY",
+__all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
+           "ORIGINAL_COLUMNS", "PER_WINDOW", "PRIMARY",
            "Resolution",
            "aggregate", "cell_of", "group", "identity_columns", "lost_of", "metric_columns", "resolution", "step",
            "summarise"]

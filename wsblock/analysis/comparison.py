@@ -84,10 +84,11 @@ class _Repeats:
     def losses(self) -> list[tuple[int, int]]:
         if self.side is None:
             return []
-        columns = [self.side.values.get(c, []) for c in aggregate.LOSS_COLUMNS]
-        if len({len(c) for c in columns}) != 1:
+        # One value per measured repeat in every collected column.
+        present = {c: self.side.values[c] for c in aggregate.LOSS_COLUMNS if c in self.side.values}
+        if not present or len({len(v) for v in present.values()}) != 1:
             return []
-        rows = (dict(zip(aggregate.LOSS_COLUMNS, values)) for values in zip(*columns))
+        rows = (dict(zip(present, values)) for values in zip(*present.values()))
         return [kn for kn in map(aggregate.lost_of, rows) if kn is not None]
 
     def step(self, metric: str) -> float:

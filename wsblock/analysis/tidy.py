@@ -41,7 +41,10 @@ _AXIS_COLUMNS = tuple(c for a in axes.AXES
 ID_COLUMNS = ("cell_id", "repeat", "status", "error", *_AXIS_COLUMNS, *SETTING_COLUMNS)
 WORK_COLUMNS = ("units", "unit")
 METRIC_COLUMNS = metrics.COLUMNS
+LABEL_COLUMNS = metrics.LABEL_COLUMNS
 META_COLUMNS = ("machine_cpus", "python_version", "websockets_version", "timestamp_utc", "file")
+FIXED_COLUMNS = frozenset({*ID_COLUMNS, *WORK_COLUMNS, *METRIC_COLUMNS, *LABEL_COLUMNS, *META_COLUMNS})
+"""Every column whose name does not depend on the data."""
 
 # Columns that may legitimately hold None ("no keepalive"; for the handler,
 # "not set"), kept as Python objects so None is not confused with NaN.
@@ -168,6 +171,7 @@ def flatten(rec: Mapping[str, Any], path: str | Path | None = None) -> dict[str,
     else:
         row.update({name: NAN for name in METRIC_COLUMNS})
         row.update({"units": NAN, "unit": None})
+    row.update(metrics.read_labels(rec))
     row.update({
         "machine_cpus": metrics.number(record.get_path(rec, "resources", "machine", "cpus")
                                        or record.get_path(meta, "cpu", "count")),
@@ -189,12 +193,12 @@ def columns_for(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     seen: set[str] = set()
     for row in rows:
         seen.update(row)
-    fixed = {*ID_COLUMNS, *WORK_COLUMNS, *METRIC_COLUMNS, *META_COLUMNS}
+    fixed = FIXED_COLUMNS
     codes = sorted((c for c in seen - fixed if c.startswith("disconnects_")), key=_code_sort_key)
     params = sorted(c for c in seen - fixed - set(codes))
     split = METRIC_COLUMNS.index(metrics.CODES_AFTER) + 1
     return [*ID_COLUMNS, *params, *WORK_COLUMNS, *METRIC_COLUMNS[:split], *codes,
-            *METRIC_COLUMNS[split:], *META_COLUMNS]
+            *METRIC_COLUMNS[split:], *LABEL_COLUMNS, *META_COLUMNS]
 
 
 def frame(records: Iterable[tuple[Path, Mapping[str, Any]] | Mapping[str, Any]]) -> pd.DataFrame:

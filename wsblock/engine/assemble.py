@@ -1,7 +1,8 @@
 """Assemble a cell's record from the server's and the load process's measurements.
 
 The record's layout and versions live in :mod:`wsblock.schema.record`; this
-module only fills it in.
+module only fills it in, then adds what follows from the whole record: the
+keepalive verdict, the warnings and, when nothing was measured, ``failed``.
 """
 
 from __future__ import annotations
@@ -9,16 +10,34 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from wsblock.schema.record import SCHEMA_VERSION
+from wsblock.engine import checks, exposure
+from wsblock.schema.record import KIND, SCHEMA_VERSION
 
 
 def _count(events: list[dict[str, Any]], key: str) -> dict[str, int]:
     return dict(sorted(Counter(str(e[key]) for e in events).items()))
 
 
+def runs_alone(params: dict[str, Any], cpus: int) -> bool:
+    """Whether a job of this cell runs without competing for its core or the GIL.
+
+    ``inline`` and ``chunked`` jobs run one at a time on the loop; pool jobs
+    run alone when at most one is in flight (``thread``) or when each has a
+    core with one to spare for the server and the load (``process``).
+    """
+    strategy = params["strategy"]
+    in_flight = min(params.get("job_connections", 1), params.get("workers") or params.get("job_connections", 1))
+    if strategy in ("inline", "chunked"):
+        return True
+    if strategy == "thread":
+        return in_flight <= 1
+    return in_flight < cpus
+
+
 def build(
     *,
     params: dict[str, Any],
+    window: dict[str, Any],
     work: dict[str, Any],
     server: dict[str, Any],
     load: dict[str, Any],
@@ -29,6 +48,7 @@ def build(
 
     Args:
         params: The cell (``CellConfig.to_dict()``).
+        window: The window plan (``WindowPlan.to_dict()``).
         work: Work sizing: target, units, calibration.
         server: The server's stats file.
         load: The load process's results file.
@@ -38,22 +58,41 @@ def build(
     Returns:
         The record.
     """
-    duration = float(params["duration"])
+    duration = float(window["duration_s"])
     events = sorted(load["disconnects"], key=lambda e: e["t"])
     opened = load["connections"]["opened"]
     lost = load["connections"]["lost"]
     opened_total = sum(opened.values())
     lost_total = sum(lost.values())
     server_events = server["disconnects"]
-    return {
+    survival = exposure.survival(load["lifetimes"], params=params, window_s=duration,
+                                 min_cycles=params.get("min_cycles", exposure.DEFAULT_MIN_CYCLES))
+    originals = survival["originals"]
+    original_lost = survival["original_lost"]
+    job_ms = server["job_ms"]
+    ratio = None
+    if runs_alone(params, machine.get("cpus", 1)) and job_ms.get("completed_p50") is not None:
+        ratio = round(job_ms["completed_p50"] / float(params["work_ms"]), 3)
+    echo = load["echo"]
+    lower_bound = bool(echo["lost"] or echo["censored"] or echo["missed"])
+    bad = server["bad_input"]
+    exceptions = server["handler_errors"]
+    rec: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "kind": "wsblock.cell",
+        "kind": KIND,
         "status": "ok",
         "params": params,
-        "work": work,
+        "window": window,
+        "work": {**work, "ratio_to_target": ratio},
+        "survival": survival,
         "disconnects": {
             "total": lost_total,
-            "share": round(lost_total / opened_total, 4) if opened_total else None,
+            "share": round(original_lost / originals, 4) if originals else None,
+            "share_basis": "original_connections",
+            "original": {"connections": originals, "lost": original_lost},
+            "reconnects": {"opened": max(0, opened_total - originals),
+                           "lost": max(0, lost_total - original_lost)},
+            "before_window": load["connections"].get("lost_before_window", 0),
             "by_code": _count(events, "code"),
             "by_initiator": _count(events, "initiator"),
             "first_s": events[0]["t"] if events else None,
@@ -72,22 +111,41 @@ def build(
         },
         "loop_lag_ms": server["loop_lag_ms"],
         "stalls": server["stalls"],
+        "io_lag_ms": {**server["io_lag_ms"], "method": "echo send stamp to handler"},
         "ticker_lag_ms": server.get("ticker_lag_ms"),
         "throughput": {
-            "jobs_per_s": round(load["jobs_done"] / duration, 3),
+            "jobs_per_s": round(server["work"]["jobs_in_window"] / duration, 4),
             "echo_per_s": round(load["echoes"] / duration, 3),
             "jobs_done": load["jobs_done"],
+            "jobs_in_window": server["work"]["jobs_in_window"],
+            "completed_in_window": server["work"]["completed_in_window"],
+            "partial_jobs": server["work"]["partial_jobs"],
+            "running_at_end": server["work"]["running_at_end"],
+            "estimated_jobs": server["work"]["estimated_jobs"],
             "echoes": load["echoes"],
             "server_jobs_done": server["jobs_done"],
         },
         "echo_latency_ms": {
             **load["echo_latency_ms"],
-            "unanswered": load["echo_unanswered"],
-            "lost": load["echo_lost"],
+            "scheduled": echo["scheduled"],
+            "answered": echo["answered"],
+            "lost": echo["lost"],
+            "censored": echo["censored"],
+            "missed": echo["missed"],
+            "lower_bound": lower_bound,
         },
-        "job_ms": server["job_ms"],
+        "job_ms": job_ms,
         "job_cpu_ms": server["job_cpu_ms"],
         "job_latency_ms": load["job_latency_ms"],
+        "load": {"sending": load["sending"]},
+        "server": {
+            "foreign": server["foreign"],
+            "handler_errors": {
+                "total": exceptions["total"] + bad["total"],
+                "exceptions": exceptions,
+                "bad_input": bad,
+            },
+        },
         "resources": {
             "server": server["resources"],
             "load_cpu_s": load["cpu_s"],
@@ -101,3 +159,9 @@ def build(
             "start_method": server["start_method"],
         },
     }
+    rec["warnings"] = checks.warnings_for(rec)
+    reason = checks.failure_reason(rec)
+    if reason:
+        rec["status"] = "failed"
+        rec["error"] = reason
+    return rec

@@ -67,7 +67,10 @@ class CellConfig:
         ping_timeout: Seconds to wait for a pong, or ``None`` to wait forever.
             Default: 20 (websockets).
         close_timeout: Seconds to wait for the closing handshake. Default: 10.
-        duration: Length of the measurement window, in seconds. Default: 10.
+        duration: Length of the measurement window, in seconds, or ``None``
+            (the default) to size it to what the cell must observe: a
+            keepalive verdict and a few jobs per connection (see
+            :mod:`wsblock.engine.sizing`).
         warmup: Seconds of load before the window opens. Default: 2.
         job_connections: Connections that each keep one job in flight.
             Default: 2.
@@ -92,6 +95,9 @@ class CellConfig:
             ``connection.ping_timeout`` as soon as a connection opens (the
             "raise it inside the handler" advice); ``"none"`` assigns
             ``None``. Default: ``None`` (leave it alone).
+        min_cycles: Complete keepalive cycles every original connection
+            must be at risk for before the cell may say it kept them.
+            Default: 3.
     """
 
     workload: str
@@ -100,7 +106,7 @@ class CellConfig:
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 10.0
-    duration: float = 10.0
+    duration: float | None = None
     warmup: float = 2.0
     job_connections: int = 2
     observers: int = 4
@@ -115,6 +121,7 @@ class CellConfig:
     stall_ms: float = 50.0
     client_pings: bool = True
     handler_ping_timeout: float | str | None = None
+    min_cycles: int = 3
 
     @property
     def pool_size(self) -> int:
@@ -176,9 +183,14 @@ class CellConfig:
             raise UsageError(
                 f"unknown strategy {self.strategy!r} (choose from {', '.join(strategies.names())})"
             )
-        for name in ("work_ms", "duration", "close_timeout", "echo_interval_ms", "chunk_ms",
+        for name in ("work_ms", "close_timeout", "echo_interval_ms", "chunk_ms",
                      "probe_interval_ms", "stall_ms"):
             _bounded(name, getattr(self, name))
+        if self.duration is not None:
+            # None: the runner sizes the window to what the cell must observe.
+            _bounded("duration", self.duration)
+        if isinstance(self.min_cycles, bool) or not isinstance(self.min_cycles, int) or not 1 <= self.min_cycles <= 100:
+            raise UsageError("min_cycles must be an integer from 1 to 100")
         for name in ("ping_interval", "ping_timeout"):
             if getattr(self, name) is not None:
                 _bounded(name, getattr(self, name))

@@ -9,17 +9,27 @@ very thing being measured.
 * An *observer* sends echo requests on a fixed schedule (open loop: sends do
   not wait for replies) and measures each reply from its *scheduled* send
   time, so a stall delays every message it covers and none is hidden by a
-  sender that waited (coordinated omission).
+  sender that waited (coordinated omission). The schedule belongs to the
+  observer's slot, not to one connection: ticks that fall while the slot is
+  reconnecting are *missed*, and counted.
+
+Every echo scheduled inside the window ends as exactly one of: answered
+(timed from its schedule), lost with its connection, censored (unanswered at
+the window end) or missed (no connection to send it on). Unanswered ones
+enter the latency histogram with the time they had waited so far, a lower
+bound.
 
 A connection that ends abnormally is recorded (code, who closed first, when)
-and reconnected, so the load continues through the window. Results are
-written when the window closes, before the connections are torn down.
+and reconnected, so the load continues through the window. Each connection's
+lifetime is recorded for the keepalive exposure. The load also times its own
+sends against their schedule: a load that sends late is saturated and cannot
+measure the server. Results are written when the window closes, before the
+connections are torn down.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import sys
@@ -31,16 +41,18 @@ import psutil
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from workloads import Job
 from wsblock import atomic
 from wsblock.engine import closes
 from wsblock.engine import protocol
 from wsblock.engine.proc import Lifeline, emit
+from wsblock.engine.process_config import TOKEN_HEADER, LoadConfig
 from wsblock.engine.stats import LatencyHistogram
 from wsblock.engine.window import Window
 
 RECONNECT_DELAY_S = 0.1
 POLL_CLOSES_S = 0.02
+MAX_LIFETIMES = 500
+"""Connections whose lifetime is kept (originals come first, so they are never cut)."""
 
 
 class JobRefused(Exception):
@@ -54,26 +66,54 @@ class LoadStats:
     window: Window
     opened: dict[str, int] = field(default_factory=lambda: {"job": 0, "observer": 0})
     lost: dict[str, int] = field(default_factory=lambda: {"job": 0, "observer": 0})
+    lost_before_window: int = 0
     connect_failures: int = 0
     disconnects: list[dict[str, Any]] = field(default_factory=list)
+    lifetimes: list[dict[str, Any]] = field(default_factory=list)
     jobs_done: int = 0
     job_errors: int = 0
     job_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     echo_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    send_lateness: LatencyHistogram = field(default_factory=LatencyHistogram)
     echoes: int = 0
     echo_lost: int = 0
+    echo_missed: int = 0
+    echo_censored_late: int = 0
+    echo_sent: int = 0
     last_error: str | None = None
 
-    def connection_ended(self, kind: str, opened_at: float, ended_at: float) -> None:
-        """Count a connection that ended as one of those open in the window."""
+    def connection_ended(self, kind: str, slot: int, opened_at: float, ended_at: float, end: str) -> None:
+        """Count a connection that ended, and keep its lifetime."""
         if opened_at < self.window.end and ended_at >= self.window.start:
             self.opened[kind] += 1
+        if len(self.lifetimes) < MAX_LIFETIMES:
+            self.lifetimes.append({
+                "kind": kind, "slot": slot,
+                "opened_s": round(self.window.since_start(opened_at), 4),
+                "ended_s": round(self.window.since_start(ended_at), 4),
+                "end": end,
+            })
 
     def connection_failed(self, kind: str, info: closes.CloseInfo, at: float) -> None:
         """Count an abnormal close, timed when it was first seen."""
         if info.abnormal and self.window.contains(at):
             self.lost[kind] += 1
             self.disconnects.append(info.event(self.window.since_start(at), kind=kind))
+        elif info.abnormal and at < self.window.start:
+            self.lost_before_window += 1
+
+
+@dataclass
+class ObserverSlot:
+    """The echo schedule of one observer slot, kept across its connections.
+
+    Attributes:
+        base: Monotonic time of tick 0.
+        next_seq: The first tick not yet sent or counted as missed.
+    """
+
+    base: float
+    next_seq: int = 0
 
 
 class Load:
@@ -81,17 +121,22 @@ class Load:
 
     Args:
         config: The load config written by the runner.
+        window: The measurement window.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: LoadConfig, window: Window) -> None:
         self.config = config
-        self.window = Window.from_wall(config["window_start"], config["window_end"])
+        self.window = window
         self.stats = LoadStats(self.window)
-        self.job = Job(**config["job"])
+        self.job = config.job.job()
+        self.interval = config.echo_interval_ms / 1000.0
         self._pending_echo: dict[tuple[int, int], float] = {}
+        self._observer_slots: dict[int, ObserverSlot] = {}
+        self._connected: set[tuple[str, int]] = set()
         self.stop = asyncio.Event()
-        self._live: dict[object, tuple[str, float, ClientConnection]] = {}
-        self._failed: set[object] = set()
+        self._live: dict[object, tuple[str, int, float, ClientConnection]] = {}
+        self._closing: set[object] = set()
+        self._failed: dict[object, float] = {}
         self._failed_at: dict[int, float] = {}
 
     async def _watch_closes(self) -> None:
@@ -102,28 +147,32 @@ class Load:
         # counted, even near the window's end) when it happens.
         while True:
             now = time.monotonic()
-            for token, (kind, _, ws) in list(self._live.items()):
-                if token not in self._failed:
+            for token, (kind, _, _, ws) in list(self._live.items()):
+                if token not in self._closing:
                     p = ws.protocol
                     if p.close_sent is not None or p.close_rcvd is not None:
-                        self._failed.add(token)
-                        self._failed_at[id(ws)] = now
-                        self.stats.connection_failed(kind, closes.from_connection(ws, side="client"), now)
+                        self._closing.add(token)
+                        info = closes.from_connection(ws, side="client")
+                        if info.abnormal:
+                            self._failed[token] = now
+                            self._failed_at[id(ws)] = now
+                        self.stats.connection_failed(kind, info, now)
             await asyncio.sleep(POLL_CLOSES_S)
 
     def _connect(self) -> Any:
         c = self.config
         return connect(
-            c["uri"],
-            ping_interval=c["ping_interval"],
-            ping_timeout=c["ping_timeout"],
-            close_timeout=c["close_timeout"],
-            open_timeout=c["open_timeout"],
+            c.uri,
+            ping_interval=c.ping_interval,
+            ping_timeout=c.ping_timeout,
+            close_timeout=c.close_timeout,
+            open_timeout=c.open_timeout,
+            additional_headers={TOKEN_HEADER: c.token} if c.token else None,
             max_size=protocol.MAX_MESSAGE_BYTES,
             compression=None,
         )
 
-    async def _slot(self, kind: str, body: Any) -> None:
+    async def _slot(self, kind: str, slot: int, body: Any) -> None:
         # One connection at a time for this slot, reopened after a failure
         # until the window ends.
         while time.monotonic() < self.window.end:
@@ -131,20 +180,27 @@ class Load:
             try:
                 async with self._connect() as ws:
                     opened_at = time.monotonic()
-                    self._live[token] = (kind, opened_at, ws)
+                    self._live[token] = (kind, slot, opened_at, ws)
+                    self._connected.add((kind, slot))
+                    end = "closed"
                     try:
                         await body(ws)
                     except ConnectionClosed as exc:
-                        if token not in self._failed:  # no close frame: the watcher saw nothing
-                            self._failed.add(token)
-                            self.stats.connection_failed(
-                                kind, closes.from_exception(exc, side="client"), time.monotonic()
-                            )
+                        if token not in self._closing:  # no close frame: the watcher saw nothing
+                            info = closes.from_exception(exc, side="client")
+                            if info.abnormal:
+                                self._failed[token] = time.monotonic()
+                            self.stats.connection_failed(kind, info, time.monotonic())
                     finally:
+                        self._connected.discard((kind, slot))
                         del self._live[token]
-                        self._failed.discard(token)
+                        self._closing.discard(token)
+                        failed_at = self._failed.pop(token, None)
+                        if failed_at is not None:
+                            end = "disconnect"
                         self._failed_at.pop(id(ws), None)
-                        self.stats.connection_ended(kind, opened_at, time.monotonic())
+                        ended = failed_at if failed_at is not None else time.monotonic()
+                        self.stats.connection_ended(kind, slot, opened_at, ended, end)
             except (OSError, InvalidHandshake, asyncio.TimeoutError):
                 if self.window.contains(time.monotonic()):
                     self.stats.connect_failures += 1
@@ -169,32 +225,63 @@ class Load:
                 self.stats.jobs_done += 1
                 self.stats.job_latency.record(done - sent)
 
+    def _miss_until(self, slot: int, until: float) -> None:
+        """Count the slot's ticks before ``until`` that were never sent as missed."""
+        state = self._observer_slots[slot]
+        w = self.window
+        while True:
+            tick = state.base + state.next_seq * self.interval
+            if tick >= until:
+                return
+            if w.contains(tick):
+                self.stats.echo_missed += 1
+                # It could not have been sent before ``until``: a lower bound.
+                self.stats.echo_latency.record(min(until, w.end) - tick)
+            state.next_seq += 1
+
     async def _observer_body(self, ws: ClientConnection, slot: int) -> None:
-        interval = self.config["echo_interval_ms"] / 1000.0
+        interval = self.interval
         pending = self._pending_echo
+        state = self._observer_slots[slot]
+        self._miss_until(slot, time.monotonic())
 
         async def receive() -> None:
             async for message in ws:
                 now = time.monotonic()
                 scheduled = pending.pop((slot, json.loads(message).get("seq")), None)
-                if scheduled is not None and self.window.contains(scheduled) and now < self.window.end:
-                    self.stats.echoes += 1
-                    self.stats.echo_latency.record(now - scheduled)
+                if scheduled is not None and self.window.contains(scheduled):
+                    if now < self.window.end:
+                        self.stats.echoes += 1
+                        self.stats.echo_latency.record(now - scheduled)
+                    else:  # answered after the window (a late load saw it late)
+                        self.stats.echo_censored_late += 1
+                        self.stats.echo_latency.record(self.window.end - scheduled)
 
         receiver = asyncio.create_task(receive())
-        base = time.monotonic()
         try:
-            for seq in itertools.count():
-                scheduled = base + seq * interval
+            while True:
+                seq = state.next_seq
+                scheduled = state.base + seq * interval
+                if scheduled >= self.window.end:
+                    await ws.wait_closed()  # the window is over: nothing more to measure
+                    return
                 delay = scheduled - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                # A load that is behind must still yield: a send that never
+                # waits would starve every other task, the summary included.
+                await asyncio.sleep(max(0.0, delay))
                 if receiver.done():
                     receiver.result()  # re-raises ConnectionClosed
                     await ws.wait_closed()
                     return
                 pending[(slot, seq)] = scheduled
-                await ws.send(json.dumps({"op": "echo", "seq": seq}))
+                state.next_seq = seq + 1
+                now = time.monotonic()
+                # A send after the window closed is not one of the window's:
+                # its echo counts as censored (the load was behind).
+                if self.window.contains(scheduled) and now < self.window.end:
+                    self.stats.echo_sent += 1
+                    self.stats.send_lateness.record(max(0.0, now - scheduled))
+                await ws.send(json.dumps({"op": "echo", "seq": seq, "sent": time.time()}))
         except ConnectionClosed:
             # Echoes still pending were lost with the connection. Each had
             # waited at least until the connection was seen to fail: record
@@ -204,7 +291,10 @@ class Load:
             for key in [key for key in pending if key[0] == slot]:
                 scheduled = pending.pop(key)
                 if self.window.contains(scheduled):
-                    self.stats.echo_lost += 1
+                    if failed_at < self.window.end:
+                        self.stats.echo_lost += 1
+                    else:  # the failure came after the window: unanswered at its end
+                        self.stats.echo_censored_late += 1
                     self.stats.echo_latency.record(max(0.0, min(failed_at, self.window.end) - scheduled))
             raise
         finally:
@@ -212,32 +302,70 @@ class Load:
 
     def results(self, own_cpu_s: float) -> dict[str, Any]:
         """Summarise the window; called as soon as the window closes."""
+        w = self.window
+        # A saturated load reaches this late; everything after the window's
+        # end is treated as not having happened yet.
+        summarized_late_s = max(0.0, time.monotonic() - w.end)
+        now = min(time.monotonic(), w.end)
         # Echoes still unanswered when the window closes have waited at least
         # since their scheduled time: count them with that lower bound rather
         # than drop the worst latencies.
-        now = min(time.monotonic(), self.window.end)
         censored = 0
         for scheduled in self._pending_echo.values():
-            if self.window.contains(scheduled):
+            if w.contains(scheduled):
                 self.stats.echo_latency.record(now - scheduled)
                 censored += 1
+        # Ticks of the window never reached: on a slot without a connection
+        # they are missed; on a connected slot the load itself was behind.
+        unsent = 0
+        for slot, state in self._observer_slots.items():
+            if ("observer", slot) in self._connected:
+                while (tick := state.base + state.next_seq * self.interval) < w.end:
+                    if w.contains(tick):
+                        unsent += 1
+                        self.stats.echo_latency.record(now - tick)
+                        self.stats.send_lateness.record(now - tick)
+                    state.next_seq += 1
+            else:
+                self._miss_until(slot, w.end)
         s = self.stats
         opened = dict(s.opened)
-        for kind, opened_at, _ in self._live.values():
-            if opened_at < self.window.end:
+        lifetimes = list(s.lifetimes)
+        for kind, slot, opened_at, _ in self._live.values():
+            if opened_at < w.end:
                 opened[kind] += 1
+            lifetimes.append({"kind": kind, "slot": slot,
+                              "opened_s": round(w.since_start(opened_at), 4),
+                              "ended_s": None, "end": "window"})
+        censored += s.echo_censored_late
+        scheduled_total = s.echoes + s.echo_lost + censored + unsent + s.echo_missed
+        offered = scheduled_total - s.echo_missed
         return {
-            "connections": {"opened": opened, "lost": dict(s.lost)},
+            "connections": {"opened": opened, "lost": dict(s.lost),
+                            "lost_before_window": s.lost_before_window},
+            "lifetimes": lifetimes,
             "connect_failures": s.connect_failures,
             "disconnects": list(s.disconnects),
             "jobs_done": s.jobs_done,
             "job_errors": s.job_errors,
             "last_error": s.last_error,
-            "job_latency_ms": s.job_latency.summary(("p50", "p99")),
+            "job_latency_ms": s.job_latency.summary(("p50", "p90", "p99")),
             "echoes": s.echoes,
-            "echo_unanswered": censored,
-            "echo_lost": s.echo_lost,
-            "echo_latency_ms": s.echo_latency.summary(("p50", "p99")),
+            "echo": {
+                "scheduled": scheduled_total,
+                "answered": s.echoes,
+                "lost": s.echo_lost,
+                "censored": censored + unsent,
+                "unsent": unsent,
+                "missed": s.echo_missed,
+            },
+            "echo_latency_ms": s.echo_latency.summary(("p50", "p90", "p99")),
+            "sending": {
+                "offered_per_s": round(offered / w.duration, 3),
+                "achieved_per_s": round(s.echo_sent / w.duration, 3),
+                "lateness_ms": s.send_lateness.summary(("p50", "p90", "p99")),
+                "summarized_late_s": round(summarized_late_s, 3),
+            },
             "cpu_s": round(own_cpu_s, 3),
         }
 
@@ -249,13 +377,14 @@ class Load:
             asyncio.create_task(self._watch_closes()),
         ]
         tasks += [
-            asyncio.create_task(self._slot("job", self._job_body))
-            for _ in range(c["job_connections"])
+            asyncio.create_task(self._slot("job", slot, self._job_body))
+            for slot in range(c.job_connections)
         ]
-        for slot in range(c["observers"]):
+        for slot in range(c.observers):
+            self._observer_slots[slot] = ObserverSlot(time.monotonic())
             tasks.append(
                 asyncio.create_task(
-                    self._slot("observer", lambda ws, slot=slot: self._observer_body(ws, slot))
+                    self._slot("observer", slot, lambda ws, slot=slot: self._observer_body(ws, slot))
                 )
             )
 
@@ -270,7 +399,7 @@ class Load:
         await until(self.window.end)
         result = self.results(sum(me.cpu_times()[:2]) - cpu0)
         result["stopped_early"] = stop.is_set()
-        atomic.write_json(c["results_path"], result)
+        atomic.write_json(c.results_path, result)
         # Results are safe; now let connections close, but not for long: a
         # blocked server may never answer the closing handshake.
         for task in tasks:
@@ -289,13 +418,12 @@ def main(argv: list[str] | None = None) -> int:
         argv: ``[CONFIG.json]``.
     """
     args = sys.argv[1:] if argv is None else argv
-    with open(args[0], encoding="utf-8") as handle:
-        config = json.load(handle)
+    config = LoadConfig.read(args[0])
     asyncio.run(_main_then_exit(config))
     return 0
 
 
-async def _main_then_exit(config: dict[str, Any]) -> None:
+async def _main_then_exit(config: LoadConfig) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     window: asyncio.Future[dict[str, Any]] = loop.create_future()
@@ -305,7 +433,7 @@ async def _main_then_exit(config: dict[str, Any]) -> None:
             window.set_result(message)
 
     lifeline = Lifeline(
-        config["deadline"],
+        config.deadline,
         lambda message: loop.call_soon_threadsafe(on_message, message),
         lambda: loop.call_soon_threadsafe(stop.set),
     )
@@ -316,7 +444,7 @@ async def _main_then_exit(config: dict[str, Any]) -> None:
         os._exit(4)  # stopped before any window
     message = window.result()
     lifeline.deadline = message["deadline"]
-    load = Load({**config, **message})
+    load = Load(config, Window.from_wall(message["window_start"], message["window_end"]))
     load.stop = stop
     await load.main()
     # Connections that did not close in time would keep asyncio.run waiting

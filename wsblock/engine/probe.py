@@ -92,9 +92,11 @@ class LagProbe:
             await asyncio.sleep(interval)
             now = time.monotonic()
             self.heartbeat.beat(now)
-            # A wake-up counts if its sleep overlaps the window, so a stall
-            # that covers the window's end (or all of it) is not dropped.
-            if now >= self.window.start and before < self.window.end:
+            # Only sleeps that lie wholly inside the window are samples: a
+            # sleep that began before the window opened (or woke after it
+            # closed) would carry stall time from outside it. Stalls that
+            # cross the window's edges are measured, clipped, by the heartbeat.
+            if before >= self.window.start and now < self.window.end:
                 lag = now - before - interval
                 self.histogram.record(lag)
                 if lag > 0.001:  # keep only the few late wake-ups, for late()
@@ -166,31 +168,50 @@ class Watchdog(threading.Thread):
         return list(self.stalls)
 
 
-def summarize_stalls(stalls: list[Stall], window: Window) -> dict[str, object]:
-    """Summarise the stalls that overlap the window.
+def summarize_stalls(stalls: list[Stall], window: Window, *, probe_samples: int | None = None) -> dict[str, object]:
+    """Summarise the stalls that overlap the window, clipped to it.
 
-    ``max_ms`` is the full length of the longest such stall; ``total_ms``
-    counts only the part inside the window, so ``stalled_share`` (its ratio
-    to the window) is at most 1.
+    Every length is the part of a stall inside the window, so a stall that
+    began in the warm-up or outlasted the window counts only for the time
+    the window saw (``max_whole_ms`` keeps the longest stall whole, for
+    reference). ``stalled_share`` is at most 1.
 
     Args:
         stalls: All stalls recorded.
         window: The measurement window.
+        probe_samples: Samples of the lag probe; when it has fewer than
+            :data:`FEW_PROBE_SAMPLES`, or stalls cover at least
+            :data:`STALLED_SHARE_PRIMARY` of the window, the stall figures
+            are the primary loop measure (``primary`` true): the probe only
+            samples the time the loop ran, so its percentiles then describe
+            the loop's free moments, not its stalls.
     """
     inside = [s for s in stalls if window.overlap(s.start, s.end) > 0]
-    total = sum(window.overlap(s.start, s.end) for s in inside)
+    clipped = [window.overlap(s.start, s.end) for s in inside]
+    total = sum(clipped)
     sites: dict[str, int] = {}
     for stall in inside:
         if stall.site:
             sites[stall.site] = sites.get(stall.site, 0) + 1
     return {
         "count": len(inside),
-        "max_ms": round(max((s.length for s in inside), default=0.0) * 1000.0, 3),
+        "max_ms": round(max(clipped, default=0.0) * 1000.0, 3),
+        "max_whole_ms": round(max((s.length for s in inside), default=0.0) * 1000.0, 3),
         "total_ms": round(total * 1000.0, 3),
         "stalled_share": round(total / window.duration, 4) if window.duration > 0 else None,
+        "per_s": round(len(inside) / window.duration, 4) if window.duration > 0 else None,
+        "primary": (probe_samples is not None and probe_samples < FEW_PROBE_SAMPLES)
+        or (window.duration > 0 and total / window.duration >= STALLED_SHARE_PRIMARY),
         "sampled": sum(1 for s in inside if s.site),
         "sites": dict(sorted(sites.items(), key=lambda kv: -kv[1])),
     }
+
+
+FEW_PROBE_SAMPLES = 100
+"""Below this many probe samples the stall figures lead (a p99 needs 100)."""
+
+STALLED_SHARE_PRIMARY = 0.05
+"""From this share of the window spent stalled, the stall figures lead."""
 
 
 __all__ = ["Heartbeat", "LagProbe", "Stall", "Watchdog", "summarize_stalls"]

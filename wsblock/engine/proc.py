@@ -149,7 +149,7 @@ def stop_all(grace: float = 1.0, *, verify_for: float = 3.0) -> list[int]:
         # shell's group).
         groups.discard(os.getpgid(0))
         for child in list(_children):
-            groups.add(child.pid)
+            groups.add(child.proc.pid)
             child.stop(grace)
         deadline = time.monotonic() + grace
         for popen in list(_popens):

@@ -2,21 +2,28 @@
 
 Requests are JSON objects in text frames:
 
-* ``{"op": "echo", "seq": N}``: answered at once with the same object.
+* ``{"op": "echo", "seq": N, "sent": T}``: answered at once with
+  ``{"op": "echo", "seq": N}``. ``sent`` (optional) is the sender's
+  ``time.time()`` just before sending; the server uses it to time how long
+  the message waited for its handler.
 * ``{"op": "job", "id": N, "workload": W, "units": U, "chunk_units": C,
   "params": {...}}``: the server runs the work through the cell's strategy
   and answers ``{"op": "done", "id": N, "wall_ms": ..., "cpu_ms": ...}``.
 
-A request that is valid JSON but not a valid request gets
-``{"op": "error", "error": "..."}``. Anything else (binary frames, text that is
-not a JSON object) breaks the protocol and the server closes the connection
-with 1008 (policy violation). Client input never selects code or files: the
-workload is looked up in the catalogue and data paths are the server's.
+A request that is valid JSON but not a valid request (unknown op, wrong
+types, out-of-range values) gets ``{"op": "error", "error": "..."}``. Anything
+else breaks the protocol and the server closes the connection with a code for
+bad data: 1003 (unsupported data) for binary frames, 1007 (invalid payload
+data) for text that is not a JSON object, including JSON nested too deeply
+to parse; frames over :data:`MAX_MESSAGE_BYTES` are closed by websockets with
+1009. Client input never selects code or files: the workload is looked up in
+the catalogue and data paths are the server's.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +34,23 @@ MAX_MESSAGE_BYTES = 16 * 1024
 """Largest frame the server accepts; larger ones are closed with 1009."""
 
 
+UNSUPPORTED_DATA = 1003
+INVALID_DATA = 1007
+
+
 class ProtocolError(Exception):
-    """The peer broke the protocol; the connection is closed with 1008."""
+    """The peer broke the protocol; the connection is closed.
+
+    Attributes:
+        kind: What was wrong (``binary``, ``not_json``, ``too_deep``,
+            ``not_object``), for the record.
+        code: The close code to send.
+    """
+
+    def __init__(self, message: str, *, kind: str, code: int = INVALID_DATA) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
 
 
 class RequestError(Exception):
@@ -37,9 +59,15 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class Echo:
-    """An echo request."""
+    """An echo request.
+
+    Attributes:
+        seq: Sequence number, echoed back.
+        sent: The sender's ``time.time()`` at sending, if given.
+    """
 
     seq: int
+    sent: float | None = None
 
 
 def _int(data: dict[str, Any], key: str, minimum: int, maximum: int) -> int:
@@ -62,20 +90,29 @@ def parse(message: str | bytes, data_dir: str) -> Echo | tuple[int, Job]:
         An :class:`Echo`, or ``(job id, Job)``.
 
     Raises:
-        ProtocolError: For frames that are not JSON objects in text.
+        ProtocolError: For frames that are not JSON objects in text (binary,
+            not JSON, nested too deeply, not an object).
         RequestError: For a JSON object that is not a valid request.
     """
     if isinstance(message, bytes):
-        raise ProtocolError("binary frames are not accepted")
+        raise ProtocolError("binary frames are not accepted", kind="binary", code=UNSUPPORTED_DATA)
     try:
         data = json.loads(message)
+    except RecursionError:
+        # The decoder recurses once per level of nesting: 16 KB of "[" is
+        # enough to exhaust the stack. It is bad input, not a server fault.
+        raise ProtocolError("frames must not be nested this deeply", kind="too_deep") from None
     except ValueError:
-        raise ProtocolError("frames must be JSON objects") from None
+        raise ProtocolError("frames must be JSON objects", kind="not_json") from None
     if not isinstance(data, dict):
-        raise ProtocolError("frames must be JSON objects")
+        raise ProtocolError("frames must be JSON objects", kind="not_object")
     op = data.get("op")
     if op == "echo":
-        return Echo(_int(data, "seq", 0, 2**62))
+        sent = data.get("sent")
+        if sent is not None and (isinstance(sent, bool) or not isinstance(sent, (int, float))
+                                 or not math.isfinite(sent)):
+            raise RequestError("sent must be a number")
+        return Echo(_int(data, "seq", 0, 2**62), None if sent is None else float(sent))
     if op != "job":
         raise RequestError(f"unknown op {op!r}")
     job_id = _int(data, "id", 0, 2**62)

@@ -140,3 +140,20 @@ class ResourceSampler(threading.Thread):
             out.update({"cpu_s": None, "workers_cpu_s": None, "cpu_util": None,
                         "workers_cpu_util": None, "interval_s": None})
         return out
+
+
+def machine_busy(before: Any, after: Any) -> tuple[float, float]:
+    """Share of all cores busy between two ``psutil.cpu_times()`` snapshots.
+
+    Returns:
+        ``(share, busy_cores)``: the share of the machine's CPU time spent
+        busy, and that share times the number of cores.
+    """
+
+    def busy(t: Any) -> float:
+        return float(t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
+                     + getattr(t, "steal", 0))
+
+    total = sum(after) - sum(before)
+    share = (busy(after) - busy(before)) / total if total > 0 else 0.0
+    return share, share * (psutil.cpu_count() or 1)

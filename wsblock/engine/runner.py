@@ -2,7 +2,8 @@
 
 The runner is the only place that knows the whole sequence:
 
-1. validate the cell and size the work from the calibration;
+1. validate the cell, size the work from the calibration and the window
+   from the question the cell asks (unless ``duration`` is given);
 2. prepare input data (outside any window);
 3. start the server process, wait until it is bound and its pool is warm;
 4. start the load process, wait until it is ready;
@@ -10,7 +11,11 @@ The runner is the only place that knows the whole sequence:
    both; the load connects at once, so the window opens on a steady state;
 6. wait for the load to write its results, then stop the server, which
    writes its own;
-7. stop both process groups whatever happened, and assemble the record.
+7. stop both process groups whatever happened, and assemble the record
+   (verdict, warnings, ``failed`` when nothing was measured).
+
+Each process gets a typed config file (:mod:`wsblock.engine.process_config`)
+and a per-cell token, with which the load's connections identify themselves.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import socket
 import time
 from typing import Any, Callable
@@ -26,12 +32,14 @@ import psutil
 
 import workloads
 from wsblock import meta, paths
-from wsblock.engine import calibration
+from wsblock.engine import calibration, exposure, sizing
 from wsblock.engine import assemble
 from wsblock.engine import strategies
+from wsblock.engine.resources import machine_busy
 from wsblock.engine.config import CellConfig
 from wsblock.errors import HarnessError, UsageError
 from wsblock.engine.proc import Child
+from wsblock.engine.process_config import JobConfig, LoadConfig, ServerConfig
 
 READY_TIMEOUT_S = 120.0
 """How long a server may take to bind and warm its pool."""
@@ -73,7 +81,7 @@ def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
         The ``work`` section of the record.
     """
     workload = workloads.get(cell.workload)
-    cal = calibration.get(cell.workload, cell.workload_params, progress=progress)
+    cal = calibration.get(cell.workload, cell.workload_params, up_to_ms=cell.work_ms, progress=progress)
     units = cal.units_for(cell.work_ms)
     return {
         "target_ms": cell.work_ms,
@@ -85,18 +93,48 @@ def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
         "calibration": {
             "overhead_ms": round(cal.overhead_ms, 4),
             "ms_per_unit": cal.ms_per_unit,
+            "fit": cal.fit,
             "points": cal.points,
+            "residuals_pct": cal.residuals_pct,
+            "extrapolation": round(cell.work_ms / cal.largest_ms, 2) if cal.largest_ms else None,
             "measured_at": cal.measured_at,
+            "loadavg": cal.loadavg,
+            "busy_cores": cal.busy_cores,
+            "cpus": cal.cpus,
             "key": cal.key,
         },
     }
 
 
+def plan_window(cell: CellConfig, work: dict[str, Any] | None) -> sizing.WindowPlan:
+    """Choose the cell's window from its parameters and its calibrated job length.
+
+    Args:
+        cell: A validated cell.
+        work: The record's ``work`` section; ``None`` plans from the target
+            job length alone (an estimate before the calibration is read).
+    """
+    workload = workloads.get(cell.workload)
+    job_ms = cell.work_ms if work is None else max(work["expected_ms"], cell.work_ms)
+    return sizing.plan(
+        requested_s=cell.duration,
+        warmup_s=cell.warmup,
+        strategy=cell.strategy,
+        job_s=job_ms / 1000.0,
+        job_connections=cell.job_connections,
+        workers=cell.pool_size,
+        cpus=psutil.cpu_count() or 1,
+        releases_gil=workload.gil.startswith("released"),
+        cycle_s=exposure.keepalive_cycle_s(
+            ping_interval=cell.ping_interval, ping_timeout=cell.ping_timeout,
+            client_pings=cell.client_pings, handler_ping_timeout=cell.handler_ping_timeout),
+        ping_interval=cell.ping_interval,
+        min_cycles=cell.min_cycles,
+    )
+
+
 def _machine_cpu(before: Any, after: Any, elapsed: float) -> dict[str, Any]:
-    busy = lambda t: t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)  # noqa: E731
-    total_before = sum(before)
-    total_after = sum(after)
-    share = (busy(after) - busy(before)) / max(1e-9, total_after - total_before)
+    share, _ = machine_busy(before, after)
     cpus = psutil.cpu_count() or 1
     return {
         "cpus": cpus,
@@ -132,37 +170,40 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     data_dir = str(paths.data_dir())
     workload.prepare(work["units"], cell.workload_params, data_dir)
     environment = meta.environment()
+    window_plan = plan_window(cell, work)
+    duration = window_plan.duration_s
+    if window_plan.requested_s is None:
+        progress(f"window sized to {duration:g} s" + (" (the maximum)" if window_plan.bounded else ""))
     job_ms_bound = max(work["expected_ms"], cell.work_ms) / 1000.0
     # Time the server may need to notice "stop": a job in flight on the loop
     # (inline) must end first, on a machine that may be twice as slow.
     stop_grace = 3 * job_ms_bound + cell.close_timeout + 10.0
 
+    # Identifies the load's connections, so that any other client is counted
+    # apart and kept out of the measurements.
+    token = secrets.token_hex(16)
     with paths.run_temp_dir("wsblock-cell-") as tmp:
-        server_cfg = {
-            "host": cell.host,
-            "port": cell.port,
-            "ping_interval": cell.ping_interval,
-            "ping_timeout": cell.ping_timeout,
-            "close_timeout": cell.close_timeout,
-            "handler_ping_timeout": cell.handler_ping_timeout,
-            "strategy": cell.strategy,
-            "workers": cell.pool_size,
-            "start_method": cell.start_method,
-            "probe_interval_ms": cell.probe_interval_ms,
-            "stall_ms": cell.stall_ms,
-            "data_dir": data_dir,
-            "warm_job": {
-                "workload": cell.workload,
-                "units": work["warm_units"],
-                "chunk_units": work["warm_units"],
-                "params": cell.workload_params,
-            },
-            "stats_path": os.path.join(tmp, "server.json"),
-            "deadline": time.time() + READY_TIMEOUT_S + 60.0,
-        }
+        server_cfg = ServerConfig(
+            host=cell.host,
+            port=cell.port,
+            ping_interval=cell.ping_interval,
+            ping_timeout=cell.ping_timeout,
+            close_timeout=cell.close_timeout,
+            handler_ping_timeout=cell.handler_ping_timeout,
+            strategy=cell.strategy,
+            workers=cell.pool_size,
+            start_method=cell.start_method,
+            probe_interval_ms=cell.probe_interval_ms,
+            stall_ms=cell.stall_ms,
+            data_dir=data_dir,
+            warm_job=JobConfig(cell.workload, work["warm_units"], work["warm_units"], dict(cell.workload_params)),
+            stats_path=os.path.join(tmp, "server.json"),
+            deadline=time.time() + READY_TIMEOUT_S + 60.0,
+            token=token,
+            expected_job_ms=float(work["expected_ms"]),
+        )
         server_cfg_path = os.path.join(tmp, "server-config.json")
-        with open(server_cfg_path, "w", encoding="utf-8") as handle:
-            json.dump(server_cfg, handle)
+        server_cfg.write(server_cfg_path)
         server: Child | None = None
         load: Child | None = None
         try:
@@ -173,40 +214,38 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
                 _server_failed(server, event)
             port = event["port"]
             host = f"[{cell.host}]" if ":" in cell.host else cell.host
-            load_cfg = {
-                "uri": f"ws://{host}:{port}/",
-                "ping_interval": cell.ping_interval if cell.client_pings else None,
-                "ping_timeout": cell.ping_timeout,
-                "close_timeout": cell.close_timeout,
-                "open_timeout": max(10.0, 2 * job_ms_bound + 5.0),
-                "job_connections": cell.job_connections,
-                "observers": cell.observers,
-                "echo_interval_ms": cell.echo_interval_ms,
-                "job": {
-                    "workload": cell.workload,
-                    "units": work["units"],
-                    "chunk_units": work["chunk_units"] if strategies.has(cell.strategy, "chunks") else work["units"],
-                    "params": cell.workload_params,
-                },
-                "results_path": os.path.join(tmp, "load.json"),
-                "deadline": time.time() + READY_TIMEOUT_S,
-            }
+            chunked = strategies.has(cell.strategy, "chunks")
+            load_cfg = LoadConfig(
+                uri=f"ws://{host}:{port}/",
+                ping_interval=cell.ping_interval if cell.client_pings else None,
+                ping_timeout=cell.ping_timeout,
+                close_timeout=cell.close_timeout,
+                open_timeout=max(10.0, 2 * job_ms_bound + 5.0),
+                job_connections=cell.job_connections,
+                observers=cell.observers,
+                echo_interval_ms=cell.echo_interval_ms,
+                job=JobConfig(cell.workload, work["units"],
+                              work["chunk_units"] if chunked else work["units"],
+                              dict(cell.workload_params)),
+                results_path=os.path.join(tmp, "load.json"),
+                deadline=time.time() + READY_TIMEOUT_S,
+                token=token,
+            )
             load_cfg_path = os.path.join(tmp, "load-config.json")
-            with open(load_cfg_path, "w", encoding="utf-8") as handle:
-                json.dump(load_cfg, handle)
+            load_cfg.write(load_cfg_path)
             load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env=paths.temp_env(tmp))
             event = load.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 raise HarnessError(f"load process failed to start:\n{load.stderr_tail()}")
 
             start = time.time() + cell.warmup
-            end = start + cell.duration
+            end = start + duration
             deadline = end + stop_grace + 30.0
             window = {"window_start": start, "window_end": end, "deadline": deadline}
             server.send(window)
             load.send(window)
             progress(
-                f"warm-up {cell.warmup:g} s, then measuring for {cell.duration:g} s "
+                f"warm-up {cell.warmup:g} s, then measuring for {duration:g} s "
                 f"(work {cell.work_ms:g} ms = {work['units']} {work['unit']})"
             )
             cpu_before = cpu_after = None
@@ -235,14 +274,14 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
                     f"(exit {load.proc.returncode}):\n{load.stderr_tail()}"
                 )
             try:
-                with open(load_cfg["results_path"], encoding="utf-8") as handle:
+                with open(load_cfg.results_path, encoding="utf-8") as handle:
                     load_results = json.load(handle)
             except (OSError, ValueError):
                 raise HarnessError(f"load process wrote no results:\n{load.stderr_tail()}") from None
             progress("window closed; stopping server")
             server.stop(stop_grace)
             try:
-                with open(server_cfg["stats_path"], encoding="utf-8") as handle:
+                with open(server_cfg.stats_path, encoding="utf-8") as handle:
                     server_stats = json.load(handle)
             except (OSError, ValueError):
                 raise HarnessError(
@@ -264,6 +303,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     machine = _machine_cpu(cpu_before, cpu_after, t_after - t_before)
     return assemble.build(
         params=cell.to_dict(),
+        window=window_plan.to_dict(),
         work=work,
         server=server_stats,
         load=load_results,

@@ -4,7 +4,11 @@ Started by the runner as ``python -m wsblock.engine.server CONFIG.json``. It bin
 starts the lag probe and watchdog, warms the strategy's pool, prints a
 ``ready`` event with its port, and serves until stdin closes. It then writes
 its measurements to the stats file named in the config, as JSON, and exits.
-Everything it measures is restricted to the window the runner chose.
+Everything it measures is restricted to the window the runner chose and to
+the load's own connections, which carry the cell's token: any other client is
+served but only counted. Malformed messages are refused with a close code for
+bad data and counted by kind; any exception the handler did not expect is
+counted by type and closes its connection with 1011. Nothing goes unrecorded.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import hmac
 import json
 import math
 import os
 import sys
 import threading
 import time
+import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +33,13 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 import workloads
-from workloads import Job
 from wsblock import atomic
 from wsblock.engine import closes
 from wsblock.engine import protocol
 from wsblock.engine import strategies
 from wsblock.engine.blas import pin_blas_threads
+from wsblock.engine.jobs import JobLedger
+from wsblock.engine.process_config import TOKEN_HEADER, ServerConfig
 from wsblock.engine.probe import Heartbeat, LagProbe, Watchdog, summarize_stalls
 from wsblock.engine.proc import Lifeline, emit
 from wsblock.engine.resources import ResourceSampler
@@ -44,18 +52,26 @@ TICKER_INTERVAL_S = 0.1
 
 @dataclass
 class ServerStats:
-    """What the server counts inside the window."""
+    """What the server counts.
+
+    Measurements (jobs, echoes, disconnects, I/O lag) count only the load's
+    connections, inside the window. Bad input and handler errors count every
+    connection, over the server's whole run: none may go unrecorded.
+    """
 
     window: Window
+    jobs: JobLedger
     connections_opened: int = 0
     disconnects: list[dict[str, Any]] = field(default_factory=list)
-    jobs_done: int = 0
-    job_wall: LatencyHistogram = field(default_factory=LatencyHistogram)
-    job_cpu: LatencyHistogram = field(default_factory=LatencyHistogram)
     echoes: int = 0
+    io_lag: LatencyHistogram = field(default_factory=LatencyHistogram)
     request_errors: int = 0
     protocol_closes: int = 0
-    in_flight: int = 0
+    bad_input: Counter[str] = field(default_factory=Counter)
+    handler_errors: Counter[str] = field(default_factory=Counter)
+    foreign_connections: int = 0
+    foreign_jobs: int = 0
+    foreign_messages: int = 0
 
     def closed(self, info: closes.CloseInfo, at: float) -> None:
         if info.abnormal and self.window.contains(at):
@@ -69,17 +85,18 @@ class CellServer:
         config: The server config written by the runner.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: ServerConfig) -> None:
         self.config = config
         # The runner sends the window once the server is ready; until then no
         # instant is inside it.
         self.window = Window(math.inf, math.inf)
-        self.stats = ServerStats(self.window)
-        self.heartbeat = Heartbeat(config["stall_ms"] / 1000.0)
+        expected = None if config.expected_job_ms is None else config.expected_job_ms / 1000.0
+        self.stats = ServerStats(self.window, JobLedger(self.window, expected))
+        self.heartbeat = Heartbeat(config.stall_ms / 1000.0)
         self.strategy = strategies.create(
-            config["strategy"], workers=config["workers"], start_method=config["start_method"]
+            config.strategy, workers=config.workers, start_method=config.start_method
         )
-        self.data_dir = config["data_dir"]
+        self.data_dir = config.data_dir
         self.stop_requested = asyncio.Event()
         self.window_set = asyncio.Event()
         self.lifeline: Lifeline | None = None
@@ -90,96 +107,137 @@ class CellServer:
         if "window_start" in message:
             self.window = Window.from_wall(message["window_start"], message["window_end"])
             self.stats.window = self.window
+            self.stats.jobs.window = self.window
             if self.lifeline is not None:
                 self.lifeline.deadline = message["deadline"]
             self.window_set.set()
 
+    def _is_load(self, ws: ServerConnection) -> bool:
+        token = self.config.token
+        if not token:
+            return True
+        request = getattr(ws, "request", None)
+        offered = request.headers.get(TOKEN_HEADER) if request is not None else None
+        return offered is not None and hmac.compare_digest(offered, token)
+
     async def handler(self, ws: ServerConnection) -> None:
-        if self.window.contains(time.monotonic()):
+        ours = self._is_load(ws)
+        now = time.monotonic()
+        if not ours:
+            # Served like any client (its work blocks what it blocks), but
+            # counted apart and kept out of every measurement.
+            if now < self.window.end:
+                self.stats.foreign_connections += 1
+        elif self.window.contains(now):
             self.stats.connections_opened += 1
-        override = self.config.get("handler_ping_timeout")
+        override = self.config.handler_ping_timeout
         if override is not None:
             # The advice under test: change the live connection's setting.
             ws.ping_timeout = None if override == "none" else float(override)
         try:
-            async for message in ws:
-                try:
-                    request = protocol.parse(message, self.data_dir)
-                except protocol.ProtocolError as exc:
-                    self.stats.protocol_closes += 1
-                    await ws.close(1008, str(exc))
-                    break
-                except protocol.RequestError as exc:
-                    self.stats.request_errors += 1
-                    await ws.send(json.dumps({"op": "error", "error": str(exc)}))
-                    continue
-                if isinstance(request, protocol.Echo):
-                    await ws.send(json.dumps({"op": "echo", "seq": request.seq}))
-                    if self.window.contains(time.monotonic()):
-                        self.stats.echoes += 1
-                    continue
-                job_id, job = request
-                reason = self.strategy.unsupported_reason(workloads.get(job.workload))
-                if reason:
-                    self.stats.request_errors += 1
-                    await ws.send(json.dumps({"op": "error", "id": job_id, "error": reason}))
-                    continue
-                started = time.monotonic()
-                self.stats.in_flight += 1
-                try:
-                    timing = await self.strategy.run(job)
-                except concurrent.futures.BrokenExecutor as exc:
-                    # A pool worker died: the cell cannot be measured. Tell
-                    # the runner, which stops the run as a harness failure.
-                    emit({"event": "fatal", "message": f"a pool worker died: {exc}"})
-                    self.stop_requested.set()
-                    await ws.close(1011, "worker died")
-                    return
-                done = time.monotonic()
-                self.stats.in_flight -= 1
-                if self.window.contains(done):
-                    self.stats.jobs_done += 1
-                # A job's own time is worth knowing even when it outlasts the
-                # window (a slow job is the finding): time every job that
-                # overlapped the window and ended before the server stopped.
-                if started < self.window.end and done >= self.window.start:
-                    self.stats.job_wall.record(timing.wall_ms / 1000.0)
-                    self.stats.job_cpu.record(timing.cpu_ms / 1000.0)
-                await ws.send(
-                    json.dumps(
-                        {
-                            "op": "done",
-                            "id": job_id,
-                            "wall_ms": round(timing.wall_ms, 3),
-                            "cpu_ms": round(timing.cpu_ms, 3),
-                        }
-                    )
-                )
+            await self._serve(ws, ours)
         except ConnectionClosed as exc:
-            self.stats.closed(closes.from_exception(exc, side="server"), time.monotonic())
+            info = closes.from_exception(exc, side="server")
+            if info.code == 1009 and info.initiator == "server":
+                self.stats.bad_input["too_big"] += 1
+            if ours:
+                self.stats.closed(info, time.monotonic())
+            return
+        except Exception as exc:  # noqa: BLE001 - every fault is counted, then the connection ends
+            self.stats.handler_errors[type(exc).__name__] += 1
+            traceback.print_exc(file=sys.stderr)
+            try:
+                await ws.close(1011, "internal error")
+            except Exception:  # noqa: BLE001 - the connection may already be gone
+                pass
             return
         await ws.wait_closed()
-        self.stats.closed(closes.from_connection(ws, side="server"), time.monotonic())
+        if ours:
+            self.stats.closed(closes.from_connection(ws, side="server"), time.monotonic())
+
+    async def _serve(self, ws: ServerConnection, ours: bool) -> None:
+        stats = self.stats
+        async for message in ws:
+            arrived = time.time()
+            if not ours:
+                stats.foreign_messages += 1
+            try:
+                request = protocol.parse(message, self.data_dir)
+            except protocol.ProtocolError as exc:
+                stats.protocol_closes += 1
+                stats.bad_input[exc.kind] += 1
+                await ws.close(exc.code, str(exc))
+                return
+            except protocol.RequestError as exc:
+                stats.request_errors += 1
+                stats.bad_input["invalid_request"] += 1
+                await ws.send(json.dumps({"op": "error", "error": str(exc)}))
+                continue
+            if isinstance(request, protocol.Echo):
+                await ws.send(json.dumps({"op": "echo", "seq": request.seq}))
+                if ours and self.window.contains(time.monotonic()):
+                    stats.echoes += 1
+                    if request.sent is not None:
+                        stats.io_lag.record(max(0.0, arrived - request.sent))
+                continue
+            job_id, job = request
+            reason = self.strategy.unsupported_reason(workloads.get(job.workload))
+            if reason:
+                stats.request_errors += 1
+                stats.bad_input["invalid_request"] += 1
+                await ws.send(json.dumps({"op": "error", "id": job_id, "error": reason}))
+                continue
+            if not ours:
+                stats.foreign_jobs += 1
+            ticket = stats.jobs.start(time.monotonic()) if ours else None
+            try:
+                timing = await self.strategy.run(job)
+            except concurrent.futures.BrokenExecutor as exc:
+                # A pool worker died: the cell cannot be measured. Tell
+                # the runner, which stops the run as a harness failure.
+                emit({"event": "fatal", "message": f"a pool worker died: {exc}"})
+                self.stop_requested.set()
+                await ws.close(1011, "worker died")
+                return
+            except BaseException:
+                if ticket is not None:
+                    stats.jobs.abandon(ticket)
+                raise
+            if ticket is not None:
+                # A job's own time is worth knowing even when it outlasts the
+                # window (a slow job is the finding): the ledger keeps every
+                # job that overlapped the window.
+                stats.jobs.finish(ticket, time.monotonic(), wall_ms=timing.wall_ms, cpu_ms=timing.cpu_ms)
+            await ws.send(
+                json.dumps(
+                    {
+                        "op": "done",
+                        "id": job_id,
+                        "wall_ms": round(timing.wall_ms, 3),
+                        "cpu_ms": round(timing.cpu_ms, 3),
+                    }
+                )
+            )
 
     async def main(self) -> dict[str, Any]:
         config = self.config
         blas = pin_blas_threads(1)
         loop = asyncio.get_running_loop()
         self.lifeline = Lifeline(
-            config["deadline"],
+            config.deadline,
             lambda message: loop.call_soon_threadsafe(self._control, message),
             lambda: loop.call_soon_threadsafe(self.stop_requested.set),
         )
         watchdog = Watchdog(self.heartbeat, threading.get_ident())
-        warm = Job(**config["warm_job"], data_dir=self.data_dir)
+        warm = config.warm_job.job(self.data_dir)
         try:
             server = await serve(
                 self.handler,
-                config["host"],
-                config["port"],
-                ping_interval=config["ping_interval"],
-                ping_timeout=config["ping_timeout"],
-                close_timeout=config["close_timeout"],
+                config.host,
+                config.port,
+                ping_interval=config.ping_interval,
+                ping_timeout=config.ping_timeout,
+                close_timeout=config.close_timeout,
                 max_size=protocol.MAX_MESSAGE_BYTES,
                 compression=None,
             )
@@ -197,7 +255,7 @@ class CellServer:
                                return_when=asyncio.FIRST_COMPLETED)
             if not self.window_set.is_set():
                 return {}  # stopped before any window: nothing to report
-            probe = LagProbe(config["probe_interval_ms"] / 1000.0, self.window, self.heartbeat)
+            probe = LagProbe(config.probe_interval_ms / 1000.0, self.window, self.heartbeat)
             # What a typical "monitor the loop with a periodic task" sees: a
             # 100 ms ticker, kept apart from the heartbeat so it cannot help
             # the real probe.
@@ -210,36 +268,45 @@ class CellServer:
             await waiter
             await probe.stop()
             await ticker.stop()
+            stopped_at = time.monotonic()
             stalls = watchdog.stop()
             resources = sampler.stop()
+            st = self.stats
+            jobs = st.jobs.summary(stopped_at)
             result = {
-                "connections_opened": self.stats.connections_opened,
-                "disconnects": self.stats.disconnects,
-                "jobs_done": self.stats.jobs_done,
-                "job_ms": {**self.stats.job_wall.summary(("p50", "p99")),
-                           "in_flight_at_stop": self.stats.in_flight},
-                "job_cpu_ms": self.stats.job_cpu.summary(("p50", "p99")),
-                "echoes": self.stats.echoes,
-                "request_errors": self.stats.request_errors,
-                "protocol_closes": self.stats.protocol_closes,
+                "connections_opened": st.connections_opened,
+                "disconnects": st.disconnects,
+                "jobs_done": jobs["work"]["completed_in_window"],
+                "work": jobs["work"],
+                "job_ms": jobs["job_ms"],
+                "job_cpu_ms": jobs["job_cpu_ms"],
+                "echoes": st.echoes,
+                "io_lag_ms": st.io_lag.summary(),
+                "request_errors": st.request_errors,
+                "protocol_closes": st.protocol_closes,
+                "bad_input": {"total": sum(st.bad_input.values()), "by_kind": dict(sorted(st.bad_input.items()))},
+                "handler_errors": {"total": sum(st.handler_errors.values()),
+                                   "by_type": dict(sorted(st.handler_errors.items()))},
+                "foreign": {"connections": st.foreign_connections, "jobs": st.foreign_jobs,
+                            "messages": st.foreign_messages},
                 "loop_lag_ms": probe.histogram.summary(),
-                "stalls": summarize_stalls(stalls, self.window),
+                "stalls": summarize_stalls(stalls, self.window, probe_samples=probe.histogram.count),
                 "ticker_lag_ms": {
                     **ticker.histogram.summary(("p50", "p99")),
                     "interval_ms": TICKER_INTERVAL_S * 1000,
-                    "late_ticks": ticker.late(config["stall_ms"] / 1000.0),
+                    "late_ticks": ticker.late(config.stall_ms / 1000.0),
                 },
                 "resources": resources,
                 "blas": blas,
                 "switch_interval_s": sys.getswitchinterval(),
-                "start_method": config["start_method"] if strategies.has(config["strategy"], "out_of_process") else None,
+                "start_method": config.start_method if strategies.has(config.strategy, "out_of_process") else None,
             }
-            atomic.write_json(config["stats_path"], result)
+            atomic.write_json(config.stats_path, result)
             return result
         finally:
             server.close(close_connections=True)
             try:
-                await asyncio.wait_for(server.wait_closed(), timeout=config["close_timeout"] + 1)
+                await asyncio.wait_for(server.wait_closed(), timeout=config.close_timeout + 1)
             except asyncio.TimeoutError:
                 pass
             await self.strategy.close()
@@ -256,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         bound, 4 if stopped before a window was set.
     """
     args = sys.argv[1:] if argv is None else argv
-    with open(args[0], encoding="utf-8") as handle:
-        config = json.load(handle)
+    config = ServerConfig.read(args[0])
     server = CellServer(config)
     result = asyncio.run(server.main())
     if not result:

@@ -1,4 +1,8 @@
-"""A short human summary of a record."""
+"""A short human summary of a record.
+
+Every percentile is shown with the samples behind it, a withheld one as "max
+of n", a lower bound with ">=", and the record's warnings close the summary.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,30 @@ from typing import Any
 
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:,.1f} ms"
+
+
+def _pct(stats: dict[str, Any], key: str, *, bound: bool = False) -> str:
+    """One percentile: its value, or "max of n" when too few samples back it."""
+    value = stats.get(key)
+    n = stats.get("samples", 0)
+    if value is not None:
+        return f"{key} {'>=' if bound else ''}{_ms(value)}"
+    if n:
+        return f"{key} withheld (max {'>=' if bound else ''}{_ms(stats.get('max'))} of {n})"
+    return f"{key} -"
+
+
+def _head(rec: dict[str, Any]) -> str:
+    p = rec["params"]
+    window = rec.get("window") or {}
+    duration = window.get("duration_s", p.get("duration"))
+    how = ""
+    if window:
+        how = " (sized" + (", cut to the maximum" if window.get("bounded") else "") + ")" \
+            if window.get("sized") else " (given)"
+    return (f"cell        {p['workload']} {p['work_ms']:g} ms x {p['strategy']}, "
+            f"ping_interval={p['ping_interval']} ping_timeout={p['ping_timeout']}, "
+            f"window {duration:g} s{how}")
 
 
 def summarize(rec: dict[str, Any]) -> str:
@@ -18,36 +46,73 @@ def summarize(rec: dict[str, Any]) -> str:
     Returns:
         The summary, without a trailing newline.
     """
-    p = rec["params"]
     d = rec["disconnects"]
     lag = rec["loop_lag_ms"]
     st = rec["stalls"]
     tp = rec["throughput"]
     res = rec["resources"]
+    work = rec["work"]
+    job_ms = rec["job_ms"]
+    echo = rec["echo_latency_ms"]
+    cal = work.get("calibration") or {}
     codes = ", ".join(f"{code} x{n}" for code, n in d["by_code"].items()) or "none"
     who = ", ".join(f"{k} x{n}" for k, n in d.get("by_initiator", {}).items())
     share = "-" if d["share"] is None else f"{d['share']:.0%}"
     first = "" if d["first_s"] is None else f", first after {d['first_s']:.1f} s"
     server = res["server"]
-    lines = [
-        f"cell        {p['workload']} {p['work_ms']:g} ms x {p['strategy']}, "
-        f"ping_interval={p['ping_interval']} ping_timeout={p['ping_timeout']}, window {p['duration']:g} s",
-        f"work        {rec['work']['units']:,} {rec['work']['unit']} per job; "
-        f"measured p50 {_ms(rec['job_ms']['p50'])}, max {_ms(rec['job_ms']['max'])}"
-        + (f"; {rec['job_ms']['in_flight_at_stop']} still running at the end"
-           if rec["job_ms"].get("in_flight_at_stop") else ""),
-        f"disconnects {d['total']} of {rec['connections']['opened_total']} connections ({share}): "
-        f"{codes}{first}" + (f"; closed first by {who}" if who else ""),
-        f"loop lag    p50 {_ms(lag['p50'])}  p99 {_ms(lag['p99'])}  max {_ms(lag['max'])}  "
-        f"({lag['samples']:,} samples)",
-        f"stalls      {st['count']} over {st.get('stalled_share', 0) or 0:.0%} of the window, "
-        f"longest {_ms(st['max_ms'])}",
-        f"echo        p50 {_ms(rec['echo_latency_ms']['p50'])}  p99 {_ms(rec['echo_latency_ms']['p99'])}  "
-        f"max {_ms(rec['echo_latency_ms']['max'])}; {tp['echo_per_s']:.1f} echo/s",
-        f"jobs        {tp['jobs_per_s']:.2f} jobs/s; round trip p50 {_ms(rec['job_latency_ms']['p50'])}"
-        f" p99 {_ms(rec['job_latency_ms']['p99'])}",
+    survival = rec.get("survival") or {}
+    original = d.get("original") or {}
+    reconnects = d.get("reconnects") or {}
+    lines = [_head(rec)]
+    if rec.get("status") == "failed":
+        lines.append(f"FAILED      {rec.get('error')}")
+    ratio = work.get("ratio_to_target")
+    lines += [
+        f"work        {work['units']:,} {work['unit']} per job; measured p50 {_ms(job_ms.get('completed_p50', job_ms.get('p50')))}"
+        f" of {job_ms.get('completed', job_ms.get('samples', 0))}, max {_ms(job_ms['max'])}"
+        + (f"; {job_ms['n_censored']} still running at the end (censored)" if job_ms.get("n_censored") else "")
+        + (f"; {ratio:.2f} x target" if ratio is not None else ""),
+        f"calibrated  {cal.get('measured_at', '?')}: {cal.get('ms_per_unit', 0):.6g} ms per unit, "
+        f"fit {cal.get('fit', '?')}, load average {cal.get('loadavg', '?')}"
+        + (f", {cal['extrapolation']:g} x its largest point" if cal.get("extrapolation", 0) and cal["extrapolation"] > 1.5 else ""),
+    ]
+    if survival:
+        lines.append(
+            f"survival    {survival['verdict']}: {survival['reason']}"
+            + (f" ({survival['cycles_observed']} cycles observed)" if survival.get("cycles_observed") is not None
+               and survival["verdict"] != "inconclusive" else ""))
+        lines.append(
+            f"disconnects {original.get('lost', 0)} of {original.get('connections', 0)} original connections "
+            f"({share}): {codes}{first}" + (f"; closed first by {who}" if who else "")
+            + f"; reconnects {reconnects.get('opened', 0)}, of which {reconnects.get('lost', 0)} lost")
+    else:
+        lines.append(f"disconnects {d['total']} of {rec['connections']['opened_total']} connections ({share}): "
+                     f"{codes}{first}" + (f"; closed first by {who}" if who else ""))
+    stall_line = (f"stalls      {st['count']} ({st.get('per_s', 0) or 0:.2f}/s) over "
+                  f"{st.get('stalled_share', 0) or 0:.0%} of the window, longest {_ms(st['max_ms'])}")
+    lag_line = (f"loop lag    {_pct(lag, 'p50')}  {_pct(lag, 'p99')}  max {_ms(lag['max'])}  "
+                f"({lag['samples']:,} samples)")
+    lines += [stall_line, lag_line] if st.get("primary") else [lag_line, stall_line]
+    io = rec.get("io_lag_ms")
+    if io and io.get("samples"):
+        lines.append(f"I/O lag     {_pct(io, 'p50')}  {_pct(io, 'p99')}  max {_ms(io['max'])}  "
+                     f"({io['samples']:,} echoes, arrival to handler)")
+    bound = bool(echo.get("lower_bound"))
+    counts = ""
+    if "scheduled" in echo:
+        counts = (f"; {echo['scheduled']:,} scheduled: {echo['answered']:,} answered, {echo['lost']:,} lost, "
+                  f"{echo['censored']:,} censored, {echo['missed']:,} missed")
+    lines += [
+        f"echo        {_pct(echo, 'p50', bound=bound)}  {_pct(echo, 'p99', bound=bound)}  "
+        f"max {'>=' if bound else ''}{_ms(echo['max'])}; {tp['echo_per_s']:.1f} echo/s{counts}",
+        f"jobs        {tp['jobs_per_s']:.2f} jobs/s"
+        + (f" ({tp['jobs_in_window']:.2f} jobs' work in the window, {tp['completed_in_window']} completed)"
+           if "jobs_in_window" in tp else "")
+        + f"; round trip {_pct(rec['job_latency_ms'], 'p50')}",
         f"cpu         server {server.get('cpu_util') or 0:.2f}, workers {server.get('workers_cpu_util') or 0:.2f}, "
         f"load {res['load_cpu_util']:.2f} cores; machine {res['machine']['busy_cores']:.2f} "
         f"of {res['machine']['cpus']} cores busy",
     ]
+    for warning in rec.get("warnings") or []:
+        lines.append(f"warning     {warning['code']}: {warning['message']}")
     return "\n".join(lines)

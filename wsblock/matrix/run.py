@@ -110,7 +110,14 @@ def cell_timeout(planned: PlannedCell) -> float:
     input data.
     """
     c = planned.cell
-    return 240.0 + 3 * (c.warmup + c.duration) + 8 * c.work_ms / 1000.0
+    return 240.0 + 3 * (c.warmup + _window_bound(c)) + 8 * c.work_ms / 1000.0
+
+
+def _window_bound(cell: Any) -> float:
+    # A cell without a duration gets a window sized at run time, at most this.
+    from wsblock.engine.sizing import MAX_WINDOW_S
+
+    return MAX_WINDOW_S if cell.duration is None else cell.duration
 
 
 def expected_params(planned: PlannedCell) -> dict[str, Any]:
@@ -169,8 +176,11 @@ def existing_record(path: Path, planned: PlannedCell) -> dict[str, Any] | None:
 
 def cell_estimate_s(planned: PlannedCell) -> float:
     """Rough seconds one cell takes, start-up and a job's drain included."""
+    from wsblock.engine.runner import plan_window
+
     c = planned.cell
-    return c.warmup + c.duration + c.work_ms / 1000.0 + CELL_OVERHEAD_S
+    window = plan_window(c, None).duration_s
+    return c.warmup + window + c.work_ms / 1000.0 + CELL_OVERHEAD_S
 
 
 def check_directory(matrix: Matrix, directory: Path) -> Plan:
@@ -277,11 +287,16 @@ def measure_one(planned: PlannedCell) -> dict[str, Any]:
                 pass
             raise
         untrack(proc)
-        if error is None:
+        if error is None or proc.returncode == 1:
+            # A cell that ran but measured nothing writes a whole record with
+            # status "failed" and exits 1: keep it, it says what happened.
             try:
                 rec = json.loads(rec_path.read_text(encoding="utf-8"))
+                if error is not None and rec.get("status") == "failed":
+                    error = None
             except (OSError, ValueError):
-                error = "the cell wrote no record"
+                if error is None:
+                    error = "the cell wrote no record"
         if error is not None:
             rec = record.failed(params=planned.cell.to_dict(), error=error, exit_code=proc.returncode,
                                 stderr_tail=(err or "").strip().splitlines()[-20:], meta=meta.environment())

@@ -44,6 +44,7 @@ SCALARS = {
     "duration": float, "warmup": float, "repeats": int, "job_connections": int,
     "observers": int, "echo_interval_ms": float, "close_timeout": float, "workers": int,
     "chunk_ms": float, "start_method": str, "stall_ms": float, "description": str,
+    "min_cycles": int,
 }
 PROFILES = ("smoke", "quick", "default")
 

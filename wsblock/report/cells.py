@@ -61,8 +61,7 @@ def strategy_key(name: Any) -> tuple[int, str]:
 
 def param_columns(df: pd.DataFrame) -> list[str]:
     """The ``<workload>_<param>`` columns of a tidy table."""
-    fixed = set(tidy.ID_COLUMNS) | set(tidy.WORK_COLUMNS) | set(tidy.METRIC_COLUMNS) | set(tidy.META_COLUMNS)
-    return [c for c in df.columns if c not in fixed and not c.startswith("disconnects_")]
+    return [c for c in df.columns if c not in tidy.FIXED_COLUMNS and not c.startswith("disconnects_")]
 
 
 def key_columns(df: pd.DataFrame) -> list[str]:

@@ -110,14 +110,14 @@ class Metric:
         return float(statistics.median(finite))
 
 
-RESOLUTION: dict[str, float] = {"ms": 1.0, "s": 0.1, "share": 0.01, "count": 1.0, "per_s": 0.1,
+RESOLUTION: dict[str, float] = {"ms": 1.0, "s": 0.1, "share": 0.01, "ratio": 0.01, "count": 1.0, "per_s": 0.1,
                                 "cores": 0.01, "MiB": 1.0}
 """Default resolution by unit."""
 
 # Tail latencies of a few-second window move by tens of percent between
 # identical runs on a shared machine: below x1.2 a change is not worth a
 # reviewer's attention. Throughput, job times and memory are steadier.
-MIN_RATIO: dict[str, float] = {"ms": 1.2, "s": 1.2, "share": 1.2, "count": 1.2, "per_s": 1.1,
+MIN_RATIO: dict[str, float] = {"ms": 1.2, "s": 1.2, "share": 1.2, "ratio": 1.1, "count": 1.2, "per_s": 1.1,
                                "cores": 1.1, "MiB": 1.1}
 """Default minimum effect by unit."""
 
@@ -142,7 +142,7 @@ METRICS: tuple[Metric, ...] = (
     _m("disconnects_total", "disconnects.total", "count", "lost", "connections lost",
        "connections that ended abnormally inside the window"),
     _m("disconnect_share", "disconnects.share", "share", "lost", "disconnect share",
-       "abnormal closes / connections opened (0: none lost, 1: all lost)",
+       "original connections lost / original connections (0: none lost, 1: all lost)",
        asv="bench_keepalive.Keepalive.track_disconnect_share", compare=1),
     _m("first_disconnect_s", "disconnects.first_s", "s", "first loss s", "first disconnect (s)",
        "seconds from the window start to the first disconnect", better="higher"),
@@ -157,6 +157,16 @@ METRICS: tuple[Metric, ...] = (
        missing=0),
     _m("connections_opened", "connections.opened_total", "count", "opened", "connections opened",
        "connections open at some time inside the window", better="none"),
+    _m("original_connections", "disconnects.original.connections", "count", "originals",
+       "original connections", "the first connection of each load slot open inside the window",
+       better="none"),
+    _m("original_lost", "disconnects.original.lost", "count", "originals lost", "original connections lost",
+       "original connections that ended abnormally inside the window"),
+    _m("reconnects_opened", "disconnects.reconnects.opened", "count", "reconnects", "reconnects",
+       "connections opened to replace lost ones", better="none"),
+    _m("cycles_observed", "survival.cycles_observed", "count", "cycles", "keepalive cycles at risk",
+       "fewest complete ping_interval + ping_timeout cycles any original connection was at risk for",
+       better="none"),
     # Responsiveness.
     _m("lag_p50_ms", "loop_lag_ms.p50", "ms", "lag p50 ms", "loop lag p50 (ms)",
        "median lateness of a 1 ms sleep in the server's loop", table=1, floor=0.1),
@@ -180,16 +190,28 @@ METRICS: tuple[Metric, ...] = (
     _m("stalls_count", "stalls.count", "count", "stalls", "stalls",
        "loop gaps longer than stall_ms that overlap the window"),
     _m("stall_max_ms", "stalls.max_ms", "ms", "stall max ms", "longest stall (ms)",
-       "the longest loop gap, whole"),
+       "the longest loop gap, clipped to the window", asv="bench_responsiveness.Responsiveness.track_stall_max"),
     _m("stall_total_ms", "stalls.total_ms", "ms", "stalled ms", "time stalled (ms)",
        "time inside the window spent stalled"),
     _m("stalled_share", "stalls.stalled_share", "share", "stalled", "share of the window stalled",
-       "time stalled / window length"),
+       "time stalled / window length", asv="bench_responsiveness.Responsiveness.track_stalled_share"),
     _m("stalls_sampled", "stalls.sampled", "count", "stalls sampled", "stalls sampled",
        "stalls the watchdog caught while they lasted", better="none"),
+    _m("stalls_per_s", "stalls.per_s", "per_s", "stalls/s", "stalls per second",
+       "stalls per second of window"),
+    _m("stall_max_whole_ms", "stalls.max_whole_ms", "ms", "stall whole ms", "longest stall, whole (ms)",
+       "the longest loop gap, including its parts outside the window"),
+    _m("io_lag_p50_ms", "io_lag_ms.p50", "ms", "io lag p50 ms", "I/O lag p50 (ms)",
+       "median time an echo waited between its send and its handler running"),
+    _m("io_lag_p99_ms", "io_lag_ms.p99", "ms", "io lag p99 ms", "I/O lag p99 (ms)",
+       "99th percentile of the I/O-side loop lag (null under 100 samples)"),
+    _m("io_lag_max_ms", "io_lag_ms.max", "ms", "io lag max ms", "I/O lag max (ms)",
+       "largest I/O-side loop lag"),
+    _m("io_lag_samples", "io_lag_ms.samples", "count", "io lag samples", "I/O lag samples",
+       "echoes timed by the I/O-side lag", better="none"),
     # Service.
-    _m("jobs_per_s", "throughput.jobs_per_s", "per_s", "jobs/s", "job replies per second",
-       "job replies received by the load inside the window, per second", better="higher",
+    _m("jobs_per_s", "throughput.jobs_per_s", "per_s", "jobs/s", "jobs per second",
+       "jobs' worth of work done inside the window (partial jobs in part), per second", better="higher",
        table=5, compare=4),
     _m("echo_per_s", "throughput.echo_per_s", "per_s", "echo/s", "echo replies per second",
        "echo replies received inside the window, per second", better="higher"),
@@ -202,11 +224,27 @@ METRICS: tuple[Metric, ...] = (
        "largest observer echo latency"),
     _m("echo_lost", "echo_latency_ms.lost", "count", "echo lost", "echoes lost",
        "echoes on connections that died before the reply"),
+    _m("echo_scheduled", "echo_latency_ms.scheduled", "count", "echo scheduled", "echoes scheduled",
+       "echoes due inside the window: answered + lost + censored + missed", better="none"),
+    _m("echo_censored", "echo_latency_ms.censored", "count", "echo censored", "echoes censored",
+       "echoes unanswered at the window end"),
+    _m("echo_missed", "echo_latency_ms.missed", "count", "echo missed", "echoes missed",
+       "echoes scheduled while the observer was reconnecting"),
+    _m("echo_samples", "echo_latency_ms.samples", "count", "echo samples", "echo samples",
+       "echoes behind the echo latency percentiles", better="none"),
     _m("job_ms_p50", "job_ms.p50", "ms", "job ms p50", "job time p50 (ms)",
        "median wall time of one job, measured where it ran", asv="bench_work.JobTime.track_job_ms", table=6,
        min_ratio=1.1),
     _m("job_ms_max", "job_ms.max", "ms", "job ms max", "job time max (ms)",
        "largest wall time of one job", min_ratio=1.1),
+    _m("job_ms_samples", "job_ms.samples", "count", "job samples", "jobs timed",
+       "jobs behind the job time statistics, censored ones included", better="none"),
+    _m("job_ms_censored", "job_ms.n_censored", "count", "jobs censored", "jobs censored",
+       "jobs still running at the stop, timed for as long as they had run", better="none"),
+    _m("jobs_in_window", "throughput.jobs_in_window", "count", "jobs in window", "jobs' worth of work",
+       "jobs' worth of work done inside the window, partial jobs counted in part", better="higher"),
+    _m("work_ratio_to_target", "work.ratio_to_target", "ratio", "job/target", "job time / target",
+       "measured job time over the calibrated target, where the job ran alone", better="none"),
     _m("job_cpu_ms_p50", "job_cpu_ms.p50", "ms", "job cpu ms p50", "job CPU time p50 (ms)",
        "median CPU time of the thread that ran a job", better="none"),
     _m("job_latency_p50_ms", "job_latency_ms.p50", "ms", "job rtt p50 ms", "job round trip p50 (ms)",
@@ -224,11 +262,73 @@ METRICS: tuple[Metric, ...] = (
     _m("machine_busy_cores", "resources.machine.busy_cores", "cores", "busy cores", "busy cores",
        "cores busy machine-wide over the window (close to the CPU count: oversubscribed)",
        better="none"),
+    _m("window_s", "window.duration_s", "s", "window s", "window (s)",
+       "length of the measurement window (sized or given)", better="none"),
+    _m("load_offered_per_s", "load.sending.offered_per_s", "per_s", "offered/s", "echoes offered per second",
+       "echoes the load was due to send inside the window, per second", better="none"),
+    _m("load_achieved_per_s", "load.sending.achieved_per_s", "per_s", "sent/s", "echoes sent per second",
+       "echoes the load did send inside the window, per second", better="higher"),
+    _m("foreign_connections", "server.foreign.connections", "count", "foreign", "foreign connections",
+       "connections without the load's token (kept out of every measurement)", missing=0),
+    _m("handler_errors", "server.handler_errors.total", "count", "handler errors", "handler errors",
+       "messages the handler could not serve: exceptions and malformed input", missing=0),
     _m("server_peak_rss_mib", "resources.server.peak_rss_mib", "MiB", "server MiB", "server peak RSS (MiB)",
        "largest resident memory of the server process seen over the window", aggregate="max",
        asv="bench_work.Memory.track_server_peak_rss", table=7),
 )
 """Every metric, in the order of the tidy table's columns."""
+
+
+
+@dataclass(frozen=True)
+class Label:
+    """A word or flag of a cell that qualifies its numbers (not a number itself).
+
+    Attributes:
+        column: Its name in the tidy table.
+        path: Keys leading to it in the record.
+        description: One sentence on what it says.
+    """
+
+    column: str
+    path: tuple[str, ...]
+    description: str
+
+    def read(self, record: Mapping[str, Any]) -> Any:
+        """The value in a record; ``None`` when absent. A list of warnings
+        becomes its codes joined by commas (empty: no warning)."""
+        node: Any = record
+        for key in self.path:
+            if not isinstance(node, Mapping) or key not in node:
+                return None
+            node = node[key]
+        if isinstance(node, list):
+            return ",".join(str(w.get("code")) for w in node if isinstance(w, Mapping))
+        return node
+
+
+LABELS: tuple[Label, ...] = (
+    Label("verdict", ("survival", "verdict"),
+          "lost, kept, inconclusive (the window could not show it) or not_applicable (no keepalive)"),
+    Label("warnings", ("warnings",), "codes of the record's warnings, comma-separated"),
+    Label("echo_lower_bound", ("echo_latency_ms", "lower_bound"),
+          "true when echoes were lost, censored or missed: echo percentiles are lower bounds"),
+    Label("job_ms_lower_bound", ("job_ms", "lower_bound"),
+          "true when jobs were still running at the stop: job time percentiles are lower bounds"),
+    Label("stalls_primary", ("stalls", "primary"),
+          "true when the stall figures, not the probe's percentiles, are the loop measure to read"),
+    Label("share_basis", ("disconnects", "share_basis"),
+          "what disconnect_share counts: original_connections, or all_connections in older records"),
+)
+"""Qualifiers of a cell's numbers, in the order of the tidy table's columns."""
+
+LABEL_COLUMNS: tuple[str, ...] = tuple(label.column for label in LABELS)
+
+
+def read_labels(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared label of a record, by column."""
+    return {label.column: label.read(record) for label in LABELS}
+
 
 BY_COLUMN: dict[str, Metric] = {m.column: m for m in METRICS}
 

@@ -14,6 +14,11 @@ Versions:
   ``params.handler_ping_timeout``.
 * 2: every key above is present (``null`` where nothing was measured);
   failed records are written by :func:`failed`.
+* 3: what a cell could observe: ``window``, ``survival``, ``warnings``,
+  ``io_lag_ms``, ``load``, ``server``, echo and job censoring,
+  ``work.ratio_to_target``; ``params.duration`` may be ``null`` (sized
+  window); ``stalls.max_ms`` is clipped to the window; ``disconnects.share``
+  counts original connections (``disconnects.share_basis``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Mapping
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KIND = "wsblock.cell"
 
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -57,7 +62,63 @@ def _v1_to_v2(record: dict[str, Any]) -> None:
             disconnects.setdefault("by_initiator", {})
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {1: _v1_to_v2}
+LEGACY_WARNING = "legacy_record"
+"""Warning code of a record upgraded from before version 3."""
+
+
+def _v2_to_v3(record: dict[str, Any]) -> None:
+    # Version 2 measured less than version 3 describes. What can be derived
+    # from the old keys is; what cannot is null, never a guess. Above all, no
+    # survival verdict is invented: a record that lost a connection says
+    # "lost", one that did not is "inconclusive", because its exposure to
+    # keepalive timeouts was never measured.
+    if record.get("status", "ok") != "ok":
+        record.setdefault("warnings", [])
+        return
+    params = record.get("params") or {}
+    duration = params.get("duration")
+    record.setdefault("window", {
+        "duration_s": duration, "requested_s": duration, "sized": False, "keepalive_s": None,
+        "jobs_s": None, "needed_s": None, "bounded": False, "keepalive_observable": None,
+        "jobs_observable": None, "job_period_s": None,
+    })
+    disconnects = record.get("disconnects")
+    if isinstance(disconnects, dict):
+        # The old share counted every connection, reconnects included.
+        disconnects.setdefault("share_basis", "all_connections")
+    keepalive = params.get("ping_interval") is not None and (
+        params.get("ping_timeout") is not None or params.get("handler_ping_timeout") not in (None, "none"))
+    lost = isinstance(disconnects, dict) and (disconnects.get("total") or 0) > 0
+    if "survival" not in record:
+        verdict = "lost" if lost else ("inconclusive" if keepalive else "not_applicable")
+        record["survival"] = {
+            "verdict": verdict,
+            "reason": "recorded before keepalive exposure was measured (schema version 2 or older)",
+            "cycles_observed": None, "originals": None, "original_lost": None, "connections": None,
+        }
+    echo = record.get("echo_latency_ms")
+    if isinstance(echo, dict) and "censored" not in echo:
+        echo["censored"] = echo.pop("unanswered", None)
+        echo.setdefault("missed", None)
+        waiting = (echo.get("lost") or 0) + (echo.get("censored") or 0)
+        echo.setdefault("lower_bound", waiting > 0)
+    stalls = record.get("stalls")
+    if isinstance(stalls, dict):
+        # Version 2 stalls were whole, not clipped to the window.
+        stalls.setdefault("max_whole_ms", stalls.get("max_ms"))
+        samples = (record.get("loop_lag_ms") or {}).get("samples")
+        share = stalls.get("stalled_share")
+        stalls.setdefault("primary", (samples is not None and samples < 100)
+                          or (share is not None and share >= 0.05))
+    record.setdefault("io_lag_ms", None)
+    warnings = record.setdefault("warnings", [])
+    if isinstance(warnings, list):
+        warnings.append({"code": LEGACY_WARNING, "message":
+                         "recorded before schema version 3, before keepalive exposure, "
+                         "sample counts and load checks were measured"})
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 """Version -> the step that brings a record of that version to the next."""
 
 
@@ -77,6 +138,8 @@ def upgrade(record: Any) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ValueError("a record must be a JSON object")
     version = record.get("schema_version")
+    if isinstance(version, bool):
+        raise ValueError(f"unsupported schema_version {version!r} (expected 1 to {SCHEMA_VERSION})")
     if version == SCHEMA_VERSION:
         return record
     if version not in UPGRADES:

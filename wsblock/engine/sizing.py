@@ -1,0 +1,164 @@
+"""Windows sized to the question a cell asks.
+
+When a cell gives no ``duration``, the window is made long enough for two
+things, within :data:`MAX_WINDOW_S`:
+
+* **a keepalive verdict**: every original connection at risk for
+  ``min_cycles`` complete keepalive cycles (see :mod:`wsblock.engine.exposure`).
+  Connections open at the start of the warm-up, plus a margin for the
+  handshake (a loop blocked by a job delays it by up to one job), and are at
+  risk from their first ping, ``ping_interval`` later;
+* **a throughput and job-time sample**: at least :data:`JOBS_PER_CONNECTION`
+  jobs per job connection, plus one for the job already running when the
+  window opens. A connection's jobs come one after another, and jobs of
+  different connections share what can run them: the event loop (``inline``,
+  ``chunked``: one job at a time), the GIL (``thread``: one at a time for
+  work that holds it), or the cores (``process``, and threads whose work
+  releases the GIL). Contention makes jobs slower than the calibration says,
+  so the period is stretched by :data:`CONTENTION_FACTOR`.
+
+An explicit ``duration`` is obeyed; the plan then says which of the two the
+window is too short for, and the record says so too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MAX_WINDOW_S = 120.0
+"""Longest window chosen automatically, in seconds."""
+
+MIN_WINDOW_S = 3.0
+"""Shortest window chosen automatically (enough probe and echo samples)."""
+
+JOBS_PER_CONNECTION = 5
+"""Completed jobs each job connection should get inside an automatic window."""
+
+CONTENTION_FACTOR = {"inline": 1.25, "chunked": 1.5, "thread": 1.5, "process": 1.5}
+"""Slack on the calibrated job length per strategy: generous, since jobs that
+share the GIL or the cores take longer than on an idle machine."""
+
+HANDSHAKE_MARGIN_S = 0.5
+"""Time allowed for the load's connections to open."""
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The chosen window and what it can observe.
+
+    Attributes:
+        duration_s: The window length used.
+        requested_s: The cell's ``duration``, or ``None`` when sized here.
+        keepalive_s: Window needed for a keepalive verdict (``None`` if no
+            keepalive can fail).
+        jobs_s: Window needed for the job sample (``None`` without job
+            connections).
+        needed_s: The larger of the two (and :data:`MIN_WINDOW_S`).
+        bounded: Whether :data:`MAX_WINDOW_S` cut an automatic window short.
+        keepalive_observable: Whether ``duration_s`` covers ``keepalive_s``.
+        jobs_observable: Whether ``duration_s`` covers ``jobs_s``.
+        job_period_s: Expected time between a job connection's replies.
+    """
+
+    duration_s: float
+    requested_s: float | None
+    keepalive_s: float | None
+    jobs_s: float | None
+    needed_s: float
+    bounded: bool
+    keepalive_observable: bool
+    jobs_observable: bool
+    job_period_s: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's ``window`` section."""
+        out = asdict(self)
+        out["max_s"] = MAX_WINDOW_S
+        out["sized"] = self.requested_s is None
+        return out
+
+
+def job_period_s(*, strategy: str, job_s: float, job_connections: int, workers: int,
+                 cpus: int, releases_gil: bool) -> float:
+    """Expected seconds between two replies on one job connection.
+
+    Args:
+        strategy: Strategy name.
+        job_s: One job's calibrated length.
+        job_connections: Connections that each keep one job in flight.
+        workers: Pool size.
+        cpus: Cores of the machine.
+        releases_gil: Whether the work runs without the GIL (threads of it
+            can run at once).
+    """
+    if strategy in ("inline", "chunked"):
+        parallel = 1
+    elif strategy == "thread":
+        parallel = min(workers, cpus) if releases_gil else 1
+    else:
+        parallel = min(workers, cpus)
+    parallel = max(1, min(parallel, job_connections))
+    rounds = math.ceil(job_connections / parallel)
+    return job_s * rounds * CONTENTION_FACTOR.get(strategy, 1.5)
+
+
+def plan(
+    *,
+    requested_s: float | None,
+    warmup_s: float,
+    strategy: str,
+    job_s: float,
+    job_connections: int,
+    workers: int,
+    cpus: int,
+    releases_gil: bool,
+    cycle_s: float | None,
+    ping_interval: float | None,
+    min_cycles: int,
+) -> WindowPlan:
+    """Choose the window (or check a given one).
+
+    Args:
+        requested_s: The cell's ``duration``; ``None`` to size it here.
+        warmup_s: Warm-up before the window.
+        strategy: Strategy name.
+        job_s: Calibrated job length, seconds.
+        job_connections: Job connections.
+        workers: Pool size.
+        cpus: Machine cores.
+        releases_gil: Whether the work runs without the GIL.
+        cycle_s: Keepalive cycle, or ``None`` if no keepalive can fail.
+        ping_interval: Seconds to the first ping.
+        min_cycles: Complete cycles needed for a verdict.
+    """
+    keepalive_s = None
+    if cycle_s is not None and ping_interval is not None:
+        blocks_loop = strategy in ("inline", "chunked")
+        opened = HANDSHAKE_MARGIN_S + (job_s if blocks_loop else 0.0)
+        lead = max(0.0, opened + ping_interval - warmup_s)
+        keepalive_s = round(lead + min_cycles * cycle_s + 0.25 * cycle_s, 3)
+    period = None
+    jobs_s = None
+    if job_connections > 0:
+        period = job_period_s(strategy=strategy, job_s=job_s, job_connections=job_connections,
+                              workers=workers, cpus=cpus, releases_gil=releases_gil)
+        jobs_s = round((JOBS_PER_CONNECTION + 1) * period, 3)
+    needed = max(MIN_WINDOW_S, keepalive_s or 0.0, jobs_s or 0.0)
+    if requested_s is None:
+        duration = min(MAX_WINDOW_S, math.ceil(needed))
+        bounded = needed > MAX_WINDOW_S
+    else:
+        duration, bounded = float(requested_s), False
+    return WindowPlan(
+        duration_s=float(duration),
+        requested_s=requested_s,
+        keepalive_s=keepalive_s,
+        jobs_s=jobs_s,
+        needed_s=round(needed, 3),
+        bounded=bounded,
+        keepalive_observable=keepalive_s is None or duration >= keepalive_s,
+        jobs_observable=jobs_s is None or duration >= jobs_s,
+        job_period_s=None if period is None else round(period, 3),
+    )
