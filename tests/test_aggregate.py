@@ -169,3 +169,7 @@ def test_one_job_more_in_a_window_is_resolution_not_instability() -> None:
     out = agg.aggregate(_table(rows)).set_index("workload")
     assert not out.loc["q", "unstable"]
     assert out.loc["w", "unstable"] and "jobs_per_s varies" in out.loc["w", "unstable_reasons"]
+    # Records that count partial jobs have no step of one job.
+    assert agg.step("jobs_per_s", [{"window_s": 4.0}]) == 0.25
+    assert agg.step("jobs_per_s", [{"window_s": 4.0, "jobs_in_window": 1.3}]) == 0.1
+    assert agg.step("echo_per_s", [{"duration": 2.0}]) == 0.5

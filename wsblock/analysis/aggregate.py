@@ -39,7 +39,11 @@ PRIMARY = ("lag_p99_ms", "echo_p99_ms", "jobs_per_s")
 """Metrics whose spread over repeats decides stability."""
 
 PER_WINDOW = ("jobs_per_s", "echo_per_s")
-"""Rates of whole events counted in the window: their step is one event per window."""
+"""Rates of events counted in the window: their step is one event per window.
+
+Jobs count whole only in records before version 3, which have no
+``jobs_in_window`` (version 3 counts the part of a job done in the window).
+"""
 
 LOSS = "disconnect_share"
 """The disconnect outcome: a proportion, not a per-repeat value."""
@@ -87,23 +91,32 @@ def resolution(metric: str) -> Resolution:
     return Resolution(declared.resolution, declared.min_effect)
 
 
-def step(metric: str, windows: Iterable[Any] = ()) -> float:
+def step(metric: str, rows: Iterable[Mapping[str, Any]] = ()) -> float:
     """The smallest difference of ``metric`` a cell can show.
 
     Args:
         metric: A tidy metric column.
-        windows: The window lengths (``duration``, seconds) of the repeats.
+        rows: The cell's repeats (their window length, ``window_s`` or else
+            ``duration``, and whether they count partial jobs).
 
     Returns:
         The metric's resolution; for a rate of whole events in the window
         (:data:`PER_WINDOW`) at least one event per window.
     """
     floor = resolution(metric).floor
-    if metric in PER_WINDOW:
-        lengths = [w for w in (_number(x) for x in windows) if math.isfinite(w) and w > 0]
-        if lengths:
-            floor = max(floor, 1.0 / max(lengths))
-    return floor
+    if metric not in PER_WINDOW:
+        return floor
+    rows = list(rows)
+    if metric == "jobs_per_s" and any(math.isfinite(_number(r.get("jobs_in_window"))) for r in rows):
+        return floor  # partial jobs count: no step of one job
+    lengths = []
+    for r in rows:
+        length = _number(r.get("window_s"))
+        if not math.isfinite(length):
+            length = _number(r.get("duration"))
+        if math.isfinite(length) and length > 0:
+            lengths.append(length)
+    return max(floor, 1.0 / max(lengths)) if lengths else floor
 
 
 def cell_of(row: Mapping[str, Any]) -> str:
@@ -201,11 +214,12 @@ class CellRepeats:
     def step(self, metric: str) -> float:
         """The smallest difference of ``metric`` this cell can show.
 
-        The metric's resolution; for a rate of whole events (jobs/s,
-        echoes/s) at least one event per window, since 0, 1 or 2 jobs in a
-        4 s window read 0, 0.25 or 0.5 jobs/s.
+        The metric's resolution; for a rate of whole events (echoes/s, and
+        jobs/s of records that count whole jobs) at least one event per
+        window, since 0, 1 or 2 jobs in a 4 s window read 0, 0.25 or 0.5
+        jobs/s.
         """
-        return step(metric, (r.get("duration") for r in self.rows))
+        return step(metric, self.measured or self.rows)
 
     def instability(self, primary: Iterable[str] = PRIMARY) -> list[str]:
         """Why this cell's repeats cannot be summarised with confidence (empty: stable).

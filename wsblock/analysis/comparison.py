@@ -92,8 +92,7 @@ class _Repeats:
         return [kn for kn in map(aggregate.lost_of, rows) if kn is not None]
 
     def step(self, metric: str) -> float:
-        duration = self.side.row.get("duration") if self.side is not None else None
-        return aggregate.step(metric, [duration])
+        return aggregate.step(metric, [self.side.row] if self.side is not None else [])
 
 
 def sides(df: pd.DataFrame, key: Callable[[Mapping[str, Any]], Hashable],
