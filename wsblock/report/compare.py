@@ -168,8 +168,9 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
         "Cells are matched by workload, work size, strategy, keepalive setting (ping_interval, "
         "ping_timeout, client pings, handler ping_timeout) and workload parameters. A value is the median "
         "over the cell's measured repeats with its interval (order statistics: the range of the repeats "
-        "with 3 to 5 of them, a 95 % interval from 6) and the number of repeats; `lost` is connections lost "
-        "of connections open in the window, pooled over the repeats, with the share and its Wilson 95 % "
+        "with 3 to 5 of them, a 95 % interval from 6) and the number of repeats; `lost` is original connections "
+        "lost of original connections (the first connection of each load slot; records before version 3: "
+        "every connection open in the window), pooled over the repeats, with the share and its Wilson 95 % "
         "interval. B/A = B divided by A, both raised to the metric's resolution (`–` when a side has no "
         "value). " + comparison.TEST)
     out.append("")

@@ -160,10 +160,12 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
         "disconnect_map": (
             f"Share of connections lost per cell. A cell ran for a {window} window with {conns}; a lost "
             "connection is one that ended with a close code other than 1000/1001 inside the window, seen by "
-            "the load process; lost connections are reopened, and the share is lost / connections open at "
-            "some time in the window. Each square gives the share pooled over the repeats (connections "
-            "lost / connections open, both summed over the repeats) and, below it, those two counts; the "
-            "tables give its Wilson 95 % interval. Hatched squares were not measured: `failed` "
+            "the load process; lost connections are reopened, and the share counts original connections "
+            "only: the first connection of each load slot, not its reconnects (records before version 3: "
+            "every connection open in the window). Each square gives the share pooled over the repeats "
+            "(original connections lost / original connections, both summed over the repeats) and, below "
+            "it, those two counts; the tables give its Wilson 95 % interval. Hatched squares were not "
+            "measured: `failed` "
             "(error listed above), `skipped` (reason listed above), `not run` (not part of the run). "
             "† = repeats disagreed: some lost connections and others did not, so the pooled share is not a "
             "stable probability."),

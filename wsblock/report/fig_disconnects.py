@@ -113,7 +113,7 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
     fig.supxlabel(cellmod.keepalive_title(pairs))
     fig.supylabel("strategy")
     plotting.title(fig, "Connections lost: share of connections that ended abnormally in the window",
-                   subtitle + ("; in each square the share lost and lost/opened connections, pooled over "
-                               "the repeats" if counted else "; share lost")
+                   subtitle + ("; in each square the share lost and original connections lost/opened, "
+                               "pooled over the repeats" if counted else "; share lost")
                    + "; † = repeats disagree (some lost connections, some did not)")
     return plotting.save(fig, out_dir, STEM, footer)

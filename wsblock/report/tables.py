@@ -127,8 +127,10 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
     strategies = plotting.strategies_of(cells, skipped)
     parts = [
         "`lost @ X`: share of connections lost (0..1) at keepalive setting X (ping_timeout, or "
-        "ping_interval / ping_timeout), pooled over the repeats, with the connections lost / connections "
-        "open in the window; † = the repeats disagreed (some lost connections, some did not). "
+        "ping_interval / ping_timeout), pooled over the repeats, with the original connections lost / "
+        "original connections (the first connection of each load slot, not its reconnects; records before "
+        "version 3: every connection open in the window); † = the repeats disagreed (some lost "
+        "connections, some did not). "
         f"All other columns come from the cell with ping_timeout **{ref_label}** (the longest in the run): "
         "`n` = its measured repeats; "
         + "; ".join(f"`{m.short}` = {m.description}" for m in metrics.in_table())
