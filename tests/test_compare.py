@@ -55,7 +55,8 @@ def test_compare_of_a_run_with_itself_has_no_marks_and_unit_ratios() -> None:
 def test_every_value_carries_its_interval_and_repeats() -> None:
     text = compare(RUN_A, RUN_B)
     assert "| lost | 0 of 12 (0 [0, 0.24]), 2 rep. |" in text
-    assert "860 [844, 877] (n 2)" in text
+    # The cell with two repeats in both runs shows its median and range.
+    assert "482 [466, 499] (n 2)" in text
     # Fewer than three repeats a side: no verdict either way.
     assert "0 worse, 0 better, 0 no change" in text
 

@@ -63,9 +63,17 @@ def test_every_metric_reaches_the_tidy_table_and_the_report(metric: metrics.Metr
 def test_a_measured_metric_has_values_in_the_fixtures() -> None:
     df = tidy.frame(_records())
     ok = df[df["status"] == "ok"]
-    # Every metric a current record carries was measured somewhere in run_a.
+    # Every metric a current record carries was measured somewhere in run_a,
+    # except 99th percentiles that 3 s windows cannot support: the record
+    # then withholds them and says so.
     empty = [m.column for m in metrics.METRICS if ok[m.column].isna().all()]
-    assert empty == []
+    withheld = {"ticker_lag_p99_ms": "ticker_lag_ms", "job_latency_p99_ms": "job_latency_ms"}
+    assert set(empty) <= set(withheld), empty
+    for column in empty:
+        for _, rec in _records():
+            if record.is_ok(rec):
+                section = rec[withheld[column]]
+                assert section["p99"] is None and section["samples"] < 100, (column, section)
 
 
 @pytest.mark.parametrize("metric", metrics.asv_tracked(), ids=lambda m: m.column)
