@@ -39,6 +39,14 @@ def descendants(pid: int) -> set[int]:
         return set()
 
 
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``; empty once it is gone or a zombie."""
+    try:
+        return " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return ""
+
+
 def alive(pids: set[int]) -> set[int]:
     """The pids of ``pids`` that still run (zombies count as gone)."""
     out = set()

@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from tests.helpers import alive, descendants
+from tests.helpers import alive, cmdline, descendants
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,8 @@ def _wait_for_children(proc: subprocess.Popen[str], names: tuple[str, ...], time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         kids = descendants(proc.pid)
-        cmdlines = " ".join(" ".join(psutil.Process(p).cmdline()) for p in alive(kids))
+        # A short-lived process can turn into a zombie between the two calls.
+        cmdlines = " ".join(cmdline(p) for p in alive(kids))
         if all(n in cmdlines for n in names):
             return kids
         time.sleep(0.2)
@@ -59,7 +60,7 @@ def test_a_dead_worker_fails_the_run_and_leaves_nothing() -> None:
     pids = _wait_for_children(proc, ("wsblock.engine.server", "wsblock.engine.load", "forkserver"))
     time.sleep(2)
     pids |= descendants(proc.pid)
-    server = next(p for p in pids if "wsblock.engine.server" in " ".join(psutil.Process(p).cmdline()))
+    server = next(p for p in pids if "wsblock.engine.server" in cmdline(p))
     workers = [p for p in descendants(server)
                if psutil.Process(p).cpu_percent(interval=0.3) > 20]
     assert workers, "no busy pool worker found"
@@ -75,7 +76,7 @@ def test_a_hung_server_is_killed_with_its_group() -> None:
     proc = _start("--workload", "pure_python", "--work-ms", "100", "--strategy", "process",
                   "--duration", "3", "--warmup", "1", "--close-timeout", "1")
     pids = _wait_for_children(proc, ("wsblock.engine.server", "wsblock.engine.load", "forkserver"))
-    server = next(p for p in pids if "wsblock.engine.server" in " ".join(psutil.Process(p).cmdline()))
+    server = next(p for p in pids if "wsblock.engine.server" in cmdline(p))
     pids |= descendants(server)
     os.kill(server, signal.SIGSTOP)  # hung: it will never answer or exit by itself
     _, err = proc.communicate(timeout=120)
