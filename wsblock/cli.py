@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import tempfile
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,8 +42,10 @@ def _workload_param(text: str) -> tuple[str, int]:
 
 
 def _axis_text(axis: Any) -> Any:
-    # The option's text to a value: the declared converter, else by type.
-    convert = axis.from_text or (float if axis.kind in (float, int) else str)
+    # The option's text to a value: the declared converter, else by type
+    # (``float | None`` reads a number: leaving the option out is the None).
+    kinds = typing.get_args(axis.kind) or (axis.kind,)
+    convert = axis.from_text or (float if float in kinds else int if int in kinds else str)
     shown = axis.metavar or "a value"
 
     def parse(text: str) -> Any:
