@@ -15,8 +15,9 @@ import workloads
 from wsblock.errors import UsageError
 from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, as_float, as_handler, as_name, as_pings, axis, boolean,
                                  bounded, handler_label, handler_seconds, name_in, number_text, one_of,
-                                 positive, seconds_label, seconds_or_none, seconds_or_none_text,
-                                 seconds_or_none_word, seconds_text, true_or_false, within)
+                                 positive, positive_or_unset, seconds_label, seconds_or_none,
+                                 seconds_or_none_text, seconds_or_none_word, seconds_text, true_or_false,
+                                 within)
 
 
 MAX_WORK_MS = 600_000.0
@@ -106,6 +107,9 @@ class CellConfig:
         min_cycles: Complete keepalive cycles every original connection
             must be at risk for before the cell may say it kept them.
             Default: 3.
+        switch_interval_ms: The server's ``sys.setswitchinterval``, in ms:
+            how long a thread holding the GIL keeps it while another waits.
+            Default: ``None`` (leave the interpreter's 5 ms).
     """
 
     # Axes (see wsblock.schema.axis.axis): a field declared with axis() is an
@@ -168,6 +172,12 @@ class CellConfig:
         label=handler_label, asv="varied", metavar="S|none", from_text=seconds_or_none_word,
         none_text="unset", examples=("unset", 5)))
     min_cycles: int = 3
+    switch_interval_ms: float | None = axis(None, Axis(
+        description="the server's sys.setswitchinterval, in ms; unset leaves the interpreter's (5 ms)",
+        parse=positive_or_unset, normal=as_float, check=within(0.01, 1000.0, allow=(None,)),
+        id_part=lambda v: None if v is None else f"swi{number_text(v)}",
+        label=lambda v: "unset" if v is None else f"{float(v):g} ms", asv="varied",
+        metavar="MS", none_text="unset", examples=("unset", 1)))
 
     @property
     def pool_size(self) -> int:

@@ -223,6 +223,10 @@ class CellServer:
     async def main(self) -> dict[str, Any]:
         config = self.config
         cell = self.cell
+        if cell.switch_interval_ms is not None:
+            # How long a thread holding the GIL may keep it while the loop's
+            # thread waits; recorded below as the interpreter reports it.
+            sys.setswitchinterval(cell.switch_interval_ms / 1000.0)
         blas = pin_blas_threads(1)
         loop = asyncio.get_running_loop()
         self.lifeline = Lifeline(
