@@ -156,28 +156,62 @@ def bounded(name: str, value: Any, low: float, high: float) -> None:
         raise UsageError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
 
 
-def within(low: float, high: float, *, allow: tuple[Any, ...] = ()) -> Callable[[str, Any], None]:
-    """A check: a positive number from ``low`` to ``high``, or one of ``allow``."""
-    def check(name: str, value: Any) -> None:
-        if any(value is a or (isinstance(a, str) and value == a) for a in allow):
+@dataclass(frozen=True)
+class Within:
+    """A check: a positive number from ``low`` to ``high`` (inclusive), or one of ``allow``.
+
+    ``str()`` says what it accepts, for the documentation.
+    """
+
+    low: float
+    high: float
+    allow: tuple[Any, ...] = ()
+
+    def __call__(self, name: str, value: Any) -> None:
+        if any(value is a or (isinstance(a, str) and value == a) for a in self.allow):
             return
-        bounded(name, value, low, high)
-    return check
+        bounded(name, value, self.low, self.high)
+
+    def __str__(self) -> str:
+        span = f"up to {self.high:g}" if self.low == 0 else f"{self.low:g} to {self.high:g}"
+        words = [f'"{a}"' for a in self.allow if isinstance(a, str)]
+        return ", ".join([span, *words])
 
 
-def one_of(catalogue: Callable[[], list[str]], what: str) -> Callable[[str, Any], None]:
-    """A check: a name of the catalogue (``what``: its noun)."""
-    def check(name: str, value: Any) -> None:
-        names = catalogue()
+within = Within
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A check: a name of a catalogue (``what``: its noun)."""
+
+    catalogue: Callable[[], list[str]]
+    what: str
+
+    def __call__(self, name: str, value: Any) -> None:
+        names = self.catalogue()
         if not isinstance(value, str) or value not in names:
-            raise UsageError(f"unknown {what} {value!r} (choose from {', '.join(names)})")
-    return check
+            raise UsageError(f"unknown {self.what} {value!r} (choose from {', '.join(names)})")
+
+    def __str__(self) -> str:
+        return ", ".join(self.catalogue())
 
 
-def true_or_false(name: str, value: Any) -> None:
+one_of = OneOf
+
+
+class _TrueOrFalse:
     """A check: a boolean."""
-    if not isinstance(value, bool):
-        raise UsageError(f"{name} must be true or false, got {value!r}")
+
+    def __call__(self, name: str, value: Any) -> None:
+        if not isinstance(value, bool):
+            raise UsageError(f"{name} must be true or false, got {value!r}")
+
+    def __str__(self) -> str:
+        return "true, false"
+
+
+true_or_false = _TrueOrFalse()
 
 
 # Command-line texts to values (argparse ``type=``); the range is checked
