@@ -4,9 +4,8 @@ Each declared metric must reach the tidy table, the report and (when
 declared so) the asv suite; each declared axis must reach the matrix file,
 the command line, the cell id, the tidy table, the asv parameters, the
 configs of the server and load processes, and read as its default from a
-record written before it existed. A
-metric or axis added to ``wsblock/schema`` is checked here without editing
-this file.
+record written before it existed. A metric added to ``wsblock/schema`` or an
+axis declared on ``CellConfig`` is checked here without editing this file.
 """
 
 from __future__ import annotations
