@@ -148,3 +148,34 @@ def test_a_load_that_cannot_keep_its_schedule_says_so(tmp_path) -> None:
     assert "load_saturated" in [w["code"] for w in rec["warnings"]]
     echo = rec["echo_latency_ms"]
     assert echo["scheduled"] == echo["answered"] + echo["lost"] + echo["censored"] + echo["missed"]
+
+
+@pytest.fixture(scope="module")
+def switch_interval_cells(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict]:
+    # A thread that runs pure Python holds the GIL until the interpreter
+    # makes it hand over: the loop's thread waits one switch interval each
+    # time it wakes. One cell at 1 ms, one at 20 ms.
+    tmp = tmp_path_factory.mktemp("switch")
+    return {ms: run_cell(tmp, "--workload", "pure_python", "--work-ms", "500", "--strategy", "thread",
+                         "--ping-interval", "none", "--duration", "3", "--warmup", "1", "--close-timeout", "2",
+                         "--switch-interval-ms", str(ms), name=f"swi{ms}.json")
+            for ms in (1, 20)}
+
+
+def test_the_server_applies_and_records_its_switch_interval(switch_interval_cells: dict[int, dict]) -> None:
+    from wsblock.schema import axes
+
+    for ms, rec in switch_interval_cells.items():
+        assert rec["params"]["switch_interval_ms"] == ms
+        assert rec["meta"]["switch_interval_s"] == pytest.approx(ms / 1000.0)
+        assert f"-swi{ms}" in axes.cell_id(rec["params"])
+
+
+def test_a_longer_switch_interval_makes_a_gil_holding_thread_lag_the_loop_longer(
+        switch_interval_cells: dict[int, dict]) -> None:
+    short, long = (switch_interval_cells[ms]["loop_lag_ms"] for ms in (1, 20))
+    # Measured: p50 about 1.5 ms at 1 ms and 23 ms at 20 ms. A busy machine
+    # adds lag to both; a ratio of 3 leaves room for that.
+    assert short["p50"] is not None and long["p50"] is not None, (short, long)
+    assert long["p50"] > 3 * short["p50"], (short, long)
+    assert long["samples"] < short["samples"], (short, long)

@@ -2,9 +2,10 @@
 
 Each declared metric must reach the tidy table, the report and (when
 declared so) the asv suite; each declared axis must reach the matrix file,
-the command line, the cell id, the tidy table and the asv parameters. A
-metric or axis added to ``wsblock/schema`` is checked here without editing
-this file.
+the command line, the cell id, the tidy table, the asv parameters, the
+configs of the server and load processes, and read as its default from a
+record written before it existed. A metric added to ``wsblock/schema`` or an
+axis declared on ``CellConfig`` is checked here without editing this file.
 """
 
 from __future__ import annotations
@@ -103,9 +104,14 @@ def _matrix(axis: axes.Axis) -> dict:
     return data
 
 
+def _same(axis: axes.Axis, a: object, b: object) -> bool:
+    return repr(axis.normal(a)) == repr(axis.normal(b))
+
+
 @pytest.mark.parametrize("axis", axes.AXES, ids=lambda a: a.name)
 def test_every_axis_reaches_the_matrix_the_cli_the_id_the_tidy_table_and_asv(axis: axes.Axis) -> None:
     from benchmarks import common
+    from wsblock.cli import _cell_from_args
 
     matrix = matrix_spec.expand(_matrix(axis), source="test")
     values = {repr(axis.normal(getattr(p.cell, axis.name))) for p in matrix.cells}
@@ -113,9 +119,20 @@ def test_every_axis_reaches_the_matrix_the_cli_the_id_the_tidy_table_and_asv(axi
     ids = {p.cell_id for p in matrix.cells}
     assert len(ids) == len(matrix.cells), "cells that differ in the axis get different ids"
 
-    run = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions  # type: ignore[union-attr]
+    parser = build_parser()
+    run = next(a for a in parser._subparsers._group_actions[0].choices["run"]._actions  # type: ignore[union-attr]
                if axis.cli_option in a.option_strings)
     assert run.dest == axis.name
+    # The option gives the cell the value the matrix file gives it.
+    required = [text for a in axes.AXES if a.default is axes.REQUIRED and a is not axis
+                for text in (a.cli_option, str(a.examples[0]))]
+    for written in axis.examples:
+        value = axis.parse(axis.toml_key, written)
+        option: list[str] = []
+        if axis.default is axes.REQUIRED or not _same(axis, value, axis.default):
+            option = [axis.cli_option] if axis.kind is bool else [axis.cli_option, str(written)]
+        cell = _cell_from_args(parser.parse_args(["run", *required, *option]))
+        assert _same(axis, getattr(cell, axis.name), value), (option, getattr(cell, axis.name))
 
     rows = [tidy.flatten({"schema_version": record.SCHEMA_VERSION, "status": "failed", "error": "x",
                           "params": p.cell.to_dict(), "meta": {}}) for p in matrix.cells]
@@ -124,6 +141,29 @@ def test_every_axis_reaches_the_matrix_the_cli_the_id_the_tidy_table_and_asv(axi
 
     grid = common.build_grid("test", matrix)
     assert axis.name in grid.param_names
+
+
+@pytest.mark.parametrize("axis", axes.AXES, ids=lambda a: a.name)
+def test_every_axis_reaches_the_server_and_load_processes_and_old_records(axis: axes.Axis) -> None:
+    from wsblock.engine.process_config import JobConfig, LoadConfig, ServerConfig
+
+    for planned in matrix_spec.expand(_matrix(axis), source="test").cells:
+        cell = planned.cell
+        job = JobConfig(cell.workload, 1, 1, dict(cell.workload_params))
+        sent = (ServerConfig(cell=cell, data_dir="/d", warm_job=job, stats_path="/s", deadline=1.0),
+                LoadConfig(cell=cell, uri="ws://127.0.0.1:1/", open_timeout=1.0, job=job,
+                           results_path="/r", deadline=1.0))
+        for config in sent:
+            back = type(config).from_dict(json.loads(json.dumps(config.to_dict())))
+            assert _same(axis, getattr(back.cell, axis.name), getattr(cell, axis.name)), type(config).__name__
+        if axis.default is axes.REQUIRED or axis.name in record.REQUIRED["params"]:
+            continue
+        # A record written before the axis existed ran at its default.
+        params = {k: v for k, v in cell.to_dict().items() if k != axis.name}
+        old = record.upgrade({"schema_version": record.SCHEMA_VERSION, "status": "failed", "error": "x",
+                              "params": params, "meta": {}})
+        assert old["params"][axis.name] == axis.default
+        assert axes.cell_id(old["params"]) == axes.cell_id({**params, axis.name: axis.default})
 
 
 @pytest.mark.parametrize("axis", axes.AXES, ids=lambda a: a.name)

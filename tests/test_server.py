@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from wsblock import paths
+from wsblock.engine.config import CellConfig
 from wsblock.engine.proc import Child
 from wsblock.engine.process_config import TOKEN_HEADER, JobConfig, ServerConfig
 
@@ -19,10 +20,10 @@ from wsblock.engine.process_config import TOKEN_HEADER, JobConfig, ServerConfig
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("server")
+    cell = CellConfig("blocking_io", 1.0, "thread", ping_interval=20.0, ping_timeout=20.0, close_timeout=2.0,
+                      workers=1, start_method="spawn", probe_interval_ms=1.0, stall_ms=50.0)
     config = ServerConfig(
-        host="127.0.0.1", port=0, ping_interval=20, ping_timeout=20,
-        close_timeout=2, strategy="thread", workers=1, start_method="spawn",
-        probe_interval_ms=1, stall_ms=50, data_dir=str(paths.data_dir()),
+        cell=cell, data_dir=str(paths.data_dir()),
         warm_job=JobConfig("blocking_io", 1, 1, {}),
         stats_path=str(tmp / "stats.json"), deadline=time.time() + 120, token=TOKEN,
     )
@@ -129,10 +130,10 @@ def test_a_handler_exception_is_counted_and_closes_with_1011(tmp_path: Path) -> 
 
     from wsblock.engine.server import CellServer
 
+    cell = CellConfig("blocking_io", 1.0, "inline", ping_interval=None, ping_timeout=None, close_timeout=1.0,
+                      workers=1, start_method="spawn", probe_interval_ms=1.0, stall_ms=50.0)
     config = ServerConfig(
-        host="127.0.0.1", port=0, ping_interval=None, ping_timeout=None, close_timeout=1,
-        strategy="inline", workers=1, start_method="spawn", probe_interval_ms=1, stall_ms=50,
-        data_dir=str(tmp_path), warm_job=JobConfig("blocking_io", 1, 1, {}),
+        cell=cell, data_dir=str(tmp_path), warm_job=JobConfig("blocking_io", 1, 1, {}),
         stats_path=str(tmp_path / "s.json"), deadline=time.time() + 60,
     )
     server = CellServer(config)

@@ -162,32 +162,44 @@ def test_record_validation_names_the_missing_key() -> None:
                      "params": {k: 1 for k in record.REQUIRED["params"]}})
 
 
-def _server_config(**change):
+def _server_config(cell=None, **change):
+    from wsblock.engine.config import CellConfig
     from wsblock.engine.process_config import JobConfig, ServerConfig
 
-    base = dict(host="127.0.0.1", port=0, ping_interval=1, ping_timeout=None, close_timeout=2,
-                strategy="thread", workers=2, start_method="spawn", probe_interval_ms=1,
-                stall_ms=50, data_dir="/d", warm_job=JobConfig("numpy", 1, 1, {}),
+    cell = cell or CellConfig("numpy", 1.0, "thread", ping_interval=1.0, ping_timeout=None, close_timeout=2.0,
+                              workers=2, start_method="spawn", probe_interval_ms=1.0, stall_ms=50.0)
+    base = dict(cell=cell, data_dir="/d", warm_job=JobConfig("numpy", 1, 1, {}),
                 stats_path="/s.json", deadline=1.0)
     return ServerConfig(**{**base, **change})
 
 
 def test_process_configs_round_trip_typed(tmp_path) -> None:
+    from wsblock.engine.config import CellConfig
     from wsblock.engine.process_config import ServerConfig
 
-    config = _server_config(handler_ping_timeout="none", token="abc")
+    cell = CellConfig("numpy", 1.0, "thread", ping_interval=1.0, ping_timeout=None, handler_ping_timeout="none",
+                      workers=2, workload_params={"chunksize": 3})
+    config = _server_config(cell, token="abc")
     config.write(tmp_path / "c.json")
     back = ServerConfig.read(tmp_path / "c.json")
     assert back == config
-    assert isinstance(back.ping_interval, float) and back.warm_job.job("/x").data_dir == "/x"
+    assert isinstance(back.cell, CellConfig) and back.cell.handler_ping_timeout == "none"
+    assert isinstance(back.cell.ping_interval, float) and back.warm_job.job("/x").data_dir == "/x"
+    # An int written for a float field comes back as a float, typed.
+    data = config.to_dict()
+    data["cell"]["work_ms"] = 200
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    assert ServerConfig.read(tmp_path / "d.json").cell.work_ms == 200.0
 
 
 @pytest.mark.parametrize(
     "change,message",
     [
-        ({"workers": "2"}, "workers: expected an integer"),
-        ({"workers": True}, "workers: expected an integer"),
-        ({"ping_timeout": "soon"}, "ping_timeout"),
+        ({"cell": {"workers": "2"}}, "cell.workers: expected an integer"),
+        ({"cell": {"workers": True}}, "cell.workers: expected an integer"),
+        ({"cell": {"ping_timeout": "soon"}}, "cell.ping_timeout"),
+        ({"cell": {"surprise": 1}}, "unknown field cell.surprise"),
+        ({"cell": None}, "cell: expected an object"),
         ({"warm_job": {"workload": "numpy", "units": 1.5, "chunk_units": 1}}, "warm_job.units"),
         ({"surprise": 1}, "unknown field surprise"),
     ],
@@ -195,7 +207,12 @@ def test_process_configs_round_trip_typed(tmp_path) -> None:
 def test_process_configs_refuse_mistyped_files(tmp_path, change, message) -> None:
     from wsblock.engine.process_config import ConfigError, ServerConfig
 
-    data = {**_server_config().to_dict(), **change}
+    data = _server_config().to_dict()
+    for key, value in change.items():
+        if isinstance(value, dict) and key == "cell":
+            data[key].update(value)
+        else:
+            data[key] = value
     (tmp_path / "c.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=message):
         ServerConfig.read(tmp_path / "c.json")

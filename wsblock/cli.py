@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import tempfile
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,22 +31,6 @@ _NOT_GIVEN: Any = object()
 """Default of options whose absence matters (``None`` already means "none")."""
 
 
-def _seconds_or_none(text: str) -> float | None:
-    if text.strip().lower() in ("none", "off", "null"):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds or 'none', got {text!r}") from None
-
-
-def _seconds_or_none_word(text: str) -> float | str:
-    # Like _seconds_or_none, but keeps "none" as a word: here None already
-    # means "option not given".
-    value = _seconds_or_none(text)
-    return "none" if value is None else value
-
-
 def _workload_param(text: str) -> tuple[str, int]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -56,22 +41,55 @@ def _workload_param(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"{key} must be an integer, got {value!r}") from None
 
 
+def _axis_text(axis: Any) -> Any:
+    # The option's text to a value: the declared converter, else by type
+    # (``float | None`` reads a number: leaving the option out is the None).
+    kinds = typing.get_args(axis.kind) or (axis.kind,)
+    convert = axis.from_text or (float if float in kinds else int if int in kinds else str)
+    shown = axis.metavar or "a value"
+
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {shown}, got {text!r}") from None
+    return parse
+
+
+def _add_axis_arguments(parser: argparse.ArgumentParser) -> None:
+    # One option per declared axis. An option not given leaves the field's
+    # default to CellConfig (_NOT_GIVEN), so a default lives in one place.
+    from wsblock.schema import axes
+
+    for axis in axes.AXES:
+        if axis.default is axes.REQUIRED:
+            default = "required"
+        else:
+            default = f"default {axis.label(axis.default)}"
+        if axis.kind is bool:
+            # A flag that says the opposite of the default.
+            said, other = ("no", "yes") if axis.default else ("yes", "no")
+            parser.add_argument(axis.cli_option, dest=axis.name, action="store_const",
+                                const=not axis.default, default=_NOT_GIVEN,
+                                help=f"{axis.description} (default {other}; this option: {said})")
+            continue
+        note = _AXIS_NOTES.get(axis.name, "")
+        parser.add_argument(axis.cli_option, dest=axis.name, type=_axis_text(axis), default=_NOT_GIVEN,
+                            metavar=axis.metavar, help=f"{axis.description} ({default}{note})")
+
+
+_AXIS_NOTES = {"ping_timeout": "; refused with --ping-interval none, where it has no effect"}
+"""What an axis's ``--help`` says beyond its declaration: rules between axes."""
+
+
 def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     from wsblock.engine.config import CellConfig, default_start_method
 
     d = CellConfig("", 1, "")
-    parser.add_argument("--workload", help="workload name (see 'wsblock list'); required")
-    parser.add_argument("--work-ms", type=float,
-                        help="target length of one job on an idle machine, in ms; required")
-    parser.add_argument("--strategy", help="inline, chunked, thread or process; required")
+    _add_axis_arguments(parser)
     parser.add_argument("--cell", metavar="FILE.json",
                         help="read the whole cell from a JSON file (a record's 'params'); "
                              "replaces the other cell options")
-    parser.add_argument("--ping-interval", type=_seconds_or_none, default=d.ping_interval,
-                        metavar="S|none", help=f"keepalive ping interval (default {d.ping_interval:g})")
-    parser.add_argument("--ping-timeout", type=_seconds_or_none, default=_NOT_GIVEN,
-                        metavar="S|none", help=f"keepalive pong timeout (default {d.ping_timeout:g}; "
-                                               "refused with --ping-interval none, where it has no effect)")
     parser.add_argument("--close-timeout", type=float, default=d.close_timeout, metavar="S",
                         help=f"closing handshake timeout (default {d.close_timeout:g})")
     parser.add_argument("--duration", type=float, default=d.duration, metavar="S",
@@ -98,10 +116,6 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="workload parameter, e.g. chunksize=5000 (repeatable)")
     parser.add_argument("--host", default=d.host, help=f"server bind address (default {d.host})")
     parser.add_argument("--port", type=int, default=d.port, help="server port (default 0: any free port)")
-    parser.add_argument("--no-client-pings", dest="client_pings", action="store_false",
-                        help="the load sends no keepalive pings of its own (like a browser)")
-    parser.add_argument("--handler-ping-timeout", type=_seconds_or_none_word, default=None, metavar="S|none",
-                        help="the server's handler sets connection.ping_timeout to this on connect")
     parser.add_argument("--stall-ms", type=float, default=d.stall_ms, metavar="MS",
                         help=f"loop gap that counts as a stall (default {d.stall_ms:g})")
 
@@ -166,24 +180,20 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
             raise UsageError(f"cell file {args.cell} must hold a JSON object")
         data = data.get("params", data)
         return CellConfig.from_dict(data)
-    for option in ("workload", "work_ms", "strategy"):
-        if getattr(args, option) is None:
-            raise UsageError(f"the following arguments are required: --{option.replace('_', '-')}")
+    from wsblock.schema import axes
 
-    ping_timeout = args.ping_timeout
-    if ping_timeout is _NOT_GIVEN:
-        ping_timeout = CellConfig.__dataclass_fields__["ping_timeout"].default
-    elif args.ping_interval is None and ping_timeout is not None:
+    given = {a.name: getattr(args, a.name) for a in axes.AXES if getattr(args, a.name) is not _NOT_GIVEN}
+    for axis in axes.AXES:
+        if axis.default is axes.REQUIRED and axis.name not in given:
+            raise UsageError(f"the following arguments are required: {axis.cli_option}")
+    if "ping_timeout" in given and given["ping_timeout"] is not None \
+            and given.get("ping_interval", axes.get("ping_interval").default) is None:
         raise UsageError("--ping-timeout has no effect with --ping-interval none (no pings are sent)")
     params: dict[str, int] = {}
     for key, value in args.param:
         params[key] = value
     return CellConfig(
-        workload=args.workload,
-        work_ms=args.work_ms,
-        strategy=args.strategy,
-        ping_interval=args.ping_interval,
-        ping_timeout=ping_timeout,
+        **given,
         close_timeout=args.close_timeout,
         duration=args.duration,
         warmup=args.warmup,
@@ -197,8 +207,6 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
         host=args.host,
         port=args.port,
         stall_ms=args.stall_ms,
-        client_pings=args.client_pings,
-        handler_ping_timeout=args.handler_ping_timeout,
         min_cycles=args.min_cycles,
     )
 

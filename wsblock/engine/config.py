@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 import workloads
 from wsblock.errors import UsageError
+from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, as_float, as_handler, as_name, as_pings, axis, boolean,
+                                 bounded, handler_label, handler_seconds, name_in, number_text, one_of,
+                                 positive, positive_or_unset, seconds_label, seconds_or_none,
+                                 seconds_or_none_text, seconds_or_none_word, seconds_text, true_or_false,
+                                 within)
 
-
-REQUIRED_KEYS = ("workload", "work_ms", "strategy")
-"""Cell parameters without a default."""
 
 MAX_WORK_MS = 600_000.0
 """Longest job a cell may ask for (10 minutes); workloads also cap their units."""
@@ -27,20 +29,20 @@ MAX_CONNECTIONS = 256
 MAX_WORKERS = 64
 """Largest thread or process pool, given or derived from the job connections."""
 
+MAX_KEEPALIVE_S = 3600.0
+"""Longest keepalive interval or timeout."""
+
 LIMITS: dict[str, tuple[float, float]] = {
-    "work_ms": (0.0, MAX_WORK_MS),
     "duration": (0.0, 3600.0),
     "warmup": (0.0, 600.0),
     "close_timeout": (0.0, 600.0),
-    "ping_interval": (0.0, 3600.0),
-    "ping_timeout": (0.0, 3600.0),
-    "handler_ping_timeout": (0.0, 3600.0),
     "echo_interval_ms": (1.0, 60_000.0),
     "chunk_ms": (0.1, 60_000.0),
     "probe_interval_ms": (0.1, 1000.0),
     "stall_ms": (1.0, 60_000.0),
 }
-"""Inclusive ``(low, high)`` of each number (low 0 means "positive")."""
+"""Inclusive ``(low, high)`` of each number setting (low 0 means "positive");
+an axis declares its own range."""
 
 
 def default_start_method() -> str:
@@ -50,6 +52,13 @@ def default_start_method() -> str:
     server does, is unsafe), ``spawn`` elsewhere.
     """
     return "forkserver" if sys.platform.startswith("linux") else "spawn"
+
+
+def _strategies() -> list[str]:
+    # Imported when first asked: the strategies import the process machinery.
+    from wsblock.engine import strategies
+
+    return strategies.names()
 
 
 @dataclass
@@ -98,13 +107,42 @@ class CellConfig:
         min_cycles: Complete keepalive cycles every original connection
             must be at risk for before the cell may say it kept them.
             Default: 3.
+        switch_interval_ms: The server's ``sys.setswitchinterval``, in ms:
+            how long a thread holding the GIL keeps it while another waits.
+            Default: ``None`` (leave the interpreter's 5 ms).
     """
 
-    workload: str
-    work_ms: float
-    strategy: str
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 20.0
+    # Axes (see wsblock.schema.axis.axis): a field declared with axis() is an
+    # axis of the experiment; the matrix file, the `wsblock run` options,
+    # the cell id, the tidy table and asv read its declaration. Axes enter
+    # a cell id in the order of these fields.
+    workload: str = axis(REQUIRED, Axis(
+        description="the work the server does (see wsblock list)",
+        parse=name_in(workloads.names, "workload"), normal=as_name,
+        check=one_of(workloads.names, "workload"),
+        id_part=str, label=str, asv="always", toml_key="workloads",
+        examples=("pure_python", "blocking_io")))
+    work_ms: float = axis(REQUIRED, Axis(
+        description="target length of one job on an idle machine, in ms",
+        parse=positive, normal=as_float, check=within(0.0, MAX_WORK_MS),
+        id_part=lambda v: f"{number_text(v)}ms", label=lambda v: f"{float(v):g} ms",
+        asv="always", metavar="MS", examples=(200, 2500)))
+    strategy: str = axis(REQUIRED, Axis(
+        description="how the server runs a job",
+        parse=name_in(_strategies, "strategy"), normal=as_name, check=one_of(_strategies, "strategy"),
+        id_part=str, label=str, asv="always", toml_key="strategies",
+        examples=("inline", "thread")))
+    ping_interval: float | None = axis(20.0, Axis(
+        description="keepalive ping interval of server and client, seconds or none",
+        parse=seconds_or_none, normal=as_float, check=within(0.0, MAX_KEEPALIVE_S, allow=(None,)),
+        id_part=lambda v: f"pi{seconds_text(v)}", label=seconds_label, asv="always",
+        metavar="S|none", from_text=seconds_or_none_text, none_text="none", examples=(1, "none")))
+    ping_timeout: float | None = axis(20.0, Axis(
+        description="keepalive pong timeout of server and client, seconds or none",
+        parse=seconds_or_none, normal=as_float, check=within(0.0, MAX_KEEPALIVE_S, allow=(None,)),
+        id_part=lambda v: f"pt{seconds_text(v)}", label=seconds_label, asv="always",
+        metavar="S|none", from_text=seconds_or_none_text, none_text="none", examples=(0.5, "none")))
+    # Settings: shared by the cells of a matrix.
     close_timeout: float = 10.0
     duration: float | None = None
     warmup: float = 2.0
@@ -119,9 +157,27 @@ class CellConfig:
     port: int = 0
     probe_interval_ms: float = 1.0
     stall_ms: float = 50.0
-    client_pings: bool = True
-    handler_ping_timeout: float | str | None = None
+    # The keepalive variants: axes too.
+    client_pings: bool = axis(True, Axis(
+        description="whether the load sends keepalive pings of its own",
+        parse=boolean, normal=as_pings, check=true_or_false,
+        id_part=lambda v: None if v else "noclientpings",
+        label=lambda v: "client pings" if v else "no client pings", asv="varied",
+        examples=(True, False)))
+    handler_ping_timeout: float | str | None = axis(None, Axis(
+        description="what the server's handler assigns to connection.ping_timeout",
+        parse=handler_seconds, normal=as_handler,
+        check=within(0.0, MAX_KEEPALIVE_S, allow=(None, "none")),
+        id_part=lambda v: None if v is None else f"hpt{v if isinstance(v, str) else number_text(v)}",
+        label=handler_label, asv="varied", metavar="S|none", from_text=seconds_or_none_word,
+        none_text="unset", examples=("unset", 5)))
     min_cycles: int = 3
+    switch_interval_ms: float | None = axis(None, Axis(
+        description="the server's sys.setswitchinterval, in ms; unset leaves the interpreter's (5 ms)",
+        parse=positive_or_unset, normal=as_float, check=within(0.01, 1000.0, allow=(None,)),
+        id_part=lambda v: None if v is None else f"swi{number_text(v)}",
+        label=lambda v: "unset" if v is None else f"{float(v):g} ms", asv="varied",
+        metavar="MS", none_text="unset", examples=("unset", 1)))
 
     @property
     def pool_size(self) -> int:
@@ -144,8 +200,9 @@ class CellConfig:
     def from_dict(cls, data: Any) -> "CellConfig":
         """Build a cell from :meth:`to_dict` output (or a subset of it).
 
-        Only the keys ``workload``, ``work_ms`` and ``strategy`` are required;
-        the others take their defaults. Types are checked by :meth:`validate`.
+        Only the axes without a default (``workload``, ``work_ms``,
+        ``strategy``) are required; the others take their defaults. Types
+        are checked by :meth:`validate`.
 
         Raises:
             UsageError: On a non-object, unknown keys or a missing key.
@@ -156,7 +213,8 @@ class CellConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise UsageError(f"unknown cell parameter: {', '.join(map(str, unknown))}")
-        missing = [k for k in REQUIRED_KEYS if k not in data]
+        missing = [f.name for f in fields(cls)
+                   if f.default is MISSING and f.default_factory is MISSING and f.name not in data]
         if missing:
             raise UsageError(f"missing cell parameter: {', '.join(missing)}")
         return cls(**data)
@@ -164,8 +222,8 @@ class CellConfig:
     def validate(self) -> "CellConfig":
         """Check every field's type and range, and resolve workload parameters.
 
-        The limits are in :data:`LIMITS`; booleans are never accepted as
-        numbers.
+        Each axis is checked as it declares; the limits of the settings are
+        in :data:`LIMITS`. Booleans are never accepted as numbers.
 
         Returns:
             ``self``, for chaining.
@@ -175,15 +233,11 @@ class CellConfig:
         """
         from wsblock.engine import strategies
 
-        if not isinstance(self.workload, str) or self.workload not in workloads.names():
-            raise UsageError(
-                f"unknown workload {self.workload!r} (choose from {', '.join(workloads.names())})"
-            )
-        if not isinstance(self.strategy, str) or self.strategy not in strategies.names():
-            raise UsageError(
-                f"unknown strategy {self.strategy!r} (choose from {', '.join(strategies.names())})"
-            )
-        for name in ("work_ms", "close_timeout", "echo_interval_ms", "chunk_ms",
+        for f in fields(self):
+            declaration = f.metadata.get(AXIS_KEY)
+            if declaration is not None:
+                declaration.check(f.name, getattr(self, f.name))
+        for name in ("close_timeout", "echo_interval_ms", "chunk_ms",
                      "probe_interval_ms", "stall_ms"):
             _bounded(name, getattr(self, name))
         if self.duration is not None:
@@ -191,13 +245,6 @@ class CellConfig:
             _bounded("duration", self.duration)
         if isinstance(self.min_cycles, bool) or not isinstance(self.min_cycles, int) or not 1 <= self.min_cycles <= 100:
             raise UsageError("min_cycles must be an integer from 1 to 100")
-        for name in ("ping_interval", "ping_timeout"):
-            if getattr(self, name) is not None:
-                _bounded(name, getattr(self, name))
-        if not isinstance(self.client_pings, bool):
-            raise UsageError(f"client_pings must be true or false, got {self.client_pings!r}")
-        if self.handler_ping_timeout is not None and self.handler_ping_timeout != "none":
-            _bounded("handler_ping_timeout", self.handler_ping_timeout)
         if not _finite(self.warmup) or not 0 <= self.warmup <= LIMITS["warmup"][1]:
             raise UsageError(
                 f"warmup must be from 0 to {LIMITS['warmup'][1]:g} seconds, got {self.warmup!r}"
@@ -236,11 +283,7 @@ def _finite(value: Any) -> bool:
 
 
 def _bounded(name: str, value: Any) -> None:
-    low, high = LIMITS[name]
-    if not _finite(value) or value <= 0:
-        raise UsageError(f"{name} must be a positive number, got {value!r}")
-    if not low <= value <= high:
-        raise UsageError(f"{name} must be from {low:g} to {high:g}, got {value!r}")
+    bounded(name, value, *LIMITS[name])
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> None:

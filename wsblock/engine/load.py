@@ -129,7 +129,7 @@ class Load:
         self.window = window
         self.stats = LoadStats(self.window)
         self.job = config.job.job()
-        self.interval = config.echo_interval_ms / 1000.0
+        self.interval = config.cell.echo_interval_ms / 1000.0
         self._pending_echo: dict[tuple[int, int], float] = {}
         self._observer_slots: dict[int, ObserverSlot] = {}
         self._connected: set[tuple[str, int]] = set()
@@ -161,11 +161,13 @@ class Load:
 
     def _connect(self) -> Any:
         c = self.config
+        cell = c.cell
         return connect(
             c.uri,
-            ping_interval=c.ping_interval,
-            ping_timeout=c.ping_timeout,
-            close_timeout=c.close_timeout,
+            # A load without client pings models a browser: it only answers.
+            ping_interval=cell.ping_interval if cell.client_pings else None,
+            ping_timeout=cell.ping_timeout,
+            close_timeout=cell.close_timeout,
             open_timeout=c.open_timeout,
             additional_headers={TOKEN_HEADER: c.token} if c.token else None,
             max_size=protocol.MAX_MESSAGE_BYTES,
@@ -378,9 +380,9 @@ class Load:
         ]
         tasks += [
             asyncio.create_task(self._slot("job", slot, self._job_body))
-            for slot in range(c.job_connections)
+            for slot in range(c.cell.job_connections)
         ]
-        for slot in range(c.observers):
+        for slot in range(c.cell.observers):
             self._observer_slots[slot] = ObserverSlot(time.monotonic())
             tasks.append(
                 asyncio.create_task(

@@ -1,10 +1,14 @@
 """Typed configs that cross the process boundary: runner -> server, runner -> load.
 
-The runner builds a :class:`ServerConfig` and a :class:`LoadConfig` from the
-cell, writes each as a JSON file, and the child reads it back with
-:meth:`ServerConfig.read` / :meth:`LoadConfig.read`. Reading checks every
-field's type, so a stale or hand-edited file fails at start-up with a message
-that names the field, not later with a ``KeyError`` in the middle of a window.
+The runner builds a :class:`ServerConfig` and a :class:`LoadConfig`, writes
+each as a JSON file, and the child reads it back with
+:meth:`ServerConfig.read` / :meth:`LoadConfig.read`. Both carry the whole
+cell (:class:`~wsblock.engine.config.CellConfig`), so every axis and setting
+reaches the process that applies it without a field of its own here; beside
+it, what only the runner knows (the sized work, paths, deadline, token).
+Reading checks every field's type, the cell's included, so a stale or
+hand-edited file fails at start-up with a message that names the field, not
+later with a ``KeyError`` in the middle of a window.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import json
 import math
 import types
 import typing
+import dataclasses
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 from workloads import Job
 from wsblock import atomic
+from wsblock.engine.config import CellConfig
 
 T = TypeVar("T", bound="_Config")
 
@@ -27,16 +33,23 @@ class ConfigError(ValueError):
     """A config file does not match its type."""
 
 
+_EXPECTED = {type(None): "null", bool: "true or false", int: "an integer", float: "a finite number",
+             str: "a string"}
+"""How an error names each plain type."""
+
+
 def _check(name: str, value: Any, kind: Any) -> Any:
     """Check ``value`` against a type annotation; return it, converted where lossless."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(kind):
+        options = typing.get_args(kind)
+        for option in options:
             try:
                 return _check(name, value, option)
             except ConfigError:
                 pass
-        raise ConfigError(f"{name}: {value!r} does not match {kind}")
+        expected = " or ".join(_EXPECTED.get(option, str(option)) for option in options)
+        raise ConfigError(f"{name}: expected {expected}, got {value!r}")
     if kind is type(None):
         if value is not None:
             raise ConfigError(f"{name}: expected null, got {value!r}")
@@ -63,9 +76,32 @@ def _check(name: str, value: Any, kind: Any) -> Any:
             raise ConfigError(f"{name}: expected an object, got {value!r}")
         return {_check(f"{name} key", k, key_type): _check(f"{name}.{k}", v, value_type)
                 for k, v in value.items()}
-    if isinstance(kind, type) and issubclass(kind, _Config):
-        return kind.from_dict(value, prefix=f"{name}.")
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return _build(kind, value, prefix=f"{name}.")
     raise ConfigError(f"{name}: unsupported type {kind}")  # a bug in this module
+
+
+def _build(cls: Any, data: Any, *, prefix: str = "") -> Any:
+    """Build the dataclass ``cls`` from parsed JSON, checking every field.
+
+    Raises:
+        ConfigError: Naming the first missing, unknown or mistyped field.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: expected an object")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown field {prefix}{unknown[0]}")
+    values = {}
+    for name, spec in known.items():
+        if name not in data:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                raise ConfigError(f"missing field {prefix}{name}")
+            continue
+        values[name] = _check(prefix + name, data[name], hints[name])
+    return cls(**values)
 
 
 class _Config:
@@ -78,25 +114,15 @@ class _Config:
         Raises:
             ConfigError: Naming the first missing, unknown or mistyped field.
         """
-        if not isinstance(data, dict):
-            raise ConfigError(f"{prefix or cls.__name__}: expected an object")
-        hints = typing.get_type_hints(cls)
-        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown field {prefix}{unknown[0]}")
-        values = {}
-        for name, spec in known.items():
-            if name not in data:
-                if spec.default is MISSING and spec.default_factory is MISSING:
-                    raise ConfigError(f"missing field {prefix}{name}")
-                continue
-            values[name] = _check(prefix + name, data[name], hints[name])
-        return cls(**values)
+        return _build(cls, data, prefix=prefix)  # type: ignore[no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
-        return asdict(self)  # type: ignore[call-overload]
+        """Plain JSON-ready data (the cell as :meth:`CellConfig.to_dict` gives it)."""
+        data = asdict(self)  # type: ignore[call-overload]
+        cell = getattr(self, "cell", None)
+        if isinstance(cell, CellConfig):
+            data["cell"] = cell.to_dict()
+        return data
 
     def write(self, path: str | Path) -> None:
         """Write the config as JSON (atomically)."""
@@ -144,42 +170,22 @@ class ServerConfig(_Config):
     """Everything the server process needs.
 
     Attributes:
-        host: Bind address.
-        port: Bind port; 0 picks a free one.
-        ping_interval: Keepalive ping interval (s) or ``None``.
-        ping_timeout: Keepalive pong timeout (s) or ``None``.
-        close_timeout: Closing handshake timeout (s).
-        handler_ping_timeout: Seconds, ``"none"``, or ``None`` (leave alone).
-        strategy: Strategy name.
-        workers: Pool size.
-        start_method: Process start method.
-        probe_interval_ms: Lag probe period.
-        stall_ms: Loop gap that counts as a stall.
+        cell: The cell; the server applies its axes and settings (bind
+            address, keepalive, strategy and pool, probe, ...).
         data_dir: Directory of generated input data.
         warm_job: Small job run before the window to warm pools.
         stats_path: Where the server writes its measurements.
         deadline: ``time.time()`` after which the process kills itself.
         token: Identifies the load's connections; ``""`` accepts every
             connection as the load's.
-        job: The cell's job, for estimating how far running jobs got.
         expected_job_ms: The calibration's prediction for one job.
     """
 
-    host: str
-    port: int
-    ping_interval: float | None
-    ping_timeout: float | None
-    close_timeout: float
-    strategy: str
-    workers: int
-    start_method: str
-    probe_interval_ms: float
-    stall_ms: float
+    cell: CellConfig
     data_dir: str
     warm_job: JobConfig
     stats_path: str
     deadline: float
-    handler_ping_timeout: float | str | None = None
     token: str = ""
     expected_job_ms: float | None = None
 
@@ -189,28 +195,19 @@ class LoadConfig(_Config):
     """Everything the load process needs.
 
     Attributes:
+        cell: The cell; the load applies its keepalive settings, its
+            connections and its echo schedule.
         uri: The server's URI.
-        ping_interval: The load's own keepalive ping interval, or ``None``.
-        ping_timeout: The load's keepalive pong timeout, or ``None``.
-        close_timeout: Closing handshake timeout (s).
         open_timeout: Opening handshake timeout (s).
-        job_connections: Connections with one job in flight each.
-        observers: Echo connections.
-        echo_interval_ms: Each observer's send period.
-        job: The job each job connection sends.
+        job: The job each job connection sends (sized by the runner).
         results_path: Where the load writes its results.
         deadline: ``time.time()`` after which the process kills itself.
         token: Sent in the ``X-Wsblock-Token`` header of every connection.
     """
 
+    cell: CellConfig
     uri: str
-    ping_interval: float | None
-    ping_timeout: float | None
-    close_timeout: float
     open_timeout: float
-    job_connections: int
-    observers: int
-    echo_interval_ms: float
     job: JobConfig
     results_path: str
     deadline: float

@@ -15,7 +15,9 @@ The runner is the only place that knows the whole sequence:
    (verdict, warnings, ``failed`` when nothing was measured).
 
 Each process gets a typed config file (:mod:`wsblock.engine.process_config`)
-and a per-cell token, with which the load's connections identify themselves.
+that carries the whole cell, so each process applies the axes and settings
+that concern it, and a per-cell token, with which the load's connections
+identify themselves.
 """
 
 from __future__ import annotations
@@ -184,17 +186,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     token = secrets.token_hex(16)
     with paths.run_temp_dir("wsblock-cell-") as tmp:
         server_cfg = ServerConfig(
-            host=cell.host,
-            port=cell.port,
-            ping_interval=cell.ping_interval,
-            ping_timeout=cell.ping_timeout,
-            close_timeout=cell.close_timeout,
-            handler_ping_timeout=cell.handler_ping_timeout,
-            strategy=cell.strategy,
-            workers=cell.pool_size,
-            start_method=cell.start_method,
-            probe_interval_ms=cell.probe_interval_ms,
-            stall_ms=cell.stall_ms,
+            cell=cell,
             data_dir=data_dir,
             warm_job=JobConfig(cell.workload, work["warm_units"], work["warm_units"], dict(cell.workload_params)),
             stats_path=os.path.join(tmp, "server.json"),
@@ -216,14 +208,9 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
             host = f"[{cell.host}]" if ":" in cell.host else cell.host
             chunked = strategies.has(cell.strategy, "chunks")
             load_cfg = LoadConfig(
+                cell=cell,
                 uri=f"ws://{host}:{port}/",
-                ping_interval=cell.ping_interval if cell.client_pings else None,
-                ping_timeout=cell.ping_timeout,
-                close_timeout=cell.close_timeout,
                 open_timeout=max(10.0, 2 * job_ms_bound + 5.0),
-                job_connections=cell.job_connections,
-                observers=cell.observers,
-                echo_interval_ms=cell.echo_interval_ms,
                 job=JobConfig(cell.workload, work["units"],
                               work["chunk_units"] if chunked else work["units"],
                               dict(cell.workload_params)),

@@ -92,9 +92,10 @@ class CellServer:
         self.window = Window(math.inf, math.inf)
         expected = None if config.expected_job_ms is None else config.expected_job_ms / 1000.0
         self.stats = ServerStats(self.window, JobLedger(self.window, expected))
-        self.heartbeat = Heartbeat(config.stall_ms / 1000.0)
+        self.cell = config.cell
+        self.heartbeat = Heartbeat(self.cell.stall_ms / 1000.0)
         self.strategy = strategies.create(
-            config.strategy, workers=config.workers, start_method=config.start_method
+            self.cell.strategy, workers=self.cell.pool_size, start_method=self.cell.start_method
         )
         self.data_dir = config.data_dir
         self.stop_requested = asyncio.Event()
@@ -130,7 +131,7 @@ class CellServer:
                 self.stats.foreign_connections += 1
         elif self.window.contains(now):
             self.stats.connections_opened += 1
-        override = self.config.handler_ping_timeout
+        override = self.cell.handler_ping_timeout
         if override is not None:
             # The advice under test: change the live connection's setting.
             ws.ping_timeout = None if override == "none" else float(override)
@@ -221,6 +222,11 @@ class CellServer:
 
     async def main(self) -> dict[str, Any]:
         config = self.config
+        cell = self.cell
+        if cell.switch_interval_ms is not None:
+            # How long a thread holding the GIL may keep it while the loop's
+            # thread waits; recorded below as the interpreter reports it.
+            sys.setswitchinterval(cell.switch_interval_ms / 1000.0)
         blas = pin_blas_threads(1)
         loop = asyncio.get_running_loop()
         self.lifeline = Lifeline(
@@ -233,11 +239,11 @@ class CellServer:
         try:
             server = await serve(
                 self.handler,
-                config.host,
-                config.port,
-                ping_interval=config.ping_interval,
-                ping_timeout=config.ping_timeout,
-                close_timeout=config.close_timeout,
+                cell.host,
+                cell.port,
+                ping_interval=cell.ping_interval,
+                ping_timeout=cell.ping_timeout,
+                close_timeout=cell.close_timeout,
                 max_size=protocol.MAX_MESSAGE_BYTES,
                 compression=None,
             )
@@ -255,7 +261,7 @@ class CellServer:
                                return_when=asyncio.FIRST_COMPLETED)
             if not self.window_set.is_set():
                 return {}  # stopped before any window: nothing to report
-            probe = LagProbe(config.probe_interval_ms / 1000.0, self.window, self.heartbeat)
+            probe = LagProbe(cell.probe_interval_ms / 1000.0, self.window, self.heartbeat)
             # What a typical "monitor the loop with a periodic task" sees: a
             # 100 ms ticker, kept apart from the heartbeat so it cannot help
             # the real probe.
@@ -294,19 +300,19 @@ class CellServer:
                 "ticker_lag_ms": {
                     **ticker.histogram.summary(("p50", "p99")),
                     "interval_ms": TICKER_INTERVAL_S * 1000,
-                    "late_ticks": ticker.late(config.stall_ms / 1000.0),
+                    "late_ticks": ticker.late(cell.stall_ms / 1000.0),
                 },
                 "resources": resources,
                 "blas": blas,
                 "switch_interval_s": sys.getswitchinterval(),
-                "start_method": config.start_method if strategies.has(config.strategy, "out_of_process") else None,
+                "start_method": cell.start_method if strategies.has(cell.strategy, "out_of_process") else None,
             }
             atomic.write_json(config.stats_path, result)
             return result
         finally:
             server.close(close_connections=True)
             try:
-                await asyncio.wait_for(server.wait_closed(), timeout=config.close_timeout + 1)
+                await asyncio.wait_for(server.wait_closed(), timeout=cell.close_timeout + 1)
             except asyncio.TimeoutError:
                 pass
             await self.strategy.close()

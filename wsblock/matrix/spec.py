@@ -3,11 +3,10 @@
 A matrix is a TOML document. Lists under the axis keys are multiplied out;
 scalars apply to every cell:
 
-* axes (declared in :mod:`wsblock.schema.axes`): ``workloads``,
-  ``work_ms``, ``strategies``, ``ping_interval``, ``ping_timeout`` (numbers,
-  or ``"none"``), and the keepalive variants ``client_pings`` (booleans) and
-  ``handler_ping_timeout`` (numbers or ``"none"``, or ``"unset"``: the
-  handler leaves the setting alone, as when the key is absent);
+* axes (:data:`wsblock.schema.axes.AXES`, listed in ``docs/vocabulary.md``):
+  ``workloads``, ``work_ms``, ``strategies``, ``ping_interval``,
+  ``ping_timeout`` (numbers, or ``"none"``), and the others, each with the
+  values its declaration parses;
 * scalars: ``duration``, ``warmup``, ``repeats``, ``job_connections``,
   ``observers``, ``echo_interval_ms``, ``close_timeout``, ``workers``,
   ``chunk_ms``, ``start_method``, ``stall_ms``, ``description``;

@@ -18,7 +18,7 @@ def vocabulary() -> str:
     lines = [
         "# Vocabulary: metrics and axes",
         "",
-        "Generated from `wsblock/schema/metrics.py` and `wsblock/schema/axes.py` by",
+        "Generated from `wsblock/schema/metrics.py` and the axes of `wsblock/engine/config.py` by",
         "`python -m wsblock.schema > docs/vocabulary.md`; do not edit by hand. How to add",
         "a metric or an axis: [`extending.md`](extending.md).",
         "",
@@ -46,18 +46,23 @@ def vocabulary() -> str:
         "",
         "## Axes",
         "",
-        "A matrix multiplies the axes out; each enters the cell id. *asv*: `always` an asv",
-        "parameter, `varied` only in a profile that varies it.",
+        "A matrix multiplies the axes out; each enters the cell id. Each is a `CellConfig`",
+        "field (`wsblock/engine/config.py`), a key of the matrix file, an option of",
+        "`wsblock run` and a column of the tidy table. *values*: what a cell accepts",
+        "(numbers inclusive; a matrix file may give a list of them). *asv*: `always` an",
+        "asv parameter, `varied` only in a profile that varies it.",
         "",
-        "| axis | matrix key | option | default | in the id | asv | examples | what |",
-        "|---|---|---|---|---|---|---|---|",
+        "| axis | matrix key | option | default | values | in the id | asv | examples | what |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for a in axes.AXES:
         default = "required" if a.default is axes.REQUIRED else repr(a.default)
         parsed = [a.parse(a.toml_key, v) for v in a.examples]
         id_parts = ", ".join(f"`{p}`" if (p := a.id_part(a.normal(v))) else "(nothing)" for v in parsed)
+        option = f"`{a.cli_option}`" + (f" {a.metavar}" if a.metavar else "")
+        values = str(a.check) + (f', "{a.none_text}"' if a.none_text else "")
         lines.append("| " + " | ".join(_cell(x) for x in (
-            f"`{a.name}`", f"`{a.toml_key}`", f"`{a.cli_option}`", default, id_parts, a.asv,
+            f"`{a.name}`", f"`{a.toml_key}`", option, default, values, id_parts, a.asv,
             ", ".join(repr(v) for v in a.examples), a.description)) + " |")
     lines += [
         "",

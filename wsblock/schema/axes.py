@@ -1,198 +1,51 @@
-"""The axes of a cell, declared once, and the one ``cell_id``.
+"""The axes of a cell, read from their one declaration, and the one ``cell_id``.
 
 An *axis* is a cell parameter a matrix multiplies out (workload, work size,
-strategy, the keepalive settings). An :class:`Axis` says how it is spelled in
-a matrix file and on the command line, its default, how it is parsed, how it
-prints and how it enters a cell's id. The matrix (``wsblock.matrix.spec``),
+strategy, the keepalive settings ...). Each is declared once, as a field of
+:class:`wsblock.engine.config.CellConfig` made with
+:func:`wsblock.schema.axis.axis`: its type and default are the field's, the
+:class:`~wsblock.schema.axis.Axis` says how it is spelled in a matrix file
+and on the command line, how it is parsed, checked and printed and how it
+enters a cell's id. The matrix (``wsblock.matrix.spec``), the command line,
 the tidy table, the report, the asv suite and the asv results adapter read
-this list. Every other cell parameter is a *setting*: shared by the cells of
-a matrix and named in an id only when it differs from its default.
+:data:`AXES`. Every other cell parameter is a *setting*: shared by the cells
+of a matrix and named in an id only when it differs from its default.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal, Mapping
+import dataclasses
+import typing
+from typing import Any, Iterable, Mapping
 
-from wsblock.errors import UsageError
-
-REQUIRED = object()
-"""Default of an axis that has none: a matrix and ``wsblock run`` must name it."""
-
-
-def is_none(value: Any) -> bool:
-    """True for ``None`` and NaN: a setting of "none", or no value at all."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+from wsblock.engine.config import CellConfig
+from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, handler_label, is_none, number_text,
+                                 positive_seconds, seconds_label, seconds_text)
 
 
-def number_text(value: Any) -> str:
-    """The shortest text of a number that reads back as the same number.
-
-    ``300`` for 300.0, ``0.5``, ``300.0000001`` (never rounded, so two
-    different values never print alike).
-    """
-    number = float(value)
-    short = f"{number:g}"
-    return short if float(short) == number else repr(number)
+def _option(name: str, kind: Any, default: Any) -> str:
+    flag = name.replace("_", "-")
+    return f"--no-{flag}" if kind is bool and default is True else f"--{flag}"
 
 
-def seconds_text(value: Any) -> str:
-    """``0.5`` or ``none``."""
-    return "none" if is_none(value) else number_text(value)
+def _read_axes() -> tuple[Axis, ...]:
+    hints = typing.get_type_hints(CellConfig)
+    found = []
+    for f in dataclasses.fields(CellConfig):
+        declared = f.metadata.get(AXIS_KEY)
+        if declared is None:
+            continue
+        default = REQUIRED if f.default is dataclasses.MISSING else f.default
+        kind = hints[f.name]
+        found.append(dataclasses.replace(
+            declared, name=f.name, default=default, kind=kind,
+            toml_key=declared.toml_key or f.name,
+            cli_option=declared.cli_option or _option(f.name, kind, default)))
+    return tuple(found)
 
 
-def seconds_label(value: Any) -> str:
-    """``0.5 s``, ``2 s`` or ``none``."""
-    return "none" if is_none(value) else f"{float(value):g} s"
-
-
-def handler_label(value: Any) -> str:
-    """``5 s``, ``none`` or ``unset`` for a handler-assigned ping_timeout."""
-    if value is None:
-        return "unset"
-    return value if isinstance(value, str) else seconds_label(value)
-
-
-# Parsers: a value from a matrix file (or a tidy row) to the cell's value.
-# Each raises UsageError naming the key.
-
-def _name_in(catalogue: Callable[[], list[str]], what: str) -> Callable[[str, Any], Any]:
-    def parse(key: str, value: Any) -> Any:
-        names = catalogue()
-        if value not in names:
-            raise UsageError(f"{key}: unknown {what} {value!r} (choose from {', '.join(names)})")
-        return value
-    return parse
-
-
-def positive_seconds(key: str, value: Any, *, allow_none: bool = False) -> float | None:
-    """A positive number, or ``None`` for ``"none"`` when allowed."""
-    if allow_none and isinstance(value, str) and value.lower() == "none":
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or not math.isfinite(value):
-        hint = ' or "none"' if allow_none else ""
-        raise UsageError(f"{key}: expected positive numbers{hint}, got {value!r}")
-    return float(value)
-
-
-def _positive(key: str, value: Any) -> Any:
-    return positive_seconds(key, value)
-
-
-def _seconds_or_none(key: str, value: Any) -> Any:
-    return positive_seconds(key, value, allow_none=True)
-
-
-def _boolean(key: str, value: Any) -> Any:
-    if not isinstance(value, bool):
-        raise UsageError(f"{key}: expected true or false, got {value!r}")
-    return value
-
-
-def _handler(key: str, value: Any) -> Any:
-    if value is None or value == "unset":
-        return None
-    if isinstance(value, str) and value.lower() == "none":
-        return "none"
-    return positive_seconds(key, value)
-
-
-def _workloads() -> list[str]:
-    import workloads
-
-    return workloads.names()
-
-
-def _strategies() -> list[str]:
-    from wsblock.engine import strategies
-
-    return strategies.names()
-
-
-# Normalisers: a value as a tidy row or a record holds it (None, NaN,
-# numpy scalars, old records without the key) to the cell's value.
-
-def _as_float(value: Any) -> Any:
-    return None if is_none(value) else float(value)
-
-
-def _as_name(value: Any) -> Any:
-    return None if is_none(value) else str(value)
-
-
-def _as_pings(value: Any) -> Any:
-    return True if is_none(value) else bool(value)
-
-
-def _as_handler(value: Any) -> Any:
-    return None if is_none(value) else (value if isinstance(value, str) else float(value))
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One axis of the experiment.
-
-    Attributes:
-        name: The cell parameter (``CellConfig`` field, record ``params``
-            key, tidy column, asv parameter name).
-        toml_key: Its key in a matrix file.
-        cli_option: Its option of ``wsblock run``.
-        default: The value when not given (:data:`REQUIRED`: none).
-        parse: Checks one value from a matrix file: ``(key, value) -> value``.
-        normal: Brings a value as a record or tidy row holds it (``None``,
-            NaN, a number of any type, absent in old records) to one form.
-        id_part: The value's part of a cell id; ``None`` leaves it out (a
-            keepalive variant at its default).
-        label: How a value prints in reports.
-        asv: ``always`` an asv parameter, or ``varied``: one only in a
-            profile that varies it.
-        description: What it is.
-        examples: Two different values as a matrix file writes them (for
-            the documentation and the tests).
-        none_text: How ``None`` prints in the tidy CSV, for an axis where
-            ``None`` is a value (``none``: no keepalive; ``unset``); ``None``
-            for axes that never hold it.
-    """
-
-    name: str
-    toml_key: str
-    cli_option: str
-    default: Any
-    parse: Callable[[str, Any], Any]
-    normal: Callable[[Any], Any]
-    id_part: Callable[[Any], str | None]
-    label: Callable[[Any], str]
-    asv: Literal["always", "varied"]
-    description: str
-    examples: tuple[Any, Any]
-    none_text: str | None = None
-
-
-AXES: tuple[Axis, ...] = (
-    Axis("workload", "workloads", "--workload", REQUIRED, _name_in(_workloads, "workload"), _as_name,
-         lambda v: str(v), str, "always", "the work the server does (see wsblock list)", ("pure_python", "blocking_io")),
-    Axis("work_ms", "work_ms", "--work-ms", REQUIRED, _positive, _as_float,
-         lambda v: f"{number_text(v)}ms", lambda v: f"{float(v):g} ms", "always",
-         "target length of one job on an idle machine, in ms", (200, 2500)),
-    Axis("strategy", "strategies", "--strategy", REQUIRED, _name_in(_strategies, "strategy"), _as_name,
-         lambda v: str(v), str, "always", "how the server runs a job", ("inline", "thread")),
-    Axis("ping_interval", "ping_interval", "--ping-interval", 20.0, _seconds_or_none, _as_float,
-         lambda v: f"pi{seconds_text(v)}", seconds_label, "always",
-         "keepalive ping interval of server and client, seconds or none", (1, "none"), "none"),
-    Axis("ping_timeout", "ping_timeout", "--ping-timeout", 20.0, _seconds_or_none, _as_float,
-         lambda v: f"pt{seconds_text(v)}", seconds_label, "always",
-         "keepalive pong timeout of server and client, seconds or none", (0.5, "none"), "none"),
-    Axis("client_pings", "client_pings", "--no-client-pings", True, _boolean, _as_pings,
-         lambda v: None if v else "noclientpings", lambda v: "client pings" if v else "no client pings",
-         "varied", "whether the load sends keepalive pings of its own", (True, False)),
-    Axis("handler_ping_timeout", "handler_ping_timeout", "--handler-ping-timeout", None, _handler,
-         _as_handler, lambda v: None if v is None else f"hpt{v if isinstance(v, str) else number_text(v)}",
-         handler_label, "varied", "what the server's handler assigns to connection.ping_timeout",
-         ("unset", 5), "unset"),
-)
-"""Every axis, in the order of a cell id."""
+AXES: tuple[Axis, ...] = _read_axes()
+"""Every axis, in the order of a cell id (the order of the ``CellConfig`` fields)."""
 
 BY_NAME: dict[str, Axis] = {a.name: a for a in AXES}
 NAMES: tuple[str, ...] = tuple(a.name for a in AXES)
@@ -243,8 +96,6 @@ def keepalive_budget(ping_interval: Any, ping_timeout: Any) -> float | None:
 
 
 def _setting_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
-    from wsblock.engine.config import CellConfig
-
     defaults = CellConfig("", 1.0, "").to_dict()
     # "One worker per job connection" is the default pool size.
     defaults["workers"] = params.get("job_connections", defaults["job_connections"])
@@ -326,5 +177,5 @@ def duplicates(axis: Axis, pairs: Iterable[tuple[Any, Any]]) -> list[str]:
     return clashes
 
 
-__all__ = ["AXES", "Axis", "KEEPALIVE", "NAMES", "cell_id", "get", "is_none", "keepalive_budget",
-           "normal", "number_text", "seconds_label", "handler_label"]
+__all__ = ["AXES", "Axis", "KEEPALIVE", "NAMES", "REQUIRED", "cell_id", "get", "is_none", "keepalive_budget",
+           "normal", "number_text", "positive_seconds", "seconds_label", "seconds_text", "handler_label"]

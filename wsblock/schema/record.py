@@ -19,6 +19,11 @@ Versions:
   ``work.ratio_to_target``; ``params.duration`` may be ``null`` (sized
   window); ``stalls.max_ms`` is clipped to the window; ``disconnects.share``
   counts original connections (``disconnects.share_basis``).
+
+``params`` holds every axis (:mod:`wsblock.schema.axes`). An axis added
+later declares as its default what every cell did before it existed, so a
+record without it ran at that default: reading fills it in
+(:func:`upgrade`), in any version, and a new axis needs no new version.
 """
 
 from __future__ import annotations
@@ -129,8 +134,9 @@ def upgrade(record: Any) -> dict[str, Any]:
         record: A parsed JSON document.
 
     Returns:
-        A copy in the current layout (the input is left alone); a current
-        record comes back as it is.
+        A copy in the current layout (the input is left alone), with each
+        axis its params lack at its default; a current record with every
+        axis comes back as it is.
 
     Raises:
         ValueError: If it is not a JSON object or its version is unknown.
@@ -140,16 +146,32 @@ def upgrade(record: Any) -> dict[str, Any]:
     version = record.get("schema_version")
     if isinstance(version, bool):
         raise ValueError(f"unsupported schema_version {version!r} (expected 1 to {SCHEMA_VERSION})")
-    if version == SCHEMA_VERSION:
-        return record
-    if version not in UPGRADES:
+    if version != SCHEMA_VERSION and version not in UPGRADES:
         raise ValueError(f"unsupported schema_version {version!r} (expected 1 to {SCHEMA_VERSION})")
+    missing = _missing_axes(record.get("params"))
+    if version == SCHEMA_VERSION and not missing:
+        return record
     out = copy.deepcopy(record)
     while version != SCHEMA_VERSION:
         UPGRADES[version](out)
         version += 1
         out["schema_version"] = version
+    params = out.get("params")
+    if isinstance(params, dict):
+        for name, default in _missing_axes(params).items():
+            params[name] = default
     return out
+
+
+def _missing_axes(params: Any) -> dict[str, Any]:
+    # The axes added after the record's version, absent from its params,
+    # with the defaults they ran at (a required key stays required).
+    from wsblock.schema import axes
+
+    if not isinstance(params, dict):
+        return {}
+    return {a.name: a.default for a in axes.AXES
+            if a.default is not axes.REQUIRED and a.name not in params and a.name not in REQUIRED["params"]}
 
 
 def validate(record: Any) -> None:
