@@ -200,10 +200,11 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             + STRIP_NOTE),
         "survival_boundary": (
             "For each workload, strategy and ping_timeout: the largest work size (target ms per job) "
-            "whose cell kept every connection (share lost = 0) in every repeat. The bottom band is "
-            "\"none survived\": even the smallest size lost connections. Gaps: nothing measured. A hollow "
-            "marker: a larger size of the run has no measurement (failed, skipped or not run), so the "
-            "boundary may lie higher."),
+            "whose verdict is `kept`: every repeat kept every connection through enough keepalive cycles "
+            "to show it. The bottom band is \"none survived\": a size lost connections and no smaller one "
+            "was kept. Gaps: nothing measured, or every size inconclusive (the window could not show "
+            "survival; no claim). A hollow marker: a larger size of the run has no measurement (failed, "
+            "skipped or not run) or an inconclusive verdict, so the boundary may lie higher."),
     }
 
 
@@ -378,11 +379,14 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     text += ["## Summary by workload", "", tables.summary_tables(cells, loaded.manifest)]
     text += ["## Survival boundary", ""]
     text.append(
-        "Largest work size (target ms per job) that kept every connection in every repeat, per ping_timeout; "
-        f"sizes in this run: {survival.sizes_tested(cells)}. `none survived`: even the smallest size lost "
-        "connections; `no data`: no measured cell; `*`: a smaller size lost connections although this "
-        "one survived (noise or a finding; check the cells); `(X ms: no data)`: larger sizes without a "
-        "measurement, so the boundary may lie higher."
+        "Largest work size (target ms per job) whose verdict is `kept`, per ping_timeout: every repeat kept "
+        "every connection through enough keepalive cycles to show it. A size that lost nothing in a window "
+        "too short to show survival is `inconclusive` and never counts as kept. "
+        f"Sizes in this run: {survival.sizes_tested(cells)}. `none survived`: a size lost connections and no "
+        "smaller one was kept; `inconclusive`: no size was lost or kept (no claim); `no data`: no measured "
+        "cell; `*`: a smaller size lost connections although this one was kept (noise or a finding; check "
+        "the cells); `(X ms: inconclusive)`: larger sizes that lost nothing but could not show survival; "
+        "`(X ms: no data)`: larger sizes without a measurement; either way the boundary may lie higher."
     )
     text += ["", survival.table(cells)]
     text += ["## Figures", ""]
