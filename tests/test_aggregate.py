@@ -223,3 +223,39 @@ def test_labels_of_the_fixture_run_follow_its_records() -> None:
             assert row["echo_lower_bound"]
         for warning in record.get("warnings") or []:
             assert warning["code"] in row["warnings"].split(",")
+
+
+def _bounded_runs(bound_a: bool, bound_b: bool, echo_a: float, echo_b: float) -> verdicts.RunComparison:
+    rng = random.Random(7)
+    a = [_row("x", i, echo=echo_a * (1 + 0.02 * rng.random())) for i in range(5)]
+    b = [_row("x", i, echo=echo_b * (1 + 0.02 * rng.random())) for i in range(5)]
+    for rows, bound in ((a, bound_a), (b, bound_b)):
+        for row in rows:
+            row["echo_lower_bound"] = bound
+    return verdicts.compare_tables(_table(a), _table(b), ["echo_p99_ms"])
+
+
+def test_echo_is_never_better_on_the_side_whose_values_are_lower_bounds() -> None:
+    # B's echoes look ten times faster, but its connections died: cannot tell.
+    [v] = _bounded_runs(False, True, 300.0, 30.0).verdicts
+    assert v.verdict == iv.CANNOT_TELL and v.b_lower_bound and not v.a_lower_bound
+    # The same numbers without the bound: better.
+    assert _bounded_runs(False, False, 300.0, 30.0).verdicts[0].verdict == iv.BETTER
+    # A bounded side that is already the slower one: the order holds.
+    assert _bounded_runs(False, True, 30.0, 300.0).verdicts[0].verdict == iv.WORSE
+    # A bounded baseline that looks faster cannot make B worse.
+    assert _bounded_runs(True, False, 30.0, 300.0).verdicts[0].verdict == iv.CANNOT_TELL
+    obj = _bounded_runs(False, True, 300.0, 30.0).as_json()[0]
+    assert obj["b_lower_bound"] is True and obj["verdict"] == iv.CANNOT_TELL
+
+
+def test_compare_engine_reads_lower_bounds_from_tidy_rows() -> None:
+    from wsblock.analysis import comparison
+    rows_a = [_row("x", i, echo=300.0 + i) for i in range(4)]
+    rows_b = [{**_row("x", i, echo=30.0 + i), "echo_lower_bound": True} for i in range(4)]
+    key = agg.cell_of
+    side_a = comparison.sides(_table(rows_a), key)
+    side_b = comparison.sides(_table(rows_b), key)
+    [cell] = side_a
+    verdict = comparison.decide(comparison.metrics.get("echo_p99_ms"), side_a[cell], side_b[cell], cell=cell)
+    assert verdict.verdict == iv.CANNOT_TELL and verdict.mark != comparison.BETTER

@@ -63,6 +63,12 @@ VERDICTS = ("lost", "kept", "inconclusive", "not_applicable")
 LABELS = ("verdict", "warnings", "echo_lower_bound", "job_ms_lower_bound", "stalls_primary")
 """The qualifiers a cell carries over its repeats (:func:`summarise`), named as the tidy labels."""
 
+BOUNDED_BY = {
+    "echo_p50_ms": "echo_lower_bound", "echo_p99_ms": "echo_lower_bound", "echo_max_ms": "echo_lower_bound",
+    "job_ms_p50": "job_ms_lower_bound", "job_ms_max": "job_ms_lower_bound",
+}
+"""Metric column -> the label that says its value is only a lower bound (the true value may be larger)."""
+
 SUFFIXES = ("low", "high", "conf", "n")
 """Per metric, the aggregated table has ``<metric>`` (the median) and ``<metric>_<suffix>``."""
 
@@ -437,7 +443,7 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
     return out
 
 
-__all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
+__all__ = ["BOUNDED_BY", "CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
            "LABELS", "ORIGINAL_COLUMNS", "PER_WINDOW", "PRIMARY",
            "Resolution", "VERDICTS",
            "aggregate", "any_flag", "cell_of", "group", "identity_columns", "labels", "lost_of", "metric_columns",

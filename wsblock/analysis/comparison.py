@@ -59,11 +59,14 @@ class Side:
         values: Metric column -> the values of the measured repeats (NaN
             where a repeat recorded nothing).
         repeats: Rows seen for the cell, measured or not.
+        flags: Labels (:data:`wsblock.schema.metrics.LABEL_COLUMNS`) that
+            some measured repeat sets, e.g. ``echo_lower_bound``.
     """
 
     row: Mapping[str, Any]
     values: dict[str, list[float]] = field(default_factory=dict)
     repeats: int = 0
+    flags: set[str] = field(default_factory=set)
 
     @property
     def measured(self) -> bool:
@@ -94,6 +97,9 @@ class _Repeats:
     def step(self, metric: str) -> float:
         return aggregate.step(metric, [self.side.row] if self.side is not None else [])
 
+    def flagged(self, label: str) -> bool:
+        return self.side is not None and label in self.side.flags
+
 
 def sides(df: pd.DataFrame, key: Callable[[Mapping[str, Any]], Hashable],
           columns: Iterable[str] | None = None) -> dict[Hashable, Side]:
@@ -121,6 +127,7 @@ def sides(df: pd.DataFrame, key: Callable[[Mapping[str, Any]], Hashable],
             continue
         for column in wanted:
             side.values.setdefault(column, []).append(metrics.number(row.get(column)))
+        side.flags.update(label for label in metrics.LABEL_COLUMNS if aggregate.any_flag([row.get(label)]))
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from wsblock.analysis import aggregate as spread
 from wsblock.report import cells as cellmod
 from wsblock.report import markdown as md
 from wsblock.report import plotting
@@ -28,7 +29,7 @@ VERDICT_TEXT = {"kept": "kept", "lost": "lost", "inconclusive": "inconclusive", 
 BOUND = "≥"
 """Prefix of a value that is a lower bound (echoes or jobs cut short by lost connections or the window)."""
 
-LOWER_BOUNDS = {"echo_p99_ms": "echo_lower_bound", "job_ms_p50": "job_ms_lower_bound"}
+LOWER_BOUNDS = spread.BOUNDED_BY
 """Metric column -> the cell label that says its value is a lower bound."""
 
 WITHHELD = {"lag_p99_ms": ("lag_max_ms", "lag_samples", "stall_max_ms")}
