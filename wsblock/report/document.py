@@ -105,7 +105,7 @@ def _figures(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip],
     specs = [
         fig_strips.StripSpec("loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
                              "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=switch_ms,
-                             timeout_lines=True),
+                             timeout_lines=True, withheld=("lag_max_ms", "stall_max_ms")),
         fig_strips.StripSpec("throughput_jobs", "jobs_per_s", "Throughput: job replies received per second",
                              "jobs per second", **_job_ceiling(records)),
         fig_strips.StripSpec("throughput_echo", "echo_per_s",
@@ -147,7 +147,12 @@ def _stability(cells: pd.DataFrame) -> list[str]:
 STRIP_NOTE = (
     "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band the "
     "interval of the median (order statistics: the range of the repeats with 3 to 5 of them, a 95 % interval "
-    "from 6); `!` = unstable (listed under *Stability of the repeats*); every figure's footer names the run, "
+    "from 6); `!` = unstable (listed under *Stability of the repeats*); hollow marks and `⚠` above a column "
+    "= the cell carries warnings (their codes are listed under the summary tables; `docs/record.md`); an "
+    "upward triangle instead of a dot = that repeat's value is only a lower bound (some of its echoes were "
+    "lost with their connection, unanswered at the window end or missed while an observer reconnected), "
+    "so the true value is at least as high and a low triangle never means a fast cell; "
+    "every figure's footer names the run, "
     "the repeats per cell, the commit, the machine and the versions.")
 """What the strip figures draw, for their captions."""
 
@@ -175,8 +180,12 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             "loop blocked for 2 s yields one 2 s sample, so p99 understates how often the loop was blocked; "
             "the watchdog's stall counts are in `cells.csv` (`stalls_count`, `stall_max_ms`). Dotted line: "
             f"the GIL switch interval ({switch_ms:g} ms); dashed lines: each ping_timeout, in ms. A lag "
-            "above a dashed line means a pong could wait longer than that timeout. x = the cell failed; "
-            "o = measured, but the probe recorded nothing (the loop was blocked for the whole window); "
+            "above a dashed line means a pong could wait longer than that timeout. A diamond: the repeat's "
+            "p99 is withheld because the probe woke up fewer than 100 times inside the window; the diamond "
+            "is the largest of its samples (`lag_max_ms`, with `lag_samples` in `cells.csv`), or, when the "
+            "probe never woke inside the window, the longest stall of the loop (`stall_max_ms`), the loop "
+            "measure to read then. x = the cell failed; "
+            "o = measured, but nothing recorded; "
             "a triangle on the axis floor = a repeat at 0. Log scale. "
             + STRIP_NOTE),
         "throughput_jobs": (
@@ -195,7 +204,8 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             "p99 of observer echo latency, measured from each echo's *scheduled* send time to its reply "
             "(a stall is not hidden by the sender waiting); echoes still unanswered when the window closed "
             "count with their waiting time so far; echoes on a connection that died are not in this "
-            "statistic (`echo_lost` in `cells.csv`). One p99 per repeat, log scale. x = the cell "
+            "statistic (`echo_lost` in `cells.csv`), so a repeat that lost, censored or missed echoes gives "
+            "only a lower bound (a triangle). One p99 per repeat, log scale. x = the cell "
             "failed; o = no echo recorded. "
             + STRIP_NOTE),
         "survival_boundary": (
