@@ -246,3 +246,30 @@ def test_report_command_rejects_a_missing_directory(tmp_path: Path) -> None:
         args.handler(args)
     message = str(info.value)
     assert message[:1].islower() and not message.endswith(".") and "\n" not in message
+
+
+def test_figures_read_warnings_lower_bounds_and_withheld_percentiles() -> None:
+    from wsblock.report import fig_disconnects, fig_strips, plotting
+
+    loaded = tidy.load_records(RUN_A)
+    df = tidy.frame(loaded.records)
+    cells = aggregate(df)
+    keys = {r["cell_key"]: r for r in cells.to_dict("records")}
+    echo = fig_strips._repeats(df, "echo_p99_ms")
+    lag = fig_strips._repeats(df, "lag_p99_ms", ("lag_max_ms", "stall_max_ms"))
+    for key, found in echo.items():
+        # A repeat is drawn as a lower bound exactly when its record says so.
+        assert any(b for _, b, _ in found) == bool(keys[key]["echo_lower_bound"])
+    for key, found in lag.items():
+        if keys[key]["status"] == "ok":
+            # Every measured cell has a loop figure: a p99, or a stand-in for it.
+            assert found
+            assert all(s == (keys[key]["lag_p99_ms"] != keys[key]["lag_p99_ms"]) for _, _, s in found)
+    here = plotting.panel_cells(cells, "pure_python", 2500.0)
+    settings = keepalives(cells)
+    state = fig_disconnects._state(here, [], workload="pure_python", size=2500.0, strategy="inline",
+                                   keepalive=settings[0])
+    assert state[0] == "ok" and state[4] == "lost" and state[5]
+    state = fig_disconnects._state(here, [], workload="pure_python", size=2500.0, strategy="thread",
+                                   keepalive=settings[1])
+    assert state[4] == "inconclusive"

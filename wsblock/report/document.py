@@ -173,7 +173,11 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             "measured: `failed` "
             "(error listed above), `skipped` (reason listed above), `not run` (not part of the run). "
             "† = repeats disagreed: some lost connections and others did not, so the pooled share is not a "
-            "stable probability."),
+            "stable probability. Under the counts, the cell's survival verdict over its repeats: `kept` only "
+            "when every repeat kept every connection through enough keepalive cycles to show it, `lost` when "
+            "any repeat lost one, `inconclusive` when the window could not show survival (a share of 0 there "
+            "is no claim that connections survive), `n/a` without keepalive pings. ⚠ = the cell carries "
+            "warnings (codes under the summary tables)."),
         "loop_lag_p99": (
             f"p99 of the server event loop's lag: a probe in the loop sleeps {settings['probe']} and records "
             "how late it woke, one sample per wake-up, over the window (one p99 per repeat). A "

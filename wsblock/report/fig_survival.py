@@ -89,11 +89,11 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str, footer: Any = None) 
     xlabel = cellmod.keepalive_title(pairs)
     for k in range(len(variants)):
         axes[k // ncols][k % ncols].set_xlabel(xlabel)
-    fig.supylabel("largest job (target ms)\nthat kept every connection")
+    fig.supylabel("largest job (target ms)\nwith the verdict kept")
     handles = [plotting.plt.Line2D([], [], color=plotting.strategy_colour(s), marker=plotting.strategy_marker(s),
                                    label=s) for s in strategies]
     handles.append(plotting.plt.Line2D([], [], color="#616161", marker="o", markerfacecolor="white",
-                                       linestyle="none", label="hollow: a larger size has no data\nor an inconclusive verdict"))
+                                       linestyle="none", label="hollow: the boundary may lie higher\n(a size without data, or inconclusive)"))
     width = fig.get_size_inches()[0]
     # About 1.6 inches per legend entry; wrap into rows on narrow figures.
     ncol = max(1, min(len(handles), int(width // 1.6)))
