@@ -178,3 +178,84 @@ def test_one_job_more_in_a_window_is_resolution_not_instability() -> None:
     assert agg.step("jobs_per_s", [{"window_s": 4.0}]) == 0.25
     assert agg.step("jobs_per_s", [{"window_s": 4.0, "jobs_in_window": 1.3}]) == 0.1
     assert agg.step("echo_per_s", [{"duration": 2.0}]) == 0.5
+
+
+@pytest.mark.parametrize("repeats, expected", [
+    (["kept", "kept", "kept"], "kept"),
+    (["kept", "lost", "kept"], "lost"),
+    (["kept", "inconclusive", "kept"], "inconclusive"),
+    (["inconclusive", "lost"], "lost"),
+    (["not_applicable", "not_applicable"], "not_applicable"),
+    (["not_applicable", "kept"], "inconclusive"),
+    (["kept", None], "inconclusive"),
+    ([], None),
+])
+def test_a_cell_is_kept_only_when_every_repeat_kept_and_lost_when_any_lost(repeats, expected) -> None:
+    assert agg.verdict_over(repeats) == expected
+
+
+def test_labels_over_repeats_union_warnings_and_carry_any_lower_bound() -> None:
+    rows = [_row("w-a", r) for r in range(3)]
+    qualifiers = [("kept", "few_samples", False), ("inconclusive", "inconclusive_window,few_samples", True),
+                  ("kept", math.nan, False)]
+    for row, (verdict, warnings, bound) in zip(rows, qualifiers):
+        row.update(verdict=verdict, warnings=warnings, echo_lower_bound=bound, job_ms_lower_bound=False,
+                   stalls_primary=None)
+    row = agg.aggregate(_table(rows)).iloc[0]
+    assert row["verdict"] == "inconclusive"
+    assert row["warnings"] == "few_samples,inconclusive_window"
+    assert bool(row["echo_lower_bound"]) and not bool(row["job_ms_lower_bound"])
+    assert not bool(row["stalls_primary"])
+
+
+def test_labels_of_the_fixture_run_follow_its_records() -> None:
+    from pathlib import Path
+    loaded = tidy.load_records(Path(__file__).parent / "fixtures" / "run_a")
+    cells = agg.aggregate(tidy.frame(loaded.records))
+    by_cell = {r["cell"]: r for r in cells.to_dict("records")}
+    for _, record in loaded.records:
+        if record.get("status") != "ok":
+            continue
+        row = by_cell[agg.cell_of(tidy.frame([record]).iloc[0].to_dict())]
+        if record["survival"]["verdict"] == "lost":
+            assert row["verdict"] == "lost"
+        if record["echo_latency_ms"].get("lower_bound"):
+            assert row["echo_lower_bound"]
+        for warning in record.get("warnings") or []:
+            assert warning["code"] in row["warnings"].split(",")
+
+
+def _bounded_runs(bound_a: bool, bound_b: bool, echo_a: float, echo_b: float) -> verdicts.RunComparison:
+    rng = random.Random(7)
+    a = [_row("x", i, echo=echo_a * (1 + 0.02 * rng.random())) for i in range(5)]
+    b = [_row("x", i, echo=echo_b * (1 + 0.02 * rng.random())) for i in range(5)]
+    for rows, bound in ((a, bound_a), (b, bound_b)):
+        for row in rows:
+            row["echo_lower_bound"] = bound
+    return verdicts.compare_tables(_table(a), _table(b), ["echo_p99_ms"])
+
+
+def test_echo_is_never_better_on_the_side_whose_values_are_lower_bounds() -> None:
+    # B's echoes look ten times faster, but its connections died: cannot tell.
+    [v] = _bounded_runs(False, True, 300.0, 30.0).verdicts
+    assert v.verdict == iv.CANNOT_TELL and v.b_lower_bound and not v.a_lower_bound
+    # The same numbers without the bound: better.
+    assert _bounded_runs(False, False, 300.0, 30.0).verdicts[0].verdict == iv.BETTER
+    # A bounded side that is already the slower one: the order holds.
+    assert _bounded_runs(False, True, 30.0, 300.0).verdicts[0].verdict == iv.WORSE
+    # A bounded baseline that looks faster cannot make B worse.
+    assert _bounded_runs(True, False, 30.0, 300.0).verdicts[0].verdict == iv.CANNOT_TELL
+    obj = _bounded_runs(False, True, 300.0, 30.0).as_json()[0]
+    assert obj["b_lower_bound"] is True and obj["verdict"] == iv.CANNOT_TELL
+
+
+def test_compare_engine_reads_lower_bounds_from_tidy_rows() -> None:
+    from wsblock.analysis import comparison
+    rows_a = [_row("x", i, echo=300.0 + i) for i in range(4)]
+    rows_b = [{**_row("x", i, echo=30.0 + i), "echo_lower_bound": True} for i in range(4)]
+    key = agg.cell_of
+    side_a = comparison.sides(_table(rows_a), key)
+    side_b = comparison.sides(_table(rows_b), key)
+    [cell] = side_a
+    verdict = comparison.decide(comparison.metrics.get("echo_p99_ms"), side_a[cell], side_b[cell], cell=cell)
+    assert verdict.verdict == iv.CANNOT_TELL and verdict.mark != comparison.BETTER

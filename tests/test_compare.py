@@ -90,6 +90,16 @@ def test_marks_follow_survival_beyond_noise(a: Side, b: Side, expected: str) -> 
     assert cell_mark(a, b) == expected
 
 
+def test_survival_is_claimed_only_where_the_verdict_is_kept() -> None:
+    lost, kept = _cell(lost=LOST), _cell(lost=KEPT)
+    lost.verdicts = ["lost"] * 3
+    kept.verdicts = ["kept", "inconclusive", "kept"]
+    # B lost nothing, but one repeat could not show survival: better, not "now survives".
+    assert cell_mark(lost, kept) == BETTER
+    kept.verdicts = ["kept"] * 3
+    assert cell_mark(lost, kept) == NOW_SURVIVES
+
+
 def test_marks_follow_each_metrics_direction_and_the_change_test() -> None:
     lag, jobs = metrics.get("lag_p99_ms"), metrics.get("jobs_per_s")
 

@@ -94,7 +94,7 @@ def test_summary_table_has_one_row_per_strategy(report: ReportResult) -> None:
     per_workload = {"pure_python": 2, "blocking_io": 2, "c_holds_gil": 1}
     owners = [name for name in headings for _ in range(per_workload[name])]
     for owner, table in zip(owners, tables):
-        assert [row[0] for row in table[1:]] == expected[owner]
+        assert [row[0].split()[0] for row in table[1:]] == expected[owner]
         assert table[0][:3] == ["strategy", "lost @ 0.5 s", "lost @ 2 s"]
 
 
@@ -109,9 +109,13 @@ def test_summary_tables_match_the_stored_reference(report: ReportResult) -> None
 def test_survival_table_reads_the_records(report: ReportResult) -> None:
     section = _section(report.markdown.read_text(encoding="utf-8"), "Survival boundary")
     rows = {(r[0], r[1]): r[2:] for r in _tables(section)[0][1:]}
-    # Measured: a thread pool kept every pure-Python connection at both sizes.
-    assert rows[("pure_python", "thread")] == ["2,500 ms", "2,500 ms"]
+    # Measured: a thread pool kept every pure-Python connection at both sizes
+    # at ping_timeout 0.5 s; the 2 s window could not show survival.
+    assert rows[("pure_python", "thread")] == ["2,500 ms", "inconclusive"]
     assert "no data" in rows[("blocking_io", "thread")][1]  # its 2,500 ms cell failed
+    # No survival is claimed where a verdict was inconclusive.
+    for entries in rows.values():
+        assert entries[1].startswith(("inconclusive", "none survived"))
 
 
 def test_survival_table_says_none_survived_when_every_size_lost_connections() -> None:
@@ -122,9 +126,53 @@ def test_survival_table_says_none_survived_when_every_size_lost_connections() ->
     # marked as having lost connections at every size.
     lost = (df["workload"] == "pure_python") & (df["strategy"] == "inline")
     df.loc[lost, "disconnect_share"] = 0.5
+    df.loc[lost, "verdict"] = "lost"
     rows = {(r[0], r[1]): r[2:] for r in _tables(survival.table(aggregate(df)))[0][1:]}
     assert rows[("pure_python", "inline")] == ["none survived", "none survived"]
-    assert rows[("pure_python", "thread")] == ["2,500 ms", "2,500 ms"]
+    assert rows[("pure_python", "thread")] == ["2,500 ms", "inconclusive"]
+
+
+def test_survival_boundary_counts_only_kept_verdicts() -> None:
+    from wsblock.report import survival
+
+    df = tidy.frame(tidy.load_records(RUN_A).records)
+    thread = (df["workload"] == "pure_python") & (df["strategy"] == "thread")
+    df.loc[thread & (df["work_ms"] == 2500), "verdict"] = "inconclusive"
+    rows = {(r[0], r[1]): r[2:] for r in _tables(survival.table(aggregate(df)))[0][1:]}
+    assert rows[("pure_python", "thread")][0] == "200 ms (2,500 ms: inconclusive)"
+    df.loc[thread, "verdict"] = "inconclusive"
+    rows = {(r[0], r[1]): r[2:] for r in _tables(survival.table(aggregate(df)))[0][1:]}
+    assert rows[("pure_python", "thread")] == ["inconclusive", "inconclusive"]
+
+
+def test_summary_rows_show_verdicts_bounds_warnings_and_withheld_percentiles() -> None:
+    loaded = tidy.load_records(RUN_A)
+    cells = aggregate(tidy.frame(loaded.records))
+    text = summary_tables(cells, loaded.manifest)
+    pure = text.split("### pure_python", 1)[1].split("###", 1)[0]
+    header, *rows = _tables(pure)[1]  # 2,500 ms per job
+    by_strategy = {r[0].split()[0]: dict(zip(header, r)) for r in rows}
+    inline, thread = by_strategy["inline"], by_strategy["thread"]
+    # An inline cell lost a connection: the verdict says so,
+    # and its echo p99 (the connections died) reads as a lower bound.
+    assert inline["lost @ 0.5 s"].endswith(" lost")
+    assert inline["echo p99 ms"].startswith("≥ ")
+    assert inline["strategy"] == "inline ⚠"
+    assert thread["lost @ 2 s"].endswith(" inconclusive")
+    assert not thread["echo p99 ms"].startswith("≥")
+    # The probe never woke inside the window: the stall stands in for the p99.
+    assert inline["lag p99 ms"].startswith("stall ")
+    assert "(max of " in thread["lag p99 ms"]
+    assert "⚠ thread: @ 0.5 s: few_samples; @ 2 s: inconclusive_window, few_samples" in pure
+    # Each loss entry states the cell's own verdict: `kept` only where it is kept.
+    verdicts = {(r["variant"], r["strategy"], float(r["work_ms"]), float(r["ping_timeout"])): r["verdict"]
+                for r in cells.to_dict("records") if isinstance(r["verdict"], str)}
+    for (variant, strategy, size, timeout), verdict in verdicts.items():
+        section = text.split(f"### {variant}\n", 1)[1].split("###", 1)[0]
+        table = section.split(f"{size:g} ms per job", 1)[1]
+        header, *rows = _tables(table)[0]
+        row = dict(zip(header, next(r for r in rows if r[0].split()[0] == strategy)))
+        assert row[f"lost @ {timeout:g} s"].split()[-1] == {"not_applicable": "n/a"}.get(verdict, verdict)
 
 
 def test_keepalive_variants_are_separate_cells_and_labelled() -> None:
@@ -198,3 +246,30 @@ def test_report_command_rejects_a_missing_directory(tmp_path: Path) -> None:
         args.handler(args)
     message = str(info.value)
     assert message[:1].islower() and not message.endswith(".") and "\n" not in message
+
+
+def test_figures_read_warnings_lower_bounds_and_withheld_percentiles() -> None:
+    from wsblock.report import fig_disconnects, fig_strips, plotting
+
+    loaded = tidy.load_records(RUN_A)
+    df = tidy.frame(loaded.records)
+    cells = aggregate(df)
+    keys = {r["cell_key"]: r for r in cells.to_dict("records")}
+    echo = fig_strips._repeats(df, "echo_p99_ms")
+    lag = fig_strips._repeats(df, "lag_p99_ms", ("lag_max_ms", "stall_max_ms"))
+    for key, found in echo.items():
+        # A repeat is drawn as a lower bound exactly when its record says so.
+        assert any(b for _, b, _ in found) == bool(keys[key]["echo_lower_bound"])
+    for key, found in lag.items():
+        if keys[key]["status"] == "ok":
+            # Every measured cell has a loop figure: a p99, or a stand-in for it.
+            assert found
+            assert all(s == (keys[key]["lag_p99_ms"] != keys[key]["lag_p99_ms"]) for _, _, s in found)
+    here = plotting.panel_cells(cells, "pure_python", 2500.0)
+    settings = keepalives(cells)
+    state = fig_disconnects._state(here, [], workload="pure_python", size=2500.0, strategy="inline",
+                                   keepalive=settings[0])
+    assert state[0] == "ok" and state[4] == "lost" and state[5]
+    state = fig_disconnects._state(here, [], workload="pure_python", size=2500.0, strategy="thread",
+                                   keepalive=settings[1])
+    assert state[4] == "inconclusive"

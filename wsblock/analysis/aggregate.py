@@ -57,6 +57,18 @@ LEGACY_COLUMNS = ("disconnects_total", "connections_opened")
 LOSS_COLUMNS = (*ORIGINAL_COLUMNS, *LEGACY_COLUMNS)
 """The tidy columns :func:`lost_of` reads."""
 
+VERDICTS = ("lost", "kept", "inconclusive", "not_applicable")
+"""The survival verdicts of a record (``survival.verdict``)."""
+
+LABELS = ("verdict", "warnings", "echo_lower_bound", "job_ms_lower_bound", "stalls_primary")
+"""The qualifiers a cell carries over its repeats (:func:`summarise`), named as the tidy labels."""
+
+BOUNDED_BY = {
+    "echo_p50_ms": "echo_lower_bound", "echo_p99_ms": "echo_lower_bound", "echo_max_ms": "echo_lower_bound",
+    "job_ms_p50": "job_ms_lower_bound", "job_ms_max": "job_ms_lower_bound",
+}
+"""Metric column -> the label that says its value is only a lower bound (the true value may be larger)."""
+
 SUFFIXES = ("low", "high", "conf", "n")
 """Per metric, the aggregated table has ``<metric>`` (the median) and ``<metric>_<suffix>``."""
 
@@ -154,6 +166,52 @@ def lost_of(row: Mapping[str, Any]) -> tuple[int, int] | None:
     return None
 
 
+def verdict_over(verdicts: Iterable[Any]) -> str | None:
+    """The survival verdict of a cell from the verdicts of its measured repeats.
+
+    ``lost`` when any repeat lost a connection (a loss is observed whatever
+    the other repeats show); ``kept`` only when every repeat kept every
+    connection; ``not_applicable`` when no repeat had keepalive; otherwise
+    ``inconclusive`` (including a repeat without a verdict next to others).
+
+    Args:
+        verdicts: One verdict per measured repeat (None or NaN: unknown).
+
+    Returns:
+        The cell's verdict, or None when there are no repeats.
+    """
+    found = [v if isinstance(v, str) and v in VERDICTS else None for v in verdicts]
+    if not found:
+        return None
+    if "lost" in found:
+        return "lost"
+    if all(v == "kept" for v in found):
+        return "kept"
+    if all(v == "not_applicable" for v in found):
+        return "not_applicable"
+    return "inconclusive"
+
+
+def warning_codes(values: Iterable[Any]) -> list[str]:
+    """The warning codes of some repeats, each once, in first-seen order.
+
+    Args:
+        values: The tidy ``warnings`` column of the repeats (comma-joined
+            codes; None or NaN: no warnings).
+    """
+    codes: dict[str, None] = {}
+    for value in values:
+        if isinstance(value, str):
+            codes.update((c.strip(), None) for c in value.split(",") if c.strip())
+    return list(codes)
+
+
+def any_flag(values: Iterable[Any]) -> bool:
+    """Whether any repeat has a label flag set (None and NaN count as unset)."""
+    return any(v is True or (isinstance(v, (int, float)) and not isinstance(v, bool) and v == 1)
+               or (isinstance(v, str) and v.lower() == "true") for v in values)
+
+
 def _number(value: Any) -> float:
     if value is None or isinstance(value, bool):
         return math.nan
@@ -210,6 +268,18 @@ class CellRepeats:
     def repeats_lost_any(self) -> int:
         """Measured repeats that lost at least one connection."""
         return sum(1 for k, _ in self.losses() if k > 0)
+
+    def verdict(self) -> str | None:
+        """The survival verdict over the measured repeats (:func:`verdict_over`)."""
+        return verdict_over(r.get("verdict") for r in self.measured)
+
+    def warnings(self) -> list[str]:
+        """The warning codes of every repeat, measured or not, each once."""
+        return warning_codes(r.get("warnings") for r in self.rows)
+
+    def flagged(self, label: str) -> bool:
+        """Whether any measured repeat sets a label flag (e.g. ``echo_lower_bound``)."""
+        return any_flag(r.get(label) for r in self.measured)
 
     def step(self, metric: str) -> float:
         """The smallest difference of ``metric`` this cell can show.
@@ -276,7 +346,7 @@ def identity_columns(df: pd.DataFrame) -> list[str]:
     parameters; not the per-repeat columns, the measurements or the metadata.
     """
     per_repeat = {"cell_id", "repeat", "status", "error"}
-    measured = {*tidy.WORK_COLUMNS, *tidy.METRIC_COLUMNS, *tidy.META_COLUMNS}
+    measured = {*tidy.WORK_COLUMNS, *tidy.METRIC_COLUMNS, *tidy.LABEL_COLUMNS, *tidy.META_COLUMNS}
     return [c for c in df.columns
             if c not in per_repeat and c not in measured and not c.startswith("disconnects_")]
 
@@ -313,10 +383,24 @@ def summarise(cell: CellRepeats, metrics: Sequence[str], identity: Sequence[str]
         "lost_low": lost.low, "lost_high": lost.high,
         "loss_repeats": len(pairs), "repeats_lost_any": cell.repeats_lost_any(),
     })
+    row.update(labels(cell))
     reasons = cell.instability(primary) if measured else []
     row["unstable"] = bool(reasons)
     row["unstable_reasons"] = "; ".join(reasons)
     return row
+
+
+def labels(cell: CellRepeats) -> dict[str, Any]:
+    """The qualifiers of a cell over its repeats (:data:`LABELS`).
+
+    ``verdict`` (:meth:`CellRepeats.verdict`); ``warnings``: the codes of
+    every repeat's warnings, each once, comma-joined (``""``: none);
+    ``echo_lower_bound``, ``job_ms_lower_bound``, ``stalls_primary``: true
+    when any measured repeat sets them, since a median over repeats of
+    which one is a lower bound is itself no more than a lower bound.
+    """
+    return {"verdict": cell.verdict(), "warnings": ",".join(cell.warnings()),
+            **{label: cell.flagged(label) for label in LABELS[2:]}}
 
 
 def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
@@ -339,7 +423,8 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
         (``<metric>_n``); the loss ``lost_k`` of ``lost_n`` connections,
         ``lost_share`` with its Wilson 95 % interval ``lost_low`` ..
         ``lost_high``, ``loss_repeats`` (repeats behind it) and
-        ``repeats_lost_any``; ``unstable`` and ``unstable_reasons``.
+        ``repeats_lost_any``; the qualifiers :data:`LABELS` (:func:`labels`);
+        ``unstable`` and ``unstable_reasons``.
     """
     chosen = list(metric_columns(df) if metrics is None else metrics)
     identity = identity_columns(df)
@@ -347,7 +432,7 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
     for metric in chosen:
         columns += [metric, *(f"{metric}_{s}" for s in SUFFIXES)]
     columns += ["lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "loss_repeats",
-                "repeats_lost_any", "unstable", "unstable_reasons"]
+                "repeats_lost_any", *LABELS, "unstable", "unstable_reasons"]
     primary = tuple(primary)
     rows = [summarise(cell, chosen, identity, primary) for cell in group(df).values()]
     out = pd.DataFrame(rows, columns=columns)
@@ -358,8 +443,8 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
     return out
 
 
-__all__ = ["CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
-           "ORIGINAL_COLUMNS", "PER_WINDOW", "PRIMARY",
-           "Resolution",
-           "aggregate", "cell_of", "group", "identity_columns", "lost_of", "metric_columns", "resolution", "step",
-           "summarise"]
+__all__ = ["BOUNDED_BY", "CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
+           "LABELS", "ORIGINAL_COLUMNS", "PER_WINDOW", "PRIMARY",
+           "Resolution", "VERDICTS",
+           "aggregate", "any_flag", "cell_of", "group", "identity_columns", "labels", "lost_of", "metric_columns",
+           "resolution", "step", "summarise", "verdict_over", "warning_codes"]

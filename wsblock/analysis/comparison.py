@@ -34,8 +34,9 @@ BETTER = "- better"
 NO_CHANGE = ""
 
 MARKS: dict[str, str] = {
-    NOW_DISCONNECTS: "B lost more connections than A beyond noise, and every repeat of A kept every connection",
-    NOW_SURVIVES: "the reverse: every repeat of B kept every connection",
+    NOW_DISCONNECTS: "B lost more connections than A beyond noise, and every repeat of A kept every connection "
+                     "(verdict kept)",
+    NOW_SURVIVES: "the reverse: every repeat of B kept every connection (verdict kept)",
     FAILED_A: "no measurement in A",
     FAILED_B: "no measurement in B",
     FAILED_BOTH: "no measurement on either side",
@@ -59,11 +60,17 @@ class Side:
         values: Metric column -> the values of the measured repeats (NaN
             where a repeat recorded nothing).
         repeats: Rows seen for the cell, measured or not.
+        flags: Labels (:data:`wsblock.schema.metrics.LABEL_COLUMNS`) that
+            some measured repeat sets, e.g. ``echo_lower_bound``.
+        verdicts: The survival verdict of each measured repeat whose row
+            has one (``survival.verdict``).
     """
 
     row: Mapping[str, Any]
     values: dict[str, list[float]] = field(default_factory=dict)
     repeats: int = 0
+    flags: set[str] = field(default_factory=set)
+    verdicts: list[Any] = field(default_factory=list)
 
     @property
     def measured(self) -> bool:
@@ -94,6 +101,9 @@ class _Repeats:
     def step(self, metric: str) -> float:
         return aggregate.step(metric, [self.side.row] if self.side is not None else [])
 
+    def flagged(self, label: str) -> bool:
+        return self.side is not None and label in self.side.flags
+
 
 def sides(df: pd.DataFrame, key: Callable[[Mapping[str, Any]], Hashable],
           columns: Iterable[str] | None = None) -> dict[Hashable, Side]:
@@ -121,6 +131,9 @@ def sides(df: pd.DataFrame, key: Callable[[Mapping[str, Any]], Hashable],
             continue
         for column in wanted:
             side.values.setdefault(column, []).append(metrics.number(row.get(column)))
+        side.flags.update(label for label in metrics.LABEL_COLUMNS if aggregate.any_flag([row.get(label)]))
+        if "verdict" in row:
+            side.verdicts.append(row.get("verdict"))
     return out
 
 
@@ -159,6 +172,13 @@ class Verdict:
 
 
 def _survived(side: _Repeats) -> bool | None:
+    """Whether every repeat kept every connection, as a claim of survival may say.
+
+    Where the rows carry survival verdicts, only the verdict ``kept`` over
+    the repeats counts: a window too short to show survival makes no claim.
+    """
+    if side.side is not None and side.side.verdicts:
+        return aggregate.verdict_over(side.side.verdicts) == "kept"
     losses = side.losses()
     if losses:
         return all(k == 0 for k, _ in losses)

@@ -13,7 +13,11 @@ stated test of :mod:`wsblock.analysis.intervals`:
   lost, pooled over the repeats, with the per-repeat shares as a guard.
 
 Either side with fewer than :data:`~wsblock.analysis.intervals.MIN_REPEATS`
-measured repeats gives ``cannot tell``. The result is one :class:`Verdict`
+measured repeats gives ``cannot tell``. So does a change whose better side
+is only a lower bound (echoes or jobs cut short because connections died or
+the window ended: :data:`~wsblock.analysis.aggregate.BOUNDED_BY`): its true
+value may be as large as the other side's, so a cell is never ranked better
+because its connections died. The result is one :class:`Verdict`
 per (cell, metric); markdown and JSON renderings are built from it.
 """
 
@@ -26,7 +30,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import pandas as pd
 
 from wsblock.analysis import intervals as iv
-from wsblock.analysis.aggregate import LOSS, CellRepeats, group, resolution
+from wsblock.analysis.aggregate import BOUNDED_BY, LOSS, CellRepeats, group, resolution
 from wsblock.schema import metrics
 
 COMPARED = tuple(m.column for m in metrics.in_compare())
@@ -61,6 +65,9 @@ class Verdict:
         verdict: ``better``, ``worse``, ``no change`` or ``cannot tell``.
         a_count: For the loss, ``(lost, at risk)`` connections of A.
         b_count: Likewise for B.
+        a_lower_bound: A's value is only a lower bound (some repeat's
+            echoes or jobs were cut short).
+        b_lower_bound: Likewise for B.
     """
 
     cell: str
@@ -78,6 +85,8 @@ class Verdict:
     verdict: str
     a_count: tuple[int, int] | None = None
     b_count: tuple[int, int] | None = None
+    a_lower_bound: bool = False
+    b_lower_bound: bool = False
 
     @property
     def changed(self) -> bool:
@@ -94,6 +103,7 @@ class Verdict:
             "a_n": self.a_n, "b_n": self.b_n,
             "a_confidence": _json(self.a_confidence), "b_confidence": _json(self.b_confidence),
             "p_value": _json(self.p_value),
+            "a_lower_bound": self.a_lower_bound, "b_lower_bound": self.b_lower_bound,
         }
         if self.a_count is not None or self.b_count is not None:
             out["a_count"] = list(self.a_count) if self.a_count else None
@@ -151,6 +161,19 @@ class Repeats(Protocol):
     def step(self, metric: str) -> float:
         """The smallest difference of ``metric`` the cell can show (its resolution)."""
 
+    def flagged(self, label: str) -> bool:
+        """Whether any measured repeat sets a label flag (e.g. ``echo_lower_bound``).
+
+        Optional: a grouping without labels is read as having none set.
+        """
+
+
+def lower_bound(side: Repeats, metric: str) -> bool:
+    """Whether the side's values of ``metric`` are only lower bounds (:data:`BOUNDED_BY`)."""
+    label = BOUNDED_BY.get(metric)
+    flagged = getattr(side, "flagged", None)
+    return label is not None and flagged is not None and bool(flagged(label))
+
 
 def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats, *,
                    min_ratio: float | None = None) -> Verdict:
@@ -179,8 +202,17 @@ def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats, *,
     c = iv.compare_values(a.values(metric), b.values(metric), higher_is_better=higher_is_better(metric),
                           floor=max(a.step(metric), b.step(metric)),
                           min_ratio=rule.min_ratio if min_ratio is None else min_ratio)
+    bound_a, bound_b = lower_bound(a, metric), lower_bound(b, metric)
+    verdict = c.verdict
+    if verdict in (iv.BETTER, iv.WORSE) and (bound_a or bound_b):
+        # A lower bound may hide a larger value: the order holds only when the
+        # bounded side is the larger one already.
+        smaller_is_bounded = bound_b if c.b.median < c.a.median else bound_a
+        if smaller_is_bounded:
+            verdict = iv.CANNOT_TELL
     return Verdict(cell, metric, c.a.median, c.b.median, (c.a.low, c.a.high), (c.b.low, c.b.high),
-                   c.a.confidence, c.b.confidence, c.a.n, c.b.n, c.ratio, c.p_value, c.verdict)
+                   c.a.confidence, c.b.confidence, c.a.n, c.b.n, c.ratio, c.p_value, verdict,
+                   a_lower_bound=bound_a, b_lower_bound=bound_b)
 
 
 def compare_groups(a: Mapping[str, CellRepeats], b: Mapping[str, CellRepeats],
@@ -228,4 +260,4 @@ def summary_line(result: RunComparison) -> str:
 
 
 __all__ = ["COMPARED", "Repeats", "RunComparison", "Verdict", "compare_groups", "compare_metric",
-           "compare_tables", "higher_is_better", "summary_line"]
+           "compare_tables", "higher_is_better", "lower_bound", "summary_line"]

@@ -33,7 +33,7 @@ INTERVAL_METRICS = tuple(m.column for m in metrics.METRICS
 INTERVAL_COLUMNS = (
     *(f"{m}_{suffix}" for m in INTERVAL_METRICS for suffix in spread.SUFFIXES),
     "lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "loss_repeats", "repeats_lost_any",
-    "unstable", "unstable_reasons",
+    *spread.LABELS, "unstable", "unstable_reasons",
 )
 """Columns :func:`aggregate` adds from :mod:`wsblock.analysis.aggregate`."""
 """Columns summarised over repeats, each as its metric declares (the
@@ -113,7 +113,10 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         behind it (``<metric>_low``, ``_high``, ``_conf``, ``_n``), the
         pooled loss (``lost_k`` of ``lost_n``, Wilson interval ``lost_low``
         .. ``lost_high``, ``repeats_lost_any``) and ``unstable`` with
-        ``unstable_reasons`` (:func:`wsblock.analysis.aggregate.summarise`).
+        ``unstable_reasons`` (:func:`wsblock.analysis.aggregate.summarise`),
+        and the cell's qualifiers over its repeats: ``verdict``, ``warnings``
+        (codes, comma-joined), ``echo_lower_bound``, ``job_ms_lower_bound``,
+        ``stalls_primary`` (:func:`wsblock.analysis.aggregate.labels`).
     """
     keys = key_columns(df)
     out_columns = [*keys, "variant", "cell_key", "repeats", "ok_repeats", "failed_repeats", "status", "error",

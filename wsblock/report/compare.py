@@ -128,7 +128,9 @@ def _value_text(verdict: comparison.Verdict, metric: Any, side: int) -> str:
     repeats = test.a_n if side == 0 else test.b_n
     if count is not None:
         return md.proportion(count[0], count[1], low, high, repeats)
-    return md.estimate(value, low, high, repeats, md.for_metric(metric))
+    text = md.estimate(value, low, high, repeats, md.for_metric(metric))
+    bound = test.a_lower_bound if side == 0 else test.b_lower_bound
+    return f"≥ {text}" if bound and not md.is_missing(value) else text
 
 
 def compare(dir_a: str | Path, dir_b: str | Path) -> str:
@@ -172,7 +174,10 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
         "lost of original connections (the first connection of each load slot; records before version 3: "
         "every connection open in the window), pooled over the repeats, with the share and its Wilson 95 % "
         "interval. B/A = B divided by A, both raised to the metric's resolution (`–` when a side has no "
-        "value). " + comparison.TEST)
+        "value). `≥` before a value: a lower bound (some repeat's echoes were lost with their connection, "
+        "unanswered at the window end or never sent while an observer reconnected, or its jobs were still "
+        "running at the stop); a change whose better side is a lower bound is `cannot tell`, so a cell is "
+        "never ranked better because its connections died. " + comparison.TEST)
     out.append("")
     used = [mark for mark in comparison.MARKS if mark in marks]
     out.append("Marks: " + (comparison.legend(used) if used else "none."))

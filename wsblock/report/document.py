@@ -105,7 +105,7 @@ def _figures(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip],
     specs = [
         fig_strips.StripSpec("loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
                              "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=switch_ms,
-                             timeout_lines=True),
+                             timeout_lines=True, withheld=("lag_max_ms", "stall_max_ms")),
         fig_strips.StripSpec("throughput_jobs", "jobs_per_s", "Throughput: job replies received per second",
                              "jobs per second", **_job_ceiling(records)),
         fig_strips.StripSpec("throughput_echo", "echo_per_s",
@@ -147,7 +147,12 @@ def _stability(cells: pd.DataFrame) -> list[str]:
 STRIP_NOTE = (
     "Each dot is one repeat of the cell, the black bar the median over its repeats, the shaded band the "
     "interval of the median (order statistics: the range of the repeats with 3 to 5 of them, a 95 % interval "
-    "from 6); `!` = unstable (listed under *Stability of the repeats*); every figure's footer names the run, "
+    "from 6); `!` = unstable (listed under *Stability of the repeats*); hollow marks and `⚠` above a column "
+    "= the cell carries warnings (their codes are listed under the summary tables; `docs/record.md`); an "
+    "upward triangle instead of a dot = that repeat's value is only a lower bound (some of its echoes were "
+    "lost with their connection, unanswered at the window end or missed while an observer reconnected), "
+    "so the true value is at least as high and a low triangle never means a fast cell; "
+    "every figure's footer names the run, "
     "the repeats per cell, the commit, the machine and the versions.")
 """What the strip figures draw, for their captions."""
 
@@ -168,15 +173,23 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             "measured: `failed` "
             "(error listed above), `skipped` (reason listed above), `not run` (not part of the run). "
             "† = repeats disagreed: some lost connections and others did not, so the pooled share is not a "
-            "stable probability."),
+            "stable probability. Under the counts, the cell's survival verdict over its repeats: `kept` only "
+            "when every repeat kept every connection through enough keepalive cycles to show it, `lost` when "
+            "any repeat lost one, `inconclusive` when the window could not show survival (a share of 0 there "
+            "is no claim that connections survive), `n/a` without keepalive pings. ⚠ = the cell carries "
+            "warnings (codes under the summary tables)."),
         "loop_lag_p99": (
             f"p99 of the server event loop's lag: a probe in the loop sleeps {settings['probe']} and records "
             "how late it woke, one sample per wake-up, over the window (one p99 per repeat). A "
             "loop blocked for 2 s yields one 2 s sample, so p99 understates how often the loop was blocked; "
             "the watchdog's stall counts are in `cells.csv` (`stalls_count`, `stall_max_ms`). Dotted line: "
             f"the GIL switch interval ({switch_ms:g} ms); dashed lines: each ping_timeout, in ms. A lag "
-            "above a dashed line means a pong could wait longer than that timeout. x = the cell failed; "
-            "o = measured, but the probe recorded nothing (the loop was blocked for the whole window); "
+            "above a dashed line means a pong could wait longer than that timeout. A diamond: the repeat's "
+            "p99 is withheld because the probe woke up fewer than 100 times inside the window; the diamond "
+            "is the largest of its samples (`lag_max_ms`, with `lag_samples` in `cells.csv`), or, when the "
+            "probe never woke inside the window, the longest stall of the loop (`stall_max_ms`), the loop "
+            "measure to read then. x = the cell failed; "
+            "o = measured, but nothing recorded; "
             "a triangle on the axis floor = a repeat at 0. Log scale. "
             + STRIP_NOTE),
         "throughput_jobs": (
@@ -195,15 +208,17 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             "p99 of observer echo latency, measured from each echo's *scheduled* send time to its reply "
             "(a stall is not hidden by the sender waiting); echoes still unanswered when the window closed "
             "count with their waiting time so far; echoes on a connection that died are not in this "
-            "statistic (`echo_lost` in `cells.csv`). One p99 per repeat, log scale. x = the cell "
+            "statistic (`echo_lost` in `cells.csv`), so a repeat that lost, censored or missed echoes gives "
+            "only a lower bound (a triangle). One p99 per repeat, log scale. x = the cell "
             "failed; o = no echo recorded. "
             + STRIP_NOTE),
         "survival_boundary": (
             "For each workload, strategy and ping_timeout: the largest work size (target ms per job) "
-            "whose cell kept every connection (share lost = 0) in every repeat. The bottom band is "
-            "\"none survived\": even the smallest size lost connections. Gaps: nothing measured. A hollow "
-            "marker: a larger size of the run has no measurement (failed, skipped or not run), so the "
-            "boundary may lie higher."),
+            "whose verdict is `kept`: every repeat kept every connection through enough keepalive cycles "
+            "to show it. The bottom band is \"none survived\": a size lost connections and no smaller one "
+            "was kept. Gaps: nothing measured, or every size inconclusive (the window could not show "
+            "survival; no claim). A hollow marker: a larger size of the run has no measurement (failed, "
+            "skipped or not run) or an inconclusive verdict, so the boundary may lie higher."),
     }
 
 
@@ -378,11 +393,14 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     text += ["## Summary by workload", "", tables.summary_tables(cells, loaded.manifest)]
     text += ["## Survival boundary", ""]
     text.append(
-        "Largest work size (target ms per job) that kept every connection in every repeat, per ping_timeout; "
-        f"sizes in this run: {survival.sizes_tested(cells)}. `none survived`: even the smallest size lost "
-        "connections; `no data`: no measured cell; `*`: a smaller size lost connections although this "
-        "one survived (noise or a finding; check the cells); `(X ms: no data)`: larger sizes without a "
-        "measurement, so the boundary may lie higher."
+        "Largest work size (target ms per job) whose verdict is `kept`, per ping_timeout: every repeat kept "
+        "every connection through enough keepalive cycles to show it. A size that lost nothing in a window "
+        "too short to show survival is `inconclusive` and never counts as kept. "
+        f"Sizes in this run: {survival.sizes_tested(cells)}. `none survived`: a size lost connections and no "
+        "smaller one was kept; `inconclusive`: no size was lost or kept (no claim); `no data`: no measured "
+        "cell; `*`: a smaller size lost connections although this one was kept (noise or a finding; check "
+        "the cells); `(X ms: inconclusive)`: larger sizes that lost nothing but could not show survival; "
+        "`(X ms: no data)`: larger sizes without a measurement; either way the boundary may lie higher."
     )
     text += ["", survival.table(cells)]
     text += ["## Figures", ""]

@@ -18,21 +18,31 @@ STEM = "disconnect_map"
 CMAP = "YlOrRd"
 
 
+VERDICT_TEXT = {"kept": "kept", "lost": "lost", "inconclusive": "inconclusive", "not_applicable": "n/a"}
+"""The survival verdict as a square shows it, under the counts."""
+
+WARNING_MARK = "⚠"
+
+
 def _state(cells: pd.DataFrame, skipped: list[cellmod.Skip], *, workload: str, size: float,
-           strategy: str, keepalive: cellmod.Keepalive) -> tuple[str, float, bool, str]:
-    """``(state, share, repeats disagree, counts)`` of one heatmap square.
+           strategy: str, keepalive: cellmod.Keepalive) -> tuple[str, float, bool, str, str, bool]:
+    """``(state, share, repeats disagree, counts, verdict, warned)`` of one heatmap square.
 
     The share is pooled over the repeats (connections lost / connections
-    open in the window); ``counts`` is ``k/n``, empty without counts.
+    open in the window); ``counts`` is ``k/n``, empty without counts;
+    ``verdict`` the cell's survival verdict over its repeats as the square
+    reads it; ``warned`` whether the cell carries warnings.
     """
     found, row = cellmod.state(cells, skipped, workload=workload, size=size, strategy=strategy,
                                keepalive=keepalive)
     if found == cellmod.OK and row is not None:
+        verdict = VERDICT_TEXT.get(row.get("verdict"), "")
+        warned = isinstance(row.get("warnings"), str) and bool(row.get("warnings"))
         k, n = row.get("lost_k"), row.get("lost_n")
         if not cellmod.is_none(n) and n:
-            return found, int(k) / int(n), bool(row["repeats_disagree"]), f"{int(k)}/{int(n)}"
-        return found, float(row["disconnect_share"]), bool(row["repeats_disagree"]), ""
-    return found, np.nan, False, ""
+            return found, int(k) / int(n), bool(row["repeats_disagree"]), f"{int(k)}/{int(n)}", verdict, warned
+        return found, float(row["disconnect_share"]), bool(row["repeats_disagree"]), "", verdict, warned
+    return found, np.nan, False, "", "", False
 
 
 def _panel(ax: Any, cells: pd.DataFrame, skipped: list[cellmod.Skip], strategies: list[str],
@@ -42,15 +52,17 @@ def _panel(ax: Any, cells: pd.DataFrame, skipped: list[cellmod.Skip], strategies
     grid = np.full((len(strategies), len(pairs)), np.nan)
     for i, strategy in enumerate(strategies):
         for j, pair in enumerate(pairs):
-            state, value, disagree, counts = _state(cells, skipped, workload=workload, size=size,
-                                                    strategy=strategy, keepalive=pair)
+            state, value, disagree, counts, verdict, warned = _state(
+                cells, skipped, workload=workload, size=size, strategy=strategy, keepalive=pair)
             if state == "ok" and not np.isnan(value):
                 grid[i, j] = value
                 colour = "white" if value >= 0.6 else "black"
-                text = md.share(value) + (" †" if disagree else "")
-                ax.text(j, i - (0.13 if counts else 0), text, ha="center", va="center", fontsize=8, color=colour)
-                if counts:
-                    ax.text(j, i + 0.2, counts, ha="center", va="center", fontsize=6.5, color=colour)
+                text = md.share(value) + (" †" if disagree else "") + (f" {WARNING_MARK}" if warned else "")
+                lines = [text, *([counts] if counts else []), *([verdict] if verdict else [])]
+                offsets = {1: [0.0], 2: [-0.13, 0.2], 3: [-0.22, 0.06, 0.3]}[len(lines)]
+                for k, (line, dy) in enumerate(zip(lines, offsets)):
+                    ax.text(j, i + dy, line, ha="center", va="center", fontsize=8 if k == 0 else 6.5,
+                            color=colour, fontstyle="italic" if line == verdict and k else "normal")
                 continue
             # Unmeasured squares: grey and hatched, named in words so that
             # they can never be read as "0 lost".
@@ -115,5 +127,6 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
     plotting.title(fig, "Connections lost: share of connections that ended abnormally in the window",
                    subtitle + ("; in each square the share lost and original connections lost/opened, "
                                "pooled over the repeats" if counted else "; share lost")
-                   + "; † = repeats disagree (some lost connections, some did not)")
+                   + "; † = repeats disagree (some lost connections, some did not); under it the verdict "
+                   + f"(kept / lost / inconclusive: no claim); {WARNING_MARK} = the cell carries warnings")
     return plotting.save(fig, out_dir, STEM, footer)

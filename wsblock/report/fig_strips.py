@@ -8,7 +8,11 @@ interval of the median (:func:`wsblock.analysis.intervals.median_interval`)
 as a vertical line. A cell whose repeats vary too much or disagree on
 losses (:meth:`wsblock.analysis.aggregate.CellRepeats.instability`) carries
 a ``!`` beside it. A value of 0 on a log axis is drawn as a triangle on the
-axis floor, never dropped.
+axis floor, never dropped. A cell that carries warnings (its records'
+``warnings``) is drawn with hollow dots and a ``⚠`` above its column; a
+repeat whose value is only a lower bound (e.g. echo latency of a repeat that
+lost connections, :data:`wsblock.analysis.aggregate.BOUNDED_BY`) is an
+upward triangle instead of a dot: the true value is at least that high.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from wsblock.analysis import aggregate as spread
 from wsblock.analysis import intervals as iv
 from wsblock.report import cells as cellmod
 from wsblock.report import plotting
@@ -31,6 +36,8 @@ from wsblock.report.provenance import Provenance
 
 UNSTABLE_MARK = "!"
 UNSTABLE_COLOUR = "#b71c1c"
+WARNING_MARK = "⚠"
+WARNING_COLOUR = "#e65100"
 
 
 @dataclass
@@ -48,6 +55,10 @@ class StripSpec:
         ceiling: Work size (ms) -> the best possible value, drawn as a
             reference line (e.g. jobs/s if no job ever waited).
         ceiling_label: Legend text of that line.
+        withheld: Columns read, in order, for a repeat whose ``column`` is
+            withheld (a percentile under too few samples); such a value is
+            drawn as a diamond. E.g. the probe's maximum, then the longest
+            stall when the probe never woke inside the window.
     """
 
     stem: str
@@ -59,6 +70,7 @@ class StripSpec:
     timeout_lines: bool = False
     ceiling: Callable[[float], float] | None = None
     ceiling_label: str = ""
+    withheld: tuple[str, ...] = ()
 
 
 @dataclass
@@ -69,36 +81,63 @@ class Column:
     values: list[float]
     estimate: iv.Estimate | None = None
     unstable: bool = False
+    warned: bool = False
+    bounds: list[bool] | None = None
+    stand_ins: list[bool] | None = None
 
 
 def repeats_by_cell(df: pd.DataFrame, column: str) -> dict[str, list[float]]:
     """Per aggregated cell (``cell_key``), the finite values of ``column`` of its measured repeats."""
+    return {key: [v for v, _, _ in found] for key, found in _repeats(df, column).items()}
+
+
+def _finite(value: Any) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def _repeats(df: pd.DataFrame, column: str,
+             withheld: tuple[str, ...] = ()) -> dict[str, list[tuple[float, bool, bool]]]:
+    """Per cell, ``(value, is a lower bound, is a stand-in)`` of each measured repeat with a value.
+
+    A repeat whose ``column`` is missing takes the first finite column of
+    ``withheld`` as a stand-in.
+    """
     keys = cellmod.key_columns(df)
-    out: dict[str, list[float]] = {}
+    label = spread.BOUNDED_BY.get(column)
+    out: dict[str, list[tuple[float, bool, bool]]] = {}
     for row in df.to_dict("records"):
         values = out.setdefault(cellmod.cell_key(row, keys), [])
-        if row.get("status") == "ok" and column in row:
-            try:
-                value = float(row[column])
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(value):
-                values.append(value)
+        if row.get("status") != "ok" or column not in row:
+            continue
+        value, stand_in = _finite(row[column]), False
+        for other in withheld:
+            if not math.isnan(value):
+                break
+            value, stand_in = _finite(row.get(other)), True
+        if not math.isnan(value):
+            values.append((value, label is not None and spread.any_flag([row.get(label)]), stand_in))
     return out
 
 
 def _column(here: pd.DataFrame, setting: cellmod.Keepalive, strategy: str,
-            repeats: Mapping[str, list[float]]) -> Column:
+            repeats: Mapping[str, list[tuple[float, bool, bool]]]) -> Column:
     found = cellmod.lookup_keepalive(here, setting, strategy=strategy)
     if found.empty:
         return Column("absent", [])
     row = found.iloc[0]
+    warned = isinstance(row.get("warnings"), str) and bool(row.get("warnings"))
     if row["status"] != "ok":
         return Column("failed", [])
-    values = repeats.get(row["cell_key"], [])
+    found = repeats.get(row["cell_key"], [])
+    values = [v for v, _, _ in found]
     if not values:
-        return Column("empty", [])
-    return Column("ok", values, iv.median_interval(values), bool(row.get("unstable", False)))
+        return Column("empty", [], warned=warned)
+    return Column("ok", values, iv.median_interval(values), bool(row.get("unstable", False)), warned,
+                  [b for _, b, _ in found], [s for _, _, s in found])
 
 
 def _limits(values: list[float], spec: StripSpec, timeouts: list[float],
@@ -136,14 +175,14 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
     Returns:
         The written files.
     """
-    repeats = repeats_by_cell(df, spec.column)
+    repeats = _repeats(df, spec.column, spec.withheld)
     grid = plotting.Grid.of(cells)
     pairs = cellmod.keepalives(cells, skipped)
     labels = cellmod.keepalive_labels(pairs)
     colours = plotting.keepalive_colours(len(pairs))
     timeouts = sorted({k.ping_timeout for k in pairs if k.ping_timeout is not None})
     line_colours = _line_colours(pairs, colours)
-    everything = [v for vs in repeats.values() for v in vs]
+    everything = [v for vs in repeats.values() for v, _, _ in vs]
     low, high = _limits(everything, spec, timeouts)
     width = 0.8 / max(1, len(pairs))
     most = len(plotting.strategies_of(cells, skipped))
@@ -190,7 +229,9 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
             ax.grid(axis="y", color="#e0e0e0", linewidth=0.6)
             ax.set_axisbelow(True)
     fig.supylabel(spec.ylabel)
-    _legend(fig, spec, pairs, labels, colours, line_colours)
+    bounded = any(b for vs in repeats.values() for _, b, _ in vs)
+    stood_in = any(s for vs in repeats.values() for _, _, s in vs)
+    _legend(fig, spec, pairs, labels, colours, line_colours, bounded, stood_in)
     plotting.title(fig, spec.title, subtitle)
     return plotting.save(fig, out_dir, spec.stem, footer)
 
@@ -204,25 +245,36 @@ def _draw_column(ax: Any, x: float, width: float, col: Column, colour: Any, low:
     if col.state == "empty":
         ax.plot([x], [marker_y], linestyle="none", marker="o", markerfacecolor="none", color="#424242",
                 markersize=5)
+        if col.warned:
+            _warning(ax, x, marker_y, log)
         return
     if col.state != "ok" or col.estimate is None:
         return
     e = col.estimate
     # Dots spread across the column in repeat order, so equal values stay visible.
     n = len(col.values)
-    spread = width * 0.5
-    xs = [x] if n == 1 else list(np.linspace(x - spread / 2, x + spread / 2, n))
+    spread_x = width * 0.5
+    xs = np.array([x] if n == 1 else list(np.linspace(x - spread_x / 2, x + spread_x / 2, n)))
     ys = np.array(col.values, dtype=float)
-    if log:
-        floor = ys <= low
-        if floor.any():
-            ax.plot(np.array(xs)[floor], np.full(floor.sum(), low), linestyle="none", marker="v",
-                    color=colour, markersize=4.5, clip_on=False, zorder=3)
-        ax.plot(np.array(xs)[~floor], ys[~floor], linestyle="none", marker="o", markersize=3.2,
-                color=colour, alpha=0.75, markeredgewidth=0, zorder=3)
-    else:
-        ax.plot(xs, ys, linestyle="none", marker="o", markersize=3.2, color=colour, alpha=0.75,
-                markeredgewidth=0, zorder=3, clip_on=False)
+    bounds = np.array(col.bounds if col.bounds is not None else [False] * n, dtype=bool)
+    stand_ins = np.array(col.stand_ins if col.stand_ins is not None else [False] * n, dtype=bool)
+    # Hollow marks for a cell with warnings; an upward triangle for a lower bound.
+    face = "white" if col.warned else colour
+    edge = 0.9 if col.warned else 0
+    floor = ys <= low if log else np.zeros(n, dtype=bool)
+    if floor.any():
+        ax.plot(xs[floor], np.full(floor.sum(), low), linestyle="none", marker="v",
+                color=colour, markersize=4.5, clip_on=False, zorder=3)
+    kinds = ((False, False, "o", 3.2, 3), (True, False, "^", 5.5, 5), (False, True, "D", 4.2, 5),
+             (True, True, "D", 4.2, 5))
+    for bound, stand_in, marker, size, order in kinds:
+        sel = ~floor & (bounds == bound) & (stand_ins == stand_in)
+        if sel.any():
+            ax.plot(xs[sel], ys[sel], linestyle="none", marker=marker, markersize=size, color=colour,
+                    markerfacecolor=face, markeredgecolor=colour, markeredgewidth=edge,
+                    alpha=0.9 if col.warned else 0.75, zorder=order, clip_on=log)
+    if col.warned:
+        _warning(ax, x, float(max(ys.max(), e.high if e.n >= 2 else ys.max())), log)
     half = width * 0.4
     if e.n >= 2:
         lo, hi = (max(e.low, low), max(e.high, low)) if log else (e.low, e.high)
@@ -235,6 +287,12 @@ def _draw_column(ax: Any, x: float, width: float, col: Column, colour: Any, low:
                 color=UNSTABLE_COLOUR, zorder=5)
 
 
+def _warning(ax: Any, x: float, y: float, log: bool) -> None:
+    """``⚠`` just above a column whose cell carries warnings."""
+    ax.annotate(WARNING_MARK, (x, y), xytext=(0, 5), textcoords="offset points", ha="center", va="bottom",
+                fontsize=7.5, color=WARNING_COLOUR, zorder=5, annotation_clip=False)
+
+
 def _line_colours(pairs: list[cellmod.Keepalive], colours: list[Any]) -> dict[float, Any]:
     timeouts = [k.ping_timeout for k in pairs]
     if len(set(timeouts)) == len(timeouts):
@@ -243,7 +301,8 @@ def _line_colours(pairs: list[cellmod.Keepalive], colours: list[Any]) -> dict[fl
 
 
 def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: list[str],
-            colours: list[Any], line_colours: dict[float, Any]) -> None:
+            colours: list[Any], line_colours: dict[float, Any], bounded: bool = False,
+            stood_in: bool = False) -> None:
     handles: list[Any] = []
     texts: list[str] = []
     title = cellmod.keepalive_title(pairs)
@@ -278,6 +337,14 @@ def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: l
         texts.append(spec.ceiling_label)
     handles.append(Line2D([], [], color=UNSTABLE_COLOUR, marker="$!$", linestyle="none"))
     texts.append("unstable: repeats vary > 25 % or disagree on losses")
+    handles.append(Line2D([], [], color=WARNING_COLOUR, marker="o", markerfacecolor="white", linestyle="none"))
+    texts.append(f"hollow, {WARNING_MARK}: cell has warnings (see tables)")
+    if bounded:
+        handles.append(Line2D([], [], color="#9e9e9e", marker="^", linestyle="none"))
+        texts.append("triangle: a lower bound (true value ≥)")
+    if stood_in:
+        handles.append(Line2D([], [], color="#9e9e9e", marker="D", markersize=4, linestyle="none"))
+        texts.append("diamond: p99 withheld (too few samples); max or longest stall")
     handles.append(Line2D([], [], color="#424242", marker="x", linestyle="none"))
     texts.append("cell failed (no measurement)")
     handles.append(Line2D([], [], color="#424242", marker="o", markerfacecolor="none", linestyle="none"))

@@ -57,12 +57,12 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str, footer: Any = None) 
             for j, pair in enumerate(pairs):
                 b = points.get(pair)
                 xs.append(j)
-                if b is None or b.status == survival.NO_DATA:
-                    ys.append(np.nan)  # a gap: nothing measured here
+                if b is None or b.status in (survival.NO_DATA, survival.INCONCLUSIVE):
+                    ys.append(np.nan)  # a gap: nothing measured, or nothing the window could show
                     open_.append(False)
                     continue
                 ys.append((levels[b.max_ms] if b.status == "ok" else 0) + nudge[strategy])
-                open_.append(bool(b.unknown_above))
+                open_.append(bool(b.unknown_above or b.undecided))
             if all(math.isnan(y) for y in ys):
                 continue
             drawn += 1
@@ -89,15 +89,16 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str, footer: Any = None) 
     xlabel = cellmod.keepalive_title(pairs)
     for k in range(len(variants)):
         axes[k // ncols][k % ncols].set_xlabel(xlabel)
-    fig.supylabel("largest job (target ms)\nthat kept every connection")
+    fig.supylabel("largest job (target ms)\nwith the verdict kept")
     handles = [plotting.plt.Line2D([], [], color=plotting.strategy_colour(s), marker=plotting.strategy_marker(s),
                                    label=s) for s in strategies]
     handles.append(plotting.plt.Line2D([], [], color="#616161", marker="o", markerfacecolor="white",
-                                       linestyle="none", label="hollow: a larger size has no data"))
+                                       linestyle="none", label="hollow: the boundary may lie higher\n(a size without data, or inconclusive)"))
     width = fig.get_size_inches()[0]
     # About 1.6 inches per legend entry; wrap into rows on narrow figures.
     ncol = max(1, min(len(handles), int(width // 1.6)))
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title="strategy")
-    plotting.title(fig, "Survival boundary: largest job size with no lost connection in any repeat",
-                   subtitle + "; strategies nudged apart vertically so equal values stay visible; gap = no data")
+    plotting.title(fig, "Survival boundary: largest job size kept (verdict) in every repeat",
+                   subtitle + "; strategies nudged apart vertically so equal values stay visible; "
+                   "gap = no data or inconclusive")
     return plotting.save(fig, out_dir, STEM, footer)

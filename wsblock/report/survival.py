@@ -1,8 +1,11 @@
 """The survival boundary: the largest job that every connection outlived.
 
 For each workload, strategy and keepalive setting, the boundary is the
-largest work size whose cell kept every connection in every repeat
-(``disconnect_share == 0``). It is the number behind "raise ping_timeout" and
+largest work size whose cell has the verdict ``kept`` over its repeats: every
+repeat kept every connection for long enough to show it (``survival.verdict``,
+:func:`wsblock.analysis.aggregate.verdict_over`). A cell that lost no
+connection in a window too short to show survival is ``inconclusive`` and
+never counts as kept. It is the number behind "raise ping_timeout" and
 "move it to a thread": where the boundary moves, the advice works.
 """
 
@@ -17,6 +20,9 @@ from wsblock.report import markdown as md
 
 NO_DATA = "no data"
 NONE_SURVIVED = "none survived"
+INCONCLUSIVE = "inconclusive"
+DECIDED = ("kept", "lost")
+"""Verdicts that say something about survival; the others leave the size undecided."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,10 @@ class Boundary:
             larger one survived (noise, or a finding worth a look).
         unknown_above: Larger sizes of the run without a measurement
             (failed, skipped or not run): the boundary may lie higher.
+        undecided: Measured sizes above the boundary whose verdict is
+            ``inconclusive`` or ``not_applicable``: they lost nothing, but
+            their window could not show survival, so the boundary may lie
+            higher.
     """
 
     variant: str
@@ -43,19 +53,26 @@ class Boundary:
     measured: tuple[float, ...]
     not_monotone: bool
     unknown_above: tuple[float, ...] = ()
+    undecided: tuple[float, ...] = ()
+    lost_any: bool = False
 
     @property
     def status(self) -> str:
-        """``ok``, ``none survived`` or ``no data``."""
+        """``ok``, ``none survived`` (some size lost, none was kept), ``inconclusive`` or ``no data``."""
         if not self.measured:
             return NO_DATA
-        return "ok" if not math.isnan(self.max_ms) else NONE_SURVIVED
+        if not math.isnan(self.max_ms):
+            return "ok"
+        return NONE_SURVIVED if self.lost_any else INCONCLUSIVE
 
     def text(self) -> str:
         """The boundary as the table shows it."""
-        if self.status != "ok":
+        if self.status == NO_DATA:
             return self.status
-        text = f"{md.size(self.max_ms)} ms" + (" *" if self.not_monotone else "")
+        text = self.status if self.status != "ok" else f"{md.size(self.max_ms)} ms"
+        text += " *" if self.not_monotone else ""
+        if self.undecided and self.status != INCONCLUSIVE:
+            text += f" ({', '.join(md.size(s) for s in self.undecided)} ms: inconclusive)"
         if self.unknown_above:
             text += f" ({', '.join(md.size(s) for s in self.unknown_above)} ms: no data)"
         return text
@@ -85,18 +102,23 @@ def boundaries(cells: pd.DataFrame) -> list[Boundary]:
                 here = cellmod.lookup_keepalive(rows, setting)
                 if here.empty:
                     continue
-                measured = here[here["survived"].map(lambda v: not cellmod.is_none(v))]
+                measured = here[here["verdict"].map(lambda v: isinstance(v, str))]
                 sizes = tuple(sorted(float(s) for s in measured["work_ms"]))
-                alive = [float(s) for s, ok in zip(measured["work_ms"], measured["survived"]) if ok]
+                verdicts = {float(s): v for s, v in zip(measured["work_ms"], measured["verdict"])}
+                alive = [s for s, v in verdicts.items() if v == "kept"]
+                lost = [s for s, v in verdicts.items() if v == "lost"]
                 best = max(alive) if alive else math.nan
-                lost_below = any(not ok and float(s) < best
-                                 for s, ok in zip(measured["work_ms"], measured["survived"]))
+                lost_below = any(s < best for s in lost)
                 unknown = tuple(s for s in all_sizes if s not in sizes and (math.isnan(best) or s > best))
-                if math.isnan(best) and sizes:
-                    # Nothing survived: only sizes below the smallest measured
-                    # one could still survive; larger ones cannot matter.
-                    unknown = tuple(s for s in unknown if s < sizes[0])
-                out.append(Boundary(name, strategy, setting, best, sizes, lost_below, unknown))
+                undecided = tuple(s for s in sizes if verdicts[s] not in DECIDED
+                                  and (math.isnan(best) or s > best))
+                if math.isnan(best) and lost:
+                    # Nothing was kept: only sizes below the smallest lost
+                    # one could still be kept; larger ones cannot matter.
+                    unknown = tuple(s for s in unknown if s < min(lost))
+                    undecided = tuple(s for s in undecided if s < min(lost))
+                out.append(Boundary(name, strategy, setting, best, sizes, lost_below, unknown, undecided,
+                                    bool(lost)))
     return out
 
 
@@ -109,7 +131,7 @@ def table(cells: pd.DataFrame) -> str:
     """The boundary table of a run, in GitHub markdown.
 
     Rows are workload x strategy, columns the keepalive settings; each entry
-    is the largest work size (target ms per job) that kept every connection.
+    is the largest work size (target ms per job) whose verdict is ``kept``.
     """
     found = boundaries(cells)
     if not found:

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from wsblock.analysis import aggregate as spread
 from wsblock.report import cells as cellmod
 from wsblock.report import markdown as md
 from wsblock.report import plotting
@@ -21,6 +22,22 @@ from wsblock.schema import metrics
 
 METRICS = tuple((m.short, m.column, md.for_metric(m)) for m in metrics.in_table())
 """``(title, column, format)`` of the metric columns (:func:`wsblock.schema.metrics.in_table`)."""
+
+VERDICT_TEXT = {"kept": "kept", "lost": "lost", "inconclusive": "inconclusive", "not_applicable": "n/a"}
+"""How a cell's survival verdict reads in a table; a cell without one reads ``?``."""
+
+BOUND = "≥"
+"""Prefix of a value that is a lower bound (echoes or jobs cut short by lost connections or the window)."""
+
+LOWER_BOUNDS = spread.BOUNDED_BY
+"""Metric column -> the cell label that says its value is a lower bound."""
+
+WITHHELD = {"lag_p99_ms": ("lag_max_ms", "lag_samples", "stall_max_ms")}
+"""A percentile withheld under too few samples -> the maximum and sample count shown instead,
+and the longest stall when the probe had no sample at all."""
+
+WARNING = "⚠"
+"""Marks a row whose cells carry warnings; the codes are listed under the table."""
 
 
 def reference_keepalive(pairs: list[cellmod.Keepalive]) -> cellmod.Keepalive:
@@ -60,6 +77,7 @@ def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: st
     header = ["strategy", *(f"lost @ {label}" for label in labels), "n",
               *(name for name, _, _ in METRICS), f"busy cores of {cpu_text}"]
     rows = []
+    notes = []
     for strategy in strategies:
         states = [cellmod.state(here, skipped, workload=workload, size=size, strategy=strategy, keepalive=pair)
                   for pair in pairs]
@@ -70,9 +88,14 @@ def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: st
             if state != "ok":
                 lost.append(state)
             else:
-                lost.append(_lost(row))
+                lost.append(f"{_lost(row)} {verdict_text(row)}")
         ref_state, ref_row = states[pairs.index(ref)]
         name = strategy
+        warned = [(label, codes(row)) for label, (_, row) in zip(labels, states) if row is not None and codes(row)]
+        if warned:
+            name += f" {WARNING}"
+            notes.append(f"{WARNING} {strategy}: "
+                         + "; ".join(f"@ {label}: {', '.join(found)}" for label, found in warned))
         if ref_state == "ok":
             values = [str(int(ref_row["ok_repeats"]))]
             values += [_value(ref_row, column, fmt) for _, column, fmt in METRICS]
@@ -82,7 +105,26 @@ def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: st
         else:
             values = [ref_state] * (len(METRICS) + 2)
         rows.append([name, *lost, *values])
-    return md.table(header, rows)
+    text = md.table(header, rows)
+    if notes:
+        text += "\n" + "  \n".join(notes) + "\n"
+    return text
+
+
+def verdict_text(row: Mapping[str, Any]) -> str:
+    """The cell's survival verdict as the table shows it (:data:`VERDICT_TEXT`)."""
+    return VERDICT_TEXT.get(row.get("verdict"), "?")
+
+
+def codes(row: Mapping[str, Any] | None) -> list[str]:
+    """The warning codes of an aggregated cell (empty: none, or no row)."""
+    value = None if row is None else row.get("warnings")
+    return [c for c in value.split(",") if c] if isinstance(value, str) else []
+
+
+def _flag(row: Mapping[str, Any], label: str) -> bool:
+    value = row.get(label)
+    return bool(value) and not cellmod.is_none(value) and value == value
 
 
 def _lost(row: Mapping[str, Any]) -> str:
@@ -96,9 +138,23 @@ def _lost(row: Mapping[str, Any]) -> str:
 
 
 def _value(row: Mapping[str, Any], column: str, fmt: Any) -> str:
-    """The median with its interval, ``146 [80.1–292]``; the bare value without one."""
+    """The median with its interval, ``146 [80.1–292]``; the bare value without one.
+
+    A lower bound reads ``≥ 146`` (:data:`LOWER_BOUNDS`); a percentile
+    withheld under too few samples reads as the maximum and the samples
+    behind it, ``732 (max of 4)`` (:data:`WITHHELD`).
+    """
+    if column in WITHHELD and cellmod.is_none(row.get(column)):
+        peak, samples, stall = WITHHELD[column]
+        if not cellmod.is_none(row.get(peak)) and not cellmod.is_none(row.get(samples)):
+            return f"{fmt(row[peak])} (max of {float(row[samples]):g})"
+        if not cellmod.is_none(row.get(stall)):
+            return f"stall {fmt(row[stall])}"
     low, high, n = row.get(f"{column}_low"), row.get(f"{column}_high"), row.get(f"{column}_n")
     text = fmt(row[column])
+    bound = column in LOWER_BOUNDS and _flag(row, LOWER_BOUNDS[column]) and not cellmod.is_none(row[column])
+    if bound:
+        text = f"{BOUND} {text}"
     if cellmod.is_none(low) or cellmod.is_none(high) or cellmod.is_none(n) or n < 2 or low == high:
         return text
     return f"{text} [{fmt(low)}–{fmt(high)}]"
@@ -130,7 +186,10 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
         "ping_interval / ping_timeout), pooled over the repeats, with the original connections lost / "
         "original connections (the first connection of each load slot, not its reconnects; records before "
         "version 3: every connection open in the window); † = the repeats disagreed (some lost "
-        "connections, some did not). "
+        "connections, some did not); then the survival verdict over the repeats: `kept` (every repeat "
+        "kept every connection through enough keepalive cycles to show it), `lost` (some repeat lost a "
+        "connection), `inconclusive` (the window could not show survival: no claim is made, whatever the "
+        "share), `n/a` (no keepalive pings). "
         f"All other columns come from the cell with ping_timeout **{ref_label}** (the longest in the run): "
         "`n` = its measured repeats; "
         + "; ".join(f"`{m.short}` = {m.description}" for m in metrics.in_table())
@@ -144,6 +203,15 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
         "repeats, or the repeats disagree on losses (the report's stability section lists why)"
         + "; `failed`, `skipped`, "
         "`not run` say why there is none; `–` = nothing was recorded (e.g. no job finished in the window). "
+        f"`{BOUND}` before a value = a lower bound: some echoes were lost with their connection, unanswered "
+        "at the window end or never sent while an observer reconnected (echo p99), or jobs were still "
+        "running at the stop (job ms), in some repeat; the true value is at least this, so a bound never "
+        "ranks a cell better. `X (max of n)` in `lag p99 ms` = the percentile is withheld because the probe "
+        "woke up only n times (a p99 needs 100 samples; n is the median over the repeats): X is the largest "
+        "of those samples; `stall X` = the probe never woke up inside the window: X is the longest stall "
+        "of the loop (ms), the loop measure to read then. "
+        f"`{WARNING}` after the strategy = some cell of the row carries warnings; the codes are listed under "
+        "the table per keepalive setting (`docs/record.md` explains each). "
         "Percentiles come from HDR histograms with 3 significant digits.",
         "",
     ]
