@@ -33,6 +33,14 @@ def test_inline_work_longer_than_the_keepalive_budget_ends_in_1011(tmp_path) -> 
     assert echo["lower_bound"] is True
     assert echo["scheduled"] == echo["answered"] + echo["lost"] + echo["censored"] + echo["missed"]
     assert rec["survival"]["verdict"] == "lost"
+    # Every disconnect is of an original connection or of a reconnect: the
+    # originals lost are at least the disconnects the reconnects cannot
+    # account for, even while a failed connection still waits for the
+    # blocked server to finish its closing handshake.
+    original, reconnects = d["original"], d["reconnects"]
+    assert original["lost"] >= min(original["connections"], d["total"] - reconnects["opened"]), d
+    ended = [c for c in rec["survival"]["connections"] if c["end"] == "disconnect"]
+    assert len(ended) == original["lost"], rec["survival"]["connections"]
 
 
 def test_thread_keeps_every_connection_through_blocking_io(tmp_path) -> None:

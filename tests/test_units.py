@@ -216,3 +216,34 @@ def test_process_configs_refuse_mistyped_files(tmp_path, change, message) -> Non
     (tmp_path / "c.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=message):
         ServerConfig.read(tmp_path / "c.json")
+
+
+def test_a_failed_connection_still_closing_at_the_window_end_ended_at_its_failure() -> None:
+    # Against a blocked server, a connection whose keepalive failed waits up
+    # to close_timeout for the closing handshake; if the window ends first it
+    # is still "live", but it was lost when it failed, not kept to the end.
+    import asyncio
+    import time
+
+    from wsblock.engine.config import CellConfig
+    from wsblock.engine.load import Load
+    from wsblock.engine.process_config import JobConfig, LoadConfig
+    from wsblock.engine.window import Window
+
+    cell = CellConfig("pure_python", 1.0, "inline", ping_interval=0.5, ping_timeout=0.5,
+                      job_connections=1, observers=1)
+    config = LoadConfig(cell=cell, uri="ws://127.0.0.1:9/", open_timeout=1.0,
+                        job=JobConfig("pure_python", 1, 1, {}), results_path="/r.json", deadline=1.0)
+    now = time.monotonic()
+
+    async def summarise() -> dict:
+        load = Load(config, Window(now - 3.0, now))
+        failed, kept = object(), object()
+        load._live[failed] = ("job", 0, now - 3.5, None)
+        load._live[kept] = ("observer", 0, now - 3.5, None)
+        load._failed[failed] = now - 2.0
+        return load.results(0.0)
+
+    lifetimes = {row["kind"]: row for row in asyncio.run(summarise())["lifetimes"]}
+    assert lifetimes["job"]["end"] == "disconnect" and lifetimes["job"]["ended_s"] == pytest.approx(1.0)
+    assert lifetimes["observer"]["end"] == "window" and lifetimes["observer"]["ended_s"] is None

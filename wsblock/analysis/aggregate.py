@@ -119,13 +119,13 @@ def step(metric: str, rows: Iterable[Mapping[str, Any]] = ()) -> float:
     if metric not in PER_WINDOW:
         return floor
     rows = list(rows)
-    if metric == "jobs_per_s" and any(math.isfinite(_number(r.get("jobs_in_window"))) for r in rows):
+    if metric == "jobs_per_s" and any(math.isfinite(metrics.number(r.get("jobs_in_window"))) for r in rows):
         return floor  # partial jobs count: no step of one job
     lengths = []
     for r in rows:
-        length = _number(r.get("window_s"))
+        length = metrics.number(r.get("window_s"))
         if not math.isfinite(length):
-            length = _number(r.get("duration"))
+            length = metrics.number(r.get("duration"))
         if math.isfinite(length) and length > 0:
             lengths.append(length)
     return max(floor, 1.0 / max(lengths)) if lengths else floor
@@ -160,7 +160,7 @@ def lost_of(row: Mapping[str, Any]) -> tuple[int, int] | None:
         ``(k, n)``, or None when the row has neither pair of counts.
     """
     for columns in (ORIGINAL_COLUMNS, LEGACY_COLUMNS):
-        k, n = (_number(row.get(c)) for c in columns)
+        k, n = (metrics.number(row.get(c)) for c in columns)
         if math.isfinite(k) and math.isfinite(n) and n > 0:
             return int(round(k)), int(round(n))
     return None
@@ -212,15 +212,6 @@ def any_flag(values: Iterable[Any]) -> bool:
                or (isinstance(v, str) and v.lower() == "true") for v in values)
 
 
-def _number(value: Any) -> float:
-    if value is None or isinstance(value, bool):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 @dataclass(frozen=True)
 class CellRepeats:
     """The repeats of one cell, as the tidy table holds them.
@@ -245,7 +236,7 @@ class CellRepeats:
 
     def values(self, metric: str) -> list[float]:
         """The finite values of ``metric`` over the measured repeats."""
-        out = [_number(r.get(metric)) for r in self.measured]
+        out = [metrics.number(r.get(metric)) for r in self.measured]
         return [v for v in out if math.isfinite(v)]
 
     def estimate(self, metric: str) -> iv.Estimate:

@@ -333,12 +333,18 @@ class Load:
         s = self.stats
         opened = dict(s.opened)
         lifetimes = list(s.lifetimes)
-        for kind, slot, opened_at, _ in self._live.values():
+        for token, (kind, slot, opened_at, _) in self._live.items():
             if opened_at < w.end:
                 opened[kind] += 1
+            # A connection that failed (its close frame sent or received, seen
+            # by the watcher) may still be waiting for the blocked server to
+            # finish the closing handshake: it ended at the failure, not with
+            # the window.
+            failed_at = self._failed.get(token)
             lifetimes.append({"kind": kind, "slot": slot,
                               "opened_s": round(w.since_start(opened_at), 4),
-                              "ended_s": None, "end": "window"})
+                              "ended_s": None if failed_at is None else round(w.since_start(failed_at), 4),
+                              "end": "window" if failed_at is None else "disconnect"})
         censored += s.echo_censored_late
         scheduled_total = s.echoes + s.echo_lost + censored + unsent + s.echo_missed
         offered = scheduled_total - s.echo_missed
