@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import argparse
 import shutil
 from pathlib import Path
@@ -54,9 +56,10 @@ def test_compare_of_a_run_with_itself_has_no_marks_and_unit_ratios() -> None:
 
 def test_every_value_carries_its_interval_and_repeats() -> None:
     text = compare(RUN_A, RUN_B)
-    assert "| lost | 0 of 12 (0 [0, 0.24]), 2 rep. |" in text
-    # The cell with two repeats in both runs shows its median and range.
-    assert "482 [466, 499] (n 2)" in text
+    assert "| lost | 6 of 12 (0.50 [0.25, 0.75]), 2 rep. |" in text
+    # The cell with two repeats in both runs shows its median and range (a
+    # lower bound with its mark).
+    assert re.search(r"\| (≥ )?[\d,.]+ \[[\d,.]+, [\d,.]+\] \(n 2\) \|", text), text
     # Fewer than three repeats a side: no verdict either way.
     assert "0 worse, 0 better, 0 no change" in text
 
@@ -155,8 +158,10 @@ def test_compare_json_has_one_object_per_cell_and_metric(capsys: pytest.CaptureF
         assert {"cell", "metric", "a", "b", "a_interval", "b_interval", "ratio", "verdict"} <= set(obj)
         # Neither run has three repeats of any cell.
         assert obj["verdict"] == iv.CANNOT_TELL
-    lost = next(o for o in objects if o["metric"] == "disconnect_share" and o["a_count"] == [0, 12])
-    assert lost["a_interval"][0] == 0 and 0.2 < lost["a_interval"][1] < 0.3
+    lost = next(o for o in objects if o["metric"] == "disconnect_share" and o["a_count"] == [6, 12])
+    assert lost["a_interval"] == pytest.approx([0.2538, 0.7462], abs=1e-3)
+    none = next(o for o in objects if o["metric"] == "disconnect_share" and o["a_count"] == [0, 6])
+    assert none["a_interval"][0] == 0 and 0.35 < none["a_interval"][1] < 0.45
 
 
 def test_compare_command_rejects_missing_and_empty_directories(tmp_path: Path) -> None:
