@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from wsblock.engine import checks, exposure
+from wsblock.engine import checks, exposure, strategies
 from wsblock.schema.record import KIND, SCHEMA_VERSION
 
 
@@ -27,10 +27,10 @@ def runs_alone(params: dict[str, Any], cpus: int) -> bool:
     """
     strategy = params["strategy"]
     in_flight = min(params.get("job_connections", 1), params.get("workers") or params.get("job_connections", 1))
-    if strategy in ("inline", "chunked"):
+    if not strategies.has(strategy, "uses_pool"):
         return True
-    if strategy == "thread":
-        return in_flight <= 1
+    if not strategies.has(strategy, "out_of_process"):
+        return in_flight <= 1  # threads share the GIL
     return in_flight < cpus
 
 

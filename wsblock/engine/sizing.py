@@ -27,6 +27,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from wsblock.engine import strategies
+
 MAX_WINDOW_S = 120.0
 """Longest window chosen automatically, in seconds."""
 
@@ -36,8 +38,8 @@ MIN_WINDOW_S = 3.0
 JOBS_PER_CONNECTION = 5
 """Completed jobs each job connection should get inside an automatic window."""
 
-CONTENTION_FACTOR = {"inline": 1.25, "chunked": 1.5, "thread": 1.5, "process": 1.5}
-"""Slack on the calibrated job length per strategy: generous, since jobs that
+CONTENTION_FACTOR = {"on_loop": 1.25, "otherwise": 1.5}
+"""Slack on the calibrated job length: 1.25 for a job run whole on the loop, 1.5 where steps, threads or workers share the loop, the GIL or the cores; generous, since jobs that
 share the GIL or the cores take longer than on an idle machine."""
 
 HANDSHAKE_MARGIN_S = 0.5
@@ -93,15 +95,18 @@ def job_period_s(*, strategy: str, job_s: float, job_connections: int, workers: 
         releases_gil: Whether the work runs without the GIL (threads of it
             can run at once).
     """
-    if strategy in ("inline", "chunked"):
-        parallel = 1
-    elif strategy == "thread":
-        parallel = min(workers, cpus) if releases_gil else 1
+    if not strategies.has(strategy, "uses_pool"):
+        parallel = 1  # every job runs on the loop
+    elif not strategies.has(strategy, "out_of_process"):
+        parallel = min(workers, cpus) if releases_gil else 1  # threads share the GIL
     else:
         parallel = min(workers, cpus)
     parallel = max(1, min(parallel, job_connections))
     rounds = math.ceil(job_connections / parallel)
-    return job_s * rounds * CONTENTION_FACTOR.get(strategy, 1.5)
+    # A job run whole on the loop (inline) competes with nothing of its own;
+    # steps, threads and workers share the loop, the GIL or the cores.
+    whole_on_loop = not strategies.has(strategy, "uses_pool") and not strategies.has(strategy, "chunks")
+    return job_s * rounds * CONTENTION_FACTOR["on_loop" if whole_on_loop else "otherwise"]
 
 
 def plan(
@@ -135,7 +140,7 @@ def plan(
     """
     keepalive_s = None
     if cycle_s is not None and ping_interval is not None:
-        blocks_loop = strategy in ("inline", "chunked")
+        blocks_loop = not strategies.has(strategy, "uses_pool")
         opened = HANDSHAKE_MARGIN_S + (job_s if blocks_loop else 0.0)
         lead = max(0.0, opened + ping_interval - warmup_s)
         keepalive_s = round(lead + min_cycles * cycle_s + 0.25 * cycle_s, 3)
