@@ -97,7 +97,7 @@ def test_work_that_releases_the_gil_leaves_a_thread_servers_loop_responsive(tmp_
     assert rec["stalls"]["count"] == 0, rec["stalls"]
 
 
-def test_an_inline_job_takes_its_target_on_a_quiet_machine(tmp_path) -> None:
+def test_an_inline_job_takes_about_its_target_and_says_when_it_does_not(tmp_path) -> None:
     # Calibrate now, in the conditions the cell runs in: a calibration made
     # earlier in the session may have shared the machine with other work.
     calibrated = run_cli("calibrate", "--force", "pure_python")
@@ -115,7 +115,14 @@ def test_an_inline_job_takes_its_target_on_a_quiet_machine(tmp_path) -> None:
         pytest.skip(f"machine busy: {machine['busy_cores']:.2f} cores in the cell, "
                     f"{calibrated.get('busy_cores')} while calibrating, of {machine['cpus']}")
     ratio = rec["work"]["ratio_to_target"]
-    assert ratio is not None and 0.85 <= ratio <= 1.15, (ratio, rec["job_ms"])
+    # Not wildly off: fixed work sized by the calibration takes about its
+    # target. (On the shared 2-core machines a 400 ms job has measured 0.73
+    # to 1.08 x target: the per-unit cost of pure_python is not constant over
+    # job lengths there, see the calibration's residuals.) Whenever it is off
+    # by more than 15 %, the record must say so.
+    assert ratio is not None and 0.5 <= ratio <= 2.0, (ratio, rec["job_ms"])
+    drift = "calibration_drift" in [w["code"] for w in rec["warnings"]]
+    assert drift == (abs(ratio - 1.0) > 0.15), (ratio, rec["warnings"])
 
 
 def test_a_window_shorter_than_the_ping_timeout_is_inconclusive(tmp_path) -> None:
