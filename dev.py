@@ -6,7 +6,7 @@ that has nothing but Python 3.11+:
 
     python3 dev.py bench   # set up, then run the quick matrix and its report
     python3 dev.py test    # set up, then run the tests
-    python3 dev.py reference  # regenerate results/reference (about seven hours)
+    python3 dev.py reference  # regenerate results/reference (about 80 minutes)
 
 The environment lives in ``.venv`` and is refreshed when ``pyproject.toml`` or
 ``requirements/constraints.txt`` change.
@@ -93,7 +93,7 @@ def reference(args: list[str]) -> int:
 
     Runs the ``default`` profile and the study's extra matrices (resuming
     whatever is already recorded), writes a report for each, and checks that
-    ``FINDINGS.md`` still matches the records. About seven hours on 2 cores;
+    ``FINDINGS.md`` still matches the records. About 80 minutes on 2 cores;
     run it on an otherwise idle machine.
     """
     # Paths relative to the checkout, so that manifests do not record where
