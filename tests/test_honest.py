@@ -153,6 +153,8 @@ def _record(**change):
     ({"server__handler_errors": {"total": 1, "exceptions": {"by_type": {"RecursionError": 1}}}}, "handler_errors"),
     ({"work__ratio_to_target": 1.2}, "calibration_drift"),
     ({"resources__machine__busy_cores": 1.85}, "oversubscribed"),
+    ({"resources__machine__busy_cores": 1.95, "resources__machine__niced_cores": 0.1}, "oversubscribed"),
+    ({"resources__machine__busy_cores": 1.95, "resources__machine__niced_cores": 0.9}, "background_load"),
 ])
 def test_each_warning_is_raised_by_its_condition(change, code) -> None:
     assert checks.warnings_for(_record()) == []

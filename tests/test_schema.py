@@ -67,7 +67,9 @@ def test_a_measured_metric_has_values_in_the_fixtures() -> None:
     # Every metric a current record carries was measured somewhere in run_a,
     # except 99th percentiles that 3 s windows cannot support: the record
     # then withholds them and says so.
-    empty = [m.column for m in metrics.METRICS if ok[m.column].isna().all()]
+    # machine_niced_cores is newer than the fixtures' records (absent there).
+    empty = [m.column for m in metrics.METRICS if ok[m.column].isna().all()
+             and m.column != "machine_niced_cores"]
     withheld = {"ticker_lag_p99_ms": "ticker_lag_ms", "job_latency_p99_ms": "job_latency_ms"}
     assert set(empty) <= set(withheld), empty
     for column in empty:

@@ -21,6 +21,7 @@ CODES = (
     "handler_errors",
     "calibration_drift",
     "oversubscribed",
+    "background_load",
 )
 
 DRIFT_LIMIT = 0.15
@@ -107,9 +108,16 @@ def warnings_for(rec: dict[str, Any]) -> list[dict[str, str]]:
                                               f"(calibrated {cal.get('measured_at')}, load average "
                                               f"{cal.get('loadavg')}); compare work sizes with care"))
     machine = rec["resources"].get("machine") or {}
-    if machine.get("cpus") and machine.get("busy_cores", 0) >= OVERSUBSCRIBED_SHARE * machine["cpus"]:
-        out.append(_warn("oversubscribed", f"{machine['busy_cores']:.2f} of {machine['cpus']} cores "
-                                           "were busy during the window"))
+    cpus, busy = machine.get("cpus"), machine.get("busy_cores", 0)
+    niced = machine.get("niced_cores") or 0.0
+    if cpus and busy - niced >= OVERSUBSCRIBED_SHARE * cpus:
+        out.append(_warn("oversubscribed", f"{busy:.2f} of {cpus} cores were busy during the window"))
+    elif cpus and busy >= OVERSUBSCRIBED_SHARE * cpus:
+        # The cell's processes had priority over this work, but it still
+        # shares caches, memory bandwidth and (on a virtual machine) perhaps
+        # physical cores: visible, not a reason to distrust the cell.
+        out.append(_warn("background_load", f"{busy:.2f} of {cpus} cores were busy, {niced:.2f} of them "
+                                            "with lower-priority processes"))
     return out
 
 

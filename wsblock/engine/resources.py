@@ -149,11 +149,28 @@ def machine_busy(before: Any, after: Any) -> tuple[float, float]:
         ``(share, busy_cores)``: the share of the machine's CPU time spent
         busy, and that share times the number of cores.
     """
+    share, _ = _shares(before, after)
+    return share, share * (psutil.cpu_count() or 1)
 
+
+def machine_niced_cores(before: Any, after: Any) -> float:
+    """Cores busy with processes at lower priority (positive nice).
+
+    The kernel counts their user time apart (``nice`` in ``/proc/stat``).
+    Work at a lower priority yields the CPU to the cell's processes, so it
+    makes a machine look busy without taking the CPU from the measurement.
+    """
+    _, niced = _shares(before, after)
+    return niced * (psutil.cpu_count() or 1)
+
+
+def _shares(before: Any, after: Any) -> tuple[float, float]:
     def busy(t: Any) -> float:
         return float(t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
                      + getattr(t, "steal", 0))
 
     total = sum(after) - sum(before)
-    share = (busy(after) - busy(before)) / total if total > 0 else 0.0
-    return share, share * (psutil.cpu_count() or 1)
+    if total <= 0:
+        return 0.0, 0.0
+    niced = max(0.0, float(getattr(after, "nice", 0) - getattr(before, "nice", 0)))
+    return (busy(after) - busy(before)) / total, niced / total

@@ -37,7 +37,7 @@ from wsblock import meta, paths
 from wsblock.engine import calibration, exposure, sizing
 from wsblock.engine import assemble
 from wsblock.engine import strategies
-from wsblock.engine.resources import machine_busy
+from wsblock.engine.resources import machine_busy, machine_niced_cores
 from wsblock.engine.config import CellConfig
 from wsblock.errors import HarnessError, UsageError
 from wsblock.engine.proc import Child
@@ -138,10 +138,14 @@ def plan_window(cell: CellConfig, work: dict[str, Any] | None) -> sizing.WindowP
 def _machine_cpu(before: Any, after: Any, elapsed: float) -> dict[str, Any]:
     share, _ = machine_busy(before, after)
     cpus = psutil.cpu_count() or 1
+    # Lower-priority work counts only when the cell itself is not running
+    # at a lower priority: then the cell's own time would be in it too.
+    niced = machine_niced_cores(before, after) if os.getpriority(os.PRIO_PROCESS, 0) <= 0 else 0.0
     return {
         "cpus": cpus,
         "util": round(share, 3),
         "busy_cores": round(share * cpus, 3),
+        "niced_cores": round(niced, 3),
         "interval_s": round(elapsed, 3),
     }
 

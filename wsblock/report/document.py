@@ -282,13 +282,24 @@ def _load(df: pd.DataFrame) -> list[str]:
     lines = ["## Machine load", ""]
     if n is None or busy.empty:
         return lines + ["No CPU measurements in the records.", ""]
-    hot = ok[pd.to_numeric(ok["machine_busy_cores"], errors="coerce") >= 0.9 * n]
+    niced = (pd.to_numeric(ok["machine_niced_cores"], errors="coerce").fillna(0.0)
+             if "machine_niced_cores" in ok else pd.Series(0.0, index=ok.index))
+    own = pd.to_numeric(ok["machine_busy_cores"], errors="coerce") - niced
+    hot = ok[own >= 0.9 * n]
     lines.append(
         f"The machine has {n} CPUs. Busy cores over each cell's window (whole machine, all processes): "
         f"median {busy.median():.2f}, max {busy.max():.2f}. "
         f"Cells at 90% or more of all cores (oversubscribed: server, workers and load compete, and "
         f"the numbers include that contention): {len(hot)} of {len(ok)}."
     )
+    if niced.max() > 0:
+        lines.append(
+            f"Lower-priority (niced) processes ran beside {int((niced > 0.05).sum())} of {len(ok)} cells "
+            f"(median {niced.median():.2f}, max {niced.max():.2f} cores): they yield the CPU to the cell's "
+            "processes and are not counted as oversubscription, but they share caches and memory "
+            "bandwidth (and on a virtual machine perhaps physical cores); `work.ratio_to_target` shows "
+            "whether jobs ran slower."
+        )
     if len(hot):
         lines.append("")
         shown = hot.sort_values(["machine_busy_cores", "cell_id"], ascending=[False, True]).head(10)
