@@ -226,7 +226,7 @@ def test_fill_and_query_give_the_new_aggregations(tmp_path) -> None:
     assert note is None
     lines, _ = findings.lines("run lag_p99_ms", tmp_path, 1)
     assert lines == [f"{v}<!-- q: run lag_p99_ms{a} -->" for v, a in (
-        ("20.0", ""), ("3", " agg=n"), ("10.0", " agg=ci_low"), ("30.0", " agg=ci_high"), ("0.8", " agg=ci_conf"))]
+        ("20.0", ""), ("3", " agg=n"), ("3", " agg=count"), ("10.0", " agg=ci_low"), ("30.0", " agg=ci_high"), ("0.8", " agg=ci_conf"))]
     assert findings.lines("run verdict verdict=lost", tmp_path)[0] == ["2<!-- q: run verdict verdict=lost agg=n -->"]
     _repeats(tmp_path / "other", [*THREE[:2], {"lag": 20.0, "lost": 0, "of": 4, "verdict": "inconclusive"}])
     assert "inconclusive (1)" in findings.lines("other disconnect_share agg=lost_k", tmp_path)[1]

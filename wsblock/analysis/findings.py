@@ -396,8 +396,8 @@ def lines(text: str, base: Path, decimals: int = 2) -> tuple[list[str], str | No
     """What ``wsblock findings query`` prints for a query.
 
     With ``agg=``, the one value. Without, the median and every aggregation
-    that fits the column: ``n`` and the interval (``ci_low``, ``ci_high``,
-    ``ci_conf``) for a number, the pooled loss (``lost_*``) for
+    that fits the column: ``n``, ``count`` and the interval (``ci_low``,
+    ``ci_high``, ``ci_conf``) for a number, the pooled loss (``lost_*``) for
     ``disconnect_share``, ``n`` for a column that holds words. Each line is
     a quote ready to paste; counts are printed without decimals.
 
@@ -420,7 +420,7 @@ def lines(text: str, base: Path, decimals: int = 2) -> tuple[list[str], str | No
     elif query.column == aggregate.LOSS:
         queries = [query, query.with_agg("n"), *(query.with_agg(a) for a in LOSS_AGGREGATES)]
     elif pd.to_numeric(rows[query.column], errors="coerce").notna().any():
-        queries = [query, query.with_agg("n"), *(query.with_agg(a) for a in INTERVAL_AGGREGATES)]
+        queries = [query, *(query.with_agg(a) for a in ("n", "count", *INTERVAL_AGGREGATES))]
     else:
         queries = [query.with_agg("n")]
     out = [f"{format_value(compute(q, rows), 0 if q.agg in COUNTS else decimals)}<!-- q: {q} -->"
