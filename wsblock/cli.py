@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     ffill = fsub.add_parser("fill", help="replace ?N<!-- q: ... --> placeholders with values (N decimals)")
     ffill.add_argument("document")
     fquery = fsub.add_parser("query", help="print the value of one query")
-    fquery.add_argument("query", nargs="+", help="RUN_DIR COLUMN key=value ... [agg=median|max|...]")
+    fquery.add_argument("query", nargs="+", help="RUN_DIR COLUMN key=value ... [agg=NAME] [allow=inconclusive] (docs/findings.md)")
     fquery.add_argument("--decimals", type=int, default=2, help="decimals to print (default 2)")
 
     from wsblock.report.cli import add_parsers as add_report_parsers
@@ -406,18 +406,21 @@ def _cmd_findings(args: argparse.Namespace) -> int:
     from wsblock.analysis import findings
 
     if args.findings_command == "query":
-        query = findings.Query.parse(" ".join(args.query))
-        value = findings.evaluate(query, Path.cwd())
-        print(f"{findings.format_value(value, args.decimals)}<!-- q: {query} -->")
+        lines, note = findings.lines(" ".join(args.query), Path.cwd(), args.decimals)
+        print("\n".join(lines))
+        if note:
+            print(f"note: findings check refuses this quote: {note}", file=sys.stderr)
         return 0
     if args.findings_command == "fill":
         print(f"{findings.fill(args.document)} placeholders filled")
         return 0
     checked, mismatches = findings.check(args.document)
     for m in mismatches:
-        print(f"{args.document}:{m.line}: quoted {m.quoted}, records give "
-              f"{'none' if m.computed is None else repr(round(m.computed, 6))}  [{m.query}]")
-    print(f"{checked} quoted numbers checked, {len(mismatches)} do not match the records")
+        print(f"{args.document}:{m.line}: {m.describe()}")
+    wrong = sum(1 for m in mismatches if not m.agrees)
+    refused = sum(1 for m in mismatches if m.refused)
+    print(f"{checked} quoted numbers checked, {wrong} do not match the records, "
+          f"{refused} are survival figures over inconclusive or legacy rows")
     return 1 if mismatches else 0
 
 

@@ -6,13 +6,21 @@ it, in an HTML comment that renders invisibly::
     ... lag p99 was **412**<!-- q: default lag_p99_ms workload=pure_python
     strategy=thread work_ms=3000 ping_timeout=1 --> ms ...
 
-A query names a run directory (relative to the document), a column of the
-tidy table (``docs/record.md``, ``wsblock.analysis.tidy``), ``key=value`` filters on
-other columns (``none`` matches "no value", for example ``ping_timeout=none``)
-and optionally ``agg=`` (``median``, the default, ``max``, ``min``, ``mean``,
-``sum`` or ``count``), which combines every matching row (repeats included).
-:func:`check` recomputes every quoted number and reports those that do not
-match at the precision they are written with.
+A query is ``RUN COLUMN key=value ... [agg=NAME] [allow=inconclusive]``: a run
+directory (relative to the document), a column of the tidy table
+(``docs/record.md``, :mod:`wsblock.analysis.tidy`), ``key=value`` filters on
+other columns (``none`` matches "no value", for example ``ping_timeout=none``;
+``warnings=CODE`` matches rows that carry that warning code) and an
+aggregation over every matching row, one row per repeat (:data:`AGGREGATES`;
+``median`` when none is given). Intervals and loss proportions are computed
+by :mod:`wsblock.analysis.aggregate` and :mod:`wsblock.analysis.intervals`,
+the functions the report uses. ``docs/findings.md`` describes the language.
+
+:func:`check` recomputes every quoted number, reports those that do not
+match at the precision they are written with, and refuses a survival figure
+(:func:`is_survival`) that rests on rows whose verdict is ``inconclusive`` or
+that are legacy records, unless the query filters on ``verdict`` or says
+``allow=inconclusive``.
 """
 
 from __future__ import annotations
@@ -26,11 +34,33 @@ from typing import Any
 
 import pandas as pd
 
-from wsblock.analysis import tidy
+from wsblock.analysis import aggregate, tidy
 from wsblock.errors import UsageError
+from wsblock.schema import record as record_schema
 
 QUERY = re.compile(r"(?P<value>-?[\d][\d,]*(?:\.\d+)?|none|n/a)(?:\*\*|`)?\s*<!--\s*q:\s*(?P<query>[^>]*?)\s*-->")
-AGGREGATES = ("median", "max", "min", "mean", "sum", "count")
+
+PLAIN_AGGREGATES = ("median", "max", "min", "mean", "sum", "count")
+"""Aggregations of the values of the column over the matching rows."""
+
+INTERVAL_AGGREGATES = ("ci_low", "ci_high", "ci_conf")
+"""The distribution-free interval of the median, as the report computes it, and its achieved confidence."""
+
+LOSS_AGGREGATES = ("lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "lost_any")
+"""The disconnect outcome pooled over the matching rows (column ``disconnect_share`` only)."""
+
+AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES)
+"""Every ``agg=`` a query may name."""
+
+COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any")
+"""Aggregations that are whole numbers (printed without decimals by :func:`lines`)."""
+
+ALLOW = ("inconclusive",)
+"""What ``allow=`` may name: ``inconclusive`` lets a survival figure include
+inconclusive and legacy rows."""
+
+SURVIVAL_COLUMNS = frozenset({aggregate.LOSS, "original_lost", "first_disconnect_s", "reconnects_opened", "verdict"})
+"""Columns whose values say whether connections survived (plus every ``disconnects_*`` column)."""
 
 
 @dataclass(frozen=True)
@@ -41,17 +71,19 @@ class Query:
         run: Run directory, relative to the document.
         column: Tidy-table column.
         filters: ``column -> wanted text``.
-        agg: How matching rows combine.
+        agg: How matching rows combine (one of :data:`AGGREGATES`).
+        allow: What the honesty check lets through (see :data:`ALLOW`).
     """
 
     run: str
     column: str
     filters: tuple[tuple[str, str], ...]
     agg: str = "median"
+    allow: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> "Query":
-        """Parse ``RUN COLUMN key=value ... [agg=NAME]``.
+        """Parse ``RUN COLUMN key=value ... [agg=NAME] [allow=inconclusive]``.
 
         Raises:
             UsageError: If the query is malformed.
@@ -62,6 +94,7 @@ class Query:
         run, column, *rest = words
         filters = []
         agg = "median"
+        allow: list[str] = []
         for word in rest:
             key, sep, value = word.partition("=")
             if not sep:
@@ -70,15 +103,29 @@ class Query:
                 if value not in AGGREGATES:
                     raise UsageError(f"query {text!r}: agg must be one of {', '.join(AGGREGATES)}")
                 agg = value
+            elif key == "allow":
+                if value not in ALLOW:
+                    raise UsageError(f"query {text!r}: allow must be one of {', '.join(ALLOW)}")
+                allow.append(value)
             else:
                 filters.append((key, value))
-        return cls(run, column, tuple(filters), agg)
+        if agg in LOSS_AGGREGATES and column != aggregate.LOSS:
+            raise UsageError(f"query {text!r}: agg={agg} is the disconnect outcome: use the column {aggregate.LOSS}")
+        if agg in INTERVAL_AGGREGATES and column == aggregate.LOSS:
+            raise UsageError(f"query {text!r}: {aggregate.LOSS} is a proportion: "
+                             "use agg=lost_low or agg=lost_high for its interval")
+        return cls(run, column, tuple(filters), agg, tuple(allow))
 
     def __str__(self) -> str:
         parts = [self.run, self.column, *(f"{k}={v}" for k, v in self.filters)]
         if self.agg != "median":
             parts.append(f"agg={self.agg}")
+        parts += [f"allow={a}" for a in self.allow]
         return " ".join(parts)
+
+    def with_agg(self, agg: str) -> "Query":
+        """The same query with another aggregation."""
+        return Query(self.run, self.column, self.filters, agg, self.allow)
 
 
 @lru_cache(maxsize=16)
@@ -89,7 +136,13 @@ def _table(directory: str) -> pd.DataFrame:
     return tidy.frame(loaded.records)
 
 
-def _matches(series: pd.Series, wanted: str) -> pd.Series:
+def _matches(series: pd.Series, wanted: str, column: str = "") -> pd.Series:
+    if column == "warnings":
+        # A list of codes: match rows that carry the code (none: no warning).
+        codes = series.map(lambda v: aggregate.warning_codes([v]))
+        if wanted.lower() == "none":
+            return codes.map(lambda c: not c)
+        return codes.map(lambda c: wanted in c)
     if wanted.lower() == "none":
         return series.isna() | (series.astype(str).str.lower() == "none")
     try:
@@ -98,6 +151,69 @@ def _matches(series: pd.Series, wanted: str) -> pd.Series:
         return series.astype(str) == wanted
     numeric = pd.to_numeric(series, errors="coerce")
     return (numeric - number).abs() < 1e-9
+
+
+def select(query: Query, base: Path) -> pd.DataFrame:
+    """The tidy rows a query matches (one per repeat, failed ones included).
+
+    Args:
+        query: The query.
+        base: Directory the query's run is relative to.
+
+    Raises:
+        UsageError: Unknown run or column, or no matching row.
+    """
+    table = _table(str((base / query.run).resolve()))
+    if query.column not in table.columns:
+        raise UsageError(f"query {query}: no column {query.column!r}")
+    rows = table
+    for key, wanted in query.filters:
+        if key not in rows.columns:
+            raise UsageError(f"query {query}: no column {key!r}")
+        rows = rows[_matches(rows[key], wanted, key)]
+    if rows.empty:
+        raise UsageError(f"query {query}: no matching record")
+    return rows
+
+
+def _has_value(value: Any) -> bool:
+    if value is None or (isinstance(value, str) and not value):
+        return False
+    return not (isinstance(value, float) and math.isnan(value))
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def compute(query: Query, rows: pd.DataFrame) -> float | None:
+    """A query's value over the rows it matched (see :func:`select`).
+
+    Returns:
+        The value, or ``None`` if the rows hold no value.
+    """
+    if query.agg == "n":
+        return float(len(rows))
+    if query.agg == "count":
+        return float(sum(1 for v in rows[query.column] if _has_value(v)))
+    if query.agg in INTERVAL_AGGREGATES or query.agg in LOSS_AGGREGATES:
+        cell = aggregate.CellRepeats(str(query), tuple(rows.to_dict("records")))
+        if query.agg in INTERVAL_AGGREGATES:
+            estimate = cell.estimate(query.column)
+            if estimate.n == 0:
+                return None
+            return {"ci_low": estimate.low, "ci_high": estimate.high, "ci_conf": estimate.confidence}[query.agg]
+        if not cell.losses():
+            return None
+        if query.agg == "lost_any":
+            return float(cell.repeats_lost_any())
+        lost = cell.lost()
+        return _finite_or_none({"lost_k": lost.k, "lost_n": lost.n, "lost_share": lost.share,
+                                "lost_low": lost.low, "lost_high": lost.high}[query.agg])
+    values = pd.to_numeric(rows[query.column], errors="coerce").dropna()
+    if values.empty:
+        return None
+    return float(getattr(values, query.agg)())
 
 
 def evaluate(query: Query, base: Path) -> float | None:
@@ -113,22 +229,49 @@ def evaluate(query: Query, base: Path) -> float | None:
     Raises:
         UsageError: Unknown run or column, or no matching row.
     """
-    table = _table(str((base / query.run).resolve()))
-    if query.column not in table.columns:
-        raise UsageError(f"query {query}: no column {query.column!r}")
-    rows = table
-    for key, wanted in query.filters:
-        if key not in rows.columns:
-            raise UsageError(f"query {query}: no column {key!r}")
-        rows = rows[_matches(rows[key], wanted)]
-    if rows.empty:
-        raise UsageError(f"query {query}: no matching record")
-    values = pd.to_numeric(rows[query.column], errors="coerce").dropna()
-    if query.agg == "count":
-        return float(len(values))
-    if values.empty:
+    return compute(query, select(query, base))
+
+
+def is_survival(query: Query) -> bool:
+    """Whether a query quotes a survival figure.
+
+    The disconnect share and every loss aggregation, lost and disconnect
+    counts (``original_lost``, ``disconnects_*``, ``reconnects_opened``),
+    the first disconnect, and anything read from the ``verdict`` column.
+    """
+    return (query.agg in LOSS_AGGREGATES or query.column in SURVIVAL_COLUMNS
+            or query.column.startswith("disconnects_"))
+
+
+def refusal(query: Query, rows: pd.DataFrame) -> str | None:
+    """Why a survival figure may not be quoted from these rows (None: it may).
+
+    A survival figure over rows whose verdict is ``inconclusive`` (the window
+    could not show survival) or that are legacy records (recorded before
+    keepalive exposure was measured) would count a connection that was
+    never at risk as kept. It is refused unless the query filters on
+    ``verdict`` (the author chose which verdicts count) or says
+    ``allow=inconclusive``.
+
+    Args:
+        query: The query.
+        rows: The rows it matched.
+    """
+    if not is_survival(query) or "inconclusive" in query.allow:
         return None
-    return float(getattr(values, query.agg)())
+    if any(key == "verdict" for key, _ in query.filters):
+        return None
+    inconclusive = legacy = flagged = 0
+    for row in rows.to_dict("records"):
+        is_inconclusive = row.get("verdict") == "inconclusive"
+        is_legacy = record_schema.LEGACY_WARNING in aggregate.warning_codes([row.get("warnings")])
+        inconclusive += is_inconclusive
+        legacy += is_legacy
+        flagged += is_inconclusive or is_legacy
+    if not flagged:
+        return None
+    return (f"survival figure over {flagged} of {len(rows)} matched rows that are inconclusive "
+            f"({inconclusive}) or legacy records ({legacy}); filter on verdict=... or add allow=inconclusive")
 
 
 def _decimals(text: str) -> int:
@@ -137,22 +280,58 @@ def _decimals(text: str) -> int:
 
 @dataclass(frozen=True)
 class Mismatch:
-    """A quoted number that the records do not reproduce."""
+    """A quote that the records do not support.
+
+    Attributes:
+        line: Line of the document (1-based).
+        quoted: The number as written.
+        computed: What the records give.
+        query: The query, normalised.
+        refused: Empty, or why the records do not support the quote
+            whatever its value (:func:`refusal`).
+        rows: Rows the query matched.
+        agrees: Whether the number matches the records (a refused quote
+            may).
+    """
 
     line: int
     quoted: str
     computed: float | None
     query: str
+    refused: str = ""
+    rows: int = 0
+    agrees: bool = False
+
+    def describe(self) -> str:
+        """One line for a report: the quote, what is wrong with it, and the query."""
+        given = "none" if self.computed is None else repr(round(self.computed, 6))
+        problems = [] if self.agrees else [f"records give {given}"]
+        if self.refused:
+            problems.append(f"not supported: {self.refused}")
+        return f"quoted {self.quoted}, {'; '.join(problems)}  [{self.query}]"
+
+
+def _agrees(quoted: str, computed: float | None) -> bool:
+    if quoted in ("none", "n/a"):
+        return computed is None
+    shown = float(quoted.replace(",", ""))
+    return computed is not None and math.isclose(round(computed, _decimals(quoted)), shown, abs_tol=1e-9)
 
 
 def check(document: str | Path) -> tuple[int, list[Mismatch]]:
     """Recompute every quoted number of a findings document.
 
+    A quote fails when its number, at the precision it is written with,
+    differs from the records, or when it is a survival figure resting on
+    inconclusive or legacy rows (:func:`refusal`; then ``refused`` says
+    why).
+
     Args:
         document: The markdown file.
 
     Returns:
-        ``(number of quotes checked, mismatches)``.
+        ``(number of quotes checked, problems)``: one :class:`Mismatch` per
+        failing quote, in document order.
 
     Raises:
         UsageError: Unreadable document or a query that cannot be evaluated.
@@ -167,17 +346,14 @@ def check(document: str | Path) -> tuple[int, list[Mismatch]]:
     for match in QUERY.finditer(text):
         checked += 1
         query = Query.parse(match["query"])
-        computed = evaluate(query, path.parent)
+        rows = select(query, path.parent)
+        computed = compute(query, rows)
         quoted = match["value"]
         line = text.count("\n", 0, match.start()) + 1
-        if quoted in ("none", "n/a"):
-            ok = computed is None
-        else:
-            shown = float(quoted.replace(",", ""))
-            ok = computed is not None and math.isclose(
-                round(computed, _decimals(quoted)), shown, abs_tol=1e-9)
-        if not ok:
-            mismatches.append(Mismatch(line, quoted, computed, str(query)))
+        refused = refusal(query, rows) or ""
+        agrees = _agrees(quoted, computed)
+        if refused or not agrees:
+            mismatches.append(Mismatch(line, quoted, computed, str(query), refused, len(rows), agrees))
     return checked, mismatches
 
 
@@ -214,3 +390,39 @@ def format_value(value: float | None, decimals: int) -> str:
     if value is None:
         return "none"
     return f"{value:,.{decimals}f}"
+
+
+def lines(text: str, base: Path, decimals: int = 2) -> tuple[list[str], str | None]:
+    """What ``wsblock findings query`` prints for a query.
+
+    With ``agg=``, the one value. Without, the median and every aggregation
+    that fits the column: ``n``, ``count`` and the interval (``ci_low``,
+    ``ci_high``, ``ci_conf``) for a number, the pooled loss (``lost_*``) for
+    ``disconnect_share``, ``n`` for a column that holds words. Each line is
+    a quote ready to paste; counts are printed without decimals.
+
+    Args:
+        text: The query.
+        base: Directory the query's run is relative to.
+        decimals: Decimals of values that are not counts.
+
+    Returns:
+        ``(lines, note)``: the note says why ``check`` would refuse the
+        quote (:func:`refusal`), or is None.
+
+    Raises:
+        UsageError: A malformed query or one that cannot be evaluated.
+    """
+    query = Query.parse(text)
+    rows = select(query, base)
+    if any(word.startswith("agg=") for word in text.split()[2:]):
+        queries = [query]
+    elif query.column == aggregate.LOSS:
+        queries = [query, query.with_agg("n"), *(query.with_agg(a) for a in LOSS_AGGREGATES)]
+    elif pd.to_numeric(rows[query.column], errors="coerce").notna().any():
+        queries = [query, *(query.with_agg(a) for a in ("n", "count", *INTERVAL_AGGREGATES))]
+    else:
+        queries = [query.with_agg("n")]
+    out = [f"{format_value(compute(q, rows), 0 if q.agg in COUNTS else decimals)}<!-- q: {q} -->"
+           for q in queries]
+    return out, refusal(query, rows)
