@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import workloads
+from workloads.functions import slug
 from wsblock.errors import UsageError
 from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, as_float, as_handler, as_name, as_pings, axis, boolean,
                                  bounded, handler_label, handler_seconds, name_in, number_text, one_of,
@@ -52,6 +53,37 @@ def default_start_method() -> str:
     server does, is unsafe), ``spawn`` elsewhere.
     """
     return "forkserver" if sys.platform.startswith("linux") else "spawn"
+
+
+class _WorkloadName:
+    """Parser and check of the workload axis: a catalogue name or a user's function.
+
+    A function (``package.module:function``, or a name an installed package
+    registers) is imported here, so a bad one is refused with its cause
+    before anything runs.
+    """
+
+    def parse(self, key: str, value: Any) -> Any:
+        self(key, value)
+        return value
+
+    def __call__(self, name: str, value: Any) -> None:
+        if not isinstance(value, str):
+            raise UsageError(f"{name}: expected a workload name or package.module:function, got {value!r}")
+        try:
+            workloads.lookup(value)
+        except workloads.WorkloadError as exc:
+            raise UsageError(f"{name}: {exc}") from None
+
+    def __str__(self) -> str:
+        return ", ".join(workloads.names()) + ", or a function as package.module:function"
+
+
+_WORKLOAD = _WorkloadName()
+
+
+def _work_ms_label(value: Any) -> str:
+    return "once per job" if value is None else f"{float(value):g} ms"
 
 
 def _strategies() -> list[str]:
@@ -117,15 +149,15 @@ class CellConfig:
     # the cell id, the tidy table and asv read its declaration. Axes enter
     # a cell id in the order of these fields.
     workload: str = axis(REQUIRED, Axis(
-        description="the work the server does (see wsblock list)",
-        parse=name_in(workloads.names, "workload"), normal=as_name,
-        check=one_of(workloads.names, "workload"),
-        id_part=str, label=str, asv="always", toml_key="workloads",
+        description="the work the server does (see wsblock list), or a function as package.module:function",
+        parse=_WORKLOAD.parse, normal=as_name, check=_WORKLOAD,
+        id_part=slug, label=str, asv="always", toml_key="workloads",
         examples=("pure_python", "blocking_io")))
-    work_ms: float = axis(REQUIRED, Axis(
-        description="target length of one job on an idle machine, in ms",
-        parse=positive, normal=as_float, check=within(0.0, MAX_WORK_MS),
-        id_part=lambda v: f"{number_text(v)}ms", label=lambda v: f"{float(v):g} ms",
+    work_ms: float | None = axis(REQUIRED, Axis(
+        description="target length of one job on an idle machine, in ms "
+                    "(not for a function without a units parameter, which runs once per job)",
+        parse=positive, normal=as_float, check=within(0.0, MAX_WORK_MS, allow=(None,)),
+        id_part=lambda v: None if v is None else f"{number_text(v)}ms", label=_work_ms_label,
         asv="always", metavar="MS", examples=(200, 2500)))
     strategy: str = axis(REQUIRED, Axis(
         description="how the server runs a job",
@@ -152,7 +184,7 @@ class CellConfig:
     workers: int | None = None
     chunk_ms: float = 10.0
     start_method: str = field(default_factory=default_start_method)
-    workload_params: dict[str, int] = field(default_factory=dict)
+    workload_params: dict[str, bool | int | float | str | None] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 0
     probe_interval_ms: float = 1.0
@@ -178,6 +210,10 @@ class CellConfig:
         id_part=lambda v: None if v is None else f"swi{number_text(v)}",
         label=lambda v: "unset" if v is None else f"{float(v):g} ms", asv="varied",
         metavar="MS", none_text="unset", examples=("unset", 1)))
+
+    ignored_work_ms: ClassVar[float | None] = None
+    """A ``work_ms`` given for a function that runs once per job, set aside
+    by :meth:`validate` (not a field: it is no part of the cell)."""
 
     @property
     def pool_size(self) -> int:
@@ -267,11 +303,18 @@ class CellConfig:
             )
         if not isinstance(self.workload_params, dict):
             raise UsageError(f"workload_params must be an object, got {self.workload_params!r}")
-        workload = workloads.get(self.workload)
+        workload = workloads.lookup(self.workload)
         try:
             self.workload_params = workload.resolve_params(self.workload_params)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        if isinstance(workload, workloads.FunctionWorkload) and not workload.calibrated:
+            # Called once per job: its length is the function's, measured.
+            if self.work_ms is not None:
+                self.ignored_work_ms = self.work_ms
+                self.work_ms = None
+        elif self.work_ms is None:
+            raise UsageError(f"work_ms is required for workload {self.workload}")
         reason = strategies.get(self.strategy).unsupported_reason(workload)
         if reason:
             raise UsageError(f"{self.strategy} x {self.workload} is not supported: {reason}")

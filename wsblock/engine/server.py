@@ -163,7 +163,7 @@ class CellServer:
             if not ours:
                 stats.foreign_messages += 1
             try:
-                request = protocol.parse(message, self.data_dir)
+                request = protocol.parse(message, self.data_dir, allowed=self.cell.workload)
             except protocol.ProtocolError as exc:
                 stats.protocol_closes += 1
                 stats.bad_input[exc.kind] += 1
