@@ -389,6 +389,9 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     plan = check_directory(spec, out)
     if not args.yes:
         check_size(spec, plan)
+    from wsblock.engine import user_workloads
+
+    user_workloads.preflight([planned.cell for planned in plan.todo], _progress(args.quiet))
     paths.clean_stale()
     if not args.quiet:
         print(f"wsblock: {len(spec.cells)} cells planned, {plan.reused} already recorded, "

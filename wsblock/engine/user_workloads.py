@@ -113,3 +113,25 @@ def check_for_strategy(cell: CellConfig) -> None:
         cause = lines[-1] if lines else f"exit {done.returncode}"
         raise UsageError(f"{cell.workload} cannot be loaded in a worker process ({cell.strategy}): {cause}")
     _loadable.add(cell.workload)
+
+
+def preflight(cells: list[CellConfig], progress: Callable[[str], None]) -> None:
+    """Check every user's function of a matrix before its first cell runs.
+
+    One trial call per function and set of keyword arguments, and one load
+    in a fresh interpreter per function that a process pool will run: a
+    matrix never starts a server for a function that cannot work.
+
+    Raises:
+        UsageError: One line naming the first function that fails and the cause.
+    """
+    called: set[tuple[str, str]] = set()
+    for cell in cells:
+        if not isinstance(workloads.get(cell.workload), FunctionWorkload):
+            continue
+        key = (cell.workload, repr(sorted(cell.workload_params.items())))
+        if key not in called:
+            progress(f"trial call of {cell.workload}")
+            _call(cell, 1, "on a trial call")
+            called.add(key)
+        check_for_strategy(cell)
