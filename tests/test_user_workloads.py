@@ -245,3 +245,20 @@ def test_a_function_runs_in_a_process_pool_from_the_working_directory(user_modul
     assert rec["work"]["ignored_work_ms"] == 300 and rec["work"]["units"] == 1
     assert rec["job_ms"]["completed"] > 0 and rec["work"]["expected_ms"] > 0
     assert [w["code"] for w in rec["warnings"]].count("work_ms_ignored") == 1
+
+
+def test_asv_reads_a_matrix_file_with_functions(user_module: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import common
+
+    path = tmp_path / "mine.toml"
+    path.write_text(f'workloads = ["{user_module}:plain", "pure_python"]\nwork_ms = [50]\n'
+                    f'strategies = ["thread", "process"]\n[params]\nn = 100\n')
+    monkeypatch.setenv("WSBLOCK_ASV_PROFILE", str(path))
+    assert common.profile_name() == str(path.resolve())
+    grid = common.build_grid(common.profile_name())
+    assert grid.params[:3] == [[f"{user_module}:plain", "pure_python"], [None, 50], ["thread", "process"]]
+    assert len(grid.cells) == 4
+    monkeypatch.setenv("WSBLOCK_ASV_PROFILE", str(tmp_path / "missing.toml"))
+    with pytest.raises(UsageError, match="no such matrix file"):
+        common.profile_name()
