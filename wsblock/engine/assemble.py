@@ -157,6 +157,7 @@ def build(
             **meta,
             "blas": server["blas"],
             "switch_interval_s": server["switch_interval_s"],
+            "event_loop": server.get("event_loop"),
             "start_method": server["start_method"],
         },
     }

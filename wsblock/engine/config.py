@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import workloads
 from workloads.functions import slug
 from wsblock.errors import UsageError
-from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, as_float, as_handler, as_name, as_pings, axis, boolean,
+from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, as_float, as_handler, as_name, as_pings, axis, boolean, is_none,
                                  bounded, handler_label, handler_seconds, name_in, number_text, one_of,
                                  positive, positive_or_unset, seconds_label, seconds_or_none,
                                  seconds_or_none_text, seconds_or_none_word, seconds_text, true_or_false,
@@ -86,6 +86,27 @@ def _work_ms_label(value: Any) -> str:
     return "once per job" if value is None else f"{float(value):g} ms"
 
 
+LOOPS = ("asyncio", "uvloop")
+"""Event loops the server can run on."""
+
+
+class _LoopName:
+    """Check of the loop axis: a known loop whose package is installed."""
+
+    def __call__(self, name: str, value: Any) -> None:
+        if not isinstance(value, str) or value not in LOOPS:
+            raise UsageError(f"unknown loop {value!r} (choose from {', '.join(LOOPS)})")
+        if value == "uvloop":
+            import importlib.util
+
+            if importlib.util.find_spec("uvloop") is None:
+                raise UsageError("loop uvloop needs the uvloop package, which is not installed "
+                                 "(pip install 'wsblock[uvloop]'; it exists for Linux and macOS)")
+
+    def __str__(self) -> str:
+        return ", ".join(LOOPS)
+
+
 def _strategies() -> list[str]:
     # Imported when first asked: the strategies import the process machinery.
     from wsblock.engine import strategies
@@ -142,6 +163,9 @@ class CellConfig:
         switch_interval_ms: The server's ``sys.setswitchinterval``, in ms:
             how long a thread holding the GIL keeps it while another waits.
             Default: ``None`` (leave the interpreter's 5 ms).
+        loop: The server's event loop, ``asyncio`` (default) or ``uvloop``
+            (an optional dependency). The load process always runs asyncio's
+            loop, so only the server under test changes.
     """
 
     # Axes (see wsblock.schema.axis.axis): a field declared with axis() is an
@@ -210,6 +234,11 @@ class CellConfig:
         id_part=lambda v: None if v is None else f"swi{number_text(v)}",
         label=lambda v: "unset" if v is None else f"{float(v):g} ms", asv="varied",
         metavar="MS", none_text="unset", examples=("unset", 1)))
+    loop: str = axis("asyncio", Axis(
+        description="the server's event loop: asyncio's own, or uvloop (timers of 1 ms resolution)",
+        parse=name_in(lambda: list(LOOPS), "loop"), normal=lambda v: "asyncio" if is_none(v) else str(v),
+        check=_LoopName(), id_part=lambda v: None if v == "asyncio" else str(v), label=str, asv="varied",
+        metavar="NAME", examples=("asyncio", "uvloop")))
 
     ignored_work_ms: ClassVar[float | None] = None
     """A ``work_ms`` given for a function that runs once per job, set aside

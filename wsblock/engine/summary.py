@@ -35,7 +35,8 @@ def _head(rec: dict[str, Any]) -> str:
     size = "one call per job" if p.get("work_ms") is None else f"{p['work_ms']:g} ms"
     return (f"cell        {p['workload']} {size} x {p['strategy']}, "
             f"ping_interval={p['ping_interval']} ping_timeout={p['ping_timeout']}, "
-            f"window {duration:g} s{how}")
+            + (f"loop {p['loop']}, " if p.get("loop", "asyncio") != "asyncio" else "")
+            + f"window {duration:g} s{how}")
 
 
 def p_text(params: dict[str, Any]) -> str:
