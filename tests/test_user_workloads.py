@@ -262,3 +262,21 @@ def test_asv_reads_a_matrix_file_with_functions(user_module: str, tmp_path: Path
     monkeypatch.setenv("WSBLOCK_ASV_PROFILE", str(tmp_path / "missing.toml"))
     with pytest.raises(UsageError, match="no such matrix file"):
         common.profile_name()
+
+
+def test_text_arguments_keep_cells_apart_in_tables() -> None:
+    from wsblock.analysis import aggregate, tidy
+    from wsblock.report import cells as cellmod
+
+    fixture = Path(__file__).parent / "fixtures" / "run_a" / "cells" / "pure_python-200ms-inline-pi0.5-pt2-r0.json"
+    records = []
+    for region in ("north", "south"):
+        rec = json.loads(fixture.read_text())
+        rec.pop("matrix", None)
+        rec["params"].update(workload="mod:fn", work_ms=None, workload_params={"region": region, "full": True})
+        records.append(rec)
+    df = tidy.frame(records)
+    assert list(df["mod:fn_region"]) == ["north", "south"]
+    rows = df.to_dict("records")
+    assert aggregate.cell_of(rows[0]) != aggregate.cell_of(rows[1])
+    assert cellmod.variant(rows[0], df.columns) == "mod:fn (full=true, region=north)"

@@ -123,7 +123,7 @@ def check_value(name: str, key: str, value: Any) -> Any:
     Raises:
         WorkloadError: Naming the function and the parameter.
     """
-    if value is None or isinstance(value, (bool, int)):
+    if isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):

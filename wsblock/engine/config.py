@@ -208,7 +208,7 @@ class CellConfig:
     workers: int | None = None
     chunk_ms: float = 10.0
     start_method: str = field(default_factory=default_start_method)
-    workload_params: dict[str, bool | int | float | str | None] = field(default_factory=dict)
+    workload_params: dict[str, bool | int | float | str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 0
     probe_interval_ms: float = 1.0
