@@ -23,7 +23,7 @@ __all__ = ["Job", "JobTiming", "ParamSpec", "Workload", "WorkloadError", "execut
 _REGISTRY: dict[str, Workload] = {}
 _BROKEN: dict[str, str] = {}
 _BY_SPEC: dict[str, Workload] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # a user's module may look workloads up while it is imported
 
 
 def _load() -> dict[str, Workload]:
