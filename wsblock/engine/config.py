@@ -119,9 +119,11 @@ class CellConfig:
     """One cell of the experiment.
 
     Attributes:
-        workload: Workload name (see ``wsblock list``).
+        workload: Workload name (see ``wsblock list``), or a user's function
+            as ``package.module:function`` (:mod:`workloads.functions`).
         work_ms: Target duration of one job on an idle machine, in ms; turned
-            into fixed work through the calibration.
+            into fixed work through the calibration. ``None`` for a user's
+            function without ``units``, which runs once per job.
         strategy: How the server runs the work: ``inline``, ``chunked``,
             ``thread`` or ``process``.
         ping_interval: Seconds between keepalive pings, or ``None`` for no
@@ -145,7 +147,8 @@ class CellConfig:
             ms (workloads with a natural chunk, such as pandas, use theirs).
             Default: 10.
         start_method: ``multiprocessing`` start method of the process pool.
-        workload_params: Workload parameters, e.g. ``{"chunksize": 10000}``.
+        workload_params: Workload parameters, e.g. ``{"chunksize": 10000}``;
+            for a user's function, its keyword arguments.
         host: Address the server binds. Default: 127.0.0.1.
         port: Port the server binds; 0 picks a free one. Default: 0.
         probe_interval_ms: Period of the in-loop lag probe. Default: 1.
