@@ -315,6 +315,7 @@ def _cmd_list(_: argparse.Namespace) -> int:
         print(f"  {'':<12} unit: {w.unit}; GIL: {w.gil}")
         for p in w.params:
             print(f"  {'':<12} --param {p.name}=N  {p.help} (default {p.default}, {p.minimum}..{p.maximum})")
+    print("  or your own function: --workload package.module:function [--param key=value ...]")
     print("strategies:")
     for name in strategies.names():
         cls = strategies.get(name)
