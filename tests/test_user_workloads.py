@@ -280,3 +280,12 @@ def test_text_arguments_keep_cells_apart_in_tables() -> None:
     rows = df.to_dict("records")
     assert aggregate.cell_of(rows[0]) != aggregate.cell_of(rows[1])
     assert cellmod.variant(rows[0], df.columns) == "mod:fn (full=true, region=north)"
+
+
+def test_a_skipped_function_without_work_size_is_listed() -> None:
+    from wsblock.report import document
+    from wsblock.report.cells import Skip
+
+    lines = document._skip_lines([Skip({"workload": "mod:fn", "work_ms": None, "strategy": "chunked",
+                                        "ping_timeout": 1.0}, "a single call")])
+    assert lines == ["- mod:fn x chunked, 1 cell (ping_timeout 1 s): a single call"]
