@@ -197,7 +197,7 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
         try:
             chosen = workloads.lookup(given["workload"])
         except workloads.WorkloadError as exc:
-            raise UsageError(f"workload: {exc}") from None
+            raise UsageError(str(exc)) from None
         if isinstance(chosen, workloads.FunctionWorkload) and not chosen.calibrated:
             given["work_ms"] = None  # called once per job: no target length
     for axis in axes.AXES:

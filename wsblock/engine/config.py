@@ -64,16 +64,20 @@ class _WorkloadName:
     """
 
     def parse(self, key: str, value: Any) -> Any:
-        self(key, value)
+        try:
+            self(key, value)
+        except UsageError as exc:
+            raise UsageError(f"{key}: {exc}") from None
         return value
 
     def __call__(self, name: str, value: Any) -> None:
         if not isinstance(value, str):
-            raise UsageError(f"{name}: expected a workload name or package.module:function, got {value!r}")
+            raise UsageError(f"unknown workload {value!r} (choose from {', '.join(workloads.names())}, "
+                             f"or name a function as package.module:function)")
         try:
             workloads.lookup(value)
         except workloads.WorkloadError as exc:
-            raise UsageError(f"{name}: {exc}") from None
+            raise UsageError(str(exc)) from None
 
     def __str__(self) -> str:
         return ", ".join(workloads.names()) + ", or a function as package.module:function"
