@@ -64,15 +64,24 @@ CellKey = tuple[Any, ...]
 
 
 def profile_name() -> str:
-    """The profile chosen through ``WSBLOCK_ASV_PROFILE``.
+    """The profile chosen through ``WSBLOCK_ASV_PROFILE``: a shipped one, or a matrix file.
+
+    A value ending in ``.toml`` is the path of a matrix file (``docs/matrix.md``),
+    so the suite can measure a matrix of one's own, users' functions included.
 
     Raises:
-        UsageError: If the variable names no shipped profile.
+        UsageError: If the variable names no shipped profile and no existing
+            ``.toml`` file.
     """
     name = os.environ.get(PROFILE_ENV, "").strip() or DEFAULT_PROFILE
+    if name.endswith(".toml"):
+        if not Path(name).is_file():
+            raise UsageError(f"{PROFILE_ENV}={name!r}: no such matrix file")
+        return str(Path(name).resolve())
     if name not in matrix_spec.PROFILES:
         raise UsageError(
-            f"{PROFILE_ENV}={name!r} is not a profile (choose from {', '.join(matrix_spec.PROFILES)})"
+            f"{PROFILE_ENV}={name!r} is not a profile (choose from {', '.join(matrix_spec.PROFILES)}, "
+            f"or give the path of a matrix file ending in .toml)"
         )
     return name
 
@@ -147,14 +156,15 @@ def build_grid(name: str, matrix: Matrix | None = None) -> Grid:
     """Turn the profile ``name`` into a :class:`Grid`.
 
     Args:
-        name: A shipped profile.
+        name: A shipped profile, or the path of a matrix file (``.toml``).
         matrix: The matrix to use instead of loading the profile (tests).
 
     Raises:
         UsageError: If the profile is invalid, or if it varies a workload
             parameter (the grid has no axis for those).
     """
-    matrix = matrix if matrix is not None else matrix_spec.load_profile(name)
+    if matrix is None:
+        matrix = matrix_spec.load_file(name) if name.endswith(".toml") else matrix_spec.load_profile(name)
     configs = [p.cell for p in matrix.cells] + [cell for cell, _ in matrix.skipped]
     names = list(BASE_AXES) + [
         axis for axis in OPTIONAL_AXES
@@ -191,7 +201,7 @@ def setup_cache_timeout(matrix: Matrix) -> float:
     first run on a machine also calibrates every workload.
     """
     cells = [p.cell for p in matrix.cells]
-    typical = sum(3 * (c.warmup + _window_s(c)) + 2 * c.work_ms / 1000.0 + 30.0 for c in cells)
+    typical = sum(3 * (c.warmup + _window_s(c)) + 2 * (c.work_ms or 0.0) / 1000.0 + 30.0 for c in cells)
     longest = max((cell_timeout(p) for p in matrix.cells), default=0.0)
     return float(max(600.0 + typical, longest + 60.0))
 

@@ -2,7 +2,10 @@
 
 Every module in this package that defines a module-level ``WORKLOAD`` (an
 instance of :class:`workloads.base.Workload`) is registered under its
-``name``. Adding a workload means adding one module.
+``name``. Adding a workload means adding one module. Installed packages add
+theirs through the entry point group ``wsblock.workloads``, and any
+function can be named by its import path, ``package.module:function``
+(:mod:`workloads.functions`).
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ import pkgutil
 import threading
 
 from workloads.base import Job, JobTiming, ParamSpec, Workload, execute
+from workloads.functions import FunctionWorkload, WorkloadError, is_spec
 
-__all__ = ["Job", "JobTiming", "ParamSpec", "Workload", "execute", "get", "names", "all_workloads"]
+__all__ = ["Job", "JobTiming", "ParamSpec", "Workload", "WorkloadError", "execute", "get", "names",
+           "all_workloads", "is_user", "lookup", "FunctionWorkload"]
 
 _REGISTRY: dict[str, Workload] = {}
-_LOCK = threading.Lock()
+_BROKEN: dict[str, str] = {}
+_BY_SPEC: dict[str, Workload] = {}
+_LOCK = threading.RLock()  # a user's module may look workloads up while it is imported
 
 
 def _load() -> dict[str, Workload]:
@@ -34,6 +41,15 @@ def _load() -> dict[str, Workload]:
                 workload = getattr(module, "WORKLOAD", None)
                 if isinstance(workload, Workload):
                     found[workload.name] = workload
+            from workloads.functions import entry_points
+
+            installed, broken = entry_points()
+            for name, workload in installed.items():
+                if name in found:
+                    broken[name] = f"{name}: an installed package registers a built-in workload's name"
+                else:
+                    found[name] = workload
+            _BROKEN.update(broken)
             _REGISTRY.update(found)
     return _REGISTRY
 
@@ -61,6 +77,47 @@ def get(name: str) -> Workload:
         KeyError: If no workload has that name.
     """
     registry = _load()
-    if name not in registry:
-        raise KeyError(name)
-    return registry[name]
+    if name in registry:
+        return registry[name]
+    if is_spec(name):
+        try:
+            return lookup(name)
+        except WorkloadError:
+            raise KeyError(name) from None
+    raise KeyError(name)
+
+
+def lookup(name: str) -> Workload:
+    """Look a workload up by name, import path or entry point, saying why it fails.
+
+    Args:
+        name: A catalogue name, an entry point name, or
+            ``package.module:function``.
+
+    Returns:
+        The workload (a function's is imported once per process).
+
+    Raises:
+        WorkloadError: One line naming the workload and the cause.
+    """
+    registry = _load()
+    if name in registry:
+        return registry[name]
+    if name in _BROKEN:
+        raise WorkloadError(_BROKEN[name])
+    if not is_spec(name):
+        raise WorkloadError(f"unknown workload {name!r} (choose from {', '.join(names())}, "
+                            f"or name a function as package.module:function)")
+    with _LOCK:
+        if name not in _BY_SPEC:
+            from workloads.functions import resolve
+
+            _BY_SPEC[name] = FunctionWorkload(name, resolve(name))
+    return _BY_SPEC[name]
+
+
+def is_user(name: str) -> bool:
+    """Whether ``name`` is a user's function (an import path or an entry point function)."""
+    if is_spec(name):
+        return True
+    return isinstance(_load().get(name), FunctionWorkload)

@@ -46,7 +46,8 @@ class Job:
         workload: Registered workload name.
         units: Amount of fixed work, in the workload's unit.
         chunk_units: Units per step for workloads without a natural chunk.
-        params: Workload parameters, already validated.
+        params: Workload parameters, already validated (integers for the
+            built-in workloads; short scalars for a user's function).
         data_dir: Directory holding generated input data (never chosen by a
             client: the server sets it).
     """
@@ -54,7 +55,7 @@ class Job:
     workload: str
     units: int
     chunk_units: int
-    params: Mapping[str, int] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
     data_dir: str = ""
 
 

@@ -31,14 +31,21 @@ _NOT_GIVEN: Any = object()
 """Default of options whose absence matters (``None`` already means "none")."""
 
 
-def _workload_param(text: str) -> tuple[str, int]:
+def _workload_param(text: str) -> tuple[str, Any]:
+    # The value as a matrix file would hold it: an integer, a number,
+    # true/false, or text. The workload checks it (the built-in ones take
+    # integers; a user's function, keyword arguments).
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key.strip(), int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{key} must be an integer, got {value!r}") from None
+    for convert in (int, float):
+        try:
+            return key.strip(), convert(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return key.strip(), value.lower() == "true"
+    return key.strip(), value
 
 
 def _axis_text(axis: Any) -> Any:
@@ -113,7 +120,8 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-method", default=default_start_method(),
                         help=f"process pool start method (default {default_start_method()})")
     parser.add_argument("--param", type=_workload_param, action="append", default=[],
-                        metavar="KEY=VALUE", help="workload parameter, e.g. chunksize=5000 (repeatable)")
+                        metavar="KEY=VALUE", help="workload parameter, e.g. chunksize=5000, or a keyword "
+                                                  "argument of a user's function (repeatable)")
     parser.add_argument("--host", default=d.host, help=f"server bind address (default {d.host})")
     parser.add_argument("--port", type=int, default=d.port, help="server port (default 0: any free port)")
     parser.add_argument("--stall-ms", type=float, default=d.stall_ms, metavar="MS",
@@ -183,13 +191,22 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
     from wsblock.schema import axes
 
     given = {a.name: getattr(args, a.name) for a in axes.AXES if getattr(args, a.name) is not _NOT_GIVEN}
+    if "workload" in given and "work_ms" not in given:
+        import workloads
+
+        try:
+            chosen = workloads.lookup(given["workload"])
+        except workloads.WorkloadError as exc:
+            raise UsageError(str(exc)) from None
+        if isinstance(chosen, workloads.FunctionWorkload) and not chosen.calibrated:
+            given["work_ms"] = None  # called once per job: no target length
     for axis in axes.AXES:
         if axis.default is axes.REQUIRED and axis.name not in given:
             raise UsageError(f"the following arguments are required: {axis.cli_option}")
     if "ping_timeout" in given and given["ping_timeout"] is not None \
             and given.get("ping_interval", axes.get("ping_interval").default) is None:
         raise UsageError("--ping-timeout has no effect with --ping-interval none (no pings are sent)")
-    params: dict[str, int] = {}
+    params: dict[str, Any] = {}
     for key, value in args.param:
         params[key] = value
     return CellConfig(
@@ -298,6 +315,7 @@ def _cmd_list(_: argparse.Namespace) -> int:
         print(f"  {'':<12} unit: {w.unit}; GIL: {w.gil}")
         for p in w.params:
             print(f"  {'':<12} --param {p.name}=N  {p.help} (default {p.default}, {p.minimum}..{p.maximum})")
+    print("  or your own function: --workload package.module:function [--param key=value ...]")
     print("strategies:")
     for name in strategies.names():
         cls = strategies.get(name)
@@ -372,6 +390,9 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     plan = check_directory(spec, out)
     if not args.yes:
         check_size(spec, plan)
+    from wsblock.engine import user_workloads
+
+    user_workloads.preflight([planned.cell for planned in plan.todo], _progress(args.quiet))
     paths.clean_stale()
     if not args.quiet:
         print(f"wsblock: {len(spec.cells)} cells planned, {plan.reused} already recorded, "

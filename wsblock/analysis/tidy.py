@@ -165,7 +165,9 @@ def flatten(rec: Mapping[str, Any], path: str | Path | None = None) -> dict[str,
             # the setting is inert.
             params.get(column) if strategies.has(params.get("strategy"), "out_of_process") else None)
     for key, value in sorted((params.get("workload_params") or {}).items()):
-        row[f"{params.get('workload')}_{key}"] = metrics.number(value)
+        # Keyword arguments of a user's function may be text or true/false:
+        # kept as they are, so that different values stay different cells.
+        row[f"{params.get('workload')}_{key}"] = value if isinstance(value, (str, bool)) else metrics.number(value)
     if status == "ok":
         row.update(_metrics(rec))
     else:

@@ -71,7 +71,8 @@ def build(
     original_lost = survival["original_lost"]
     job_ms = server["job_ms"]
     ratio = None
-    if runs_alone(params, machine.get("cpus", 1)) and job_ms.get("completed_p50") is not None:
+    if runs_alone(params, machine.get("cpus", 1)) and job_ms.get("completed_p50") is not None \
+            and params.get("work_ms") is not None:
         ratio = round(job_ms["completed_p50"] / float(params["work_ms"]), 3)
     echo = load["echo"]
     lower_bound = bool(echo["lost"] or echo["censored"] or echo["missed"])
@@ -156,6 +157,7 @@ def build(
             **meta,
             "blas": server["blas"],
             "switch_interval_s": server["switch_interval_s"],
+            "event_loop": server.get("event_loop"),
             "start_method": server["start_method"],
         },
     }

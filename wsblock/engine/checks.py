@@ -22,6 +22,7 @@ CODES = (
     "calibration_drift",
     "oversubscribed",
     "background_load",
+    "work_ms_ignored",
 )
 
 DRIFT_LIMIT = 0.15
@@ -101,6 +102,12 @@ def warnings_for(rec: dict[str, Any]) -> list[dict[str, str]]:
         parts += [f"{k} x{n}" for k, n in (errors.get("bad_input") or {}).get("by_kind", {}).items()]
         out.append(_warn("handler_errors", f"{errors['total']} message(s) the handler could not serve: "
                                            + ", ".join(parts)))
+    ignored = rec["work"].get("ignored_work_ms")
+    if ignored is not None:
+        function = rec["work"].get("function") or {}
+        out.append(_warn("work_ms_ignored", f"work_ms {ignored:g} was ignored: "
+                                            f"{function.get('qualified_name', rec['params'].get('workload'))} "
+                                            "takes no units, so each job is one call of its own length"))
     ratio = rec["work"].get("ratio_to_target")
     if ratio is not None and abs(ratio - 1.0) > DRIFT_LIMIT:
         cal = rec["work"].get("calibration") or {}

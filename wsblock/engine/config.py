@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import workloads
+from workloads.functions import slug
 from wsblock.errors import UsageError
-from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, as_float, as_handler, as_name, as_pings, axis, boolean,
+from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, as_float, as_handler, as_name, as_pings, axis, boolean, is_none,
                                  bounded, handler_label, handler_seconds, name_in, number_text, one_of,
                                  positive, positive_or_unset, seconds_label, seconds_or_none,
                                  seconds_or_none_text, seconds_or_none_word, seconds_text, true_or_false,
@@ -54,6 +55,62 @@ def default_start_method() -> str:
     return "forkserver" if sys.platform.startswith("linux") else "spawn"
 
 
+class _WorkloadName:
+    """Parser and check of the workload axis: a catalogue name or a user's function.
+
+    A function (``package.module:function``, or a name an installed package
+    registers) is imported here, so a bad one is refused with its cause
+    before anything runs.
+    """
+
+    def parse(self, key: str, value: Any) -> Any:
+        try:
+            self(key, value)
+        except UsageError as exc:
+            raise UsageError(f"{key}: {exc}") from None
+        return value
+
+    def __call__(self, name: str, value: Any) -> None:
+        if not isinstance(value, str):
+            raise UsageError(f"unknown workload {value!r} (choose from {', '.join(workloads.names())}, "
+                             f"or name a function as package.module:function)")
+        try:
+            workloads.lookup(value)
+        except workloads.WorkloadError as exc:
+            raise UsageError(str(exc)) from None
+
+    def __str__(self) -> str:
+        return ", ".join(workloads.names()) + ", or a function as package.module:function"
+
+
+_WORKLOAD = _WorkloadName()
+
+
+def _work_ms_label(value: Any) -> str:
+    return "once per job" if value is None else f"{float(value):g} ms"
+
+
+LOOPS = ("asyncio", "uvloop")
+"""Event loops the server can run on."""
+
+
+class _LoopName:
+    """Check of the loop axis: a known loop whose package is installed."""
+
+    def __call__(self, name: str, value: Any) -> None:
+        if not isinstance(value, str) or value not in LOOPS:
+            raise UsageError(f"unknown loop {value!r} (choose from {', '.join(LOOPS)})")
+        if value == "uvloop":
+            import importlib.util
+
+            if importlib.util.find_spec("uvloop") is None:
+                raise UsageError("loop uvloop needs the uvloop package, which is not installed "
+                                 "(pip install 'wsblock[uvloop]'; it exists for Linux and macOS)")
+
+    def __str__(self) -> str:
+        return ", ".join(LOOPS)
+
+
 def _strategies() -> list[str]:
     # Imported when first asked: the strategies import the process machinery.
     from wsblock.engine import strategies
@@ -66,9 +123,11 @@ class CellConfig:
     """One cell of the experiment.
 
     Attributes:
-        workload: Workload name (see ``wsblock list``).
+        workload: Workload name (see ``wsblock list``), or a user's function
+            as ``package.module:function`` (:mod:`workloads.functions`).
         work_ms: Target duration of one job on an idle machine, in ms; turned
-            into fixed work through the calibration.
+            into fixed work through the calibration. ``None`` for a user's
+            function without ``units``, which runs once per job.
         strategy: How the server runs the work: ``inline``, ``chunked``,
             ``thread`` or ``process``.
         ping_interval: Seconds between keepalive pings, or ``None`` for no
@@ -92,7 +151,8 @@ class CellConfig:
             ms (workloads with a natural chunk, such as pandas, use theirs).
             Default: 10.
         start_method: ``multiprocessing`` start method of the process pool.
-        workload_params: Workload parameters, e.g. ``{"chunksize": 10000}``.
+        workload_params: Workload parameters, e.g. ``{"chunksize": 10000}``;
+            for a user's function, its keyword arguments.
         host: Address the server binds. Default: 127.0.0.1.
         port: Port the server binds; 0 picks a free one. Default: 0.
         probe_interval_ms: Period of the in-loop lag probe. Default: 1.
@@ -110,6 +170,9 @@ class CellConfig:
         switch_interval_ms: The server's ``sys.setswitchinterval``, in ms:
             how long a thread holding the GIL keeps it while another waits.
             Default: ``None`` (leave the interpreter's 5 ms).
+        loop: The server's event loop, ``asyncio`` (default) or ``uvloop``
+            (an optional dependency). The load process always runs asyncio's
+            loop, so only the server under test changes.
     """
 
     # Axes (see wsblock.schema.axis.axis): a field declared with axis() is an
@@ -117,15 +180,15 @@ class CellConfig:
     # the cell id, the tidy table and asv read its declaration. Axes enter
     # a cell id in the order of these fields.
     workload: str = axis(REQUIRED, Axis(
-        description="the work the server does (see wsblock list)",
-        parse=name_in(workloads.names, "workload"), normal=as_name,
-        check=one_of(workloads.names, "workload"),
-        id_part=str, label=str, asv="always", toml_key="workloads",
+        description="the work the server does (see wsblock list), or a function as package.module:function",
+        parse=_WORKLOAD.parse, normal=as_name, check=_WORKLOAD,
+        id_part=slug, label=str, asv="always", toml_key="workloads",
         examples=("pure_python", "blocking_io")))
-    work_ms: float = axis(REQUIRED, Axis(
-        description="target length of one job on an idle machine, in ms",
-        parse=positive, normal=as_float, check=within(0.0, MAX_WORK_MS),
-        id_part=lambda v: f"{number_text(v)}ms", label=lambda v: f"{float(v):g} ms",
+    work_ms: float | None = axis(REQUIRED, Axis(
+        description="target length of one job on an idle machine, in ms "
+                    "(not for a function without a units parameter, which runs once per job)",
+        parse=positive, normal=as_float, check=within(0.0, MAX_WORK_MS, allow=(None,)),
+        id_part=lambda v: None if v is None else f"{number_text(v)}ms", label=_work_ms_label,
         asv="always", metavar="MS", examples=(200, 2500)))
     strategy: str = axis(REQUIRED, Axis(
         description="how the server runs a job",
@@ -152,7 +215,7 @@ class CellConfig:
     workers: int | None = None
     chunk_ms: float = 10.0
     start_method: str = field(default_factory=default_start_method)
-    workload_params: dict[str, int] = field(default_factory=dict)
+    workload_params: dict[str, bool | int | float | str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 0
     probe_interval_ms: float = 1.0
@@ -178,6 +241,15 @@ class CellConfig:
         id_part=lambda v: None if v is None else f"swi{number_text(v)}",
         label=lambda v: "unset" if v is None else f"{float(v):g} ms", asv="varied",
         metavar="MS", none_text="unset", examples=("unset", 1)))
+    loop: str = axis("asyncio", Axis(
+        description="the server's event loop: asyncio's own, or uvloop (timers of 1 ms resolution)",
+        parse=name_in(lambda: list(LOOPS), "loop"), normal=lambda v: "asyncio" if is_none(v) else str(v),
+        check=_LoopName(), id_part=lambda v: None if v == "asyncio" else str(v), label=str, asv="varied",
+        metavar="NAME", examples=("asyncio", "uvloop")))
+
+    ignored_work_ms: ClassVar[float | None] = None
+    """A ``work_ms`` given for a function that runs once per job, set aside
+    by :meth:`validate` (not a field: it is no part of the cell)."""
 
     @property
     def pool_size(self) -> int:
@@ -267,11 +339,18 @@ class CellConfig:
             )
         if not isinstance(self.workload_params, dict):
             raise UsageError(f"workload_params must be an object, got {self.workload_params!r}")
-        workload = workloads.get(self.workload)
+        workload = workloads.lookup(self.workload)
         try:
             self.workload_params = workload.resolve_params(self.workload_params)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        if isinstance(workload, workloads.FunctionWorkload) and not workload.calibrated:
+            # Called once per job: its length is the function's, measured.
+            if self.work_ms is not None:
+                self.ignored_work_ms = self.work_ms
+                self.work_ms = None
+        elif self.work_ms is None:
+            raise UsageError(f"work_ms is required for workload {self.workload}")
         reason = strategies.get(self.strategy).unsupported_reason(workload)
         if reason:
             raise UsageError(f"{self.strategy} x {self.workload} is not supported: {reason}")

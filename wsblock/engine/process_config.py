@@ -157,7 +157,7 @@ class JobConfig(_Config):
     workload: str
     units: int
     chunk_units: int
-    params: dict[str, int] = field(default_factory=dict)
+    params: dict[str, bool | int | float | str] = field(default_factory=dict)
 
     def job(self, data_dir: str = "") -> Job:
         """The :class:`workloads.Job` this spec describes."""

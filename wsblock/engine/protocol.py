@@ -79,12 +79,15 @@ def _int(data: dict[str, Any], key: str, minimum: int, maximum: int) -> int:
     return value
 
 
-def parse(message: str | bytes, data_dir: str) -> Echo | tuple[int, Job]:
+def parse(message: str | bytes, data_dir: str, *, allowed: str | None = None) -> Echo | tuple[int, Job]:
     """Validate one incoming message.
 
     Args:
         message: The frame's payload.
         data_dir: The server's data directory, put into jobs.
+        allowed: The one workload outside the catalogue that jobs may name
+            (the cell's own function); a client never makes the server
+            import anything else.
 
     Returns:
         An :class:`Echo`, or ``(job id, Job)``.
@@ -117,7 +120,7 @@ def parse(message: str | bytes, data_dir: str) -> Echo | tuple[int, Job]:
         raise RequestError(f"unknown op {op!r}")
     job_id = _int(data, "id", 0, 2**62)
     name = data.get("workload")
-    if not isinstance(name, str) or name not in workloads.names():
+    if not isinstance(name, str) or (name not in workloads.names() and name != allowed):
         raise RequestError(f"unknown workload {name!r}")
     workload = workloads.get(name)
     units = _int(data, "units", 1, workload.max_units)

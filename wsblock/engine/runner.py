@@ -37,6 +37,7 @@ from wsblock import meta, paths
 from wsblock.engine import calibration, exposure, sizing
 from wsblock.engine import assemble
 from wsblock.engine import strategies
+from wsblock.engine import user_workloads
 from wsblock.engine.resources import machine_busy, machine_niced_cores
 from wsblock.engine.config import CellConfig
 from wsblock.errors import HarnessError, UsageError
@@ -75,17 +76,45 @@ def check_port(host: str, port: int) -> None:
 def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
     """Turn the cell's target duration into fixed units of work.
 
+    A user's function that takes no ``units`` is not calibrated: it is
+    called once here (a trial that pays its imports), then once more and
+    timed, and each job is one call.
+
     Args:
         cell: A validated cell.
         progress: Receives progress messages.
 
     Returns:
         The ``work`` section of the record.
+
+    Raises:
+        UsageError: A user's function failed on its trial call or its
+            calibration (one line naming it and the cause).
     """
     workload = workloads.get(cell.workload)
-    cal = calibration.get(cell.workload, cell.workload_params, up_to_ms=cell.work_ms, progress=progress)
+    function = user_workloads.describe(workload)
+    if function is not None and not function["calibrated"]:
+        expected = user_workloads.trial(cell, progress)
+        return {
+            "target_ms": None,
+            "units": 1,
+            "unit": workload.unit,
+            "chunk_units": 1,
+            "warm_units": 1,
+            "expected_ms": round(expected, 3),
+            "calibration": None,
+            "function": function,
+            "ignored_work_ms": cell.ignored_work_ms,
+        }
+    try:
+        cal = calibration.get(cell.workload, cell.workload_params, up_to_ms=cell.work_ms, progress=progress)
+    except Exception as exc:
+        if function is None:
+            raise
+        raise UsageError(user_workloads.failure(cell.workload, exc, "while calibrating")) from None
+    assert cell.work_ms is not None  # validate() refuses a calibrated workload without it
     units = cal.units_for(cell.work_ms)
-    return {
+    work = {
         "target_ms": cell.work_ms,
         "units": units,
         "unit": workload.unit,
@@ -106,6 +135,16 @@ def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
             "key": cal.key,
         },
     }
+    if function is not None:
+        work["function"] = function
+    return work
+
+
+def _job_ms(cell: CellConfig, work: dict[str, Any] | None) -> float:
+    # The longer of the target and the calibrated (or measured) job.
+    if work is None:
+        return cell.work_ms if cell.work_ms is not None else 1000.0
+    return max(work["expected_ms"], cell.work_ms or 0.0)
 
 
 def plan_window(cell: CellConfig, work: dict[str, Any] | None) -> sizing.WindowPlan:
@@ -117,7 +156,7 @@ def plan_window(cell: CellConfig, work: dict[str, Any] | None) -> sizing.WindowP
             job length alone (an estimate before the calibration is read).
     """
     workload = workloads.get(cell.workload)
-    job_ms = cell.work_ms if work is None else max(work["expected_ms"], cell.work_ms)
+    job_ms = _job_ms(cell, work)
     return sizing.plan(
         requested_s=cell.duration,
         warmup_s=cell.warmup,
@@ -166,6 +205,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     """
     cell.validate()
     check_port(cell.host, cell.port)
+    user_workloads.check_for_strategy(cell)
     work = size_work(cell, progress)
     workload = workloads.get(cell.workload)
     if work["units"] > workload.max_units:
@@ -180,7 +220,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     duration = window_plan.duration_s
     if window_plan.requested_s is None:
         progress(f"window sized to {duration:g} s" + (" (the maximum)" if window_plan.bounded else ""))
-    job_ms_bound = max(work["expected_ms"], cell.work_ms) / 1000.0
+    job_ms_bound = _job_ms(cell, work) / 1000.0
     # Time the server may need to notice "stop": a job in flight on the loop
     # (inline) must end first, on a machine that may be twice as slow.
     stop_grace = 3 * job_ms_bound + cell.close_timeout + 10.0
@@ -237,7 +277,8 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
             load.send(window)
             progress(
                 f"warm-up {cell.warmup:g} s, then measuring for {duration:g} s "
-                f"(work {cell.work_ms:g} ms = {work['units']} {work['unit']})"
+                + (f"(work {cell.work_ms:g} ms = {work['units']} {work['unit']})" if cell.work_ms is not None
+                   else f"(one call per job, about {work['expected_ms']:.0f} ms)")
             )
             cpu_before = cpu_after = None
             t_before = t_after = 0.0

@@ -163,7 +163,7 @@ class CellServer:
             if not ours:
                 stats.foreign_messages += 1
             try:
-                request = protocol.parse(message, self.data_dir)
+                request = protocol.parse(message, self.data_dir, allowed=self.cell.workload)
             except protocol.ProtocolError as exc:
                 stats.protocol_closes += 1
                 stats.bad_input[exc.kind] += 1
@@ -305,6 +305,7 @@ class CellServer:
                 "resources": resources,
                 "blas": blas,
                 "switch_interval_s": sys.getswitchinterval(),
+                "event_loop": describe_loop(loop),
                 "start_method": cell.start_method if strategies.has(cell.strategy, "out_of_process") else None,
             }
             atomic.write_json(config.stats_path, result)
@@ -316,6 +317,35 @@ class CellServer:
             except asyncio.TimeoutError:
                 pass
             await self.strategy.close()
+
+
+def loop_factory(name: str) -> Any:
+    """The factory of the event loop called ``name`` (``None``: asyncio's default).
+
+    Raises:
+        ImportError: For ``uvloop`` when it is not installed (the cell's
+            validation says so before the server starts).
+    """
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+def describe_loop(loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
+    """The event loop that ran, for the record: its class and its package's version."""
+    cls = type(loop)
+    package = cls.__module__.split(".")[0]
+    version = None
+    if package != "asyncio":
+        from importlib.metadata import PackageNotFoundError, version as installed
+
+        try:
+            version = installed(package)
+        except PackageNotFoundError:
+            pass
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "version": version}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     config = ServerConfig.read(args[0])
     server = CellServer(config)
-    result = asyncio.run(server.main())
+    with asyncio.Runner(loop_factory=loop_factory(config.cell.loop)) as runner:
+        result = runner.run(server.main())
     if not result:
         return 3 if server.bind_failed else 4
     return 0

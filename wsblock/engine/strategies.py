@@ -86,7 +86,9 @@ class Chunked(Strategy):
     @classmethod
     def unsupported_reason(cls, workload: Workload) -> str | None:
         if not workload.chunkable:
-            return f"{workload.name} is a single call that cannot be split into steps"
+            hint = "; a generator function runs chunked, one step per yield" if isinstance(
+                workload, workloads.FunctionWorkload) else ""
+            return f"{workload.name} is a single call that cannot be split into steps{hint}"
         return None
 
     async def run(self, job: Job) -> JobTiming:

@@ -32,9 +32,16 @@ def _head(rec: dict[str, Any]) -> str:
     if window:
         how = " (sized" + (", cut to the maximum" if window.get("bounded") else "") + ")" \
             if window.get("sized") else " (given)"
-    return (f"cell        {p['workload']} {p['work_ms']:g} ms x {p['strategy']}, "
+    size = "one call per job" if p.get("work_ms") is None else f"{p['work_ms']:g} ms"
+    return (f"cell        {p['workload']} {size} x {p['strategy']}, "
             f"ping_interval={p['ping_interval']} ping_timeout={p['ping_timeout']}, "
-            f"window {duration:g} s{how}")
+            + (f"loop {p['loop']}, " if p.get("loop", "asyncio") != "asyncio" else "")
+            + f"window {duration:g} s{how}")
+
+
+def p_text(params: dict[str, Any]) -> str:
+    """Keyword arguments as a call shows them: ``limit=5, table='t'``."""
+    return ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
 
 
 def summarize(rec: dict[str, Any]) -> str:
@@ -67,15 +74,24 @@ def summarize(rec: dict[str, Any]) -> str:
     if rec.get("status") == "failed":
         lines.append(f"FAILED      {rec.get('error')}")
     ratio = work.get("ratio_to_target")
+    function = work.get("function")
+    if function:
+        given = p_text(rec["params"].get("workload_params") or {})
+        lines.append(f"function    {function['qualified_name']}({given})"
+                     + ("; generator (each yield a step)" if function.get("generator") else ""))
     lines += [
         f"work        {work['units']:,} {work['unit']} per job; measured p50 {_ms(job_ms.get('completed_p50', job_ms.get('p50')))}"
         f" of {job_ms.get('completed', job_ms.get('samples', 0))}, max {_ms(job_ms['max'])}"
         + (f"; {job_ms['n_censored']} still running at the end (censored)" if job_ms.get("n_censored") else "")
         + (f"; {ratio:.2f} x target" if ratio is not None else ""),
-        f"calibrated  {cal.get('measured_at', '?')}: {cal.get('ms_per_unit', 0):.6g} ms per unit, "
-        f"fit {cal.get('fit', '?')}, load average {cal.get('loadavg', '?')}"
-        + (f", {cal['extrapolation']:g} x its largest point" if cal.get("extrapolation", 0) and cal["extrapolation"] > 1.5 else ""),
     ]
+    if cal or not function:
+        lines.append(
+            f"calibrated  {cal.get('measured_at', '?')}: {cal.get('ms_per_unit', 0):.6g} ms per unit, "
+            f"fit {cal.get('fit', '?')}, load average {cal.get('loadavg', '?')}"
+            + (f", {cal['extrapolation']:g} x its largest point" if cal.get("extrapolation", 0) and cal["extrapolation"] > 1.5 else ""))
+    else:
+        lines.append(f"measured    not calibrated: a trial call took {_ms(work.get('expected_ms'))} before the window")
     if survival:
         lines.append(
             f"survival    {survival['verdict']}: {survival['reason']}"

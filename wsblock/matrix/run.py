@@ -110,7 +110,13 @@ def cell_timeout(planned: PlannedCell) -> float:
     input data.
     """
     c = planned.cell
-    return 240.0 + 3 * (c.warmup + _window_bound(c)) + 8 * c.work_ms / 1000.0
+    job_ms = c.work_ms if c.work_ms is not None else UNMEASURED_JOB_BOUND_MS
+    return 240.0 + 3 * (c.warmup + _window_bound(c)) + 8 * job_ms / 1000.0
+
+
+UNMEASURED_JOB_BOUND_MS = 60_000.0
+"""A job of a function called once per job is not known before its cell
+measures it: its cell's time limit assumes at most this long."""
 
 
 def _window_bound(cell: Any) -> float:
@@ -180,7 +186,7 @@ def cell_estimate_s(planned: PlannedCell) -> float:
 
     c = planned.cell
     window = plan_window(c, None).duration_s
-    return c.warmup + window + c.work_ms / 1000.0 + CELL_OVERHEAD_S
+    return c.warmup + window + (c.work_ms or 0.0) / 1000.0 + CELL_OVERHEAD_S
 
 
 def check_directory(matrix: Matrix, directory: Path) -> Plan:

@@ -12,7 +12,13 @@ scalars apply to every cell:
   ``chunk_ms``, ``start_method``, ``stall_ms``, ``description``;
 * workload parameters, named ``<workload>_<param>`` (for example
   ``pandas_chunksize``): a number, or a list that becomes one more axis for
-  that workload only.
+  that workload only;
+* ``params``: keyword arguments of the users' functions in ``workloads``
+  (``package.module:function``), a table of values or lists (a list is one
+  more axis); a sub-table named after one function (``[params."mod:fn"]``)
+  applies to that function only. ``work_ms`` is ignored for a function
+  without a ``units`` parameter (it runs once per job), and may be left out
+  when every workload is such a function.
 
 Unsupported pairs (``chunked`` x ``c_holds_gil``) are not cells: they are
 listed as skipped with the reason. Everything is validated before anything
@@ -151,15 +157,20 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
         UsageError: Naming the first bad key, or the size over ``max_cells``.
     """
     param_keys = _workload_param_keys()
-    unknown = sorted(set(data) - set(AXES) - set(SCALARS) - set(param_keys))
+    unknown = sorted(set(data) - set(AXES) - set(SCALARS) - set(param_keys) - {USER_PARAMS})
     if unknown:
         raise UsageError(f"unknown key {unknown[0]!r} in matrix {source}")
     missing = [a.toml_key for a in axis_schema.AXES if a.default is REQUIRED and a.toml_key not in data]
+    if missing == ["work_ms"] and _all_called_once(data):
+        missing = []  # no workload has a target length
     if missing:
         raise UsageError(f"matrix {source} needs the key {missing[0]!r}")
 
     grid_values: list[list[Any]] = []
     for axis in axis_schema.AXES:
+        if axis.name == "work_ms" and axis.toml_key not in data:
+            grid_values.append([None])
+            continue
         written = _as_list(axis.toml_key, data.get(axis.toml_key, axis.default))
         parsed = [axis.parse(axis.toml_key, v) for v in written]
         _refuse_duplicates(axis.toml_key, axis_schema.duplicates(axis, zip(written, parsed)))
@@ -203,6 +214,7 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
                 _refuse_duplicates(key, [f"{v!r} and {v!r}" for i, v in enumerate(values) if v in values[:i]])
                 axes.append([(param, v) for v in values])
         per_workload[name] = [dict(combo) for combo in itertools.product(*axes)] or [{}]
+    per_workload.update(_user_params(data, grid_values[axis_schema.NAMES.index("workload")]))
 
     if max_cells is not None:
         # Count before building anything: a huge grid is refused in moments.
@@ -236,10 +248,64 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
             for repeat in range(repeats):
                 planned = PlannedCell(cell, repeat)
                 other = ids.setdefault(planned.cell_id, planned)
+                if other is not planned and cell.ignored_work_ms is not None:
+                    break  # the same function call under another, ignored, work_ms
                 if other is not planned:
                     raise UsageError(f"matrix {source}: two cells would share the id {planned.cell_id!r}")
                 matrix.cells.append(planned)
     return matrix
+
+
+USER_PARAMS = "params"
+"""The matrix key of the keyword arguments of users' functions."""
+
+
+def _function(name: Any) -> workloads.FunctionWorkload | None:
+    try:
+        found = workloads.lookup(name)
+    except (workloads.WorkloadError, TypeError):
+        return None  # refused with its reason when the axis is parsed
+    return found if isinstance(found, workloads.FunctionWorkload) else None
+
+
+def _all_called_once(data: dict[str, Any]) -> bool:
+    names = data.get("workloads")
+    names = names if isinstance(names, list) else [names]
+    found = [_function(n) for n in names if isinstance(n, str)]
+    return bool(names) and len(found) == len(names) and all(f is not None and not f.calibrated for f in found)
+
+
+def _user_params(data: dict[str, Any], names: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The keyword-argument combinations of each user's function in ``names``."""
+    table = data.get(USER_PARAMS)
+    functions = {n: f for n in names if (f := _function(n)) is not None}
+    if table is None:
+        return {n: [{}] for n in functions}
+    if not isinstance(table, dict):
+        raise UsageError(f"{USER_PARAMS}: expected a table of keyword arguments, got {table!r}")
+    if not functions:
+        raise UsageError(f"{USER_PARAMS}: no workload is a function (package.module:function); "
+                         f"built-in workloads take <workload>_<param> keys")
+    for key, value in table.items():
+        if isinstance(value, dict) and key not in functions:
+            raise UsageError(f"{USER_PARAMS}: a table for {key!r}, which is not a function among workloads")
+    out = {}
+    for name in functions:
+        given = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        given.update(table.get(name, {}))
+        axes: list[list[tuple[str, Any]]] = []
+        for key, value in sorted(given.items()):
+            values = _as_list(f"{USER_PARAMS}.{key}", value)
+            for v in values:
+                try:
+                    workloads.functions.check_value(name, key, v)
+                except workloads.WorkloadError as exc:
+                    raise UsageError(f"{USER_PARAMS}.{key}: {exc}") from None
+            _refuse_duplicates(f"{USER_PARAMS}.{key}",
+                               [f"{v!r} and {v!r}" for i, v in enumerate(values) if v in values[:i]])
+            axes.append([(key, v) for v in values])
+        out[name] = [dict(combo) for combo in itertools.product(*axes)] or [{}]
+    return out
 
 
 def _refuse_duplicates(key: str, clashes: list[str]) -> None:

@@ -77,9 +77,17 @@ def variant(row: Mapping[str, Any], params: Iterable[str]) -> str:
     """
     name = str(row.get("workload"))
     prefix = f"{name}_"
-    parts = [f"{c[len(prefix):]}={float(row[c]):g}" for c in params
+    parts = [f"{c[len(prefix):]}={_param_text(row[c])}" for c in params
              if c.startswith(prefix) and not is_none(row.get(c))]
     return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def _param_text(value: Any) -> str:
+    # Numbers as the built-in workloads' parameters print; text and
+    # true/false (keyword arguments of a user's function) as they are.
+    if isinstance(value, (str, bool)):
+        return str(value).lower() if isinstance(value, bool) else value
+    return f"{float(value):g}"
 
 
 def cell_key(row: Mapping[str, Any], columns: Iterable[str]) -> str:

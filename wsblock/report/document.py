@@ -261,7 +261,8 @@ def _skip_lines(skipped: list[cellmod.Skip]) -> list[str]:
         groups.setdefault(key, []).append(skip)
     lines = []
     for (workload, strategy, reason), members in groups.items():
-        sizes = sorted({float(s.params["work_ms"]) for s in members if "work_ms" in s.params})
+        # A function called once per job has no work size (work_ms null).
+        sizes = sorted({float(s.params["work_ms"]) for s in members if s.params.get("work_ms") is not None})
         timeouts = sorted({s.params["ping_timeout"] for s in members if "ping_timeout" in s.params},
                           key=cellmod.timeout_sort_key)
         scope = []

@@ -36,7 +36,7 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str, footer: Any = None) 
     found = survival.boundaries(cells)
     pairs = cellmod.keepalives(cells)
     labels = cellmod.keepalive_labels(pairs, sep="\n")
-    sizes = sorted({float(s) for s in cells["work_ms"]})
+    sizes = [s for s in plotting.work_sizes(cells["work_ms"]) if not math.isnan(s)]
     levels = {size: i + 1 for i, size in enumerate(sizes)}
     variants = list(dict.fromkeys(cells["variant"]))
     strategies = plotting.strategies_of(cells)

@@ -7,6 +7,7 @@ Every figure is a grid of panels, one per workload (rows) and work size
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,7 @@ class Grid:
     @classmethod
     def of(cls, cells: pd.DataFrame) -> "Grid":
         """The layout covering every cell of a run."""
-        return cls(list(dict.fromkeys(cells["variant"])), sorted({float(s) for s in cells["work_ms"]}))
+        return cls(list(dict.fromkeys(cells["variant"])), work_sizes(cells["work_ms"]))
 
     def figure(self, panel_w: float = PANEL_W, panel_h: float = PANEL_H,
                extra_h: float = 1.2) -> tuple[Figure, Any]:
@@ -104,8 +105,8 @@ class Grid:
 
 
 def panel_title(variant: str, size: float) -> str:
-    """``pure_python, 200 ms jobs``."""
-    return f"{variant}, {size:g} ms jobs"
+    """``pure_python, 200 ms jobs``, or ``mod:fn, one call per job``."""
+    return f"{variant}, one call per job" if math.isnan(size) else f"{variant}, {size:g} ms jobs"
 
 
 def empty_panel(ax: Any, text: str) -> None:
@@ -161,9 +162,17 @@ def save(fig: Figure, out_dir: Path, stem: str, footer: Any = None) -> list[Path
     return paths
 
 
+def work_sizes(values: Any) -> list[float]:
+    """The work sizes of a run, ascending; NaN last, once, when a function ran once per job."""
+    sizes = sorted({float(s) for s in values if not math.isnan(float(s))})
+    return sizes + ([math.nan] if any(math.isnan(float(s)) for s in values) else [])
+
+
 def panel_cells(cells: pd.DataFrame, variant: str, size: float) -> pd.DataFrame:
-    """The cells of one panel."""
-    return cells[(cells["variant"] == variant) & (cells["work_ms"].astype(float) == size)]
+    """The cells of one panel (``size`` NaN: the cells of a function called once per job)."""
+    work = cells["work_ms"].astype(float)
+    same = work.isna() if math.isnan(size) else work == size
+    return cells[(cells["variant"] == variant) & same]
 
 
 def strategies_of(cells: pd.DataFrame, skipped: list[cellmod.Skip] | None = None,

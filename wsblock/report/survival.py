@@ -86,9 +86,11 @@ def boundaries(cells: pd.DataFrame) -> list[Boundary]:
 
     Returns:
         One :class:`Boundary` per variant x strategy x keepalive present in
-        ``cells``, in report order.
+        ``cells``, in report order. Cells of a function called once per
+        job have no work size (``work_ms`` is empty) and no boundary.
     """
     out = []
+    cells = cells[cells["work_ms"].notna()] if "work_ms" in cells else cells
     if cells.empty:
         return out
     pairs = cellmod.keepalives(cells)
@@ -150,6 +152,6 @@ def table(cells: pd.DataFrame) -> str:
 
 
 def sizes_tested(cells: pd.DataFrame) -> str:
-    """The work sizes of a run, e.g. ``200, 2,500 ms``."""
-    sizes = sorted({float(s) for s in cells["work_ms"]})
+    """The work sizes of a run, e.g. ``200, 2,500 ms`` (functions called once per job have none)."""
+    sizes = sorted({float(s) for s in cells["work_ms"] if not math.isnan(float(s))})
     return ", ".join(md.size(s) for s in sizes) + " ms"

@@ -10,6 +10,7 @@ median over that cell's measured repeats.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import pandas as pd
@@ -222,7 +223,8 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
         for size in grid.sizes:
             if plotting.panel_cells(cells, name, size).empty:
                 continue
-            parts.append(f"{size:g} ms per job (target on an idle machine):")
+            parts.append("One call of the function per job (not calibrated; `job ms p50` is its length):"
+                         if math.isnan(size) else f"{size:g} ms per job (target on an idle machine):")
             parts.append("")
             parts.append(workload_table(cells, skipped, name, size, pairs, strategies))
     return "\n".join(parts).rstrip("\n") + "\n"

@@ -1,0 +1,137 @@
+"""Checks and measurements of a user's function before any server starts.
+
+A user's function (:mod:`workloads.functions`) fails in ways the built-in
+workloads cannot: its module does not import, it raises, it cannot be loaded
+in a worker process. Each is found here, in the runner's process, before a
+server or a load process exists, and reported as one line that names the
+function and the cause (exit 2). A function without ``units`` is not
+calibrated: its trial call is timed instead.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any, Callable
+
+import workloads
+from workloads import FunctionWorkload, Job, Workload, execute
+from wsblock import paths
+from wsblock.engine import strategies
+from wsblock.engine.config import CellConfig
+from wsblock.errors import UsageError
+
+WORKER_CHECK_TIMEOUT_S = 120.0
+"""How long loading the function in a fresh interpreter may take."""
+
+_loadable: set[str] = set()
+"""Functions already seen to load in a fresh interpreter (once per process)."""
+
+
+def describe(workload: Workload) -> dict[str, Any] | None:
+    """The record's description of a user's function, or ``None`` for a built-in workload."""
+    if not isinstance(workload, FunctionWorkload):
+        return None
+    return {
+        "name": workload.name,
+        "qualified_name": workload.qualified_name,
+        "calibrated": workload.calibrated,
+        "generator": workload.generator,
+    }
+
+
+def failure(name: str, exc: BaseException, when: str) -> str:
+    """One line naming the function, when it failed, and the exception."""
+    text = str(exc).strip().splitlines()
+    cause = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return f"{name} raised {cause} ({when})"
+
+
+def _call(cell: CellConfig, units: int, when: str) -> float:
+    job = Job(cell.workload, units, chunk_units=units, params=dict(cell.workload_params),
+              data_dir=str(paths.data_dir()))
+    try:
+        return execute(job).wall_ms
+    except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
+        raise UsageError(failure(cell.workload, exc, when)) from None
+
+
+def trial(cell: CellConfig, progress: Callable[[str], None]) -> float:
+    """Call a user's function twice in this process; return the second call's ms.
+
+    The first call pays imports and caches, and proves the function runs
+    with the cell's parameters; the second is the job length the window is
+    sized with.
+
+    Raises:
+        UsageError: If either call raises.
+    """
+    progress(f"trial call of {cell.workload}")
+    started = time.perf_counter()
+    _call(cell, 1, "on a trial call")
+    first = (time.perf_counter() - started) * 1000.0
+    second = _call(cell, 1, "on a second trial call")
+    progress(f"{cell.workload}: trial call {first:.0f} ms, then {second:.0f} ms")
+    return second
+
+
+def check_for_strategy(cell: CellConfig) -> None:
+    """Check that a user's function can run the way the cell's strategy runs it.
+
+    A calibrated function gets a trial call with one unit here (the
+    calibration may be stored, and then nothing else would call it before
+    the server does). For a strategy that runs jobs in other processes, the
+    function must load in a fresh interpreter: workers look it up by its
+    name (the function itself is never pickled), with the working directory
+    and the environment of this process.
+
+    Raises:
+        UsageError: One line naming the function and the cause.
+    """
+    workload = workloads.get(cell.workload)
+    if not isinstance(workload, FunctionWorkload):
+        return
+    if workload.calibrated:
+        _call(cell, 1, "on a trial call with units=1")
+    if not strategies.has(cell.strategy, "out_of_process") or cell.workload in _loadable:
+        return
+    from wsblock.engine.proc import child_environment, python_command
+
+    code = ("import sys, workloads\n"
+            "try:\n"
+            "    workloads.lookup(sys.argv[1])\n"
+            "except Exception as exc:\n"
+            "    print(exc, file=sys.stderr); sys.exit(3)\n")
+    try:
+        done = subprocess.run(python_command("-c", code, cell.workload), env=child_environment(),
+                              capture_output=True, text=True, timeout=WORKER_CHECK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{cell.workload}: loading it in a fresh interpreter took more than "
+                         f"{WORKER_CHECK_TIMEOUT_S:g} s, so a process pool cannot run it") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        cause = lines[-1] if lines else f"exit {done.returncode}"
+        raise UsageError(f"{cell.workload} cannot be loaded in a worker process ({cell.strategy}): {cause}")
+    _loadable.add(cell.workload)
+
+
+def preflight(cells: list[CellConfig], progress: Callable[[str], None]) -> None:
+    """Check every user's function of a matrix before its first cell runs.
+
+    One trial call per function and set of keyword arguments, and one load
+    in a fresh interpreter per function that a process pool will run: a
+    matrix never starts a server for a function that cannot work.
+
+    Raises:
+        UsageError: One line naming the first function that fails and the cause.
+    """
+    called: set[tuple[str, str]] = set()
+    for cell in cells:
+        if not isinstance(workloads.get(cell.workload), FunctionWorkload):
+            continue
+        key = (cell.workload, repr(sorted(cell.workload_params.items())))
+        if key not in called:
+            progress(f"trial call of {cell.workload}")
+            _call(cell, 1, "on a trial call")
+            called.add(key)
+        check_for_strategy(cell)
