@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wsblock.report.cli import add_parsers as add_report_parsers
 
     add_report_parsers(sub)
+    from wsblock.selftest.command import add_parsers as add_selftest_parsers
+
+    add_selftest_parsers(sub)
     return parser
 
 
