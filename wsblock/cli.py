@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--parallel", type=int, default=1, metavar="N",
                         help="run up to N cells at once, each pinned to cores of its own; refused when "
                              "the cores cannot give every cell as many as it needs (default 1)")
+    matrix.add_argument("--dask", metavar="ADDRESS",
+                        help="measure the cells on the workers of this Dask scheduler (tcp://host:8786; "
+                             "workers need --resources cells=N); records are written to --out")
 
     cal = sub.add_parser("calibrate", help="show or refresh this machine's calibration")
     cal.add_argument("workloads", nargs="*", help="workloads to calibrate (default: all)")
@@ -380,6 +383,8 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
         check_size(spec, plan)
     if not 1 <= args.parallel <= 256:
         raise UsageError(f"--parallel must be 1 to 256, got {args.parallel}")
+    if args.dask is not None and args.parallel != 1:
+        raise UsageError("--parallel applies to local cells; with --dask each worker's cell slots decide")
     if args.parallel > 1:
         from wsblock.matrix.cores import available_cores, core_slots
 
@@ -396,7 +401,8 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
               f"{len(plan.todo)} to run, about {format_duration(plan.estimate_s)}"
               f"{f'; {len(spec.skipped)} skipped as unsupported' if spec.skipped else ''}",
               file=sys.stderr, flush=True)
-    outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet, parallel=args.parallel)
+    outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet, parallel=args.parallel,
+                         dask=args.dask)
     print(
         f"{outcome.ran} cells measured, {outcome.reused} already recorded, {outcome.failed} failed, "
         f"{outcome.skipped} skipped as unsupported; records in {out / 'cells'}, table {out / 'cells.csv'}"

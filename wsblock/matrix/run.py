@@ -440,6 +440,7 @@ def run_matrix(
     after_cell: Callable[[PlannedCell, dict[str, Any]], None] | None = None,
     say: Callable[[str], None] | None = None,
     parallel: int = 1,
+    dask: str | None = None,
 ) -> MatrixOutcome:
     """Run every cell of ``matrix`` that has no good record in ``directory``.
 
@@ -453,6 +454,8 @@ def run_matrix(
             default: stderr.
         parallel: Cells at once, each pinned to cores of its own
             (:mod:`wsblock.matrix.parallel`); 1 runs them one after another.
+        dask: Address of a Dask scheduler whose workers measure the cells
+            (:mod:`wsblock.matrix.cluster`); records still go to ``directory``.
 
     Returns:
         Counts of what happened, and the planned cells without an ``ok``
@@ -466,7 +469,12 @@ def run_matrix(
     """
     say = say or (lambda message: print(f"wsblock: {message}", file=sys.stderr, flush=True))
     plan = check_directory(matrix, directory)
-    slots = core_slots(parallel, [p.cell for p in plan.todo]) if parallel > 1 else []
+    slots = core_slots(parallel, [p.cell for p in plan.todo]) if parallel > 1 and dask is None else []
+    client = None
+    if dask is not None:
+        from wsblock.matrix import cluster
+
+        client = cluster.connect(dask)
     directory.mkdir(parents=True, exist_ok=True)
     cells_dir = directory / CELLS
     cells_dir.mkdir(exist_ok=True)
@@ -474,7 +482,9 @@ def run_matrix(
     previous, damage = _read_manifest(manifest_path)
     manifest = _manifest(matrix, command, previous)
     manifest["parallel"] = parallel
-    manifest["sessions"][-1].update({"parallel": parallel, "core_slots": slots or None})
+    if previous and isinstance(previous.get("hosts"), dict):
+        manifest["hosts"] = dict(previous["hosts"])  # which host measured which cell, kept on resume
+    manifest["sessions"][-1].update({"parallel": parallel, "core_slots": slots or None, "dask": dask})
     if damage is not None:
         # Its session history cannot be read, but it is not ours to destroy.
         kept = manifest_path.with_name(f"{MANIFEST}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
@@ -502,6 +512,9 @@ def run_matrix(
         guard.check(f"the record of {planned.cell_id} was not written")
         atomic.write_json(cells_dir / f"{planned.cell_id}.json", rec)
         records.append(rec)
+        host = rec["matrix"].get("host")
+        if host is not None:
+            manifest.setdefault("hosts", {})[planned.cell_id] = host
         ran += 1
         if rec["status"] != "ok":
             failed += 1
@@ -511,14 +524,17 @@ def run_matrix(
         bar.update(1)
 
     try:
-        if slots:
+        if client is not None:
+            cluster.run_on_cluster(client, todo, finish,
+                                   started=lambda planned: guard.check(f"stopped before {planned.cell_id}"))
+        elif slots:
             def started_parallel(planned: PlannedCell) -> None:
                 guard.check(f"stopped before {planned.cell_id}")
                 bar.set_description(planned.cell_id[:48])
 
             run_parallel(todo, slots, lambda planned, cores: measure_one(planned, cores, parallel=parallel),
                          finish, started=started_parallel)
-        for index, planned in enumerate(todo if not slots else []):
+        for index, planned in enumerate(todo if not slots and client is None else []):
             guard.check(f"stopped before {planned.cell_id}")
             bar.set_description(planned.cell_id[:48])
             bar.set_postfix_str(
@@ -529,6 +545,8 @@ def run_matrix(
         bar.set_postfix_str(f"done {reused + ran}, failed {failed}, skipped {len(matrix.skipped)}")
     finally:
         bar.close()
+        if client is not None:
+            client.close()
         if guard.intact():
             _write_table(matrix, directory)
     guard.check("the manifest was not updated")

@@ -91,6 +91,7 @@ def measure(server: str, rate_per_s: float, *, window_s: float, warmup_s: float)
     server_cpu = resources.get("cpu_s")
     return {
         "server": server,
+        "rate_per_s": rate_per_s,
         "offered_per_s": sending["offered_per_s"],
         "sent_per_s": sending["achieved_per_s"],
         "answered_per_s": round(answered, 1),
@@ -139,7 +140,7 @@ def sweep(
             break
     best = {name: max((s["answered_per_s"] for s in steps if s["server"] == name), default=0.0)
             for name in ("harness", "bare")}
-    bare_saturated = [s["offered_per_s"] for s in steps if s["server"] == "bare" and s["limited_by"] == "load"]
+    bare_saturated = [s["rate_per_s"] for s in steps if s["server"] == "bare" and s["limited_by"] == "load"]
     return {
         "observers": OBSERVERS,
         "window_s": window_s,

@@ -66,7 +66,7 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
         sat = cap["load_saturates_at_per_s"]
         out.append({"goal": "one load process saturates at", "target": "reported",
                     "value": f"{sat:,.0f} echoes/s offered" if sat else
-                    f"not within the sweep (up to {max(s['offered_per_s'] for s in cap['steps']):,.0f}/s)",
+                    f"not within the sweep (up to {max(s['rate_per_s'] for s in cap['steps']):,.0f}/s)",
                     "passed": None})
     return out
 
@@ -118,8 +118,8 @@ def run_selftest(
         # lowest rate of the sweep at which the harness's server was, else
         # the sweep's top rate.
         steps = (result.get("capacity") or {}).get("steps") or []
-        bound = [s["offered_per_s"] for s in steps if s["server"] == "harness" and s["limited_by"] == "server"]
-        top = bound[0] if bound else max((s["offered_per_s"] for s in steps), default=capacity.RATES_PER_S[-1])
+        bound = [s["rate_per_s"] for s in steps if s["server"] == "harness" and s["limited_by"] == "server"]
+        top = bound[0] if bound else max((s["rate_per_s"] for s in steps), default=capacity.RATES_PER_S[-1])
         result["probe"] = capacity.probe_cost(rate_per_s=top, repeats=repeats, window_s=window_s,
                                               progress=progress)
     result["goals"] = goals(result)
