@@ -132,3 +132,84 @@ def test_interrupted_parallel_matrix_stops_every_process(tmp_path: Path) -> None
     assert "every process of the run was stopped" in err
     time.sleep(0.5)
     assert not alive(pids)
+
+
+def _local_cluster(**kwargs):  # type: ignore[no-untyped-def]
+    distributed = pytest.importorskip("distributed")
+    return distributed.LocalCluster(processes=True, host="127.0.0.1", dashboard_address=None,
+                                    threads_per_worker=2, **kwargs)
+
+
+def test_a_cluster_without_cell_slots_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wsblock.cli import main
+
+    with _local_cluster(n_workers=1) as cluster:
+        code = main(["matrix", "--profile", "smoke", "--out", str(tmp_path / "d"), "--dask",
+                     cluster.scheduler_address, "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "advertises a cell slot" in err and "--resources cells=1" in err
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.e2e
+def test_cells_on_a_dask_worker_come_back_complete_with_their_host(tmp_path: Path) -> None:
+    from wsblock.cli import main
+
+    config = tmp_path / "m.toml"
+    config.write_text(ONE_CORE.format(duration=2))
+    out = tmp_path / "d"
+    with _local_cluster(n_workers=1, resources={"cells": 1}) as cluster:
+        assert main(["matrix", "--config", str(config), "--out", str(out), "--dask",
+                     cluster.scheduler_address, "--quiet"]) == 0
+    planned = {p.cell_id: p for p in matrix_spec.load_file(str(config)).cells}
+    records = {p.stem: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
+    assert set(records) == set(planned)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for cell_id, rec in records.items():
+        assert rec["status"] == "ok", rec.get("error")
+        assert rec["params"] == json.loads(json.dumps(planned[cell_id].cell.to_dict()))
+        assert rec["matrix"]["host"] == rec["meta"]["platform"]["hostname"]
+        assert rec["matrix"]["worker"].startswith("tcp://127.0.0.1:")
+        assert manifest["hosts"][cell_id] == rec["matrix"]["host"]
+    assert manifest["complete"] and manifest["sessions"][-1]["dask"]
+
+
+@pytest.mark.e2e
+def test_a_dask_worker_killed_mid_cell_costs_only_that_cell(tmp_path: Path) -> None:
+    from wsblock.cli import main
+
+    config = tmp_path / "m.toml"
+    config.write_text(ONE_CORE.format(duration=4))
+    out = tmp_path / "d"
+    with _local_cluster(n_workers=2, resources={"cells": 1}) as cluster:
+        proc = subprocess.Popen([sys.executable, "-m", "wsblock", "matrix", "--config", str(config), "--out",
+                                 str(out), "--dask", cluster.scheduler_address, "--quiet"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        deadline = time.monotonic() + 120
+        victim = None
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            for pid in alive(descendants(os.getpid())):
+                if "-m wsblock run" in cmdline(pid):
+                    victim = psutil_parent(pid)  # the worker process running that cell
+                    break
+            time.sleep(0.2)
+        assert victim is not None, "no cell started on a worker"
+        time.sleep(2.0)  # the cell is in its window
+        cell_pids = descendants(victim)
+        os.kill(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    records = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+    # The killed worker's cell (its wsblock run, server and load) died with it.
+    assert cell_pids and not alive(cell_pids)
+
+
+def psutil_parent(pid: int) -> int | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).ppid()
+    except psutil.NoSuchProcess:
+        return None
