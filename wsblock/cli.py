@@ -398,7 +398,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     paths.clean_stale()
     if not args.quiet:
         print(f"wsblock: {len(spec.cells)} cells planned, {plan.reused} already recorded, "
-              f"{len(plan.todo)} to run, about {format_duration(plan.estimate_s)}"
+              f"{len(plan.todo)} to run, about {format_duration(plan.estimate_s / args.parallel)}"
               f"{f'; {len(spec.skipped)} skipped as unsupported' if spec.skipped else ''}",
               file=sys.stderr, flush=True)
     outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet, parallel=args.parallel,
