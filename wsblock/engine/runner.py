@@ -301,33 +301,37 @@ def run_processes(
         )
         server_cfg_path = os.path.join(tmp, "server-config.json")
         server_cfg.write(server_cfg_path)
+        chunked = strategies.has(cell.strategy, "chunks")
+        load_cfg = LoadConfig(
+            cell=cell,
+            uri="",  # sent with the window, once the server has bound its port
+            open_timeout=max(10.0, 2 * job_ms_bound + 5.0),
+            job=JobConfig(cell.workload, work["units"],
+                          work["chunk_units"] if chunked else work["units"],
+                          dict(cell.workload_params)),
+            results_path=os.path.join(tmp, "load.json"),
+            deadline=time.time() + READY_TIMEOUT_S + 60.0,
+            token=token,
+        )
+        load_cfg_path = os.path.join(tmp, "load-config.json")
+        load_cfg.write(load_cfg_path)
         server: Child | None = None
         load: Child | None = None
         try:
-            progress(f"starting server ({cell.strategy}, {cell.workload})")
+            progress(f"starting server ({cell.strategy}, {cell.workload}) and load")
             started = time.monotonic()
             server = Child("server", ["-m", server_module, server_cfg_path, *server_args],
                            env=paths.temp_env(tmp))
+            # The load starts beside the server rather than after it: it only
+            # connects once the window is sent, so nothing it does before
+            # then can touch a measurement, and its start-up no longer adds
+            # to the server's.
+            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env=paths.temp_env(tmp))
             event = server.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 _server_failed(server, event)
             port = event["port"]
             host = f"[{cell.host}]" if ":" in cell.host else cell.host
-            chunked = strategies.has(cell.strategy, "chunks")
-            load_cfg = LoadConfig(
-                cell=cell,
-                uri=f"ws://{host}:{port}/",
-                open_timeout=max(10.0, 2 * job_ms_bound + 5.0),
-                job=JobConfig(cell.workload, work["units"],
-                              work["chunk_units"] if chunked else work["units"],
-                              dict(cell.workload_params)),
-                results_path=os.path.join(tmp, "load.json"),
-                deadline=time.time() + READY_TIMEOUT_S,
-                token=token,
-            )
-            load_cfg_path = os.path.join(tmp, "load-config.json")
-            load_cfg.write(load_cfg_path)
-            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env=paths.temp_env(tmp))
             event = load.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 raise HarnessError(f"load process failed to start:\n{load.stderr_tail()}")
@@ -340,7 +344,7 @@ def run_processes(
             deadline = end + stop_grace + 30.0
             window = {"window_start": start, "window_end": end, "deadline": deadline}
             server.send(window)
-            load.send(window)
+            load.send({**window, "uri": f"ws://{host}:{port}/"})
             progress(
                 f"warm-up {cell.warmup:g} s, then measuring for {duration:g} s "
                 f"(work {cell.work_ms:g} ms = {work['units']} {work['unit']})"
