@@ -5,10 +5,13 @@ The runner is the only place that knows the whole sequence:
 1. validate the cell, size the work from the calibration and the window
    from the question the cell asks (unless ``duration`` is given);
 2. prepare input data (outside any window);
-3. start the server process, wait until it is bound and its pool is warm;
-4. start the load process, wait until it is ready;
+3. start the server process and the load process side by side; wait until
+   the server is bound and its pool is warm, and the load is ready;
+4. (the load does nothing until step 5, so starting it early changes no
+   measurement; it only takes its start-up off the critical path);
 5. pick the window (now + warm-up, for ``duration`` seconds) and send it to
-   both; the load connects at once, so the window opens on a steady state;
+   both, with the server's address to the load; the load connects at once,
+   so the window opens on a steady state;
 6. wait for the load to write its results, then stop the server, which
    writes its own;
 7. stop both process groups whatever happened, and assemble the record
