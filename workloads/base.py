@@ -85,6 +85,8 @@ class Workload:
         unit: What one unit of work is.
         chunkable: Whether the work can be split into steps that return to
             the caller; ``False`` means a single call that cannot yield.
+        uses_cpu: Whether a job keeps a core busy (``False`` for work that
+            waits, which needs no core of its own when cells run side by side).
         max_units: Largest job a server accepts (guards against abuse).
         calibration_start: Units of the first calibration probe.
         version: Bumped when the work changes, which invalidates calibrations.
@@ -98,6 +100,7 @@ class Workload:
     gil: ClassVar[str]
     unit: ClassVar[str]
     chunkable: ClassVar[bool] = True
+    uses_cpu: ClassVar[bool] = True
     max_units: ClassVar[int]
     calibration_start: ClassVar[int]
     version: ClassVar[int] = 1

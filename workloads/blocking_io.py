@@ -19,6 +19,7 @@ class BlockingIO(Workload):
     description = "blocking syscall (sleep in the kernel); releases the GIL, uses no CPU"
     gil = "released for the whole wait"
     unit = "milliseconds blocked in a syscall"
+    uses_cpu = False
     max_units = 600_000
     calibration_start = 5
 

@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--yes", action="store_true",
                         help="run a matrix beyond 2,000 cells or an estimated 24 h (refused otherwise)")
     matrix.add_argument("--quiet", action="store_true", help="no progress bar")
+    matrix.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="run up to N cells at once, each pinned to cores of its own; refused when "
+                             "the cores cannot give every cell as many as it needs (default 1)")
+    matrix.add_argument("--dask", metavar="ADDRESS",
+                        help="measure the cells on the workers of this Dask scheduler (tcp://host:8786; "
+                             "workers need --resources cells=N); records are written to --out")
 
     cal = sub.add_parser("calibrate", help="show or refresh this machine's calibration")
     cal.add_argument("workloads", nargs="*", help="workloads to calibrate (default: all)")
@@ -172,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wsblock.report.cli import add_parsers as add_report_parsers
 
     add_report_parsers(sub)
+    from wsblock.selftest.command import add_parsers as add_selftest_parsers
+
+    add_selftest_parsers(sub)
     return parser
 
 
@@ -390,20 +399,40 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     plan = check_directory(spec, out)
     if not args.yes:
         check_size(spec, plan)
+    if not 1 <= args.parallel <= 256:
+        raise UsageError(f"--parallel must be 1 to 256, got {args.parallel}")
+    if args.dask is not None and args.parallel != 1:
+        raise UsageError("--parallel applies to local cells; with --dask each worker's cell slots decide")
+    if args.parallel > 1:
+        from wsblock.matrix.cores import available_cores, core_slots
+
+        slots = core_slots(args.parallel, [p.cell for p in plan.todo])
+        spare = len(available_cores()) - sum(len(s) for s in slots)
+        print(f"warning: {args.parallel} cells at once, pinned to cores {' | '.join(','.join(map(str, s)) for s in slots)}"
+              f"{'; no core is left for the matrix itself or anything else on the machine' if spare <= 0 else ''}. "
+              f"Cells that run side by side still share caches, memory bandwidth and the kernel: compare a "
+              f"parallel run with a serial one (wsblock compare) before citing it; every record says "
+              f"'parallel' and its cores.", file=sys.stderr, flush=True)
     from wsblock.engine import user_workloads
 
     user_workloads.preflight([planned.cell for planned in plan.todo], _progress(args.quiet))
     paths.clean_stale()
     if not args.quiet:
         print(f"wsblock: {len(spec.cells)} cells planned, {plan.reused} already recorded, "
-              f"{len(plan.todo)} to run, about {format_duration(plan.estimate_s)}"
+              f"{len(plan.todo)} to run, about {format_duration(plan.estimate_s / args.parallel)}"
               f"{f'; {len(spec.skipped)} skipped as unsupported' if spec.skipped else ''}",
               file=sys.stderr, flush=True)
-    outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet)
+    outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet, parallel=args.parallel,
+                         dask=args.dask)
     print(
         f"{outcome.ran} cells measured, {outcome.reused} already recorded, {outcome.failed} failed, "
         f"{outcome.skipped} skipped as unsupported; records in {out / 'cells'}, table {out / 'cells.csv'}"
     )
+    over = outcome.overhead
+    if over.get("cells"):
+        print(f"overhead {over['overhead_s']:,.1f} s of {over['wall_s']:,.1f} s "
+              f"({over['overhead_share']:.0%}) outside warm-ups and windows, "
+              f"{over['overhead_s'] / over['cells']:.1f} s per cell")
     if not outcome.complete:
         parts = []
         if outcome.not_ok:

@@ -97,8 +97,9 @@ class Calibration:
 
 
 def _fingerprint(workload: Workload, params: Mapping[str, int]) -> dict[str, object]:
-    import numpy
-    import pandas
+    # The installed versions, read without importing the libraries: a cell of
+    # a workload that needs neither must not pay for loading them.
+    from importlib import metadata
 
     return {
         "workload": workload.name,
@@ -110,8 +111,8 @@ def _fingerprint(workload: Workload, params: Mapping[str, int]) -> dict[str, obj
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
+        "numpy": metadata.version("numpy"),
+        "pandas": metadata.version("pandas"),
     }
 
 

@@ -30,6 +30,7 @@ connections are torn down.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -452,6 +453,10 @@ async def _main_then_exit(config: LoadConfig) -> None:
         os._exit(4)  # stopped before any window
     message = window.result()
     lifeline.deadline = message["deadline"]
+    if isinstance(message.get("uri"), str):
+        # Started while the server was still starting: its address comes
+        # with the window.
+        config = dataclasses.replace(config, uri=message["uri"])
     load = Load(config, Window.from_wall(message["window_start"], message["window_end"]))
     load.stop = stop
     await load.main()

@@ -5,10 +5,13 @@ The runner is the only place that knows the whole sequence:
 1. validate the cell, size the work from the calibration and the window
    from the question the cell asks (unless ``duration`` is given);
 2. prepare input data (outside any window);
-3. start the server process, wait until it is bound and its pool is warm;
-4. start the load process, wait until it is ready;
+3. start the server process and the load process side by side; wait until
+   the server is bound and its pool is warm, and the load is ready;
+4. (the load does nothing until step 5, so starting it early changes no
+   measurement; it only takes its start-up off the critical path);
 5. pick the window (now + warm-up, for ``duration`` seconds) and send it to
-   both; the load connects at once, so the window opens on a steady state;
+   both, with the server's address to the load; the load connects at once,
+   so the window opens on a steady state;
 6. wait for the load to write its results, then stop the server, which
    writes its own;
 7. stop both process groups whatever happened, and assemble the record
@@ -28,6 +31,7 @@ import os
 import secrets
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import psutil
@@ -189,6 +193,10 @@ def _machine_cpu(before: Any, after: Any, elapsed: float) -> dict[str, Any]:
     }
 
 
+SERVER_MODULE = "wsblock.engine.server"
+"""The module the server process runs (``python -m``)."""
+
+
 def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]:
     """Run one cell and return its record.
 
@@ -197,12 +205,14 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
         progress: Receives one-line progress messages.
 
     Returns:
-        The record (see ``docs/record.md``).
+        The record (see ``docs/record.md``), with ``timing``: where the
+        cell's wall time went outside the warm-up and the window.
 
     Raises:
         UsageError: Bad parameters, an unsupported pair, a port in use.
         HarnessError: A process of the harness failed or hung.
     """
+    began = time.monotonic()
     cell.validate()
     check_port(cell.host, cell.port)
     user_workloads.check_for_strategy(cell)
@@ -220,6 +230,104 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     duration = window_plan.duration_s
     if window_plan.requested_s is None:
         progress(f"window sized to {duration:g} s" + (" (the maximum)" if window_plan.bounded else ""))
+    measured = run_processes(cell, work, duration, progress=progress)
+    server_stats, load_results = measured.server, measured.load
+    if load_results.get("job_errors"):
+        raise HarnessError(f"the server refused jobs: {load_results.get('last_error')}")
+    machine = _machine_cpu(measured.cpu_before, measured.cpu_after, measured.window_cpu_s)
+    rec = assemble.build(
+        params=cell.to_dict(),
+        window=window_plan.to_dict(),
+        work=work,
+        server=server_stats,
+        load=load_results,
+        machine=machine,
+        meta=environment,
+    )
+    rec["timing"] = measured.timing(began, time.monotonic())
+    return rec
+
+
+@dataclass
+class Measured:
+    """What the server and load processes of one cell wrote, and when.
+
+    Attributes:
+        server: The server's measurements (its stats file).
+        load: The load's results.
+        cpu_before: ``psutil.cpu_times()`` when the window opened.
+        cpu_after: The same when it closed.
+        window_cpu_s: Monotonic seconds between those two readings.
+        started: Monotonic time the server process was started.
+        window_start: Monotonic time the window opened (after the warm-up).
+        window_end: Monotonic time it closed.
+        stopped: Monotonic time both processes had ended.
+        warmup_s: The warm-up, in seconds.
+    """
+
+    server: dict[str, Any]
+    load: dict[str, Any]
+    cpu_before: Any
+    cpu_after: Any
+    window_cpu_s: float
+    started: float
+    window_start: float
+    window_end: float
+    stopped: float
+    warmup_s: float
+
+    def timing(self, began: float, finished: float) -> dict[str, Any]:
+        """Where a cell's wall time went, from ``began`` to ``finished`` (monotonic).
+
+        ``overhead_s`` is everything outside the warm-up and the window:
+        set-up (``setup_s``: validation, calibration lookup, input data,
+        environment), process start-up (``startup_s``: until the window
+        was sent), and teardown (``teardown_s``: from the window's end
+        until the record is assembled).
+        """
+        sent = self.window_start - self.warmup_s
+        wall = finished - began
+        measured = self.window_end - sent
+        return {
+            "wall_s": round(wall, 3),
+            "setup_s": round(self.started - began, 3),
+            "startup_s": round(sent - self.started, 3),
+            "warmup_s": round(self.warmup_s, 3),
+            "window_s": round(self.window_end - self.window_start, 3),
+            "teardown_s": round(finished - self.window_end, 3),
+            "overhead_s": round(wall - measured, 3),
+        }
+
+
+def run_processes(
+    cell: CellConfig,
+    work: dict[str, Any],
+    duration: float,
+    *,
+    progress: Progress = _quiet,
+    server_module: str = SERVER_MODULE,
+    server_args: tuple[str, ...] = (),
+) -> Measured:
+    """Start the server and load processes of a cell, measure one window, stop both.
+
+    Args:
+        cell: A validated cell.
+        work: The record's ``work`` section (:func:`size_work`).
+        duration: The window, in seconds.
+        progress: Receives progress messages.
+        server_module: The module the server process runs; another one
+            must speak the same protocol (a ``ready`` event with its port,
+            the window on stdin, its stats file written when stdin closes).
+        server_args: Extra arguments after the server's config file.
+
+    Returns:
+        What both processes wrote, with the window's timing.
+
+    Raises:
+        UsageError: The port is in use.
+        HarnessError: A process of the harness failed or hung.
+    """
+    data_dir = str(paths.data_dir())
     job_ms_bound = _job_ms(cell, work) / 1000.0
     # Time the server may need to notice "stop": a job in flight on the loop
     # (inline) must end first, on a machine that may be twice as slow.
@@ -240,41 +348,50 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
         )
         server_cfg_path = os.path.join(tmp, "server-config.json")
         server_cfg.write(server_cfg_path)
+        chunked = strategies.has(cell.strategy, "chunks")
+        load_cfg = LoadConfig(
+            cell=cell,
+            uri="",  # sent with the window, once the server has bound its port
+            open_timeout=max(10.0, 2 * job_ms_bound + 5.0),
+            job=JobConfig(cell.workload, work["units"],
+                          work["chunk_units"] if chunked else work["units"],
+                          dict(cell.workload_params)),
+            results_path=os.path.join(tmp, "load.json"),
+            deadline=time.time() + READY_TIMEOUT_S + 60.0,
+            token=token,
+        )
+        load_cfg_path = os.path.join(tmp, "load-config.json")
+        load_cfg.write(load_cfg_path)
         server: Child | None = None
         load: Child | None = None
         try:
-            progress(f"starting server ({cell.strategy}, {cell.workload})")
-            server = Child("server", ["-m", "wsblock.engine.server", server_cfg_path], env=paths.temp_env(tmp))
+            progress(f"starting server ({cell.strategy}, {cell.workload}) and load")
+            started = time.monotonic()
+            server = Child("server", ["-m", server_module, server_cfg_path, *server_args],
+                           env=paths.temp_env(tmp))
+            # The load starts beside the server rather than after it: it only
+            # connects once the window is sent, so nothing it does before
+            # then can touch a measurement, and its start-up no longer adds
+            # to the server's.
+            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env=paths.temp_env(tmp))
             event = server.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 _server_failed(server, event)
             port = event["port"]
             host = f"[{cell.host}]" if ":" in cell.host else cell.host
-            chunked = strategies.has(cell.strategy, "chunks")
-            load_cfg = LoadConfig(
-                cell=cell,
-                uri=f"ws://{host}:{port}/",
-                open_timeout=max(10.0, 2 * job_ms_bound + 5.0),
-                job=JobConfig(cell.workload, work["units"],
-                              work["chunk_units"] if chunked else work["units"],
-                              dict(cell.workload_params)),
-                results_path=os.path.join(tmp, "load.json"),
-                deadline=time.time() + READY_TIMEOUT_S,
-                token=token,
-            )
-            load_cfg_path = os.path.join(tmp, "load-config.json")
-            load_cfg.write(load_cfg_path)
-            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env=paths.temp_env(tmp))
             event = load.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 raise HarnessError(f"load process failed to start:\n{load.stderr_tail()}")
 
             start = time.time() + cell.warmup
             end = start + duration
+            # The same instants on the monotonic clock, for the timing.
+            mono_start = time.monotonic() + cell.warmup
+            mono_end = mono_start + duration
             deadline = end + stop_grace + 30.0
             window = {"window_start": start, "window_end": end, "deadline": deadline}
             server.send(window)
-            load.send(window)
+            load.send({**window, "uri": f"ws://{host}:{port}/"})
             progress(
                 f"warm-up {cell.warmup:g} s, then measuring for {duration:g} s "
                 + (f"(work {cell.work_ms:g} ms = {work['units']} {work['unit']})" if cell.work_ms is not None
@@ -330,18 +447,9 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
             if server is not None:
                 server.stop(stop_grace)
 
-    if load_results.get("job_errors"):
-        raise HarnessError(f"the server refused jobs: {load_results.get('last_error')}")
-    machine = _machine_cpu(cpu_before, cpu_after, t_after - t_before)
-    return assemble.build(
-        params=cell.to_dict(),
-        window=window_plan.to_dict(),
-        work=work,
-        server=server_stats,
-        load=load_results,
-        machine=machine,
-        meta=environment,
-    )
+    return Measured(server=server_stats, load=load_results, cpu_before=cpu_before, cpu_after=cpu_after,
+                    window_cpu_s=t_after - t_before, started=started, window_start=mono_start,
+                    window_end=mono_end, stopped=time.monotonic(), warmup_s=cell.warmup)
 
 
 def _server_failed(server: Child, event: dict[str, Any] | None) -> None:

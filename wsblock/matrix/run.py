@@ -42,6 +42,8 @@ from wsblock import atomic, meta, paths
 from wsblock.schema import record
 from wsblock.schema.rundir import CELLS, MANIFEST, MANIFEST_KIND, MANIFEST_VERSION
 from wsblock.errors import HarnessError, UsageError
+from wsblock.matrix.cores import core_slots
+from wsblock.matrix.parallel import run_parallel
 from wsblock.matrix.spec import Matrix, PlannedCell
 from wsblock.engine.proc import child_environment, die_with_parent, python_command, track, untrack
 
@@ -68,6 +70,7 @@ class MatrixOutcome:
         not_ok: Planned cells whose record says ``failed`` at the end.
         missing: Planned cells with no record at the end (a record that
             vanished, or a cell never run).
+        overhead: This session's :func:`overhead_summary`.
     """
 
     ran: int
@@ -77,6 +80,7 @@ class MatrixOutcome:
     directory: Path
     not_ok: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    overhead: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -252,17 +256,20 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
-def measure_one(planned: PlannedCell) -> dict[str, Any]:
+def measure_one(planned: PlannedCell, cores: list[int] | None = None, *, parallel: int = 1) -> dict[str, Any]:
     """Run one cell in a fresh ``wsblock run`` process and return its record.
 
     Args:
         planned: The cell.
+        cores: Cores to pin the cell's processes to (``None``: not pinned).
+        parallel: Cells of the run at once, recorded with the record.
 
     Returns:
-        The record (``status`` ``ok`` or ``failed``), tagged with the cell id
-        and repeat.
+        The record (``status`` ``ok`` or ``failed``), tagged with the cell id,
+        repeat, wall time and overhead, cores and parallelism.
     """
     err = ""
+    began = time.monotonic()
     with paths.run_temp_dir("wsblock-matrix-") as tmp:
         cell_path = Path(tmp) / "cell.json"
         rec_path = Path(tmp) / "record.json"
@@ -270,7 +277,8 @@ def measure_one(planned: PlannedCell) -> dict[str, Any]:
         cmd = python_command("-m", "wsblock", "run", "--quiet", "--cell", str(cell_path),
                              "--out", str(rec_path))
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=die_with_parent, env=child_environment(paths.temp_env(tmp)))
+                                preexec_fn=die_with_parent if cores is None else _pinned(cores),
+                                env=child_environment(paths.temp_env(tmp)))
         track(proc)
         try:
             _, err = proc.communicate(timeout=cell_timeout(planned))
@@ -306,8 +314,54 @@ def measure_one(planned: PlannedCell) -> dict[str, Any]:
         if error is not None:
             rec = record.failed(params=planned.cell.to_dict(), error=error, exit_code=proc.returncode,
                                 stderr_tail=(err or "").strip().splitlines()[-20:], meta=meta.environment())
-    rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat}
+    wall = time.monotonic() - began
+    rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat, "wall_s": round(wall, 3),
+                     "overhead_s": round(wall - measured_s(rec), 3), "parallel": parallel, "cores": cores}
     return rec
+
+
+def _pinned(cores: list[int]) -> Callable[[], None]:
+    # Runs in the child between fork and exec: the cell's process, and every
+    # process it starts (server, load, pool workers), inherits the affinity.
+    def setup() -> None:
+        die_with_parent()
+        os.sched_setaffinity(0, cores)
+
+    return setup
+
+
+def measured_s(rec: dict[str, Any]) -> float:
+    """Seconds of a cell's run spent in its warm-up and window (0 when it measured nothing).
+
+    Everything else of a cell's wall time (process start-up, imports,
+    calibration lookup, teardown, writing the record) is its overhead.
+    """
+    timing = rec.get("timing")
+    if not isinstance(timing, dict):
+        return 0.0
+    return float(timing.get("warmup_s") or 0.0) + float(timing.get("window_s") or 0.0)
+
+
+def overhead_summary(wall_s: float, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a matrix session's wall time went: in warm-ups and windows, or around them.
+
+    Args:
+        wall_s: The session's wall time.
+        records: The records of the cells it ran.
+
+    Returns:
+        ``cells``, ``wall_s``, ``measured_s`` (warm-ups and windows),
+        ``overhead_s`` (the rest) and ``overhead_share`` (of ``wall_s``).
+    """
+    measured = sum(measured_s(rec) for rec in records)
+    overhead = max(0.0, wall_s - measured)
+    return {
+        "cells": len(records),
+        "wall_s": round(wall_s, 3),
+        "measured_s": round(measured, 3),
+        "overhead_s": round(overhead, 3),
+        "overhead_share": round(overhead / wall_s, 4) if wall_s > 0 else None,
+    }
 
 
 def run_one(planned: PlannedCell, out: Path) -> dict[str, Any]:
@@ -391,6 +445,8 @@ def run_matrix(
     show_progress: bool = True,
     after_cell: Callable[[PlannedCell, dict[str, Any]], None] | None = None,
     say: Callable[[str], None] | None = None,
+    parallel: int = 1,
+    dask: str | None = None,
 ) -> MatrixOutcome:
     """Run every cell of ``matrix`` that has no good record in ``directory``.
 
@@ -402,6 +458,10 @@ def run_matrix(
         after_cell: Called after each cell that ran, with its record.
         say: Receives one-line notices (a damaged manifest kept aside);
             default: stderr.
+        parallel: Cells at once, each pinned to cores of its own
+            (:mod:`wsblock.matrix.parallel`); 1 runs them one after another.
+        dask: Address of a Dask scheduler whose workers measure the cells
+            (:mod:`wsblock.matrix.cluster`); records still go to ``directory``.
 
     Returns:
         Counts of what happened, and the planned cells without an ``ok``
@@ -409,17 +469,28 @@ def run_matrix(
 
     Raises:
         UsageError: If ``directory`` holds a different matrix or a record
-            that does not belong to this one (nothing is written then).
+            that does not belong to this one, or if the cores cannot give
+            ``parallel`` cells as many as each needs (nothing is written then).
         HarnessError: If ``directory`` is removed or replaced mid-run.
     """
     say = say or (lambda message: print(f"wsblock: {message}", file=sys.stderr, flush=True))
     plan = check_directory(matrix, directory)
+    slots = core_slots(parallel, [p.cell for p in plan.todo]) if parallel > 1 and dask is None else []
+    client = None
+    if dask is not None:
+        from wsblock.matrix import cluster
+
+        client = cluster.connect(dask)
     directory.mkdir(parents=True, exist_ok=True)
     cells_dir = directory / CELLS
     cells_dir.mkdir(exist_ok=True)
     manifest_path = directory / MANIFEST
     previous, damage = _read_manifest(manifest_path)
     manifest = _manifest(matrix, command, previous)
+    manifest["parallel"] = parallel
+    if previous and isinstance(previous.get("hosts"), dict):
+        manifest["hosts"] = dict(previous["hosts"])  # which host measured which cell, kept on resume
+    manifest["sessions"][-1].update({"parallel": parallel, "core_slots": slots or None, "dask": dask})
     if damage is not None:
         # Its session history cannot be read, but it is not ours to destroy.
         kept = manifest_path.with_name(f"{MANIFEST}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
@@ -440,27 +511,48 @@ def run_matrix(
                file=sys.stderr, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
     started = time.monotonic()
+    records: list[dict[str, Any]] = []
+
+    def finish(planned: PlannedCell, rec: dict[str, Any]) -> None:
+        nonlocal ran, failed
+        guard.check(f"the record of {planned.cell_id} was not written")
+        atomic.write_json(cells_dir / f"{planned.cell_id}.json", rec)
+        records.append(rec)
+        host = rec["matrix"].get("host")
+        if host is not None:
+            manifest.setdefault("hosts", {})[planned.cell_id] = host
+        ran += 1
+        if rec["status"] != "ok":
+            failed += 1
+            bar.write(f"cell {planned.cell_id} failed: {rec['error']}", file=sys.stderr)
+        if after_cell:
+            after_cell(planned, rec)
+        bar.update(1)
+
     try:
-        for index, planned in enumerate(todo):
+        if client is not None:
+            cluster.run_on_cluster(client, todo, finish,
+                                   started=lambda planned: guard.check(f"stopped before {planned.cell_id}"))
+        elif slots:
+            def started_parallel(planned: PlannedCell) -> None:
+                guard.check(f"stopped before {planned.cell_id}")
+                bar.set_description(planned.cell_id[:48])
+
+            run_parallel(todo, slots, lambda planned, cores: measure_one(planned, cores, parallel=parallel),
+                         finish, started=started_parallel)
+        for index, planned in enumerate(todo if not slots and client is None else []):
             guard.check(f"stopped before {planned.cell_id}")
             bar.set_description(planned.cell_id[:48])
             bar.set_postfix_str(
                 f"done {reused + ran}, failed {failed}, skipped {len(matrix.skipped)}, "
                 f"eta {_eta(started, index, per_cell)}"
             )
-            rec = measure_one(planned)
-            guard.check(f"the record of {planned.cell_id} was not written")
-            atomic.write_json(cells_dir / f"{planned.cell_id}.json", rec)
-            ran += 1
-            if rec["status"] != "ok":
-                failed += 1
-                bar.write(f"cell {planned.cell_id} failed: {rec['error']}", file=sys.stderr)
-            if after_cell:
-                after_cell(planned, rec)
-            bar.update(1)
+            finish(planned, measure_one(planned))
         bar.set_postfix_str(f"done {reused + ran}, failed {failed}, skipped {len(matrix.skipped)}")
     finally:
         bar.close()
+        if client is not None:
+            client.close()
         if guard.intact():
             _write_table(matrix, directory)
     guard.check("the manifest was not updated")
@@ -474,9 +566,27 @@ def run_matrix(
             not_ok.append(planned.cell_id)
     manifest["finished_utc"] = _now()
     manifest["complete"] = not not_ok and not missing
+    overhead = overhead_summary(time.monotonic() - started, records)
+    manifest["sessions"][-1]["overhead"] = overhead
+    manifest["overhead"] = _total_overhead(manifest["sessions"])
     atomic.write_json(manifest_path, manifest)
     return MatrixOutcome(ran=ran, reused=reused, failed=failed, skipped=len(matrix.skipped),
-                         directory=directory, not_ok=not_ok, missing=missing)
+                         directory=directory, not_ok=not_ok, missing=missing, overhead=overhead)
+
+
+def _total_overhead(sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    # Summed over the sessions that recorded theirs (a resumed matrix has several).
+    parts = [s["overhead"] for s in sessions if isinstance(s.get("overhead"), dict)]
+    wall = sum(p["wall_s"] for p in parts)
+    overhead = sum(p["overhead_s"] for p in parts)
+    return {
+        "sessions": len(parts),
+        "cells": sum(p["cells"] for p in parts),
+        "wall_s": round(wall, 3),
+        "measured_s": round(sum(p["measured_s"] for p in parts), 3),
+        "overhead_s": round(overhead, 3),
+        "overhead_share": round(overhead / wall, 4) if wall > 0 else None,
+    }
 
 
 def _axes(definition: dict[str, Any]) -> dict[str, Any]:
