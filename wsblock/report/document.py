@@ -14,7 +14,7 @@ from wsblock.errors import UsageError
 from wsblock.report import cells as cellmod
 from wsblock.report import environment, fig_disconnects, fig_strips, fig_survival
 from wsblock.report import markdown as md
-from wsblock.report import survival, tables
+from wsblock.report import survival, tables, verdict
 from wsblock.report.provenance import Provenance
 
 REPORT_NAME = "report.md"
@@ -362,6 +362,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     }
     manifest = loaded.manifest or {}
     text = [f"# wsblock report: {root.resolve().name}", ""]
+    text += verdict.section(cells)
+    text += ["## Run", ""]
     text.append(
         f"Each cell ran one workload x strategy x keepalive setting against a real websockets server in its "
         f"own process, for a {settings['window']} window after {settings['warmup']} of warm-up, with "
@@ -370,7 +372,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
         f"{settings['close_timeout']}, loop probe every {settings['probe']}, a loop gap over "
         f"{settings['stall']} counts as a stall."
     )
-    text += ["", "## Run", ""]
+    text.append("")
     text.append(f"- command: `{manifest.get('command') or 'unknown (records without a manifest)'}`")
     if manifest.get("profile"):
         text.append(f"- profile: {manifest['profile']}")
