@@ -47,6 +47,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: left out {warning}", file=sys.stderr)
     print(f"report: {result.markdown}")
+    if result.html is not None:
+        print(f"html: {result.html}")
     print(f"figures: {len(result.figures)} files in {out_dir}")
     if result.csv is not None:
         print(f"table: {result.csv}")

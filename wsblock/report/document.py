@@ -13,6 +13,7 @@ from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 from wsblock.report import cells as cellmod
 from wsblock.report import environment, fig_disconnects, fig_strips, fig_survival
+from wsblock.report import html as htmlmod
 from wsblock.report import markdown as md
 from wsblock.report import survival, tables, verdict
 from wsblock.report.provenance import Provenance
@@ -27,12 +28,14 @@ class ReportResult:
 
     Attributes:
         markdown: ``report.md``.
+        html: ``report.html``: the same report in one self-contained file.
         figures: Every figure file (PNG and SVG).
         csv: The tidy table copied next to the report.
         warnings: One line per file that could not be read, naming it.
     """
 
     markdown: Path
+    html: Path | None = None
     figures: list[Path] = field(default_factory=list)
     csv: Path | None = None
     warnings: list[str] = field(default_factory=list)
@@ -327,7 +330,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
-    """Render figures and ``report.md`` for a run directory.
+    """Render figures, ``report.md`` and ``report.html`` for a run directory.
 
     Args:
         run_dir: A run directory (``wsblock matrix`` output or a directory of
@@ -417,6 +420,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     text.append(f"The tidy table behind every number: [`{tidy.CSV_NAME}`]({tidy.CSV_NAME}) "
                 "(one row per record; `ping_timeout` none is written `none`).")
     markdown = out / REPORT_NAME
-    atomic.write_text(markdown, "\n".join(text).rstrip("\n") + "\n")
-    return ReportResult(markdown=markdown, figures=[p for paths in figures.values() for p in paths],
+    body = "\n".join(text).rstrip("\n") + "\n"
+    atomic.write_text(markdown, body)
+    page = htmlmod.write(body, out, f"wsblock report: {root.resolve().name}")
+    return ReportResult(markdown=markdown, html=page, figures=[p for paths in figures.values() for p in paths],
                         csv=csv_path, warnings=warnings)
