@@ -194,8 +194,8 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
         by_cell: dict[str, list[Mapping[str, Any]]] = {}
         for row in df.to_dict("records"):
             by_cell.setdefault(cellmod.cell_key(row, keys), []).append(row)
-        steps = {key: step for key, rows in by_cell.items()
-                 if (step := spread.step(spec.column, [r for r in rows if r.get("status") == "ok"] or rows)) > floor}
+        measured = {key: [r for r in rows if r.get("status") == "ok"] for key, rows in by_cell.items()}
+        steps = {key: step for key, rows in measured.items() if rows and (step := spread.step(spec.column, rows)) > floor}
     grids = plotting.pages(plotting.Grid.of(cells))
     out: list[Path] = []
     for index, grid in enumerate(grids):
