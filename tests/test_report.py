@@ -312,7 +312,10 @@ def test_verdict_statements_match_the_cells_they_summarise(report: ReportResult)
         kept = sum(v == "kept" for v in verdicts)
         assert row["cells"].startswith(f"{kept} kept, {verdicts.count('lost')} lost")
         # Every cell of the fixture has fewer than 3 repeats: the caveat says so.
-        assert "fewer than 3 measured repeats" in row["caveats"]
+        counts = sorted(int(c) for c in measured["ok_repeats"])
+        each = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]} to {counts[-1]}"
+        assert row["caveats"].startswith(f"{each} measured repeat")
+        assert "per cell, fewer than 3" in row["caveats"]
     # What the fixture measured: inline lost connections with every workload;
     # the thread pool lost none, but its 2 s windows could not show survival.
     assert {s: rows[(w, s)]["verdict"] for w, s in rows if w == "pure_python"} == {

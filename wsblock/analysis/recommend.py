@@ -126,13 +126,17 @@ class Advice:
         loss_count: Connections lost out of those at risk in that cell, with
             its Wilson interval, and ``repeats_lost_any`` of its repeats.
         loss_repeats: ``(repeats that lost any, repeats with counts)`` of that cell.
-        reference: The cell the loop and throughput figures come from: the
-            largest measured work size at the longest ping_timeout.
+        reference: The cell the loop figures come from: the largest
+            measured work size at the longest ping_timeout (the worst case
+            for the loop).
         stall: Longest loop stall in ms of the reference cell.
         stalled_share: Share of the reference cell's window the loop was stalled.
         lag_p99: Loop-lag p99 in ms of the reference cell (NaN when withheld
             under too few probe samples).
-        jobs_per_s: Jobs per second of the reference cell.
+        jobs_per_s: Jobs per second of :attr:`rate_reference`.
+        rate_reference: The cell the throughput comes from: the smallest
+            measured work size at the longest ping_timeout, where the most
+            jobs finish inside the window.
         stalled: Cells where the loop stalled in every repeat.
         repeats: ``(fewest, most)`` measured repeats of a cell.
         weak: Why the data cannot support a ``safe`` (empty: they can).
@@ -157,6 +161,7 @@ class Advice:
     stalled_share: Quantity | None = None
     lag_p99: Quantity | None = None
     jobs_per_s: Quantity | None = None
+    rate_reference: Condition | None = None
     stalled: tuple[Condition, ...] = ()
     repeats: tuple[int, int] = (0, 0)
     weak: tuple[str, ...] = ()
@@ -278,6 +283,9 @@ def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]]) -> Advic
     # (default keepalive variant first, where the run has it).
     ref_row = max(measured, key=lambda r: (float(r["work_ms"]), _timeout_key(r.get("ping_timeout")),
                                            _default_variant(r)))
+    # Throughput reads best where most jobs finish in the window: the smallest job.
+    rate_row = min(measured, key=lambda r: (float(r["work_ms"]), -_timeout_key(r.get("ping_timeout")),
+                                            not _default_variant(r)))
     stalled = tuple(_condition(r) for r in measured if _number(r.get("stalls_count_low")) >= 1)
     counts = [_count(r.get("ok_repeats")) for r in measured]
     codes: dict[str, None] = {}
@@ -300,7 +308,7 @@ def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]]) -> Advic
         undecided=undecided, unpinged=unpinged, failed=failed, connections=connections, loss=loss, loss_count=loss_count,
         loss_repeats=loss_repeats, reference=_condition(ref_row), stall=_quantity(ref_row, "stall_max_ms"),
         stalled_share=_quantity(ref_row, "stalled_share"), lag_p99=_quantity(ref_row, "lag_p99_ms"),
-        jobs_per_s=_quantity(ref_row, "jobs_per_s"), stalled=stalled, repeats=(min(counts), max(counts)),
+        jobs_per_s=_quantity(rate_row, "jobs_per_s"), rate_reference=_condition(rate_row), stalled=stalled, repeats=(min(counts), max(counts)),
         weak=tuple(weak), warnings=tuple(codes))
 
 
@@ -314,7 +322,11 @@ def _weakness(measured: list[Mapping[str, Any]], failed: tuple[str, ...], counts
     """Why the measured cells cannot support a ``safe`` (empty: they can)."""
     out = []
     few = [c for c in counts if c < MIN_REPEATS]
-    if few:
+    if few and len(few) == len(counts):
+        low, high = min(counts), max(counts)
+        each = f"{low}" if low == high else f"{low} to {high}"
+        out.append(f"{each} measured repeat{'' if high == 1 else 's'} per cell, fewer than {MIN_REPEATS}")
+    elif few:
         out.append(f"{len(few)} of {len(counts)} cells have fewer than {MIN_REPEATS} measured repeats "
                    f"(fewest {min(counts)})")
     unstable = [_condition(r).cell for r in measured if _flag(r.get("unstable"))]

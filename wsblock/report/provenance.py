@@ -60,7 +60,8 @@ class Provenance:
     def text(self) -> str:
         """The footer, one line: every fact labelled."""
         counted = self.repeats.replace(" to ", "").isdigit()
-        repeats = f"{self.repeats} repeats/cell" if counted else self.repeats
+        repeats = (f"{self.repeats} repeat{'' if self.repeats == '1' else 's'}/cell" if counted
+                   else self.repeats)
         return (f"run {self.run} ({self.source}, {repeats}) · wsblock {self.commit} · "
                 f"{self.machine} · Python {self.python} · websockets {self.websockets} · {self.date}")
 

@@ -28,8 +28,9 @@ RULES = (
     f"disturbed: {', '.join(rec.TRUST_WARNINGS)}); `slow loop` = every connection kept, but the event loop "
     "stalled (a gap over the run's stall threshold) in every repeat of some cell; `safe` = every connection "
     "kept and no such stall. `lost` = original connections lost of those at risk, pooled over the cells "
-    "and repeats, with the Wilson 95 % interval. The loop and throughput columns come from the cell with "
-    "the largest job at the longest ping_timeout (the worst case for the loop): the median over its "
+    "and repeats, with the Wilson 95 % interval. The loop columns come from the cell with the largest job "
+    "at the longest ping_timeout (the worst case for the loop), the throughput from the cell with the "
+    "smallest job at the longest ping_timeout (the most jobs in the window): the median over the cell's "
     "repeats with the interval of the median in brackets; `n` = measured repeats per cell.")
 """What the verdict table's words and columns mean."""
 
@@ -81,8 +82,8 @@ def _repeats(a: rec.Advice) -> str:
 
 def table(result: rec.Recommendation) -> str:
     """The verdict table in GitHub markdown."""
-    header = ["workload", "strategy", "verdict", "lost", "cells", "longest stall ms", "lag p99 ms", "jobs/s",
-              "n", "caveats"]
+    header = ["workload", "strategy", "verdict", "lost", "cells", "longest stall ms (largest job)",
+              "lag p99 ms (largest job)", "jobs/s (smallest job)", "n", "caveats"]
     rows = []
     for a in result.advice:
         if a.verdict == rec.NO_DATA:
@@ -121,6 +122,14 @@ def _listed(conditions: Iterable[rec.Condition], markdown: bool, most: int = 3) 
     return ", ".join(cells[:most]) + (f" and {more} more" if more > 0 else "")
 
 
+def _lost_in(repeats: tuple[int, int]) -> str:
+    """``lost in 2 of 3 repeats``; ``1 repeat``."""
+    some, total = repeats
+    if total <= 1:
+        return f"{total} repeat"
+    return f"lost in {some} of {total} repeats"
+
+
 def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
     """One statement about a workload x strategy, with its numbers and cells.
 
@@ -138,7 +147,7 @@ def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
         loss = a.loss
         assert loss is not None
         where = (f"{_proportion(a.loss_count)} original connections lost at {loss.text()} "
-                 f"(cell {_code(loss.cell, markdown)}, {a.loss_repeats[0]} of {a.loss_repeats[1]} repeats lost any)")
+                 f"(cell {_code(loss.cell, markdown)}; {_lost_in(a.loss_repeats)})")
         more = len(a.lost) - 1
         text = f"{name} {verdict}: {where}"
         text += f"; lost in {len(a.lost)} of {a.cells} cells" if more else ""
