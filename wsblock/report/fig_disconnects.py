@@ -111,7 +111,7 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
     return out
 
 
-TITLE = "Connections lost: share of original connections, counts and verdict per cell"
+TITLE = "Connections lost per cell: share, counts and verdict"
 
 
 def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtitle: str,
