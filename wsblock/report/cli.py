@@ -100,8 +100,9 @@ def add_parsers(subparsers: Any) -> None:
         subparsers: The object returned by ``ArgumentParser.add_subparsers``.
     """
     report = subparsers.add_parser(
-        "report", help="render figures and report.md for a run directory",
-        description="Render figures (PNG and SVG), report.md and cells.csv from the records in DIR.")
+        "report", help="render figures, report.md and report.html for a run directory",
+        description="Render figures (PNG and SVG), report.md, report.html (the same report in one "
+                    "self-contained file) and cells.csv from the records in DIR.")
     report.add_argument("dir", metavar="DIR", help="run directory (wsblock matrix output, or records)")
     report.add_argument("--out", metavar="OUTDIR",
                         help="output directory (default: DIR/report; with --asv, asv-report beside DIR)")

@@ -34,12 +34,14 @@ h1 { font-size: 1.7rem; margin: 0 0 1rem; }
 h2 { font-size: 1.3rem; margin: 2.2rem 0 0.6rem; padding-bottom: 0.2rem; border-bottom: 2px solid var(--rule); }
 h3 { font-size: 1.08rem; margin: 1.6rem 0 0.4rem; }
 p, li { max-width: 110ch; }
+p:has(> img) { max-width: none; }
 code { font: 0.88em/1.3 ui-monospace, "DejaVu Sans Mono", Menlo, monospace; background: var(--band);
        padding: 0.05em 0.3em; border-radius: 3px; overflow-wrap: anywhere; }
 .table { overflow-x: auto; margin: 0.6rem 0 1rem; }
 table { border-collapse: collapse; font-size: 0.86rem; }
 th, td { border: 1px solid var(--rule); padding: 0.28rem 0.5rem; vertical-align: top; }
-th { background: #eef1f5; position: sticky; top: 0; cursor: pointer; user-select: none; white-space: nowrap; }
+th { background: #eef1f5; position: sticky; top: 0; cursor: pointer; user-select: none; min-width: 7ch; }
+td { min-width: 6ch; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; font-size: 0.7em; }
 th[aria-sort="descending"]::after { content: " \\25BC"; font-size: 0.7em; }
 tbody tr:nth-child(even) { background: #fafbfc; }
