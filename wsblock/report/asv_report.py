@@ -108,9 +108,15 @@ def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: 
     a = df[df[by].astype(str) == baseline].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
     b = df[df[by].astype(str) == contender].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner").reset_index()
-    fig, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False,
-                             layout="constrained")
-    for ax, (metric, label, log) in zip(grid[0], panels):
+    # Rows of at most three panels, within a slide.
+    nrows = max(1, -(-len(panels) // 3))
+    ncols = max(1, -(-len(panels) // nrows))  # four panels: 2 x 2, not 3 + 1
+    fig, grid = plt.subplots(nrows, ncols, figsize=(min(plotting.SLIDE_W, 4.3 * ncols),
+                                                    min(plotting.SLIDE_H - plotting.FOOTER_H, 3.3 * nrows + 0.7)),
+                             squeeze=False, layout="constrained")
+    for ax in grid.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (metric, label, log) in zip(grid.flat, panels):
         xs, ys = both[f"{metric}_a"], both[f"{metric}_b"]
         for strategy, group in both.groupby("strategy"):
             ax.scatter(group[f"{metric}_a"], group[f"{metric}_b"], label=strategy,

@@ -179,16 +179,20 @@ def save(fig: Figure, out_dir: Path, stem: str, footer: Any = None) -> list[Path
     Returns:
         The written paths, in :data:`FORMATS` order.
     """
-    from wsblock.report.provenance import stamp
+    from wsblock.report.provenance import footer_height, stamp
 
     paths = []
     try:
         note = getattr(fig, "_wsblock_note", "")
-        if footer is not None:
-            text = footer.text() if hasattr(footer, "text") else str(footer)
-            stamp(fig, f"{note} · {text}" if note else text)
-        elif note:
-            stamp(fig, note)
+        text = footer.text() if hasattr(footer, "text") else ("" if footer is None else str(footer))
+        text = " · ".join(t for t in (note, text) if t)
+        if text:
+            width, height = fig.get_size_inches()
+            # The footer adds its height: keep the whole within a slide.
+            room = SLIDE_H - footer_height(text, width)
+            if height > room:
+                fig.set_size_inches(width, room)
+            stamp(fig, text)
         for fmt in FORMATS:
             buffer = io.BytesIO()
             metadata = {"Date": None} if fmt == "svg" else {"Software": None}
