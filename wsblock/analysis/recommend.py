@@ -362,7 +362,9 @@ def recommend(cells: pd.DataFrame, *, workload_column: str = "variant",
             ``stall_max_ms``, ``stalled_share``, ``stalls_count``,
             ``lag_p99_ms``, ``jobs_per_s``; ``cell_key`` or ``cell``).
         workload_column: The column naming a workload with its parameters;
-            ``workload`` when the table has no such column.
+            ``workload`` when the table has no such column (cells of
+            different workload parameters, e.g. pandas chunk sizes, are then
+            judged together).
         strategy_order: Strategies in the order to list them (others after,
             by name); default: the order of the table.
 
