@@ -304,11 +304,13 @@ def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]]) -> Advic
     else:
         verdict = SAFE
     return Advice(
-        workload, strategy, verdict, cells=len(measured), kept=kept, lost=tuple(_condition(r) for r in lost_rows),
-        undecided=undecided, unpinged=unpinged, failed=failed, connections=connections, loss=loss, loss_count=loss_count,
-        loss_repeats=loss_repeats, reference=_condition(ref_row), stall=_quantity(ref_row, "stall_max_ms"),
+        workload, strategy, verdict, cells=len(measured), kept=kept,
+        lost=tuple(_condition(r) for r in lost_rows), undecided=undecided, unpinged=unpinged, failed=failed,
+        connections=connections, loss=loss, loss_count=loss_count, loss_repeats=loss_repeats,
+        reference=_condition(ref_row), stall=_quantity(ref_row, "stall_max_ms"),
         stalled_share=_quantity(ref_row, "stalled_share"), lag_p99=_quantity(ref_row, "lag_p99_ms"),
-        jobs_per_s=_quantity(rate_row, "jobs_per_s"), rate_reference=_condition(rate_row), stalled=stalled, repeats=(min(counts), max(counts)),
+        jobs_per_s=_quantity(rate_row, "jobs_per_s"), rate_reference=_condition(rate_row), stalled=stalled,
+        repeats=(min(counts), max(counts)),
         weak=tuple(weak), warnings=tuple(codes))
 
 

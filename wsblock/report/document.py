@@ -90,7 +90,8 @@ def _job_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
     if not conns:
         return {}
     return {"ceiling": lambda size: conns * 1000.0 / size,
-            "ceiling_label": f"ceiling: {conns:g} connections x 1000\n/ target job ms (no waiting)"}
+            "ceiling_label": (f"ceiling: {conns:g} connection{'' if conns == 1 else 's'} x 1000\n"
+                              "/ target job ms (no waiting)")}
 
 
 def _echo_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
@@ -99,7 +100,8 @@ def _echo_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
         return {}
     rate = observers * 1000.0 / interval
     return {"ceiling": lambda size: rate,
-            "ceiling_label": f"schedule: {observers:g} observers x 1000\n/ {interval:g} ms = {rate:g} echoes/s"}
+            "ceiling_label": (f"schedule: {observers:g} observer{'' if observers == 1 else 's'} x 1000\n"
+                              f"/ {interval:g} ms = {rate:g} echoes/s")}
 
 
 def _figures(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, line: str,

@@ -195,7 +195,8 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
         for row in df.to_dict("records"):
             by_cell.setdefault(cellmod.cell_key(row, keys), []).append(row)
         measured = {key: [r for r in rows if r.get("status") == "ok"] for key, rows in by_cell.items()}
-        steps = {key: step for key, rows in measured.items() if rows and (step := spread.step(spec.column, rows)) > floor}
+        steps = {key: step for key, rows in measured.items()
+                 if rows and (step := spread.step(spec.column, rows)) > floor}
     grids = plotting.pages(plotting.Grid.of(cells))
     out: list[Path] = []
     for index, grid in enumerate(grids):
@@ -253,9 +254,13 @@ def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip],
             step = max((steps.get(key, 0.0) for key in here["cell_key"]), default=0.0)
             if step > 0 and not spec.log and high / step <= 40:
                 # Few possible values: mark each one, so a reader sees the resolution.
-                ax.set_yticks(np.arange(0.0, high + step / 2, step), minor=True)
-                ax.tick_params(axis="y", which="minor", length=4, width=1.2, color="#616161")
-                ax.grid(axis="y", which="minor", color="#f0f0f0", linewidth=0.5)
+                values = np.arange(0.0, high + step / 2, step)
+                if len(values) <= 12:
+                    ax.set_yticks(values, [f"{v:.3g}" for v in values])
+                else:
+                    ax.set_yticks(values, minor=True)
+                    ax.tick_params(axis="y", which="minor", length=4, width=1.2, color="#616161")
+                    ax.grid(axis="y", which="minor", color="#f0f0f0", linewidth=0.5)
                 drawn.add(f"step:{step:g}")
             x = np.arange(len(strategies))
             ax.set_xticks(x, strategies)

@@ -95,7 +95,8 @@ VERDICT_CLASSES = {
 
 def data_uri(path: Path) -> str:
     """The file as a ``data:`` URI (base64)."""
-    mime = "image/svg+xml" if path.suffix == ".svg" else (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+    mime = "image/svg+xml" if path.suffix == ".svg" else (mimetypes.guess_type(path.name)[0]
+                                                           or "application/octet-stream")
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
