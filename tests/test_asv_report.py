@@ -21,11 +21,14 @@ def test_report_from_asv_results(tmp_path) -> None:
     runs = sorted(p for p in out.iterdir() if p.is_dir())
     # The stored results hold one commit in two environments (websockets 13.0 and 17.4).
     assert [p.name.split("-websockets-")[1] for p in runs] == ["13.0-on-vm", "17.4-on-vm"]
-    for run in runs:
-        for stem in ("disconnect_map", "loop_lag_p99", "echo_p99", "survival_boundary"):
-            assert _is_png(run / f"{stem}.png") and (run / f"{stem}.svg").stat().st_size > 0
-    assert _is_png(out / "compare_websockets_version.png")
     text = (out / "asv-report.md").read_text()
+    for run in runs:
+        for stem in ("disconnect_map", "loop_lag_p99", "echo_p99"):
+            assert _is_png(run / f"{stem}.png") and (run / f"{stem}.svg").stat().st_size > 0
+        # The stored results hold one work size: no boundary to draw, and the report says why.
+        assert not (run / "survival_boundary.png").exists()
+    assert text.count("No survival-boundary figure: the run has one work size (1500 ms)") == 2
+    assert _is_png(out / "compare_websockets_version.png")
     assert "## Comparison by websockets_version: 17.4 against 13.0" in text
     assert text.count("pure_python 1500 ms x inline") == 4  # one row per metric
 

@@ -21,6 +21,7 @@ def test_provenance_of_a_run_names_every_fact() -> None:
     p = Provenance.of_run(RUN_A, loaded.manifest, [r for _, r in loaded.records])
     text = p.text()
     assert p.run == "run_a" and p.repeats in ("1", "1 to 2", "2", "1 to 3")
+    assert "1 repeats/cell" not in text
     commit = loaded.manifest["environment"]["git"]["commit"][:12]
     for fact in ("run run_a", "repeats/cell", f"wsblock {commit}", "AMD EPYC, 2 cores",
                  "Python 3.", "websockets 17.4", "2026-11-27 UTC"):

@@ -273,3 +273,203 @@ def test_figures_read_warnings_lower_bounds_and_withheld_percentiles() -> None:
     state = fig_disconnects._state(here, [], workload="pure_python", size=2500.0, strategy="thread",
                                    keepalive=settings[1])
     assert state[4] == "inconclusive"
+
+
+# The verdict, report.html, slide-sized figures and ``wsblock advise``.
+
+def _verdict_rows(markdown: str) -> dict[tuple[str, str], dict[str, str]]:
+    header, *rows = _tables(_section(markdown, "Verdict"))[0]
+    return {(r[0], r[1]): dict(zip(header, r)) for r in rows}
+
+
+def test_verdict_is_the_first_section_and_settings_follow(report: ReportResult) -> None:
+    text = report.markdown.read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert headings[:3] == ["Verdict", "Run", "Environment"]
+    assert "Stability of the repeats" in headings  # the unstable cells stay listed
+
+
+def test_verdict_statements_match_the_cells_they_summarise(report: ReportResult) -> None:
+    cells = aggregate(tidy.frame(tidy.load_records(RUN_A).records))
+    rows = _verdict_rows(report.markdown.read_text(encoding="utf-8"))
+    assert set(rows) == {(v, s) for v, s in zip(cells["variant"], cells["strategy"])}
+    for (variant, strategy), row in rows.items():
+        mine = cells[(cells["variant"] == variant) & (cells["strategy"] == strategy)]
+        measured = mine[mine["ok_repeats"] > 0]
+        verdicts = list(measured["verdict"])
+        word = row["verdict"].strip("*")
+        if word == "drops connections":
+            assert "lost" in verdicts
+        else:
+            assert "lost" not in verdicts
+        if word == "inconclusive":
+            assert any(v not in ("kept", "not_applicable") for v in verdicts)
+        if word in ("safe", "slow loop", "cannot tell"):
+            assert set(verdicts) <= {"kept", "not_applicable"}
+        # Pooled counts: original connections lost of those at risk, over the measured cells.
+        k, n = int(measured["lost_k"].sum()), int(measured["lost_n"].sum())
+        assert row["lost"].startswith(f"{k} of {n} (")
+        kept = sum(v == "kept" for v in verdicts)
+        assert row["cells"].startswith(f"{kept} kept, {verdicts.count('lost')} lost")
+        # Every cell of the fixture has fewer than 3 repeats: the caveat says so.
+        counts = sorted(int(c) for c in measured["ok_repeats"])
+        each = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]} to {counts[-1]}"
+        assert row["caveats"].startswith(f"{each} measured repeat")
+        assert "per cell, fewer than 3" in row["caveats"]
+    # What the fixture measured: inline lost connections with every workload;
+    # the thread pool lost none, but its 2 s windows could not show survival.
+    assert {s: rows[(w, s)]["verdict"] for w, s in rows if w == "pure_python"} == {
+        "inline": "**drops connections**", "thread": "**inconclusive**"}
+
+
+def test_verdict_sentences_name_their_cells_with_counts(report: ReportResult) -> None:
+    section = _section(report.markdown.read_text(encoding="utf-8"), "Verdict")
+    cells = aggregate(tidy.frame(tidy.load_records(RUN_A).records))
+    bullet = next(line for line in section.splitlines() if line.startswith("- `inline` **drops connections**")
+                  and "c_holds_gil" in line)
+    row = cells[cells["cell_key"] == "c_holds_gil-200ms-inline-pi0.5-pt0.5"].iloc[0]
+    assert row["verdict"] == "lost"
+    assert f"{int(row['lost_k'])} of {int(row['lost_n'])} (" in bullet
+    assert "`c_holds_gil-200ms-inline-pi0.5-pt0.5`" in bullet and "(n 1," in bullet
+
+
+def _cells(**columns: object) -> "pd.DataFrame":
+    import pandas as pd
+
+    base = {"workload": "w", "variant": "w", "strategy": "thread", "work_ms": 100.0, "ping_interval": 1.0,
+            "ping_timeout": 2.0, "cell_key": "w-100ms-thread-pi1-pt2", "ok_repeats": 3, "verdict": "kept",
+            "lost_k": 0, "lost_n": 18, "repeats_lost_any": 0, "loss_repeats": 3, "unstable": False,
+            "warnings": "", "stall_max_ms": 0.0, "stall_max_ms_low": 0.0, "stall_max_ms_high": 0.0,
+            "stall_max_ms_n": 3, "stalls_count": 0.0, "stalls_count_low": 0.0, "lag_p99_ms": 1.5,
+            "jobs_per_s": 19.0}
+    return pd.DataFrame([{**base, **columns}])
+
+
+@pytest.mark.parametrize(("columns", "expected"), [
+    ({}, "safe"),
+    ({"stalls_count": 4.0, "stalls_count_low": 3.0, "stall_max_ms": 230.0}, "slow loop"),
+    ({"stalls_count": 1.0, "stalls_count_low": 0.0}, "safe"),  # not every repeat stalled
+    ({"ok_repeats": 2}, "cannot tell"),
+    ({"unstable": True}, "cannot tell"),
+    ({"warnings": "few_samples,oversubscribed"}, "cannot tell"),
+    ({"warnings": "few_samples"}, "safe"),
+    ({"verdict": "inconclusive"}, "inconclusive"),
+    ({"verdict": "not_applicable"}, "inconclusive"),
+    ({"verdict": "lost", "lost_k": 1, "repeats_lost_any": 1, "ok_repeats": 1}, "drops connections"),
+    ({"ok_repeats": 0, "verdict": None}, "no data"),
+])
+def test_recommend_rules(columns: dict[str, object], expected: str) -> None:
+    from wsblock.analysis.recommend import recommend
+
+    result = recommend(_cells(**columns))
+    assert [a.verdict for a in result.advice] == [expected]
+
+
+def test_recommend_pools_cells_and_cites_the_smallest_job_that_lost() -> None:
+    import pandas as pd
+
+    from wsblock.analysis.recommend import recommend
+
+    cells = pd.concat([
+        _cells(),
+        _cells(work_ms=500.0, cell_key="w-500ms-thread-pi1-pt2", verdict="lost", lost_k=4, lost_n=18,
+               repeats_lost_any=2),
+        _cells(work_ms=900.0, cell_key="w-900ms-thread-pi1-pt2", verdict="lost", lost_k=18, lost_n=18,
+               repeats_lost_any=3),
+    ], ignore_index=True)
+    advice = recommend(cells).advice[0]
+    assert advice.verdict == "drops connections"
+    assert advice.loss is not None and advice.loss.cell == "w-500ms-thread-pi1-pt2"
+    assert (advice.loss_count.k, advice.loss_count.n) == (4, 18) and advice.loss_repeats == (2, 3)
+    assert advice.connections is not None and (advice.connections.k, advice.connections.n) == (22, 54)
+    assert advice.reference is not None and advice.reference.work_ms == 900.0
+
+
+def test_report_html_is_self_contained_and_matches_the_markdown(report: ReportResult) -> None:
+    assert report.html is not None and report.html.name == "report.html"
+    assert report.html.parent == report.markdown.parent
+    page = report.html.read_text(encoding="utf-8")
+    markdown = report.markdown.read_text(encoding="utf-8")
+    assert "://" not in page  # no URL of any host: nothing to fetch
+    assert re.search(r"<(link|iframe|object|embed)\b", page) is None
+    assert re.findall(r'<script\b[^>]*\bsrc=', page) == []
+    images = re.findall(r'<img src="([^"]+)"', page)
+    pngs = [p for p in report.figures if p.suffix == ".png"]
+    assert len(images) == len(pngs) == markdown.count("![")
+    import base64
+
+    svgs = sorted(p.read_bytes() for p in report.figures if p.suffix == ".svg")
+    embedded = sorted(base64.b64decode(src.split(",", 1)[1]) for src in images
+                      if src.startswith("data:image/svg+xml;base64,"))
+    assert embedded == svgs  # every figure, embedded whole
+    assert page.count("<table>") == len(_tables(markdown))
+    # The verdict comes first, as in the markdown, and carries the same rows.
+    assert page.index("<h2>Verdict</h2>") < page.index("<h2>Run</h2>") < page.index("<h2>Environment</h2>")
+    for (variant, strategy) in _verdict_rows(markdown):
+        assert re.search(rf"<td[^>]*>{re.escape(variant)}</td>\n<td[^>]*>{re.escape(strategy)}</td>", page)
+
+
+def test_figures_fit_a_slide(report: ReportResult) -> None:
+    from PIL import Image
+
+    for path in report.figures:
+        if path.suffix == ".png":
+            width, height = Image.open(path).size
+            assert width <= 1600 and height <= 900, (path.name, width, height)
+            assert width >= 900, path.name  # readable on a slide, not a thumbnail
+
+
+def test_survival_figure_is_left_out_with_its_reason_for_one_work_size(tmp_path: Path) -> None:
+    result = build_report(FIXTURES / "pandas_chunks", tmp_path / "out")
+    assert not any(p.stem == "survival_boundary" for p in result.figures)
+    text = result.markdown.read_text(encoding="utf-8")
+    assert "No survival-boundary figure: the run has one work size (400 ms)" in text
+    assert "](survival_boundary.png)" not in text
+    assert "://" not in result.html.read_text(encoding="utf-8")
+
+
+def test_advise_prints_the_verdict_and_rejects_a_bad_directory(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parser().parse_args(["advise", str(RUN_A)])
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("run_a: what the measurements say")
+    for workload in ("pure_python", "blocking_io", "c_holds_gil"):
+        assert f"\n{workload}\n  - inline DROPS CONNECTIONS: " in out
+    assert "thread INCONCLUSIVE: 0 of 24 (" in out and "`" not in out
+    for bad in (tmp_path / "nowhere", tmp_path):
+        args = _parser().parse_args(["advise", str(bad)])
+        with pytest.raises(UsageError, match="^(no such directory|no records)"):
+            args.handler(args)
+
+
+def test_advise_exits_2_with_one_error_line(tmp_path: Path) -> None:
+    from tests.helpers import run_cli
+
+    proc = run_cli("advise", str(tmp_path / "nowhere"))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error: no such directory") and proc.stderr.count("\n") == 1
+
+
+def test_report_html_renders_in_a_browser_without_network(report: ReportResult, tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from PIL import Image, ImageStat
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed")
+    shot = tmp_path / "page.png"
+    # A proxy that refuses every connection: a request for anything would fail.
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
+         "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", "--window-size=1400,2000",
+         report.html.as_uri()],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ERR_" not in proc.stderr and "Uncaught" not in proc.stderr
+    image = Image.open(shot).convert("L")
+    assert image.size == (1400, 2000)
+    # Not blank: text and a table make the page far from uniform.
+    assert ImageStat.Stat(image).stddev[0] > 20

@@ -76,7 +76,9 @@ def _footer(results_dir: Path, rows: pd.DataFrame) -> Provenance:
         date=f"{date:%Y-%m-%d} UTC" if isinstance(date, pd.Timestamp) and not pd.isna(date) else "date ?")
 
 
-def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str, footer: Provenance | None = None) -> list[Path]:
+def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str,
+                 footer: Provenance | None = None) -> tuple[list[Path], list[str]]:
+    """The figures of one asv run, and a line per figure left out, saying why."""
     table = rows.drop(columns=[c for c in RUN_COLUMNS if c in rows]).copy()
     # asv tracks fewer columns than a record has; fill the cell identity with
     # the values a profile that does not vary an axis implies.
@@ -94,7 +96,8 @@ def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str, footer: Prove
         "echo_p99", "echo_p99_ms", "Observer echo latency p99 (from scheduled send time to reply)",
         "echo latency p99 (ms, log scale)", log=True), subtitle, footer=footer)
     figures += fig_survival.draw(cells, out_dir, subtitle, footer)
-    return figures
+    reason = fig_survival.degenerate(cells)
+    return figures, [f"No survival-boundary figure: {reason}."] if reason else []
 
 
 def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: Path,
@@ -105,9 +108,15 @@ def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: 
     a = df[df[by].astype(str) == baseline].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
     b = df[df[by].astype(str) == contender].groupby(keys, dropna=False)[[m for m, _, _ in panels]].median()
     both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner").reset_index()
-    fig, grid = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False,
-                             layout="constrained")
-    for ax, (metric, label, log) in zip(grid[0], panels):
+    # Rows of at most three panels, within a slide.
+    nrows = max(1, -(-len(panels) // 3))
+    ncols = max(1, -(-len(panels) // nrows))  # four panels: 2 x 2, not 3 + 1
+    fig, grid = plt.subplots(nrows, ncols, figsize=(min(plotting.SLIDE_W, 4.3 * ncols),
+                                                    min(plotting.SLIDE_H - plotting.FOOTER_H, 3.3 * nrows + 0.7)),
+                             squeeze=False, layout="constrained")
+    for ax in grid.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (metric, label, log) in zip(grid.flat, panels):
         xs, ys = both[f"{metric}_a"], both[f"{metric}_b"]
         for strategy, group in both.groupby("strategy"):
             ax.scatter(group[f"{metric}_a"], group[f"{metric}_b"], label=strategy,
@@ -155,11 +164,12 @@ def build_asv_report(results_dir: str | Path, out_dir: str | Path, by: str | Non
     for _, rows in df.groupby(["commit_hash", "env_name", "machine"], sort=True):
         label = _label(rows.iloc[0])
         sub = out / _slug(label)
-        figures = _run_figures(rows, sub, f"asv run: {label}; one value per cell (the median over the "
-                               "profile's repeats)", _footer(Path(results_dir), rows))
+        figures, left_out = _run_figures(rows, sub, f"asv run: {label}; one value per cell (the median over the "
+                                         "profile's repeats)", _footer(Path(results_dir), rows))
         report.figures += figures
         text += [f"## {label}", ""]
         text += [f"- ![{p.stem}]({p.relative_to(out)})" for p in figures if p.suffix == ".png"]
+        text += [f"- {line}" for line in left_out]
         text.append("")
     candidates = [c for c in ("websockets_version", "env_name", "commit_hash", "machine")
                   if df[c].astype(str).nunique() > 1]

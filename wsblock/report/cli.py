@@ -47,9 +47,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: left out {warning}", file=sys.stderr)
     print(f"report: {result.markdown}")
+    if result.html is not None:
+        print(f"html: {result.html}")
     print(f"figures: {len(result.figures)} files in {out_dir}")
     if result.csv is not None:
         print(f"table: {result.csv}")
+    return 0
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    """Print what a run's measurements say, per workload and strategy."""
+    from wsblock.analysis import tidy
+    from wsblock.report import cells as cellmod
+    from wsblock.report.document import read_run
+    from wsblock.report.verdict import text
+
+    run_dir = _existing_dir(args.dir)
+    loaded, warnings = read_run(run_dir)
+    for warning in warnings:
+        print(f"warning: left out {warning}", file=sys.stderr)
+    cells = cellmod.aggregate(tidy.frame(loaded.records))
+    print(text(cells, run_dir.resolve().name), end="")
     return 0
 
 
@@ -76,14 +94,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Add ``report`` and ``compare`` to the ``wsblock`` command.
+    """Add ``report``, ``advise`` and ``compare`` to the ``wsblock`` command.
 
     Args:
         subparsers: The object returned by ``ArgumentParser.add_subparsers``.
     """
     report = subparsers.add_parser(
-        "report", help="render figures and report.md for a run directory",
-        description="Render figures (PNG and SVG), report.md and cells.csv from the records in DIR.")
+        "report", help="render figures, report.md and report.html for a run directory",
+        description="Render figures (PNG and SVG), report.md, report.html (the same report in one "
+                    "self-contained file) and cells.csv from the records in DIR.")
     report.add_argument("dir", metavar="DIR", help="run directory (wsblock matrix output, or records)")
     report.add_argument("--out", metavar="OUTDIR",
                         help="output directory (default: DIR/report; with --asv, asv-report beside DIR)")
@@ -93,6 +112,15 @@ def add_parsers(subparsers: Any) -> None:
     report.add_argument("--by", help="with --asv: what tells runs apart in the comparison "
                                      "(websockets_version, env_name, commit_hash, machine)")
     report.set_defaults(handler=cmd_report)
+
+    advise = subparsers.add_parser(
+        "advise", help="print the verdict of a run directory: which strategy kept connections, at what cost",
+        description="Print, per workload and strategy, what the records in DIR say: drops connections, "
+                    "inconclusive, cannot tell, slow loop or safe, each with its counts, intervals, repeats "
+                    "and the cell it comes from (the first section of report.md).",
+        epilog="example: wsblock advise results/runs/quick")
+    advise.add_argument("dir", metavar="DIR", help="run directory (wsblock matrix output, or records)")
+    advise.set_defaults(handler=cmd_advise)
 
     comp = subparsers.add_parser(
         "compare", help="compare two run directories cell by cell",

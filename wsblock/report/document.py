@@ -13,8 +13,9 @@ from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 from wsblock.report import cells as cellmod
 from wsblock.report import environment, fig_disconnects, fig_strips, fig_survival
+from wsblock.report import html as htmlmod
 from wsblock.report import markdown as md
-from wsblock.report import survival, tables
+from wsblock.report import survival, tables, verdict
 from wsblock.report.provenance import Provenance
 
 REPORT_NAME = "report.md"
@@ -27,12 +28,14 @@ class ReportResult:
 
     Attributes:
         markdown: ``report.md``.
+        html: ``report.html``: the same report in one self-contained file.
         figures: Every figure file (PNG and SVG).
         csv: The tidy table copied next to the report.
         warnings: One line per file that could not be read, naming it.
     """
 
     markdown: Path
+    html: Path | None = None
     figures: list[Path] = field(default_factory=list)
     csv: Path | None = None
     warnings: list[str] = field(default_factory=list)
@@ -87,7 +90,8 @@ def _job_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
     if not conns:
         return {}
     return {"ceiling": lambda size: conns * 1000.0 / size,
-            "ceiling_label": f"ceiling: {conns:g} connections x 1000 / target job ms (no waiting, no contention)"}
+            "ceiling_label": (f"ceiling: {conns:g} connection{'' if conns == 1 else 's'} x 1000\n"
+                              "/ target job ms (no waiting)")}
 
 
 def _echo_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
@@ -96,7 +100,8 @@ def _echo_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
         return {}
     rate = observers * 1000.0 / interval
     return {"ceiling": lambda size: rate,
-            "ceiling_label": f"schedule: {observers:g} observers x 1000 / {interval:g} ms = {rate:g} echoes/s"}
+            "ceiling_label": (f"schedule: {observers:g} observer{'' if observers == 1 else 's'} x 1000\n"
+                              f"/ {interval:g} ms = {rate:g} echoes/s")}
 
 
 def _figures(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, line: str,
@@ -106,11 +111,12 @@ def _figures(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip],
         fig_strips.StripSpec("loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
                              "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=switch_ms,
                              timeout_lines=True, withheld=("lag_max_ms", "stall_max_ms")),
-        fig_strips.StripSpec("throughput_jobs", "jobs_per_s", "Throughput: job replies received per second",
-                             "jobs per second", **_job_ceiling(records)),
+        fig_strips.StripSpec("throughput_jobs", "jobs_per_s", "Throughput: jobs per second",
+                             "jobs per second", resolution=True, unit="jobs/s", **_job_ceiling(records)),
         fig_strips.StripSpec("throughput_echo", "echo_per_s",
-                             "Throughput: observer echo replies received per second",
-                             "echo replies per second", **_echo_ceiling(records)),
+                             "Throughput: observer echo replies per second",
+                             "echo replies per second", resolution=True, unit="echoes/s",
+                             **_echo_ceiling(records)),
         fig_strips.StripSpec("echo_p99", "echo_p99_ms",
                              "Observer echo latency p99 (from scheduled send time to reply)",
                              "echo latency p99 (ms, log scale)", log=True),
@@ -197,7 +203,9 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             f"{settings['job_connections']} job connections each keep one job in flight, so the "
             "ceiling (dash-dot line) is connections x 1000 / target job ms. Each panel has its own y scale; "
             "a dot at 0 is a measured zero (no job finished inside the window); one job more or less in the "
-            "window moves a repeat by 1 / window. x = the cell failed. "
+            "window moves a repeat by 1 / window (records that count whole jobs; newer records count the "
+            "finished part of running jobs too); when that step is coarse, ticks on the y axis mark every value "
+            "a repeat can take. x = the cell failed. "
             + STRIP_NOTE),
         "throughput_echo": (
             f"Echo replies received inside the window, per second; {settings['observers']} observers "
@@ -213,12 +221,16 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             "failed; o = no echo recorded. "
             + STRIP_NOTE),
         "survival_boundary": (
-            "For each workload, strategy and ping_timeout: the largest work size (target ms per job) "
-            "whose verdict is `kept`: every repeat kept every connection through enough keepalive cycles "
-            "to show it. The bottom band is \"none survived\": a size lost connections and no smaller one "
-            "was kept. Gaps: nothing measured, or every size inconclusive (the window could not show "
-            "survival; no claim). A hollow marker: a larger size of the run has no measurement (failed, "
-            "skipped or not run) or an inconclusive verdict, so the boundary may lie higher."),
+            "For each workload, strategy and keepalive setting: a marker at the largest work size (target ms "
+            "per job) whose verdict is `kept` (every repeat kept every connection through enough keepalive "
+            "cycles to show it), or on the bottom band (\"none kept\") when a size lost connections and no "
+            "smaller one was kept; the bar above it reaches the smallest larger size that lost connections, "
+            "or the top (\"above\") when none did: the true boundary lies somewhere along the bar, since "
+            "nothing between the tested sizes was measured. Strategies stand side by side within a setting; "
+            "no line joins settings. Missing: nothing measured, or every size inconclusive (no claim). A "
+            "hollow marker: a larger size of the run has no measurement (failed, skipped or not run) or an "
+            "inconclusive verdict, so the boundary may lie higher. The footer names what one cell measured "
+            "and where the numbers come from."),
     }
 
 
@@ -339,7 +351,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
-    """Render figures and ``report.md`` for a run directory.
+    """Render figures, ``report.md`` and ``report.html`` for a run directory.
 
     Args:
         run_dir: A run directory (``wsblock matrix`` output or a directory of
@@ -367,6 +379,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     footer = Provenance.of_run(root, loaded.manifest, records)
     figures = _figures(df, cells, skipped, out, line, switch_ms, records, footer)
     captions = _captions(settings, switch_ms)
+    reason = fig_survival.degenerate(cells)
+    skipped_figures = {"survival_boundary": f"No figure: {reason}."} if reason else {}
     titles = {
         "disconnect_map": "Connections lost", "loop_lag_p99": "Event-loop lag p99",
         "throughput_jobs": "Jobs per second", "throughput_echo": "Echo replies per second",
@@ -374,6 +388,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     }
     manifest = loaded.manifest or {}
     text = [f"# wsblock report: {root.resolve().name}", ""]
+    text += verdict.section(cells)
+    text += ["## Run", ""]
     text.append(
         f"Each cell ran one workload x strategy x keepalive setting against a real websockets server in its "
         f"own process, for a {settings['window']} window after {settings['warmup']} of warm-up, with "
@@ -382,7 +398,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
         f"{settings['close_timeout']}, loop probe every {settings['probe']}, a loop gap over "
         f"{settings['stall']} counts as a stall."
     )
-    text += ["", "## Run", ""]
+    text.append("")
     text.append(f"- command: `{manifest.get('command') or 'unknown (records without a manifest)'}`")
     if manifest.get("profile"):
         text.append(f"- profile: {manifest['profile']}")
@@ -415,18 +431,26 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
         "`(X ms: no data)`: larger sizes without a measurement; either way the boundary may lie higher."
     )
     text += ["", survival.table(cells)]
+    if reason:
+        text += [f"No survival-boundary figure: {reason}.", ""]
     text += ["## Figures", ""]
     for stem, paths in figures.items():
-        png = next(p for p in paths if p.suffix == ".png")
         text.append(f"### {titles[stem]}")
         text.append("")
-        text.append(f"![{titles[stem]}]({png.name})")
-        text.append("")
-        text.append(captions[stem] + f" Vector version: [{stem}.svg]({stem}.svg).")
+        pngs = [p for p in paths if p.suffix == ".png"]
+        if not pngs:
+            text += [skipped_figures.get(stem, "No figure."), ""]
+            continue
+        for png in pngs:
+            text += [f"![{titles[stem]}]({png.name})", ""]
+        vectors = ", ".join(f"[{p.name}]({p.name})" for p in paths if p.suffix == ".svg")
+        text.append(captions[stem] + f" Vector version{'s' if len(pngs) > 1 else ''}: {vectors}.")
         text.append("")
     text.append(f"The tidy table behind every number: [`{tidy.CSV_NAME}`]({tidy.CSV_NAME}) "
                 "(one row per record; `ping_timeout` none is written `none`).")
     markdown = out / REPORT_NAME
-    atomic.write_text(markdown, "\n".join(text).rstrip("\n") + "\n")
-    return ReportResult(markdown=markdown, figures=[p for paths in figures.values() for p in paths],
+    body = "\n".join(text).rstrip("\n") + "\n"
+    atomic.write_text(markdown, body)
+    page = htmlmod.write(body, out, f"wsblock report: {root.resolve().name}")
+    return ReportResult(markdown=markdown, html=page, figures=[p for paths in figures.values() for p in paths],
                         csv=csv_path, warnings=warnings)

@@ -89,24 +89,38 @@ def _panel(ax: Any, cells: pd.DataFrame, skipped: list[cellmod.Skip], strategies
 
 def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtitle: str,
          footer: Any = None) -> list[Path]:
-    """Draw the disconnect map.
+    """Draw the disconnect map (one file per page of workloads: :func:`wsblock.report.plotting.pages`).
 
     Args:
         cells: Aggregated cells.
         skipped: Cells the manifest says were skipped.
-        out_dir: Where to write ``disconnect_map.png`` and ``.svg``.
-        subtitle: What one cell measured (window, connections), one line.
+        out_dir: Where to write ``disconnect_map.png`` and ``.svg`` (then
+            ``disconnect_map-2`` ... for further pages).
+        subtitle: What one cell measured (window, connections), one line
+            (printed with the footer).
         footer: The provenance footer (:mod:`wsblock.report.provenance`).
 
     Returns:
-        The written files.
+        The written files, page by page.
     """
-    grid = plotting.Grid.of(cells)
+    grids = plotting.pages(plotting.Grid.of(cells))
+    out: list[Path] = []
+    for index, grid in enumerate(grids):
+        out += _page(grid, cells, skipped, out_dir, subtitle, footer, plotting.page_stem(STEM, index),
+                     plotting.page_title(TITLE, grid, len(grids)))
+    return out
+
+
+TITLE = "Connections lost per cell: share, counts and verdict"
+
+
+def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtitle: str,
+          footer: Any, stem: str, heading: str) -> list[Path]:
     pairs = cellmod.keepalives(cells, skipped)
     labels = cellmod.keepalive_labels(pairs, sep="\n")
     panel_w = max(plotting.PANEL_W, 0.75 * len(pairs) + 1.2)
     panel_h = max(1.9, 0.38 * len(plotting.strategies_of(cells, skipped)) + 1.0)
-    fig, axes = grid.figure(panel_w, panel_h, extra_h=1.0)
+    fig, axes = grid.figure(panel_w, panel_h, extra_h=0.9, extra_w=1.6)
     for r, name in enumerate(grid.variants):
         for c, size in enumerate(grid.sizes):
             ax = axes[r][c]
@@ -117,16 +131,11 @@ def draw(cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtit
                 continue
             strategies = plotting.strategies_of(cells, skipped, str(here["workload"].iloc[0]))
             _panel(ax, here, skipped, strategies, pairs, labels, size)
-    counted = "lost_n" in cells and bool((pd.to_numeric(cells["lost_n"], errors="coerce").fillna(0) > 0).any())
     mappable = fig.colorbar(
         plotting.plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=CMAP), ax=axes, shrink=0.6,
         aspect=30, pad=0.02)
-    mappable.set_label("share of connections lost (0..1)")
+    mappable.set_label("share of original connections lost (0..1)")
     fig.supxlabel(cellmod.keepalive_title(pairs))
     fig.supylabel("strategy")
-    plotting.title(fig, "Connections lost: share of connections that ended abnormally in the window",
-                   subtitle + ("; in each square the share lost and original connections lost/opened, "
-                               "pooled over the repeats" if counted else "; share lost")
-                   + "; † = repeats disagree (some lost connections, some did not); under it the verdict "
-                   + f"(kept / lost / inconclusive: no claim); {WARNING_MARK} = the cell carries warnings")
-    return plotting.save(fig, out_dir, STEM, footer)
+    plotting.title(fig, heading, subtitle + f"; † = repeats disagree; {WARNING_MARK} = the cell carries warnings")
+    return plotting.save(fig, out_dir, stem, footer)

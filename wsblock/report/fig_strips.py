@@ -31,6 +31,7 @@ from matplotlib.patches import Patch, Rectangle
 from wsblock.analysis import aggregate as spread
 from wsblock.analysis import intervals as iv
 from wsblock.report import cells as cellmod
+from wsblock.report import markdown as md
 from wsblock.report import plotting
 from wsblock.report.provenance import Provenance
 
@@ -59,6 +60,9 @@ class StripSpec:
             withheld (a percentile under too few samples); such a value is
             drawn as a diamond. E.g. the probe's maximum, then the longest
             stall when the probe never woke inside the window.
+        resolution: Mark the values a repeat can take when the metric moves
+            in steps of one event per window (jobs/s of records that count
+            whole jobs: 0, 0.25, 0.5 ... in a 4 s window).
     """
 
     stem: str
@@ -71,6 +75,8 @@ class StripSpec:
     ceiling: Callable[[float], float] | None = None
     ceiling_label: str = ""
     withheld: tuple[str, ...] = ()
+    resolution: bool = False
+    unit: str = ""
 
 
 @dataclass
@@ -160,7 +166,7 @@ def _limits(values: list[float], spec: StripSpec, timeouts: list[float],
 
 def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path,
          spec: StripSpec, subtitle: str, *, footer: Provenance | str | None = None) -> list[Path]:
-    """Draw one strip figure.
+    """Draw one strip figure (one file per page of workloads: :func:`wsblock.report.plotting.pages`).
 
     Args:
         df: The tidy table (one row per repeat).
@@ -169,25 +175,52 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
             a slot, so panels line up).
         out_dir: Output directory.
         spec: What to draw.
-        subtitle: What one cell measured, one line.
+        subtitle: What one cell measured, one line (printed with the footer).
         footer: The provenance footer (see :mod:`wsblock.report.provenance`).
 
     Returns:
-        The written files.
+        The written files, page by page.
     """
     repeats = _repeats(df, spec.column, spec.withheld)
-    grid = plotting.Grid.of(cells)
+    everything = [v for vs in repeats.values() for v, _, _ in vs]
+    pairs = cellmod.keepalives(cells, skipped)
+    timeouts = sorted({k.ping_timeout for k in pairs if k.ping_timeout is not None})
+    # One log scale for every page, so pages compare at a glance.
+    limits = _limits(everything, spec, timeouts)
+    steps: dict[str, float] = {}
+    if spec.resolution:
+        floor = spread.resolution(spec.column).floor
+        keys = cellmod.key_columns(df)
+        by_cell: dict[str, list[Mapping[str, Any]]] = {}
+        for row in df.to_dict("records"):
+            by_cell.setdefault(cellmod.cell_key(row, keys), []).append(row)
+        measured = {key: [r for r in rows if r.get("status") == "ok"] for key, rows in by_cell.items()}
+        steps = {key: step for key, rows in measured.items()
+                 if rows and (step := spread.step(spec.column, rows)) > floor}
+    grids = plotting.pages(plotting.Grid.of(cells))
+    out: list[Path] = []
+    for index, grid in enumerate(grids):
+        out += _page(grid, cells, skipped, out_dir, spec, subtitle, footer, repeats, limits, steps,
+                     plotting.page_stem(spec.stem, index), plotting.page_title(spec.title, grid, len(grids)))
+    return out
+
+
+def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path,
+          spec: StripSpec, subtitle: str, footer: Provenance | str | None,
+          repeats: Mapping[str, list[tuple[float, bool, bool]]], limits: tuple[float, float],
+          steps: Mapping[str, float], stem: str,
+          heading: str) -> list[Path]:
     pairs = cellmod.keepalives(cells, skipped)
     labels = cellmod.keepalive_labels(pairs)
     colours = plotting.keepalive_colours(len(pairs))
     timeouts = sorted({k.ping_timeout for k in pairs if k.ping_timeout is not None})
     line_colours = _line_colours(pairs, colours)
-    everything = [v for vs in repeats.values() for v, _, _ in vs]
-    low, high = _limits(everything, spec, timeouts)
+    low, high = limits
     width = 0.8 / max(1, len(pairs))
     most = len(plotting.strategies_of(cells, skipped))
     panel_w = max(plotting.PANEL_W, 0.22 * most * max(1, len(pairs)) + 1.0)
-    fig, axes = grid.figure(panel_w, plotting.PANEL_H, extra_h=1.8)
+    fig, axes = grid.figure(panel_w, plotting.PANEL_H, extra_h=0.8, extra_w=3.4)
+    drawn: set[str] = set()
     for r, name in enumerate(grid.variants):
         for c, size in enumerate(grid.sizes):
             ax = axes[r][c]
@@ -206,7 +239,7 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
             for i, strategy in enumerate(strategies):
                 for j in range(len(pairs)):
                     x = i - 0.4 + width * (j + 0.5)
-                    _draw_column(ax, x, width, columns[i][j], colours[j], low, high, spec.log)
+                    drawn |= _draw_column(ax, x, width, columns[i][j], colours[j], low, high, spec.log)
                 if all(col.state == "absent" for col in columns[i]) and any(
                         k.matches(workload=workload, work_ms=size, strategy=strategy) for k in skipped):
                     y = math.sqrt(low * high) if spec.log else high / 2
@@ -218,6 +251,17 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
             if spec.timeout_lines:
                 for timeout, colour in line_colours.items():
                     ax.axhline(1000 * timeout, color=colour, linestyle="--", linewidth=1.0)
+            step = max((steps.get(key, 0.0) for key in here["cell_key"]), default=0.0)
+            if step > 0 and not spec.log and high / step <= 40:
+                # Few possible values: mark each one, so a reader sees the resolution.
+                values = np.arange(0.0, high + step / 2, step)
+                if len(values) <= 12:
+                    ax.set_yticks(values, [f"{v:.3g}" for v in values])
+                else:
+                    ax.set_yticks(values, minor=True)
+                    ax.tick_params(axis="y", which="minor", length=4, width=1.2, color="#616161")
+                    ax.grid(axis="y", which="minor", color="#f0f0f0", linewidth=0.5)
+                drawn.add(f"step:{step:g}")
             x = np.arange(len(strategies))
             ax.set_xticks(x, strategies)
             ax.set_xlim(-0.55, len(strategies) - 0.45)
@@ -229,27 +273,27 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
             ax.grid(axis="y", color="#e0e0e0", linewidth=0.6)
             ax.set_axisbelow(True)
     fig.supylabel(spec.ylabel)
-    bounded = any(b for vs in repeats.values() for _, b, _ in vs)
-    stood_in = any(s for vs in repeats.values() for _, _, s in vs)
-    _legend(fig, spec, pairs, labels, colours, line_colours, bounded, stood_in)
-    plotting.title(fig, spec.title, subtitle)
-    return plotting.save(fig, out_dir, spec.stem, footer)
+    _legend(fig, spec, pairs, labels, colours, line_colours, drawn)
+    plotting.title(fig, heading, subtitle)
+    return plotting.save(fig, out_dir, stem, footer)
 
 
 def _draw_column(ax: Any, x: float, width: float, col: Column, colour: Any, low: float, high: float,
-                 log: bool) -> None:
+                 log: bool) -> set[str]:
+    """Draw one column; return what kinds of mark it used (for the legend)."""
+    drawn: set[str] = set()
     marker_y = low * 1.25 if log else high * 0.03
     if col.state == "failed":
         ax.plot([x], [marker_y], linestyle="none", marker="x", color="#424242", markersize=5)
-        return
+        return {"failed"}
     if col.state == "empty":
         ax.plot([x], [marker_y], linestyle="none", marker="o", markerfacecolor="none", color="#424242",
                 markersize=5)
         if col.warned:
             _warning(ax, x, marker_y, log)
-        return
+        return {"empty", "warned"} if col.warned else {"empty"}
     if col.state != "ok" or col.estimate is None:
-        return
+        return drawn
     e = col.estimate
     # Dots spread across the column in repeat order, so equal values stay visible.
     n = len(col.values)
@@ -263,6 +307,7 @@ def _draw_column(ax: Any, x: float, width: float, col: Column, colour: Any, low:
     edge = 0.9 if col.warned else 0
     floor = ys <= low if log else np.zeros(n, dtype=bool)
     if floor.any():
+        drawn.add("floor")
         ax.plot(xs[floor], np.full(floor.sum(), low), linestyle="none", marker="v",
                 color=colour, markersize=4.5, clip_on=False, zorder=3)
     kinds = ((False, False, "o", 3.2, 3), (True, False, "^", 5.5, 5), (False, True, "D", 4.2, 5),
@@ -270,21 +315,26 @@ def _draw_column(ax: Any, x: float, width: float, col: Column, colour: Any, low:
     for bound, stand_in, marker, size, order in kinds:
         sel = ~floor & (bounds == bound) & (stand_ins == stand_in)
         if sel.any():
+            drawn.add("bound" if bound and not stand_in else "stand_in" if stand_in else "dot")
             ax.plot(xs[sel], ys[sel], linestyle="none", marker=marker, markersize=size, color=colour,
                     markerfacecolor=face, markeredgecolor=colour, markeredgewidth=edge,
                     alpha=0.9 if col.warned else 0.75, zorder=order, clip_on=log)
     if col.warned:
+        drawn.add("warned")
         _warning(ax, x, float(max(ys.max(), e.high if e.n >= 2 else ys.max())), log)
     half = width * 0.4
     if e.n >= 2:
+        drawn.add("interval")
         lo, hi = (max(e.low, low), max(e.high, low)) if log else (e.low, e.high)
         ax.add_patch(Rectangle((x - half, lo), 2 * half, hi - lo, facecolor=colour, alpha=0.22,
                                edgecolor="none", zorder=1))
     med = max(e.median, low) if log else e.median
     ax.plot([x - half, x + half], [med, med], color="black", linewidth=1.6, zorder=4, solid_capstyle="butt")
     if col.unstable:
+        drawn.add("unstable")
         ax.text(x + half, med, " " + UNSTABLE_MARK, ha="left", va="center", fontsize=8.5, fontweight="bold",
                 color=UNSTABLE_COLOUR, zorder=5)
+    return drawn
 
 
 def _warning(ax: Any, x: float, y: float, log: bool) -> None:
@@ -301,8 +351,8 @@ def _line_colours(pairs: list[cellmod.Keepalive], colours: list[Any]) -> dict[fl
 
 
 def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: list[str],
-            colours: list[Any], line_colours: dict[float, Any], bounded: bool = False,
-            stood_in: bool = False) -> None:
+            colours: list[Any], line_colours: dict[float, Any], drawn: set[str]) -> None:
+    """The legend, right of the panels: only the marks the figure uses."""
     handles: list[Any] = []
     texts: list[str] = []
     title = cellmod.keepalive_title(pairs)
@@ -313,20 +363,23 @@ def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: l
         if matched and setting.ping_timeout is not None:
             line = Line2D([], [], color=colours[j], linestyle="--")
             handles.append((dot, line))
-            texts.append(f"{prefix}{label} (dashed: {1000 * setting.ping_timeout:g} ms)")
+            texts.append(f"{prefix}{label}\n(dashed: {1000 * setting.ping_timeout:g} ms)")
         else:
             handles.append(dot)
             texts.append(f"{prefix}{label}")
     if spec.timeout_lines and line_colours and not matched:
         handles.append(Line2D([], [], color="#616161", linestyle="--"))
-        texts.append("dashed: each ping_timeout (" + ", ".join(f"{1000 * t:g}" for t in line_colours) + " ms)")
-    handles.append(Line2D([], [], color="#9e9e9e", marker="o", markersize=3.5, linestyle="none"))
-    texts.append("one repeat (dot)")
-    handles.append(Line2D([], [], color="black", linewidth=1.6))
-    texts.append("median over repeats")
-    handles.append(Patch(facecolor="#9e9e9e", alpha=0.35, edgecolor="none"))
-    texts.append("interval of the median (order statistics; 75 % with 3 repeats, 95 % from 6)")
-    if spec.log:
+        texts.append("dashed: each ping_timeout\n(" + ", ".join(f"{1000 * t:g}" for t in line_colours) + " ms)")
+    if "dot" in drawn:
+        handles.append(Line2D([], [], color="#9e9e9e", marker="o", markersize=3.5, linestyle="none"))
+        texts.append("one repeat")
+    if drawn & {"dot", "bound", "stand_in", "floor"}:
+        handles.append(Line2D([], [], color="black", linewidth=1.6))
+        texts.append("median over repeats")
+    if "interval" in drawn:
+        handles.append(Patch(facecolor="#9e9e9e", alpha=0.35, edgecolor="none"))
+        texts.append("interval of the median")
+    if "floor" in drawn:
         handles.append(Line2D([], [], color="#9e9e9e", marker="v", linestyle="none"))
         texts.append("a repeat at 0 or below the axis")
     if spec.switch_interval_ms:
@@ -335,22 +388,30 @@ def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: l
     if spec.ceiling is not None:
         handles.append(Line2D([], [], color="#616161", linestyle="-."))
         texts.append(spec.ceiling_label)
-    handles.append(Line2D([], [], color=UNSTABLE_COLOUR, marker="$!$", linestyle="none"))
-    texts.append("unstable: repeats vary > 25 % or disagree on losses")
-    handles.append(Line2D([], [], color=WARNING_COLOUR, marker="o", markerfacecolor="white", linestyle="none"))
-    texts.append(f"hollow, {WARNING_MARK}: cell has warnings (see tables)")
-    if bounded:
+    steps = sorted(float(k.split(":", 1)[1]) for k in drawn if k.startswith("step:"))
+    if steps:
+        handles.append(Line2D([], [], color="#616161", marker="_", markersize=8, linestyle="none"))
+        texts.append(f"axis ticks: the values a repeat can take\n(one job per window = {md.number(steps[0], 2)}"
+                     + (f" to {md.number(steps[-1], 2)}" if steps[-1] != steps[0] else "") + f" {spec.unit})")
+    if "unstable" in drawn:
+        handles.append(Line2D([], [], color=UNSTABLE_COLOUR, marker="$!$", linestyle="none"))
+        texts.append("unstable: repeats vary > 25 %\nor disagree on losses")
+    if "warned" in drawn:
+        handles.append(Line2D([], [], color=WARNING_COLOUR, marker="o", markerfacecolor="white", linestyle="none"))
+        texts.append(f"hollow, {WARNING_MARK}: cell has warnings")
+    if "bound" in drawn:
         handles.append(Line2D([], [], color="#9e9e9e", marker="^", linestyle="none"))
         texts.append("triangle: a lower bound (true value ≥)")
-    if stood_in:
+    if "stand_in" in drawn:
         handles.append(Line2D([], [], color="#9e9e9e", marker="D", markersize=4, linestyle="none"))
-        texts.append("diamond: p99 withheld (too few samples); max or longest stall")
-    handles.append(Line2D([], [], color="#424242", marker="x", linestyle="none"))
-    texts.append("cell failed (no measurement)")
-    handles.append(Line2D([], [], color="#424242", marker="o", markerfacecolor="none", linestyle="none"))
-    texts.append("measured, but nothing recorded")
-    ncol = 2 if fig.get_size_inches()[0] >= 7 else 1
-    fig.legend(handles, texts, loc="outside lower center", ncol=min(ncol, len(handles)),
+        texts.append("diamond: p99 withheld (too few\nsamples); max or longest stall")
+    if "failed" in drawn:
+        handles.append(Line2D([], [], color="#424242", marker="x", linestyle="none"))
+        texts.append("cell failed (no measurement)")
+    if "empty" in drawn:
+        handles.append(Line2D([], [], color="#424242", marker="o", markerfacecolor="none", linestyle="none"))
+        texts.append("measured, but nothing recorded")
+    fig.legend(handles, texts, loc="outside right center", ncol=1,
                handler_map={tuple: HandlerTuple(ndivide=None, pad=0.3)}, frameon=False)
 
 

@@ -2,6 +2,11 @@
 
 Every figure is a grid of panels, one per workload (rows) and work size
 (columns), so a reader finds the same cell at the same place in each figure.
+Figures are sized for a slide: at most :data:`SLIDE_W` x :data:`SLIDE_H`
+inches at :data:`DPI` (1600 x 900 pixels), the provenance footer included.
+A run with more workloads than fit (:data:`MAX_ROWS`) gets one figure per
+page of workloads (:func:`pages`), each with a one-line title; the details
+of what a cell measured travel in the footer and the report's captions.
 """
 
 from __future__ import annotations
@@ -29,8 +34,14 @@ from wsblock.report import cells as cellmod  # noqa: E402
 # SVG first: the PNG (the file people look at) is then drawn with the layout
 # solved for the SVG, so checking the PNG checks the reused layout too.
 FORMATS = ("svg", "png")
-DPI = 110
+DPI = 125
 PANEL_W, PANEL_H = 3.6, 2.5
+SLIDE_W, SLIDE_H = 12.8, 7.2
+"""The largest figure, inches (16:9; 1600 x 900 pixels at :data:`DPI`)."""
+FOOTER_H = 0.45
+"""Height left for the provenance footer below a slide-sized figure, inches."""
+MAX_ROWS = 3
+"""Workload rows per figure; more workloads make more pages."""
 
 # Strategies take colours and markers by their place in the catalogue
 # (red for "blocks the loop" through green for "leaves the process").
@@ -41,13 +52,13 @@ STRATEGY_MARKERS = ("o", "s", "^", "D", "P", "X")
 # renders of the same data are byte-identical.
 plt.rcParams.update({
     "svg.hashsalt": "wsblock",
-    "font.size": 8,
-    "axes.titlesize": 9,
-    "axes.labelsize": 8,
-    "xtick.labelsize": 7.5,
-    "ytick.labelsize": 7.5,
-    "legend.fontsize": 7.5,
-    "figure.titlesize": 11,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9.5,
+    "xtick.labelsize": 8.5,
+    "ytick.labelsize": 8.5,
+    "legend.fontsize": 8.5,
+    "figure.titlesize": 13,
 })
 
 
@@ -94,14 +105,41 @@ class Grid:
         return cls(list(dict.fromkeys(cells["variant"])), work_sizes(cells["work_ms"]))
 
     def figure(self, panel_w: float = PANEL_W, panel_h: float = PANEL_H,
-               extra_h: float = 1.2) -> tuple[Figure, Any]:
-        """A figure with one panel per variant x size (``axes[row][col]``)."""
-        fig, axes = plt.subplots(
-            len(self.variants), len(self.sizes),
-            figsize=(panel_w * len(self.sizes) + 0.8, panel_h * len(self.variants) + extra_h),
-            squeeze=False, layout="constrained",
-        )
+               extra_h: float = 1.2, extra_w: float = 0.8) -> tuple[Figure, Any]:
+        """A figure with one panel per variant x size (``axes[row][col]``).
+
+        The panels get ``panel_w`` x ``panel_h`` inches each, plus
+        ``extra_w`` and ``extra_h`` for labels and legends, but the whole
+        stays within a slide (:data:`SLIDE_W` x :data:`SLIDE_H` less the
+        footer): a larger grid shrinks its panels.
+        """
+        width = min(SLIDE_W, panel_w * len(self.sizes) + extra_w)
+        height = min(SLIDE_H - FOOTER_H, panel_h * len(self.variants) + extra_h)
+        fig, axes = plt.subplots(len(self.variants), len(self.sizes), figsize=(width, height),
+                                 squeeze=False, layout="constrained")
         return fig, axes
+
+
+def pages(grid: Grid, rows: int = MAX_ROWS) -> list[Grid]:
+    """The grid cut into figures of at most ``rows`` workload rows each, as even as can be.
+
+    Four workloads make two pages of 2 rows rather than 3 and 1, so the
+    pages of a figure have panels of about the same height.
+    """
+    count = max(1, -(-len(grid.variants) // rows))
+    per_page = -(-len(grid.variants) // count) if grid.variants else rows
+    return [Grid(grid.variants[i:i + per_page], grid.sizes)
+            for i in range(0, len(grid.variants), per_page)] or [grid]
+
+
+def page_stem(stem: str, index: int) -> str:
+    """``loop_lag_p99`` for the first page, ``loop_lag_p99-2`` for the second, ..."""
+    return stem if index == 0 else f"{stem}-{index + 1}"
+
+
+def page_title(heading: str, grid: Grid, count: int) -> str:
+    """The title of one page: the heading, and its workloads when there are several pages."""
+    return heading if count == 1 else f"{heading}: {', '.join(grid.variants)}"
 
 
 def panel_title(variant: str, size: float) -> str:
@@ -118,13 +156,15 @@ def empty_panel(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", color="#777777", transform=ax.transAxes)
 
 
-def title(fig: Figure, heading: str, subtitle: str, fontsize: float = 10) -> None:
-    """Set a figure title, wrapping the subtitle to the figure's width."""
-    width_in = fig.get_size_inches()[0]
-    # About 0.55 em per character of the default sans-serif font.
-    chars = max(40, int(width_in * 72 / (fontsize * 0.55)) - 4)
-    lines = [*textwrap.wrap(heading, chars), *textwrap.wrap(subtitle, chars)]
-    fig.suptitle("\n".join(lines), fontsize=fontsize)
+def title(fig: Figure, heading: str, subtitle: str = "", fontsize: float | None = None) -> None:
+    """Set a figure's one-line title; the subtitle goes to the footer.
+
+    A slide shows a title of one line; what one cell measured (window,
+    connections, echo rate) is printed with the provenance footer by
+    :func:`save`, and the report's caption says the rest.
+    """
+    fig.suptitle(heading, fontsize=fontsize or plt.rcParams["figure.titlesize"])
+    fig._wsblock_note = subtitle  # type: ignore[attr-defined]
 
 
 def save(fig: Figure, out_dir: Path, stem: str, footer: Any = None) -> list[Path]:
@@ -141,12 +181,20 @@ def save(fig: Figure, out_dir: Path, stem: str, footer: Any = None) -> list[Path
     Returns:
         The written paths, in :data:`FORMATS` order.
     """
-    from wsblock.report.provenance import stamp
+    from wsblock.report.provenance import footer_height, stamp
 
     paths = []
     try:
-        if footer is not None:
-            stamp(fig, footer)
+        note = getattr(fig, "_wsblock_note", "")
+        text = footer.text() if hasattr(footer, "text") else ("" if footer is None else str(footer))
+        text = " · ".join(t for t in (note, text) if t)
+        if text:
+            width, height = fig.get_size_inches()
+            # The footer adds its height: keep the whole within a slide.
+            room = SLIDE_H - footer_height(text, width)
+            if height > room:
+                fig.set_size_inches(width, room)
+            stamp(fig, text)
         for fmt in FORMATS:
             buffer = io.BytesIO()
             metadata = {"Date": None} if fmt == "svg" else {"Software": None}

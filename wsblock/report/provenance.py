@@ -60,7 +60,8 @@ class Provenance:
     def text(self) -> str:
         """The footer, one line: every fact labelled."""
         counted = self.repeats.replace(" to ", "").isdigit()
-        repeats = f"{self.repeats} repeats/cell" if counted else self.repeats
+        repeats = (f"{self.repeats} repeat{'' if self.repeats == '1' else 's'}/cell" if counted
+                   else self.repeats)
         return (f"run {self.run} ({self.source}, {repeats}) · wsblock {self.commit} · "
                 f"{self.machine} · Python {self.python} · websockets {self.websockets} · {self.date}")
 
@@ -160,10 +161,8 @@ def stamp(fig: Figure, provenance: Provenance | str) -> None:
     """
     text = provenance.text() if isinstance(provenance, Provenance) else provenance
     width, height = fig.get_size_inches()
-    # Wrap to the figure's width (about 0.6 em per character).
-    chars = max(60, int(width * 72 / (FOOTER_FONT * 0.6)))
-    lines = _wrap(text, chars)
-    extra = (len(lines) * FOOTER_FONT * 1.35 + 8) / 72
+    lines = _lines(text, width)
+    extra = footer_height(text, width)
     fig.set_size_inches(width, height + extra)
     reserved = extra / (height + extra)
     engine = fig.get_layout_engine()
@@ -196,6 +195,16 @@ def stamp(fig: Figure, provenance: Provenance | str) -> None:
              ha="left", va="center", linespacing=1.2)
 
 
+def _lines(text: str, width: float) -> list[str]:
+    # Wrap to the figure's width (about 0.6 em per character).
+    return _wrap(text, max(60, int(width * 72 / (FOOTER_FONT * 0.6))))
+
+
+def footer_height(text: str, width: float) -> float:
+    """The height in inches :func:`stamp` adds to a figure ``width`` inches wide for this footer."""
+    return (len(_lines(text, width)) * FOOTER_FONT * 1.35 + 8) / 72
+
+
 def _wrap(text: str, chars: int) -> list[str]:
     # Break between the " · " separated facts; a fact longer than a line is
     # wrapped at spaces.
@@ -214,4 +223,4 @@ def _wrap(text: str, chars: int) -> list[str]:
     return lines
 
 
-__all__ = ["Provenance", "machine_text", "stamp"]
+__all__ = ["Provenance", "footer_height", "machine_text", "stamp"]

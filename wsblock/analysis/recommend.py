@@ -1,0 +1,398 @@
+"""What a run says, per workload and strategy: the verdict a reviewer reads first.
+
+The rules read the aggregated table (one row per cell:
+:func:`wsblock.analysis.aggregate.aggregate`, or the report's
+:func:`wsblock.report.cells.aggregate`) and nothing else; no conclusion is
+written down in advance. For each workload (variant) and strategy, over
+every work size and keepalive setting the run measured:
+
+1. ``drops connections`` when any cell's verdict is ``lost``: a lost
+   connection is an observation, whatever the number of repeats.
+2. ``inconclusive`` when no cell lost a connection but some cell could not
+   show survival (its window was too short, or it has no verdict), or no
+   cell had keepalive at all. Cells without keepalive (``not_applicable``)
+   are otherwise left out of the connection verdict: no ping could time out.
+3. ``cannot tell`` when every cell kept its connections but the data behind
+   that are weak: fewer than :data:`MIN_REPEATS` measured repeats, a cell
+   whose repeats are unstable, a failed repeat, or a warning that the
+   measurement itself was disturbed (:data:`TRUST_WARNINGS`).
+4. ``slow loop`` when every cell kept its connections but the event loop
+   stalled (a gap longer than the run's stall threshold) in every repeat of
+   some cell: the lower end of the interval of ``stalls_count`` is at
+   least one.
+5. ``safe`` otherwise.
+
+Each :class:`Advice` carries the numbers behind it: connections lost out of
+connections at risk with a Wilson interval, the cell it comes from, the
+longest loop stall and the loop-lag p99 of the reference cell with their
+intervals and repeats, and the reasons for any ``cannot tell``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from wsblock.analysis import intervals as iv
+from wsblock.schema.axes import is_none, seconds_label
+
+SAFE = "safe"
+SLOW_LOOP = "slow loop"
+DROPS = "drops connections"
+INCONCLUSIVE = "inconclusive"
+CANNOT_TELL = "cannot tell"
+NO_DATA = "no data"
+VERDICTS = (SAFE, SLOW_LOOP, DROPS, INCONCLUSIVE, CANNOT_TELL, NO_DATA)
+"""Every verdict, from the best to the least known."""
+
+MIN_REPEATS = iv.MIN_REPEATS
+"""Fewer measured repeats than this in a cell: a ``kept`` is too weak to call ``safe``."""
+
+TRUST_WARNINGS = ("oversubscribed", "load_saturated", "foreign_connections", "handler_errors")
+"""Warning codes that say the measurement itself was disturbed (``docs/record.md``)."""
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A median over repeats with its interval.
+
+    Attributes:
+        value: The median (NaN: nothing recorded).
+        low: Lower end of its interval.
+        high: Upper end of its interval.
+        n: Repeats behind it.
+    """
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def known(self) -> bool:
+        """Whether a value was recorded."""
+        return math.isfinite(self.value)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Where a statement comes from: one cell of the run.
+
+    Attributes:
+        cell: The cell's id (without the repeat).
+        work_ms: Target work size in ms.
+        ping_interval: Seconds, or None.
+        ping_timeout: Seconds, or None.
+        repeats: Measured repeats of the cell.
+    """
+
+    cell: str
+    work_ms: float
+    ping_interval: float | None
+    ping_timeout: float | None
+    repeats: int
+
+    def text(self) -> str:
+        """``2,500 ms jobs, ping_interval 0.5 s / ping_timeout 2 s``."""
+        size = f"{self.work_ms:,.0f}" if float(self.work_ms).is_integer() else f"{self.work_ms:,g}"
+        return (f"{size} ms jobs, ping_interval {seconds_label(self.ping_interval)} / "
+                f"ping_timeout {seconds_label(self.ping_timeout)}")
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The verdict on one strategy for one workload.
+
+    Attributes:
+        workload: The workload (with its parameters, e.g.
+            ``pandas (chunksize=10000)``).
+        strategy: The strategy.
+        verdict: One of :data:`VERDICTS`.
+        cells: Measured cells behind the verdict.
+        kept: Cells whose verdict is ``kept``.
+        lost: Cells whose verdict is ``lost``.
+        undecided: Cells that lost nothing but could not show survival
+            (verdict ``inconclusive``, or none).
+        unpinged: Cells without keepalive (verdict ``not_applicable``):
+            no connection could time out, so they neither keep nor lose.
+        failed: Cells without a measured repeat.
+        connections: Original connections lost out of those at risk, pooled
+            over every measured cell and repeat, with a Wilson interval.
+        loss: The smallest work size (then the longest ping_timeout) that
+            lost connections: the cell a "drops connections" comes from.
+        loss_count: Connections lost out of those at risk in that cell, with
+            its Wilson interval, and ``repeats_lost_any`` of its repeats.
+        loss_repeats: ``(repeats that lost any, repeats with counts)`` of that cell.
+        reference: The cell the loop figures come from: the largest
+            measured work size at the longest ping_timeout (the worst case
+            for the loop).
+        stall: Longest loop stall in ms of the reference cell.
+        stalled_share: Share of the reference cell's window the loop was stalled.
+        lag_p99: Loop-lag p99 in ms of the reference cell (NaN when withheld
+            under too few probe samples).
+        jobs_per_s: Jobs per second of :attr:`rate_reference`.
+        rate_reference: The cell the throughput comes from: the smallest
+            measured work size at the longest ping_timeout, where the most
+            jobs finish inside the window.
+        stalled: Cells where the loop stalled in every repeat.
+        repeats: ``(fewest, most)`` measured repeats of a cell.
+        weak: Why the data cannot support a ``safe`` (empty: they can).
+        warnings: Warning codes of any cell, each once.
+    """
+
+    workload: str
+    strategy: str
+    verdict: str
+    cells: int = 0
+    kept: tuple[Condition, ...] = ()
+    lost: tuple[Condition, ...] = ()
+    undecided: tuple[Condition, ...] = ()
+    unpinged: tuple[Condition, ...] = ()
+    failed: tuple[str, ...] = ()
+    connections: iv.Proportion | None = None
+    loss: Condition | None = None
+    loss_count: iv.Proportion | None = None
+    loss_repeats: tuple[int, int] = (0, 0)
+    reference: Condition | None = None
+    stall: Quantity | None = None
+    stalled_share: Quantity | None = None
+    lag_p99: Quantity | None = None
+    jobs_per_s: Quantity | None = None
+    rate_reference: Condition | None = None
+    stalled: tuple[Condition, ...] = ()
+    repeats: tuple[int, int] = (0, 0)
+    weak: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class Recommendation:
+    """Every verdict of a run, by workload in run order.
+
+    Attributes:
+        advice: One :class:`Advice` per workload x strategy.
+        workloads: The workloads, in the order of the table.
+    """
+
+    advice: list[Advice] = field(default_factory=list)
+    workloads: list[str] = field(default_factory=list)
+
+    def of(self, workload: str) -> list[Advice]:
+        """The advice for one workload, in strategy order."""
+        return [a for a in self.advice if a.workload == workload]
+
+    def by_verdict(self, workload: str, *verdicts: str) -> list[Advice]:
+        """The advice for one workload whose verdict is one of ``verdicts``."""
+        return [a for a in self.of(workload) if a.verdict in verdicts]
+
+
+def _number(value: Any) -> float:
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out if math.isfinite(out) else math.nan
+
+
+def _count(value: Any) -> int:
+    number = _number(value)
+    return 0 if math.isnan(number) else int(round(number))
+
+
+def _setting(value: Any) -> float | None:
+    return None if is_none(value) else float(value)
+
+
+def _timeout_key(value: Any) -> float:
+    return math.inf if is_none(value) else float(value)
+
+
+def _quantity(row: Mapping[str, Any], column: str) -> Quantity:
+    n = _number(row.get(f"{column}_n"))
+    return Quantity(_number(row.get(column)), _number(row.get(f"{column}_low")),
+                    _number(row.get(f"{column}_high")), 0 if math.isnan(n) else int(n))
+
+
+def _condition(row: Mapping[str, Any]) -> Condition:
+    cell = row.get("cell_key") if isinstance(row.get("cell_key"), str) else row.get("cell")
+    return Condition(str(cell), float(row["work_ms"]), _setting(row.get("ping_interval")),
+                     _setting(row.get("ping_timeout")), _count(row.get("ok_repeats")))
+
+
+def _codes(value: Any) -> list[str]:
+    return [c.strip() for c in value.split(",") if c.strip()] if isinstance(value, str) else []
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    try:
+        return bool(value) and not math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _default_variant(row: Mapping[str, Any]) -> bool:
+    """Whether a cell has the default keepalive variant (client pings, no handler timeout)."""
+    pings = row.get("client_pings")
+    return (is_none(pings) or _flag(pings)) and is_none(row.get("handler_ping_timeout"))
+
+
+def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]]) -> Advice:
+    """The verdict on one workload x strategy from its aggregated cells.
+
+    Args:
+        workload: The workload label.
+        strategy: The strategy.
+        rows: Its aggregated cells (any work size and keepalive setting).
+
+    Returns:
+        The advice; ``no data`` when no cell has a measured repeat.
+    """
+    measured = [r for r in rows if _count(r.get("ok_repeats")) > 0]
+    failed = tuple(str(_condition(r).cell) for r in rows if r not in measured)
+    if not measured:
+        return Advice(workload, strategy, NO_DATA, failed=failed)
+    verdicts = [r.get("verdict") if isinstance(r.get("verdict"), str) else None for r in measured]
+    kept = tuple(_condition(r) for r, v in zip(measured, verdicts) if v == "kept")
+    lost_rows = [r for r, v in zip(measured, verdicts) if v == "lost"]
+    undecided = tuple(_condition(r) for r, v in zip(measured, verdicts)
+                      if v not in ("kept", "lost", "not_applicable"))
+    unpinged = tuple(_condition(r) for r, v in zip(measured, verdicts) if v == "not_applicable")
+    k = sum(_count(r.get("lost_k")) for r in measured if _number(r.get("lost_n")) > 0)
+    n = sum(_count(r.get("lost_n")) for r in measured if _number(r.get("lost_n")) > 0)
+    connections = iv.wilson(k, n) if n else None
+
+    loss = loss_count = None
+    loss_repeats = (0, 0)
+    if lost_rows:
+        # The least demanding cell that lost: the smallest job, at the longest timeout.
+        first = min(lost_rows, key=lambda r: (float(r["work_ms"]), -_timeout_key(r.get("ping_timeout"))))
+        loss = _condition(first)
+        fk, fn = _number(first.get("lost_k")), _number(first.get("lost_n"))
+        if fn > 0:
+            loss_count = iv.wilson(_count(fk), _count(fn))
+        loss_repeats = (_count(first.get("repeats_lost_any")), _count(first.get("loss_repeats")))
+
+    # The worst case for the loop: the largest job at the longest timeout
+    # (default keepalive variant first, where the run has it).
+    ref_row = max(measured, key=lambda r: (float(r["work_ms"]), _timeout_key(r.get("ping_timeout")),
+                                           _default_variant(r)))
+    # Throughput reads best where most jobs finish in the window: the smallest job.
+    rate_row = min(measured, key=lambda r: (float(r["work_ms"]), -_timeout_key(r.get("ping_timeout")),
+                                            not _default_variant(r)))
+    stalled = tuple(_condition(r) for r in measured if _number(r.get("stalls_count_low")) >= 1)
+    counts = [_count(r.get("ok_repeats")) for r in measured]
+    codes: dict[str, None] = {}
+    for r in rows:
+        codes.update((c, None) for c in _codes(r.get("warnings")))
+    weak = _weakness(measured, failed, counts)
+
+    if lost_rows:
+        verdict = DROPS
+    elif undecided or not kept:
+        verdict = INCONCLUSIVE
+    elif weak:
+        verdict = CANNOT_TELL
+    elif stalled:
+        verdict = SLOW_LOOP
+    else:
+        verdict = SAFE
+    return Advice(
+        workload, strategy, verdict, cells=len(measured), kept=kept,
+        lost=tuple(_condition(r) for r in lost_rows), undecided=undecided, unpinged=unpinged, failed=failed,
+        connections=connections, loss=loss, loss_count=loss_count, loss_repeats=loss_repeats,
+        reference=_condition(ref_row), stall=_quantity(ref_row, "stall_max_ms"),
+        stalled_share=_quantity(ref_row, "stalled_share"), lag_p99=_quantity(ref_row, "lag_p99_ms"),
+        jobs_per_s=_quantity(rate_row, "jobs_per_s"), rate_reference=_condition(rate_row), stalled=stalled,
+        repeats=(min(counts), max(counts)),
+        weak=tuple(weak), warnings=tuple(codes))
+
+
+def _some(cells: list[str], most: int = 3) -> str:
+    """Cell ids, the first ``most`` of them, then how many more."""
+    more = len(cells) - most
+    return ", ".join(cells[:most]) + (f" and {more} more" if more > 0 else "")
+
+
+def _weakness(measured: list[Mapping[str, Any]], failed: tuple[str, ...], counts: list[int]) -> list[str]:
+    """Why the measured cells cannot support a ``safe`` (empty: they can)."""
+    out = []
+    few = [c for c in counts if c < MIN_REPEATS]
+    if few and len(few) == len(counts):
+        low, high = min(counts), max(counts)
+        each = f"{low}" if low == high else f"{low} to {high}"
+        out.append(f"{each} measured repeat{'' if high == 1 else 's'} per cell, fewer than {MIN_REPEATS}")
+    elif few:
+        out.append(f"{len(few)} of {len(counts)} cells have fewer than {MIN_REPEATS} measured repeats "
+                   f"(fewest {min(counts)})")
+    unstable = [_condition(r).cell for r in measured if _flag(r.get("unstable"))]
+    if unstable:
+        out.append(f"unstable repeats in {_some(unstable)}")
+    if failed:
+        out.append(f"no measurement in {_some(list(failed))}")
+    disturbed: dict[str, list[str]] = {}
+    for r in measured:
+        for code in _codes(r.get("warnings")):
+            if code in TRUST_WARNINGS:
+                disturbed.setdefault(code, []).append(_condition(r).cell)
+    for code, cells in disturbed.items():
+        out.append(f"{code} in {len(cells)} cell{'s' if len(cells) != 1 else ''} ({_some(cells)})")
+    return out
+
+
+def _group(row: Mapping[str, Any], column: str) -> str:
+    value = row.get(column)
+    return str(value) if isinstance(value, str) and value else str(row.get("workload"))
+
+
+def recommend(cells: pd.DataFrame, *, workload_column: str = "variant",
+              strategy_order: Iterable[str] | None = None) -> Recommendation:
+    """Every verdict of a run.
+
+    Args:
+        cells: The aggregated table, one row per cell (columns ``workload``,
+            ``strategy``, ``work_ms``, ``ping_interval``, ``ping_timeout``,
+            ``ok_repeats``, ``verdict``, ``lost_k``, ``lost_n``,
+            ``repeats_lost_any``, ``loss_repeats``, ``unstable``,
+            ``warnings`` and the medians with intervals of
+            ``stall_max_ms``, ``stalled_share``, ``stalls_count``,
+            ``lag_p99_ms``, ``jobs_per_s``; ``cell_key`` or ``cell``).
+        workload_column: The column naming a workload with its parameters;
+            ``workload`` when the table has no such column (cells of
+            different workload parameters, e.g. pandas chunk sizes, are then
+            judged together).
+        strategy_order: Strategies in the order to list them (others after,
+            by name); default: the order of the table.
+
+    Returns:
+        One :class:`Advice` per workload x strategy, workloads in the order
+        of the table.
+    """
+    out = Recommendation()
+    if cells.empty:
+        return out
+    rows = cells.to_dict("records")
+    column = workload_column if workload_column in cells.columns else "workload"
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((_group(row, column), str(row["strategy"])), []).append(row)
+    out.workloads = list(dict.fromkeys(w for w, _ in groups))
+    order = list(strategy_order) if strategy_order is not None else list(dict.fromkeys(s for _, s in groups))
+
+    def rank(name: str) -> tuple[int, str]:
+        return (order.index(name), "") if name in order else (len(order), name)
+
+    for workload in out.workloads:
+        for strategy in sorted((s for w, s in groups if w == workload), key=rank):
+            out.advice.append(advise(workload, strategy, groups[(workload, strategy)]))
+    return out
+
+
+__all__ = ["Advice", "CANNOT_TELL", "Condition", "DROPS", "INCONCLUSIVE", "MIN_REPEATS", "NO_DATA", "Quantity",
+           "Recommendation", "SAFE", "SLOW_LOOP", "TRUST_WARNINGS", "VERDICTS", "advise", "recommend"]

@@ -1,0 +1,224 @@
+"""The verdict, as the report's first section and as ``wsblock advise`` prints it.
+
+The statements come from :mod:`wsblock.analysis.recommend`; this module only
+words them: a table (one row per workload x strategy) and one sentence per
+row, each with its numbers, the repeats behind them and the cell they come
+from.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import Callable, Iterable
+
+import pandas as pd
+
+from wsblock.analysis import recommend as rec
+from wsblock.analysis.intervals import Proportion
+from wsblock.report import cells as cellmod
+from wsblock.report import markdown as md
+
+RULES = (
+    "Verdicts, over every work size and keepalive setting the run measured for a workload and strategy: "
+    "`drops connections` = some cell lost a connection; `inconclusive` = none was lost, but some cell's "
+    "window could not show survival (no claim); `cannot tell` = every cell kept every connection, but the "
+    "data are too weak to call it safe (the last column says why: fewer than "
+    f"{rec.MIN_REPEATS} repeats, unstable repeats, failed repeats, or a warning that the measurement was "
+    f"disturbed: {', '.join(rec.TRUST_WARNINGS)}); `slow loop` = every connection kept, but the event loop "
+    "stalled (a gap over the run's stall threshold) in every repeat of some cell; `safe` = every connection "
+    "kept and no such stall. `lost` = original connections lost of those at risk, pooled over the cells "
+    "and repeats, with the Wilson 95 % interval. The loop columns come from the cell with the largest job "
+    "at the longest ping_timeout (the worst case for the loop), the throughput from the cell with the "
+    "smallest job at the longest ping_timeout (the most jobs in the window): the median over the cell's "
+    "repeats with the interval of the median in brackets; `n` = measured repeats per cell.")
+"""What the verdict table's words and columns mean."""
+
+WIDTH = 100
+"""Line width of ``wsblock advise``."""
+
+
+def _code(text: str, markdown: bool) -> str:
+    return f"`{text}`" if markdown else text
+
+
+def _proportion(p: Proportion | None) -> str:
+    """``6 of 12 (0.50 [0.25, 0.75])``."""
+    if p is None or not p.n:
+        return "no connection at risk"
+    return f"{p.k} of {p.n} ({md.share(p.share)} [{md.share(p.low)}, {md.share(p.high)}])"
+
+
+def _quantity(q: rec.Quantity | None, fmt: Callable[[float], str] = md.ms) -> str:
+    """``235 [220, 250] (n 3)``; ``–`` when nothing was recorded."""
+    if q is None or not q.known:
+        return "–"
+    if q.n >= 2 and math.isfinite(q.low) and math.isfinite(q.high) and q.low != q.high:
+        return f"{fmt(q.value)} [{fmt(q.low)}, {fmt(q.high)}]"
+    return fmt(q.value)
+
+
+def _stall(a: rec.Advice) -> str:
+    if a.stall is None or not a.stall.known:
+        return "–"
+    if a.stall.value == 0 and (not math.isfinite(a.stall.high) or a.stall.high == 0):
+        return "none"
+    return _quantity(a.stall)
+
+
+def _cells(a: rec.Advice) -> str:
+    parts = [f"{len(a.kept)} kept", f"{len(a.lost)} lost", f"{len(a.undecided)} inconclusive"]
+    if a.unpinged:
+        parts.append(f"{len(a.unpinged)} without keepalive")
+    if a.failed:
+        parts.append(f"{len(a.failed)} failed")
+    return ", ".join(parts)
+
+
+def _repeats(a: rec.Advice) -> str:
+    low, high = a.repeats
+    return f"{low}" if low == high else f"{low} to {high}"
+
+
+def table(result: rec.Recommendation) -> str:
+    """The verdict table in GitHub markdown."""
+    header = ["workload", "strategy", "verdict", "lost", "cells", "longest stall ms (largest job)",
+              "lag p99 ms (largest job)", "jobs/s (smallest job)", "n", "caveats"]
+    rows = []
+    for a in result.advice:
+        if a.verdict == rec.NO_DATA:
+            rows.append([a.workload, a.strategy, a.verdict, "–", f"{len(a.failed)} failed", "–", "–", "–", "0",
+                         "no measured repeat"])
+            continue
+        lag = _quantity(a.lag_p99) if a.lag_p99 is not None and a.lag_p99.known else "withheld"
+        rows.append([a.workload, a.strategy, f"**{a.verdict}**", _proportion(a.connections), _cells(a), _stall(a),
+                     lag, _quantity(a.jobs_per_s, md.number), _repeats(a), "; ".join(a.weak) or "–"])
+    return md.table(header, rows, align="lllllrrrrl")
+
+
+def _loop(a: rec.Advice, markdown: bool) -> str:
+    """The loop figure of the reference cell, with its repeats and cell."""
+    ref = a.reference
+    if ref is None or a.stall is None:
+        return ""
+    stall = _stall(a)
+    if stall == "none":
+        text = "its loop never stalled beyond the stall threshold"
+    elif stall == "–":
+        text = "its loop stalls were not recorded"
+    else:
+        text = f"its loop's longest stall was {stall} ms"
+        if a.stalled_share is not None and a.stalled_share.known:
+            text += f" ({a.stalled_share.value:.0%} of the window stalled)"
+    if a.lag_p99 is not None and a.lag_p99.known:
+        text += f", loop-lag p99 {_quantity(a.lag_p99)} ms"
+    return f"{text} at {ref.text()} (n {ref.repeats}, cell {_code(ref.cell, markdown)})"
+
+
+def _listed(conditions: Iterable[rec.Condition], markdown: bool, most: int = 3) -> str:
+    """Cell ids, the first ``most`` of them, then how many more."""
+    cells = [_code(c.cell, markdown) for c in conditions]
+    more = len(cells) - most
+    return ", ".join(cells[:most]) + (f" and {more} more" if more > 0 else "")
+
+
+def _lost_in(repeats: tuple[int, int]) -> str:
+    """``lost in 2 of 3 repeats``; ``1 repeat``."""
+    some, total = repeats
+    if total <= 1:
+        return f"{total} repeat"
+    return f"lost in {some} of {total} repeats"
+
+
+def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
+    """One statement about a workload x strategy, with its numbers and cells.
+
+    Args:
+        a: The advice.
+        markdown: Mark names as code (``wsblock advise`` prints plain text).
+    """
+    name = _code(a.strategy, markdown)
+    verdict = f"**{a.verdict}**" if markdown else a.verdict.upper()
+    if a.verdict == rec.NO_DATA:
+        return f"{name}: {verdict}: no measured repeat ({', '.join(a.failed)})."
+    cells = f"{a.cells} cell{'s' if a.cells != 1 else ''}"
+    loop = _loop(a, markdown)
+    if a.verdict == rec.DROPS:
+        loss = a.loss
+        assert loss is not None
+        where = (f"{_proportion(a.loss_count)} original connections lost at {loss.text()} "
+                 f"(cell {_code(loss.cell, markdown)}; {_lost_in(a.loss_repeats)})")
+        more = len(a.lost) - 1
+        text = f"{name} {verdict}: {where}"
+        text += f"; lost in {len(a.lost)} of {a.cells} cells" if more else ""
+        return text + (f"; {loop}." if loop else ".")
+    kept = f"{_proportion(a.connections)} original connections lost"
+    if a.verdict != rec.INCONCLUSIVE and a.unpinged:
+        cells = f"{len(a.kept)} cell{'s' if len(a.kept) != 1 else ''} with keepalive"
+    if a.verdict == rec.INCONCLUSIVE:
+        if not a.undecided:
+            return (f"{name} {verdict}: no cell had keepalive pings, so none could show survival "
+                    f"({kept} over {cells}); {loop}.")
+        pinged = a.cells - len(a.unpinged)
+        which = "it" if a.cells == 1 else (f"{len(a.undecided)} of its {pinged} cells with keepalive"
+                                           if a.unpinged else f"{len(a.undecided)} of them")
+        return (f"{name} {verdict}: {kept} over {cells}, but {which} could not show survival "
+                f"(window too short to show it: {_listed(a.undecided, markdown)}); {loop}.")
+    if a.verdict == rec.CANNOT_TELL:
+        return (f"{verdict if not markdown else '**cannot tell**'} whether {name} is safe: it kept every "
+                f"connection in all {cells} ({kept}), but {'; '.join(a.weak)}; {loop}.")
+    if a.verdict == rec.SLOW_LOOP:
+        return f"{name} {verdict}: it kept every connection in all {cells} ({kept}), but {loop}."
+    return f"{name} {verdict}: it kept every connection in all {cells} ({kept}); {loop}."
+
+
+def scope(cells: pd.DataFrame) -> str:
+    """What the verdicts cover: sizes and keepalive settings of the run."""
+    sizes = sorted({float(s) for s in cells["work_ms"]})
+    pairs = cellmod.keepalives(cells)
+    return (f"work sizes {', '.join(md.size(s) for s in sizes)} ms; keepalive "
+            f"{cellmod.keepalive_title(pairs)}: {'; '.join(cellmod.keepalive_labels(pairs))}")
+
+
+def recommendation(cells: pd.DataFrame, strategies: Iterable[str] | None = None) -> rec.Recommendation:
+    """The recommendation of the report's aggregated cells, strategies in catalogue order."""
+    order = sorted(set(cells["strategy"]) | set(strategies or ()), key=cellmod.strategy_key) \
+        if not cells.empty else []
+    return rec.recommend(cells, strategy_order=order)
+
+
+def section(cells: pd.DataFrame) -> list[str]:
+    """The report's first section, ``## Verdict``, as markdown lines."""
+    lines = ["## Verdict", ""]
+    if cells.empty:
+        return lines + ["No measured cells: nothing to conclude.", ""]
+    result = recommendation(cells)
+    lines.append(f"What the measurements of this run say, per workload and strategy, over {scope(cells)}.")
+    lines += ["", table(result)]
+    for workload in result.workloads:
+        lines.append(f"**{md.escape(workload)}**")
+        lines.append("")
+        lines += [f"- {sentence(a)}" for a in result.of(workload)]
+        lines.append("")
+    lines += [RULES, ""]
+    return lines
+
+
+def text(cells: pd.DataFrame, run: str) -> str:
+    """The recommendation as ``wsblock advise`` prints it: plain text."""
+    if cells.empty:
+        return f"{run}: no measured cells: nothing to conclude\n"
+    result = recommendation(cells)
+    out = [f"{run}: what the measurements say, over {scope(cells)}", ""]
+    for workload in result.workloads:
+        out.append(workload)
+        for a in result.of(workload):
+            out.append(textwrap.fill(sentence(a, markdown=False), WIDTH, initial_indent="  - ",
+                                     subsequent_indent="    ", break_on_hyphens=False, break_long_words=False))
+        out.append("")
+    out.append(textwrap.fill(RULES.replace("`", "").replace("the last column says why", "each statement says why"),
+                             WIDTH, break_on_hyphens=False))
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["RULES", "recommendation", "scope", "section", "sentence", "table", "text"]
