@@ -392,11 +392,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     for name in names:
         w = workloads.get(name)
         cal = calibration.get(name, w.resolve_params({}), force=args.force, progress=_progress(False))
-        print(
-            f"{name:<12} {cal.ms_per_unit * 1e6:12.3f} ns per {w.unit}; overhead {cal.overhead_ms:.2f} ms; "
-            f"1000 ms = {cal.units_for(1000)} units (measured {cal.measured_at})"
-        )
+        print(f"{name:<12} 1000 ms = {cal.units_for(1000):,} {w.unit} ({_duration(cal.ms_per_unit)} each); "
+              f"overhead {cal.overhead_ms:.2f} ms; measured {cal.measured_at}")
     return 0
+
+
+def _duration(ms: float) -> str:
+    """A short time in the unit that reads best: ``60.2 ns``, ``1.45 µs``, ``4.74 ms``."""
+    for scale, unit in ((1e-3, "ns"), (1.0, "µs"), (1e3, "ms")):
+        if ms * 1e3 / scale < 1000:
+            return f"{ms * 1e3 / scale:.3g} {unit}"
+    return f"{ms / 1e3:.3g} s"
 
 
 def _check_calibration(names: list[str]) -> int:
@@ -477,7 +483,7 @@ def _dry_run(spec: Any, out: Path | None) -> int:
     distinct = len({json.dumps(p.cell.to_dict(), sort_keys=True) for p in spec.cells})
     total = sum(cell_estimate_s(p) for p in spec.cells)
     skipped = f"; {len(spec.skipped)} skipped as unsupported" if spec.skipped else ""
-    print(f"wsblock: {len(spec.cells)} cells ({distinct} x {repeats} repeats), about "
+    print(f"wsblock: {len(spec.cells)} cells ({distinct} x {repeats} repeat{'s' if repeats != 1 else ''}), about "
           f"{format_duration(total)} in all{skipped}", file=sys.stderr)
     if out is not None:
         plan = check_directory(spec, out)

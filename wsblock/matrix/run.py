@@ -538,6 +538,7 @@ class Progress:
             # The counts first, then the bar moves: both redrawn together.
             self.bar.set_postfix_str(self._counts(), refresh=False)
             self.bar.update(1)
+            self.bar.refresh()  # now, whatever tqdm's minimum interval says
         elif self.stream is not None:
             outcome = "ok" if ok else f"failed: {rec.get('error')}"
             left = f", eta {_eta(self.started, self.index, self.per_cell)}" if self.index < len(self.per_cell) else ""
