@@ -548,6 +548,8 @@ class Progress:
     def close(self) -> None:
         """Finish the bar (a terminal's line is kept)."""
         if self.bar is not None:
+            if self.index == len(self.per_cell):
+                self.bar.set_description_str("done".ljust(LABEL_WIDTH), refresh=False)
             self.bar.set_postfix_str(f"failed {self.failed}", refresh=False)
             self.bar.close()
 
