@@ -7,6 +7,7 @@ that has nothing but Python 3.11+:
     python3 dev.py bench   # set up, then run the quick matrix and its report
     python3 dev.py test    # set up, then run the tests
     python3 dev.py reference  # regenerate results/reference (about 80 minutes)
+    python3 dev.py asv-publish  # asv publish, then make the site work offline
 
 The environment lives in ``.venv`` and is refreshed when ``pyproject.toml`` or
 ``requirements/constraints.txt`` change.
@@ -116,13 +117,27 @@ def reference(args: list[str]) -> int:
     return 0
 
 
+def asv_publish(args: list[str]) -> int:
+    """Publish the asv results as HTML and make the site work without internet access.
+
+    Runs ``asv publish`` (extra arguments go to it), then
+    ``benchmarks.offline_site`` on the configured ``html_dir``, which puts
+    the page's third-party scripts beside it (fetched once with npm).
+    """
+    code = subprocess.run([str(BIN / "asv"), "publish", *args], cwd=ROOT).returncode
+    if code != 0:
+        return code
+    return subprocess.run([str(PY), "-m", "benchmarks.offline_site", "results/asv-html"], cwd=ROOT).returncode
+
+
 def test(args: list[str]) -> int:
     """Run the test suite."""
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
 
 
 def main() -> int:
-    commands = {"bench": bench, "test": test, "reference": reference, "setup": lambda _: 0}
+    commands = {"bench": bench, "test": test, "reference": reference, "asv-publish": asv_publish,
+                "setup": lambda _: 0}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(f"usage: python3 dev.py {{{'|'.join(commands)}}} [args...]", file=sys.stderr)
         return 2

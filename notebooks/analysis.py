@@ -23,37 +23,83 @@
 # each strategy delivered, and what pandas' chunk size changes. It never
 # re-runs work: every number comes from the records.
 #
-# **To analyse another run, change `RUN_DIR` below** (or set the
-# environment variable `WSBLOCK_RUN_DIR`). The defaults point at the committed
-# reference study in `results/reference/`.
+# **To analyse another run, set the environment variable `WSBLOCK_RUN_DIR`**
+# before starting Jupyter (or change `RUN_DIR` below), for example
+# `WSBLOCK_RUN_DIR=results/runs/quick`. Three variables are read, each a path
+# that is absolute or relative to the repository root (wherever Jupyter was
+# started):
+#
+# | variable | default | what |
+# |---|---|---|
+# | `WSBLOCK_RUN_DIR` | `results/reference/default` | the run directory analysed (a `wsblock matrix` output) |
+# | `WSBLOCK_PANDAS_RUN_DIR` | `results/reference/pandas_chunks`, only while `WSBLOCK_RUN_DIR` is not set | a run that varies `pandas_chunksize`, for section 6 |
+# | `WSBLOCK_FIGURES_DIR` | `notebooks/figures` | where the figures are written |
+#
+# Data of another run is never mixed in silently: with `WSBLOCK_RUN_DIR`
+# set, section 6 reads `WSBLOCK_PANDAS_RUN_DIR` only if it is set too (or
+# the run itself varies the chunk size), and a section without data says so.
 
 # %%
 import os
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Image, Markdown, display
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from IPython.display import Image, Markdown, display  # noqa: E402
+from wsblock.analysis import tidy
+from wsblock.engine import strategies
+from wsblock.report import build_report
+from wsblock.report import cells as cellmod
+from wsblock.report import environment
+from wsblock.report import markdown as md
+from wsblock.report import survival
+from wsblock.schema import metrics
 
-from wsblock.analysis import tidy  # noqa: E402
-from wsblock.engine import strategies  # noqa: E402
-from wsblock.report import build_report  # noqa: E402
-from wsblock.report import cells as cellmod  # noqa: E402
-from wsblock.report import environment  # noqa: E402
-from wsblock.report import markdown as md  # noqa: E402
-from wsblock.report import survival  # noqa: E402
-from wsblock.schema import metrics  # noqa: E402
 
-REFERENCE = Path("..") / "results" / "reference"
-RUN_DIR = Path(os.environ.get("WSBLOCK_RUN_DIR", REFERENCE / "default"))
-PANDAS_RUN_DIR = Path(os.environ.get("WSBLOCK_PANDAS_RUN_DIR", REFERENCE / "pandas_chunks"))
-FIGURES = Path(os.environ.get("WSBLOCK_FIGURES_DIR", "figures"))
+def repository_root(start: Path) -> Path:
+    """The checkout this notebook belongs to: the first directory up from ``start`` with pyproject.toml."""
+    for directory in (start, *start.parents):
+        if (directory / "pyproject.toml").exists() and (directory / "wsblock").is_dir():
+            return directory
+    return start
+
+
+ROOT = repository_root(Path.cwd().resolve())
+
+
+def path_from(variable: str, default: Path | None) -> Path | None:
+    """The path an environment variable names (absolute, or relative to the repository root)."""
+    text = os.environ.get(variable)
+    if not text:
+        return default
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else ROOT / path
+
+
+REFERENCE = ROOT / "results" / "reference"
+RUN_DIR = path_from("WSBLOCK_RUN_DIR", REFERENCE / "default")
+# The reference study's pandas run belongs with the reference study only.
+PANDAS_RUN_DIR = path_from("WSBLOCK_PANDAS_RUN_DIR",
+                           None if os.environ.get("WSBLOCK_RUN_DIR") else REFERENCE / "pandas_chunks")
+FIGURES = path_from("WSBLOCK_FIGURES_DIR", ROOT / "notebooks" / "figures")
 FIGURES.mkdir(parents=True, exist_ok=True)
 pd.set_option("display.width", 160)
-print(f"run: {RUN_DIR.resolve()}\nfigures: {FIGURES.resolve()}")
+if not (RUN_DIR / "cells").is_dir() and not list(RUN_DIR.glob("*.json")):
+    raise FileNotFoundError(f"no run directory at {RUN_DIR} (WSBLOCK_RUN_DIR is read relative to {ROOT})")
+print(f"run: {RUN_DIR}\npandas chunk-size run: {PANDAS_RUN_DIR or 'none'}\nfigures: {FIGURES}")
+
+
+def show_figure(fig, name: str) -> None:
+    """Save one of this notebook's figures and show it inline.
+
+    The PNG is displayed from the file, so the figure appears whatever
+    matplotlib backend is active (``wsblock.report`` draws off-screen).
+    """
+    fig.tight_layout()
+    fig.savefig(FIGURES / name, dpi=110)
+    plt.close(fig)
+    display(Image(filename=str(FIGURES / name)))
 
 # %% [markdown]
 # ## The run and its environment
@@ -95,8 +141,12 @@ print("\n".join(str(p) for p in report.figures if p.suffix == ".png"))
 
 
 def show(stem: str) -> None:
-    """Display one of the report's PNG figures."""
-    display(Image(filename=str(FIGURES / "report" / f"{stem}.png")))
+    """Display one of the report's PNG figures, or say that the report has none of that name."""
+    path = FIGURES / "report" / f"{stem}.png"
+    if path.exists():
+        display(Image(filename=str(path)))
+    else:
+        print(f"the report drew no {stem} figure for this run (its report.md says why)")
 
 
 # %% [markdown]
@@ -108,6 +158,8 @@ def show(stem: str) -> None:
 # connection dies without one (1006).
 
 # %%
+if ok.empty:
+    print("this run has no measured cell: nothing below has data")
 show("disconnect_map")
 share = ok.pivot_table(index=["workload", "strategy"], columns="work_ms", values="disconnect_share",
                        aggfunc="median")
@@ -146,42 +198,54 @@ stalls.round(0)
 # The rule of thumb: inline work longer than about `ping_interval +
 # ping_timeout` ends in keepalive timeouts. Each point is the largest work
 # size that kept every connection at one keepalive setting; the dashed line is
-# work = budget. Points on the floor mean that no work size survived. Each
-# cell is a single measurement: near the boundary, survival is a matter of
-# timing (see the reference study's repeats), so read the trend, not a point.
+# work = budget. Points on the floor mean that no work size survived; a
+# setting whose cells could not decide survival (windows too short) is left
+# out and listed under the figure. A size counts as kept only when every
+# repeat of its cell kept every connection; near the boundary survival is a
+# matter of timing, so read the trend, not a point.
 
 # %%
 # The boundaries are the report's (wsblock.report.survival); here they are
 # drawn against the keepalive budget, for the strategies that run the work
 # in the event loop.
 in_loop = [s for s in strategies.names() if not strategies.has(s, "uses_pool")]
-found = [b for b in survival.boundaries(cells) if b.strategy in in_loop and b.measured
-         and b.keepalive.budget_s is not None]
-fig, panels = plt.subplots(1, len(in_loop), figsize=(5.5 * len(in_loop), 4.2), sharey=True, squeeze=False)
-names = sorted({b.variant for b in found})
-for ax, strategy in zip(panels[0], in_loop):
-    for index, name in enumerate(names):
-        best = sorted((b.keepalive.budget_s * 1000,
-                       0.0 if b.status != "ok" else b.max_ms)
-                      for b in found if b.strategy == strategy and b.variant == name)
-        if best:
-            xs, ys = zip(*best)
-            # Workloads often share a boundary: nudge lines apart so that
-            # each stays visible (by 40 ms, far below the sizes tested).
-            nudge = (index - 2) * 40
-            ax.plot(xs, [y + nudge for y in ys], marker="o", label=name, color=f"C{index}")
-    budgets = [b.keepalive.budget_s * 1000 for b in found]
-    limit = max([*budgets, *cells["work_ms"].astype(float)]) * 1.1 if found else 1
-    ax.plot([0, limit], [0, limit], ls="--", color="grey", lw=1, label="work = budget")
-    ax.set_title(f"{strategy}: largest surviving work size")
-    ax.set_xlabel("ping_interval + ping_timeout (ms)")
-    ax.grid(alpha=0.3)
-panels[0][0].set_ylabel("largest work size with no connection lost (ms)")
-panels[0][0].legend(fontsize=8, title="workload (lines nudged apart)")
-fig.suptitle("Survival boundary versus the keepalive budget (cells with ping_timeout none are left out)")
-fig.tight_layout()
-fig.savefig(FIGURES / "survival_vs_budget.png", dpi=110)
-plt.show()
+measured = [b for b in survival.boundaries(cells) if b.strategy in in_loop and b.measured
+            and b.keepalive.budget_s is not None]
+found = [b for b in measured if b.status in ("ok", survival.NONE_SURVIVED)]
+undecided = [b for b in measured if b not in found]
+if not found:
+    print("no in-loop cell of this run decided survival at a finite keepalive budget: no boundary to draw")
+else:
+    fig, panels = plt.subplots(1, len(in_loop), figsize=(5.5 * len(in_loop), 4.2), sharey=True, squeeze=False)
+    names = sorted({b.variant for b in found})
+    markers = "osD^vP*X"
+    for ax, strategy in zip(panels[0], in_loop):
+        if not any(b.strategy == strategy for b in found):
+            ax.text(0.5, 0.5, f"no {strategy} cell decided survival", transform=ax.transAxes,
+                    ha="center", va="center", color="grey")
+        for index, name in enumerate(names):
+            best = sorted((b.keepalive.budget_s * 1000, b.max_ms if b.status == "ok" else 0.0)
+                          for b in found if b.strategy == strategy and b.variant == name)
+            if best:
+                xs, ys = zip(*best)
+                # Workloads often share a boundary: the lines are drawn at
+                # their true values, with markers of decreasing size, so
+                # that a shared point shows every workload on it.
+                ax.plot(xs, ys, marker=markers[index % len(markers)], markersize=11 - 1.5 * (index % 5),
+                        markerfacecolor="none", label=name, color=f"C{index}")
+        budgets = [b.keepalive.budget_s * 1000 for b in found]
+        limit = max([*budgets, *cells["work_ms"].astype(float)]) * 1.1
+        ax.plot([0, limit], [0, limit], ls="--", color="grey", lw=1, label="work = budget")
+        ax.set_title(f"{strategy}: largest surviving work size")
+        ax.set_xlabel("ping_interval + ping_timeout (ms)")
+        ax.grid(alpha=0.3)
+    panels[0][0].set_ylabel("largest work size kept (ms; 0: none)")
+    panels[0][0].legend(fontsize=8, title="workload")
+    fig.suptitle("Survival boundary versus the keepalive budget")
+    show_figure(fig, "survival_vs_budget.png")
+for b in undecided:
+    print(f"left out: {b.variant} x {b.strategy} at ping_interval {b.keepalive.ping_interval:g} s + "
+          f"ping_timeout {b.keepalive.ping_timeout:g} s: {b.text()}")
 
 # %%
 show("survival_boundary")
@@ -218,13 +282,30 @@ else:
 #
 # "Use smaller chunks" only helps the event loop if the handler yields between
 # chunks (`chunked`); `inline` reads the same chunks without yielding. This
-# section reads a second run that varies `pandas_chunksize` (set
-# `PANDAS_RUN_DIR`; the reference study has one).
+# section needs a run that varies `pandas_chunksize`: the analysed run itself
+# if it does, else the run `WSBLOCK_PANDAS_RUN_DIR` names (the reference
+# study has one, `results/reference/pandas_chunks`, used by default only
+# when the reference study is analysed).
 
 # %%
-if PANDAS_RUN_DIR.exists():
-    chunks = tidy.frame(tidy.load_records(PANDAS_RUN_DIR).records)
-    chunks = chunks[chunks["status"] == "ok"]
+def chunk_size_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The measured pandas cells of ``frame``, if they vary the chunk size."""
+    if "pandas_chunksize" not in frame.columns:
+        return frame.iloc[0:0]
+    rows = frame[(frame["status"] == "ok") & (frame["workload"] == "pandas")]
+    return rows if rows["pandas_chunksize"].nunique() > 1 else rows.iloc[0:0]
+
+
+chunks, source = chunk_size_rows(df), RUN_DIR
+if chunks.empty and PANDAS_RUN_DIR is not None and PANDAS_RUN_DIR.exists():
+    chunks, source = chunk_size_rows(tidy.frame(tidy.load_records(PANDAS_RUN_DIR).records)), PANDAS_RUN_DIR
+if chunks.empty:
+    where = f"; {PANDAS_RUN_DIR} has none either" if PANDAS_RUN_DIR is not None else \
+        "; set WSBLOCK_PANDAS_RUN_DIR to a run that does (results/reference/pandas_chunks, for example)"
+    print(f"no pandas cells varying the chunk size in {RUN_DIR}{where}: this section has no data")
+else:
+    if source != RUN_DIR:
+        print(f"NOTE: this section reads another run, {source}, not {RUN_DIR}")
     fig, panels = plt.subplots(1, 2, figsize=(11, 4))
     for strategy, group in chunks.groupby("strategy"):
         g = group.groupby("pandas_chunksize")[["lag_p99_ms", "job_ms_p50"]].median()
@@ -237,11 +318,7 @@ if PANDAS_RUN_DIR.exists():
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
         ax.legend()
-    fig.suptitle("pandas read_csv + groupby: chunk size versus loop lag and job time")
-    fig.tight_layout()
-    fig.savefig(FIGURES / "pandas_chunksize.png", dpi=110)
-    plt.show()
+    fig.suptitle(f"pandas read_csv + groupby: chunk size versus loop lag and job time ({source.name})")
+    show_figure(fig, "pandas_chunksize.png")
     display(chunks.pivot_table(index="pandas_chunksize", columns="strategy",
                                values=["lag_p99_ms", "disconnect_share", "job_ms_p50"]).round(2))
-else:
-    print(f"no pandas chunk-size run at {PANDAS_RUN_DIR}; skipping this section")

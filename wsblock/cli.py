@@ -128,27 +128,88 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"loop gap that counts as a stall (default {d.stall_ms:g})")
 
 
+DESCRIPTION = """\
+Measure what blocking work does to a websockets (asyncio) server: a real
+server does the work inline, in cooperative chunks, in a thread pool or in a
+process pool, while a separate load process holds connections open with
+keepalive pings; wsblock records disconnects, event-loop lag, echo latency,
+throughput, CPU and memory, with the environment needed to cite the numbers."""
+
+EPILOG = """\
+examples:
+  wsblock run --workload pure_python --work-ms 3000 --strategy inline \\
+      --ping-interval 1 --ping-timeout 1 --out results/one-cell/inline.json
+  wsblock matrix --profile quick --dry-run        # the cells and the time they take
+  wsblock matrix --profile quick --out results/runs/quick
+  wsblock report results/runs/quick               # -> results/runs/quick/report/
+
+'wsblock COMMAND --help' describes each command. Documentation: README.md
+and docs/ in the source tree (docs/matrix.md: matrices and profiles,
+docs/record.md: the record, docs/comparisons.md: repeats and the change test).
+exit status: 0 done, 1 harness failure, 2 bad input, 130 interrupted."""
+
+
+_Raw = argparse.RawDescriptionHelpFormatter
+
+
+def _command_list(parser: argparse.ArgumentParser) -> str:
+    # The commands with their one-line help, as --help lists them.
+    lines = ["commands:"]
+    for action in parser._subparsers._group_actions if parser._subparsers else []:  # noqa: SLF001
+        for choice in getattr(action, "_choices_actions", []):
+            lines.append(f"  {choice.dest:<10} {choice.help}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``wsblock`` command."""
-    parser = _Parser(prog="wsblock", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="wsblock", description=DESCRIPTION, formatter_class=_Raw,
+                     usage="%(prog)s [-h] [--version] COMMAND ...")
     parser.add_argument("--version", action="version", version=f"wsblock {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # Not required here: a bare ``wsblock`` gets the usage and the command
+    # list before its error line (see main). The list is written below, once
+    # every command is registered, with argparse's own listing suppressed.
+    sub = parser.add_subparsers(dest="command", help=argparse.SUPPRESS, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run one cell and print its summary")
+    run = sub.add_parser(
+        "run", help="run one cell and print its summary", formatter_class=_Raw,
+        description="Start a server with the workload and strategy, hold connections open with keepalive "
+                    "pings from a separate load process, measure for a window, stop every process, and "
+                    "print a summary (--out: also the full record).",
+        epilog="examples:\n"
+               "  wsblock run --workload pure_python --work-ms 3000 --strategy inline \\\n"
+               "      --ping-interval 1 --ping-timeout 1 --out results/one-cell/inline.json\n"
+               "  wsblock run --workload numpy --work-ms 500 --strategy thread --duration 10\n"
+               "  wsblock run --cell results/one-cell/inline.json --json   # again, from a record's params\n\n"
+               "Every option and its bounds: README.md, 'One cell'; axes: docs/vocabulary.md.")
     _add_cell_arguments(run)
     run.add_argument("--out", metavar="FILE.json", help="write the record here (atomically)")
     run.add_argument("--json", action="store_true", help="print the record instead of the summary")
     run.add_argument("--quiet", action="store_true", help="no progress messages")
 
-    sub.add_parser("list", help="list workloads and strategies")
+    sub.add_parser("list", help="list workloads and strategies",
+                   description="List the workloads (with their parameters) and the strategies, "
+                               "and which pairs are unsupported.")
 
-    matrix = sub.add_parser("matrix", help="run a matrix of cells (resumable)")
+    matrix = sub.add_parser(
+        "matrix", help="run a matrix of cells (resumable)", formatter_class=_Raw,
+        description="Run every cell of a matrix (a shipped profile or a TOML file) one at a time, each in "
+                    "fresh processes, writing one record per cell and repeat, a manifest and a tidy "
+                    "table cells.csv into --out. Run again with the same --out, it resumes.",
+        epilog="examples:\n"
+               "  wsblock matrix --profile quick --dry-run      # the cells, their count and time\n"
+               "  wsblock matrix --profile quick --out results/runs/quick\n"
+               "  wsblock matrix --config my.toml --out results/runs/mine --repeats 5\n\n"
+               "Matrix files and profiles: docs/matrix.md.")
     source = matrix.add_mutually_exclusive_group(required=True)
     source.add_argument("--profile", help="a shipped profile: smoke, quick or default")
     source.add_argument("--config", metavar="FILE.toml", help="a matrix file (see docs/matrix.md)")
-    matrix.add_argument("--out", required=True, metavar="DIR", help="output directory (reused to resume)")
+    matrix.add_argument("--out", metavar="DIR",
+                        help="output directory (reused to resume); required unless --dry-run")
     matrix.add_argument("--repeats", type=int, metavar="K", help="override the matrix's repeats")
-    matrix.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    matrix.add_argument("--dry-run", action="store_true",
+                        help="list the cells, their count and estimated time, and exit (with --out: "
+                             "also what is already recorded there); runs nothing, writes nothing")
     matrix.add_argument("--yes", action="store_true",
                         help="run a matrix beyond 2,000 cells or an estimated 24 h (refused otherwise)")
     matrix.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -159,13 +220,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="measure the cells on the workers of this Dask scheduler (tcp://host:8786; "
                              "workers need --resources cells=N); records are written to --out")
 
-    cal = sub.add_parser("calibrate", help="show or refresh this machine's calibration")
+    cal = sub.add_parser(
+        "calibrate", help="show or refresh this machine's calibration", formatter_class=_Raw,
+        description="Show the stored cost line of each workload on this machine (measured on first "
+                    "use), measure it again (--force), or check that it still holds (--check).",
+        epilog="examples:\n  wsblock calibrate\n  wsblock calibrate --check pure_python")
     cal.add_argument("workloads", nargs="*", help="workloads to calibrate (default: all)")
     cal.add_argument("--force", action="store_true", help="measure again even if stored")
     cal.add_argument("--check", action="store_true",
                      help="measure again and say whether the stored calibration still holds (stores nothing)")
 
-    findings = sub.add_parser("findings", help="check or look up numbers quoted in a findings document")
+    findings = sub.add_parser(
+        "findings", help="check or look up numbers quoted in a findings document", formatter_class=_Raw,
+        description="Every number in a findings document carries the query that computes it from the "
+                    "records (<!-- q: ... -->); check recomputes them all, query prints one.",
+        epilog="examples:\n  wsblock findings check results/reference/FINDINGS.md\n"
+               "  wsblock findings query results/reference/default lag_p99_ms workload=pure_python "
+               "strategy=thread")
     fsub = findings.add_subparsers(dest="findings_command", required=True, parser_class=_Parser)
     fcheck = fsub.add_parser("check", help="recompute every quoted number from the records")
     fcheck.add_argument("document", help="a markdown file with <!-- q: ... --> queries")
@@ -181,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     from wsblock.selftest.command import add_parsers as add_selftest_parsers
 
     add_selftest_parsers(sub)
+
+    parser.epilog = f"{_command_list(parser)}\n\n{EPILOG}"
     return parser
 
 
@@ -347,11 +420,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     for name in names:
         w = workloads.get(name)
         cal = calibration.get(name, w.resolve_params({}), force=args.force, progress=_progress(False))
-        print(
-            f"{name:<12} {cal.ms_per_unit * 1e6:12.3f} ns per {w.unit}; overhead {cal.overhead_ms:.2f} ms; "
-            f"1000 ms = {cal.units_for(1000)} units (measured {cal.measured_at})"
-        )
+        print(f"{name:<12} 1000 ms = {cal.units_for(1000):,} {w.unit} ({_duration(cal.ms_per_unit)} each); "
+              f"overhead {cal.overhead_ms:.2f} ms; measured {cal.measured_at}")
     return 0
+
+
+def _duration(ms: float) -> str:
+    """A short time in the unit that reads best: ``60.2 ns``, ``1.45 µs``, ``4.74 ms``."""
+    for scale, unit in ((1e-3, "ns"), (1.0, "µs"), (1e3, "ms")):
+        if ms * 1e3 / scale < 1000:
+            return f"{ms * 1e3 / scale:.3g} {unit}"
+    return f"{ms / 1e3:.3g} s"
 
 
 def _check_calibration(names: list[str]) -> int:
@@ -388,11 +467,9 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
         spec = matrix_spec.expand({**spec.definition, "repeats": args.repeats}, source=spec.source,
                                   max_cells=max_cells)
     if args.dry_run:
-        for planned in spec.cells:
-            print(planned.cell_id)
-        for cell, reason in spec.skipped:
-            print(f"skipped {cell.workload} x {cell.strategy}: {reason}")
-        return 0
+        return _dry_run(spec, None if args.out is None else Path(args.out))
+    if args.out is None:
+        raise UsageError("the following arguments are required: --out (or --dry-run to list the cells)")
     if not args.out.strip():
         raise UsageError("--out must name a directory, got an empty path")
     out = Path(args.out)
@@ -442,6 +519,27 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
         print(f"error: {len(outcome.not_ok) + len(outcome.missing)} of {len(spec.cells)} cells "
               f"have no good record: {'; '.join(parts)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _dry_run(spec: Any, out: Path | None) -> int:
+    # The cells on stdout (one id a line: a list to pipe), the sums on stderr.
+    from wsblock.matrix.run import cell_estimate_s, check_directory, format_duration
+
+    for planned in spec.cells:
+        print(planned.cell_id)
+    for cell, reason in spec.skipped:
+        print(f"skipped {cell.workload} x {cell.strategy}: {reason}")
+    repeats = max((p.repeat for p in spec.cells), default=-1) + 1
+    distinct = len({json.dumps(p.cell.to_dict(), sort_keys=True) for p in spec.cells})
+    total = sum(cell_estimate_s(p) for p in spec.cells)
+    skipped = f"; {len(spec.skipped)} skipped as unsupported" if spec.skipped else ""
+    print(f"wsblock: {len(spec.cells)} cells ({distinct} x {repeats} repeat{'s' if repeats != 1 else ''}), about "
+          f"{format_duration(total)} in all{skipped}", file=sys.stderr)
+    if out is not None:
+        plan = check_directory(spec, out)
+        print(f"wsblock: {out}: {plan.reused} already recorded (reused), {len(plan.todo)} to run, "
+              f"about {format_duration(plan.estimate_s)}", file=sys.stderr)
     return 0
 
 
@@ -499,7 +597,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGINT (a background job of a script, for example).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            # A bare ``wsblock``: what could have been typed, then the error.
+            print(parser.format_usage() + "\n" + _command_list(parser) + "\n", file=sys.stderr)
+            raise UsageError("a command is required; 'wsblock --help' describes them")
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args)
     except UsageError as exc:

@@ -24,6 +24,14 @@ def _pct(stats: dict[str, Any], key: str, *, bound: bool = False) -> str:
     return f"{key} -"
 
 
+def _round_trip(stats: dict[str, Any]) -> str:
+    """The client's round trip per job, with the jobs behind it."""
+    n = stats.get("samples", 0)
+    if not n:
+        return "; no job's round trip measured (none came back to its client in the window)"
+    return f"; round trip {_pct(stats, 'p50')} over {n} job{'s' if n != 1 else ''}"
+
+
 def _head(rec: dict[str, Any]) -> str:
     p = rec["params"]
     window = rec.get("window") or {}
@@ -65,7 +73,9 @@ def summarize(rec: dict[str, Any]) -> str:
     codes = ", ".join(f"{code} x{n}" for code, n in d["by_code"].items()) or "none"
     who = ", ".join(f"{k} x{n}" for k, n in d.get("by_initiator", {}).items())
     share = "-" if d["share"] is None else f"{d['share']:.0%}"
-    first = "" if d["first_s"] is None else f", first after {d['first_s']:.1f} s"
+    window_s = (rec.get("window") or {}).get("duration_s", rec["params"].get("duration"))
+    first = "" if d["first_s"] is None else (
+        f", the first at {d['first_s']:.1f} s" + (f" of the {window_s:g} s window" if window_s else " into the window"))
     server = res["server"]
     survival = rec.get("survival") or {}
     original = d.get("original") or {}
@@ -100,14 +110,16 @@ def summarize(rec: dict[str, Any]) -> str:
         lines.append(
             f"disconnects {original.get('lost', 0)} of {original.get('connections', 0)} original connections "
             f"({share}): {codes}{first}" + (f"; closed first by {who}" if who else "")
-            + f"; reconnects {reconnects.get('opened', 0)}, of which {reconnects.get('lost', 0)} lost")
+            + (f"; reconnects {reconnects['opened']}, of which {reconnects.get('lost', 0)} lost"
+               if reconnects.get("opened") else "; no reconnects"))
     else:
         lines.append(f"disconnects {d['total']} of {rec['connections']['opened_total']} connections ({share}): "
                      f"{codes}{first}" + (f"; closed first by {who}" if who else ""))
     stall_line = (f"stalls      {st['count']} ({st.get('per_s', 0) or 0:.2f}/s) over "
                   f"{st.get('stalled_share', 0) or 0:.0%} of the window, longest {_ms(st['max_ms'])}")
     lag_line = (f"loop lag    {_pct(lag, 'p50')}  {_pct(lag, 'p99')}  max {_ms(lag['max'])}  "
-                f"({lag['samples']:,} samples)")
+                f"({lag['samples']:,} samples)") if lag.get("samples") else \
+        "loop lag    no probe sample in the window (the loop never got to run its probe; see the stalls)"
     lines += [stall_line, lag_line] if st.get("primary") else [lag_line, stall_line]
     io = rec.get("io_lag_ms")
     if io and io.get("samples"):
@@ -124,7 +136,7 @@ def summarize(rec: dict[str, Any]) -> str:
         f"jobs        {tp['jobs_per_s']:.2f} jobs/s"
         + (f" ({tp['jobs_in_window']:.2f} jobs' work in the window, {tp['completed_in_window']} completed)"
            if "jobs_in_window" in tp else "")
-        + f"; round trip {_pct(rec['job_latency_ms'], 'p50')}",
+        + _round_trip(rec["job_latency_ms"]),
         f"cpu         server {server.get('cpu_util') or 0:.2f}, workers {server.get('workers_cpu_util') or 0:.2f}, "
         f"load {res['load_cpu_util']:.2f} cores; machine {res['machine']['busy_cores']:.2f} "
         f"of {res['machine']['cpus']} cores busy",

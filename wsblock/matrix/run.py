@@ -454,7 +454,8 @@ def run_matrix(
         matrix: The validated matrix.
         directory: Output directory (created if missing).
         command: The command line, stored in the manifest.
-        show_progress: Draw a progress bar on stderr.
+        show_progress: Show progress on stderr: a bar on a terminal, else one
+            line per finished cell (see :class:`Progress`).
         after_cell: Called after each cell that ran, with its record.
         say: Receives one-line notices (a damaged manifest kept aside);
             default: stderr.
@@ -506,10 +507,8 @@ def run_matrix(
     todo = sorted(plan.todo, key=lambda p: p.repeat)
     reused = plan.reused
     ran = failed = 0
-    per_cell = [cell_estimate_s(c) for c in todo]
-    bar = tqdm(total=len(matrix.cells), initial=reused, unit="cell", disable=not show_progress,
-               file=sys.stderr, dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+    progress = Progress(total=len(matrix.cells), done=reused, per_cell=[cell_estimate_s(c) for c in todo],
+                        stream=sys.stderr if show_progress else None)
     started = time.monotonic()
     records: list[dict[str, Any]] = []
 
@@ -524,33 +523,25 @@ def run_matrix(
         ran += 1
         if rec["status"] != "ok":
             failed += 1
-            bar.write(f"cell {planned.cell_id} failed: {rec['error']}", file=sys.stderr)
+        progress.finished(planned, rec)
         if after_cell:
             after_cell(planned, rec)
-        bar.update(1)
+
+    def started_one(planned: PlannedCell) -> None:
+        guard.check(f"stopped before {planned.cell_id}")
+        progress.starting(planned)
 
     try:
         if client is not None:
-            cluster.run_on_cluster(client, todo, finish,
-                                   started=lambda planned: guard.check(f"stopped before {planned.cell_id}"))
+            cluster.run_on_cluster(client, todo, finish, started=started_one)
         elif slots:
-            def started_parallel(planned: PlannedCell) -> None:
-                guard.check(f"stopped before {planned.cell_id}")
-                bar.set_description(planned.cell_id[:48])
-
             run_parallel(todo, slots, lambda planned, cores: measure_one(planned, cores, parallel=parallel),
-                         finish, started=started_parallel)
-        for index, planned in enumerate(todo if not slots and client is None else []):
-            guard.check(f"stopped before {planned.cell_id}")
-            bar.set_description(planned.cell_id[:48])
-            bar.set_postfix_str(
-                f"done {reused + ran}, failed {failed}, skipped {len(matrix.skipped)}, "
-                f"eta {_eta(started, index, per_cell)}"
-            )
+                         finish, started=started_one)
+        for planned in todo if not slots and client is None else []:
+            started_one(planned)
             finish(planned, measure_one(planned))
-        bar.set_postfix_str(f"done {reused + ran}, failed {failed}, skipped {len(matrix.skipped)}")
     finally:
-        bar.close()
+        progress.close()
         if client is not None:
             client.close()
         if guard.intact():
@@ -594,6 +585,90 @@ def _axes(definition: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in definition.items() if k != "repeats"}
 
 
+LABEL_WIDTH = 24
+"""Width of the running cell's label on the progress bar."""
+
+
+def short_label(planned: PlannedCell, width: int = LABEL_WIDTH) -> str:
+    """A label for the progress bar: strategy, workload and repeat, at most ``width`` characters.
+
+    The full cell id (40 to 50 characters) would push the counts and the time
+    left off an 80-column line; the id is in the per-cell lines and records.
+    """
+    c = planned.cell
+    text = f"{c.strategy} {c.workload} r{planned.repeat}"
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+class Progress:
+    """Shows a matrix run's progress on a stream.
+
+    On a terminal: one bar, redrawn in place, with a short label of the cell
+    running, the cells done out of all planned, the failures and one
+    estimate of the time left. Anywhere else (a pipe, a log file, CI): one
+    line per finished cell, nothing redrawn.
+
+    Args:
+        total: Cells in the matrix, repeats included.
+        done: Cells already recorded before this run.
+        per_cell: Estimated seconds of each cell still to run, in order.
+        stream: Where to write; ``None`` shows nothing.
+        terminal: Draw a bar; default: whether ``stream`` is a terminal.
+    """
+
+    def __init__(self, *, total: int, done: int, per_cell: list[float], stream: Any,
+                 terminal: bool | None = None) -> None:
+        self.total, self.done, self.per_cell = total, done, per_cell
+        self.stream = stream
+        self.index = self.failed = 0
+        self.started = time.monotonic()
+        self.cell_started = self.started
+        if terminal is None:
+            terminal = stream is not None and getattr(stream, "isatty", lambda: False)()
+        self.bar = None
+        if stream is not None and terminal:
+            self.bar = tqdm(total=total, initial=done, file=stream, dynamic_ncols=True,
+                            desc="".ljust(LABEL_WIDTH), postfix=self._counts(),
+                            bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}")
+
+    def _counts(self) -> str:
+        return f"failed {self.failed}, eta {_eta(self.started, self.index, self.per_cell)}"
+
+    def starting(self, planned: PlannedCell) -> None:
+        """Say which cell runs now."""
+        self.cell_started = time.monotonic()
+        if self.bar is not None:
+            self.bar.set_description_str(short_label(planned).ljust(LABEL_WIDTH))
+
+    def finished(self, planned: PlannedCell, rec: dict[str, Any]) -> None:
+        """Count a finished cell (its record written) and show it."""
+        self.index += 1
+        self.done += 1
+        ok = rec.get("status") == "ok"
+        self.failed += not ok
+        took = time.monotonic() - self.cell_started
+        if self.bar is not None:
+            if not ok:
+                self.bar.write(f"cell {planned.cell_id} failed: {rec.get('error')}", file=self.stream)
+            # The counts first, then the bar moves: both redrawn together.
+            self.bar.set_postfix_str(self._counts(), refresh=False)
+            self.bar.update(1)
+            self.bar.refresh()  # now, whatever tqdm's minimum interval says
+        elif self.stream is not None:
+            outcome = "ok" if ok else f"failed: {rec.get('error')}"
+            left = f", eta {_eta(self.started, self.index, self.per_cell)}" if self.index < len(self.per_cell) else ""
+            print(f"wsblock: [{self.done}/{self.total}] {planned.cell_id} {outcome} ({took:.0f} s); "
+                  f"failed {self.failed}{left}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Finish the bar (a terminal's line is kept)."""
+        if self.bar is not None:
+            if self.index == len(self.per_cell):
+                self.bar.set_description_str("done".ljust(LABEL_WIDTH), refresh=False)
+            self.bar.set_postfix_str(f"failed {self.failed}", refresh=False)
+            self.bar.close()
+
+
 def _eta(started: float, index: int, per_cell: list[float]) -> str:
     # Before the first cell finishes, estimate from the cells' own lengths;
     # afterwards scale that estimate by how long cells really took.
@@ -601,7 +676,8 @@ def _eta(started: float, index: int, per_cell: list[float]) -> str:
     if index:
         remaining *= (time.monotonic() - started) / sum(per_cell[:index])
     minutes, seconds = divmod(int(remaining), 60)
-    return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
 def _write_table(matrix: Matrix, directory: Path) -> None:
@@ -624,4 +700,4 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["wsblock", *sys.argv[1:]])
 
 
-__all__ = ["MatrixOutcome", "Plan", "check_directory", "check_size", "run_matrix", "run_one", "measure_one", "command_line"]
+__all__ = ["MatrixOutcome", "Plan", "Progress", "short_label", "check_directory", "check_size", "run_matrix", "run_one", "measure_one", "command_line"]
