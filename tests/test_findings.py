@@ -129,6 +129,14 @@ def test_each_aggregation_matches_a_hand_computed_value(tmp_path) -> None:
     assert _value(tmp_path, "run verdict verdict=lost agg=n") == 2
     assert _value(tmp_path, "run verdict verdict=kept agg=count") == 1
     assert _value(tmp_path, "run verdict agg=count") == 3
+    # A count of verdicts or warnings may be zero; a filter that matches
+    # nothing else is still an error (a typo, not a finding).
+    assert _value(tmp_path, "run verdict verdict=not_applicable agg=n") == 0
+    assert _value(tmp_path, "run cell_id warnings=handler_errors agg=n") == 0
+    with pytest.raises(UsageError, match="no matching record"):
+        _value(tmp_path, "run verdict strategy=threads verdict=lost agg=n")
+    with pytest.raises(UsageError, match="no matching record"):
+        _value(tmp_path, "run verdict verdict=not_applicable agg=median")
 
 
 def test_the_aggregations_are_the_ones_the_report_computes(tmp_path) -> None:

@@ -153,6 +153,10 @@ def _matches(series: pd.Series, wanted: str, column: str = "") -> pd.Series:
     return (numeric - number).abs() < 1e-9
 
 
+COUNTABLE = ("verdict", "warnings", "status")
+"""Filters after which ``agg=n`` may count zero rows (the other filters must match)."""
+
+
 def select(query: Query, base: Path) -> pd.DataFrame:
     """The tidy rows a query matches (one per repeat, failed ones included).
 
@@ -167,11 +171,18 @@ def select(query: Query, base: Path) -> pd.DataFrame:
     if query.column not in table.columns:
         raise UsageError(f"query {query}: no column {query.column!r}")
     rows = table
-    for key, wanted in query.filters:
+    # Counting rows with a verdict, a warning or a status may rightly give 0,
+    # so those filters come last; any other filter that leaves nothing is
+    # likely a typo.
+    counting = query.agg == "n"
+    ordered = sorted(query.filters, key=lambda f: counting and f[0] in COUNTABLE)
+    for key, wanted in ordered:
         if key not in rows.columns:
             raise UsageError(f"query {query}: no column {key!r}")
         rows = rows[_matches(rows[key], wanted, key)]
-    if rows.empty:
+        if rows.empty and not (counting and key in COUNTABLE):
+            raise UsageError(f"query {query}: no matching record")
+    if rows.empty and not counting:
         raise UsageError(f"query {query}: no matching record")
     return rows
 
