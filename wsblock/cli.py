@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     from wsblock.report.cli import add_parsers as add_report_parsers
 
     add_report_parsers(sub)
+    from wsblock.boundary.cli import add_parsers as add_boundary_parsers  # noqa: E402
+    add_boundary_parsers(sub)
     return parser
 
 
