@@ -80,14 +80,16 @@ def test_logistic_fit_finds_the_crossing_and_refuses_separated_or_flat_data():
     assert fitmod.fit([search.Observation(100, 3, 6)]) is None
 
 
-def _fake_record(cell: CellConfig, lost: int, n: int = 6) -> dict:
-    return {
-        "schema_version": 3, "kind": "wsblock.cell", "status": "ok", "params": cell.to_dict(),
-        "disconnects": {"original": {"connections": n, "lost": lost}},
-        "stalls": {"count": 2, "total_ms": cell.work_ms * 4, "max_ms": cell.work_ms * 2},
-        "job_ms": {"p50": cell.work_ms, "completed_p50": cell.work_ms},
-        "window": {"duration_s": 4.0},
-    }
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_a" / "cells"
+
+
+def _fake_record(cell: CellConfig, lost: int) -> dict:
+    # A real measured record, relabelled: only its loss count is made up.
+    rec = json.loads(sorted(FIXTURE.glob("*.json"))[0].read_text())
+    rec["params"] = cell.to_dict()
+    n = rec["disconnects"]["original"]["connections"]
+    rec["disconnects"]["original"]["lost"] = min(lost, n)
+    return rec
 
 
 def test_run_directory_holds_records_and_a_summary_and_resumes(tmp_path: Path):

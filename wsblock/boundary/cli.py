@@ -112,14 +112,15 @@ def cmd_boundary(args: argparse.Namespace) -> int:
         raise UsageError("--work-ms is what the search varies; bound it with --min-ms and --max-ms")
     args.work_ms = 1.0  # the search replaces it; the template only needs a valid value
     template = main_cli._cell_from_args(args).validate()
-    if template.ping_interval is None or (template.ping_timeout is None and template.handler_ping_timeout is None):
-        raise UsageError("no keepalive can fail without ping_interval and a ping_timeout: nothing to search")
     templates = [template]
     for strategy in args.also_strategy:
         templates.append(dataclasses.replace(template, strategy=strategy).validate())
     for timeout in args.also_ping_timeout:
         for base in list(templates[:1 + len(args.also_strategy)]):
             templates.append(dataclasses.replace(base, ping_timeout=timeout).validate())
+    for t in templates:
+        if t.ping_interval is None or (t.ping_timeout is None and t.handler_ping_timeout is None):
+            raise UsageError("no keepalive can fail without ping_interval and a ping_timeout: nothing to search")
     low = args.min_ms
     high = args.max_ms
     for value, name in ((low, "--min-ms"), (high, "--max-ms")):
@@ -140,6 +141,10 @@ def cmd_boundary(args: argparse.Namespace) -> int:
     result = runmod.run_search(templates, out, budget=args.budget, command=command, low_ms=low, high_ms=high,
                                max_repeats=args.max_repeats, quiet=args.quiet)
     fig_boundary.boundary_figure(result["estimates"], out)
+    from wsblock.analysis import tidy
+
+    if any(out.joinpath("cells").glob("*.json")):
+        tidy.write_csv(out)  # the same tidy table as a matrix's, for the report and notebooks
     if args.json:
         import json
 

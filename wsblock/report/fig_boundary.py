@@ -79,6 +79,8 @@ def _label(params: Mapping[str, Any]) -> str:
     pt = params.get("ping_timeout")
     text = (f"{params.get('workload')} {float(params.get('work_ms') or 0):g} ms {params.get('strategy')} "
             f"pi {params.get('ping_interval')} pt {'none' if pt is None else pt}")
+    for key, value in sorted((params.get("workload_params") or {}).items()):
+        text += f" {key} {value}"
     if params.get("job_connections") not in (None, 2):
         text += f" N {params.get('job_connections')}"
     if params.get("client_pings") is False:
