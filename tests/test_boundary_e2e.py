@@ -50,8 +50,12 @@ def test_tiny_search_brackets_a_boundary_the_model_agrees_with(tmp_path, capsys)
 
     p50 = entry["p50"]
     lengths = {o["work_ms"] for o in entry["observations"]}
+    low, high = p50["bracket"]
     if p50["bracketed"]:
-        assert p50["low"] < p50["high"] and {p50["low"], p50["high"]} <= lengths
+        assert low < high and {low, high} <= lengths
+        # The interval is at least as wide as the bracket.
+        assert p50["low"] is None or p50["low"] <= low
+        assert p50["high"] is None or p50["high"] >= high
     else:
         # One-sided: the search says on which side, and went towards it.
-        assert (p50["low"] is None) != (p50["high"] is None)
+        assert (low is None) != (high is None)

@@ -65,6 +65,16 @@ def test_a_boundary_outside_the_range_is_said_to_be_outside():
     assert above.high is None and above.low == pytest.approx(10_000.0)
 
 
+def test_the_interval_counts_only_lengths_confidently_on_one_side():
+    obs = [search.Observation(100, 0, 6), search.Observation(200, 2, 6), search.Observation(300, 4, 6),
+           search.Observation(400, 6, 6)]
+    b = search.bracket(obs, 0.5)
+    c = search.confident_bracket(obs, 0.5)
+    assert (b.low, b.high) == (200, 300)
+    assert (c.low, c.high) == (100, 400)  # 2/6 and 4/6 could lie on either side
+    assert search.confident_bracket(obs[1:3], 0.5).low is None
+
+
 def test_non_monotone_measurements_widen_the_bracket():
     obs = [search.Observation(100, 6, 6), search.Observation(200, 0, 6), search.Observation(400, 6, 6)]
     b = search.bracket(obs, 0.5)
@@ -147,3 +157,17 @@ def test_boundary_model_command_prints_the_table(capsys, tmp_path):
     assert "| pure_python 500 ms inline pi 1.0 pt 0.5 | 5 |" in out
     assert (tmp_path / "boundary_model.md").is_file() and (tmp_path / "boundary_model.png").is_file()
     assert main(["boundary", "model", str(tmp_path / "missing")]) == 2
+
+
+def test_boundary_figure_draws_one_line_per_strategy(tmp_path):
+    from wsblock.report import fig_boundary
+
+    estimates = [
+        {"workload": "pure_python", "strategy": s, "ping_timeout": pt,
+         "p50": {"value": v, "low": v / 1.2, "high": None if pt == 2.0 else v * 1.2}, "model_p50_ms": v * 1.1}
+        for s, scale in (("inline", 1.0), ("chunked", 5.0)) for pt, v in ((0.5, 700 * scale), (2.0, 2100 * scale))
+    ]
+    paths = fig_boundary.boundary_figure(estimates, tmp_path)
+    assert {p.suffix for p in paths} == {".png", ".svg"}
+    svg = (tmp_path / "boundary.svg").read_text()
+    assert "inline (measured)" in svg and "chunked (model)" in svg

@@ -94,18 +94,22 @@ def estimates(target: Target) -> dict[str, Any]:
         "cells": len(target.observations), "failed_cells": target.failed,
         "observations": [{**dataclasses.asdict(o), "job_ms_p50": _job_p50(r)}
                          for o, r in zip(target.observations, target.records)],
-        "interval_method": "bracket: largest measured job length whose pooled share of original "
-                           "connections lost was at or below the level, smallest above it",
+        "interval_method": "point: geometric middle of the bracket (largest measured job length whose "
+                           "pooled share of original connections lost was at or below the level, smallest "
+                           "above it); interval (low, high): largest length whose share's Wilson 95 % "
+                           "interval lies at or below the level, smallest whose interval lies above it "
+                           "(connections counted as independent trials)",
     }
     curve = fitmod.fit(target.observations)
     entry["logistic"] = None if curve is None else {"a": curve.a, "b": curve.b}
     for level in LEVELS:
         b = search.bracket(target.observations, level)
+        c = search.confident_bracket(target.observations, level)
         key = f"p{round(level * 100):02d}"
         fitted = curve.length_at(level) if curve is not None else None
-        entry[key] = {"level": level, "value": b.value, "low": b.low, "high": b.high,
-                      "bracketed": b.bracketed, "logistic_ms": fitted,
-                      "measured_job_ms": [_median_job(target, b.low), _median_job(target, b.high)]}
+        entry[key] = {"level": level, "value": b.value, "low": c.low, "high": c.high,
+                      "bracket": [b.low, b.high], "bracketed": b.bracketed, "logistic_ms": fitted,
+                      "measured_job_ms": [_median_job(target, c.low), _median_job(target, c.high)]}
     # The model on the measured stall patterns: its predicted loss at each
     # measured length, and where that crosses 50 %.
     predicted = []
@@ -124,17 +128,21 @@ def _job_p50(record: Mapping[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def _median(values: Sequence[float]) -> float | None:
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
+
+
 def _median_job(target: Target, work_ms: float | None) -> float | None:
     # What jobs asked to last work_ms really took in the cells (a loaded
     # machine stretches them): the median over its repeats.
     if work_ms is None:
         return None
-    values = sorted(v for o, r in zip(target.observations, target.records)
-                    if o.work_ms == work_ms and (v := _job_p50(r)) is not None)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
+    return _median([v for o, r in zip(target.observations, target.records)
+                    if o.work_ms == work_ms and (v := _job_p50(r)) is not None])
 
 
 def summary(targets: Sequence[Target], *, budget: int, command: str) -> dict[str, Any]:
@@ -225,6 +233,25 @@ def run_search(templates: Sequence[CellConfig], directory: Path, *, budget: int,
     return summary(targets, budget=budget, command=command)
 
 
+def _ms(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:,.0f} ms"
+
+
+def _took(pair: Sequence[float | None] | None) -> str:
+    # What the jobs at the interval's ends really took: on a loaded machine
+    # a job asked to last work_ms runs longer.
+    if not pair or all(v is None for v in pair):
+        return ""
+    if len(pair) == 1:
+        return f"; those jobs took {_ms(pair[0], '?')}"
+    return "; those jobs took " + " and ".join(_ms(v, "?") for v in pair)
+
+
+def _median_job_of(entry: Mapping[str, Any], work_ms: float) -> float | None:
+    return _median([o["job_ms_p50"] for o in entry.get("observations", [])
+                    if o["work_ms"] == work_ms and o.get("job_ms_p50") is not None])
+
+
 def format_estimate(entry: Mapping[str, Any]) -> list[str]:
     """Lines for people: the setting, each level with its bracket, the model."""
     pt = entry.get("ping_timeout")
@@ -237,17 +264,19 @@ def format_estimate(entry: Mapping[str, Any]) -> list[str]:
     for level in LEVELS:
         e = entry[f"p{round(level * 100):02d}"]
         name = f"{level * 100:g} % loss"
+        low, high = e["bracket"]
         if e["bracketed"]:
+            interval = (f"interval {_ms(e['low'], 'open')} to {_ms(e['high'], 'open')}"
+                        f"{_took(e.get('measured_job_ms'))}")
             fitted = f"; logistic fit {e['logistic_ms']:,.0f} ms" if e.get("logistic_ms") else ""
-            real = e.get("measured_job_ms") or [None, None]
-            took = (f"; those jobs took {real[0]:,.0f} and {real[1]:,.0f} ms"
-                    if None not in real else "")
-            lines.append(f"  {name:9} at {e['value']:,.0f} ms (between {e['low']:,.0f} and {e['high']:,.0f} ms "
-                         f"measured{took}{fitted})")
-        elif e["low"] is None and e["high"] is not None:
-            lines.append(f"  {name:9} below {e['high']:,.0f} ms (every length measured was above it)")
-        elif e["high"] is None and e["low"] is not None:
-            lines.append(f"  {name:9} above {e['low']:,.0f} ms (no length measured reached it)")
+            lines.append(f"  {name:9} at {e['value']:,.0f} ms (bracket {low:,.0f} to {high:,.0f} ms; "
+                         f"{interval}{fitted})")
+        elif low is None and high is not None:
+            lines.append(f"  {name:9} below {high:,.0f} ms (every length measured was above it"
+                         f"{_took([_median_job_of(entry, high)])})")
+        elif high is None and low is not None:
+            lines.append(f"  {name:9} above {low:,.0f} ms (no length measured reached it"
+                         f"{_took([_median_job_of(entry, low)])})")
         else:
             lines.append(f"  {name:9} not estimated (no cell measured)")
     model = entry.get("model_p50_ms")

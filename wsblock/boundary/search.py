@@ -5,11 +5,13 @@ cell gives ``k`` of ``n`` original connections lost; the share pooled over
 the repeats of one length decides on which side of the level it lies. A
 length whose pooled share is ambiguous (between :data:`AMBIGUOUS`) is
 measured again, up to ``max_repeats`` times, before the search moves on:
-that is where repeats are worth most. The estimate of a level is its
-*bracket*: the largest measured length whose pooled share lies below the
-level and the smallest above it, with the geometric mean as the point.
-It assumes that loss grows with job length; where the measurements
-contradict that, the bracket spans the contradiction.
+that is where repeats are worth most. The point estimate of a level is
+the geometric middle of its *bracket*: the largest measured length whose
+pooled share lies at or below the level and the smallest above it. Its
+interval is the *confident bracket* (:func:`confident_bracket`): the
+lengths whose share's Wilson interval lies wholly on one side. Both assume
+that loss grows with job length; where the measurements contradict that,
+the bracket spans the contradiction.
 """
 
 from __future__ import annotations
@@ -101,6 +103,44 @@ def bracket(observations: Sequence[Observation], level: float) -> Bracket:
     return Bracket(level, low, high)
 
 
+def confident_bracket(observations: Sequence[Observation], level: float,
+                      confidence: float = 0.95) -> Bracket:
+    """The interval of ``level``: lengths measured confidently on each side.
+
+    ``low`` is the largest measured length whose pooled share's Wilson
+    interval lies wholly at or below the level, ``high`` the smallest whose
+    interval lies wholly above it. Lengths whose interval contains the level
+    say nothing about the side, so this is wider than :func:`bracket` and
+    stays put when the search is repeated. The connections of one cell are
+    counted as independent trials although they share the cell's stalls, so
+    the confidence is nominal.
+
+    Args:
+        observations: Measured cells.
+        level: Loss probability in (0, 1).
+        confidence: Of each length's Wilson interval.
+
+    Returns:
+        The interval (ends ``None`` when no length is confidently on that side).
+    """
+    from wsblock.analysis.intervals import wilson
+
+    below, above = [], []
+    for ms, (k, n) in sorted(pooled(observations).items()):
+        if n <= 0:
+            continue
+        w = wilson(k, n, confidence)
+        if w.high <= level:
+            below.append(ms)
+        elif w.low > level:
+            above.append(ms)
+    low = max(below) if below else None
+    high = min(above) if above else None
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    return Bracket(level, low, high)
+
+
 def next_length(observations: Sequence[Observation], *, level: float, low_ms: float, high_ms: float,
                 max_repeats: int = 3, resolution: float = 1.1) -> float | None:
     """The job length to measure next, or ``None`` when the level is resolved.
@@ -145,4 +185,4 @@ def next_length(observations: Sequence[Observation], *, level: float, low_ms: fl
     return math.sqrt(lo * hi)
 
 
-__all__ = ["AMBIGUOUS", "Bracket", "Observation", "bracket", "next_length", "pooled"]
+__all__ = ["AMBIGUOUS", "Bracket", "Observation", "bracket", "confident_bracket", "next_length", "pooled"]
