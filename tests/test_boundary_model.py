@@ -111,3 +111,54 @@ def test_model_figure_is_written(tmp_path):
     paths = fig_boundary.model_figure(rows, tmp_path)
     assert {p.suffix for p in paths} == {".png", ".svg"}
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_asyncio_lets_an_expired_timeout_win_over_a_pong_read_in_the_same_iteration():
+    # The model's server channel rests on this: a blocked loop that reads a
+    # pong in the same iteration as it fires the expired timeout still times
+    # out, because resolving the future only schedules the wake-up and the
+    # timeout's cancel lands first. Reading it one iteration earlier wins.
+    import asyncio
+    import socket
+    import threading
+    import time
+
+    async def race(block_s: float) -> str:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        pong = loop.create_future()
+
+        def on_read() -> None:
+            a.recv(16)
+            if not pong.done():
+                pong.set_result(None)
+
+        loop.add_reader(a.fileno(), on_read)
+
+        async def wait() -> str:
+            try:
+                async with asyncio.timeout(0.5):
+                    await pong
+                return "pong"
+            except TimeoutError:
+                return "timeout"
+
+        task = loop.create_task(wait())
+        await asyncio.sleep(0)  # the waiter is inside its timeout
+
+        def block() -> None:
+            # The "pong" arrives early in the block; the loop reads it only after.
+            threading.Timer(0.01, b.send, args=(b"x",)).start()
+            time.sleep(block_s)
+
+        loop.call_soon(block)
+        try:
+            return await task
+        finally:
+            loop.remove_reader(a.fileno())
+            a.close()
+            b.close()
+
+    assert asyncio.run(race(1.0)) == "timeout"  # read after the deadline, with the timer
+    assert asyncio.run(race(0.05)) == "pong"    # read before the deadline (wide margin)
