@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -41,6 +42,9 @@ class ModelRow:
         measured_low: Wilson 95 % interval of ``lost / connections``, low end.
         measured_high: High end.
         basis: How the blocks were read from the record.
+        by_initiator: Disconnects by the side that failed the connection
+            first (``client``/``server``), over the repeats, reconnects
+            included: which channel did the killing.
     """
 
     label: str
@@ -52,6 +56,7 @@ class ModelRow:
     measured_low: float
     measured_high: float
     basis: str
+    by_initiator: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def measured(self) -> float:
@@ -133,7 +138,11 @@ def model_rows(records: Sequence[Mapping[str, Any]], *, phases: int = bm.PHASES)
         lost, total = bm.measured_loss(recs)
         w = wilson(lost, total)
         params = dict(recs[0].get("params", {}))
-        rows.append(ModelRow(_label(params), params, n, mean, lost, total, w.low, w.high, mean.basis))
+        sides: dict[str, int] = {}
+        for rec in recs:
+            for side, count in ((rec.get("disconnects") or {}).get("by_initiator") or {}).items():
+                sides[side] = sides.get(side, 0) + int(count)
+        rows.append(ModelRow(_label(params), params, n, mean, lost, total, w.low, w.high, mean.basis, sides))
     return sorted(rows, key=lambda r: r.label)
 
 
@@ -153,8 +162,9 @@ def summary_counts(rows: Sequence[ModelRow]) -> dict[str, int]:
 def model_table(rows: Sequence[ModelRow], *, only_near: bool = False) -> str:
     """A GitHub-markdown table of predicted against measured loss."""
     lines = [
-        "| cell | repeats | predicted (range) | client / server | measured (95 % interval) | verdict |",
-        "|---|---:|---|---|---|---|",
+        "| cell | repeats | predicted (range) | channels: client / server | measured (95 % interval) "
+        "| closed first by client / server | verdict |",
+        "|---|---:|---|---|---|---|---|",
     ]
     for r in rows:
         if only_near and not r.near_boundary:
@@ -164,7 +174,7 @@ def model_table(rows: Sequence[ModelRow], *, only_near: bool = False) -> str:
             f"| {r.label} | {r.repeats} | {r.predicted.p:.2f} ({r.predicted.low:.2f} to {r.predicted.high:.2f}) "
             f"| {r.predicted.client:.2f} / {r.predicted.server:.2f} "
             f"| {r.lost}/{r.connections} = {r.measured:.2f} ({r.measured_low:.2f} to {r.measured_high:.2f}) "
-            f"| {verdict} |")
+            f"| {r.by_initiator.get('client', 0)} / {r.by_initiator.get('server', 0)} | {verdict} |")
     counts = summary_counts(rows)
     lines.append("")
     lines.append(
