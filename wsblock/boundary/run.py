@@ -100,6 +100,13 @@ def estimates(target: Target) -> dict[str, Any]:
                            "interval lies at or below the level, smallest whose interval lies above it "
                            "(connections counted as independent trials)",
     }
+    warnings: dict[str, int] = {}
+    for rec in target.records:
+        for code in sorted({w.get("code") for w in rec.get("warnings") or [] if isinstance(w, Mapping)}):
+            warnings[str(code)] = warnings.get(str(code), 0) + 1
+    entry["warnings"] = warnings
+    ratios = [o.job_ms_p50 / o.work_ms for o in _jobs(target) if o.job_ms_p50]
+    entry["job_ratio_p50"] = _median(ratios)
     curve = fitmod.fit(target.observations)
     entry["logistic"] = None if curve is None else {"a": curve.a, "b": curve.b}
     for level in LEVELS:
@@ -120,6 +127,16 @@ def estimates(target: Target) -> dict[str, Any]:
     entry["model_p50_bracket"] = [model.low, model.high]
     entry["model_predicted"] = [{"work_ms": o.work_ms, "p": o.lost / 1000} for o in predicted]
     return entry
+
+
+@dataclass(frozen=True)
+class _Job:
+    work_ms: float
+    job_ms_p50: float | None
+
+
+def _jobs(target: Target) -> list[_Job]:
+    return [_Job(o.work_ms, _job_p50(r)) for o, r in zip(target.observations, target.records)]
 
 
 def _job_p50(record: Mapping[str, Any]) -> float | None:
@@ -279,6 +296,15 @@ def format_estimate(entry: Mapping[str, Any]) -> list[str]:
                          f"{_took([_median_job_of(entry, low)])})")
         else:
             lines.append(f"  {name:9} not estimated (no cell measured)")
+    ratio = entry.get("job_ratio_p50")
+    if ratio is not None and not 0.85 <= ratio <= 1.15:
+        lines.append(f"  warning   jobs ran {ratio:.2f} x their target length (median over the cells): "
+                     "read the boundary in the lengths the jobs took, not in work_ms")
+    noisy = {code: n for code, n in (entry.get("warnings") or {}).items()
+             if code in ("oversubscribed", "load_saturated", "calibration_drift")}
+    if noisy:
+        lines.append("  warning   " + ", ".join(f"{code} in {n} of {entry['cells']} cells"
+                                               for code, n in sorted(noisy.items())))
     model = entry.get("model_p50_ms")
     if model is not None:
         lines.append(f"  model     50 % at {model:,.0f} ms on the measured stall patterns")
