@@ -324,8 +324,10 @@ def blocks_from_record(record: Mapping[str, Any], *, shade: str = "point") -> Bl
 
     Args:
         record: A record in the current layout.
-        shade: ``point`` (as above), ``low`` (inline: one job per block) or
-            ``high`` (every heartbeat stall read as a block whole).
+        shade: ``point`` (as above), ``low`` (inline: one job per block),
+            ``high`` (every heartbeat stall read as a block whole) or
+            ``paired`` (inline: the jobs of every job connection in one
+            block, round after round).
 
     Returns:
         The blocks, with the busy share of the record's stalls.
@@ -340,6 +342,17 @@ def blocks_from_record(record: Mapping[str, Any], *, shade: str = "point") -> Bl
     busy = min(1.0, float(stalls.get("total_ms") or total * 1000.0) / 1000.0 / window)
     if params.get("strategy") in INLINE_LIKE:
         job = _job_s(record) or 0.0
+        if shade == "paired":
+            # Every job connection's job read in one poll and run in one
+            # iteration, round after round: blocks of N jobs.
+            n = max(1, int(params.get("job_connections") or 1))
+            if job <= 0:
+                return Blocks((), (), window, "no job length")
+            block = n * job
+            count = max(1, int(round(busy * window / block)))
+            gap = max(0.0, window * (1.0 - busy)) / count
+            return Blocks((block,) * count, (gap,) * count, window,
+                          f"{n} jobs ({job * 1000:.0f} ms each) per block")
         if shade == "low":
             lengths = [job] * max(1, int(round(total / job))) if job > 0 else heart
             source = f"one job ({job * 1000:.0f} ms) per block"
@@ -379,6 +392,10 @@ def predict_record(record: Mapping[str, Any], *, race: float = RACE, phases: int
     p, client, server = loss_probability(point, keepalive, race=race, phases=phases)
     low, _, _ = loss_probability(blocks_from_record(record, shade="low"), keepalive, race=0.0, phases=phases)
     high, _, _ = loss_probability(blocks_from_record(record, shade="high"), keepalive, race=1.0, phases=phases)
+    if record.get("params", {}).get("strategy") in INLINE_LIKE:
+        paired, _, _ = loss_probability(blocks_from_record(record, shade="paired"), keepalive, race=1.0,
+                                        phases=phases)
+        high = max(high, paired)
     lo, hi = min(low, p, high), max(low, p, high)
     return Prediction(p, lo, hi, client, server, point.source)
 
