@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wsblock.selftest.command import add_parsers as add_selftest_parsers
 
     add_selftest_parsers(sub)
+    from wsblock.boundary.cli import add_parsers as add_boundary_parsers
+
+    add_boundary_parsers(sub)
 
     parser.epilog = f"{_command_list(parser)}\n\n{EPILOG}"
     return parser

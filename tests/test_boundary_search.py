@@ -1,0 +1,173 @@
+"""The boundary search: design, brackets, fit and its run directory, without real cells."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from wsblock import atomic
+from wsblock.boundary import fit as fitmod
+from wsblock.boundary import run as runmod
+from wsblock.boundary import search
+from wsblock.cli import main
+from wsblock.engine.config import CellConfig
+
+
+def _drive(truth, *, level=0.5, low=10.0, high=10_000.0, budget=40, n=6, seed=1, max_repeats=3):
+    # Run the design against a known loss curve, with binomial noise.
+    rng = random.Random(seed)
+    obs: list[search.Observation] = []
+    while len(obs) < budget:
+        ms = search.next_length(obs, level=level, low_ms=low, high_ms=high, max_repeats=max_repeats)
+        if ms is None:
+            break
+        lost = sum(rng.random() < truth(ms) for _ in range(n))
+        obs.append(search.Observation(ms, lost, n))
+    return obs
+
+
+def test_a_sharp_boundary_is_bracketed_within_the_resolution():
+    obs = _drive(lambda ms: 1.0 if ms > 700 else 0.0)
+    b = search.bracket(obs, 0.5)
+    assert b.bracketed
+    assert b.low <= 700 <= b.high
+    assert b.high / b.low <= 1.1
+    assert len(obs) <= 20
+
+
+def test_a_soft_boundary_is_bracketed_with_repeats_near_it():
+    def truth(ms: float) -> float:
+        return 1.0 / (1.0 + math.exp(-6.0 * (math.log(ms) - math.log(700.0))))
+
+    hits = 0
+    for seed in range(20):
+        obs = _drive(truth, seed=seed)
+        assert len(obs) <= 40
+        b = search.bracket(obs, 0.5)
+        assert b.bracketed
+        hits += b.low <= 700 * 1.3 and b.high >= 700 / 1.3
+        counts: dict[float, int] = {}
+        for o in obs:
+            counts[o.work_ms] = counts.get(o.work_ms, 0) + 1
+        assert max(counts.values()) <= 3
+    # Wide margin: noise can push a bracket off the true crossing now and then.
+    assert hits >= 15
+
+
+def test_a_boundary_outside_the_range_is_said_to_be_outside():
+    below = search.bracket(_drive(lambda ms: 1.0), 0.5)
+    assert below.low is None and below.high == pytest.approx(10.0)
+    above = search.bracket(_drive(lambda ms: 0.0), 0.5)
+    assert above.high is None and above.low == pytest.approx(10_000.0)
+
+
+def test_the_interval_counts_only_lengths_confidently_on_one_side():
+    obs = [search.Observation(100, 0, 6), search.Observation(200, 2, 6), search.Observation(300, 4, 6),
+           search.Observation(400, 6, 6)]
+    b = search.bracket(obs, 0.5)
+    c = search.confident_bracket(obs, 0.5)
+    assert (b.low, b.high) == (200, 300)
+    assert (c.low, c.high) == (100, 400)  # 2/6 and 4/6 could lie on either side
+    assert search.confident_bracket(obs[1:3], 0.5).low is None
+
+
+def test_non_monotone_measurements_widen_the_bracket():
+    obs = [search.Observation(100, 6, 6), search.Observation(200, 0, 6), search.Observation(400, 6, 6)]
+    b = search.bracket(obs, 0.5)
+    assert (b.low, b.high) == (100, 200)
+
+
+def test_logistic_fit_finds_the_crossing_and_refuses_separated_or_flat_data():
+    obs = [search.Observation(ms, k, 6) for ms, k in ((100, 0), (200, 1), (400, 3), (800, 5), (1600, 6))]
+    curve = fitmod.fit(obs)
+    assert curve is not None and curve.b > 0
+    assert 250 <= curve.length_at(0.5) <= 650
+    assert fitmod.fit([search.Observation(100, 0, 6), search.Observation(200, 0, 6)]) is None
+    assert fitmod.fit([search.Observation(100, 3, 6)]) is None
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_a" / "cells"
+
+
+def _fake_record(cell: CellConfig, lost: int) -> dict:
+    # A real measured record, relabelled: only its loss count is made up.
+    rec = json.loads(sorted(FIXTURE.glob("*.json"))[0].read_text())
+    rec["params"] = cell.to_dict()
+    n = rec["disconnects"]["original"]["connections"]
+    rec["disconnects"]["original"]["lost"] = min(lost, n)
+    return rec
+
+
+def test_run_directory_holds_records_and_a_summary_and_resumes(tmp_path: Path):
+    template = CellConfig("pure_python", 1.0, "inline", ping_interval=1.0, ping_timeout=1.0, duration=4.0)
+    measured: list[float] = []
+
+    def measure(planned, path):
+        measured.append(planned.cell.work_ms)
+        rec = _fake_record(planned.cell, 6 if planned.cell.work_ms > 900 else 0)
+        rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat}
+        atomic.write_json(path, rec)
+        return rec
+
+    result = runmod.run_search([template], tmp_path, budget=12, command="test", quiet=True, measure=measure)
+    entry = result["estimates"][0]
+    assert entry["p50"]["bracketed"]
+    assert entry["p50"]["low"] <= 900 <= entry["p50"]["high"]
+    assert entry["cells"] == len(measured) <= 12
+    assert json.loads((tmp_path / runmod.SUMMARY).read_text())["estimates"][0]["cells"] == entry["cells"]
+    assert len(list((tmp_path / "cells").glob("*.json"))) == len(measured)
+    # The model's prediction on each cell's own stall pattern is kept beside it.
+    assert len(entry["model_predicted"]) == entry["cells"]
+    assert all(0.0 <= m["p"] <= 1.0 for m in entry["model_predicted"])
+    # Run again: every record is reused, nothing is measured.
+    before = len(measured)
+    again = runmod.run_search([template], tmp_path, budget=12, command="test", quiet=True, measure=measure)
+    assert len(measured) == before
+    assert again["estimates"][0]["p50"] == entry["p50"]
+
+
+def test_default_range_spans_the_model_limits():
+    low, high = runmod.default_range(CellConfig("pure_python", 1.0, "inline", ping_interval=1.0,
+                                                ping_timeout=1.0, job_connections=2))
+    assert low == pytest.approx(250.0) and high == pytest.approx(4000.0)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--work-ms", "100"], "what the search varies"),
+    (["--budget", "0"], "--budget"),
+    (["--ping-interval", "none"], "no keepalive can fail"),
+    (["--min-ms", "500", "--max-ms", "100"], "below --max-ms"),
+])
+def test_bad_boundary_input_is_exit_2_and_runs_nothing(tmp_path, capsys, argv, message):
+    out = tmp_path / "run"
+    code = main(["boundary", "--workload", "pure_python", "--strategy", "inline", "--out", str(out), *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_boundary_model_command_prints_the_table(capsys, tmp_path):
+    root = Path(__file__).resolve().parent.parent / "results" / "reference" / "boundary_repeats"
+    assert main(["boundary", "model", str(root), "--phases", "20", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| pure_python 500 ms inline pi 1.0 pt 0.5 | 5 |" in out
+    assert (tmp_path / "boundary_model.md").is_file() and (tmp_path / "boundary_model.png").is_file()
+    assert main(["boundary", "model", str(tmp_path / "missing")]) == 2
+
+
+def test_boundary_figure_draws_one_line_per_strategy(tmp_path):
+    from wsblock.report import fig_boundary
+
+    estimates = [
+        {"workload": "pure_python", "strategy": s, "ping_timeout": pt,
+         "p50": {"value": v, "low": v / 1.2, "high": None if pt == 2.0 else v * 1.2}, "model_p50_ms": v * 1.1}
+        for s, scale in (("inline", 1.0), ("chunked", 5.0)) for pt, v in ((0.5, 700 * scale), (2.0, 2100 * scale))
+    ]
+    paths = fig_boundary.boundary_figure(estimates, tmp_path)
+    assert {p.suffix for p in paths} == {".png", ".svg"}
+    svg = (tmp_path / "boundary.svg").read_text()
+    assert "inline (measured)" in svg and "chunked (model)" in svg

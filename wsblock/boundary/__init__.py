@@ -1,0 +1,11 @@
+"""The survival boundary: the job length at which keepalive loses connections.
+
+* :mod:`~wsblock.boundary.search`: the adaptive design (which job length to
+  measure next) and the bracketing estimate of each level.
+* :mod:`~wsblock.boundary.fit`: a logistic fit of loss against log job length.
+* :mod:`~wsblock.boundary.run`: measures the cells of a search into a run
+  directory and writes the summary.
+* :mod:`~wsblock.boundary.cli`: ``wsblock boundary`` and ``wsblock boundary model``.
+
+See ``docs/boundary.md`` and ``docs/boundary-model.md``.
+"""

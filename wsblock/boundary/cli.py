@@ -1,0 +1,159 @@
+"""``wsblock boundary``: search the survival boundary; ``wsblock boundary model RUN``: check the model.
+
+The search's cell options are those of ``wsblock run`` (every axis, the
+window, the load), except that ``--work-ms`` is what the search varies, and
+``--strategy`` and ``--ping-timeout`` may list several values (one search
+each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from wsblock.errors import UsageError
+
+MAX_BUDGET = 200
+"""Most cells one search may run."""
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add ``boundary`` (and its ``model`` subcommand) to the ``wsblock`` command.
+
+    Args:
+        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
+    """
+    from wsblock import cli as main_cli
+
+    parser = subparsers.add_parser(
+        "boundary", help="find the job length at which keepalive loses connections (adaptive search)",
+        description="Search, on a log scale over work_ms, for the job length at which half (and 5 %%, "
+                    "95 %%) of the original connections are lost, with repeats near the boundary; "
+                    "every estimate with its bracketing interval. 'wsblock boundary model RUN' compares "
+                    "the model of docs/boundary-model.md with the records of a run directory.")
+    main_cli._add_cell_arguments(parser)
+    parser.add_argument("--out", metavar="DIR", help="run directory for the records and boundary.json "
+                                                     "(reused to resume)")
+    parser.add_argument("--budget", type=int, default=40, metavar="N",
+                        help="most cells per search (default 40)")
+    parser.add_argument("--max-repeats", type=int, default=3, metavar="K",
+                        help="most cells at one job length (default 3)")
+    parser.add_argument("--min-ms", type=float, metavar="MS",
+                        help="shortest job length tried (default: half of ping_timeout / job connections)")
+    parser.add_argument("--max-ms", type=float, metavar="MS",
+                        help="longest job length tried (default: twice ping_interval + ping_timeout)")
+    parser.add_argument("--also-ping-timeout", type=main_cli._axis_text(_axis("ping_timeout")), action="append",
+                        default=[], metavar="S", help="search again at this ping_timeout (repeatable)")
+    parser.add_argument("--also-strategy", action="append", default=[], metavar="S",
+                        help="search again with this strategy (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print the summary JSON instead of the lines")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(handler=cmd_boundary)
+    sub = parser.add_subparsers(dest="boundary_command", required=False, parser_class=type(parser))
+    model = sub.add_parser("model", help="predicted against measured loss for every cell of a run directory")
+    model.add_argument("dir", metavar="RUN", help="run directory (wsblock matrix or boundary output, or records)")
+    model.add_argument("--out", metavar="OUTDIR", help="also write boundary_model.md and the figure here")
+    model.add_argument("--near", action="store_true", help="list only the cells near the boundary")
+    model.add_argument("--phases", type=int, default=200, metavar="N",
+                       help="phase grid of the model (default 200)")
+    model.set_defaults(handler=cmd_model)
+
+
+def _axis(name: str) -> Any:
+    from wsblock.schema import axes
+
+    return axes.get(name)
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """Print (and with ``--out`` write) the model check of a run directory."""
+    from wsblock.report import fig_boundary
+
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise UsageError(f"{args.dir} is not a directory")
+    if not 10 <= args.phases <= 10_000:
+        raise UsageError(f"--phases must be 10 to 10,000, got {args.phases}")
+    records = fig_boundary.load_records(directory)
+    if not records:
+        raise UsageError(f"{args.dir} holds no readable record")
+    rows = fig_boundary.model_rows(records, phases=args.phases)
+    table = fig_boundary.model_table(rows, only_near=args.near)
+    print(table)
+    if args.out:
+        from wsblock import atomic
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(out / "boundary_model.md", f"# Keepalive model against {directory}\n\n{table}\n")
+        fig_boundary.model_figure(rows, out)
+        print(f"wrote {out / 'boundary_model.md'} and {out / 'boundary_model.png'}", file=sys.stderr)
+    return 0
+
+
+def cmd_boundary(args: argparse.Namespace) -> int:
+    """Run the searches and print their estimates."""
+    from wsblock import cli as main_cli
+    from wsblock import paths
+    from wsblock.boundary import run as runmod
+    from wsblock.report import fig_boundary
+
+    if args.boundary_command == "model":
+        return cmd_model(args)
+    if not 1 <= args.budget <= MAX_BUDGET:
+        raise UsageError(f"--budget must be 1 to {MAX_BUDGET}, got {args.budget}")
+    if not 1 <= args.max_repeats <= 20:
+        raise UsageError(f"--max-repeats must be 1 to 20, got {args.max_repeats}")
+    if args.work_ms is not main_cli._NOT_GIVEN:
+        raise UsageError("--work-ms is what the search varies; bound it with --min-ms and --max-ms")
+    args.work_ms = 1.0  # the search replaces it; the template only needs a valid value
+    template = main_cli._cell_from_args(args).validate()
+    templates = [template]
+    for strategy in args.also_strategy:
+        templates.append(dataclasses.replace(template, strategy=strategy).validate())
+    for timeout in args.also_ping_timeout:
+        for base in list(templates[:1 + len(args.also_strategy)]):
+            templates.append(dataclasses.replace(base, ping_timeout=timeout).validate())
+    for t in templates:
+        if t.ping_interval is None or (t.ping_timeout is None and t.handler_ping_timeout is None):
+            raise UsageError("no keepalive can fail without ping_interval and a ping_timeout: nothing to search")
+    low = args.min_ms
+    high = args.max_ms
+    for value, name in ((low, "--min-ms"), (high, "--max-ms")):
+        if value is not None and not 0.1 <= value <= 600_000:
+            raise UsageError(f"{name} must be 0.1 to 600,000 ms, got {value:g}")
+    if low is not None and high is not None and low >= high:
+        raise UsageError("--min-ms must be below --max-ms")
+    for t in templates:
+        lo, hi = runmod.default_range(t)
+        dataclasses.replace(t, work_ms=round(high if high is not None else hi, 1)).validate()
+    if not args.out or not args.out.strip():
+        raise UsageError("--out must name a directory for the records")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+    paths.clean_stale()
+    command = "wsblock " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = runmod.run_search(templates, out, budget=args.budget, command=command, low_ms=low, high_ms=high,
+                               max_repeats=args.max_repeats, quiet=args.quiet)
+    fig_boundary.boundary_figure(result["estimates"], out)
+    from wsblock.analysis import tidy
+
+    if any(out.joinpath("cells").glob("*.json")):
+        tidy.write_csv(out)  # the same tidy table as a matrix's, for the report and notebooks
+    if args.json:
+        import json
+
+        print(json.dumps(result, indent=2))
+    else:
+        for entry in result["estimates"]:
+            print("\n".join(runmod.format_estimate(entry)))
+        print(f"records in {out / 'cells'}, summary {out / runmod.SUMMARY}, figure {out / 'boundary.png'}")
+    return 0
+
+
+__all__ = ["add_parsers", "cmd_boundary", "cmd_model"]

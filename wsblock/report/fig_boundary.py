@@ -1,0 +1,267 @@
+"""Keepalive survival: the model against the records, and searched boundaries.
+
+* :func:`model_rows` / :func:`model_table` / :func:`model_figure`: for every
+  cell of a run directory, the loss probability the model of
+  ``docs/boundary-model.md`` predicts from the cell's own stall pattern,
+  against the share of original connections lost (pooled over repeats,
+  Wilson 95 % interval).
+* :func:`boundary_figure`: searched boundary job lengths (``wsblock
+  boundary``) against ``ping_timeout``, one line per strategy, with intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from wsblock.analysis import boundary_model as bm
+from wsblock.analysis.intervals import wilson
+from wsblock.report import plotting
+from wsblock.schema import record as recmod
+from wsblock.schema.rundir import record_files
+
+IGNORED_PARAMS = ("port", "host")
+"""Parameters that do not make two records different cells."""
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One cell: predicted against measured.
+
+    Attributes:
+        label: ``workload work_ms strategy pi/pt ...`` for people.
+        params: The cell's parameters (of its first repeat).
+        repeats: Records pooled.
+        predicted: Mean of the repeats' predictions (point, low, high).
+        lost: Original connections lost, over the repeats.
+        connections: Original connections, over the repeats.
+        measured_low: Wilson 95 % interval of ``lost / connections``, low end.
+        measured_high: High end.
+        basis: How the blocks were read from the record.
+        by_initiator: Disconnects by the side that failed the connection
+            first (``client``/``server``), over the repeats, reconnects
+            included: which channel did the killing.
+    """
+
+    label: str
+    params: dict[str, Any]
+    repeats: int
+    predicted: bm.Prediction
+    lost: int
+    connections: int
+    measured_low: float
+    measured_high: float
+    basis: str
+    by_initiator: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def measured(self) -> float:
+        """Share of original connections lost."""
+        return self.lost / self.connections if self.connections else math.nan
+
+    @property
+    def agrees(self) -> bool:
+        """The point prediction lies in the measured interval."""
+        return bm.agrees(self.predicted, self.measured_low, self.measured_high)
+
+    @property
+    def overlaps(self) -> bool:
+        """The predicted range meets the measured interval."""
+        return bm.overlaps(self.predicted, self.measured_low, self.measured_high)
+
+    @property
+    def near_boundary(self) -> bool:
+        """Neither the model nor the measurement is certain (not both 0 or both 1)."""
+        p = self.predicted.p
+        return not ((p < 0.05 and self.lost == 0) or (p > 0.95 and self.lost == self.connections))
+
+
+def _label(params: Mapping[str, Any]) -> str:
+    pt = params.get("ping_timeout")
+    text = (f"{params.get('workload')} {float(params.get('work_ms') or 0):g} ms {params.get('strategy')} "
+            f"pi {params.get('ping_interval')} pt {'none' if pt is None else pt}")
+    for key, value in sorted((params.get("workload_params") or {}).items()):
+        text += f" {key} {value}"
+    if params.get("job_connections") not in (None, 2):
+        text += f" N {params.get('job_connections')}"
+    if params.get("client_pings") is False:
+        text += " no-client-pings"
+    if params.get("handler_ping_timeout") is not None:
+        text += f" handler-pt {params.get('handler_ping_timeout')}"
+    return text
+
+
+def load_records(directory: Path) -> list[dict[str, Any]]:
+    """Every ``ok`` record of a run directory, in the current layout."""
+    out = []
+    for path in record_files(directory):
+        try:
+            rec = recmod.load(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+        if recmod.is_ok(rec):
+            out.append(rec)
+    return out
+
+
+def group_cells(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Records grouped by cell (parameters without the port), in first-seen order."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for rec in records:
+        params = {k: v for k, v in rec.get("params", {}).items() if k not in IGNORED_PARAMS}
+        groups.setdefault(json.dumps(params, sort_keys=True, default=str), []).append(rec)
+    return groups
+
+
+def model_rows(records: Sequence[Mapping[str, Any]], *, phases: int = bm.PHASES) -> list[ModelRow]:
+    """Predicted against measured for every cell of ``records``.
+
+    Args:
+        records: Records in the current layout.
+        phases: Phase grid of the model (fewer is faster, coarser).
+
+    Returns:
+        One row per cell, sorted by label.
+    """
+    rows = []
+    for recs in group_cells(records).values():
+        preds = [bm.predict_record(r, phases=phases) for r in recs]
+        n = len(preds)
+        mean = bm.Prediction(
+            p=sum(x.p for x in preds) / n, low=sum(x.low for x in preds) / n,
+            high=sum(x.high for x in preds) / n, client=sum(x.client for x in preds) / n,
+            server=sum(x.server for x in preds) / n, basis=preds[0].basis)
+        lost, total = bm.measured_loss(recs)
+        w = wilson(lost, total)
+        params = dict(recs[0].get("params", {}))
+        sides: dict[str, int] = {}
+        for rec in recs:
+            for side, count in ((rec.get("disconnects") or {}).get("by_initiator") or {}).items():
+                sides[side] = sides.get(side, 0) + int(count)
+        rows.append(ModelRow(_label(params), params, n, mean, lost, total, w.low, w.high, mean.basis, sides))
+    return sorted(rows, key=lambda r: r.label)
+
+
+def summary_counts(rows: Sequence[ModelRow]) -> dict[str, int]:
+    """Cells, and those whose point / range agrees, overall and near the boundary."""
+    near = [r for r in rows if r.near_boundary]
+    return {
+        "cells": len(rows),
+        "point_in_interval": sum(r.agrees for r in rows),
+        "range_overlaps": sum(r.overlaps for r in rows),
+        "near_boundary": len(near),
+        "near_point_in_interval": sum(r.agrees for r in near),
+        "near_range_overlaps": sum(r.overlaps for r in near),
+    }
+
+
+def model_table(rows: Sequence[ModelRow], *, only_near: bool = False) -> str:
+    """A GitHub-markdown table of predicted against measured loss."""
+    lines = [
+        "| cell | repeats | predicted (range) | channels: client / server | measured (95 % interval) "
+        "| closed first by client / server | verdict |",
+        "|---|---:|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if only_near and not r.near_boundary:
+            continue
+        verdict = "agrees" if r.agrees else ("range overlaps" if r.overlaps else "**differs**")
+        lines.append(
+            f"| {r.label} | {r.repeats} | {r.predicted.p:.2f} ({r.predicted.low:.2f} to {r.predicted.high:.2f}) "
+            f"| {r.predicted.client:.2f} / {r.predicted.server:.2f} "
+            f"| {r.lost}/{r.connections} = {r.measured:.2f} ({r.measured_low:.2f} to {r.measured_high:.2f}) "
+            f"| {r.by_initiator.get('client', 0)} / {r.by_initiator.get('server', 0)} | {verdict} |")
+    counts = summary_counts(rows)
+    lines.append("")
+    lines.append(
+        f"Point prediction inside the measured interval: {counts['point_in_interval']} of {counts['cells']} "
+        f"cells; predicted range meets it: {counts['range_overlaps']} of {counts['cells']}. Near the "
+        f"boundary (model or measurement neither 0 nor 1): {counts['near_point_in_interval']} and "
+        f"{counts['near_range_overlaps']} of {counts['near_boundary']}. The measured interval treats the "
+        "connections of a cell as independent; they share one stall pattern, so it is too narrow.")
+    return "\n".join(lines)
+
+
+def model_figure(rows: Sequence[ModelRow], out_dir: Path, *, stem: str = "boundary_model",
+                 footer: Any = None) -> list[Path]:
+    """Scatter of measured against predicted loss, with both ranges."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), layout="constrained")
+    ax.plot([0, 1], [0, 1], color="#888888", lw=0.8, ls="--", zorder=0)
+    for r in rows:
+        colour = plotting.strategy_colour(str(r.params.get("strategy")))
+        x, y = r.predicted.p, r.measured
+        ax.errorbar(x, y, xerr=[[x - r.predicted.low], [r.predicted.high - x]],
+                    yerr=[[max(0.0, y - r.measured_low)], [max(0.0, r.measured_high - y)]],
+                    fmt=plotting.strategy_marker(str(r.params.get("strategy"))), color=colour,
+                    ms=4, lw=0.6, alpha=0.55 if r.near_boundary else 0.2, capsize=1.5)
+    seen = sorted({str(r.params.get("strategy")) for r in rows})
+    for name in seen:
+        ax.plot([], [], plotting.strategy_marker(name), color=plotting.strategy_colour(name), label=name)
+    ax.legend(loc="lower right", frameon=False)
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("predicted P(original connection lost)")
+    ax.set_ylabel("measured share lost (Wilson 95 %)")
+    counts = summary_counts(rows)
+    plotting.title(fig, "Keepalive model against the records",
+                   f"{counts['point_in_interval']}/{counts['cells']} cells agree; near the boundary "
+                   f"{counts['near_point_in_interval']}/{counts['near_boundary']}")
+    return plotting.save(fig, out_dir, stem, footer)
+
+
+def boundary_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, stem: str = "boundary",
+                    footer: Any = None) -> list[Path]:
+    """Boundary job length against ``ping_timeout``, one line per strategy.
+
+    Args:
+        estimates: Entries of a boundary summary's ``estimates`` (keys
+            ``strategy``, ``ping_timeout``, ``workload``, ``p50`` with
+            ``value``/``low``/``high`` in ms, and ``model_p50_ms``).
+        out_dir: Where to write.
+        stem: File name without extension.
+        footer: Provenance footer, or ``None``.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.0), layout="constrained")
+    lines: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for e in estimates:
+        if e.get("ping_timeout") is None:
+            continue
+        lines.setdefault((str(e.get("workload")), str(e.get("strategy"))), []).append(e)
+    for (workload, strategy), points in sorted(lines.items()):
+        points = sorted(points, key=lambda e: float(e["ping_timeout"]))
+        xs = [float(e["ping_timeout"]) for e in points]
+        mid = [(e.get("p50") or {}).get("value") for e in points]
+        lo = [(e.get("p50") or {}).get("low") for e in points]
+        hi = [(e.get("p50") or {}).get("high") for e in points]
+        colour = plotting.strategy_colour(strategy)
+        ys = [m if m is not None else math.nan for m in mid]
+        yerr = [[y - (l if l is not None else y) for y, l in zip(ys, lo)],
+                [(h if h is not None else y) - y for y, h in zip(ys, hi)]]
+        ax.errorbar(xs, ys, yerr=yerr, color=colour, marker=plotting.strategy_marker(strategy),
+                    ms=4, capsize=2, label=f"{workload} {strategy} (measured)")
+        model = [e.get("model_p50_ms") for e in points]
+        if any(m is not None for m in model):
+            ax.plot(xs, [m if m is not None else math.nan for m in model], color=colour, ls=":",
+                    label=f"{workload} {strategy} (model)")
+    ax.set_xlabel("ping_timeout (s)")
+    ax.set_ylabel("job length at 50 % loss (ms)")
+    ax.set_yscale("log")
+    if lines:
+        ax.legend(frameon=False, fontsize=7)
+    else:
+        plotting.empty_panel(ax, "no boundary estimated")
+    plotting.title(fig, "Survival boundary", "job length at which half the original connections are lost; "
+                   "bars: the search's interval")
+    return plotting.save(fig, out_dir, stem, footer)
+
+
+__all__ = ["ModelRow", "boundary_figure", "group_cells", "load_records", "model_figure", "model_rows",
+           "model_table", "summary_counts"]
