@@ -81,11 +81,11 @@ def _reference(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name, low, high", [
-    ("pure_python-3000ms-inline-pi1-pt1-r0.json", 0.95, 1.0),     # certain: blocks beyond 1 + 1 s
-    ("pure_python-50ms-inline-pi1-pt0.5-r0.json", 0.0, 0.05),    # blocks far below the timeout
-    ("pure_python-3000ms-inline-pi1-ptnone-r0.json", 0.0, 0.0),  # no timeout
-    ("pure_python-3000ms-inline-pi1-pt5-r0.json", 0.0, 0.05),    # a 4 s window cannot see a 5 s timeout
-    ("pure_python-3000ms-process-pi1-pt1-r0.json", 0.0, 0.05),   # the loop stays free
+    ("pure_python-1000ms-inline-pi0.5-pt0.5-r0.json", 0.95, 1.0),   # certain: blocks beyond 0.5 + 0.5 s
+    ("pure_python-100ms-inline-pi0.5-pt2-r0.json", 0.0, 0.05),      # blocks far below the timeout
+    ("c_holds_gil-1000ms-thread-pi0.5-pt0.5-r0.json", 0.95, 1.0),   # a thread does not free the loop
+    ("blocking_io-100ms-thread-pi0.5-pt0.5-r0.json", 0.0, 0.05),    # the GIL is released: no blocks
+    ("pure_python-1000ms-process-pi0.5-pt0.5-r0.json", 0.0, 0.05),  # the loop stays free
 ])
 def test_predictions_on_reference_records_where_physics_leaves_no_doubt(name, low, high):
     prediction = bm.predict_record(_reference(name), phases=100)
@@ -94,9 +94,11 @@ def test_predictions_on_reference_records_where_physics_leaves_no_doubt(name, lo
 
 
 def test_model_rows_read_old_and_new_records_and_count_what_they_measured():
-    old = fig_boundary.model_rows(fig_boundary.load_records(REFERENCE / "boundary_repeats"), phases=50)
-    assert len(old) == 4 and all(r.repeats == 5 for r in old)
-    assert all(r.connections == 30 for r in old)  # 6 original connections x 5 repeats
+    old = fig_boundary.model_rows(fig_boundary.load_records(REFERENCE / "keepalive"), phases=50)
+    assert len(old) == 4 and all(r.repeats == 3 for r in old)
+    assert all(r.connections == 18 for r in old)  # 6 original connections x 3 repeats
+    legacy = fig_boundary.model_rows(fig_boundary.load_records(FIXTURES / "pandas_chunks"), phases=20)
+    assert legacy and all(0.0 <= r.predicted.p <= 1.0 and r.lost <= r.connections for r in legacy)
     new = fig_boundary.model_rows(fig_boundary.load_records(FIXTURES / "run_a"), phases=50)
     assert new and all(0.0 <= r.predicted.p <= 1.0 for r in new)
     for row in new:
@@ -107,7 +109,7 @@ def test_model_rows_read_old_and_new_records_and_count_what_they_measured():
 
 
 def test_model_figure_is_written(tmp_path):
-    rows = fig_boundary.model_rows(fig_boundary.load_records(REFERENCE / "boundary_repeats"), phases=20)
+    rows = fig_boundary.model_rows(fig_boundary.load_records(REFERENCE / "keepalive"), phases=20)
     paths = fig_boundary.model_figure(rows, tmp_path)
     assert {p.suffix for p in paths} == {".png", ".svg"}
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -151,10 +151,10 @@ def test_bad_boundary_input_is_exit_2_and_runs_nothing(tmp_path, capsys, argv, m
 
 
 def test_boundary_model_command_prints_the_table(capsys, tmp_path):
-    root = Path(__file__).resolve().parent.parent / "results" / "reference" / "boundary_repeats"
+    root = Path(__file__).resolve().parent.parent / "results" / "reference" / "keepalive"
     assert main(["boundary", "model", str(root), "--phases", "20", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| pure_python 500 ms inline pi 1.0 pt 0.5 | 5 |" in out
+    assert "| pure_python 3000 ms inline pi 1.0 pt 1.0 | 3 |" in out
     assert (tmp_path / "boundary_model.md").is_file() and (tmp_path / "boundary_model.png").is_file()
     assert main(["boundary", "model", str(tmp_path / "missing")]) == 2
 
