@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from wsblock.engine import checks, exposure, sizing
@@ -164,3 +166,20 @@ def test_each_warning_is_raised_by_its_condition(change, code) -> None:
 def test_a_cell_whose_load_never_connected_failed() -> None:
     assert checks.failure_reason(_record()) is None
     assert "never connected" in checks.failure_reason(_record(survival__originals=0))
+
+
+def test_a_calibration_measured_on_a_busy_machine_is_measured_again_once_it_is_quiet(monkeypatch) -> None:
+    from dataclasses import replace
+
+    from wsblock.engine import calibration as cal
+
+    cpus = os.cpu_count() or 1
+    line = cal.Calibration(workload="pure_python", params={}, overhead_ms=0.0, ms_per_unit=1e-4,
+                           points=[[1000, 0.1]], measured_at="2026-01-01T00:00:00+00:00", key="k",
+                           fit="origin", residuals_pct=[0.0], loadavg=4.0 * cpus, busy_cores=float(cpus),
+                           cpus=cpus)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2 * cpus, 0.0, 0.0))
+    assert cal._quieter_now(line)                                   # busy then, quiet now
+    assert not cal._quieter_now(replace(line, loadavg=0.5 * cpus))  # quiet then: keep it
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0 * cpus, 0.0, 0.0))
+    assert not cal._quieter_now(line)                               # still busy: no better now

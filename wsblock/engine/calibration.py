@@ -10,8 +10,9 @@ point's residual from the line is stored, and so are the date and the
 machine's load while measuring (load average, busy cores): a calibration made
 on a busy machine is slower than the cells it sizes. The line is stored in the
 cache directory and reused until the machine, the Python or library versions,
-or the workload change (they are part of the key), or a target lies far beyond
-its largest point. ``wsblock calibrate --check`` measures again and says
+or the workload change (they are part of the key), a target lies far beyond
+its largest point, or it was measured on a busy machine (load average at or
+above the core count) that is quiet now. ``wsblock calibrate --check`` measures again and says
 whether the stored line still holds. Records carry both the target and the
 time each job really took in the cell.
 """
@@ -244,6 +245,26 @@ def _load_store() -> dict[str, dict]:
         return {}
 
 
+def _quieter_now(stored: Calibration) -> bool:
+    """Whether a line measured on a busy machine can now be measured better.
+
+    A calibration times work by the wall clock, so one measured while more
+    processes wanted the CPU than the machine has cores (1-minute load
+    average at or above the core count) is too slow by the share of the CPU
+    it did not get. Such a line is kept while the machine stays busy (every
+    cell would otherwise calibrate again, no better), and replaced once the
+    load average is below the core count and below half of what it was.
+    """
+    cpus = os.cpu_count() or 1
+    if stored.loadavg is None or stored.loadavg < cpus:
+        return False
+    try:
+        now = os.getloadavg()[0]
+    except OSError:
+        return False
+    return now < cpus and now < stored.loadavg / 2
+
+
 def get(
     name: str,
     params: Mapping[str, int],
@@ -255,7 +276,9 @@ def get(
     """Return the stored calibration for a workload, measuring it if needed.
 
     A stored line is measured again when its largest point lies below half
-    of ``min(up_to_ms, LARGE_CAP_MS)``: it would be extrapolated too far.
+    of ``min(up_to_ms, LARGE_CAP_MS)``: it would be extrapolated too far; and
+    when it was measured on a busy machine that is quiet now (see
+    :func:`_quieter_now`).
 
     Args:
         name: Workload name.
@@ -276,7 +299,7 @@ def get(
             stored = Calibration(**store[key])
         except TypeError:
             stored = None  # stored by an older layout; measure again
-        if stored is not None and stored.largest_ms >= 0.5 * wanted:
+        if stored is not None and stored.largest_ms >= 0.5 * wanted and not _quieter_now(stored):
             return stored
     if progress:
         progress(f"calibrating {name} on this machine (stored in {_store_path()})")
