@@ -56,8 +56,10 @@ def _settings(records: list[Mapping[str, Any]]) -> dict[str, str]:
         joined = shown[0] if len(shown) == 1 else f"{' / '.join(shown)} (varies between cells)"
         return joined + (f" {unit}" if unit and shown != ["none"] else "")
 
+    window = text("duration", "s")
     return {
-        "window": text("duration", "s"),
+        # No duration: each cell's window was sized to what it must observe.
+        "window": "sized" if window == "none" else window,
         "warmup": text("warmup", "s"),
         "job_connections": text("job_connections"),
         "observers": text("observers"),
@@ -71,7 +73,9 @@ def _settings(records: list[Mapping[str, Any]]) -> dict[str, str]:
 
 def subtitle(settings: Mapping[str, str]) -> str:
     """One line saying what one cell measured."""
-    return (f"window {settings['window']} per cell after {settings['warmup']} warm-up; "
+    window = ("window sized to each cell" if settings["window"] == "sized"
+              else f"window {settings['window']} per cell")
+    return (f"{window} after {settings['warmup']} warm-up; "
             f"{settings['job_connections']} job connections + {settings['observers']} observers "
             f"(echo every {settings['echo_interval']})")
 
