@@ -365,6 +365,21 @@ def test_recommend_rules(columns: dict[str, object], expected: str) -> None:
     assert [a.verdict for a in result.advice] == [expected]
 
 
+def test_calibration_drift_in_one_strategy_weakens_every_strategy_of_the_workload() -> None:
+    import pandas as pd
+
+    from wsblock.analysis.recommend import recommend
+
+    # The thread cell is clean, but the inline cell of the same workload saw
+    # its jobs run far off their target: the work sizes are wrong for both.
+    cells = pd.concat([_cells(), _cells(strategy="inline", cell_key="w-100ms-inline-pi1-pt2",
+                                        warnings="calibration_drift")])
+    advice = {a.strategy: a for a in recommend(cells).advice}
+    assert advice["thread"].verdict == "cannot tell"
+    assert any("calibration_drift" in w and "w-100ms-inline-pi1-pt2" in w for w in advice["thread"].weak)
+    assert recommend(_cells()).advice[0].verdict == "safe"
+
+
 def test_recommend_pools_cells_and_cites_the_smallest_job_that_lost() -> None:
     import pandas as pd
 

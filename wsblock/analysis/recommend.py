@@ -243,13 +243,18 @@ def _default_variant(row: Mapping[str, Any]) -> bool:
     return (is_none(pings) or _flag(pings)) and is_none(row.get("handler_ping_timeout"))
 
 
-def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]]) -> Advice:
+def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]],
+           drift: Iterable[str] = ()) -> Advice:
     """The verdict on one workload x strategy from its aggregated cells.
 
     Args:
         workload: The workload label.
         strategy: The strategy.
         rows: Its aggregated cells (any work size and keepalive setting).
+        drift: Cells of the same workload (any strategy) whose jobs, run
+            alone, were off their target length (warning
+            ``calibration_drift``). Every strategy shares the calibration,
+            so its work sizes are then not what they say either.
 
     Returns:
         The advice; ``no data`` when no cell has a measured repeat.
@@ -292,6 +297,10 @@ def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]]) -> Advic
     for r in rows:
         codes.update((c, None) for c in _codes(r.get("warnings")))
     weak = _weakness(measured, failed, counts)
+    drift = list(drift)
+    if drift:
+        weak.append(f"calibration_drift in {len(drift)} cell{'s' if len(drift) != 1 else ''} of this workload "
+                    f"({_some(drift)}): its jobs did not run for their target length")
 
     if lost_rows:
         verdict = DROPS
@@ -389,8 +398,10 @@ def recommend(cells: pd.DataFrame, *, workload_column: str = "variant",
         return (order.index(name), "") if name in order else (len(order), name)
 
     for workload in out.workloads:
+        drift = [str(_condition(r).cell) for (w, _), cells in groups.items() if w == workload
+                 for r in cells if "calibration_drift" in _codes(r.get("warnings"))]
         for strategy in sorted((s for w, s in groups if w == workload), key=rank):
-            out.advice.append(advise(workload, strategy, groups[(workload, strategy)]))
+            out.advice.append(advise(workload, strategy, groups[(workload, strategy)], drift))
     return out
 
 
