@@ -134,7 +134,8 @@ def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip],
     mappable = fig.colorbar(
         plotting.plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=CMAP), ax=axes, shrink=0.6,
         aspect=30, pad=0.02)
-    mappable.set_label("share of original connections lost (0..1)")
+    # A short label: on a one-row map the colour bar is short too.
+    mappable.set_label("share lost (of original connections)" if len(grid.variants) > 1 else "share lost")
     fig.supxlabel(cellmod.keepalive_title(pairs))
     fig.supylabel("strategy")
     plotting.title(fig, heading, subtitle + f"; † = repeats disagree; {WARNING_MARK} = the cell carries warnings")
