@@ -37,6 +37,18 @@ def _wait_for_children(proc: subprocess.Popen[str], names: tuple[str, ...], time
     raise AssertionError(f"run did not start {names}")
 
 
+def _wait_for_connections(pid: int, timeout: float = 60) -> None:
+    """Wait until process ``pid`` has an established TCP connection."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.status == psutil.CONN_ESTABLISHED for c in psutil.Process(pid).net_connections("tcp")):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"process {pid} accepted no connection")
+
+
 RUN = ["--workload", "pure_python", "--work-ms", "2000", "--strategy", "process",
        "--duration", "30", "--warmup", "1", "--close-timeout", "1"]
 
@@ -78,6 +90,10 @@ def test_a_hung_server_is_killed_with_its_group() -> None:
     pids = _wait_for_children(proc, ("wsblock.engine.server", "wsblock.engine.load", "forkserver"))
     server = next(p for p in pids if "wsblock.engine.server" in cmdline(p))
     pids |= descendants(server)
+    # The load starts beside the server and connects only once the window is
+    # sent: wait for its connections, so that the server hangs during the
+    # window rather than before it said it was ready.
+    _wait_for_connections(server)
     os.kill(server, signal.SIGSTOP)  # hung: it will never answer or exit by itself
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err

@@ -342,18 +342,21 @@ def measured_s(rec: dict[str, Any]) -> float:
     return float(timing.get("warmup_s") or 0.0) + float(timing.get("window_s") or 0.0)
 
 
-def overhead_summary(wall_s: float, records: list[dict[str, Any]]) -> dict[str, Any]:
+def overhead_summary(wall_s: float, records: list[dict[str, Any]], *, at_once: int = 1) -> dict[str, Any]:
     """Where a matrix session's wall time went: in warm-ups and windows, or around them.
 
     Args:
         wall_s: The session's wall time.
         records: The records of the cells it ran.
+        at_once: Cells measured side by side (``--parallel``); their
+            warm-ups and windows overlap, so their sum is divided by it (an
+            estimate: cells of different lengths overlap only in part).
 
     Returns:
         ``cells``, ``wall_s``, ``measured_s`` (warm-ups and windows),
         ``overhead_s`` (the rest) and ``overhead_share`` (of ``wall_s``).
     """
-    measured = sum(measured_s(rec) for rec in records)
+    measured = sum(measured_s(rec) for rec in records) / max(1, at_once)
     overhead = max(0.0, wall_s - measured)
     return {
         "cells": len(records),
@@ -557,7 +560,7 @@ def run_matrix(
             not_ok.append(planned.cell_id)
     manifest["finished_utc"] = _now()
     manifest["complete"] = not not_ok and not missing
-    overhead = overhead_summary(time.monotonic() - started, records)
+    overhead = overhead_summary(time.monotonic() - started, records, at_once=len(slots) or 1)
     manifest["sessions"][-1]["overhead"] = overhead
     manifest["overhead"] = _total_overhead(manifest["sessions"])
     atomic.write_json(manifest_path, manifest)
