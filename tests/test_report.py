@@ -488,3 +488,15 @@ def test_report_html_renders_in_a_browser_without_network(report: ReportResult, 
     assert image.size == (1400, 2000)
     # Not blank: text and a table make the page far from uniform.
     assert ImageStat.Stat(image).stddev[0] > 20
+
+
+def test_cells_that_differ_in_an_axis_no_figure_shows_get_their_own_variant() -> None:
+    import pandas as pd
+
+    from wsblock.report import cells as cellmod
+
+    df = pd.DataFrame([{"workload": "w", "switch_interval_ms": v, "loop": "asyncio"} for v in (1.0, 20.0)])
+    assert cellmod.varied_axes(df) == ["switch_interval_ms"]  # the loop did not vary
+    labels = {cellmod.variant(r, [], cellmod.varied_axes(df)) for r in df.to_dict("records")}
+    assert labels == {"w (switch_interval_ms=1)", "w (switch_interval_ms=20)"}
+    assert cellmod.variant({"workload": "w"}, []) == "w"

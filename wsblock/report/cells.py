@@ -69,16 +69,29 @@ def key_columns(df: pd.DataFrame) -> list[str]:
     return [*BASE_KEY, *param_columns(df)]
 
 
-def variant(row: Mapping[str, Any], params: Iterable[str]) -> str:
+SHOWN_AXES = ("workload", "work_ms", "strategy", *KEEPALIVE_KEY)
+"""Axes that figures and tables show in their own right (panels, columns, series)."""
+
+
+def varied_axes(df: pd.DataFrame) -> list[str]:
+    """The other axes (switch interval, event loop, ...) that take several values in a run."""
+    return [a for a in BASE_KEY if a not in SHOWN_AXES and a in df.columns
+            and df[a].astype(str).nunique(dropna=False) > 1]
+
+
+def variant(row: Mapping[str, Any], params: Iterable[str], axes_varied: Iterable[str] = ()) -> str:
     """A workload with its parameters, e.g. ``pandas (chunksize=10000)``.
 
     Cells of different workload parameters are different experiments, so
-    figures and tables keep them apart under this label.
+    figures and tables keep them apart under this label; so are cells that
+    differ in an axis the figures do not otherwise show (``axes_varied``,
+    e.g. ``pure_python (switch_interval_ms=20)``).
     """
     name = str(row.get("workload"))
     prefix = f"{name}_"
     parts = [f"{c[len(prefix):]}={_param_text(row[c])}" for c in params
              if c.startswith(prefix) and not is_none(row.get(c))]
+    parts += [f"{a}={'unset' if is_none(row.get(a)) else _param_text(row.get(a))}" for a in axes_varied]
     return f"{name} ({', '.join(parts)})" if parts else name
 
 
@@ -133,6 +146,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=out_columns)
     work = df.copy()
     work["cell_key"] = [cell_key(row, keys) for row in work.to_dict("records")]
+    shown_apart = varied_axes(work)
     rows = []
     for ident, group in work.groupby("cell_key", sort=False):
         first = group.iloc[0]
@@ -140,7 +154,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         failed = group[group["status"] != "ok"]
         row: dict[str, Any] = {c: first[c] for c in keys}
         row["cell_key"] = ident
-        row["variant"] = variant(first, keys)
+        row["variant"] = variant(first, keys, shown_apart)
         row.update({
             "repeats": len(group), "ok_repeats": len(ok), "failed_repeats": len(failed),
             "status": "ok" if len(ok) else "failed",

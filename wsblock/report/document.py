@@ -109,7 +109,7 @@ def _echo_ceiling(records: list[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _figures(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, line: str,
-             switch_ms: float, records: list[Mapping[str, Any]], footer: Provenance) -> dict[str, list[Path]]:
+             switch_ms: float | None, records: list[Mapping[str, Any]], footer: Provenance) -> dict[str, list[Path]]:
     out = {"disconnect_map": fig_disconnects.draw(cells, skipped, out_dir, line, footer)}
     specs = [
         fig_strips.StripSpec("loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
@@ -167,7 +167,7 @@ STRIP_NOTE = (
 """What the strip figures draw, for their captions."""
 
 
-def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
+def _captions(settings: Mapping[str, str], switch_ms: float | None) -> dict[str, str]:
     window = settings["window"]
     conns = (f"{settings['job_connections']} job connections (each keeps one job in flight) and "
              f"{settings['observers']} observer connections (each sends an echo every {settings['echo_interval']})")
@@ -193,7 +193,9 @@ def _captions(settings: Mapping[str, str], switch_ms: float) -> dict[str, str]:
             "how late it woke, one sample per wake-up, over the window (one p99 per repeat). A "
             "loop blocked for 2 s yields one 2 s sample, so p99 understates how often the loop was blocked; "
             "the watchdog's stall counts are in `cells.csv` (`stalls_count`, `stall_max_ms`). Dotted line: "
-            f"the GIL switch interval ({switch_ms:g} ms); dashed lines: each ping_timeout, in ms. A lag "
+            + (f"the GIL switch interval ({switch_ms:g} ms); " if switch_ms else
+               "none: the cells ran with different switch intervals, named in the panel titles; ")
+            + "dashed lines: each ping_timeout, in ms. A lag "
             "above a dashed line means a pong could wait longer than that timeout. A diamond: the repeat's "
             "p99 is withheld because the probe woke up fewer than 100 times inside the window; the diamond "
             "is the largest of its samples (`lag_max_ms`, with `lag_samples` in `cells.csv`), or, when the "
@@ -376,7 +378,10 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     cells = cellmod.aggregate(df)
     skipped = cellmod.skips(loaded.manifest)
     settings = _settings(records)
-    switch_ms = environment.switch_interval_s(records) * 1000
+    # One reference line only when every cell ran with the same switch
+    # interval; otherwise the panels name theirs (a varied axis).
+    intervals = environment.switch_intervals_s(records)
+    switch_ms = intervals[0] * 1000 if len(intervals) == 1 else None
     line = subtitle(settings)
     csv_path = out / tidy.CSV_NAME
     atomic.write_text(csv_path, tidy.to_csv_text(df))

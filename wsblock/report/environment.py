@@ -30,6 +30,12 @@ def switch_interval_s(records: Iterable[Record], default: float = 0.005) -> floa
     return default
 
 
+def switch_intervals_s(records: Iterable[Record], default: float = 0.005) -> list[float]:
+    """Every distinct ``sys.getswitchinterval()`` the servers of ``records`` saw, sorted."""
+    seen = {float(v) for r in records if isinstance(v := _get(r, "meta", "switch_interval_s"), (int, float))}
+    return sorted(seen) or [default]
+
+
 def _blas(records: Iterable[Record]) -> str:
     for record in records:
         pools = _get(record, "meta", "blas")
