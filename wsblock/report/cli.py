@@ -55,8 +55,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+_WORKLOAD_OPTIONS = ("work_ms", "param", "job_connections", "repeats", "out", "strategy")
+"""Options of ``advise`` that apply to a workload target only."""
+
+
 def cmd_advise(args: argparse.Namespace) -> int:
-    """Print what a run's measurements say, per workload and strategy."""
+    """Print what a run's measurements say; measure a workload target first."""
+    from wsblock.advise import target as tg
+    from wsblock.engine.config import CellConfig
+
+    if not tg.looks_like_directory(args.dir):
+        from wsblock.advise.command import cmd_advise_target
+
+        d = CellConfig("", 1, "")
+        args.target = args.dir
+        args.ping_interval = getattr(args, "ping_interval", d.ping_interval)
+        # No pings, no timeout: a default timeout would only be refused.
+        args.ping_timeout = getattr(args, "ping_timeout", None if args.ping_interval is None else d.ping_timeout)
+        if args.job_connections is None:
+            args.job_connections = tg.DEFAULT_JOB_CONNECTIONS
+        if args.repeats is None:
+            args.repeats = tg.DEFAULT_REPEATS
+        return cmd_advise_target(args)
+    given = [name for name in _WORKLOAD_OPTIONS if getattr(args, name) not in (None, [], False)]
+    given += [name for name in ("ping_interval", "ping_timeout") if hasattr(args, name)]
+    if given:
+        option = given[0]
+        raise UsageError(f"--{option.replace('_', '-')} applies to a workload, not to a run directory ({args.dir})")
     from wsblock.analysis import tidy
     from wsblock.report import cells as cellmod
     from wsblock.report.document import read_run
@@ -113,13 +138,43 @@ def add_parsers(subparsers: Any) -> None:
                                      "(websockets_version, env_name, commit_hash, machine)")
     report.set_defaults(handler=cmd_report)
 
+    from wsblock.advise import target as tg
+    from wsblock.cli import _workload_param
+    from wsblock.engine.config import CellConfig
+    from wsblock.schema.axis import seconds_or_none_text
+
+    d = CellConfig("", 1, "")
     advise = subparsers.add_parser(
-        "advise", help="print the verdict of a run directory: which strategy kept connections, at what cost",
-        description="Print, per workload and strategy, what the records in DIR say: drops connections, "
-                    "inconclusive, cannot tell, slow loop or safe, each with its counts, intervals, repeats "
-                    "and the cell it comes from (the first section of report.md).",
-        epilog="example: wsblock advise results/runs/quick")
-    advise.add_argument("dir", metavar="DIR", help="run directory (wsblock matrix output, or records)")
+        "advise", help="recommend a strategy for a workload (measured now), or print the verdict of a run directory",
+        description="TARGET is a workload (a built-in name such as c_holds_gil, or a function as "
+                    "package.module:function): run every strategy that applies at your keepalive settings, "
+                    "print a verdict table per strategy and one recommendation with its reason, and write "
+                    "the records and report as a run directory. TARGET may also be a run directory: print, "
+                    "per workload and strategy, what its records say (drops connections, inconclusive, cannot "
+                    "tell, slow loop or safe, each with its counts, intervals, repeats and cell).",
+        epilog="examples:\n  wsblock advise c_holds_gil\n  wsblock advise mymod:work --param rows=10000\n"
+               "  wsblock advise results/runs/quick", formatter_class=argparse.RawDescriptionHelpFormatter)
+    advise.add_argument("dir", metavar="TARGET",
+                        help="a workload or package.module:function, or a run directory")
+    advise.add_argument("--ping-interval", type=seconds_or_none_text, default=argparse.SUPPRESS, metavar="S|none",
+                        help=f"keepalive ping interval of server and client (default {d.ping_interval:g}, "
+                             f"websockets' default)")
+    advise.add_argument("--ping-timeout", type=seconds_or_none_text, default=argparse.SUPPRESS, metavar="S|none",
+                        help=f"keepalive pong timeout (default {d.ping_timeout:g}, websockets' default)")
+    advise.add_argument("--work-ms", type=float, metavar="MS",
+                        help=f"job length of a built-in or calibrated workload (default {tg.DEFAULT_WORK_MS:g}; "
+                             f"ignored for a function without a units parameter, which runs once per job)")
+    advise.add_argument("--param", type=_workload_param, action="append", default=[], metavar="KEY=VALUE",
+                        help="workload parameter, or keyword argument of the function (repeatable)")
+    advise.add_argument("--job-connections", type=int, metavar="N",
+                        help=f"connections with one job in flight each (default {tg.DEFAULT_JOB_CONNECTIONS})")
+    advise.add_argument("--repeats", type=int, metavar="K",
+                        help=f"repeats per strategy (default {tg.DEFAULT_REPEATS})")
+    advise.add_argument("--strategy", action="append", default=[], metavar="NAME",
+                        help="measure only this strategy (repeatable; default: every one that applies)")
+    advise.add_argument("--out", metavar="DIR",
+                        help="run directory to write (default results/runs/advise-TARGET-TIME)")
+    advise.add_argument("--quiet", action="store_true", help="no progress lines while cells run")
     advise.set_defaults(handler=cmd_advise)
 
     comp = subparsers.add_parser(

@@ -1,0 +1,229 @@
+"""``wsblock advise TARGET``: run the strategies that apply, print a verdict table and one recommendation."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from wsblock.advise import choose as ch
+from wsblock.advise import predict, target as tg
+from wsblock.analysis import intervals as iv
+from wsblock.analysis import recommend as rec
+from wsblock.errors import UsageError
+from wsblock.report import markdown as md
+
+
+def _say(message: str) -> None:
+    print(f"wsblock: {message}", file=sys.stderr, flush=True)
+
+
+def _run(definition: dict[str, Any], out: Path, *, quiet: bool) -> None:
+    from wsblock import paths
+    from wsblock.matrix import spec as matrix_spec
+    from wsblock.matrix.run import check_directory, command_line, format_duration, run_matrix
+
+    matrix = matrix_spec.expand(definition, source=definition["description"])
+    plan = check_directory(matrix, out)
+    paths.clean_stale()
+    _say(f"{len(matrix.cells)} cells, {plan.reused} already recorded, about {format_duration(plan.estimate_s)}")
+    run_matrix(matrix, out, command=command_line(), show_progress=not quiet)
+
+
+def _cells(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    from wsblock.analysis import tidy
+    from wsblock.report import cells as cellmod
+    from wsblock.report.document import read_run
+
+    loaded, warnings = read_run(out)
+    for warning in warnings:
+        print(f"warning: left out {warning}", file=sys.stderr)
+    records = [r for _, r in loaded.records]
+    return cellmod.aggregate(tidy.frame(loaded.records)), records
+
+
+def _advice(cells: pd.DataFrame) -> dict[str, rec.Advice]:
+    from wsblock.report.verdict import recommendation
+
+    result = recommendation(cells)
+    return {a.strategy: a for w in result.workloads for a in result.of(w)}
+
+
+def _ok(records: list[dict[str, Any]], strategy: str) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("status") == "ok" and r.get("params", {}).get("strategy") == strategy]
+
+
+def _measured_keep(a: rec.Advice | None, basis: str, forecast: predict.Forecast | None = None) -> ch.Keep:
+    if a is None or a.verdict == rec.NO_DATA:
+        return ch.Keep("unknown", basis, None, forecast)
+    outcome = "lost" if a.verdict == rec.DROPS else (
+        "kept" if a.kept and not a.undecided and not a.lost else "unknown")
+    return ch.Keep(outcome, basis, a.connections, forecast)
+
+
+def _kept(p: Any) -> str:
+    """``6 of 6 [0.61, 1.00]``: connections kept, with the Wilson interval of the kept share."""
+    if p is None or not p.n:
+        return "none at risk"
+    kept = iv.wilson(p.n - p.k, p.n)
+    return f"{kept.k} of {kept.n} [{kept.low:.2f}, {kept.high:.2f}]"
+
+
+def _q(q: rec.Quantity | None, fmt: Any = md.ms) -> str:
+    return fmt(q.value) if q is not None and q.known else "–"
+
+
+def _row_value(cells: pd.DataFrame, strategy: str, column: str) -> float:
+    rows = cells[cells["strategy"] == strategy]
+    if rows.empty or column not in rows:
+        return math.nan
+    value = rows.iloc[0][column]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def table(judged: list[ch.Judged], cells: pd.DataFrame) -> list[str]:
+    """The verdict table, one line per strategy."""
+    header = ["strategy", "connections kept", "loop lag p99 ms", "stalled", "longest stall ms",
+              "echo p99 ms", "jobs/s", "CPU cores", "loop free", "n"]
+    rows = []
+    for j in judged:
+        a = j.advice
+        f = j.keep.forecast
+        if j.keep.basis == ch.PREDICTED and f is not None:
+            kept = f"predicted P(loss) {f.p:.2f}"
+        else:
+            kept = _kept(j.keep.connections) + (" (confirmed)" if j.keep.basis == ch.CONFIRMED else "")
+        share = a.stalled_share.value if a.stalled_share is not None and a.stalled_share.known else math.nan
+        echo = _row_value(cells, j.strategy, "echo_p99_ms")
+        bound = cells[cells["strategy"] == j.strategy]["echo_lower_bound"].astype(str).str.lower().eq("true").any() \
+            if "echo_lower_bound" in cells else False
+        cpu = _row_value(cells, j.strategy, "server_cpu_util")
+        workers = _row_value(cells, j.strategy, "workers_cpu_util")
+        cpu_total = cpu + (workers if math.isfinite(workers) else 0.0)
+        rows.append([j.strategy, kept, _q(a.lag_p99) if a.lag_p99 is not None and a.lag_p99.known else "withheld",
+                     "–" if math.isnan(share) else f"{share * 100:.0f} %",
+                     "none" if a.stall is not None and a.stall.known and a.stall.value == 0 else _q(a.stall),
+                     "–" if math.isnan(echo) else (">=" if bound else "") + md.ms(echo),
+                     _q(a.jobs_per_s, md.number), "–" if math.isnan(cpu_total) else f"{cpu_total:.2f}",
+                     "yes" if j.loop_free else "no", str(a.repeats[1])])
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return lines
+
+
+def cmd_advise_target(args: argparse.Namespace) -> int:
+    """Measure a workload under every strategy that applies and recommend one."""
+    import textwrap
+
+    from wsblock.engine.config import CellConfig
+    from wsblock.report.document import build_report
+
+    started = time.monotonic()
+    interval, timeout = args.ping_interval, args.ping_timeout
+    target = tg.resolve(args.target, work_ms=args.work_ms, params=args.param, ping_interval=interval,
+                        ping_timeout=timeout, job_connections=args.job_connections, repeats=args.repeats,
+                        only=args.strategy or None)
+    out = Path(args.out) if args.out else tg.default_out(target.name)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out is not a directory: {out}")
+    for note in target.notes:
+        _say(f"note: {note}")
+    tg.check(target, _say)
+    direct = tg.direct_window_s(target)
+    keepalive = f"ping_interval {_seconds(interval)} / ping_timeout {_seconds(timeout)}"
+    if direct is not None:
+        mode = (f"windows sized to observe a keepalive timeout at {keepalive} (up to {direct:g} s): "
+                f"connections kept are measured")
+        definition = target.definition
+    else:
+        window = tg.stall_window_s(target)
+        horizon = predict.horizon_s(interval, timeout)
+        mode = (f"{window:g} s windows to measure the loop's stall pattern ({tg.STALL_JOBS} jobs per connection); "
+                f"observing a timeout at {keepalive} would take minutes per cell, so connections kept are "
+                f"predicted from the measured stalls by the boundary model over {horizon:g} s of this load")
+        definition = {**target.definition, "duration": window}
+    job = "one call per job" if "work_ms" not in target.definition else f"{target.job_ms:g} ms jobs"
+    _say(f"advise {target.name} ({job}, {args.job_connections} job connection"
+         f"{'s' if args.job_connections != 1 else ''}): {', '.join(target.strategies)}, "
+         f"{args.repeats} repeats each; {mode}")
+    _run(definition, out, quiet=args.quiet)
+    cells, records = _cells(out)
+    advice = _advice(cells)
+    stall_ms = CellConfig("", 1, "").stall_ms
+    judged: list[ch.Judged] = []
+    confirm_dir = out / "confirm"
+    for strategy in target.strategies:
+        a = advice.get(strategy) or rec.Advice(target.name, strategy, rec.NO_DATA)
+        if direct is not None:
+            judged.append(ch.Judged(strategy, a, _measured_keep(a, ch.MEASURED), stall_ms))
+            continue
+        f = predict.forecast(_ok(records, strategy), ping_interval=interval, ping_timeout=timeout)
+        outcome = "unknown" if f is None else ("near" if f.outcome == "near" else f.outcome)
+        judged.append(ch.Judged(strategy, a, ch.Keep(outcome, ch.PREDICTED, None, f), stall_ms))
+    near = [j.strategy for j in judged if j.keep.outcome == "near"]
+    confirmed = ""
+    if near:
+        confirm = tg.confirm_definition(target, near)
+        if confirm is None:
+            confirmed = (f"predicted near the boundary: {', '.join(near)}; no window the engine allows can "
+                         f"observe a timeout at {keepalive}, so they stay unconfirmed")
+            judged = [ch.Judged(j.strategy, j.advice, ch.Keep("unknown", ch.PREDICTED, None, j.keep.forecast),
+                                j.stall_ms) if j.strategy in near else j for j in judged]
+        else:
+            _say(f"predicted near the boundary: {', '.join(near)}; confirming with cells at {keepalive}, "
+                 f"windows sized to observe {confirm['min_cycles']} keepalive cycle"
+                 f"{'s' if confirm['min_cycles'] != 1 else ''}, in {confirm_dir}")
+            _run(confirm, confirm_dir, quiet=args.quiet)
+            confirm_cells, _ = _cells(confirm_dir)
+            confirm_advice = _advice(confirm_cells)
+            judged = [ch.Judged(j.strategy, j.advice,
+                                _measured_keep(confirm_advice.get(j.strategy), ch.CONFIRMED, j.keep.forecast),
+                                j.stall_ms) if j.strategy in near else j for j in judged]
+            confirmed = f"confirmed with real cells at your settings: {', '.join(near)} (records in {confirm_dir})"
+    report = build_report(out, out / "report")
+    choice = ch.choose(judged)
+
+    lines = [f"advise {target.name}: {job}, {keepalive}, {args.job_connections} job connection"
+             f"{'s' if args.job_connections != 1 else ''}, {args.repeats} repeats per strategy", ""]
+    lines += table(judged, cells)
+    lines.append("")
+    if direct is not None:
+        lines.append(f"connections kept: measured in windows sized to observe a timeout at {keepalive}")
+    else:
+        lines.append(f"connections kept: predicted from the measured stalls by the boundary model, "
+                     f"P(a connection is lost in {predict.horizon_s(interval, timeout):g} s of this load); "
+                     f"a prediction between {predict.NEAR[0]:.0%} and {predict.NEAR[1]:.0%} is confirmed "
+                     f"by real cells")
+        lines.append(confirmed or "no prediction was near the boundary: no confirmation needed")
+    lines.append(f"loop free: no stall over {stall_ms:g} ms in every repeat and loop-lag p99 under "
+                 f"{stall_ms:g} ms; intervals are Wilson 95 %")
+    lines.append("")
+    if choice.strategy is not None:
+        lines.append(f"recommendation: {choice.strategy}")
+    else:
+        lines.append(f"recommendation: none (closest: {choice.closest})")
+    for reason in choice.reasons:
+        lines.append(textwrap.fill(reason, 100, initial_indent="  - ", subsequent_indent="    ",
+                                   break_on_hyphens=False, break_long_words=False))
+    lines.append("")
+    lines.append(f"records: {out / 'cells'}")
+    lines.append(f"report: {report.markdown}")
+    lines.append(f"took {time.monotonic() - started:,.0f} s")
+    print("\n".join(lines))
+    return 0
+
+
+def _seconds(value: float | None) -> str:
+    return "none" if value is None else f"{value:g} s"
+
+
+__all__ = ["cmd_advise_target", "table"]
