@@ -154,7 +154,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     job = "one call per job" if "work_ms" not in target.definition else f"{target.job_ms:g} ms jobs"
     _say(f"advise {target.name} ({job}, {args.job_connections} job connection"
          f"{'s' if args.job_connections != 1 else ''}): {', '.join(target.strategies)}, "
-         f"{args.repeats} repeats each; {mode}")
+         f"{_plural(args.repeats, 'repeat')} each; {mode}")
     _run(definition, out, quiet=args.quiet)
     cells, records = _cells(out)
     advice = _advice(cells)
@@ -193,7 +193,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     choice = ch.choose(judged)
 
     lines = [f"advise {target.name}: {job}, {keepalive}, {args.job_connections} job connection"
-             f"{'s' if args.job_connections != 1 else ''}, {args.repeats} repeats per strategy", ""]
+             f"{'s' if args.job_connections != 1 else ''}, {_plural(args.repeats, 'repeat')} per strategy", ""]
     lines += table(judged, cells)
     lines.append("")
     if direct is not None:
@@ -220,6 +220,10 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     lines.append(f"took {time.monotonic() - started:,.0f} s")
     print("\n".join(lines))
     return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _seconds(value: float | None) -> str:
