@@ -65,12 +65,15 @@ class Judged:
         advice: The verdict of its cells (:func:`wsblock.analysis.recommend.advise`).
         keep: Its keepalive outcome.
         stall_ms: The stall threshold of its cells.
+        releases_gil: Whether the workload says it releases the GIL (then a
+            stalled loop beside a thread is not the GIL's doing).
     """
 
     strategy: str
     advice: rec.Advice
     keep: Keep
     stall_ms: float = 50.0
+    releases_gil: bool = False
 
     @property
     def loop_free(self) -> bool:
@@ -161,6 +164,9 @@ def _why_not(j: Judged) -> str:
         share = a.stalled_share.value if a.stalled_share is not None and a.stalled_share.known else math.nan
         held = f"{_share(share)} of the time" if math.isfinite(share) else "at times"
         figures = loop_text(j, share=False)
+        if name == "thread" and j.releases_gil:
+            return (f"thread does not keep the loop free: the loop was stalled {held} in the thread cells although "
+                    f"the work releases the GIL (a machine too busy to run the loop?) ({figures})")
         if name == "thread":
             return (f"thread does not keep the loop free, because this function held the loop (GIL) {held} "
                     f"in the thread cells ({figures})")

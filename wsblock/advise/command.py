@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,106 +121,128 @@ def table(judged: list[ch.Judged], cells: pd.DataFrame) -> list[str]:
     return lines
 
 
+@dataclass
+class _Settings:
+    """What every step of one ``advise`` run shares."""
+
+    target: tg.Target
+    out: Path
+    interval: float | None
+    timeout: float | None
+    quiet: bool
+
+    @property
+    def keepalive(self) -> str:
+        return f"ping_interval {_seconds(self.interval)} / ping_timeout {_seconds(self.timeout)}"
+
+
+def _judge(s: _Settings, records: list[dict[str, Any]], advice: dict[str, rec.Advice], *, direct: bool,
+           stall_ms: float) -> list[ch.Judged]:
+    """One :class:`Judged` per strategy: measured keepalive outcome, or the boundary model's forecast."""
+    releases = s.target.workload.gil.startswith("released")
+    judged = []
+    for strategy in s.target.strategies:
+        a = advice.get(strategy) or rec.Advice(s.target.name, strategy, rec.NO_DATA)
+        if direct:
+            keep = _measured_keep(a, ch.MEASURED)
+        else:
+            f = predict.forecast(_ok(records, strategy), ping_interval=s.interval, ping_timeout=s.timeout)
+            keep = ch.Keep("unknown" if f is None else f.outcome, ch.PREDICTED, None, f)
+        judged.append(ch.Judged(strategy, a, keep, stall_ms, releases))
+    return judged
+
+
+def _confirm(s: _Settings, judged: list[ch.Judged]) -> tuple[list[ch.Judged], str]:
+    """Measure the strategies predicted near the boundary at the user's settings; say what was done."""
+    near = [j.strategy for j in judged if j.keep.outcome == "near"]
+    if not near:
+        return judged, "no prediction was near the boundary: no confirmation needed"
+    confirm = tg.confirm_definition(s.target, near)
+    if confirm is None:
+        keeps = {n: ch.Keep("unknown", ch.PREDICTED, None, j.keep.forecast) for j in judged
+                 if (n := j.strategy) in near}
+        said = (f"predicted near the boundary: {', '.join(near)}; no window the engine allows can observe a "
+                f"timeout at {s.keepalive}, so they stay unconfirmed")
+    else:
+        where = s.out / "confirm"
+        cycles = confirm["min_cycles"]
+        _say(f"predicted near the boundary: {', '.join(near)}; confirming with cells at {s.keepalive}, windows "
+             f"sized to observe {_plural(cycles, 'keepalive cycle')}, in {where}")
+        _run(confirm, where, quiet=s.quiet)
+        measured = _advice(_cells(where)[0])
+        keeps = {j.strategy: _measured_keep(measured.get(j.strategy), ch.CONFIRMED, j.keep.forecast)
+                 for j in judged if j.strategy in near}
+        said = f"confirmed with real cells at your settings: {', '.join(near)} (records in {where})"
+    return [replace(j, keep=keeps[j.strategy]) if j.strategy in keeps else j for j in judged], said
+
+
 def cmd_advise_target(args: argparse.Namespace) -> int:
     """Measure a workload under every strategy that applies and recommend one."""
-    import textwrap
-
     from wsblock.engine.config import CellConfig
     from wsblock.report.document import build_report
 
     started = time.monotonic()
-    interval, timeout = args.ping_interval, args.ping_timeout
-    target = tg.resolve(args.target, work_ms=args.work_ms, params=args.param, ping_interval=interval,
-                        ping_timeout=timeout, job_connections=args.job_connections, repeats=args.repeats,
-                        only=args.strategy or None)
+    target = tg.resolve(args.target, work_ms=args.work_ms, params=args.param, ping_interval=args.ping_interval,
+                        ping_timeout=args.ping_timeout, job_connections=args.job_connections,
+                        repeats=args.repeats, only=args.strategy or None)
     out = Path(args.out) if args.out else tg.default_out(target.name)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out is not a directory: {out}")
+    s = _Settings(target, out, args.ping_interval, args.ping_timeout, args.quiet)
     for note in target.notes:
         _say(f"note: {note}")
     tg.check(target, _say)
-    direct = tg.direct_window_s(target)
-    keepalive = f"ping_interval {_seconds(interval)} / ping_timeout {_seconds(timeout)}"
-    if direct is not None:
-        mode = (f"windows sized to observe a keepalive timeout at {keepalive} (up to {direct:g} s): "
-                f"connections kept are measured")
+    direct = tg.direct(target)
+    sized, _ = tg.sized_window_s(target)
+    horizon = predict.horizon_s(s.interval, s.timeout)
+    if direct:
+        mode = f"windows sized to observe a keepalive timeout at {s.keepalive}: connections kept are measured"
         definition = target.definition
     else:
         window = tg.stall_window_s(target)
-        horizon = predict.horizon_s(interval, timeout)
         mode = (f"{window:g} s windows to measure the loop's stall pattern ({tg.STALL_JOBS} jobs per connection); "
-                f"observing a timeout at {keepalive} would take minutes per cell, so connections kept are "
+                f"observing a timeout at {s.keepalive} needs about {sized:,.0f} s per cell, so connections kept are "
                 f"predicted from the measured stalls by the boundary model over {horizon:g} s of this load")
         definition = {**target.definition, "duration": window}
     job = "one call per job" if "work_ms" not in target.definition else f"{target.job_ms:g} ms jobs"
-    _say(f"advise {target.name} ({job}, {args.job_connections} job connection"
-         f"{'s' if args.job_connections != 1 else ''}): {', '.join(target.strategies)}, "
+    load = f"{job}, {_plural(args.job_connections, 'job connection')}"
+    _say(f"advise {target.name} ({load}): {', '.join(target.strategies)}, "
          f"{_plural(args.repeats, 'repeat')} each; {mode}")
     _run(definition, out, quiet=args.quiet)
     cells, records = _cells(out)
-    advice = _advice(cells)
     stall_ms = CellConfig("", 1, "").stall_ms
-    judged: list[ch.Judged] = []
-    confirm_dir = out / "confirm"
-    for strategy in target.strategies:
-        a = advice.get(strategy) or rec.Advice(target.name, strategy, rec.NO_DATA)
-        if direct is not None:
-            judged.append(ch.Judged(strategy, a, _measured_keep(a, ch.MEASURED), stall_ms))
-            continue
-        f = predict.forecast(_ok(records, strategy), ping_interval=interval, ping_timeout=timeout)
-        outcome = "unknown" if f is None else ("near" if f.outcome == "near" else f.outcome)
-        judged.append(ch.Judged(strategy, a, ch.Keep(outcome, ch.PREDICTED, None, f), stall_ms))
-    near = [j.strategy for j in judged if j.keep.outcome == "near"]
-    confirmed = ""
-    if near:
-        confirm = tg.confirm_definition(target, near)
-        if confirm is None:
-            confirmed = (f"predicted near the boundary: {', '.join(near)}; no window the engine allows can "
-                         f"observe a timeout at {keepalive}, so they stay unconfirmed")
-            judged = [ch.Judged(j.strategy, j.advice, ch.Keep("unknown", ch.PREDICTED, None, j.keep.forecast),
-                                j.stall_ms) if j.strategy in near else j for j in judged]
-        else:
-            _say(f"predicted near the boundary: {', '.join(near)}; confirming with cells at {keepalive}, "
-                 f"windows sized to observe {confirm['min_cycles']} keepalive cycle"
-                 f"{'s' if confirm['min_cycles'] != 1 else ''}, in {confirm_dir}")
-            _run(confirm, confirm_dir, quiet=args.quiet)
-            confirm_cells, _ = _cells(confirm_dir)
-            confirm_advice = _advice(confirm_cells)
-            judged = [ch.Judged(j.strategy, j.advice,
-                                _measured_keep(confirm_advice.get(j.strategy), ch.CONFIRMED, j.keep.forecast),
-                                j.stall_ms) if j.strategy in near else j for j in judged]
-            confirmed = f"confirmed with real cells at your settings: {', '.join(near)} (records in {confirm_dir})"
+    judged = _judge(s, records, _advice(cells), direct=direct, stall_ms=stall_ms)
+    judged, confirmed = (judged, "") if direct else _confirm(s, judged)
     report = build_report(out, out / "report")
-    choice = ch.choose(judged)
 
-    lines = [f"advise {target.name}: {job}, {keepalive}, {args.job_connections} job connection"
-             f"{'s' if args.job_connections != 1 else ''}, {_plural(args.repeats, 'repeat')} per strategy", ""]
+    lines = [f"advise {target.name}: {load}, {s.keepalive}, {_plural(args.repeats, 'repeat')} per strategy", ""]
     lines += table(judged, cells)
     lines.append("")
-    if direct is not None:
-        lines.append(f"connections kept: measured in windows sized to observe a timeout at {keepalive}")
+    if direct:
+        lines.append(f"connections kept: measured in windows sized to observe a timeout at {s.keepalive}")
     else:
         lines.append(f"connections kept: predicted from the measured stalls by the boundary model, "
-                     f"P(a connection is lost in {predict.horizon_s(interval, timeout):g} s of this load); "
-                     f"a prediction between {predict.NEAR[0]:.0%} and {predict.NEAR[1]:.0%} is confirmed "
-                     f"by real cells")
-        lines.append(confirmed or "no prediction was near the boundary: no confirmation needed")
+                     f"P(a connection is lost in {horizon:g} s of this load); a prediction between "
+                     f"{predict.NEAR[0]:.0%} and {predict.NEAR[1]:.0%} is confirmed by real cells")
+        lines.append(confirmed)
     lines.append(f"loop free: no stall over {stall_ms:g} ms in every repeat and loop-lag p99 under "
                  f"{stall_ms:g} ms; intervals are Wilson 95 %")
-    lines.append("")
-    if choice.strategy is not None:
-        lines.append(f"recommendation: {choice.strategy}")
-    else:
-        lines.append(f"recommendation: none (closest: {choice.closest})")
-    for reason in choice.reasons:
-        lines.append(textwrap.fill(reason, 100, initial_indent="  - ", subsequent_indent="    ",
-                                   break_on_hyphens=False, break_long_words=False))
-    lines.append("")
+    lines += [""] + recommendation_lines(ch.choose(judged)) + [""]
     lines.append(f"records: {out / 'cells'}")
     lines.append(f"report: {report.markdown}")
     lines.append(f"took {time.monotonic() - started:,.0f} s")
     print("\n".join(lines))
     return 0
+
+
+def recommendation_lines(choice: ch.Choice) -> list[str]:
+    """The recommendation and its reasons, as printed."""
+    import textwrap
+
+    head = (f"recommendation: {choice.strategy}" if choice.strategy is not None
+            else f"recommendation: none (closest: {choice.closest})")
+    return [head] + [textwrap.fill(reason, 100, initial_indent="  - ", subsequent_indent="    ",
+                                   break_on_hyphens=False, break_long_words=False) for reason in choice.reasons]
 
 
 def _plural(n: int, word: str) -> str:
@@ -230,4 +253,4 @@ def _seconds(value: float | None) -> str:
     return "none" if value is None else f"{value:g} s"
 
 
-__all__ = ["cmd_advise_target", "table"]
+__all__ = ["cmd_advise_target", "recommendation_lines", "table"]

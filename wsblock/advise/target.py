@@ -178,13 +178,22 @@ def _plan(cell: CellConfig, job_ms: float, **changes: Any) -> sizing.WindowPlan:
     return plan_window(replace(cell, **changes), {"expected_ms": job_ms})
 
 
-def direct_window_s(target: Target) -> float | None:
-    """The longest window sized to observe the keepalive at the user's settings, or ``None`` if too long."""
+def sized_window_s(target: Target) -> tuple[float, bool]:
+    """The longest window sized to observe the keepalive at the user's settings, and whether it can.
+
+    Returns:
+        ``(seconds, observable)``: the engine's sized window of the slowest
+        strategy, and whether every window covers the keepalive cycles a
+        verdict needs (windows are capped at :data:`wsblock.engine.sizing.MAX_WINDOW_S`).
+    """
     plans = [_plan(c, target.job_ms) for c in _distinct(matrix_spec.expand(target.definition, source="advise"))]
-    longest = max(p.duration_s for p in plans)
-    if longest > DIRECT_MAX_S or not all(p.keepalive_observable for p in plans):
-        return None
-    return longest
+    return max(p.needed_s for p in plans), all(p.keepalive_observable for p in plans)
+
+
+def direct(target: Target) -> bool:
+    """Whether to measure the keepalive outcome directly: sized windows are at most :data:`DIRECT_MAX_S`."""
+    needed, observable = sized_window_s(target)
+    return observable and needed <= DIRECT_MAX_S
 
 
 def stall_window_s(target: Target) -> float:
@@ -219,4 +228,4 @@ def default_out(name: str) -> Path:
 
 __all__ = ["CONFIRM_CYCLES", "DEFAULT_JOB_CONNECTIONS", "DEFAULT_REPEATS", "DEFAULT_WORK_MS", "DIRECT_MAX_S",
            "STALL_JOBS", "STALL_MIN_S", "Target", "applicable", "check", "confirm_definition", "default_out",
-           "direct_window_s", "looks_like_directory", "resolve", "stall_window_s"]
+           "direct", "looks_like_directory", "resolve", "sized_window_s", "stall_window_s"]
