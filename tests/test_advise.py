@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import sys
 import textwrap
 from pathlib import Path
@@ -167,3 +168,11 @@ def test_advise_measures_a_workload_and_writes_a_run_directory(tmp_path: Path) -
     assert (out / "manifest.json").is_file() and len(list((out / "cells").glob("*.json"))) == 1
     assert (out / "report" / "report.md").is_file()
     assert f"records: {out / 'cells'}" in text
+
+
+def test_varying_repeats_are_judged_by_the_upper_end_of_the_loop_interval() -> None:
+    unstable = ("unstable repeats in w-process",)
+    steady = _advice("process", stall=0, share=0, lag=4, stalled=False, weak=unstable)
+    assert ch.Judged("process", steady, _kept()).eligible  # 3 to 5 ms: free whatever the spread
+    spread = replace(steady, lag_p99=rec.Quantity(20, 4, 70, 3))
+    assert not ch.Judged("process", spread, _kept()).loop_free  # one repeat at 70 ms: not shown free

@@ -12,8 +12,10 @@ that pickle every job). A strategy is *eligible* when
   stall threshold, 50 ms by default) in every repeat, and the loop-lag p99,
   where reported, is under that threshold;
 * its **evidence is strong**: what :mod:`wsblock.analysis.recommend` calls
-  weak (fewer than 3 repeats, unstable or failed repeats, a disturbed
-  measurement, calibration drift) is absent.
+  weak (fewer than 3 repeats, failed repeats, a disturbed measurement,
+  calibration drift) is absent. Repeats that vary do not block a
+  recommendation by themselves: the loop-lag p99 is judged by the upper end
+  of its interval over the repeats instead.
 
 The recommendation is the first eligible strategy in cost order; when none
 is eligible it says so and names the one that came closest.
@@ -30,6 +32,9 @@ from wsblock.report import markdown as md
 
 COST_ORDER = ("inline", "chunked", "thread", "process")
 """Strategies from the cheapest to the dearest."""
+
+UNSTABLE = "unstable repeats"
+"""How :mod:`wsblock.analysis.recommend` starts the reason for repeats that vary."""
 
 MEASURED = "measured"
 PREDICTED = "predicted"
@@ -77,17 +82,34 @@ class Judged:
 
     @property
     def loop_free(self) -> bool:
-        """No cell stalled in every repeat, and the loop-lag p99 (where reported) under the threshold."""
+        """No cell stalled in every repeat, and the loop-lag p99 (where reported) under the threshold.
+
+        The p99 is judged by the upper end of its interval over the repeats,
+        so repeats that vary cannot make a loop look free.
+        """
         a = self.advice
         if a.verdict == rec.NO_DATA:
             return False
         lag = a.lag_p99
-        return not a.stalled and not (lag is not None and lag.known and lag.value >= self.stall_ms)
+        if lag is None or not lag.known:
+            return not a.stalled
+        worst = lag.high if math.isfinite(lag.high) else lag.value
+        return not a.stalled and max(worst, lag.value) < self.stall_ms
+
+    @property
+    def weak(self) -> tuple[str, ...]:
+        """What makes the evidence weak: the verdict's reasons, but for unstable repeats.
+
+        Repeats that vary are already answered by judging the loop by the
+        upper end of its intervals; a loss in some repeats and not others
+        is a loss.
+        """
+        return tuple(w for w in self.advice.weak if not w.startswith(UNSTABLE))
 
     @property
     def strong(self) -> bool:
         """Whether the evidence behind the verdict is strong enough."""
-        return self.advice.verdict != rec.NO_DATA and not self.advice.weak
+        return self.advice.verdict != rec.NO_DATA and not self.weak
 
     @property
     def eligible(self) -> bool:
@@ -177,7 +199,7 @@ def _why_not(j: Judged) -> str:
         return f"{name} does not keep the loop free: the loop was stalled {held} ({figures})"
     if j.keep.outcome != "kept":
         return f"{name} could not show that it keeps connections ({keep_text(j) or 'no verdict'})"
-    return f"{name}'s evidence is weak: {'; '.join(j.advice.weak)}"
+    return f"{name}'s evidence is weak: {'; '.join(j.weak)}"
 
 
 def choose(judged: list[Judged]) -> Choice:
