@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -146,12 +147,13 @@ def add_parsers(subparsers: Any) -> None:
     d = CellConfig("", 1, "")
     advise = subparsers.add_parser(
         "advise", help="recommend a strategy for a workload (measured now), or print the verdict of a run directory",
-        description="TARGET is a workload (a built-in name such as c_holds_gil, or a function as "
+        description=textwrap.fill(
+                    "TARGET is a workload (a built-in name such as c_holds_gil, or a function as "
                     "package.module:function): run every strategy that applies at your keepalive settings, "
                     "print a verdict table per strategy and one recommendation with its reason, and write "
                     "the records and report as a run directory. TARGET may also be a run directory: print, "
                     "per workload and strategy, what its records say (drops connections, inconclusive, cannot "
-                    "tell, slow loop or safe, each with its counts, intervals, repeats and cell).",
+                    "tell, slow loop or safe, each with its counts, intervals, repeats and cell).", 79),
         epilog="examples:\n  wsblock advise c_holds_gil\n  wsblock advise mymod:work --param rows=10000\n"
                "  wsblock advise results/runs/quick", formatter_class=argparse.RawDescriptionHelpFormatter)
     advise.add_argument("dir", metavar="TARGET",
