@@ -176,3 +176,15 @@ def test_varying_repeats_are_judged_by_the_upper_end_of_the_loop_interval() -> N
     assert ch.Judged("process", steady, _kept()).eligible  # 3 to 5 ms: free whatever the spread
     spread = replace(steady, lag_p99=rec.Quantity(20, 4, 70, 3))
     assert not ch.Judged("process", spread, _kept()).loop_free  # one repeat at 70 ms: not shown free
+
+
+def test_a_loop_busy_running_steps_is_not_free_even_when_responsive() -> None:
+    # blocking_io in chunks: every wake-up waits for a step, but no gap reaches 50 ms.
+    steps = _advice("chunked", stall=0, share=0, lag=29.7, stalled=False)
+    chunked = ch.Judged("chunked", steps, _kept(), lag_p50=rec.Quantity(26.7, 26.0, 27.5, 3))
+    thread = ch.Judged("thread", _advice("thread", stall=0, share=0, lag=1.0, stalled=False), _kept(),
+                       lag_p50=rec.Quantity(0.11, 0.10, 0.12, 3))
+    assert chunked.responsive and not chunked.idle and not chunked.loop_free
+    choice = ch.choose([chunked, thread])
+    assert choice.strategy == "thread"
+    assert choice.reasons[1].startswith("chunked does not keep the loop free: the loop ran the steps itself")

@@ -8,9 +8,12 @@ that pickle every job). A strategy is *eligible* when
   predicted by the boundary model (:mod:`wsblock.advise.predict`) with a loss
   probability under 5 %, or, near the boundary, confirmed by cells whose
   windows could show a timeout;
-* it **keeps the loop free**: no cell stalled the loop (a gap over the run's
-  stall threshold, 50 ms by default) in every repeat, and the loop-lag p99,
-  where reported, is under that threshold;
+* it **keeps the loop free**: the loop is *responsive* (no cell stalled it,
+  a gap over the run's stall threshold, 50 ms by default, in every repeat,
+  and the loop-lag p99, where reported, is under that threshold) and *idle*
+  (the loop-lag p50 is under :data:`BUSY_LAG_MS`: the loop waits for the
+  work instead of running it or fighting it for the GIL); each percentile
+  is judged by the upper end of its interval over the repeats;
 * its **evidence is strong**: what :mod:`wsblock.analysis.recommend` calls
   weak (fewer than 3 repeats, failed repeats, a disturbed measurement,
   calibration drift) is absent. Repeats that vary do not block a
@@ -32,6 +35,14 @@ from wsblock.report import markdown as md
 
 COST_ORDER = ("inline", "chunked", "thread", "process")
 """Strategies from the cheapest to the dearest."""
+
+BUSY_LAG_MS = 2.0
+"""A median loop-lag at or over this means the loop is busy with the work.
+
+An idle loop's 1 ms probe wakes a fraction of a millisecond late; a loop
+that runs the work itself in steps (``chunked``) is late by about a step,
+and one that competes with a thread for the GIL by about the switch
+interval (5 ms by default), on most wake-ups."""
 
 UNSTABLE = "unstable repeats"
 """How :mod:`wsblock.analysis.recommend` starts the reason for repeats that vary."""
@@ -79,22 +90,29 @@ class Judged:
     keep: Keep
     stall_ms: float = 50.0
     releases_gil: bool = False
+    lag_p50: rec.Quantity | None = None
 
     @property
-    def loop_free(self) -> bool:
-        """No cell stalled in every repeat, and the loop-lag p99 (where reported) under the threshold.
-
-        The p99 is judged by the upper end of its interval over the repeats,
-        so repeats that vary cannot make a loop look free.
-        """
+    def responsive(self) -> bool:
+        """No cell stalled in every repeat, and the loop-lag p99 (where reported) under the stall threshold."""
         a = self.advice
         if a.verdict == rec.NO_DATA:
             return False
-        lag = a.lag_p99
-        if lag is None or not lag.known:
-            return not a.stalled
-        worst = lag.high if math.isfinite(lag.high) else lag.value
-        return not a.stalled and max(worst, lag.value) < self.stall_ms
+        return not a.stalled and _worst(a.lag_p99) < self.stall_ms
+
+    @property
+    def idle(self) -> bool:
+        """The loop's median wake-up is under :data:`BUSY_LAG_MS` late: it waits for the work, not runs it."""
+        return _worst(self.lag_p50) < BUSY_LAG_MS
+
+    @property
+    def loop_free(self) -> bool:
+        """Responsive (:attr:`responsive`) and not kept busy by the work (:attr:`idle`).
+
+        Loop-lag percentiles are judged by the upper end of their interval
+        over the repeats, so repeats that vary cannot make a loop look free.
+        """
+        return self.responsive and self.idle
 
     @property
     def weak(self) -> tuple[str, ...]:
@@ -132,6 +150,13 @@ class Choice:
     reasons: list[str] = field(default_factory=list)
 
 
+def _worst(q: rec.Quantity | None) -> float:
+    """The upper end of a quantity's interval (its value without one); ``-inf`` when unknown."""
+    if q is None or not q.known:
+        return -math.inf
+    return max(q.value, q.high) if math.isfinite(q.high) else q.value
+
+
 def cost_key(strategy: str) -> tuple[int, str]:
     """Sort key of strategies, cheapest first (unknown ones last, by name)."""
     return (COST_ORDER.index(strategy), "") if strategy in COST_ORDER else (len(COST_ORDER), strategy)
@@ -144,9 +169,9 @@ def _share(value: float) -> str:
 def loop_text(j: Judged, *, share: bool = True) -> str:
     """The loop figures of a strategy in words: ``loop-lag p99 4 ms, no stall over 50 ms``."""
     a = j.advice
-    parts = []
-    if a.lag_p99 is not None and a.lag_p99.known:
-        parts.append(f"loop-lag p99 {md.ms(a.lag_p99.value)} ms")
+    lags = [f"{name} {md.ms(q.value)} ms" for name, q in (("p50", j.lag_p50), ("p99", a.lag_p99))
+            if q is not None and q.known]
+    parts = [f"loop-lag {', '.join(lags)}"] if lags else []
     if a.stall is not None and a.stall.known and a.stall.value > 0:
         parts.append(f"longest stall {md.ms(a.stall.value)} ms")
         if share and a.stalled_share is not None and a.stalled_share.known:
@@ -181,7 +206,7 @@ def _why_not(j: Judged) -> str:
         return f"{name} has no measured repeat"
     if j.keep.outcome == "lost":
         return f"{name} loses connections ({keep_text(j)})"
-    if not j.loop_free:
+    if not j.responsive:
         a = j.advice
         share = a.stalled_share.value if a.stalled_share is not None and a.stalled_share.known else math.nan
         held = f"{_share(share)} of the time" if math.isfinite(share) else "at times"
@@ -197,6 +222,15 @@ def _why_not(j: Judged) -> str:
         if name == "chunked":
             return f"chunked does not keep the loop free: its steps held the loop {held} ({figures})"
         return f"{name} does not keep the loop free: the loop was stalled {held} ({figures})"
+    if not j.idle:
+        figures = loop_text(j)
+        late = f"busy on most of its wake-ups (loop-lag p50 at or over {BUSY_LAG_MS:g} ms)"
+        if name == "thread" and not j.releases_gil:
+            return (f"thread does not keep the loop free: the loop kept waiting for the GIL this function holds, "
+                    f"{late.replace('busy on', 'late on')} ({figures})")
+        if name == "chunked":
+            return f"chunked does not keep the loop free: the loop ran the steps itself and was {late} ({figures})"
+        return f"{name} does not keep the loop free: the loop was {late} ({figures})"
     if j.keep.outcome != "kept":
         return f"{name} could not show that it keeps connections ({keep_text(j) or 'no verdict'})"
     return f"{name}'s evidence is weak: {'; '.join(j.weak)}"

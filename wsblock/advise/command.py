@@ -92,7 +92,7 @@ def _row_value(cells: pd.DataFrame, strategy: str, column: str) -> float:
 
 def table(judged: list[ch.Judged], cells: pd.DataFrame) -> list[str]:
     """The verdict table, one line per strategy."""
-    header = ["strategy", "connections kept", "loop lag p99 ms", "stalled", "longest stall ms",
+    header = ["strategy", "connections kept", "loop lag p50 / p99 ms", "stalled", "longest stall ms",
               "echo p99 ms", "jobs/s", "CPU cores", "loop free", "n"]
     rows = []
     for j in judged:
@@ -109,7 +109,8 @@ def table(judged: list[ch.Judged], cells: pd.DataFrame) -> list[str]:
         cpu = _row_value(cells, j.strategy, "server_cpu_util")
         workers = _row_value(cells, j.strategy, "workers_cpu_util")
         cpu_total = cpu + (workers if math.isfinite(workers) else 0.0)
-        rows.append([j.strategy, kept, _q(a.lag_p99) if a.lag_p99 is not None and a.lag_p99.known else "withheld",
+        p99 = _q(a.lag_p99) if a.lag_p99 is not None and a.lag_p99.known else "withheld"
+        rows.append([j.strategy, kept, f"{_q(j.lag_p50)} / {p99}",
                      "–" if math.isnan(share) else f"{share * 100:.0f} %",
                      "none" if a.stall is not None and a.stall.known and a.stall.value == 0 else _q(a.stall),
                      "–" if math.isnan(echo) else (">=" if bound else "") + md.ms(echo),
@@ -136,10 +137,11 @@ class _Settings:
         return f"ping_interval {_seconds(self.interval)} / ping_timeout {_seconds(self.timeout)}"
 
 
-def _judge(s: _Settings, records: list[dict[str, Any]], advice: dict[str, rec.Advice], *, direct: bool,
+def _judge(s: _Settings, cells: pd.DataFrame, records: list[dict[str, Any]], *, direct: bool,
            stall_ms: float) -> list[ch.Judged]:
     """One :class:`Judged` per strategy: measured keepalive outcome, or the boundary model's forecast."""
     releases = s.target.workload.gil.startswith("released")
+    advice = _advice(cells)
     judged = []
     for strategy in s.target.strategies:
         a = advice.get(strategy) or rec.Advice(s.target.name, strategy, rec.NO_DATA)
@@ -148,8 +150,15 @@ def _judge(s: _Settings, records: list[dict[str, Any]], advice: dict[str, rec.Ad
         else:
             f = predict.forecast(_ok(records, strategy), ping_interval=s.interval, ping_timeout=s.timeout)
             keep = ch.Keep("unknown" if f is None else f.outcome, ch.PREDICTED, None, f)
-        judged.append(ch.Judged(strategy, a, keep, stall_ms, releases))
+        judged.append(ch.Judged(strategy, a, keep, stall_ms, releases, _quantity(cells, strategy, "lag_p50_ms")))
     return judged
+
+
+def _quantity(cells: pd.DataFrame, strategy: str, column: str) -> rec.Quantity:
+    """A metric of the strategy's cell: median over repeats, its interval and repeats."""
+    n = _row_value(cells, strategy, f"{column}_n")
+    return rec.Quantity(_row_value(cells, strategy, column), _row_value(cells, strategy, f"{column}_low"),
+                        _row_value(cells, strategy, f"{column}_high"), 0 if math.isnan(n) else int(n))
 
 
 def _confirm(s: _Settings, judged: list[ch.Judged]) -> tuple[list[ch.Judged], str]:
@@ -211,7 +220,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     _run(definition, out, quiet=args.quiet)
     cells, records = _cells(out)
     stall_ms = CellConfig("", 1, "").stall_ms
-    judged = _judge(s, records, _advice(cells), direct=direct, stall_ms=stall_ms)
+    judged = _judge(s, cells, records, direct=direct, stall_ms=stall_ms)
     judged, confirmed = (judged, "") if direct else _confirm(s, judged)
     report = build_report(out, out / "report")
 
@@ -225,8 +234,9 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
                      f"P(a connection is lost in {horizon:g} s of this load); a prediction between "
                      f"{predict.NEAR[0]:.0%} and {predict.NEAR[1]:.0%} is confirmed by real cells")
         lines.append(confirmed)
-    lines.append(f"loop free: no stall over {stall_ms:g} ms in every repeat and loop-lag p99 under "
-                 f"{stall_ms:g} ms; intervals are Wilson 95 %")
+    lines.append(f"loop free: no stall over {stall_ms:g} ms in every repeat, loop-lag p99 under {stall_ms:g} ms "
+                 f"and p50 under {ch.BUSY_LAG_MS:g} ms (the loop waits for the work rather than running it), "
+                 f"each at the upper end of its interval over the repeats; connection intervals are Wilson 95 %")
     lines += [""] + recommendation_lines(ch.choose(judged)) + [""]
     lines.append(f"records: {out / 'cells'}")
     lines.append(f"report: {report.markdown}")
