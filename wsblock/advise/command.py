@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ def _say(message: str) -> None:
     print(f"wsblock: {message}", file=sys.stderr, flush=True)
 
 
-def _run(definition: dict[str, Any], out: Path, *, quiet: bool) -> None:
+def _run(definition: dict[str, Any], out: Path, *, quiet: bool) -> list[str]:
+    """Run a matrix into ``out``; return the ids of cells without a good record."""
     from wsblock import paths
     from wsblock.matrix import spec as matrix_spec
     from wsblock.matrix.run import check_directory, command_line, format_duration, run_matrix
@@ -33,7 +34,12 @@ def _run(definition: dict[str, Any], out: Path, *, quiet: bool) -> None:
     plan = check_directory(matrix, out)
     paths.clean_stale()
     _say(f"{len(matrix.cells)} cells, {plan.reused} already recorded, about {format_duration(plan.estimate_s)}")
-    run_matrix(matrix, out, command=command_line(), show_progress=not quiet)
+    outcome = run_matrix(matrix, out, command=command_line(), show_progress=not quiet)
+    bad = outcome.not_ok + outcome.missing
+    if bad:
+        _say(f"warning: {len(bad)} of {len(matrix.cells)} cells have no good record ({', '.join(bad[:3])}"
+             f"{', ...' if len(bad) > 3 else ''}); the verdict counts them as failed repeats")
+    return bad
 
 
 def _cells(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -131,6 +137,7 @@ class _Settings:
     interval: float | None
     timeout: float | None
     quiet: bool
+    failed: list[str] = field(default_factory=list)
 
     @property
     def keepalive(self) -> str:
@@ -177,7 +184,7 @@ def _confirm(s: _Settings, judged: list[ch.Judged]) -> tuple[list[ch.Judged], st
         cycles = confirm["min_cycles"]
         _say(f"predicted near the boundary: {', '.join(near)}; confirming with cells at {s.keepalive}, windows "
              f"sized to observe {_plural(cycles, 'keepalive cycle')}, in {where}")
-        _run(confirm, where, quiet=s.quiet)
+        s.failed += _run(confirm, where, quiet=s.quiet)
         measured = _advice(_cells(where)[0])
         keeps = {j.strategy: _measured_keep(measured.get(j.strategy), ch.CONFIRMED, j.keep.forecast)
                  for j in judged if j.strategy in near}
@@ -186,7 +193,12 @@ def _confirm(s: _Settings, judged: list[ch.Judged]) -> tuple[list[ch.Judged], st
 
 
 def cmd_advise_target(args: argparse.Namespace) -> int:
-    """Measure a workload under every strategy that applies and recommend one."""
+    """Measure a workload under every strategy that applies and recommend one.
+
+    Returns:
+        0; 1 when a cell failed (the verdict is printed all the same, with
+        the failed repeats counted).
+    """
     from wsblock.engine.config import CellConfig
     from wsblock.report.document import build_report
 
@@ -217,7 +229,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     load = f"{job}, {_plural(args.job_connections, 'job connection')}"
     _say(f"advise {target.name} ({load}): {', '.join(target.strategies)}, "
          f"{_plural(args.repeats, 'repeat')} each; {mode}")
-    _run(definition, out, quiet=args.quiet)
+    s.failed += _run(definition, out, quiet=args.quiet)
     cells, records = _cells(out)
     stall_ms = CellConfig("", 1, "").stall_ms
     judged = _judge(s, cells, records, direct=direct, stall_ms=stall_ms)
@@ -242,7 +254,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     lines.append(f"report: {report.markdown}")
     lines.append(f"took {time.monotonic() - started:,.0f} s")
     print("\n".join(lines))
-    return 0
+    return 1 if s.failed else 0
 
 
 def recommendation_lines(choice: ch.Choice) -> list[str]:
