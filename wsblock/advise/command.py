@@ -96,8 +96,28 @@ def _row_value(cells: pd.DataFrame, strategy: str, column: str) -> float:
         return math.nan
 
 
-def table(judged: list[ch.Judged], cells: pd.DataFrame) -> list[str]:
-    """The verdict table, one line per strategy."""
+CPU_COVERAGE = 0.5
+"""The server's CPU is shown only when sampled over at least this share of the window."""
+
+
+def cpu_unsampled(records: list[dict[str, Any]], strategy: str) -> float | None:
+    """The shortest span (s) the server's CPU was sampled over, when under :data:`CPU_COVERAGE` of the window.
+
+    The server's sampler thread takes its first snapshot when the window
+    opens and its last when the loop stops it; work that holds the GIL or
+    the loop at those moments shrinks the span, and the CPU then reads near 0.
+    """
+    spans = []
+    for r in _ok(records, strategy):
+        window = float((r.get("window") or {}).get("duration_s") or 0.0)
+        span = (((r.get("resources") or {}).get("server") or {}).get("interval_s"))
+        if window > 0 and isinstance(span, (int, float)) and span < CPU_COVERAGE * window:
+            spans.append(float(span))
+    return min(spans) if spans else None
+
+
+def table(judged: list[ch.Judged], cells: pd.DataFrame, records: list[dict[str, Any]] = ()) -> list[str]:
+    """The verdict table, one line per strategy (CPU left out where the server could not sample it)."""
     header = ["strategy", "connections kept", "loop lag p50 / p99 ms", "stalled", "longest stall ms",
               "echo p99 ms", "jobs/s", "CPU cores", "loop free", "n"]
     rows = []
@@ -115,6 +135,8 @@ def table(judged: list[ch.Judged], cells: pd.DataFrame) -> list[str]:
         cpu = _row_value(cells, j.strategy, "server_cpu_util")
         workers = _row_value(cells, j.strategy, "workers_cpu_util")
         cpu_total = cpu + (workers if math.isfinite(workers) else 0.0)
+        if cpu_unsampled(list(records), j.strategy) is not None:
+            cpu_total = math.nan
         p99 = _q(a.lag_p99) if a.lag_p99 is not None and a.lag_p99.known else "withheld"
         rows.append([j.strategy, kept, f"{_q(j.lag_p50)} / {p99}",
                      "–" if math.isnan(share) else f"{share * 100:.0f} %",
@@ -237,7 +259,12 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     report = build_report(out, out / "report")
 
     lines = [f"advise {target.name}: {load}, {s.keepalive}, {_plural(args.repeats, 'repeat')} per strategy", ""]
-    lines += table(judged, cells)
+    lines += table(judged, cells, records)
+    unsampled = {j.strategy: span for j in judged if (span := cpu_unsampled(records, j.strategy)) is not None}
+    if unsampled:
+        lines.append("CPU not shown for " + ", ".join(f"{k} (its sampler covered {v:.3g} s of the window)"
+                                                      for k, v in unsampled.items())
+                     + ": the server's CPU sampler was held up by the work when the window opened")
     lines.append("")
     if direct:
         lines.append(f"connections kept: measured in windows sized to observe a timeout at {s.keepalive}")
