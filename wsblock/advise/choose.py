@@ -223,14 +223,14 @@ def _why_not(j: Judged) -> str:
             return f"chunked does not keep the loop free: its steps held the loop {held} ({figures})"
         return f"{name} does not keep the loop free: the loop was stalled {held} ({figures})"
     if not j.idle:
-        figures = loop_text(j)
-        late = f"busy on most of its wake-ups (loop-lag p50 at or over {BUSY_LAG_MS:g} ms)"
+        figures = f"{loop_text(j)}; a free loop's p50 is under {BUSY_LAG_MS:g} ms"
         if name == "thread" and not j.releases_gil:
             return (f"thread does not keep the loop free: the loop kept waiting for the GIL this function holds, "
-                    f"{late.replace('busy on', 'late on')} ({figures})")
+                    f"late on most of its wake-ups ({figures})")
         if name == "chunked":
-            return f"chunked does not keep the loop free: the loop ran the steps itself and was {late} ({figures})"
-        return f"{name} does not keep the loop free: the loop was {late} ({figures})"
+            return (f"chunked does not keep the loop free: the loop ran the steps itself and was busy on most of "
+                    f"its wake-ups ({figures})")
+        return f"{name} does not keep the loop free: the loop was busy on most of its wake-ups ({figures})"
     if j.keep.outcome != "kept":
         return f"{name} could not show that it keeps connections ({keep_text(j) or 'no verdict'})"
     return f"{name}'s evidence is weak: {'; '.join(j.weak)}"
