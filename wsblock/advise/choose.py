@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass, field
 
 from wsblock.advise.predict import Forecast
+from wsblock.analysis import intervals as iv
 from wsblock.analysis import recommend as rec
 from wsblock.report import markdown as md
 
@@ -68,7 +69,7 @@ class Keep:
 
     outcome: str
     basis: str
-    connections: object | None = None
+    connections: iv.Proportion | None = None
     forecast: Forecast | None = None
 
 
@@ -190,8 +191,8 @@ def keep_text(j: Judged) -> str:
         f.horizon_s) else ""
     counted = ""
     p = k.connections
-    if p is not None and getattr(p, "n", 0):
-        counted = f"{p.k} of {p.n} connections lost"  # type: ignore[attr-defined]
+    if p is not None and p.n:
+        counted = f"{p.k} of {p.n} connections lost"
     if k.basis == PREDICTED:
         return model
     if k.basis == CONFIRMED:
