@@ -162,9 +162,10 @@ def test_advise_measures_a_workload_and_writes_a_run_directory(tmp_path: Path) -
     assert "connections kept: measured in windows sized to observe a timeout" in text
     row = next(line for line in text.splitlines() if line.startswith("thread "))
     assert " of " in row and row.split()[-2] in ("yes", "no")
-    # One repeat is too weak for a recommendation, and the output says so.
+    # One repeat is too weak for a recommendation, and the output says why thread was not chosen.
     assert "recommendation: none (closest: thread)" in text
-    assert "thread's evidence is weak: 1 measured repeat per cell" in text or "thread does not" in text
+    reasons = text.split("recommendation: none (closest: thread)\n", 1)[1]
+    assert reasons.startswith("  - no strategy keeps every connection and the loop free on strong evidence\n  - thread")
     assert (out / "manifest.json").is_file() and len(list((out / "cells").glob("*.json"))) == 1
     assert (out / "report" / "report.md").is_file()
     assert f"records: {out / 'cells'}" in text
