@@ -260,6 +260,27 @@ class Child:
         text = self._stderr.read().decode("utf-8", "replace")
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    def request_stop(self) -> None:
+        """Ask the child to stop cleanly (close its stdin) without waiting."""
+        try:
+            if self.proc.stdin and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        """End the child's whole process group now (SIGKILL), without a grace.
+
+        For a child whose results are already in hand: whatever it would
+        still do is not worth waiting for.
+        """
+        self.request_stop()
+        self._signal_group(signal.SIGKILL)
+        self.wait(5.0)
+        if self.proc.poll() is not None and not _group_members({self.proc.pid}):
+            if self in _children:
+                _children.remove(self)
+
     def stop(self, grace: float) -> None:
         """End the child and its whole process group.
 
@@ -267,11 +288,7 @@ class Child:
         ``grace`` seconds, then sends SIGTERM and finally SIGKILL to the group.
         Safe to call more than once.
         """
-        try:
-            if self.proc.stdin and not self.proc.stdin.closed:
-                self.proc.stdin.close()
-        except OSError:
-            pass
+        self.request_stop()
         if self.wait(grace) is None:
             self._signal_group(signal.SIGTERM)
             if self.wait(2.0) is None:

@@ -42,6 +42,7 @@ from wsblock import atomic, meta, paths
 from wsblock.schema import record
 from wsblock.schema.rundir import CELLS, MANIFEST, MANIFEST_KIND, MANIFEST_VERSION
 from wsblock.errors import HarnessError, UsageError
+from wsblock.matrix import estimate
 from wsblock.matrix.cores import core_slots
 from wsblock.matrix.parallel import run_parallel
 from wsblock.matrix.spec import Matrix, PlannedCell
@@ -53,8 +54,6 @@ MAX_CELLS = 2000
 MAX_HOURS = 24.0
 """Longest estimated run without ``--yes``."""
 
-CELL_OVERHEAD_S = 4.0
-"""Start-up and shut-down of one cell's processes, for the time estimate."""
 
 
 @dataclass
@@ -184,13 +183,21 @@ def existing_record(path: Path, planned: PlannedCell) -> dict[str, Any] | None:
     return data if status == "ok" else None
 
 
-def cell_estimate_s(planned: PlannedCell) -> float:
-    """Rough seconds one cell takes, start-up and a job's drain included."""
+def cell_estimate_s(planned: PlannedCell, history: estimate.History | None = None) -> float:
+    """Seconds one cell takes: its warm-up and window, and its overhead on this machine.
+
+    Args:
+        planned: The cell.
+        history: The overheads measured on this machine
+            (:class:`wsblock.matrix.estimate.History`); read from the cache
+            directory when not given.
+    """
     from wsblock.engine.runner import plan_window
 
     c = planned.cell
     window = plan_window(c, None).duration_s
-    return c.warmup + window + (c.work_ms or 0.0) / 1000.0 + CELL_OVERHEAD_S
+    overhead, _ = (history or estimate.History()).overhead_s(c)
+    return c.warmup + window + overhead
 
 
 def check_directory(matrix: Matrix, directory: Path) -> Plan:
@@ -211,6 +218,7 @@ def check_directory(matrix: Matrix, directory: Path) -> Plan:
     planned_by_name = {f"{p.cell_id}.json": p for p in matrix.cells}
     problems: list[str] = []
     todo: list[PlannedCell] = []
+    history = estimate.History()
     if cells_dir.is_dir():
         for path in sorted(cells_dir.iterdir()):
             if path.name.startswith(".") or path.name in planned_by_name:
@@ -230,7 +238,7 @@ def check_directory(matrix: Matrix, directory: Path) -> Plan:
             f"move them away or choose another --out"
         )
     return Plan(todo=todo, reused=len(matrix.cells) - len(todo),
-                estimate_s=sum(cell_estimate_s(p) for p in todo))
+                estimate_s=sum(cell_estimate_s(p, history) for p in todo))
 
 
 def check_size(matrix: Matrix, plan: Plan) -> None:
@@ -510,7 +518,8 @@ def run_matrix(
     todo = sorted(plan.todo, key=lambda p: p.repeat)
     reused = plan.reused
     ran = failed = 0
-    progress = Progress(total=len(matrix.cells), done=reused, per_cell=[cell_estimate_s(c) for c in todo],
+    history = estimate.History()
+    progress = Progress(total=len(matrix.cells), done=reused, per_cell=[cell_estimate_s(c, history) for c in todo],
                         stream=sys.stderr if show_progress else None)
     started = time.monotonic()
     records: list[dict[str, Any]] = []
@@ -561,11 +570,28 @@ def run_matrix(
     manifest["finished_utc"] = _now()
     manifest["complete"] = not not_ok and not missing
     overhead = overhead_summary(time.monotonic() - started, records, at_once=len(slots) or 1)
+    if client is None:
+        remember_overheads(history, records)
     manifest["sessions"][-1]["overhead"] = overhead
     manifest["overhead"] = _total_overhead(manifest["sessions"])
     atomic.write_json(manifest_path, manifest)
     return MatrixOutcome(ran=ran, reused=reused, failed=failed, skipped=len(matrix.skipped),
                          directory=directory, not_ok=not_ok, missing=missing, overhead=overhead)
+
+
+def remember_overheads(history: estimate.History, records: list[dict[str, Any]]) -> None:
+    """Add the measured overheads of a serial run's good records to this machine's history."""
+    from wsblock.engine.config import CellConfig
+
+    found = estimate.measured_overheads(records)
+    for params, overhead in found:
+        try:
+            cell = CellConfig.from_dict(params)
+        except Exception:  # noqa: BLE001 - a record this version cannot read teaches nothing
+            continue
+        history.add(cell, overhead)
+    if found:
+        history.save()
 
 
 def _total_overhead(sessions: list[dict[str, Any]]) -> dict[str, Any]:
