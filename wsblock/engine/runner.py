@@ -197,12 +197,16 @@ SERVER_MODULE = "wsblock.engine.server"
 """The module the server process runs (``python -m``)."""
 
 
-def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]:
+def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
+             on_measured: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run one cell and return its record.
 
     Args:
         cell: The cell; validated here.
         progress: Receives one-line progress messages.
+        on_measured: Called once the server's and the load's measurements
+            are in hand, before the processes are ended and the record is
+            assembled: from then on nothing this cell does is measured.
 
     Returns:
         The record (see ``docs/record.md``), with ``timing``: where the
@@ -230,7 +234,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     duration = window_plan.duration_s
     if window_plan.requested_s is None:
         progress(f"window sized to {duration:g} s" + (" (the maximum)" if window_plan.bounded else ""))
-    measured = run_processes(cell, work, duration, progress=progress)
+    measured = run_processes(cell, work, duration, progress=progress, on_measured=on_measured)
     server_stats, load_results = measured.server, measured.load
     if load_results.get("job_errors"):
         raise HarnessError(f"the server refused jobs: {load_results.get('last_error')}")
@@ -323,6 +327,7 @@ def run_processes(
     progress: Progress = _quiet,
     server_module: str = SERVER_MODULE,
     server_args: tuple[str, ...] = (),
+    on_measured: Callable[[], None] | None = None,
 ) -> Measured:
     """Start the server and load processes of a cell, measure one window, stop both.
 
@@ -335,6 +340,7 @@ def run_processes(
             must speak the same protocol (a ``ready`` event with its port,
             the window on stdin, its stats file written when stdin closes).
         server_args: Extra arguments after the server's config file.
+        on_measured: Called once both processes' measurements are read.
 
     Returns:
         What both processes wrote, with the window's timing.
@@ -459,6 +465,8 @@ def run_processes(
                 raise HarnessError(
                     f"server wrote no measurements (exit {server.proc.returncode}):\n{server.stderr_tail()}"
                 ) from None
+            if on_measured is not None:
+                on_measured()
             # Its measurements are in hand: nothing the server does from now
             # on is recorded (closing handshakes with a load that has gone,
             # a pool job that started after the window, interpreter exit), so

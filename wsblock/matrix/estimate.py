@@ -10,7 +10,7 @@ the job in flight.
 
 Every matrix remembers, in the cache directory (``overhead.json``, per
 machine like the calibration), the overhead its cells really had, by
-strategy, workload and job length; estimates use the mean of the last
+strategy, workload and job length; estimates use the median of the last
 :data:`KEPT_PER_KEY` such cells, then (where the job's length does not
 matter) of the same strategy and workload, and only where this machine has
 measured none the defaults below. Only serial local runs are remembered:
@@ -67,11 +67,16 @@ def holds_loop(cell: Any) -> bool:
 def default_overhead_s(cell: Any) -> float:
     """Overhead of ``cell`` without any measurement of this machine.
 
-    :data:`DEFAULT_OVERHEAD_S`, plus, for a job that holds the loop, half a
-    job (the mean rest of the job in flight when the window ends).
+    :data:`DEFAULT_OVERHEAD_S`, plus, for a job that holds the loop, what
+    the server waits for after the window: the rest of the job in flight
+    (half a job on average) and, in a thread pool, each job already handed
+    to another thread, which gets the GIL first (a whole job each).
     """
     job_s = (cell.work_ms or 0.0) / 1000.0
-    return DEFAULT_OVERHEAD_S + (job_s / 2 if holds_loop(cell) else 0.0)
+    if not holds_loop(cell):
+        return DEFAULT_OVERHEAD_S
+    queued = min(cell.pool_size, cell.job_connections) - 1 if cell.strategy == "thread" else 0
+    return DEFAULT_OVERHEAD_S + job_s / 2 + max(0, queued) * job_s
 
 
 def _key(cell: Any) -> str:
@@ -104,12 +109,12 @@ class History:
         """Estimated overhead of ``cell`` and whether it rests on this machine's measurements."""
         key = _key(cell)
         if key in self.cells:
-            return statistics.fmean(self.cells[key]), True
+            return statistics.median(self.cells[key]), True
         prefix = f"{cell.strategy}/{cell.workload}/"
         same = [v for k, values in self.cells.items() if k.startswith(prefix) for v in values]
         if same and not holds_loop(cell):
             # The job's length matters only where the server waits for it.
-            return statistics.fmean(same), True
+            return statistics.median(same), True
         return default_overhead_s(cell), False
 
     def add(self, cell: Any, overhead_s: float) -> None:
