@@ -92,9 +92,11 @@ class History:
     """
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path if path is not None else paths.cache_dir() / HISTORY_FILE
         self.cells: dict[str, list[float]] = {}
+        self.path: Path | None = path
         try:
+            if self.path is None:
+                self.path = paths.cache_dir() / HISTORY_FILE
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # none yet, or unreadable: estimates fall back to the defaults
@@ -125,6 +127,8 @@ class History:
 
     def save(self) -> None:
         """Write the history atomically (a failure to write is not an error of the run)."""
+        if self.path is None:
+            return  # no usable cache directory
         try:
             atomic.write_json(self.path, {"version": HISTORY_VERSION, "cells": self.cells})
         except OSError:
