@@ -31,8 +31,8 @@ from wsblock import paths
 from wsblock.engine.proc import child_environment, die_with_parent, python_command, track, untrack
 from wsblock.matrix.spec import PlannedCell
 
-POLL_S = 0.01
-"""How often the matrix looks for a cell's ``measured`` event while it waits."""
+WAKE_S = 0.5
+"""Longest the matrix sleeps between checks while a cell runs (it wakes at once on an event)."""
 
 
 def _pinned(cores: list[int]) -> Callable[[], None]:
@@ -61,6 +61,8 @@ class CellProcess:
         self.planned = planned
         self.standby = standby
         self.measured = threading.Event()
+        self._wake = threading.Event()  # set on the "measured" event line and at the exit
+        self._exited = threading.Event()
         self._stack = contextlib.ExitStack()
         tmp = self._stack.enter_context(paths.run_temp_dir("wsblock-matrix-"))
         self.record_path = Path(tmp) / "record.json"
@@ -85,6 +87,12 @@ class CellProcess:
                 continue  # the summary it prints at the end
             if isinstance(event, dict) and event.get("event") == "measured":
                 self.measured.set()
+                self._wake.set()
+        # Its output ended: it is exiting. Reaped here, so that the waiting
+        # thread wakes the moment it has gone.
+        self.proc.wait()
+        self._exited.set()
+        self._wake.set()
 
     def go(self) -> None:
         """Give a standby process its turn (it runs its cell now)."""
@@ -102,17 +110,20 @@ class CellProcess:
         Returns:
             Its exit code, or ``None`` after ``timeout`` seconds.
         """
+        # Sleeps on events the output reader sets, never in a polling loop:
+        # the matrix's process stays idle while the cell measures.
         end = time.monotonic() + timeout
         pending = on_measured
         while True:
             if pending is not None and self.measured.is_set():
                 pending, call = None, pending
                 call()
-            try:
-                return self.proc.wait(timeout=POLL_S if pending is not None else max(0.0, min(0.5, end - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                if time.monotonic() >= end:
-                    return None
+            if self._exited.is_set():
+                return self.proc.returncode
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            (self._wake if pending is not None else self._exited).wait(min(WAKE_S, left))
 
     def terminate(self, grace: float) -> None:
         """SIGTERM (the cell then stops its own processes), SIGKILL after ``grace`` seconds."""
@@ -152,6 +163,6 @@ class CellProcess:
 
     def close(self) -> None:
         """Forget the ended process and remove its temporary directory."""
-        if self.proc.poll() is not None:
+        if self._exited.wait(1.0) or self.proc.poll() is not None:
             untrack(self.proc)
         self._stack.close()
