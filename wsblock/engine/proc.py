@@ -268,15 +268,33 @@ class Child:
         except OSError:
             pass
 
-    def kill(self) -> None:
-        """End the child's whole process group now (SIGKILL), without a grace.
+    def kill(self, settle: float = 2.0) -> None:
+        """End the child now (SIGKILL), then the rest of its process group.
 
         For a child whose results are already in hand: whatever it would
-        still do is not worth waiting for.
+        still do is not worth waiting for. Only the child itself is killed
+        first: its pool workers die with it (they ask for that), and
+        ``multiprocessing``'s resource tracker, which outlives them by design,
+        then removes the semaphores they leave in shared memory and exits.
+        Whatever of the group is still there after ``settle`` seconds is
+        killed.
         """
         self.request_stop()
-        self._signal_group(signal.SIGKILL)
+        try:
+            kids = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            kids = []
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
         self.wait(5.0)
+        # Zombies count as gone: orphans are reaped by init, in its own time.
+        pids = {kid.pid for kid in kids}
+        end = time.monotonic() + settle
+        while _alive(pids) and time.monotonic() < end:
+            time.sleep(0.01)
+        self._signal_group(signal.SIGKILL)
         if self.proc.poll() is not None and not _group_members({self.proc.pid}):
             if self in _children:
                 _children.remove(self)
