@@ -468,9 +468,9 @@ def run_processes(
             if on_measured is not None:
                 on_measured()
             # Its measurements are in hand: nothing the server does from now
-            # on is recorded (closing handshakes with a load that has gone,
-            # a pool job that started after the window, interpreter exit), so
-            # its whole group is ended at once instead of waited for.
+            # on is recorded (closing handshakes with a load that has gone, a
+            # thread still running a job, the pool's shutdown, interpreter
+            # exit), so it is ended at once instead of waited for.
             server.kill()
         except BaseException:
             # Interrupted or failed: a server blocked in a job is not waited
