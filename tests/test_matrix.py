@@ -143,7 +143,7 @@ def test_repeats_are_interleaved_so_each_cell_samples_the_whole_run(tmp_path, mo
                                      'strategies = ["inline", "thread"]\nrepeats = 3\n'))
     order: list[tuple[str, int]] = []
 
-    def fake(planned):  # records what ran, measures nothing
+    def fake(planned, **_):  # records what ran, measures nothing
         order.append((planned.cell.strategy + str(planned.cell.work_ms), planned.repeat))
         rec = record.failed(params=planned.cell.to_dict(), error="not measured", exit_code=1, stderr_tail=[],
                             meta=meta.environment())

@@ -15,7 +15,7 @@ from wsblock.schema import record
 def _fake_measure(fail: set[int]):  # returns records, measures nothing: the display is under test
     calls: list[str] = []
 
-    def measure(planned):
+    def measure(planned, **_):
         calls.append(planned.cell_id)
         rec = record.failed(params=planned.cell.to_dict(), error="not measured", exit_code=1, stderr_tail=[],
                             meta=meta.environment())

@@ -186,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="FILE.json", help="write the record here (atomically)")
     run.add_argument("--json", action="store_true", help="print the record instead of the summary")
     run.add_argument("--quiet", action="store_true", help="no progress messages")
+    # For wsblock matrix: a cell's process started before its turn waits for
+    # "go" on stdin (end of input: it exits without running), and says on
+    # stdout when its measurements are in hand.
+    run.add_argument("--standby", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--events", action="store_true", help=argparse.SUPPRESS)
 
     sub.add_parser("list", help="list workloads and strategies",
                    description="List the workloads (with their parameters) and the strategies, "
@@ -371,8 +376,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     out = check_out_file(args.out) if args.out is not None else None
     cell = _cell_from_args(args)
+    if args.standby and sys.stdin.readline().strip() != "go":
+        return 0  # never given its turn: nothing was started, nothing measured
     paths.clean_stale()
-    rec = run_cell(cell, progress=_progress(args.quiet))
+
+    def measured() -> None:
+        print(json.dumps({"event": "measured"}), flush=True)
+
+    rec = run_cell(cell, progress=_progress(args.quiet), on_measured=measured if args.events else None)
     if out is not None:
         try:
             atomic.write_json(out, rec)
@@ -459,7 +470,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     from wsblock import paths
     from wsblock.matrix import spec as matrix_spec
     from wsblock.matrix.run import (MAX_CELLS, check_directory, check_size, command_line,
-                                    format_duration, run_matrix)
+                                    run_matrix)
 
     max_cells = None if args.yes else MAX_CELLS
     if args.profile:
@@ -499,7 +510,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     paths.clean_stale()
     if not args.quiet:
         print(f"wsblock: {len(spec.cells)} cells planned, {plan.reused} already recorded, "
-              f"{len(plan.todo)} to run, about {format_duration(plan.estimate_s / args.parallel)}"
+              f"{len(plan.todo)} to run, {plan.describe(args.parallel)}"
               f"{f'; {len(spec.skipped)} skipped as unsupported' if spec.skipped else ''}",
               file=sys.stderr, flush=True)
     outcome = run_matrix(spec, out, command=command_line(), show_progress=not args.quiet, parallel=args.parallel,
@@ -527,7 +538,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
 
 def _dry_run(spec: Any, out: Path | None) -> int:
     # The cells on stdout (one id a line: a list to pipe), the sums on stderr.
-    from wsblock.matrix.run import cell_estimate_s, check_directory, format_duration
+    from wsblock.matrix.run import check_directory, plan_of
 
     for planned in spec.cells:
         print(planned.cell_id)
@@ -535,14 +546,14 @@ def _dry_run(spec: Any, out: Path | None) -> int:
         print(f"skipped {cell.workload} x {cell.strategy}: {reason}")
     repeats = max((p.repeat for p in spec.cells), default=-1) + 1
     distinct = len({json.dumps(p.cell.to_dict(), sort_keys=True) for p in spec.cells})
-    total = sum(cell_estimate_s(p) for p in spec.cells)
+    whole = plan_of(spec)
     skipped = f"; {len(spec.skipped)} skipped as unsupported" if spec.skipped else ""
-    print(f"wsblock: {len(spec.cells)} cells ({distinct} x {repeats} repeat{'s' if repeats != 1 else ''}), about "
-          f"{format_duration(total)} in all{skipped}", file=sys.stderr)
+    print(f"wsblock: {len(spec.cells)} cells ({distinct} x {repeats} repeat{'s' if repeats != 1 else ''}), "
+          f"{whole.describe()} in all{skipped}", file=sys.stderr)
     if out is not None:
         plan = check_directory(spec, out)
         print(f"wsblock: {out}: {plan.reused} already recorded (reused), {len(plan.todo)} to run, "
-              f"about {format_duration(plan.estimate_s)}", file=sys.stderr)
+              f"{plan.describe()}", file=sys.stderr)
     return 0
 
 

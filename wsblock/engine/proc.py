@@ -260,6 +260,45 @@ class Child:
         text = self._stderr.read().decode("utf-8", "replace")
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    def request_stop(self) -> None:
+        """Ask the child to stop cleanly (close its stdin) without waiting."""
+        try:
+            if self.proc.stdin and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def kill(self, settle: float = 2.0) -> None:
+        """End the child now (SIGKILL), then the rest of its process group.
+
+        For a child whose results are already in hand: whatever it would
+        still do is not worth waiting for. Only the child itself is killed
+        first: its pool workers die with it (they ask for that), and
+        ``multiprocessing``'s resource tracker, which outlives them by design,
+        then removes the semaphores they leave in shared memory and exits.
+        Whatever of the group is still there after ``settle`` seconds is
+        killed.
+        """
+        self.request_stop()
+        try:
+            kids = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            kids = []
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
+        self.wait(5.0)
+        # Zombies count as gone: orphans are reaped by init, in its own time.
+        pids = {kid.pid for kid in kids}
+        end = time.monotonic() + settle
+        while _alive(pids) and time.monotonic() < end:
+            time.sleep(0.01)
+        self._signal_group(signal.SIGKILL)
+        if self.proc.poll() is not None and not _group_members({self.proc.pid}):
+            if self in _children:
+                _children.remove(self)
+
     def stop(self, grace: float) -> None:
         """End the child and its whole process group.
 
@@ -267,11 +306,7 @@ class Child:
         ``grace`` seconds, then sends SIGTERM and finally SIGKILL to the group.
         Safe to call more than once.
         """
-        try:
-            if self.proc.stdin and not self.proc.stdin.closed:
-                self.proc.stdin.close()
-        except OSError:
-            pass
+        self.request_stop()
         if self.wait(grace) is None:
             self._signal_group(signal.SIGTERM)
             if self.wait(2.0) is None:

@@ -197,12 +197,16 @@ SERVER_MODULE = "wsblock.engine.server"
 """The module the server process runs (``python -m``)."""
 
 
-def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]:
+def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
+             on_measured: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run one cell and return its record.
 
     Args:
         cell: The cell; validated here.
         progress: Receives one-line progress messages.
+        on_measured: Called once the server's and the load's measurements
+            are in hand, before the processes are ended and the record is
+            assembled: from then on nothing this cell does is measured.
 
     Returns:
         The record (see ``docs/record.md``), with ``timing``: where the
@@ -230,7 +234,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet) -> dict[str, Any]
     duration = window_plan.duration_s
     if window_plan.requested_s is None:
         progress(f"window sized to {duration:g} s" + (" (the maximum)" if window_plan.bounded else ""))
-    measured = run_processes(cell, work, duration, progress=progress)
+    measured = run_processes(cell, work, duration, progress=progress, on_measured=on_measured)
     server_stats, load_results = measured.server, measured.load
     if load_results.get("job_errors"):
         raise HarnessError(f"the server refused jobs: {load_results.get('last_error')}")
@@ -263,6 +267,8 @@ class Measured:
         window_end: Monotonic time it closed.
         stopped: Monotonic time both processes had ended.
         warmup_s: The warm-up, in seconds.
+        load_exited: Monotonic time the load process had exited.
+        stats_written: Monotonic time the server's stats file was found.
     """
 
     server: dict[str, Any]
@@ -275,6 +281,8 @@ class Measured:
     window_end: float
     stopped: float
     warmup_s: float
+    load_exited: float | None = None
+    stats_written: float | None = None
 
     def timing(self, began: float, finished: float) -> dict[str, Any]:
         """Where a cell's wall time went, from ``began`` to ``finished`` (monotonic).
@@ -283,11 +291,22 @@ class Measured:
         set-up (``setup_s``: validation, calibration lookup, input data,
         environment), process start-up (``startup_s``: until the window
         was sent), and teardown (``teardown_s``: from the window's end
-        until the record is assembled).
+        until the record is assembled), and its parts: ``load_exit_s``
+        (from the window's end until the load process had closed its
+        connections and exited), ``server_stats_s`` (from then until the
+        server's measurements were written) and ``server_end_s`` (from
+        then until both process groups were gone).
         """
         sent = self.window_start - self.warmup_s
         wall = finished - began
         measured = self.window_end - sent
+        parts: dict[str, Any] = {}
+        if self.load_exited is not None and self.stats_written is not None:
+            parts = {
+                "load_exit_s": round(self.load_exited - self.window_end, 3),
+                "server_stats_s": round(self.stats_written - self.load_exited, 3),
+                "server_end_s": round(self.stopped - self.stats_written, 3),
+            }
         return {
             "wall_s": round(wall, 3),
             "setup_s": round(self.started - began, 3),
@@ -296,6 +315,7 @@ class Measured:
             "window_s": round(self.window_end - self.window_start, 3),
             "teardown_s": round(finished - self.window_end, 3),
             "overhead_s": round(wall - measured, 3),
+            **parts,
         }
 
 
@@ -307,6 +327,7 @@ def run_processes(
     progress: Progress = _quiet,
     server_module: str = SERVER_MODULE,
     server_args: tuple[str, ...] = (),
+    on_measured: Callable[[], None] | None = None,
 ) -> Measured:
     """Start the server and load processes of a cell, measure one window, stop both.
 
@@ -319,6 +340,7 @@ def run_processes(
             must speak the same protocol (a ``ready`` event with its port,
             the window on stdin, its stats file written when stdin closes).
         server_args: Extra arguments after the server's config file.
+        on_measured: Called once both processes' measurements are read.
 
     Returns:
         What both processes wrote, with the window's timing.
@@ -422,20 +444,34 @@ def run_processes(
                     f"load process ended {end - time.time():.1f} s before the window end "
                     f"(exit {load.proc.returncode}):\n{load.stderr_tail()}"
                 )
+            load_exited = time.monotonic()
             try:
                 with open(load_cfg.results_path, encoding="utf-8") as handle:
                     load_results = json.load(handle)
             except (OSError, ValueError):
                 raise HarnessError(f"load process wrote no results:\n{load.stderr_tail()}") from None
             progress("window closed; stopping server")
-            server.stop(stop_grace)
+            # The stop is requested when the load has gone, as before: when
+            # it arrives decides which of the jobs in flight at the window's
+            # end complete and which are censored, so it must not move.
+            server.request_stop()
+            _wait_for_file(server, server_cfg.stats_path, stop_grace)
+            stats_written = time.monotonic()
             try:
                 with open(server_cfg.stats_path, encoding="utf-8") as handle:
                     server_stats = json.load(handle)
             except (OSError, ValueError):
+                server.stop(min(5.0, stop_grace))
                 raise HarnessError(
                     f"server wrote no measurements (exit {server.proc.returncode}):\n{server.stderr_tail()}"
                 ) from None
+            if on_measured is not None:
+                on_measured()
+            # Its measurements are in hand: nothing the server does from now
+            # on is recorded (closing handshakes with a load that has gone, a
+            # thread still running a job, the pool's shutdown, interpreter
+            # exit), so it is ended at once instead of waited for.
+            server.kill()
         except BaseException:
             # Interrupted or failed: a server blocked in a job is not waited
             # for (SIGTERM, then SIGKILL after a short grace).
@@ -449,7 +485,22 @@ def run_processes(
 
     return Measured(server=server_stats, load=load_results, cpu_before=cpu_before, cpu_after=cpu_after,
                     window_cpu_s=t_after - t_before, started=started, window_start=mono_start,
-                    window_end=mono_end, stopped=time.monotonic(), warmup_s=cell.warmup)
+                    window_end=mono_end, stopped=time.monotonic(), warmup_s=cell.warmup,
+                    load_exited=load_exited, stats_written=stats_written)
+
+
+STATS_POLL_S = 0.01
+"""How often the runner looks for the server's stats file while it stops."""
+
+
+def _wait_for_file(child: Child, path: str, timeout: float) -> None:
+    # The file is written atomically (renamed into place), so once it exists
+    # it is whole. Returns when it exists, when the child has exited, or after
+    # ``timeout`` seconds; the caller reads the file and says what is missing.
+    end = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if child.wait(STATS_POLL_S) is not None or time.monotonic() > end:
+            return
 
 
 def _server_failed(server: Child, event: dict[str, Any] | None) -> None:

@@ -190,6 +190,12 @@ class CellServer:
                 continue
             if not ours:
                 stats.foreign_jobs += 1
+            elif time.monotonic() >= self.window.end:
+                # A job of the load that would start only now (queued behind
+                # the job the window ended in) is not run: the ledger keeps
+                # no job that starts after the window, and on the loop it
+                # would only delay the stop by a whole job.
+                continue
             ticket = stats.jobs.start(time.monotonic()) if ours else None
             try:
                 timing = await self.strategy.run(job)

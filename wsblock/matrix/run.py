@@ -27,8 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,14 +36,15 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from wsblock import atomic, meta, paths
+from wsblock import atomic, meta
 from wsblock.schema import record
 from wsblock.schema.rundir import CELLS, MANIFEST, MANIFEST_KIND, MANIFEST_VERSION
 from wsblock.errors import HarnessError, UsageError
+from wsblock.matrix import estimate
 from wsblock.matrix.cores import core_slots
 from wsblock.matrix.parallel import run_parallel
 from wsblock.matrix.spec import Matrix, PlannedCell
-from wsblock.engine.proc import child_environment, die_with_parent, python_command, track, untrack
+from wsblock.matrix.cellproc import CellProcess
 
 MAX_CELLS = 2000
 """Largest matrix run without ``--yes``."""
@@ -53,8 +52,6 @@ MAX_CELLS = 2000
 MAX_HOURS = 24.0
 """Longest estimated run without ``--yes``."""
 
-CELL_OVERHEAD_S = 4.0
-"""Start-up and shut-down of one cell's processes, for the time estimate."""
 
 
 @dataclass
@@ -95,12 +92,29 @@ class Plan:
     Attributes:
         todo: Cells without a good record.
         reused: Count of cells with a good record.
-        estimate_s: Estimated seconds to run ``todo``.
+        estimate_s: Estimated seconds to run ``todo``, one after another.
+        measured_s: The part of it in warm-ups and windows.
+        from_history: Cells of ``todo`` whose overhead this machine has
+            measured before (the others take the defaults of
+            :mod:`wsblock.matrix.estimate`).
     """
 
     todo: list[PlannedCell]
     reused: int
     estimate_s: float
+    measured_s: float = 0.0
+    from_history: int = 0
+
+    def describe(self, at_once: int = 1) -> str:
+        """``about 3 min 25 s (... of warm-ups and windows, ... of overhead ...)``, for ``at_once`` cells at a time."""
+        at_once = max(1, min(at_once, len(self.todo)))
+        overhead = self.estimate_s - self.measured_s
+        source = ("as measured on this machine" if self.from_history == len(self.todo)
+                  else "the defaults: not measured on this machine yet" if not self.from_history
+                  else f"measured on this machine for {self.from_history} of {len(self.todo)} cells")
+        split = f", {at_once} at a time" if at_once > 1 else ""
+        return (f"about {format_duration(self.estimate_s / at_once)} ({format_duration(self.measured_s)} of "
+                f"warm-ups and windows and {format_duration(overhead)} of overhead, {source}{split})")
 
 
 def _now() -> str:
@@ -184,13 +198,37 @@ def existing_record(path: Path, planned: PlannedCell) -> dict[str, Any] | None:
     return data if status == "ok" else None
 
 
-def cell_estimate_s(planned: PlannedCell) -> float:
-    """Rough seconds one cell takes, start-up and a job's drain included."""
+def cell_parts_s(planned: PlannedCell, history: estimate.History) -> tuple[float, float, bool]:
+    """A cell's warm-up and window, its overhead, and whether that was measured on this machine."""
     from wsblock.engine.runner import plan_window
 
     c = planned.cell
-    window = plan_window(c, None).duration_s
-    return c.warmup + window + (c.work_ms or 0.0) / 1000.0 + CELL_OVERHEAD_S
+    overhead, measured = history.overhead_s(c)
+    return c.warmup + plan_window(c, None).duration_s, overhead, measured
+
+
+def cell_estimate_s(planned: PlannedCell, history: estimate.History | None = None) -> float:
+    """Seconds one cell takes: its warm-up and window, and its overhead on this machine.
+
+    Args:
+        planned: The cell.
+        history: The overheads measured on this machine
+            (:class:`wsblock.matrix.estimate.History`); read from the cache
+            directory when not given.
+    """
+    inside, overhead, _ = cell_parts_s(planned, history or estimate.History())
+    return inside + overhead
+
+
+def plan_of(matrix: Matrix, todo: list[PlannedCell] | None = None) -> Plan:
+    """The time plan of ``todo`` (default: every cell of ``matrix``), with this machine's overheads."""
+    todo = list(matrix.cells) if todo is None else todo
+    history = estimate.History()
+    parts = [cell_parts_s(p, history) for p in todo]
+    return Plan(todo=todo, reused=len(matrix.cells) - len(todo),
+                estimate_s=sum(inside + overhead for inside, overhead, _ in parts),
+                measured_s=sum(inside for inside, _, _ in parts),
+                from_history=sum(known for _, _, known in parts))
 
 
 def check_directory(matrix: Matrix, directory: Path) -> Plan:
@@ -229,8 +267,7 @@ def check_directory(matrix: Matrix, directory: Path) -> Plan:
             f"{problems[0]}{more}; records that do not belong to this matrix are never counted: "
             f"move them away or choose another --out"
         )
-    return Plan(todo=todo, reused=len(matrix.cells) - len(todo),
-                estimate_s=sum(cell_estimate_s(p) for p in todo))
+    return plan_of(matrix, todo)
 
 
 def check_size(matrix: Matrix, plan: Plan) -> None:
@@ -248,86 +285,108 @@ def check_size(matrix: Matrix, plan: Plan) -> None:
 
 
 def format_duration(seconds: float) -> str:
-    """``1 h 05 min``, ``12 min``, ``40 s``."""
+    """``1 h 05 min``, ``12 min``, ``3 min 25 s``, ``40 s``."""
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds} s"
+    if seconds < 600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min {rest:02d} s"
     hours, minutes = divmod(seconds // 60, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
-def measure_one(planned: PlannedCell, cores: list[int] | None = None, *, parallel: int = 1) -> dict[str, Any]:
+def measure_one(planned: PlannedCell, cores: list[int] | None = None, *, parallel: int = 1,
+                process: CellProcess | None = None,
+                on_measured: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run one cell in a fresh ``wsblock run`` process and return its record.
 
     Args:
         planned: The cell.
         cores: Cores to pin the cell's processes to (``None``: not pinned).
         parallel: Cells of the run at once, recorded with the record.
+        process: The cell's process, started ahead in standby
+            (:class:`~wsblock.matrix.cellproc.CellProcess`); given its turn
+            here. ``None``: started here.
+        on_measured: Called (in this thread) once the cell's measurements
+            are in hand, while its processes are still being ended.
 
     Returns:
         The record (``status`` ``ok`` or ``failed``), tagged with the cell id,
-        repeat, wall time and overhead, cores and parallelism.
+        repeat, wall time (from its turn) and overhead, cores, parallelism,
+        and whether its process was started ahead.
     """
-    err = ""
     began = time.monotonic()
-    with paths.run_temp_dir("wsblock-matrix-") as tmp:
-        cell_path = Path(tmp) / "cell.json"
-        rec_path = Path(tmp) / "record.json"
-        cell_path.write_text(json.dumps(planned.cell.to_dict()))
-        cmd = python_command("-m", "wsblock", "run", "--quiet", "--cell", str(cell_path),
-                             "--out", str(rec_path))
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=die_with_parent if cores is None else _pinned(cores),
-                                env=child_environment(paths.temp_env(tmp)))
-        track(proc)
-        try:
-            _, err = proc.communicate(timeout=cell_timeout(planned))
-            error = None if proc.returncode == 0 else _error_line(err)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)  # the cell stops its own processes
-            try:
-                proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-            error = f"timed out after {cell_timeout(planned):.0f} s"
-        except BaseException:
-            # Interrupted: the cell stops its own processes quickly; the
-            # command's handler then checks that they are gone.
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=10)
-            except BaseException:
-                pass
-            raise
-        untrack(proc)
-        if error is None or proc.returncode == 1:
+    prestarted = process is not None
+    if process is None:
+        process = CellProcess(planned, cores)
+    else:
+        process.go()
+    try:
+        code = process.wait(cell_timeout(planned), on_measured)
+        if code is None:
+            process.terminate(60.0)  # the cell stops its own processes
+            error: str | None = f"timed out after {cell_timeout(planned):.0f} s"
+        else:
+            error = None if code == 0 else _error_line(process.stderr_text())
+        rec = None
+        if error is None or code == 1:
             # A cell that ran but measured nothing writes a whole record with
             # status "failed" and exits 1: keep it, it says what happened.
-            try:
-                rec = json.loads(rec_path.read_text(encoding="utf-8"))
-                if error is not None and rec.get("status") == "failed":
-                    error = None
-            except (OSError, ValueError):
-                if error is None:
-                    error = "the cell wrote no record"
+            rec = process.record()
+            if rec is None and error is None:
+                error = "the cell wrote no record"
+            elif rec is not None and error is not None and rec.get("status") == "failed":
+                error = None
         if error is not None:
-            rec = record.failed(params=planned.cell.to_dict(), error=error, exit_code=proc.returncode,
-                                stderr_tail=(err or "").strip().splitlines()[-20:], meta=meta.environment())
+            rec = record.failed(params=planned.cell.to_dict(), error=error, exit_code=process.proc.returncode,
+                                stderr_tail=process.stderr_text().strip().splitlines()[-20:],
+                                meta=meta.environment())
+    except BaseException:
+        # Interrupted: the cell stops its own processes quickly; the
+        # command's handler then checks that they are gone.
+        process.terminate(10.0)
+        raise
+    finally:
+        process.close()
+    assert rec is not None
     wall = time.monotonic() - began
     rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat, "wall_s": round(wall, 3),
-                     "overhead_s": round(wall - measured_s(rec), 3), "parallel": parallel, "cores": cores}
+                     "overhead_s": round(wall - measured_s(rec), 3), "parallel": parallel, "cores": cores,
+                     "prestarted": prestarted}
     return rec
 
 
-def _pinned(cores: list[int]) -> Callable[[], None]:
-    # Runs in the child between fork and exec: the cell's process, and every
-    # process it starts (server, load, pool workers), inherits the affinity.
-    def setup() -> None:
-        die_with_parent()
-        os.sched_setaffinity(0, cores)
+def run_serial(todo: list[PlannedCell], finish: Callable[[PlannedCell, dict[str, Any]], None], *,
+               started: Callable[[PlannedCell], None] | None = None) -> None:
+    """Run cells one after another, each one's process started ahead during the teardown of the one before.
 
-    return setup
+    The next cell's ``wsblock run`` process is started once the running cell
+    has its measurements in hand, and waits (importing, then idle) until the
+    running cell's processes have ended and its record is written; see
+    :mod:`wsblock.matrix.cellproc`.
+
+    Args:
+        todo: The cells, in order.
+        finish: Called with each cell and its record, before the next one's turn.
+        started: Called with each cell when its turn comes.
+    """
+    ahead: list[CellProcess] = []
+    try:
+        for index, planned in enumerate(todo):
+            following = todo[index + 1] if index + 1 < len(todo) else None
+
+            def start_next(following: PlannedCell | None = following) -> None:
+                if following is not None:
+                    ahead.append(CellProcess(following, standby=True))
+
+            process = ahead.pop() if ahead else None
+            if started is not None:
+                started(planned)
+            finish(planned, measure_one(planned, process=process, on_measured=start_next))
+    finally:
+        for process in ahead:
+            process.cancel()
 
 
 def measured_s(rec: dict[str, Any]) -> float:
@@ -510,7 +569,8 @@ def run_matrix(
     todo = sorted(plan.todo, key=lambda p: p.repeat)
     reused = plan.reused
     ran = failed = 0
-    progress = Progress(total=len(matrix.cells), done=reused, per_cell=[cell_estimate_s(c) for c in todo],
+    history = estimate.History()
+    progress = Progress(total=len(matrix.cells), done=reused, per_cell=[cell_estimate_s(c, history) for c in todo],
                         stream=sys.stderr if show_progress else None)
     started = time.monotonic()
     records: list[dict[str, Any]] = []
@@ -540,9 +600,8 @@ def run_matrix(
         elif slots:
             run_parallel(todo, slots, lambda planned, cores: measure_one(planned, cores, parallel=parallel),
                          finish, started=started_one)
-        for planned in todo if not slots and client is None else []:
-            started_one(planned)
-            finish(planned, measure_one(planned))
+        else:
+            run_serial(todo, finish, started=started_one)
     finally:
         progress.close()
         if client is not None:
@@ -561,11 +620,28 @@ def run_matrix(
     manifest["finished_utc"] = _now()
     manifest["complete"] = not not_ok and not missing
     overhead = overhead_summary(time.monotonic() - started, records, at_once=len(slots) or 1)
+    if client is None:
+        remember_overheads(history, records)
     manifest["sessions"][-1]["overhead"] = overhead
     manifest["overhead"] = _total_overhead(manifest["sessions"])
     atomic.write_json(manifest_path, manifest)
     return MatrixOutcome(ran=ran, reused=reused, failed=failed, skipped=len(matrix.skipped),
                          directory=directory, not_ok=not_ok, missing=missing, overhead=overhead)
+
+
+def remember_overheads(history: estimate.History, records: list[dict[str, Any]]) -> None:
+    """Add the measured overheads of a serial run's good records to this machine's history."""
+    from wsblock.engine.config import CellConfig
+
+    found = estimate.measured_overheads(records)
+    for params, overhead in found:
+        try:
+            cell = CellConfig.from_dict(params)
+        except Exception:  # noqa: BLE001 - a record this version cannot read teaches nothing
+            continue
+        history.add(cell, overhead)
+    if found:
+        history.save()
 
 
 def _total_overhead(sessions: list[dict[str, Any]]) -> dict[str, Any]:

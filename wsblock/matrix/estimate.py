@@ -1,0 +1,146 @@
+"""How long a cell takes: its warm-up and window plus the overhead measured on this machine.
+
+A cell's wall time is its warm-up and window, which the matrix fixes (or the
+sizing rule chooses), plus its overhead: interpreter start, imports, process
+start-up, pool warm-up, teardown. The overhead depends on the machine and on
+the cell: a job that holds the event loop (``inline``, or a thread whose C
+call never releases the GIL) must end before the server can write its
+measurements, so such a cell also waits, after its window, for the rest of
+the job in flight.
+
+Every matrix remembers, in the cache directory (``overhead.json``, per
+machine like the calibration), the overhead its cells really had, by
+strategy, workload and job length; estimates use the median of the last
+:data:`KEPT_PER_KEY` such cells, then (where the job's length does not
+matter) of the same strategy and workload, and only where this machine has
+measured none the defaults below. Only serial local runs are remembered:
+cells side by side or on other hosts have other overheads.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any, Iterable
+
+from wsblock import atomic, paths
+
+HISTORY_FILE = "overhead.json"
+"""The per-machine record of measured overheads, in the cache directory."""
+
+HISTORY_VERSION = 1
+
+KEPT_PER_KEY = 12
+"""Cells remembered per strategy and workload (the most recent)."""
+
+DEFAULT_OVERHEAD_S = 0.8
+"""A cell's overhead without a job to wait for, on a machine that has measured none.
+
+Measured on the 2-core development machine (the ``quick`` profile): 0.5 to
+1 s per cell, most of it the server's and load's start-up.
+"""
+
+LOOP_HOLDING_GIL = ("held for the whole call",)
+"""Starts of ``Workload.gil`` for work that keeps a thread's event loop from running."""
+
+
+def holds_loop(cell: Any) -> bool:
+    """Whether a job in flight when the window ends keeps the server from stopping.
+
+    ``inline`` runs the job on the loop; ``thread`` with work that never
+    releases the GIL starves the loop's thread until the job ends.
+    """
+    if cell.strategy == "inline":
+        return True
+    if cell.strategy == "thread":
+        import workloads
+
+        try:
+            gil = workloads.get(cell.workload).gil
+        except Exception:  # noqa: BLE001 - an unknown workload fails its own validation
+            return False
+        return gil.startswith(LOOP_HOLDING_GIL)
+    return False
+
+
+def default_overhead_s(cell: Any) -> float:
+    """Overhead of ``cell`` without any measurement of this machine.
+
+    :data:`DEFAULT_OVERHEAD_S`, plus, for a job that holds the loop, what
+    the server waits for after the window: the rest of the job in flight
+    (half a job on average) and, in a thread pool, each job already handed
+    to another thread, which gets the GIL first (a whole job each).
+    """
+    job_s = (cell.work_ms or 0.0) / 1000.0
+    if not holds_loop(cell):
+        return DEFAULT_OVERHEAD_S
+    queued = min(cell.pool_size, cell.job_connections) - 1 if cell.strategy == "thread" else 0
+    return DEFAULT_OVERHEAD_S + job_s / 2 + max(0, queued) * job_s
+
+
+def _key(cell: Any) -> str:
+    return f"{cell.strategy}/{cell.workload}/{cell.work_ms:g}" if cell.work_ms is not None \
+        else f"{cell.strategy}/{cell.workload}/-"
+
+
+class History:
+    """The overheads measured on this machine, by strategy, workload and job length.
+
+    Args:
+        path: The history file; default: ``overhead.json`` in the cache directory.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.cells: dict[str, list[float]] = {}
+        self.path: Path | None = path
+        try:
+            if self.path is None:
+                self.path = paths.cache_dir() / HISTORY_FILE
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # none yet, or unreadable: estimates fall back to the defaults
+        if isinstance(data, dict) and data.get("version") == HISTORY_VERSION and isinstance(data.get("cells"), dict):
+            for key, values in data["cells"].items():
+                if isinstance(values, list):
+                    kept = [float(v) for v in values if isinstance(v, (int, float)) and v >= 0]
+                    if kept:
+                        self.cells[str(key)] = kept[-KEPT_PER_KEY:]
+
+    def overhead_s(self, cell: Any) -> tuple[float, bool]:
+        """Estimated overhead of ``cell`` and whether it rests on this machine's measurements."""
+        key = _key(cell)
+        if key in self.cells:
+            return statistics.median(self.cells[key]), True
+        prefix = f"{cell.strategy}/{cell.workload}/"
+        same = [v for k, values in self.cells.items() if k.startswith(prefix) for v in values]
+        if same and not holds_loop(cell):
+            # The job's length matters only where the server waits for it.
+            return statistics.median(same), True
+        return default_overhead_s(cell), False
+
+    def add(self, cell: Any, overhead_s: float) -> None:
+        """Remember one cell's measured overhead (seconds)."""
+        values = self.cells.setdefault(_key(cell), [])
+        values.append(round(float(overhead_s), 3))
+        del values[:-KEPT_PER_KEY]
+
+    def save(self) -> None:
+        """Write the history atomically (a failure to write is not an error of the run)."""
+        if self.path is None:
+            return  # no usable cache directory
+        try:
+            atomic.write_json(self.path, {"version": HISTORY_VERSION, "cells": self.cells})
+        except OSError:
+            pass
+
+
+def measured_overheads(records: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
+    """``(params, overhead_s)`` of the good records of a serial local run."""
+    found = []
+    for rec in records:
+        tag = rec.get("matrix") or {}
+        if (rec.get("status") == "ok" and tag.get("host") is None and tag.get("parallel", 1) == 1
+                and isinstance(tag.get("overhead_s"), (int, float))):
+            found.append((rec.get("params") or {}, float(tag["overhead_s"])))
+    return found
