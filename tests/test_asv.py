@@ -161,7 +161,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 # -- discovery ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "stack"])
 def test_asv_check_passes(tmp_path: Path, profile: str) -> None:
     config = _config(tmp_path)
     proc = subprocess.run(_asv("check", "--python=same", "--config", str(config)), cwd=tmp_path,

@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  wsblock matrix --config my.toml --out results/runs/mine --repeats 5\n\n"
                "Matrix files and profiles: docs/matrix.md.")
     source = matrix.add_mutually_exclusive_group(required=True)
-    source.add_argument("--profile", help="a shipped profile: smoke, quick or default")
+    source.add_argument("--profile", help="a shipped profile: smoke, quick, default or stack")
     source.add_argument("--config", metavar="FILE.toml", help="a matrix file (see docs/matrix.md)")
     matrix.add_argument("--out", metavar="DIR",
                         help="output directory (reused to resume); required unless --dry-run")

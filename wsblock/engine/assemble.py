@@ -158,6 +158,7 @@ def build(
             "blas": server["blas"],
             "switch_interval_s": server["switch_interval_s"],
             "event_loop": server.get("event_loop"),
+            "probe": server.get("probe"),
             "start_method": server["start_method"],
         },
     }

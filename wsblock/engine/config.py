@@ -111,6 +111,39 @@ class _LoopName:
         return ", ".join(LOOPS)
 
 
+SERVERS = ("asyncio", "threaded")
+"""websockets servers a cell can run: ``websockets.asyncio.server`` and
+``websockets.sync.server`` (threads; no event loop)."""
+
+THREADED_KEEPALIVE_SINCE = "15.0"
+"""First websockets release whose threaded server sends keepalive pings."""
+
+
+def threaded_keepalive_missing() -> str | None:
+    """Say why the installed websockets cannot run the threaded server, or ``None`` if it can.
+
+    Its threaded server takes ``ping_interval`` and ``ping_timeout`` only
+    since websockets 15.0; without them it would measure a server that never
+    pings, which is not the cell asked for.
+    """
+    import inspect
+
+    try:
+        from websockets.sync.server import serve
+    except ImportError:
+        serve = None
+    if serve is not None and {"ping_interval", "ping_timeout"} <= set(inspect.signature(serve).parameters):
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("websockets")
+    except PackageNotFoundError:
+        installed = "unknown"
+    return (f"the threaded server of websockets {installed} has no keepalive pings "
+            f"(added in websockets {THREADED_KEEPALIVE_SINCE})")
+
+
 def _strategies() -> list[str]:
     # Imported when first asked: the strategies import the process machinery.
     from wsblock.engine import strategies
@@ -173,6 +206,12 @@ class CellConfig:
         loop: The server's event loop, ``asyncio`` (default) or ``uvloop``
             (an optional dependency). The load process always runs asyncio's
             loop, so only the server under test changes.
+        server: The websockets server, ``asyncio`` (default:
+            ``websockets.asyncio.server``) or ``threaded``
+            (``websockets.sync.server``: a thread per connection, no event
+            loop; ``inline`` blocks the connection's handler thread). It
+            needs websockets 15.0 or later (keepalive in the threaded
+            server); ``chunked`` and ``uvloop`` have no meaning there.
     """
 
     # Axes (see wsblock.schema.axis.axis): a field declared with axis() is an
@@ -246,6 +285,12 @@ class CellConfig:
         parse=name_in(lambda: list(LOOPS), "loop"), normal=lambda v: "asyncio" if is_none(v) else str(v),
         check=_LoopName(), id_part=lambda v: None if v == "asyncio" else str(v), label=str, asv="varied",
         metavar="NAME", examples=("asyncio", "uvloop")))
+    server: str = axis("asyncio", Axis(
+        description="the websockets server: asyncio's, or the threaded one (websockets.sync.server, "
+                    "a thread per connection; inline blocks that thread)",
+        parse=name_in(lambda: list(SERVERS), "server"), normal=lambda v: "asyncio" if is_none(v) else str(v),
+        check=one_of(lambda: list(SERVERS), "server"), id_part=lambda v: None if v == "asyncio" else str(v),
+        label=str, asv="varied", metavar="NAME", examples=("asyncio", "threaded")))
 
     ignored_work_ms: ClassVar[float | None] = None
     """A ``work_ms`` given for a function that runs once per job, set aside
@@ -303,8 +348,6 @@ class CellConfig:
         Raises:
             UsageError: Naming the first bad field.
         """
-        from wsblock.engine import strategies
-
         for f in fields(self):
             declaration = f.metadata.get(AXIS_KEY)
             if declaration is not None:
@@ -351,10 +394,42 @@ class CellConfig:
                 self.work_ms = None
         elif self.work_ms is None:
             raise UsageError(f"work_ms is required for workload {self.workload}")
-        reason = strategies.get(self.strategy).unsupported_reason(workload)
+        reason = self.unsupported_reason()
         if reason:
-            raise UsageError(f"{self.strategy} x {self.workload} is not supported: {reason}")
+            raise UsageError(reason)
         return self
+
+    def unsupported_reason(self) -> str | None:
+        """Say why this cell cannot be measured, or ``None`` if it can.
+
+        A matrix lists such cells as skipped, with this reason; ``validate``
+        refuses them. The pairs: a strategy that cannot run the workload; on
+        the threaded server, a strategy that yields to an event loop (it has
+        none), a loop other than asyncio's (it runs none), or a websockets
+        whose threaded server sends no keepalive pings; and uvloop where it is
+        not installed.
+        """
+        from wsblock.engine import strategies
+
+        reason = strategies.get(self.strategy).unsupported_reason(workloads.get(self.workload))
+        if reason:
+            return f"{self.strategy} x {self.workload} is not supported: {reason}"
+        if self.loop == "uvloop":
+            try:
+                _LoopName()("loop", self.loop)
+            except UsageError as exc:
+                return str(exc)  # a matrix skips the cells it cannot run here
+        if self.server == "threaded":
+            if strategies.has(self.strategy, "chunks"):
+                return (f"{self.strategy} x server threaded is not supported: the threaded server has no "
+                        f"event loop for the steps to yield to")
+            if self.loop != "asyncio":
+                return (f"loop {self.loop} x server threaded is not supported: the threaded server "
+                        f"runs no event loop")
+            missing = threaded_keepalive_missing()
+            if missing:
+                return f"server threaded is not supported: {missing}"
+        return None
 
 
 def _finite(value: Any) -> bool:

@@ -116,6 +116,58 @@ class LagProbe:
                 pass
 
 
+class ThreadProbe(threading.Thread):
+    """A thread that measures how late ``time.sleep`` wakes it: the probe of a server without a loop.
+
+    The threaded server has no event loop whose lag could be measured. What
+    keeps its threads (handlers, keepalive, the reader of pongs) from running
+    is the GIL, and a thread that sleeps ``interval`` and then needs the GIL
+    to record its wake-up sees exactly that wait, plus the operating system's
+    own scheduling delay. It refreshes a heartbeat the same way, so stalls
+    are accounted as for the loop probe.
+
+    Args:
+        interval_s: Sleep period (about 1 ms).
+        window: Only wake-ups inside the window are recorded.
+        heartbeat: Refreshed on every wake-up.
+        name: The thread's name.
+    """
+
+    def __init__(self, interval_s: float, window: Window, heartbeat: Heartbeat, *,
+                 name: str = "wsblock-probe") -> None:
+        super().__init__(name=name, daemon=True)
+        self.interval_s = interval_s
+        self.window = window
+        self.heartbeat = heartbeat
+        self.histogram = LatencyHistogram()
+        self._lags: list[float] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        interval = self.interval_s
+        while not self._halt.is_set():
+            before = time.monotonic()
+            time.sleep(interval)
+            now = time.monotonic()
+            self.heartbeat.beat(now)
+            # As in LagProbe: only sleeps wholly inside the window are samples.
+            if before >= self.window.start and now < self.window.end:
+                lag = now - before - interval
+                self.histogram.record(lag)
+                if lag > 0.001:
+                    self._lags.append(lag)
+
+    def late(self, threshold_s: float) -> int:
+        """Count wake-ups in the window that were later than ``threshold_s``."""
+        return sum(1 for lag in self._lags if lag > threshold_s)
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it to end."""
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout=max(1.0, 2 * self.interval_s))
+
+
 def _site_of(frame) -> str:  # type: ignore[no-untyped-def]
     # Innermost frame, named by the last two path parts: enough to tell a
     # workload from the harness without leaking full paths into records.
@@ -214,4 +266,4 @@ STALLED_SHARE_PRIMARY = 0.05
 """From this share of the window spent stalled, the stall figures lead."""
 
 
-__all__ = ["Heartbeat", "LagProbe", "Stall", "Watchdog", "summarize_stalls"]
+__all__ = ["Heartbeat", "LagProbe", "Stall", "ThreadProbe", "Watchdog", "summarize_stalls"]

@@ -49,6 +49,9 @@ from wsblock.engine.window import Window
 
 TICKER_INTERVAL_S = 0.1
 
+PROBE = {"kind": "loop", "what": "lateness of a 1 ms asyncio.sleep in the server's event loop"}
+"""The record's ``meta.probe`` of this server (the threaded server has its own)."""
+
 
 @dataclass
 class ServerStats:
@@ -312,6 +315,7 @@ class CellServer:
                 "blas": blas,
                 "switch_interval_s": sys.getswitchinterval(),
                 "event_loop": describe_loop(loop),
+                "probe": PROBE,
                 "start_method": cell.start_method if strategies.has(cell.strategy, "out_of_process") else None,
             }
             atomic.write_json(config.stats_path, result)
@@ -366,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else argv
     config = ServerConfig.read(args[0])
+    if config.cell.server == "threaded":
+        from wsblock.engine import threaded_server
+
+        return threaded_server.main(config)
     server = CellServer(config)
     with asyncio.Runner(loop_factory=loop_factory(config.cell.loop)) as runner:
         result = runner.run(server.main())

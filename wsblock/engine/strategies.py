@@ -7,6 +7,10 @@
   (``asyncio.to_thread`` is the same mechanism).
 * ``process``: ``loop.run_in_executor`` on a ``ProcessPoolExecutor`` with an
   explicit start method, warmed up before the window, shut down explicitly.
+
+On the threaded server (no event loop) a handler thread calls
+:meth:`Strategy.run_blocking`: ``inline`` runs the job in that thread,
+``thread`` and ``process`` submit it to the same pools and wait for it.
 """
 
 from __future__ import annotations
@@ -62,6 +66,14 @@ class Strategy:
         """Run one job and return how long the work took where it ran."""
         raise NotImplementedError
 
+    def run_blocking(self, job: Job) -> JobTiming:
+        """Run one job from a thread without an event loop, which waits for it.
+
+        The threaded server's handler threads call this. Strategies that
+        yield to an event loop between steps cannot (the cell is refused).
+        """
+        raise NotImplementedError(f"{self.name} needs an event loop")
+
     async def close(self) -> None:
         """Release pools; safe to call more than once."""
 
@@ -75,6 +87,9 @@ class Inline(Strategy):
     description = "call the work in the handler; blocks the event loop"
 
     async def run(self, job: Job) -> JobTiming:
+        return execute(job)
+
+    def run_blocking(self, job: Job) -> JobTiming:
         return execute(job)
 
 
@@ -130,6 +145,10 @@ class _PoolStrategy(Strategy):
     async def run(self, job: Job) -> JobTiming:
         assert self._pool is not None, "start() first"
         return await asyncio.get_running_loop().run_in_executor(self._pool, execute, job)
+
+    def run_blocking(self, job: Job) -> JobTiming:
+        assert self._pool is not None, "start() first"
+        return self._pool.submit(execute, job).result()
 
 
 class Thread(_PoolStrategy):

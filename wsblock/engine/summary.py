@@ -44,6 +44,7 @@ def _head(rec: dict[str, Any]) -> str:
     return (f"cell        {p['workload']} {size} x {p['strategy']}, "
             f"ping_interval={p['ping_interval']} ping_timeout={p['ping_timeout']}, "
             + (f"loop {p['loop']}, " if p.get("loop", "asyncio") != "asyncio" else "")
+            + (f"server {p['server']}, " if p.get("server", "asyncio") != "asyncio" else "")
             + f"window {duration:g} s{how}")
 
 
@@ -120,6 +121,10 @@ def summarize(rec: dict[str, Any]) -> str:
     lag_line = (f"loop lag    {_pct(lag, 'p50')}  {_pct(lag, 'p99')}  max {_ms(lag['max'])}  "
                 f"({lag['samples']:,} samples)") if lag.get("samples") else \
         "loop lag    no probe sample in the window (the loop never got to run its probe; see the stalls)"
+    if ((rec.get("meta") or {}).get("probe") or {}).get("kind") == "thread":
+        # No loop on the threaded server: the figures are a probe thread's.
+        lag_line = "thread lag  " + lag_line[12:].replace("the loop never got to run its probe",
+                                                         "the probe thread never got the GIL")
     lines += [stall_line, lag_line] if st.get("primary") else [lag_line, stall_line]
     io = rec.get("io_lag_ms")
     if io and io.get("samples"):

@@ -51,7 +51,7 @@ SCALARS = {
     "chunk_ms": float, "start_method": str, "stall_ms": float, "description": str,
     "min_cycles": int,
 }
-PROFILES = ("smoke", "quick", "default")
+PROFILES = ("smoke", "quick", "default", "stack")
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
         chosen = dict(zip(axis_schema.NAMES, values))
         for params in per_workload[chosen["workload"]]:
             cell = CellConfig(**chosen, workload_params=dict(params), **scalars)
-            reason = strategies.get(cell.strategy).unsupported_reason(workloads.get(cell.workload))
+            reason = cell.unsupported_reason()
             if reason:
                 matrix.skipped.append((cell, reason))
                 continue
