@@ -153,6 +153,11 @@ class ThreadedCellServer(CellServer):
             with lock:
                 if not ours:
                     stats.foreign_jobs += 1
+                elif time.monotonic() >= self.window.end:
+                    # As on the asyncio server: a load job that would start
+                    # only after the window is not run (the ledger keeps
+                    # none, and it would only delay the stop).
+                    continue
                 ticket = stats.jobs.start(time.monotonic()) if ours else None
             try:
                 timing = self.strategy.run_blocking(job)
