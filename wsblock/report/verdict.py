@@ -103,16 +103,19 @@ def _loop(a: rec.Advice, markdown: bool) -> str:
     if ref is None or a.stall is None:
         return ""
     stall = _stall(a)
+    # The threaded server has no event loop: its probe is a thread of 1 ms
+    # sleeps (docs/record.md, meta.probe), and the text says so.
+    probe = "probe thread" if "server=threaded" in a.workload else "loop"
     if stall == "none":
-        text = "its loop never stalled beyond the stall threshold"
+        text = f"its {probe} never stalled beyond the stall threshold"
     elif stall == "–":
-        text = "its loop stalls were not recorded"
+        text = f"its {probe} stalls were not recorded"
     else:
-        text = f"its loop's longest stall was {stall} ms"
+        text = f"its {probe}'s longest stall was {stall} ms"
         if a.stalled_share is not None and a.stalled_share.known:
             text += f" ({a.stalled_share.value:.0%} of the window stalled)"
     if a.lag_p99 is not None and a.lag_p99.known:
-        text += f", loop-lag p99 {_quantity(a.lag_p99)} ms"
+        text += f", {'probe-thread lag' if probe != 'loop' else 'loop-lag'} p99 {_quantity(a.lag_p99)} ms"
     return f"{text} at {ref.text()} (n {ref.repeats}, cell {_code(ref.cell, markdown)})"
 
 
