@@ -275,6 +275,13 @@ def test_a_searched_boundary_is_a_query_over_the_cells_of_a_search(tmp_path) -> 
     assert 470 <= expected.value <= 590
     in_work = fit.crossing([(work, lost / 6) for work, _, lost in spec], 0.5)
     assert _value(tmp_path, f"{q} agg=boundary_work_ms") == pytest.approx(in_work.value)
+    # The model's crossing, fed each row's own record, is computed the same way.
+    from wsblock.analysis import boundary_model as bm
+
+    records = [json.loads(f.read_text()) for f in sorted(cells.glob("*.json"))]
+    predicted = fit.crossing([(r["job_ms"]["p50"], bm.predict_record(r, phases=100).p) for r in records], 0.5)
+    model = _value(tmp_path, f"{q} agg=boundary_model_ms")
+    assert model == (None if predicted.value is None else pytest.approx(predicted.value))
     # Filters select one search among several in a directory; a boundary of another column is an error.
     assert _value(tmp_path, f"{q} work_ms=500 agg=boundary_cells") == 2
     with pytest.raises(UsageError, match="searched boundary"):

@@ -50,11 +50,13 @@ LOSS_AGGREGATES = ("lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "l
 """The disconnect outcome pooled over the matching rows (column ``disconnect_share`` only)."""
 
 BOUNDARY_AGGREGATES = ("boundary_ms", "boundary_low", "boundary_high", "boundary_width", "boundary_cells",
-                       "boundary_work_ms", "boundary_work_low", "boundary_work_high")
+                       "boundary_work_ms", "boundary_work_low", "boundary_work_high", "boundary_model_ms")
 """A searched survival boundary over the matching rows (column ``disconnect_share`` only): the job
 length at which half the original connections are lost, as ``wsblock boundary`` estimates it
 (:func:`wsblock.boundary.fit.crossing`: each row one trial, 95 % profile-likelihood interval), in the
-job length the rows measured (``job_ms_p50``) or, ``boundary_work_*``, in the target ``work_ms``."""
+job length the rows measured (``job_ms_p50``) or, ``boundary_work_*``, in the target ``work_ms``;
+``boundary_model_ms`` is where the keepalive model (``docs/boundary-model.md``), fed each row's
+record, predicts that crossing (fitted the same way, in measured job length)."""
 
 AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES, *BOUNDARY_AGGREGATES)
 """Every ``agg=`` a query may name."""
@@ -142,7 +144,15 @@ def _table(directory: str) -> pd.DataFrame:
     loaded = tidy.load_records(directory)
     if not loaded.records:
         raise UsageError(f"no records in {directory}")
-    return tidy.frame(loaded.records)
+    table = tidy.frame(loaded.records)
+    # The records themselves, for aggregations that read more than the
+    # tidy columns (the keepalive model reads a record's stall pattern).
+    table[RECORD] = pd.Series([rec for _, rec in loaded.records], index=table.index, dtype=object)
+    return table
+
+
+RECORD = "_record"
+"""Hidden column of the query table: each row's record."""
 
 
 def _matches(series: pd.Series, wanted: str, column: str = "") -> pd.Series:
@@ -246,10 +256,19 @@ def boundary(agg: str, rows: pd.DataFrame) -> float | None:
     completed) or, for ``boundary_work_*``, at its ``work_ms``. Rows without
     loss counts (failed repeats, legacy records) are left out.
     """
+    from wsblock.analysis import boundary_model
     from wsblock.boundary import fit
 
     points = []
     for row in rows.to_dict("records"):
+        if agg == "boundary_model_ms":
+            rec = row.get(RECORD)
+            if row.get("status") != "ok" or not isinstance(rec, dict):
+                continue
+            x = row.get("job_ms_p50") if _has_value(row.get("job_ms_p50")) else row.get("work_ms")
+            if _has_value(x) and float(x) > 0:
+                points.append((float(x), boundary_model.predict_record(rec, phases=100).p))
+            continue
         n, k = row.get("original_connections"), row.get("original_lost")
         if not (_has_value(n) and _has_value(k)) or float(n) <= 0:
             continue
@@ -262,7 +281,7 @@ def boundary(agg: str, rows: pd.DataFrame) -> float | None:
     c = fit.crossing(points, 0.5)
     if agg == "boundary_cells":
         return float(c.cells)
-    value = {"boundary_ms": c.value, "boundary_low": c.low, "boundary_high": c.high, "boundary_width": c.width,
+    value = {"boundary_model_ms": c.value, "boundary_ms": c.value, "boundary_low": c.low, "boundary_high": c.high, "boundary_width": c.width,
              "boundary_work_ms": c.value, "boundary_work_low": c.low, "boundary_work_high": c.high}[agg]
     return value
 
