@@ -273,6 +273,9 @@ def test_a_searched_boundary_is_a_query_over_the_cells_of_a_search(tmp_path) -> 
     assert _value(tmp_path, f"{q} agg=boundary_low") == pytest.approx(expected.low)
     assert _value(tmp_path, f"{q} agg=boundary_high") == pytest.approx(expected.high)
     assert 470 <= expected.value <= 590
+    tail = fit.crossing([(took, lost / 6) for _, took, lost in spec], 0.05)
+    assert _value(tmp_path, f"{q} agg=boundary_p05_ms") == (None if tail.value is None else pytest.approx(tail.value))
+    assert _value(tmp_path, f"{q} agg=boundary_p05_low") == (None if tail.low is None else pytest.approx(tail.low))
     in_work = fit.crossing([(work, lost / 6) for work, _, lost in spec], 0.5)
     assert _value(tmp_path, f"{q} agg=boundary_work_ms") == pytest.approx(in_work.value)
     # The model's crossing, fed each row's own record, is computed the same way.

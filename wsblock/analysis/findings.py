@@ -50,13 +50,15 @@ LOSS_AGGREGATES = ("lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "l
 """The disconnect outcome pooled over the matching rows (column ``disconnect_share`` only)."""
 
 BOUNDARY_AGGREGATES = ("boundary_ms", "boundary_low", "boundary_high", "boundary_width", "boundary_cells",
-                       "boundary_work_ms", "boundary_work_low", "boundary_work_high", "boundary_model_ms")
+                       "boundary_work_ms", "boundary_work_low", "boundary_work_high", "boundary_model_ms",
+                       "boundary_p05_ms", "boundary_p05_low", "boundary_p05_high")
 """A searched survival boundary over the matching rows (column ``disconnect_share`` only): the job
 length at which half the original connections are lost, as ``wsblock boundary`` estimates it
 (:func:`wsblock.boundary.fit.crossing`: each row one trial, 95 % profile-likelihood interval), in the
 job length the rows measured (``job_ms_p50``) or, ``boundary_work_*``, in the target ``work_ms``;
 ``boundary_model_ms`` is where the keepalive model (``docs/boundary-model.md``), fed each row's
-record, predicts that crossing (fitted the same way, in measured job length)."""
+record, predicts that crossing (fitted the same way, in measured job length); ``boundary_p05_*`` is
+the length at which 5 % are lost, from the same curve."""
 
 AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES, *BOUNDARY_AGGREGATES)
 """Every ``agg=`` a query may name."""
@@ -278,10 +280,11 @@ def boundary(agg: str, rows: pd.DataFrame) -> float | None:
             x = work
         if _has_value(x) and float(x) > 0:
             points.append((float(x), float(k) / float(n)))
-    c = fit.crossing(points, 0.5)
+    c = fit.crossing(points, 0.05 if agg.startswith("boundary_p05") else 0.5)
     if agg == "boundary_cells":
         return float(c.cells)
-    value = {"boundary_model_ms": c.value, "boundary_ms": c.value, "boundary_low": c.low, "boundary_high": c.high, "boundary_width": c.width,
+    value = {"boundary_p05_ms": c.value, "boundary_p05_low": c.low, "boundary_p05_high": c.high,
+             "boundary_model_ms": c.value, "boundary_ms": c.value, "boundary_low": c.low, "boundary_high": c.high, "boundary_width": c.width,
              "boundary_work_ms": c.value, "boundary_work_low": c.low, "boundary_work_high": c.high}[agg]
     return value
 
