@@ -12,8 +12,9 @@ A crossing the search could not place inside its range is NaN.
 The size of the search follows the profile (``WSBLOCK_ASV_PROFILE``):
 
 * ``smoke`` leaves the benchmark out (the suite's minimal run);
-* ``quick`` (default) searches with a short keepalive (``ping_interval`` and
-  ``ping_timeout`` 0.2 s), 2 s windows and at most 12 cells: about a minute;
+* ``quick`` (default) searches with a short keepalive (``ping_interval``
+  0.25 s, ``ping_timeout`` 0.5 s; about 250 ms jobs with two job
+  connections), 2.5 s windows and at most 12 cells: about a minute;
 * every other profile searches at ``ping_interval`` and ``ping_timeout`` 1 s
   with the search's own windows and at most 30 cells: about seven minutes.
 """
@@ -28,10 +29,13 @@ from typing import Any
 from .common import profile_name
 
 SEARCHES: dict[str, dict[str, Any]] = {
-    "quick": {"ping_interval": 0.2, "ping_timeout": 0.2, "duration": 2.0, "warmup": 0.5, "budget": 12},
-    "full": {"ping_interval": 1.0, "ping_timeout": 1.0, "duration": None, "warmup": 2.0, "budget": 30},
+    "quick": {"ping_interval": 0.25, "ping_timeout": 0.5, "duration": 2.5, "warmup": 0.5, "budget": 12,
+              "min_ms": 40.0},
+    "full": {"ping_interval": 1.0, "ping_timeout": 1.0, "duration": None, "warmup": 2.0, "budget": 30,
+             "min_ms": None},
 }
-"""The search per profile size: keepalive, window, warm-up, most cells."""
+"""The search per profile size: keepalive, window, warm-up, most cells, shortest job tried (``None``:
+the search's default)."""
 
 
 def search_for(profile: str) -> dict[str, Any]:
@@ -59,7 +63,7 @@ class Boundary:
                               warmup=settings["warmup"]).validate()
         template = fixed_window(template)
         directory = Path(tempfile.mkdtemp(prefix="wsblock-boundary-", dir="."))
-        summary = runmod.run_search([template], directory, budget=settings["budget"],
+        summary = runmod.run_search([template], directory, budget=settings["budget"], low_ms=settings["min_ms"],
                                     command=f"asv setup_cache (boundary, profile {profile_name()})")
         return summary["estimates"][0]
 
