@@ -93,7 +93,9 @@ def reference(args: list[str]) -> int:
     """Regenerate the reference study in ``results/reference``.
 
     Runs the ``default`` profile and the study's extra matrices (resuming
-    whatever is already recorded), writes a report for each, and checks that
+    whatever is already recorded), writes a report for each, runs the
+    boundary searches of ``results/reference/boundary/searches.txt`` (also
+    resuming), and checks that
     ``FINDINGS.md`` still matches the records. About 80 minutes on 2 cores;
     run it on an otherwise idle machine.
     """
@@ -107,6 +109,16 @@ def reference(args: list[str]) -> int:
     for name, source in runs:
         out = ref / name
         for cmd in (["matrix", *source, "--out", str(out), *args], ["report", str(out)]):
+            code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
+            if code != 0:
+                return code
+    searches = ROOT / ref / "boundary" / "searches.txt"
+    if searches.exists():
+        for line in searches.read_text().splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            name, *source = line.split()
+            cmd = ["boundary", *source, "--out", str(ref / "boundary" / name), "--quiet"]
             code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
             if code != 0:
                 return code

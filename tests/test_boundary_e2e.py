@@ -53,9 +53,10 @@ def test_tiny_search_brackets_a_boundary_the_model_agrees_with(tmp_path, capsys)
     low, high = p50["bracket"]
     if p50["bracketed"]:
         assert low < high and {low, high} <= lengths
-        # The interval is at least as wide as the bracket.
-        assert p50["low"] is None or p50["low"] <= low
-        assert p50["high"] is None or p50["high"] >= high
+        # The interval (in the same target lengths) is at least as wide as the bracket.
+        asked = p50["work_ms"]
+        assert asked["low"] is None or asked["low"] <= low
+        assert asked["high"] is None or asked["high"] >= high
     else:
         # One-sided: the search says on which side, and went towards it.
         assert (low is None) != (high is None)

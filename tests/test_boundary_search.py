@@ -99,6 +99,8 @@ def _fake_record(cell: CellConfig, lost: int) -> dict:
     rec["params"] = cell.to_dict()
     n = rec["disconnects"]["original"]["connections"]
     rec["disconnects"]["original"]["lost"] = min(lost, n)
+    # Jobs took what they were asked to take (an idle machine).
+    rec["job_ms"] = {**rec["job_ms"], "p50": cell.work_ms, "completed_p50": cell.work_ms}
     return rec
 
 
@@ -171,3 +173,69 @@ def test_boundary_figure_draws_one_line_per_strategy(tmp_path):
     assert {p.suffix for p in paths} == {".png", ".svg"}
     svg = (tmp_path / "boundary.svg").read_text()
     assert "inline (measured)" in svg and "chunked (model)" in svg
+
+
+def _drive_staircase(truth, *, budget=40, n=6, seed=1, low=100.0, high=4000.0, stretch=1.0):
+    # Cells lose all their connections or none (they share the stalls):
+    # the staircase against a known curve, the cell the unit of chance.
+    rng = random.Random(seed)
+    obs: list[search.Observation] = []
+    while len(obs) < budget:
+        ms = search.staircase_next(obs, level=0.5, low_ms=low, high_ms=high)
+        if ms is None:
+            break
+        took = ms * stretch
+        obs.append(search.Observation(ms, n if rng.random() < truth(took) else 0, n, took))
+    return obs
+
+
+def _soft(ms: float) -> float:
+    return 1.0 / (1.0 + math.exp(-8.0 * (math.log(ms) - math.log(600.0))))
+
+
+def test_staircase_gathers_cells_around_the_crossing():
+    obs = _drive_staircase(_soft, budget=30)
+    assert len(obs) == 30
+    near = [o for o in obs if 600 / 1.5 <= o.work_ms <= 600 * 1.5]
+    assert len(near) >= 20
+    assert search.reversals(obs, 0.5) >= 5
+    # Everything kept, or everything lost: the staircase walks off the range and stops.
+    assert search.staircase_next(_drive_staircase(lambda ms: 0.0), level=0.5, low_ms=100, high_ms=4000) is None
+    assert _drive_staircase(lambda ms: 1.0)[-1].work_ms == pytest.approx(100.0)
+
+
+def test_cell_level_interval_covers_the_truth_and_two_searches_overlap():
+    hits = overlaps = 0
+    previous = None
+    for seed in range(12):
+        obs = _drive_staircase(_soft, budget=30, seed=seed)
+        c = fitmod.crossing([(o.job_ms, o.lost / o.connections) for o in obs], 0.5)
+        assert c.cells == 30 and c.low is not None and c.high is not None
+        assert c.low <= c.value <= c.high
+        hits += c.low <= 600 <= c.high
+        if previous is not None:
+            overlaps += c.low <= previous.high and previous.low <= c.high
+        previous = c
+    # Nominal 95 % (about 92 % in longer simulations); wide margin for 12 seeds.
+    assert hits >= 9
+    assert overlaps >= 9
+
+
+def test_crossing_is_read_in_the_job_length_the_cells_measured():
+    # A loaded machine stretches every job by 1.6: the boundary in work_ms
+    # moves, the one in measured job length does not.
+    obs = _drive_staircase(_soft, budget=30, stretch=1.6)
+    in_jobs, in_work = runmod.crossings(obs, 0.5)
+    assert in_jobs.low <= 600 <= in_jobs.high
+    assert in_work.high < 600
+
+
+def test_crossing_says_when_the_level_lies_outside_the_measured_lengths():
+    kept = fitmod.crossing([(100, 0.0), (200, 0.0), (400, 0.0)], 0.5)
+    assert kept.value is None and kept.high is None and kept.low is not None
+    lost = fitmod.crossing([(100, 1.0), (200, 1.0)], 0.5)
+    assert lost.value is None and lost.low is None
+    # Counting cells, not connections: one cell at 4/6 next to 0/6 and 6/6 leaves a wide interval.
+    c = fitmod.crossing([(500, 0.0), (550, 4 / 6), (600, 1.0)], 0.5)
+    assert c.low is None or c.low < 450
+    assert c.high is None or c.high > 650

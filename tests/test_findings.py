@@ -247,3 +247,45 @@ def test_the_command_line_lists_refused_quotes_and_exits_non_zero(tmp_path) -> N
     assert proc.returncode == 1
     assert "doc.md:1: quoted 1, not supported: survival figure over 1 of 3 matched rows" in proc.stdout
     assert "2 quoted numbers checked, 0 do not match the records, 1 are survival figures" in proc.stdout
+
+
+def test_a_searched_boundary_is_a_query_over_the_cells_of_a_search(tmp_path) -> None:
+    from wsblock.boundary import fit
+
+    cells = tmp_path / "search" / "cells"
+    cells.mkdir(parents=True)
+    # Six cells of a search: kept below about 500 ms of measured job, lost above.
+    spec = [(400.0, 420.0, 0), (450.0, 470.0, 0), (500.0, 520.0, 4), (500.0, 505.0, 0), (560.0, 590.0, 6),
+            (630.0, 650.0, 6)]
+    for i, (work, took, lost) in enumerate(spec):
+        rec = json.loads(TEMPLATE.read_text())
+        cid = f"pure_python-{work:g}ms-inline-pi1-pt1-r{i}"
+        rec["matrix"] = {"cell_id": cid, "repeat": i}
+        rec["params"]["work_ms"] = work
+        rec["job_ms"]["p50"] = took
+        rec["disconnects"]["original"] = {"connections": 6, "lost": lost}
+        rec["survival"]["verdict"] = "lost" if lost else "kept"
+        (cells / f"{cid}.json").write_text(json.dumps(rec))
+    expected = fit.crossing([(took, lost / 6) for _, took, lost in spec], 0.5)
+    q = "search disconnect_share"
+    assert _value(tmp_path, f"{q} agg=boundary_cells") == 6
+    assert _value(tmp_path, f"{q} agg=boundary_ms") == pytest.approx(expected.value)
+    assert _value(tmp_path, f"{q} agg=boundary_low") == pytest.approx(expected.low)
+    assert _value(tmp_path, f"{q} agg=boundary_high") == pytest.approx(expected.high)
+    assert 470 <= expected.value <= 590
+    tail = fit.crossing([(took, lost / 6) for _, took, lost in spec], 0.05)
+    assert _value(tmp_path, f"{q} agg=boundary_p05_ms") == (None if tail.value is None else pytest.approx(tail.value))
+    assert _value(tmp_path, f"{q} agg=boundary_p05_low") == (None if tail.low is None else pytest.approx(tail.low))
+    in_work = fit.crossing([(work, lost / 6) for work, _, lost in spec], 0.5)
+    assert _value(tmp_path, f"{q} agg=boundary_work_ms") == pytest.approx(in_work.value)
+    # The model's crossing, fed each row's own record, is computed the same way.
+    from wsblock.analysis import boundary_model as bm
+
+    records = [json.loads(f.read_text()) for f in sorted(cells.glob("*.json"))]
+    predicted = fit.crossing([(r["job_ms"]["p50"], bm.predict_record(r, phases=100).p) for r in records], 0.5)
+    model = _value(tmp_path, f"{q} agg=boundary_model_ms")
+    assert model == (None if predicted.value is None else pytest.approx(predicted.value))
+    # Filters select one search among several in a directory; a boundary of another column is an error.
+    assert _value(tmp_path, f"{q} work_ms=500 agg=boundary_cells") == 2
+    with pytest.raises(UsageError, match="searched boundary"):
+        findings.Query.parse("search lag_p99_ms agg=boundary_ms")

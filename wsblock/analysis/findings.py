@@ -49,10 +49,21 @@ INTERVAL_AGGREGATES = ("ci_low", "ci_high", "ci_conf")
 LOSS_AGGREGATES = ("lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "lost_any")
 """The disconnect outcome pooled over the matching rows (column ``disconnect_share`` only)."""
 
-AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES)
+BOUNDARY_AGGREGATES = ("boundary_ms", "boundary_low", "boundary_high", "boundary_width", "boundary_cells",
+                       "boundary_work_ms", "boundary_work_low", "boundary_work_high", "boundary_model_ms",
+                       "boundary_p05_ms", "boundary_p05_low", "boundary_p05_high")
+"""A searched survival boundary over the matching rows (column ``disconnect_share`` only): the job
+length at which half the original connections are lost, as ``wsblock boundary`` estimates it
+(:func:`wsblock.boundary.fit.crossing`: each row one trial, 95 % profile-likelihood interval), in the
+job length the rows measured (``job_ms_p50``) or, ``boundary_work_*``, in the target ``work_ms``;
+``boundary_model_ms`` is where the keepalive model (``docs/boundary-model.md``), fed each row's
+record, predicts that crossing (fitted the same way, in measured job length); ``boundary_p05_*`` is
+the length at which 5 % are lost, from the same curve."""
+
+AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES, *BOUNDARY_AGGREGATES)
 """Every ``agg=`` a query may name."""
 
-COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any")
+COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any", "boundary_cells")
 """Aggregations that are whole numbers (printed without decimals by :func:`lines`)."""
 
 ALLOW = ("inconclusive",)
@@ -109,6 +120,8 @@ class Query:
                 allow.append(value)
             else:
                 filters.append((key, value))
+        if agg in BOUNDARY_AGGREGATES and column != aggregate.LOSS:
+            raise UsageError(f"query {text!r}: agg={agg} is a searched boundary: use the column {aggregate.LOSS}")
         if agg in LOSS_AGGREGATES and column != aggregate.LOSS:
             raise UsageError(f"query {text!r}: agg={agg} is the disconnect outcome: use the column {aggregate.LOSS}")
         if agg in INTERVAL_AGGREGATES and column == aggregate.LOSS:
@@ -133,7 +146,15 @@ def _table(directory: str) -> pd.DataFrame:
     loaded = tidy.load_records(directory)
     if not loaded.records:
         raise UsageError(f"no records in {directory}")
-    return tidy.frame(loaded.records)
+    table = tidy.frame(loaded.records)
+    # The records themselves, for aggregations that read more than the
+    # tidy columns (the keepalive model reads a record's stall pattern).
+    table[RECORD] = pd.Series([rec for _, rec in loaded.records], index=table.index, dtype=object)
+    return table
+
+
+RECORD = "_record"
+"""Hidden column of the query table: each row's record."""
 
 
 def _matches(series: pd.Series, wanted: str, column: str = "") -> pd.Series:
@@ -207,6 +228,8 @@ def compute(query: Query, rows: pd.DataFrame) -> float | None:
         return float(len(rows))
     if query.agg == "count":
         return float(sum(1 for v in rows[query.column] if _has_value(v)))
+    if query.agg in BOUNDARY_AGGREGATES:
+        return boundary(query.agg, rows)
     if query.agg in INTERVAL_AGGREGATES or query.agg in LOSS_AGGREGATES:
         cell = aggregate.CellRepeats(str(query), tuple(rows.to_dict("records")))
         if query.agg in INTERVAL_AGGREGATES:
@@ -225,6 +248,45 @@ def compute(query: Query, rows: pd.DataFrame) -> float | None:
     if values.empty:
         return None
     return float(getattr(values, query.agg)())
+
+
+def boundary(agg: str, rows: pd.DataFrame) -> float | None:
+    """A searched boundary (one of :data:`BOUNDARY_AGGREGATES`) over the rows, each row one trial.
+
+    A row counts with its share of original connections lost, at its
+    measured median job length (``job_ms_p50``; its ``work_ms`` when no job
+    completed) or, for ``boundary_work_*``, at its ``work_ms``. Rows without
+    loss counts (failed repeats, legacy records) are left out.
+    """
+    from wsblock.analysis import boundary_model
+    from wsblock.boundary import fit
+
+    points = []
+    for row in rows.to_dict("records"):
+        if agg == "boundary_model_ms":
+            rec = row.get(RECORD)
+            if row.get("status") != "ok" or not isinstance(rec, dict):
+                continue
+            x = row.get("job_ms_p50") if _has_value(row.get("job_ms_p50")) else row.get("work_ms")
+            if _has_value(x) and float(x) > 0:
+                points.append((float(x), boundary_model.predict_record(rec, phases=100).p))
+            continue
+        n, k = row.get("original_connections"), row.get("original_lost")
+        if not (_has_value(n) and _has_value(k)) or float(n) <= 0:
+            continue
+        work = row.get("work_ms")
+        x = work if agg.startswith("boundary_work") else row.get("job_ms_p50")
+        if not _has_value(x):
+            x = work
+        if _has_value(x) and float(x) > 0:
+            points.append((float(x), float(k) / float(n)))
+    c = fit.crossing(points, 0.05 if agg.startswith("boundary_p05") else 0.5)
+    if agg == "boundary_cells":
+        return float(c.cells)
+    value = {"boundary_p05_ms": c.value, "boundary_p05_low": c.low, "boundary_p05_high": c.high,
+             "boundary_model_ms": c.value, "boundary_ms": c.value, "boundary_low": c.low, "boundary_high": c.high, "boundary_width": c.width,
+             "boundary_work_ms": c.value, "boundary_work_low": c.low, "boundary_work_high": c.high}[agg]
+    return value
 
 
 def evaluate(query: Query, base: Path) -> float | None:

@@ -41,7 +41,7 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument("--budget", type=int, default=40, metavar="N",
                         help="most cells per search (default 40)")
     parser.add_argument("--max-repeats", type=int, default=3, metavar="K",
-                        help="most cells at one job length (default 3)")
+                        help="not used by the staircase design (accepted so older commands still run)")
     parser.add_argument("--min-ms", type=float, metavar="MS",
                         help="shortest job length tried (default: half of ping_timeout / job connections)")
     parser.add_argument("--max-ms", type=float, metavar="MS",
@@ -67,6 +67,29 @@ def _axis(name: str) -> Any:
     from wsblock.schema import axes
 
     return axes.get(name)
+
+
+def fixed_window(template: Any) -> Any:
+    """The template with one window for every cell of its search.
+
+    The probability of losing a connection grows with the window, so a
+    search whose cells had windows sized to each job length would compare
+    unlike exposures. Without ``--duration`` every cell gets the window
+    ``wsblock run`` would size for a keepalive verdict at the model's
+    certain-loss job length (``ping_interval + ping_timeout``), rounded up
+    to half a second.
+    """
+    import math
+
+    from wsblock.analysis import boundary_model as bm
+    from wsblock.engine.runner import plan_window
+
+    if template.duration is not None:
+        return template
+    certain = bm.certain_loss_job_s(bm.keepalive_of(template.to_dict()))
+    probe = dataclasses.replace(template, work_ms=round(1000.0 * (certain or 1.0), 1)).validate()
+    window = plan_window(probe, None).keepalive_s or 10.0
+    return dataclasses.replace(template, duration=math.ceil(2.0 * window) / 2.0).validate()
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -121,6 +144,7 @@ def cmd_boundary(args: argparse.Namespace) -> int:
     for t in templates:
         if t.ping_interval is None or (t.ping_timeout is None and t.handler_ping_timeout is None):
             raise UsageError("no keepalive can fail without ping_interval and a ping_timeout: nothing to search")
+    templates = [fixed_window(t) for t in templates]
     low = args.min_ms
     high = args.max_ms
     for value, name in ((low, "--min-ms"), (high, "--max-ms")):

@@ -32,11 +32,14 @@ class Observation:
         work_ms: The job length asked for.
         lost: Original connections lost inside the window.
         connections: Original connections.
+        job_ms: The median length the cell's jobs really took (ms), when
+            measured: on a busy machine it exceeds ``work_ms``.
     """
 
     work_ms: float
     lost: int
     connections: int
+    job_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -185,4 +188,54 @@ def next_length(observations: Sequence[Observation], *, level: float, low_ms: fl
     return math.sqrt(lo * hi)
 
 
-__all__ = ["AMBIGUOUS", "Bracket", "Observation", "bracket", "confident_bracket", "next_length", "pooled"]
+def reversals(observations: Sequence[Observation], level: float) -> int:
+    """How often the side of the level changed from one cell to the next (in measuring order)."""
+    sides = [o.lost / o.connections > level for o in observations if o.connections > 0]
+    return sum(a != b for a, b in zip(sides, sides[1:]))
+
+
+def staircase_next(observations: Sequence[Observation], *, level: float, low_ms: float, high_ms: float,
+                   min_step: float = 1.1, first_step: float = 2.0) -> float | None:
+    """The job length to measure next by an up-and-down staircase, or ``None`` when it cannot move.
+
+    Until cells lie on both sides of the level, the search steps by a
+    factor of 4 from the geometric middle of the range towards the other
+    side (``None`` when the range's end is reached: the level lies outside
+    it). From then on it is an up-and-down design on a log scale: after a
+    cell above the level the next length is shorter by the step, after one
+    at or below it longer. The step starts at ``first_step`` and halves (in
+    log) at every reversal down to ``min_step``. The cells gather around the
+    crossing, each length near it measured several times: a cell, not a
+    connection, is the unit of the estimate
+    (:func:`wsblock.boundary.fit.crossing`), so repeats near the boundary
+    are what narrow its interval.
+
+    Args:
+        observations: Cells measured so far, in measuring order.
+        level: The loss probability searched for.
+        low_ms: Shortest length the search may try.
+        high_ms: Longest length the search may try.
+        min_step: Smallest step (ratio between successive lengths).
+        first_step: Step after the first reversal.
+
+    Returns:
+        A length in ``[low_ms, high_ms]``, or ``None``.
+    """
+    valid = [o for o in observations if o.connections > 0]
+    if not valid:
+        return math.sqrt(low_ms * high_ms)
+    sides = [o.lost / o.connections > level for o in valid]
+    if all(sides) or not any(sides):
+        ms = min(o.work_ms for o in valid) if sides[0] else max(o.work_ms for o in valid)
+        if sides[0]:
+            return None if ms <= low_ms * 1.001 else max(low_ms, ms / 4.0)
+        return None if ms >= high_ms / 1.001 else min(high_ms, ms * 4.0)
+    turns = reversals(valid, level)
+    step = max(min_step, first_step ** (0.5 ** max(0, turns - 1)))
+    last = valid[-1]
+    ms = last.work_ms / step if sides[-1] else last.work_ms * step
+    return min(high_ms, max(low_ms, ms))
+
+
+__all__ = ["AMBIGUOUS", "Bracket", "Observation", "bracket", "confident_bracket", "next_length", "pooled",
+           "reversals", "staircase_next"]

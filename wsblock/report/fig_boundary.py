@@ -230,14 +230,19 @@ def boundary_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, st
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.2, 4.0), layout="constrained")
-    lines: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    lines: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
     for e in estimates:
         if e.get("ping_timeout") is None:
             continue
-        lines.setdefault((str(e.get("workload")), str(e.get("strategy"))), []).append(e)
-    for (workload, strategy), points in sorted(lines.items()):
+        key = (str(e.get("workload")), str(e.get("strategy")), int(e.get("job_connections") or 0))
+        lines.setdefault(key, []).append(e)
+    several = len({k[2] for k in lines}) > 1
+    dashes = ["-", "--", "-.", (0, (1, 1))]
+    timeouts: set[float] = set()
+    for i, ((workload, strategy, jobs), points) in enumerate(sorted(lines.items())):
         points = sorted(points, key=lambda e: float(e["ping_timeout"]))
         xs = [float(e["ping_timeout"]) for e in points]
+        timeouts.update(xs)
         mid = [(e.get("p50") or {}).get("value") for e in points]
         lo = [(e.get("p50") or {}).get("low") for e in points]
         hi = [(e.get("p50") or {}).get("high") for e in points]
@@ -245,21 +250,26 @@ def boundary_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, st
         ys = [m if m is not None else math.nan for m in mid]
         yerr = [[y - (l if l is not None else y) for y, l in zip(ys, lo)],
                 [(h if h is not None else y) - y for y, h in zip(ys, hi)]]
+        label = f"{workload} {strategy}" + (f", {jobs} job conn." if several else "")
+        style = dashes[sorted({k[2] for k in lines}).index(jobs) % len(dashes)] if several else "-"
         ax.errorbar(xs, ys, yerr=yerr, color=colour, marker=plotting.strategy_marker(strategy),
-                    ms=4, capsize=2, label=f"{workload} {strategy} (measured)")
+                    ms=4, capsize=2, ls=style, label=f"{label} (measured)")
         model = [e.get("model_p50_ms") for e in points]
         if any(m is not None for m in model):
-            ax.plot(xs, [m if m is not None else math.nan for m in model], color=colour, ls=":",
-                    label=f"{workload} {strategy} (model)")
+            ax.plot(xs, [m if m is not None else math.nan for m in model], color=colour, ls=":", marker="x",
+                    ms=5, label=f"{label} (model)")
+    if timeouts:
+        xs = sorted(timeouts)
+        ax.plot(xs, [1000.0 * x for x in xs], color="0.6", lw=0.8, ls="--", label="job = ping_timeout")
     ax.set_xlabel("ping_timeout (s)")
-    ax.set_ylabel("job length at 50 % loss (ms)")
+    ax.set_ylabel("job length at 50 % loss, as measured (ms)")
     ax.set_yscale("log")
     if lines:
         ax.legend(frameon=False, fontsize=7)
     else:
         plotting.empty_panel(ax, "no boundary estimated")
     plotting.title(fig, "Survival boundary", "job length at which half the original connections are lost; "
-                   "bars: the search's interval")
+                   "bars: 95 % interval, each cell one trial")
     return plotting.save(fig, out_dir, stem, footer)
 
 
