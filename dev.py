@@ -96,7 +96,7 @@ def reference(args: list[str]) -> int:
     whatever is already recorded), writes a report for each, runs the
     boundary searches of ``results/reference/boundary/searches.txt`` (also
     resuming), and checks that
-    ``FINDINGS.md`` still matches the records. About 80 minutes on 2 cores;
+    ``FINDINGS.md`` still matches the records. About 2 hours on 2 cores;
     run it on an otherwise idle machine.
     """
     # Paths relative to the checkout, so that manifests do not record where
