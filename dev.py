@@ -114,11 +114,18 @@ def reference(args: list[str]) -> int:
                 return code
     searches = ROOT / ref / "boundary" / "searches.txt"
     if searches.exists():
+        names: list[str] = []
         for line in searches.read_text().splitlines():
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             name, *source = line.split()
             cmd = ["boundary", *source, "--out", str(ref / "boundary" / name), "--quiet"]
+            code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
+            if code != 0:
+                return code
+            names.append(str(ref / "boundary" / name))
+        if names:
+            cmd = ["boundary", "figure", *names, "--out", str(ref / "boundary")]
             code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
             if code != 0:
                 return code

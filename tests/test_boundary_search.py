@@ -239,3 +239,14 @@ def test_crossing_says_when_the_level_lies_outside_the_measured_lengths():
     c = fitmod.crossing([(500, 0.0), (550, 4 / 6), (600, 1.0)], 0.5)
     assert c.low is None or c.low < 450
     assert c.high is None or c.high > 650
+
+
+def test_boundary_figure_command_combines_searches(capsys, tmp_path):
+    root = Path(__file__).resolve().parent.parent / "results" / "reference" / "boundary"
+    searches = [str(root / name) for name in ("jc1-pt0.5", "jc1-pt1", "jc2-pt0.5")]
+    assert main(["boundary", "figure", *searches, "--out", str(tmp_path)]) == 0
+    assert "3 estimates from 3 searches" in capsys.readouterr().out
+    svg = (tmp_path / "boundary.svg").read_text()
+    assert "1 job conn. (measured)" in svg and "2 job conn. (measured)" in svg
+    assert main(["boundary", "figure", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert "no readable boundary.json" in capsys.readouterr().err

@@ -61,6 +61,13 @@ def add_parsers(subparsers: Any) -> None:
     model.add_argument("--phases", type=int, default=200, metavar="N",
                        help="phase grid of the model (default 200)")
     model.set_defaults(handler=cmd_model)
+    figure = sub.add_parser("figure", help="one figure of several searches (boundary against ping_timeout)",
+                            description="Draw the estimates of several search directories (each with its "
+                                        "boundary.json) in one figure, one line per workload, strategy and "
+                                        "number of job connections.")
+    figure.add_argument("dirs", nargs="+", metavar="SEARCH", help="search directories (wsblock boundary --out)")
+    figure.add_argument("--out", metavar="OUTDIR", required=True, help="where to write boundary.png and .svg")
+    figure.set_defaults(handler=cmd_figure)
 
 
 def _axis(name: str) -> Any:
@@ -118,6 +125,33 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figure(args: argparse.Namespace) -> int:
+    """Draw the estimates of several searches in one figure."""
+    import json
+
+    from wsblock.report import fig_boundary
+
+    estimates: list[dict[str, Any]] = []
+    for name in args.dirs:
+        path = Path(name) / "boundary.json"
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{name}: no readable boundary.json ({exc.__class__.__name__})") from None
+        found = summary.get("estimates") if isinstance(summary, dict) else None
+        if not isinstance(found, list):
+            raise UsageError(f"{path} holds no estimates")
+        estimates += [e for e in found if isinstance(e, dict)]
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    written = fig_boundary.boundary_figure(estimates, out)
+    print(f"{len(estimates)} estimates from {len(args.dirs)} searches: "
+          + ", ".join(str(p) for p in written if p.suffix == ".png"))
+    return 0
+
+
 def cmd_boundary(args: argparse.Namespace) -> int:
     """Run the searches and print their estimates."""
     from wsblock import cli as main_cli
@@ -127,6 +161,8 @@ def cmd_boundary(args: argparse.Namespace) -> int:
 
     if args.boundary_command == "model":
         return cmd_model(args)
+    if args.boundary_command == "figure":
+        return cmd_figure(args)
     if not 1 <= args.budget <= MAX_BUDGET:
         raise UsageError(f"--budget must be 1 to {MAX_BUDGET}, got {args.budget}")
     if not 1 <= args.max_repeats <= 20:

@@ -215,6 +215,18 @@ def model_figure(rows: Sequence[ModelRow], out_dir: Path, *, stem: str = "bounda
     return plotting.save(fig, out_dir, stem, footer)
 
 
+def _plain_log_labels(ax: Any) -> None:
+    """Label a log axis in plain milliseconds (200, 300, 500, 1000), not 2 x 10^2."""
+    from matplotlib import ticker
+
+    def text(value: float, _pos: Any) -> str:
+        mantissa = value / 10 ** math.floor(math.log10(value)) if value > 0 else 0
+        return f"{value:g}" if round(mantissa, 6) in (1.0, 2.0, 3.0, 5.0) else ""
+
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(text))
+    ax.yaxis.set_minor_formatter(ticker.FuncFormatter(text))
+
+
 def boundary_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, stem: str = "boundary",
                     footer: Any = None) -> list[Path]:
     """Boundary job length against ``ping_timeout``, one line per strategy.
@@ -264,6 +276,7 @@ def boundary_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, st
     ax.set_xlabel("ping_timeout (s)")
     ax.set_ylabel("job length at 50 % loss, as measured (ms)")
     ax.set_yscale("log")
+    _plain_log_labels(ax)
     if lines:
         ax.legend(frameon=False, fontsize=7)
     else:
