@@ -197,6 +197,45 @@ SERVER_MODULE = "wsblock.engine.server"
 """The module the server process runs (``python -m``)."""
 
 
+LOAD_MODULE = "wsblock.engine.load"
+"""The module the load process runs."""
+
+_ahead: dict[str, Child] = {}
+
+
+def start_ahead(server_module: str = SERVER_MODULE) -> None:
+    """Start the next cell's server and load interpreters now, waiting for their configs.
+
+    For a cell whose turn has not come: each imports its modules and then
+    waits on stdin; neither binds a socket, starts a pool, reads a
+    calibration or sends anything until :func:`run_processes` configures it,
+    so nothing they do before then can touch a measurement. A cell that
+    does not use them ends them (:func:`discard_ahead`).
+    """
+    discard_ahead()
+    _ahead["server"] = Child.ahead("server", server_module)
+    _ahead["load"] = Child.ahead("load", LOAD_MODULE)
+
+
+def discard_ahead() -> None:
+    """End the processes :func:`start_ahead` started that no cell took."""
+    while _ahead:
+        _, child = _ahead.popitem()
+        child.stop(1.0)
+
+
+def _child(name: str, module: str, argv: list[str], env: dict[str, str]) -> Child:
+    # The process started ahead for this role if it runs the same module and
+    # still waits, else a new one.
+    child = _ahead.pop(name, None)
+    if child is not None and child.waiting and child.argv[:2] == ["-m", module] and child.proc.poll() is None:
+        child.configure(argv, env)
+        return child
+    if child is not None:
+        child.stop(1.0)
+    return Child(name, ["-m", module, *argv], env=env)
+
+
 def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
              on_measured: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run one cell and return its record.
@@ -389,13 +428,12 @@ def run_processes(
         try:
             progress(f"starting server ({cell.strategy}, {cell.workload}) and load")
             started = time.monotonic()
-            server = Child("server", ["-m", server_module, server_cfg_path, *server_args],
-                           env=paths.temp_env(tmp))
+            server = _child("server", server_module, [server_cfg_path, *server_args], paths.temp_env(tmp))
             # The load starts beside the server rather than after it: it only
             # connects once the window is sent, so nothing it does before
             # then can touch a measurement, and its start-up no longer adds
             # to the server's.
-            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env=paths.temp_env(tmp))
+            load = _child("load", LOAD_MODULE, [load_cfg_path], paths.temp_env(tmp))
             event = server.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 _server_failed(server, event)
