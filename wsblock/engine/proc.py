@@ -21,6 +21,7 @@ and then *verify* that nothing of the run is left.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import queue
@@ -194,8 +195,9 @@ AWAIT_ARG = "--await-config"
 def awaited_argv(argv: list[str]) -> list[str] | None:
     """Child side: the arguments, read from stdin if the child was started ahead.
 
-    A child started with :data:`AWAIT_ARG` alone (see :meth:`Child.ahead`)
-    has imported its modules and does nothing else until its runner sends
+    A child started with :data:`AWAIT_ARG` (see :meth:`Child.ahead`),
+    followed by the modules to import ahead, imports them and does nothing
+    else until its runner sends
     one line, ``{"argv": [...], "env": {...}}``: the arguments it would have
     been started with and environment variables to add (its temporary
     directory). It reads that line byte by byte, so that nothing after it
@@ -209,9 +211,14 @@ def awaited_argv(argv: list[str]) -> list[str] | None:
         ``argv`` itself, or the arguments sent; ``None`` if stdin ended first
         (the runner no longer needs it).
     """
-    if argv != [AWAIT_ARG]:
+    if argv[:1] != [AWAIT_ARG]:
         return argv
     bind_to_runner()
+    for module in argv[1:]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # the configured run imports it again and says what is wrong
     line = bytearray()
     while (byte := os.read(0, 1)) != b"\n":
         if not byte:
@@ -250,19 +257,24 @@ class Child:
         self._reader.start()
 
     @classmethod
-    def ahead(cls, name: str, module: str) -> "Child":
+    def ahead(cls, name: str, module: str, preload: tuple[str, ...] = ()) -> "Child":
         """Start ``python -m module`` ahead of its turn: it imports its modules, then waits.
 
         It binds no socket, starts no pool and reads no config until
         :meth:`configure` gives it its arguments (see :func:`awaited_argv`);
         closing its stdin, or this process's death, ends it.
+
+        Args:
+            name: Name used in error messages.
+            module: The module it runs.
+            preload: Modules it would import once configured, imported now.
         """
-        return cls(name, ["-m", module, AWAIT_ARG])
+        return cls(name, ["-m", module, AWAIT_ARG, *preload])
 
     @property
     def waiting(self) -> bool:
         """Started ahead and not yet configured."""
-        return self.argv[2:] == [AWAIT_ARG]
+        return self.argv[2:3] == [AWAIT_ARG]
 
     def configure(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         """Give a child started ahead the arguments after its module, and environment variables to add."""

@@ -200,6 +200,9 @@ SERVER_MODULE = "wsblock.engine.server"
 LOAD_MODULE = "wsblock.engine.load"
 """The module the load process runs."""
 
+SERVER_PRELOAD = ("numpy", "threadpoolctl")
+"""Modules every server imports once configured (to pin its BLAS threads), imported ahead."""
+
 _ahead: dict[str, Child] = {}
 
 
@@ -213,7 +216,7 @@ def start_ahead(server_module: str = SERVER_MODULE) -> None:
     does not use them ends them (:func:`discard_ahead`).
     """
     discard_ahead()
-    _ahead["server"] = Child.ahead("server", server_module)
+    _ahead["server"] = Child.ahead("server", server_module, SERVER_PRELOAD)
     _ahead["load"] = Child.ahead("load", LOAD_MODULE)
 
 
