@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import alive, cmdline, descendants
 from wsblock.engine.config import CellConfig
 from wsblock.engine.proc import AWAIT_ARG
-from wsblock.engine.runner import LOAD_MODULE, SERVER_MODULE
+from wsblock.engine.ahead import LOAD_MODULE, SERVER_MODULE
 from wsblock.matrix import spec as matrix_spec
 from wsblock.matrix.cellproc import CellProcess
 from wsblock.matrix.run import run_serial
@@ -49,12 +49,13 @@ def _waiting_only(standby: psutil.Process, *, started: bool = True) -> list[psut
     # yet) and waiting for their configs, with no socket and no process
     # (pool) of their own.
     kids = standby.children(recursive=True)
-    modules = sorted(k.cmdline()[-2] for k in kids)
+    modules = sorted(k.cmdline()[k.cmdline().index("-m") + 1] for k in kids)
     assert modules == sorted([SERVER_MODULE, LOAD_MODULE]) or (not started and len(modules) < 2 and
                                                                set(modules) <= {SERVER_MODULE, LOAD_MODULE}), \
         [k.cmdline() for k in kids]
     for kid in kids:
-        assert kid.cmdline()[-1] == AWAIT_ARG
+        command = kid.cmdline()
+        assert command[command.index("-m") + 2] == AWAIT_ARG, command
         assert kid.children() == [] and kid.net_connections("inet") == [], kid.cmdline()
     return kids
 

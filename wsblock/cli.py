@@ -371,18 +371,21 @@ def check_out_file(text: str) -> Path:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from wsblock import atomic, paths
-    from wsblock.engine.runner import discard_ahead, run_cell, start_ahead
+    from wsblock.engine.ahead import discard_ahead, start_ahead
+
+    if args.standby:
+        # Its server and load interpreters start first, beside this
+        # process's imports, and wait (idle, no socket, no pool) for their
+        # configs.
+        start_ahead()
+    from wsblock.engine.runner import run_cell
     from wsblock.engine.summary import summarize
 
-    out = check_out_file(args.out) if args.out is not None else None
-    cell = _cell_from_args(args)
     try:
-        if args.standby:
-            # Its server and load interpreters start too, and wait (idle,
-            # no socket, no pool) for their configs.
-            start_ahead()
-            if sys.stdin.readline().strip() != "go":
-                return 0  # never given its turn: nothing was configured, nothing measured
+        out = check_out_file(args.out) if args.out is not None else None
+        cell = _cell_from_args(args)
+        if args.standby and sys.stdin.readline().strip() != "go":
+            return 0  # never given its turn: nothing was configured, nothing measured
         paths.clean_stale()
 
         def measured() -> None:

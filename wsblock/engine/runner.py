@@ -41,6 +41,8 @@ from wsblock import meta, paths
 from wsblock.engine import calibration, exposure, sizing
 from wsblock.engine import assemble
 from wsblock.engine import strategies
+from wsblock.engine.ahead import LOAD_MODULE, SERVER_MODULE
+from wsblock.engine.ahead import child as _child
 from wsblock.engine import user_workloads
 from wsblock.engine.resources import TreeCpu, machine_busy, machine_niced_cores, tree_cpu, window_cpu
 from wsblock.engine.config import CellConfig
@@ -193,50 +195,6 @@ def _machine_cpu(before: Any, after: Any, elapsed: float) -> dict[str, Any]:
     }
 
 
-SERVER_MODULE = "wsblock.engine.server"
-"""The module the server process runs (``python -m``)."""
-
-
-LOAD_MODULE = "wsblock.engine.load"
-"""The module the load process runs."""
-
-SERVER_PRELOAD = ("numpy", "threadpoolctl")
-"""Modules every server imports once configured (to pin its BLAS threads), imported ahead."""
-
-_ahead: dict[str, Child] = {}
-
-
-def start_ahead(server_module: str = SERVER_MODULE) -> None:
-    """Start the next cell's server and load interpreters now, waiting for their configs.
-
-    For a cell whose turn has not come: each imports its modules and then
-    waits on stdin; neither binds a socket, starts a pool, reads a
-    calibration or sends anything until :func:`run_processes` configures it,
-    so nothing they do before then can touch a measurement. A cell that
-    does not use them ends them (:func:`discard_ahead`).
-    """
-    discard_ahead()
-    _ahead["server"] = Child.ahead("server", server_module, SERVER_PRELOAD)
-    _ahead["load"] = Child.ahead("load", LOAD_MODULE)
-
-
-def discard_ahead() -> None:
-    """End the processes :func:`start_ahead` started that no cell took."""
-    while _ahead:
-        _, child = _ahead.popitem()
-        child.stop(1.0)
-
-
-def _child(name: str, module: str, argv: list[str], env: dict[str, str]) -> Child:
-    # The process started ahead for this role if it runs the same module and
-    # still waits, else a new one.
-    child = _ahead.pop(name, None)
-    if child is not None and child.waiting and child.argv[:2] == ["-m", module] and child.proc.poll() is None:
-        child.configure(argv, env)
-        return child
-    if child is not None:
-        child.stop(1.0)
-    return Child(name, ["-m", module, *argv], env=env)
 
 
 def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
