@@ -198,3 +198,20 @@ def test_a_longer_switch_interval_makes_a_gil_holding_thread_lag_the_loop_longer
     assert short["p50"] is not None and long["p50"] is not None, (short, long)
     assert long["p50"] > 3 * short["p50"], (short, long)
     assert long["samples"] < short["samples"], (short, long)
+
+
+def test_server_cpu_is_measured_over_the_window_while_a_c_call_holds_the_gil(tmp_path) -> None:
+    # Inline jobs that hold the GIL back to back: a thread inside the server
+    # could take no snapshot while a call runs, so the CPU must be read from
+    # outside the server, over the window itself.
+    rec = run_cell(tmp_path, "--workload", "c_holds_gil", "--work-ms", "700", "--strategy", "inline",
+                   "--job-connections", "1", "--ping-interval", "none",
+                   "--duration", "2.5", "--warmup", "1", "--close-timeout", "2")
+    server = rec["resources"]["server"]
+    assert server["cpu_measured_by"] == "runner" and server["cpu_missing"] is None, server
+    assert server["interval_s"] >= 0.9 * rec["window"]["duration_s"], server
+    # The loop runs a job all the time, so the server got about the CPU share
+    # its jobs got (one core on an idle machine; less when the machine is
+    # busy and this test runs niced).
+    share = rec["job_cpu_ms"]["p50"] / rec["job_ms"]["p50"]
+    assert server["cpu_util"] > max(0.1, 0.5 * share), (server, share)

@@ -1,4 +1,4 @@
-"""A serial matrix starts the next cell's process ahead, idle until its turn, and stops it on Ctrl-C."""
+"""A serial matrix starts the next cell's processes ahead, idle until its turn, and stops them on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import pytest
 
 from tests.helpers import alive, cmdline, descendants
 from wsblock.engine.config import CellConfig
+from wsblock.engine.proc import AWAIT_ARG
+from wsblock.engine.ahead import LOAD_MODULE, SERVER_MODULE
 from wsblock.matrix import spec as matrix_spec
 from wsblock.matrix.cellproc import CellProcess
 from wsblock.matrix.run import run_serial
@@ -41,18 +43,41 @@ def _planned(duration: float = 1.0) -> matrix_spec.PlannedCell:
     return matrix_spec.PlannedCell(cell=cell, repeat=0)
 
 
+def _waiting_only(standby: psutil.Process, *, started: bool = True) -> list[psutil.Process]:
+    # A standby cell's only processes: its server and load interpreters,
+    # started ahead (both, or, while the standby still imports, perhaps not
+    # yet) and waiting for their configs, with no socket and no process
+    # (pool) of their own.
+    kids = standby.children(recursive=True)
+    modules = sorted(k.cmdline()[k.cmdline().index("-m") + 1] for k in kids)
+    assert modules == sorted([SERVER_MODULE, LOAD_MODULE]) or (not started and len(modules) < 2 and
+                                                               set(modules) <= {SERVER_MODULE, LOAD_MODULE}), \
+        [k.cmdline() for k in kids]
+    for kid in kids:
+        command = kid.cmdline()
+        assert command[command.index("-m") + 2] == AWAIT_ARG, command
+        assert kid.children() == [] and kid.net_connections("inet") == [], kid.cmdline()
+    return kids
+
+
 def test_a_standby_process_starts_nothing_and_leaves_nothing_when_cancelled() -> None:
     process = CellProcess(_planned(), standby=True)
     temp = process.record_path.parent
     try:
-        time.sleep(1.5)  # past its imports, waiting for its turn
+        time.sleep(2.0)  # past its imports, waiting for its turn
         assert process.proc.poll() is None
-        assert psutil.Process(process.proc.pid).children(recursive=True) == []
+        kids = _waiting_only(psutil.Process(process.proc.pid))
+        # Idle: they wait on stdin, using no CPU.
+        before = [sum(k.cpu_times()[:2]) for k in kids]
+        time.sleep(0.5)
+        after = [sum(k.cpu_times()[:2]) for k in kids]
+        assert all(b - a < 0.05 for a, b in zip(before, after)), (before, after)
         assert process.record() is None
     finally:
         process.cancel()
     assert process.proc.returncode == 0
     assert not temp.exists()
+    assert not alive({k.pid for k in kids})
 
 
 @pytest.mark.e2e
@@ -67,12 +92,12 @@ def test_the_next_cell_waits_idle_until_the_previous_one_has_ended(tmp_path: Pat
         waiting = [p for p in me.children() if "--standby" in " ".join(p.cmdline())]
         seen.append({"status": rec["status"], "prestarted": rec["matrix"]["prestarted"],
                      "waiting": len(waiting),
-                     "their_children": sum(len(p.children(recursive=True)) for p in waiting)})
+                     "their_children": sum(len(_waiting_only(p, started=False)) for p in waiting)})
 
     run_serial(todo, finish)
     assert [s["status"] for s in seen] == ["ok", "ok"], seen
     assert [s["prestarted"] for s in seen] == [False, True]
-    assert seen[0]["waiting"] == 1 and seen[0]["their_children"] == 0
+    assert seen[0]["waiting"] == 1 and seen[0]["their_children"] <= 2
     assert seen[1]["waiting"] == 0  # nothing follows the last cell
 
 

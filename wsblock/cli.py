@@ -371,19 +371,29 @@ def check_out_file(text: str) -> Path:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from wsblock import atomic, paths
+    from wsblock.engine.ahead import discard_ahead, start_ahead
+
+    if args.standby:
+        # Its server and load interpreters start first, beside this
+        # process's imports, and wait (idle, no socket, no pool) for their
+        # configs.
+        start_ahead()
     from wsblock.engine.runner import run_cell
     from wsblock.engine.summary import summarize
 
-    out = check_out_file(args.out) if args.out is not None else None
-    cell = _cell_from_args(args)
-    if args.standby and sys.stdin.readline().strip() != "go":
-        return 0  # never given its turn: nothing was started, nothing measured
-    paths.clean_stale()
+    try:
+        out = check_out_file(args.out) if args.out is not None else None
+        cell = _cell_from_args(args)
+        if args.standby and sys.stdin.readline().strip() != "go":
+            return 0  # never given its turn: nothing was configured, nothing measured
+        paths.clean_stale()
 
-    def measured() -> None:
-        print(json.dumps({"event": "measured"}), flush=True)
+        def measured() -> None:
+            print(json.dumps({"event": "measured"}), flush=True)
 
-    rec = run_cell(cell, progress=_progress(args.quiet), on_measured=measured if args.events else None)
+        rec = run_cell(cell, progress=_progress(args.quiet), on_measured=measured if args.events else None)
+    finally:
+        discard_ahead()
     if out is not None:
         try:
             atomic.write_json(out, rec)

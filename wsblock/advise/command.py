@@ -103,9 +103,11 @@ CPU_COVERAGE = 0.5
 def cpu_unsampled(records: list[dict[str, Any]], strategy: str) -> float | None:
     """The shortest span (s) the server's CPU was sampled over, when under :data:`CPU_COVERAGE` of the window.
 
-    The server's sampler thread takes its first snapshot when the window
-    opens and its last when the loop stops it; work that holds the GIL or
-    the loop at those moments shrinks the span, and the CPU then reads near 0.
+    Records from before the runner read the server's CPU from outside were
+    measured by a thread inside the server, which took its first snapshot
+    when the window opened and its last when the loop stopped it; work that
+    held the GIL or the loop at those moments shrank the span, and the CPU
+    then read near 0. Newer records carry no figure over a partial span.
     """
     spans = []
     for r in _ok(records, strategy):

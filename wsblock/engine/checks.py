@@ -114,6 +114,9 @@ def warnings_for(rec: dict[str, Any]) -> list[dict[str, str]]:
         out.append(_warn("calibration_drift", f"a job alone took {ratio:.2f} x its target "
                                               f"(calibrated {cal.get('measured_at')}, load average "
                                               f"{cal.get('loadavg')}); compare work sizes with care"))
+    missing = (rec["resources"].get("server") or {}).get("cpu_missing")
+    if missing:
+        out.append(_warn("cpu_unmeasured", missing))
     machine = rec["resources"].get("machine") or {}
     cpus, busy = machine.get("cpus"), machine.get("busy_cores", 0)
     niced = machine.get("niced_cores") or 0.0

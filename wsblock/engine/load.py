@@ -45,7 +45,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from wsblock import atomic
 from wsblock.engine import closes
 from wsblock.engine import protocol
-from wsblock.engine.proc import Lifeline, emit
+from wsblock.engine.proc import Lifeline, awaited_argv, emit
 from wsblock.engine.process_config import TOKEN_HEADER, LoadConfig
 from wsblock.engine.stats import LatencyHistogram
 from wsblock.engine.window import Window
@@ -427,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         argv: ``[CONFIG.json]``.
     """
     args = sys.argv[1:] if argv is None else argv
+    args = awaited_argv(args)
+    if args is None:
+        return 0  # started ahead, not needed after all
     config = LoadConfig.read(args[0])
     asyncio.run(_main_then_exit(config))
     return 0

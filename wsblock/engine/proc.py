@@ -21,6 +21,7 @@ and then *verify* that nothing of the run is left.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import queue
@@ -187,6 +188,48 @@ def stop_all(grace: float = 1.0, *, verify_for: float = 3.0) -> list[int]:
             signal.signal(sig, handler)
 
 
+AWAIT_ARG = "--await-config"
+"""A child's only argument when it is started ahead: its arguments come later, on stdin."""
+
+
+def awaited_argv(argv: list[str]) -> list[str] | None:
+    """Child side: the arguments, read from stdin if the child was started ahead.
+
+    A child started with :data:`AWAIT_ARG` (see :meth:`Child.ahead`),
+    followed by the modules to import ahead, imports them and does nothing
+    else until its runner sends
+    one line, ``{"argv": [...], "env": {...}}``: the arguments it would have
+    been started with and environment variables to add (its temporary
+    directory). It reads that line byte by byte, so that nothing after it
+    (the control lines its :class:`Lifeline` reads) is consumed. It dies
+    with its runner meanwhile.
+
+    Args:
+        argv: The arguments the child was started with.
+
+    Returns:
+        ``argv`` itself, or the arguments sent; ``None`` if stdin ended first
+        (the runner no longer needs it).
+    """
+    if argv[:1] != [AWAIT_ARG]:
+        return argv
+    bind_to_runner()
+    for module in argv[1:]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # the configured run imports it again and says what is wrong
+    line = bytearray()
+    while (byte := os.read(0, 1)) != b"\n":
+        if not byte:
+            return None
+        line += byte
+    message = json.loads(line)
+    os.environ.update(message.get("env") or {})
+    tempfile.tempdir = None  # found again from TMPDIR when first needed
+    return [str(arg) for arg in message["argv"]]
+
+
 class Child:
     """A child Python process in its own process group.
 
@@ -198,6 +241,7 @@ class Child:
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.argv = list(argv)
         self._stderr: IO[bytes] = tempfile.TemporaryFile()
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.proc = subprocess.Popen(
@@ -211,6 +255,31 @@ class Child:
         _children.append(self)
         self._reader = threading.Thread(target=self._read_events, daemon=True)
         self._reader.start()
+
+    @classmethod
+    def ahead(cls, name: str, module: str, preload: tuple[str, ...] = ()) -> "Child":
+        """Start ``python -m module`` ahead of its turn: it imports its modules, then waits.
+
+        It binds no socket, starts no pool and reads no config until
+        :meth:`configure` gives it its arguments (see :func:`awaited_argv`);
+        closing its stdin, or this process's death, ends it.
+
+        Args:
+            name: Name used in error messages.
+            module: The module it runs.
+            preload: Modules it would import once configured, imported now.
+        """
+        return cls(name, ["-m", module, AWAIT_ARG, *preload])
+
+    @property
+    def waiting(self) -> bool:
+        """Started ahead and not yet configured."""
+        return self.argv[2:3] == [AWAIT_ARG]
+
+    def configure(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Give a child started ahead the arguments after its module, and environment variables to add."""
+        self.send({"argv": argv, "env": env or {}})
+        self.argv = [*self.argv[:2], *argv]
 
     def _read_events(self) -> None:
         assert self.proc.stdout is not None

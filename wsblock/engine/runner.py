@@ -41,8 +41,10 @@ from wsblock import meta, paths
 from wsblock.engine import calibration, exposure, sizing
 from wsblock.engine import assemble
 from wsblock.engine import strategies
+from wsblock.engine.ahead import LOAD_MODULE, SERVER_MODULE
+from wsblock.engine.ahead import child as _child
 from wsblock.engine import user_workloads
-from wsblock.engine.resources import machine_busy, machine_niced_cores
+from wsblock.engine.resources import TreeCpu, machine_busy, machine_niced_cores, tree_cpu, window_cpu
 from wsblock.engine.config import CellConfig
 from wsblock.errors import HarnessError, UsageError
 from wsblock.engine.proc import Child
@@ -193,8 +195,6 @@ def _machine_cpu(before: Any, after: Any, elapsed: float) -> dict[str, Any]:
     }
 
 
-SERVER_MODULE = "wsblock.engine.server"
-"""The module the server process runs (``python -m``)."""
 
 
 def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
@@ -389,13 +389,12 @@ def run_processes(
         try:
             progress(f"starting server ({cell.strategy}, {cell.workload}) and load")
             started = time.monotonic()
-            server = Child("server", ["-m", server_module, server_cfg_path, *server_args],
-                           env=paths.temp_env(tmp))
+            server = _child("server", server_module, [server_cfg_path, *server_args], paths.temp_env(tmp))
             # The load starts beside the server rather than after it: it only
             # connects once the window is sent, so nothing it does before
             # then can touch a measurement, and its start-up no longer adds
             # to the server's.
-            load = Child("load", ["-m", "wsblock.engine.load", load_cfg_path], env=paths.temp_env(tmp))
+            load = _child("load", LOAD_MODULE, [load_cfg_path], paths.temp_env(tmp))
             event = server.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
                 _server_failed(server, event)
@@ -407,8 +406,10 @@ def run_processes(
 
             start = time.time() + cell.warmup
             end = start + duration
-            # The same instants on the monotonic clock, for the timing.
-            mono_start = time.monotonic() + cell.warmup
+            # The same instants on the monotonic clock (system-wide, so the
+            # server's and the load's too): for the timing, and for reading
+            # the CPU times on time.
+            mono_start = start + (time.monotonic() - time.time())
             mono_end = mono_start + duration
             deadline = end + stop_grace + 30.0
             window = {"window_start": start, "window_end": end, "deadline": deadline}
@@ -421,12 +422,21 @@ def run_processes(
             )
             cpu_before = cpu_after = None
             t_before = t_after = 0.0
+            # The server's CPU is read here, outside it: a thread inside it
+            # cannot read on time while a C call holds the GIL.
+            tree_before: TreeCpu | None = None
+            tree_after: TreeCpu | None = None
+            tree_missing: str | None = None
             while True:
-                exited = load.wait(0.05) is not None
-                now = time.time()
-                if cpu_before is None and now >= start:
+                due = mono_start if cpu_before is None else mono_end if cpu_after is None else None
+                wait_s = 0.05 if due is None else min(0.05, max(0.0, due - time.monotonic()))
+                exited = load.wait(wait_s) is not None
+                mono = time.monotonic()
+                if cpu_before is None and mono >= mono_start:
+                    tree_before, tree_missing = _read_tree(server.proc.pid, tree_missing)
                     cpu_before, t_before = psutil.cpu_times(), time.monotonic()
-                if cpu_after is None and now >= end:
+                if cpu_after is None and mono >= mono_end:
+                    tree_after, tree_missing = _read_tree(server.proc.pid, tree_missing)
                     cpu_after, t_after = psutil.cpu_times(), time.monotonic()
                 event = server.poll_event()
                 if event is not None and event.get("event") == "fatal":
@@ -437,11 +447,11 @@ def run_processes(
                     )
                 if exited:
                     break
-                if now > end + cell.close_timeout + 30.0:
+                if mono > mono_end + cell.close_timeout + 30.0:
                     raise HarnessError("load process did not finish after the window")
             if cpu_before is None or cpu_after is None:
                 raise HarnessError(
-                    f"load process ended {end - time.time():.1f} s before the window end "
+                    f"load process ended {mono_end - time.monotonic():.1f} s before the window end "
                     f"(exit {load.proc.returncode}):\n{load.stderr_tail()}"
                 )
             load_exited = time.monotonic()
@@ -465,6 +475,10 @@ def run_processes(
                 raise HarnessError(
                     f"server wrote no measurements (exit {server.proc.returncode}):\n{server.stderr_tail()}"
                 ) from None
+            server_stats["resources"] = {
+                **(server_stats.get("resources") or {}),
+                **window_cpu(tree_before, tree_after, start=mono_start, end=mono_end, missing=tree_missing),
+            }
             if on_measured is not None:
                 on_measured()
             # Its measurements are in hand: nothing the server does from now
@@ -487,6 +501,14 @@ def run_processes(
                     window_cpu_s=t_after - t_before, started=started, window_start=mono_start,
                     window_end=mono_end, stopped=time.monotonic(), warmup_s=cell.warmup,
                     load_exited=load_exited, stats_written=stats_written)
+
+
+def _read_tree(pid: int, missing: str | None) -> tuple[TreeCpu | None, str | None]:
+    # The server's CPU times now, or None and why not.
+    try:
+        return tree_cpu(pid), missing
+    except psutil.Error as exc:
+        return None, missing or f"the server's CPU times could not be read ({type(exc).__name__})"
 
 
 STATS_POLL_S = 0.01

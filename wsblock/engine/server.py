@@ -41,7 +41,7 @@ from wsblock.engine.blas import pin_blas_threads
 from wsblock.engine.jobs import JobLedger
 from wsblock.engine.process_config import TOKEN_HEADER, ServerConfig
 from wsblock.engine.probe import Heartbeat, LagProbe, Watchdog, summarize_stalls
-from wsblock.engine.proc import Lifeline, emit
+from wsblock.engine.proc import Lifeline, awaited_argv, emit
 from wsblock.engine.resources import ResourceSampler
 from wsblock.engine.stats import LatencyHistogram
 from wsblock.engine.window import Window
@@ -369,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         bound, 4 if stopped before a window was set.
     """
     args = sys.argv[1:] if argv is None else argv
+    args = awaited_argv(args)
+    if args is None:
+        return 0  # started ahead, not needed after all
     config = ServerConfig.read(args[0])
     if config.cell.server == "threaded":
         from wsblock.engine import threaded_server
