@@ -215,6 +215,11 @@ def _why_not(j: Judged) -> str:
         if name == "thread" and j.releases_gil:
             return (f"thread does not keep the loop free: the loop was stalled {held} in the thread cells although "
                     f"the work releases the GIL (a machine too busy to run the loop?) ({figures})")
+        if name == "thread" and math.isfinite(share) and share < 0.5:
+            # A short share with a stall over the threshold: the loop got the
+            # GIL back between stalls, but not every time soon enough.
+            return (f"thread does not keep the loop free: competing with this function for the GIL, the loop "
+                    f"still stalled beyond the stall threshold ({_share(share)} of the window stalled; {figures})")
         if name == "thread":
             return (f"thread does not keep the loop free, because this function held the loop (GIL) {held} "
                     f"in the thread cells ({figures})")
