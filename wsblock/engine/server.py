@@ -229,6 +229,47 @@ class CellServer:
                 )
             )
 
+    def measurements(self, stopped_at: float, *, probe: Any, ticker: Any, stalls: Any, resources: dict[str, Any],
+                     blas: Any, event_loop: Any, probe_kind: dict[str, str]) -> dict[str, Any]:
+        """The server's measurements of the window, as its stats file holds them.
+
+        Shared by the asyncio and the threaded server, so both write the same
+        keys; the threaded server calls it holding its counters' lock.
+        """
+        st = self.stats
+        jobs = st.jobs.summary(stopped_at)
+        return {
+            "connections_opened": st.connections_opened,
+            "disconnects": list(st.disconnects),
+            "jobs_done": jobs["work"]["completed_in_window"],
+            "work": jobs["work"],
+            "job_ms": jobs["job_ms"],
+            "job_cpu_ms": jobs["job_cpu_ms"],
+            "echoes": st.echoes,
+            "io_lag_ms": st.io_lag.summary(),
+            "request_errors": st.request_errors,
+            "protocol_closes": st.protocol_closes,
+            "bad_input": {"total": sum(st.bad_input.values()), "by_kind": dict(sorted(st.bad_input.items()))},
+            "handler_errors": {"total": sum(st.handler_errors.values()),
+                               "by_type": dict(sorted(st.handler_errors.items()))},
+            "foreign": {"connections": st.foreign_connections, "jobs": st.foreign_jobs,
+                        "messages": st.foreign_messages},
+            "loop_lag_ms": probe.histogram.summary(),
+            "stalls": summarize_stalls(stalls, self.window, probe_samples=probe.histogram.count),
+            "ticker_lag_ms": {
+                **ticker.histogram.summary(("p50", "p99")),
+                "interval_ms": TICKER_INTERVAL_S * 1000,
+                "late_ticks": ticker.late(self.cell.stall_ms / 1000.0),
+            },
+            "resources": resources,
+            "blas": blas,
+            "switch_interval_s": sys.getswitchinterval(),
+            "event_loop": event_loop,
+            "probe": probe_kind,
+            "start_method": (self.cell.start_method if strategies.has(self.cell.strategy, "out_of_process")
+                             else None),
+        }
+
     async def main(self) -> dict[str, Any]:
         config = self.config
         cell = self.cell
@@ -286,38 +327,9 @@ class CellServer:
             stopped_at = time.monotonic()
             stalls = watchdog.stop()
             resources = sampler.stop()
-            st = self.stats
-            jobs = st.jobs.summary(stopped_at)
-            result = {
-                "connections_opened": st.connections_opened,
-                "disconnects": st.disconnects,
-                "jobs_done": jobs["work"]["completed_in_window"],
-                "work": jobs["work"],
-                "job_ms": jobs["job_ms"],
-                "job_cpu_ms": jobs["job_cpu_ms"],
-                "echoes": st.echoes,
-                "io_lag_ms": st.io_lag.summary(),
-                "request_errors": st.request_errors,
-                "protocol_closes": st.protocol_closes,
-                "bad_input": {"total": sum(st.bad_input.values()), "by_kind": dict(sorted(st.bad_input.items()))},
-                "handler_errors": {"total": sum(st.handler_errors.values()),
-                                   "by_type": dict(sorted(st.handler_errors.items()))},
-                "foreign": {"connections": st.foreign_connections, "jobs": st.foreign_jobs,
-                            "messages": st.foreign_messages},
-                "loop_lag_ms": probe.histogram.summary(),
-                "stalls": summarize_stalls(stalls, self.window, probe_samples=probe.histogram.count),
-                "ticker_lag_ms": {
-                    **ticker.histogram.summary(("p50", "p99")),
-                    "interval_ms": TICKER_INTERVAL_S * 1000,
-                    "late_ticks": ticker.late(cell.stall_ms / 1000.0),
-                },
-                "resources": resources,
-                "blas": blas,
-                "switch_interval_s": sys.getswitchinterval(),
-                "event_loop": describe_loop(loop),
-                "probe": PROBE,
-                "start_method": cell.start_method if strategies.has(cell.strategy, "out_of_process") else None,
-            }
+            result = self.measurements(stopped_at, probe=probe, ticker=ticker, stalls=stalls,
+                                       resources=resources, blas=blas, event_loop=describe_loop(loop),
+                                       probe_kind=PROBE)
             atomic.write_json(config.stats_path, result)
             return result
         finally:

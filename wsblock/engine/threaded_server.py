@@ -45,7 +45,7 @@ import workloads
 from wsblock import atomic
 from wsblock.engine import closes, protocol, strategies
 from wsblock.engine.blas import pin_blas_threads
-from wsblock.engine.probe import Heartbeat, ThreadProbe, Watchdog, summarize_stalls
+from wsblock.engine.probe import Heartbeat, ThreadProbe, Watchdog
 from wsblock.engine.proc import Lifeline, emit
 from wsblock.engine.process_config import ServerConfig
 from wsblock.engine.resources import ResourceSampler
@@ -233,42 +233,9 @@ class ThreadedCellServer(CellServer):
             stopped_at = time.monotonic()
             stalls = watchdog.stop()
             resources = sampler.stop()
-            st = self.stats
             with self.lock:
-                jobs = st.jobs.summary(stopped_at)
-                result = {
-                    "connections_opened": st.connections_opened,
-                    "disconnects": list(st.disconnects),
-                    "jobs_done": jobs["work"]["completed_in_window"],
-                    "work": jobs["work"],
-                    "job_ms": jobs["job_ms"],
-                    "job_cpu_ms": jobs["job_cpu_ms"],
-                    "echoes": st.echoes,
-                    "io_lag_ms": st.io_lag.summary(),
-                    "request_errors": st.request_errors,
-                    "protocol_closes": st.protocol_closes,
-                    "bad_input": {"total": sum(st.bad_input.values()),
-                                  "by_kind": dict(sorted(st.bad_input.items()))},
-                    "handler_errors": {"total": sum(st.handler_errors.values()),
-                                       "by_type": dict(sorted(st.handler_errors.items()))},
-                    "foreign": {"connections": st.foreign_connections, "jobs": st.foreign_jobs,
-                                "messages": st.foreign_messages},
-                }
-            result.update({
-                "loop_lag_ms": probe.histogram.summary(),
-                "stalls": summarize_stalls(stalls, self.window, probe_samples=probe.histogram.count),
-                "ticker_lag_ms": {
-                    **ticker.histogram.summary(("p50", "p99")),
-                    "interval_ms": TICKER_INTERVAL_S * 1000,
-                    "late_ticks": ticker.late(cell.stall_ms / 1000.0),
-                },
-                "resources": resources,
-                "blas": blas,
-                "switch_interval_s": sys.getswitchinterval(),
-                "event_loop": None,
-                "probe": PROBE,
-                "start_method": cell.start_method if strategies.has(cell.strategy, "out_of_process") else None,
-            })
+                result = self.measurements(stopped_at, probe=probe, ticker=ticker, stalls=stalls,
+                                           resources=resources, blas=blas, event_loop=None, probe_kind=PROBE)
             atomic.write_json(config.stats_path, result)
             return result
         finally:
