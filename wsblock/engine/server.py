@@ -229,6 +229,19 @@ class CellServer:
                 )
             )
 
+    def serve_options(self) -> dict[str, Any]:
+        """The websockets ``serve`` options of the cell, the same for both servers."""
+        cell = self.cell
+        return {"ping_interval": cell.ping_interval, "ping_timeout": cell.ping_timeout,
+                "close_timeout": cell.close_timeout, "max_size": protocol.MAX_MESSAGE_BYTES,
+                "compression": None}
+
+    def report_bind_error(self, exc: OSError) -> None:
+        """Tell the runner the server could not listen (a busy port is its own kind)."""
+        kind = "port_in_use" if exc.errno == errno.EADDRINUSE else "bind_failed"
+        emit({"event": "error", "kind": kind, "message": str(exc)})
+        self.bind_failed = True
+
     def measurements(self, stopped_at: float, *, probe: Any, ticker: Any, stalls: Any, resources: dict[str, Any],
                      blas: Any, event_loop: Any, probe_kind: dict[str, str]) -> dict[str, Any]:
         """The server's measurements of the window, as its stats file holds them.
@@ -287,20 +300,9 @@ class CellServer:
         watchdog = Watchdog(self.heartbeat, threading.get_ident())
         warm = config.warm_job.job(self.data_dir)
         try:
-            server = await serve(
-                self.handler,
-                cell.host,
-                cell.port,
-                ping_interval=cell.ping_interval,
-                ping_timeout=cell.ping_timeout,
-                close_timeout=cell.close_timeout,
-                max_size=protocol.MAX_MESSAGE_BYTES,
-                compression=None,
-            )
+            server = await serve(self.handler, cell.host, cell.port, **self.serve_options())
         except OSError as exc:
-            kind = "port_in_use" if exc.errno == errno.EADDRINUSE else "bind_failed"
-            emit({"event": "error", "kind": kind, "message": str(exc)})
-            self.bind_failed = True
+            self.report_bind_error(exc)
             return {}
         try:
             await self.strategy.start(warm)

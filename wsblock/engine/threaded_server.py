@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import errno
 import json
 import math
 import os
@@ -189,20 +188,9 @@ class ThreadedCellServer(CellServer):
         self.lifeline = Lifeline(config.deadline, self._control, self.stop_requested.set)
         warm = config.warm_job.job(self.data_dir)
         try:
-            server = serve(
-                self.handler,
-                cell.host,
-                cell.port,
-                ping_interval=cell.ping_interval,
-                ping_timeout=cell.ping_timeout,
-                close_timeout=cell.close_timeout,
-                max_size=protocol.MAX_MESSAGE_BYTES,
-                compression=None,
-            )
+            server = serve(self.handler, cell.host, cell.port, **self.serve_options())
         except OSError as exc:
-            kind = "port_in_use" if exc.errno == errno.EADDRINUSE else "bind_failed"
-            emit({"event": "error", "kind": kind, "message": str(exc)})
-            self.bind_failed = True
+            self.report_bind_error(exc)
             return {}
         acceptor = threading.Thread(target=server.serve_forever, name="wsblock-accept", daemon=True)
         try:
