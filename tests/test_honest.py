@@ -100,15 +100,42 @@ def test_jobs_longer_than_the_window_still_count_their_work() -> None:
     ledger = JobLedger(w, expected_s=3.0)
     a = ledger.start(9.0)
     ledger.start(11.0)  # still running at the stop
-    ledger.finish(a, 15.0, wall_ms=6000.0, cpu_ms=3000.0)  # 4 of its 6 s inside
+    c = ledger.start(10.5)
+    ledger.finish(c, 12.5, wall_ms=2000.0, cpu_ms=2000.0)  # whole inside
+    ledger.finish(a, 15.0, wall_ms=6000.0, cpu_ms=3000.0)  # ended after the window
     s = ledger.summary(stopped_at=14.5)
     work = s["work"]
-    assert work["completed_in_window"] == 0
-    assert work["jobs_in_window"] == pytest.approx(4 / 6 + 3 / 3.5, rel=1e-3)
-    assert work["running_at_end"] == 1 and work["partial_jobs"] == 2
+    assert work["completed_in_window"] == 1
+    # a: 4 s inside of at least 5 s run by the window's end; the running job:
+    # 3 s inside of at least its expected 3 s.
+    assert work["jobs_in_window"] == pytest.approx(1 + 4 / 5 + 3 / 3, rel=1e-3)
+    assert work["running_at_end"] == 2 and work["partial_jobs"] == 2
     job_ms = s["job_ms"]
-    assert job_ms["completed"] == 1 and job_ms["n_censored"] == 1 and job_ms["lower_bound"]
-    assert job_ms["samples"] == 2 and job_ms["max"] == pytest.approx(6000.0)
+    # Nothing after the window's end is recorded: both are censored there.
+    assert job_ms["completed"] == 1 and job_ms["n_censored"] == 2 and job_ms["lower_bound"]
+    assert job_ms["ended_after_window"] == 1 and job_ms["in_flight_at_stop"] == 1
+    assert job_ms["samples"] == 3 and job_ms["max"] == pytest.approx(5000.0)
+    assert job_ms["completed_p50"] == pytest.approx(2000.0)
+
+
+def test_a_ledger_does_not_depend_on_when_the_server_stopped() -> None:
+    w = Window(10.0, 14.0)
+    summaries = []
+    for stop in (14.0, 14.4, 17.0):
+        ledger = JobLedger(w, expected_s=2.0)
+        a = ledger.start(12.5)
+        b = ledger.start(13.0)
+        if stop > 15.0:  # a later stop lets one end first
+            ledger.finish(a, 14.6, wall_ms=2100.0, cpu_ms=2100.0)
+        ledger.cut(b, min(stop, 14.2), worked=False)  # never begun
+        summaries.append(ledger.summary(stopped_at=stop))
+    assert summaries[0]["job_ms"] == summaries[1]["job_ms"] == summaries[2]["job_ms"] | {
+        "in_flight_at_stop": summaries[0]["job_ms"]["in_flight_at_stop"],
+        "ended_after_window": summaries[0]["job_ms"]["ended_after_window"]}
+    for s in summaries:
+        assert s["job_ms"]["n_censored"] == 2 and s["job_ms"]["max"] == pytest.approx(1500.0)
+        # The job never begun did no work: only a's 1.5 s of 2 s counts.
+        assert s["work"]["jobs_in_window"] == pytest.approx(1.5 / 2.0, rel=1e-3)
 
 
 def test_fit_goes_through_the_origin_without_a_fixed_cost() -> None:

@@ -62,3 +62,63 @@ def test_a_job_running_after_the_window_is_not_waited_for() -> None:
     timing = rec["timing"]
     assert timing["server_end_s"] < 3.0, timing  # the job had more than 3.5 s left
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+
+
+def _server(tmp_path: Path, strategy: str, workload: str, workers: int = 1) -> tuple[Child, str]:
+    cell = CellConfig(workload, 100.0, strategy, ping_interval=20.0, ping_timeout=20.0, close_timeout=1.0,
+                      workers=workers, start_method="spawn", probe_interval_ms=1.0, stall_ms=50.0)
+    config = ServerConfig(cell=cell, data_dir=str(paths.data_dir()), warm_job=JobConfig(workload, 1, 1, {}),
+                          stats_path=str(tmp_path / "stats.json"), deadline=time.time() + 60, token=TOKEN)
+    config.write(tmp_path / "config.json")
+    server = Child("server", ["-m", "wsblock.engine.server", str(tmp_path / "config.json")])
+    event = server.next_event(60)
+    assert event and event["event"] == "ready", server.stderr_tail()
+    return server, f"ws://127.0.0.1:{event['port']}/"
+
+
+def test_an_inline_job_running_at_the_window_end_is_interrupted_there(tmp_path: Path) -> None:
+    # A pure-Python job of minutes blocks the loop when the 1 s window ends:
+    # it is interrupted at the end, the loop answers again, and the job is
+    # censored at the window's end.
+    server, url = _server(tmp_path, "inline", "pure_python")
+    try:
+        with connect(url, additional_headers={TOKEN_HEADER: TOKEN}) as ws:
+            now = time.time()
+            server.send({"window_start": now, "window_end": now + 1.0, "deadline": now + 60})
+            ws.send(json.dumps({"op": "job", "id": 1, "workload": "pure_python", "units": 4_000_000_000}))
+            ws.send(json.dumps({"op": "echo", "seq": 7}))
+            # The echo waits behind the job until the window's end, not for minutes.
+            assert json.loads(ws.recv(20)) == {"op": "echo", "seq": 7}
+            answered = time.time() - now
+        server.request_stop()
+        server.proc.wait(20)
+    finally:
+        server.stop(5)
+    assert 0.9 < answered < 10.0
+    job_ms = json.loads((tmp_path / "stats.json").read_text())["job_ms"]
+    assert job_ms["completed"] == 0 and job_ms["n_censored"] == 1 and job_ms["ended_after_window"] == 1
+    assert job_ms["max"] < 1100.0  # censored at the window's end, about 1 s after it started
+
+
+def test_a_pool_job_not_begun_by_the_window_end_is_not_begun(tmp_path: Path) -> None:
+    # One worker: the second job waits for the first (2 s of sleep), which
+    # ends after the 1 s window. The second is then not begun.
+    server, url = _server(tmp_path, "thread", "blocking_io")
+    try:
+        with connect(url, additional_headers={TOKEN_HEADER: TOKEN}) as ws, \
+                connect(url, additional_headers={TOKEN_HEADER: TOKEN}) as ws2:
+            now = time.time()
+            server.send({"window_start": now, "window_end": now + 1.0, "deadline": now + 60})
+            ws.send(json.dumps({"op": "job", "id": 1, "workload": "blocking_io", "units": 2000}))
+            time.sleep(0.2)
+            ws2.send(json.dumps({"op": "job", "id": 2, "workload": "blocking_io", "units": 2000}))
+            assert json.loads(ws.recv(10))["op"] == "done"  # begun inside the window: runs to its end
+            with pytest.raises(TimeoutError):
+                ws2.recv(3.0)  # never begun, never answered
+        server.request_stop()
+        server.proc.wait(20)
+    finally:
+        server.stop(5)
+    job_ms = json.loads((tmp_path / "stats.json").read_text())["job_ms"]
+    assert job_ms["completed"] == 0 and job_ms["n_censored"] == 2 and job_ms["ended_after_window"] == 2
+    assert job_ms["max"] < 1100.0

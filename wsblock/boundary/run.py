@@ -188,7 +188,11 @@ def _jobs(target: Target) -> list[_Job]:
 
 def _job_p50(record: Mapping[str, Any]) -> float | None:
     job = record.get("job_ms") or {}
-    value = job.get("p50", job.get("completed_p50"))
+    # The measured job length: of completed jobs once some were censored
+    # (a job cut at the window's end says only that it ran at least so long).
+    value = job.get("completed_p50") if job.get("n_censored") else None
+    if value is None:
+        value = job.get("p50", job.get("completed_p50"))
     return float(value) if isinstance(value, (int, float)) else None
 
 

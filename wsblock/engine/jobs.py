@@ -10,9 +10,13 @@ window, with its start and, once known, its end, and counts:
   its wall time. A job still running when the server stops has no end yet;
   its share is the time it ran inside the window over the longer of the time
   it has run and the calibrated job length (the job is at least that long);
-* **job times**: completed jobs with the time measured where the work ran;
-  running ones as *censored* observations, with the time they had run so far
-  (a lower bound).
+* **job times**: jobs completed by the window's end with the time measured
+  where the work ran; every other job as a *censored* observation, with the
+  time it had run by the window's end (a lower bound). Nothing after the
+  window's end is recorded, so a record does not depend on how soon the
+  server stopped (and the next cell may start as soon as the window ends).
+  A job the server cut off (see :mod:`wsblock.engine.cutoff`) did no work
+  after the window's end either; one that had not begun by then did none.
 
 A job's start is when the server handed it to the strategy, so time queued
 for a busy pool counts as run time; with the default pool (one worker per job
@@ -40,6 +44,7 @@ class JobLedger:
     expected_s: float | None = None
     _running: dict[int, float] = field(default_factory=dict)
     _done: list[tuple[float, float]] = field(default_factory=list)
+    _cut: list[tuple[float, float, bool]] = field(default_factory=list)
     _wall_ms: list[float] = field(default_factory=list)
     wall: LatencyHistogram = field(default_factory=LatencyHistogram)
     cpu: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -57,12 +62,29 @@ class JobLedger:
         started = self._running.pop(ticket, None)
         if started is None:
             return
-        if started < self.window.end and at >= self.window.start:
+        if started < self.window.end and at >= self.window.end:
+            # Ended after the window: censored at its end, like a job still
+            # running (its time after the window is not the window's).
+            self._cut.append((started, self.window.end, True))
+        elif started < self.window.end and at >= self.window.start:
             self._done.append((started, at))
             self.wall.record(wall_ms / 1000.0)
             self.cpu.record(cpu_ms / 1000.0)
             if len(self._wall_ms) < MAX_KEPT:
                 self._wall_ms.append(wall_ms)
+
+    def cut(self, ticket: int, at: float, *, worked: bool) -> None:
+        """Record a job the window's end cut off at ``at``: censored there.
+
+        Args:
+            ticket: The job's ticket.
+            at: When it was cut (monotonic seconds).
+            worked: Whether its work had begun (an interrupted job) or not (a
+                job that waited in the pool until the window had ended).
+        """
+        started = self._running.pop(ticket, None)
+        if started is not None and started < self.window.end:
+            self._cut.append((started, at, worked))
 
     def abandon(self, ticket: int) -> None:
         """Forget a job that failed."""
@@ -74,7 +96,7 @@ class JobLedger:
         return len(self._running)
 
     def summary(self, stopped_at: float) -> dict[str, Any]:
-        """Work and job times, as of ``stopped_at`` (the server's stop).
+        """Work and job times of the window, the server having stopped at ``stopped_at``.
 
         Returns:
             ``work`` (jobs' worth of work inside the window and its parts) and
@@ -93,13 +115,13 @@ class JobLedger:
         censored = LatencyHistogram()
         running = 0
         estimated = 0.0
-        for start in self._running.values():
-            if start >= w.end:
-                continue
-            ran = max(0.0, stopped_at - start)
-            inside = w.overlap(start, min(stopped_at, w.end))
+        open_jobs = [(start, stopped_at, True) for start in self._running.values() if start < w.end]
+        for start, until, worked in open_jobs + self._cut:
+            until = min(until, w.end)  # censored at the window's end at the latest
+            ran = max(0.0, until - start)
+            inside = w.overlap(start, min(until, w.end))
             length = max(ran, self.expected_s or 0.0)
-            if length > 0:
+            if worked and length > 0:
                 estimated += inside / length
             running += 1
             censored.record(ran)
@@ -108,6 +130,7 @@ class JobLedger:
         job_ms["n_censored"] = running
         job_ms["lower_bound"] = running > 0
         job_ms["in_flight_at_stop"] = self.in_flight
+        job_ms["ended_after_window"] = len(self._cut)
         job_ms["completed_p50"] = round(statistics.median(self._wall_ms), 3) if self._wall_ms else None
         return {
             "work": {

@@ -225,8 +225,10 @@ def summarize_stalls(stalls: list[Stall], window: Window, *, probe_samples: int 
 
     Every length is the part of a stall inside the window, so a stall that
     began in the warm-up or outlasted the window counts only for the time
-    the window saw (``max_whole_ms`` keeps the longest stall whole, for
-    reference). ``stalled_share`` is at most 1.
+    the window saw (``max_whole_ms`` keeps the longest stall whole at its
+    start, for reference; a stall still going at the window's end counts
+    until then there too: nothing after the window is recorded).
+    ``stalled_share`` is at most 1.
 
     Args:
         stalls: All stalls recorded.
@@ -248,7 +250,7 @@ def summarize_stalls(stalls: list[Stall], window: Window, *, probe_samples: int 
     return {
         "count": len(inside),
         "max_ms": round(max(clipped, default=0.0) * 1000.0, 3),
-        "max_whole_ms": round(max((s.length for s in inside), default=0.0) * 1000.0, 3),
+        "max_whole_ms": round(max((min(s.end, window.end) - s.start for s in inside), default=0.0) * 1000.0, 3),
         "total_ms": round(total * 1000.0, 3),
         "stalled_share": round(total / window.duration, 4) if window.duration > 0 else None,
         "per_s": round(len(inside) / window.duration, 4) if window.duration > 0 else None,

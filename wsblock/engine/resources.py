@@ -56,6 +56,7 @@ class ResourceSampler(threading.Thread):
         self.peak_rss = 0
         self.peak_children_rss = 0
         self.max_workers_seen = 0
+        self.samples = 0
 
     def _descendants(self) -> list[psutil.Process]:
         try:
@@ -91,6 +92,7 @@ class ResourceSampler(threading.Thread):
     def run(self) -> None:
         while time.monotonic() < self.window.end and not self._halt.is_set():
             self._sample_memory()
+            self.samples += 1
             self._halt.wait(min(self.period_s, max(0.0, self.window.end - time.monotonic())))
 
     def stop(self) -> dict[str, Any]:
@@ -102,8 +104,17 @@ class ResourceSampler(threading.Thread):
         """
         self._halt.set()
         if self.is_alive():
-            self.join(timeout=2.0)
-        self._sample_memory()
+            # A sample begun just before the window's end may still be
+            # scanning the process tree; it is not waited for long (the
+            # peaks so far stand).
+            self.join(timeout=0.05)
+        if not self.samples:
+            # No sample in the window (a C call held the GIL throughout):
+            # one now, after it. Otherwise none: the scan of the process
+            # tree costs a busy server (threads competing for the GIL) a
+            # second or more and would add nothing the window's samples
+            # (every period_s up to its end) lack.
+            self._sample_memory()
         out: dict[str, Any] = {
             "peak_rss_mib": round(self.peak_rss / 2**20, 1),
             "workers_peak_rss_mib": round(self.peak_children_rss / 2**20, 1),

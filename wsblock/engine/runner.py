@@ -204,9 +204,10 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
     Args:
         cell: The cell; validated here.
         progress: Receives one-line progress messages.
-        on_measured: Called once the server's and the load's measurements
-            are in hand, before the processes are ended and the record is
-            assembled: from then on nothing this cell does is measured.
+        on_measured: Called once the window has ended and the load's
+            results are read, before the server writes its measurements
+            (of the window alone) and the record is assembled: from then on
+            nothing this cell does is measured.
 
     Returns:
         The record (see ``docs/record.md``), with ``timing``: where the
@@ -340,7 +341,9 @@ def run_processes(
             must speak the same protocol (a ``ready`` event with its port,
             the window on stdin, its stats file written when stdin closes).
         server_args: Extra arguments after the server's config file.
-        on_measured: Called once both processes' measurements are read.
+        on_measured: Called once the window has ended and the load's results
+            and the window's CPU times are read: nothing after that is
+            recorded, the server's measurements being of the window alone.
 
     Returns:
         What both processes wrote, with the window's timing.
@@ -460,6 +463,11 @@ def run_processes(
                     load_results = json.load(handle)
             except (OSError, ValueError):
                 raise HarnessError(f"load process wrote no results:\n{load.stderr_tail()}") from None
+            if on_measured is not None:
+                # Nothing after the window's end is recorded (the server's
+                # measurements are of the window alone, whenever it writes
+                # them), so what follows may share the machine.
+                on_measured()
             progress("window closed; stopping server")
             # The stop is requested when the load has gone, as before: when
             # it arrives decides which of the jobs in flight at the window's
@@ -479,8 +487,6 @@ def run_processes(
                 **(server_stats.get("resources") or {}),
                 **window_cpu(tree_before, tree_after, start=mono_start, end=mono_end, missing=tree_missing),
             }
-            if on_measured is not None:
-                on_measured()
             # Its measurements are in hand: nothing the server does from now
             # on is recorded (closing handshakes with a load that has gone, a
             # thread still running a job, the pool's shutdown, interpreter

@@ -35,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 import workloads
 from wsblock import atomic
 from wsblock.engine import closes
+from wsblock.engine import cutoff
 from wsblock.engine import protocol
 from wsblock.engine import strategies
 from wsblock.engine.blas import pin_blas_threads
@@ -105,6 +106,7 @@ class CellServer:
         self.window_set = asyncio.Event()
         self.lifeline: Lifeline | None = None
         self.bind_failed = False
+        self.alarm = cutoff.InlineAlarm()
 
     def _control(self, message: dict[str, Any]) -> None:
         # Runs in the loop thread (scheduled by the lifeline thread).
@@ -112,6 +114,11 @@ class CellServer:
             self.window = Window.from_wall(message["window_start"], message["window_end"])
             self.stats.window = self.window
             self.stats.jobs.window = self.window
+            # From the window's end on, no work for the load: the strategy
+            # cuts off what it can (see wsblock.engine.cutoff).
+            inline = self.cell.strategy == "inline"
+            armed = inline and self.alarm.arm(self.window.end)
+            self.strategy.cut_off_at(self.window.end, self.alarm if armed else None)
             if self.lifeline is not None:
                 self.lifeline.deadline = message["deadline"]
             self.window_set.set()
@@ -202,6 +209,12 @@ class CellServer:
             ticket = stats.jobs.start(time.monotonic()) if ours else None
             try:
                 timing = await self.strategy.run(job)
+            except cutoff.Cut as cut:
+                # The window ended before the job did: censored where it was
+                # cut, and nothing is sent (the load has stopped listening).
+                if ticket is not None:
+                    stats.jobs.cut(ticket, cut.at, worked=cut.worked)
+                continue
             except concurrent.futures.BrokenExecutor as exc:
                 # A pool worker died: the cell cannot be measured. Tell
                 # the runner, which stops the run as a harness failure.
@@ -214,9 +227,8 @@ class CellServer:
                     stats.jobs.abandon(ticket)
                 raise
             if ticket is not None:
-                # A job's own time is worth knowing even when it outlasts the
-                # window (a slow job is the finding): the ledger keeps every
-                # job that overlapped the window.
+                # The ledger keeps every job that overlapped the window; one
+                # that ended after it is censored at the window's end.
                 stats.jobs.finish(ticket, time.monotonic(), wall_ms=timing.wall_ms, cpu_ms=timing.cpu_ms)
             await ws.send(
                 json.dumps(
@@ -335,6 +347,7 @@ class CellServer:
             atomic.write_json(config.stats_path, result)
             return result
         finally:
+            self.alarm.disarm()
             server.close(close_connections=True)
             try:
                 await asyncio.wait_for(server.wait_closed(), timeout=cell.close_timeout + 1)

@@ -25,6 +25,7 @@ from typing import ClassVar
 import psutil
 
 import workloads
+from wsblock.engine import cutoff
 from workloads import Job, JobTiming, Workload, execute
 
 
@@ -48,6 +49,18 @@ class Strategy:
     def __init__(self, *, workers: int = 1, start_method: str = "spawn") -> None:
         self.workers = workers
         self.start_method = start_method
+        self.not_after: float | None = None
+        self.alarm: cutoff.InlineAlarm | None = None
+
+    def cut_off_at(self, not_after: float, alarm: cutoff.InlineAlarm | None = None) -> None:
+        """Cut jobs off at ``not_after`` (monotonic seconds) where this strategy can.
+
+        See :mod:`wsblock.engine.cutoff`: a pool does not begin a job after
+        it; ``inline`` lets ``alarm`` interrupt a built-in workload's job.
+        A cut job raises :class:`cutoff.Cut` from :meth:`run`.
+        """
+        self.not_after = not_after
+        self.alarm = alarm
 
     @classmethod
     def unsupported_reason(cls, workload: Workload) -> str | None:
@@ -87,7 +100,9 @@ class Inline(Strategy):
     description = "call the work in the handler; blocks the event loop"
 
     async def run(self, job: Job) -> JobTiming:
-        return execute(job)
+        # A user's function is not interrupted: its clean-up is its own.
+        interruptible = not isinstance(workloads.get(job.workload), workloads.FunctionWorkload)
+        return cutoff.run_inline(job, self.alarm if interruptible else None)
 
     def run_blocking(self, job: Job) -> JobTiming:
         return execute(job)
@@ -144,7 +159,13 @@ class _PoolStrategy(Strategy):
 
     async def run(self, job: Job) -> JobTiming:
         assert self._pool is not None, "start() first"
-        return await asyncio.get_running_loop().run_in_executor(self._pool, execute, job)
+        loop = asyncio.get_running_loop()
+        if self.not_after is None:
+            return await loop.run_in_executor(self._pool, execute, job)
+        try:
+            return await loop.run_in_executor(self._pool, cutoff.execute_before, job, self.not_after)
+        except cutoff.NotStarted as exc:
+            raise cutoff.Cut(exc.at, worked=False) from None
 
     def run_blocking(self, job: Job) -> JobTiming:
         assert self._pool is not None, "start() first"

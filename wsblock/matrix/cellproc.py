@@ -3,15 +3,18 @@
 A matrix runs each cell in a fresh ``wsblock run`` process. Its interpreter
 start and imports take a few tenths of a second that measure nothing, so a
 serial matrix starts the next cell's process *ahead*, in standby, once the
-cell before it has its measurements in hand (the process says so on
-stdout). The standby process imports what a cell needs, reads its cell and
-then waits on stdin: it starts no server, no load, no pool, calibrates
-nothing and sends no traffic until it is given ``go``, which the matrix
-sends only after the previous cell's processes have all ended and its
-record is written. Its start-up thus overlaps only the previous cell's
-teardown (ending its process groups, assembling and writing its record),
-never a warm-up, a window, or a job whose time is still being measured.
-End of input instead of ``go`` makes it exit without running anything.
+cell before it has ended its window and read the load's results (the
+process says so on stdout): nothing after a window's end is recorded (see
+:mod:`wsblock.engine.cutoff` and :mod:`wsblock.engine.jobs`). The standby
+process imports what a cell needs, reads its cell and then waits on stdin:
+it starts no server, no load, no pool, calibrates nothing and sends no
+traffic until it is given ``go``, which the matrix sends only after the
+previous cell's processes have all ended and its record is written. Its
+start-up thus overlaps only the previous cell's teardown (the server
+finishing a job it cannot drop and writing its measurements of the window,
+the process groups ending, the record assembled and written), never a
+warm-up or a window. End of input instead of ``go`` makes it exit without
+running anything.
 """
 
 from __future__ import annotations
