@@ -18,8 +18,9 @@ def _cell(workload: str = "pure_python", strategy: str = "thread", work_ms: floa
 
 
 @pytest.mark.parametrize("workload,strategy,waits", [
-    ("pure_python", "inline", True),       # the job runs on the loop
+    ("c_holds_gil", "inline", True),       # the call cannot be interrupted
     ("c_holds_gil", "thread", True),       # the loop's thread cannot run until the call ends
+    ("pure_python", "inline", False),      # interrupted at the window's end
     ("pure_python", "thread", False),      # the interpreter switches threads
     ("blocking_io", "thread", False),
     ("pure_python", "process", False),
@@ -28,9 +29,9 @@ def _cell(workload: str = "pure_python", strategy: str = "thread", work_ms: floa
 def test_cells_whose_job_holds_the_loop_wait_for_half_a_job(workload: str, strategy: str, waits: bool) -> None:
     cell = _cell(workload, strategy)
     assert estimate.holds_loop(cell) is waits
-    # Half the 2 s job in flight; for a thread pool, also the other job
-    # connection's job, handed to its thread inside the window.
-    expected = estimate.DEFAULT_OVERHEAD_S + ((1.0 + 2.0 * (strategy == "thread")) if waits else 0.0)
+    # Half the 2 s job in flight (a job not begun by the window's end is not
+    # begun, so none queued behind it is waited for).
+    expected = estimate.DEFAULT_OVERHEAD_S + (1.0 if waits else 0.0)
     assert estimate.default_overhead_s(cell) == pytest.approx(expected)
 
 
@@ -47,7 +48,8 @@ def test_measured_overheads_replace_the_defaults_and_persist(tmp_path: Path) -> 
     # Another job length of a cell that does not wait for its job: the same overhead.
     assert again.overhead_s(_cell(work_ms=100.0)) == (pytest.approx(0.5), True)
     # One that waits for its job: not inferred from another length.
-    inline = _cell(strategy="inline", work_ms=100.0)
+    again.add(_cell("c_holds_gil", strategy="inline"), 1.5)
+    inline = _cell("c_holds_gil", strategy="inline", work_ms=100.0)
     assert again.overhead_s(inline) == (pytest.approx(estimate.default_overhead_s(inline)), False)
 
 
@@ -76,7 +78,7 @@ def test_only_good_serial_local_records_teach_the_history(tmp_path: Path, monkey
 
 def test_the_estimate_is_warmup_and_window_plus_the_overhead(tmp_path: Path) -> None:
     history = estimate.History(tmp_path / "overhead.json")
-    planned = matrix_spec.PlannedCell(repeat=0, cell=_cell(strategy="inline"))
+    planned = matrix_spec.PlannedCell(repeat=0, cell=_cell("c_holds_gil", strategy="inline"))
     assert cell_estimate_s(planned, history) == pytest.approx(1.0 + 7.0 + estimate.DEFAULT_OVERHEAD_S + 1.0)
     history.add(planned.cell, 0.25)
     assert cell_estimate_s(planned, history) == pytest.approx(8.25)

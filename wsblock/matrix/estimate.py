@@ -3,10 +3,11 @@
 A cell's wall time is its warm-up and window, which the matrix fixes (or the
 sizing rule chooses), plus its overhead: interpreter start, imports, process
 start-up, pool warm-up, teardown. The overhead depends on the machine and on
-the cell: a job that holds the event loop (``inline``, or a thread whose C
-call never releases the GIL) must end before the server can write its
-measurements, so such a cell also waits, after its window, for the rest of
-the job in flight.
+the cell: a job that keeps the server from running Python and cannot be
+interrupted at the window's end (a C call that never releases the GIL,
+inline or in a thread; a user's function inline) must end before the server
+can write its measurements, so such a cell also waits, after its window, for
+the rest of the job in flight.
 
 Every matrix remembers, in the cache directory (``overhead.json``, per
 machine like the calibration), the overhead its cells really had, by
@@ -34,11 +35,11 @@ HISTORY_VERSION = 1
 KEPT_PER_KEY = 12
 """Cells remembered per strategy and workload (the most recent)."""
 
-DEFAULT_OVERHEAD_S = 0.8
+DEFAULT_OVERHEAD_S = 0.6
 """A cell's overhead without a job to wait for, on a machine that has measured none.
 
-Measured on the 2-core development machine (the ``quick`` profile): 0.5 to
-1 s per cell, most of it the server's and load's start-up.
+Measured on the 2-core development machine (the ``quick`` profile): 0.4 to
+0.8 s per cell (0.5 on average), most of it the server's and load's start-up.
 """
 
 LOOP_HOLDING_GIL = ("held for the whole call",)
@@ -48,20 +49,23 @@ LOOP_HOLDING_GIL = ("held for the whole call",)
 def holds_loop(cell: Any) -> bool:
     """Whether a job in flight when the window ends keeps the server from stopping.
 
-    ``inline`` runs the job on the loop; ``thread`` with work that never
-    releases the GIL starves the loop's thread until the job ends.
+    A job that never releases the GIL, inline or in a thread, keeps every
+    thread of the server from running until it ends, and it cannot be
+    interrupted; nor is a user's function run inline (see
+    :mod:`wsblock.engine.cutoff`). Other inline jobs are interrupted at the
+    window's end, and a pool job not begun by then is not begun.
     """
-    if cell.strategy == "inline":
-        return True
-    if cell.strategy == "thread":
-        import workloads
+    if cell.strategy not in ("inline", "thread"):
+        return False
+    import workloads
 
-        try:
-            gil = workloads.get(cell.workload).gil
-        except Exception:  # noqa: BLE001 - an unknown workload fails its own validation
-            return False
-        return gil.startswith(LOOP_HOLDING_GIL)
-    return False
+    try:
+        workload = workloads.get(cell.workload)
+    except Exception:  # noqa: BLE001 - an unknown workload fails its own validation
+        return False
+    if cell.strategy == "inline" and isinstance(workload, workloads.FunctionWorkload):
+        return True
+    return workload.gil.startswith(LOOP_HOLDING_GIL)
 
 
 def default_overhead_s(cell: Any) -> float:
@@ -69,14 +73,12 @@ def default_overhead_s(cell: Any) -> float:
 
     :data:`DEFAULT_OVERHEAD_S`, plus, for a job that holds the loop, what
     the server waits for after the window: the rest of the job in flight
-    (half a job on average) and, in a thread pool, each job already handed
-    to another thread, which gets the GIL first (a whole job each).
+    (half a job on average).
     """
     job_s = (cell.work_ms or 0.0) / 1000.0
     if not holds_loop(cell):
         return DEFAULT_OVERHEAD_S
-    queued = min(cell.pool_size, cell.job_connections) - 1 if cell.strategy == "thread" else 0
-    return DEFAULT_OVERHEAD_S + job_s / 2 + max(0, queued) * job_s
+    return DEFAULT_OVERHEAD_S + job_s / 2
 
 
 def _key(cell: Any) -> str:
