@@ -161,5 +161,5 @@ def test_a_matrix_estimated_beyond_24_hours_needs_yes(tmp_path) -> None:
                     "duration = 2000\nwarmup = 10\n")
     proc = run_cli("matrix", "--config", str(path), "--out", str(tmp_path / "out"), timeout=30)
     assert proc.returncode == 2, proc.stderr
-    assert "would run for about 46 h 55 min" in proc.stderr and "more than 24 h; add --yes" in proc.stderr
+    assert "would run for about 46 h 54 min" in proc.stderr and "more than 24 h; add --yes" in proc.stderr
     assert not (tmp_path / "out").exists()
