@@ -62,10 +62,10 @@ def test_core_slots_are_disjoint_and_refused_beyond_the_cores() -> None:
 
 
 def test_overhead_is_the_wall_time_outside_warmups_and_windows() -> None:
-    recs = [{"timing": {"warmup_s": 1.0, "window_s": 4.0}}, {"status": "failed", "error": "x"}]
+    recs = [{"timing": {"warmup_s": 1.0, "window_s": 4.0, "calibrate_s": 2.5}}, {"status": "failed", "error": "x"}]
     summary = overhead_summary(12.0, recs)
     assert summary == {"cells": 2, "wall_s": 12.0, "measured_s": 5.0, "overhead_s": 7.0,
-                       "overhead_share": round(7 / 12, 4)}
+                       "overhead_share": round(7 / 12, 4), "calibrate_s": 2.5}
 
 
 def test_parallel_beyond_the_machine_is_refused_and_writes_nothing(tmp_path: Path) -> None:

@@ -531,9 +531,12 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     )
     over = outcome.overhead
     if over.get("cells"):
+        calibrating = over.get("calibrate_s") or 0.0
         print(f"overhead {over['overhead_s']:,.1f} s of {over['wall_s']:,.1f} s "
-              f"({over['overhead_share']:.0%}) outside warm-ups and windows, "
-              f"{over['overhead_s'] / over['cells']:.1f} s per cell")
+              f"({over['overhead_share']:.1%}) outside warm-ups and windows, "
+              f"{over['overhead_s'] / over['cells']:.1f} s per cell"
+              + (f"; {calibrating:,.1f} s of it measuring calibrations this machine had not"
+                 if calibrating >= 0.5 else ""))
     if not outcome.complete:
         parts = []
         if outcome.not_ok:

@@ -221,7 +221,9 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
     cell.validate()
     check_port(cell.host, cell.port)
     user_workloads.check_for_strategy(cell)
+    sizing_began = time.monotonic()
     work = size_work(cell, progress)
+    calibrate_s = time.monotonic() - sizing_began
     workload = workloads.get(cell.workload)
     if work["units"] > workload.max_units:
         raise UsageError(
@@ -249,7 +251,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
         machine=machine,
         meta=environment,
     )
-    rec["timing"] = measured.timing(began, time.monotonic())
+    rec["timing"] = {**measured.timing(began, time.monotonic()), "calibrate_s": round(calibrate_s, 3)}
     return rec
 
 

@@ -413,16 +413,21 @@ def overhead_summary(wall_s: float, records: list[dict[str, Any]], *, at_once: i
 
     Returns:
         ``cells``, ``wall_s``, ``measured_s`` (warm-ups and windows),
-        ``overhead_s`` (the rest) and ``overhead_share`` (of ``wall_s``).
+        ``overhead_s`` (the rest), ``overhead_share`` (of ``wall_s``) and
+        ``calibrate_s``: the part of the overhead spent looking up or
+        measuring the workloads' calibrations (seconds where this machine
+        had none yet, about nothing once it has).
     """
     measured = sum(measured_s(rec) for rec in records) / max(1, at_once)
     overhead = max(0.0, wall_s - measured)
+    calibrate = sum(float((rec.get("timing") or {}).get("calibrate_s") or 0.0) for rec in records)
     return {
         "cells": len(records),
         "wall_s": round(wall_s, 3),
         "measured_s": round(measured, 3),
         "overhead_s": round(overhead, 3),
         "overhead_share": round(overhead / wall_s, 4) if wall_s > 0 else None,
+        "calibrate_s": round(calibrate / max(1, at_once), 3),
     }
 
 
@@ -656,6 +661,7 @@ def _total_overhead(sessions: list[dict[str, Any]]) -> dict[str, Any]:
         "measured_s": round(sum(p["measured_s"] for p in parts), 3),
         "overhead_s": round(overhead, 3),
         "overhead_share": round(overhead / wall, 4) if wall > 0 else None,
+        "calibrate_s": round(sum(float(p.get("calibrate_s") or 0.0) for p in parts), 3),
     }
 
 
