@@ -78,29 +78,36 @@ def execute_before(job: Job, not_after: float) -> JobTiming:
 class InlineAlarm:
     """Interrupts an inline job still running on the main thread at one instant.
 
-    Only the main thread receives Python signal handlers, so the alarm is
-    armed only there; the handler raises only while :meth:`running` is
-    active, so a wake-up between jobs (the loop free) does nothing.
+    Only the main thread runs Python signal handlers, so the handler is
+    installed there (:meth:`install`); the timer itself may be set from any
+    thread (:meth:`arm`), so that the window's end is set even while an
+    inline job holds the loop. The handler raises only while
+    :meth:`running` is active, so a wake-up between jobs (the loop free)
+    does nothing.
     """
 
     def __init__(self) -> None:
         self._active = False
-        self._armed = False
+        self._installed = False
         self._previous: Any = None
 
-    def arm(self, at: float) -> bool:
-        """Fire at monotonic time ``at``; returns whether the alarm could be armed."""
+    def install(self) -> bool:
+        """Install the handler; returns whether it could be (main thread only)."""
         if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
             return False
         self._previous = signal.signal(signal.SIGALRM, self._fire)
-        signal.setitimer(signal.ITIMER_REAL, max(1e-6, at - time.monotonic()))
-        self._armed = True
+        self._installed = True
         return True
 
     @property
-    def armed(self) -> bool:
-        """Whether the alarm is set."""
-        return self._armed
+    def installed(self) -> bool:
+        """Whether the handler is installed (jobs run under it may be interrupted)."""
+        return self._installed
+
+    def arm(self, at: float) -> None:
+        """Fire at monotonic time ``at`` (from any thread; nothing without :meth:`install`)."""
+        if self._installed:
+            signal.setitimer(signal.ITIMER_REAL, max(1e-6, at - time.monotonic()))
 
     def _fire(self, signum: int, frame: Any) -> None:
         if self._active:
@@ -116,21 +123,21 @@ class InlineAlarm:
         finally:
             self._active = False
 
-    def disarm(self) -> None:
-        """Cancel the alarm and restore the previous handler."""
-        if self._armed:
+    def uninstall(self) -> None:
+        """Cancel the timer and restore the previous handler."""
+        if self._installed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
-            self._armed = False
+            self._installed = False
 
 
 def run_inline(job: Job, alarm: InlineAlarm | None) -> JobTiming:
-    """Run ``job`` in this thread, interrupted at the alarm if one is armed.
+    """Run ``job`` in this thread, interrupted when the alarm fires.
 
     Raises:
         Cut: The alarm interrupted the job.
     """
-    if alarm is None or not alarm.armed:
+    if alarm is None or not alarm.installed:
         return execute(job)
     try:
         with alarm.running():

@@ -108,6 +108,14 @@ class CellServer:
         self.bind_failed = False
         self.alarm = cutoff.InlineAlarm()
 
+    def _on_message(self, loop: asyncio.AbstractEventLoop, message: dict[str, Any]) -> None:
+        # Runs in the lifeline thread. The inline alarm is set here, not on
+        # the loop: a job that arrived before the window did may hold the
+        # loop already, and must still be cut at the window's end.
+        if "window_end" in message:
+            self.alarm.arm(Window.from_wall(message["window_start"], message["window_end"]).end)
+        loop.call_soon_threadsafe(self._control, message)
+
     def _control(self, message: dict[str, Any]) -> None:
         # Runs in the loop thread (scheduled by the lifeline thread).
         if "window_start" in message:
@@ -116,9 +124,7 @@ class CellServer:
             self.stats.jobs.window = self.window
             # From the window's end on, no work for the load: the strategy
             # cuts off what it can (see wsblock.engine.cutoff).
-            inline = self.cell.strategy == "inline"
-            armed = inline and self.alarm.arm(self.window.end)
-            self.strategy.cut_off_at(self.window.end, self.alarm if armed else None)
+            self.strategy.cut_off_at(self.window.end)
             if self.lifeline is not None:
                 self.lifeline.deadline = message["deadline"]
             self.window_set.set()
@@ -304,9 +310,14 @@ class CellServer:
             sys.setswitchinterval(cell.switch_interval_ms / 1000.0)
         blas = pin_blas_threads(1)
         loop = asyncio.get_running_loop()
+        if cell.strategy == "inline":
+            # Built-in workloads' inline jobs are cut at the window's end
+            # (wsblock.engine.cutoff); the handler needs the main thread.
+            if self.alarm.install():
+                self.strategy.interrupt_with(self.alarm)
         self.lifeline = Lifeline(
             config.deadline,
-            lambda message: loop.call_soon_threadsafe(self._control, message),
+            lambda message: self._on_message(loop, message),
             lambda: loop.call_soon_threadsafe(self.stop_requested.set),
         )
         watchdog = Watchdog(self.heartbeat, threading.get_ident())
@@ -347,7 +358,7 @@ class CellServer:
             atomic.write_json(config.stats_path, result)
             return result
         finally:
-            self.alarm.disarm()
+            self.alarm.uninstall()
             server.close(close_connections=True)
             try:
                 await asyncio.wait_for(server.wait_closed(), timeout=cell.close_timeout + 1)

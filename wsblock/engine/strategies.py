@@ -52,14 +52,21 @@ class Strategy:
         self.not_after: float | None = None
         self.alarm: cutoff.InlineAlarm | None = None
 
-    def cut_off_at(self, not_after: float, alarm: cutoff.InlineAlarm | None = None) -> None:
-        """Cut jobs off at ``not_after`` (monotonic seconds) where this strategy can.
+    def cut_off_at(self, not_after: float) -> None:
+        """Begin no job after ``not_after`` (monotonic seconds), where this strategy can.
 
         See :mod:`wsblock.engine.cutoff`: a pool does not begin a job after
-        it; ``inline`` lets ``alarm`` interrupt a built-in workload's job.
-        A cut job raises :class:`cutoff.Cut` from :meth:`run`.
+        it; a job not begun raises :class:`cutoff.Cut` from :meth:`run`.
         """
         self.not_after = not_after
+
+    def interrupt_with(self, alarm: cutoff.InlineAlarm) -> None:
+        """Let ``alarm`` interrupt the jobs this strategy runs on the calling thread.
+
+        Only ``inline`` has such jobs (a built-in workload's; see
+        :mod:`wsblock.engine.cutoff`); an interrupted one raises
+        :class:`cutoff.Cut` from :meth:`run`.
+        """
         self.alarm = alarm
 
     @classmethod
