@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from wsblock.engine.config import CellConfig
+from wsblock.errors import HarnessError
 
 LENGTHS_MS = (5.0, 20.0, 100.0, 1000.0)
 """Injected stall lengths."""
@@ -185,6 +186,8 @@ def run(
     measured = run_processes(cell, work, float(cell.duration or 0.0),
                              server_module="wsblock.selftest.stall_server",
                              server_args=(",".join(f"{x:g}" for x in lengths_ms), str(repeats), f"{gap_s:g}"))
-    seen = measured.server["selftest"]
+    seen = measured.server.get("selftest")
+    if not isinstance(seen, dict):
+        raise HarnessError("the stall server wrote its measurements without the injected stalls")
     matches = match(seen["injected"], seen["gaps"])
     return summarize(matches, seen["gaps"], cell.stall_ms)

@@ -8,7 +8,9 @@ turn *inline on the loop* (so nothing else of the loop runs meanwhile),
 ``REPEATS`` rounds, ``GAP_S`` seconds apart. It times each sleep with the
 monotonic clock around the call and keeps every heartbeat gap the lag probe
 saw (the very gaps the watchdog turns into stalls). Both go into the server's
-stats file under ``selftest``, on the same clock.
+stats file under ``selftest``, on the same clock, in the one atomic write of
+its measurements: the runner ends the server as soon as that file exists, so
+a second write could be lost.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import sys
 import time
 from typing import Any
 
-from wsblock import atomic
 from wsblock.engine.probe import Heartbeat
 from wsblock.engine.process_config import ServerConfig
 from wsblock.engine.server import CellServer
@@ -67,21 +68,27 @@ class StallServer(CellServer):
                 self.injected.append({"nominal_ms": ms, "start": began, "end": ended})
                 await asyncio.sleep(self.gap_s)
 
+    def measurements(self, stopped_at: float, **kwargs: Any) -> dict[str, Any]:
+        """The engine server's measurements, with the injected stalls and the gaps seen.
+
+        Called on the loop after the window, so no injected sleep is under
+        way: the lists are complete.
+        """
+        result = super().measurements(stopped_at, **kwargs)
+        result["selftest"] = {
+            "window": [self.window.start, self.window.end],
+            "stall_s": self.heartbeat.stall_s,
+            "injected": list(self.injected),
+            "gaps": [list(gap) for gap in self.heartbeat.kept],
+        }
+        return result
+
     async def main(self) -> dict[str, Any]:
         injector = asyncio.ensure_future(self._inject())
         try:
-            result = await super().main()
+            return await super().main()
         finally:
             injector.cancel()
-        if result:
-            result["selftest"] = {
-                "window": [self.window.start, self.window.end],
-                "stall_s": self.heartbeat.stall_s,
-                "injected": self.injected,
-                "gaps": [list(gap) for gap in self.heartbeat.kept],
-            }
-            atomic.write_json(self.config.stats_path, result)
-        return result
 
 
 def main(argv: list[str] | None = None) -> int:
