@@ -1,8 +1,14 @@
-"""A live server refuses bad input without crashing, keeps serving, and counts it all."""
+"""A live server refuses bad input without crashing, keeps serving, and counts it all.
+
+The module's server runs once per kind of server (asyncio, threaded); every
+test talks to it, and its stats file, read when it stops, must count what
+the tests sent.
+"""
 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Iterator
@@ -17,15 +23,17 @@ from wsblock.engine.proc import Child
 from wsblock.engine.process_config import TOKEN_HEADER, JobConfig, ServerConfig
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["asyncio", "threaded"])
+def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("server")
     cell = CellConfig("blocking_io", 1.0, "thread", ping_interval=20.0, ping_timeout=20.0, close_timeout=2.0,
-                      workers=1, start_method="spawn", probe_interval_ms=1.0, stall_ms=50.0)
+                      workers=1, start_method="spawn", probe_interval_ms=1.0, stall_ms=50.0,
+                      server=request.param)
     config = ServerConfig(
         cell=cell, data_dir=str(paths.data_dir()),
         warm_job=JobConfig("blocking_io", 1, 1, {}),
         stats_path=str(tmp / "stats.json"), deadline=time.time() + 120, token=TOKEN,
+        load_job=JobConfig("blocking_io", LOAD_UNITS, LOAD_UNITS, {}),
     )
     path = Path(tmp / "config.json")
     config.write(path)
@@ -44,24 +52,58 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for kind in ("binary", "not_json", "too_deep", "not_object", "too_big", "invalid_request"):
         assert bad.get(kind, 0) >= 1, bad
     assert stats["handler_errors"]["total"] == 0, stats["handler_errors"]
-    # Every test client but one is foreign: no token. Their jobs are served
-    # but never measured; the one client with the token is the load's.
-    assert stats["foreign"]["connections"] >= 8 and stats["foreign"]["jobs"] >= 1, stats["foreign"]
+    # Every test client but one is foreign: no token. Their jobs are refused
+    # and counted; the one client with the token is the load's.
+    foreign = stats["foreign"]
+    assert foreign["connections"] >= 8 + NO_HANDSHAKE and foreign["jobs"] == 3, foreign
+    assert foreign["no_handshake"] == NO_HANDSHAKE, foreign
     assert stats["connections_opened"] == 1
     assert stats["job_ms"]["completed"] == 1 and stats["echoes"] == 1
     assert stats["io_lag_ms"]["samples"] == 1
 
 
 TOKEN = "t0ken"
+LOAD_UNITS = 20
+"""Units of the load's job: the most a job of this server may ask."""
+
+NO_HANDSHAKE = 5
+"""Connections of test_connections_that_never_open_are_counted that must count as foreign."""
 
 
-def test_echo_and_job(server_url: str) -> None:
+def test_a_client_without_the_token_gets_echoes_but_no_job(server_url: str) -> None:
     with connect(server_url) as ws:
         ws.send(json.dumps({"op": "echo", "seq": 3}))
         assert json.loads(ws.recv(5)) == {"op": "echo", "seq": 3}
-        ws.send(json.dumps({"op": "job", "id": 1, "workload": "blocking_io", "units": 20}))
-        reply = json.loads(ws.recv(5))
-        assert reply["op"] == "done" and reply["id"] == 1 and reply["wall_ms"] >= 19
+        # A job that would hold the GIL for minutes, and one the load itself
+        # would send: neither runs for a client without the token.
+        for job_id, job in enumerate([{"workload": "c_holds_gil", "units": 4_000_000_000},
+                                      {"workload": "blocking_io", "units": LOAD_UNITS}]):
+            started = time.monotonic()
+            ws.send(json.dumps({"op": "job", "id": job_id, **job}))
+            reply = json.loads(ws.recv(5))
+            assert reply == {"op": "error", "id": job_id, "error": "jobs are run only for the cell's load"}
+            assert time.monotonic() - started < 5.0
+    with connect(server_url, additional_headers={TOKEN_HEADER: "not" + TOKEN}) as ws:
+        ws.send(json.dumps({"op": "job", "id": 7, "workload": "blocking_io", "units": 1}))
+        assert json.loads(ws.recv(5))["op"] == "error"  # a wrong token is no token
+
+
+def test_connections_that_never_open_are_counted(server_url: str) -> None:
+    host, port = server_url.removeprefix("ws://").rstrip("/").rsplit(":", 1)
+    address = (host, int(port))
+    for _ in range(3):  # raw TCP: connect, send nothing, close
+        socket.create_connection(address, timeout=5).close()
+    for request in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # HTTP, not an upgrade
+                    b"hello\r\n\r\n"):  # not HTTP at all
+        with socket.create_connection(address, timeout=5) as sock:
+            sock.sendall(request)
+            answer = sock.recv(100)  # waits for the server's verdict: a 4xx, or a close
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer
+    # The load's token in a failed handshake: the load counts its own failed
+    # connects; the server does not call it foreign.
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: x\r\n{TOKEN_HEADER}: {TOKEN}\r\n\r\n".encode())
+        assert sock.recv(100).startswith(b"HTTP/1.1 4")
 
 
 @pytest.mark.parametrize(
@@ -80,12 +122,19 @@ def test_invalid_requests_get_an_error_reply(server_url: str, request_: dict) ->
         assert json.loads(ws.recv(5))["seq"] == 1  # the connection still works
 
 
-def test_the_loads_connection_is_measured(server_url: str) -> None:
+def test_the_loads_connection_is_measured_and_gets_the_cells_job_only(server_url: str) -> None:
     with connect(server_url, additional_headers={TOKEN_HEADER: TOKEN}) as ws:
         ws.send(json.dumps({"op": "echo", "seq": 1, "sent": time.time()}))
         assert json.loads(ws.recv(5))["seq"] == 1
-        ws.send(json.dumps({"op": "job", "id": 1, "workload": "blocking_io", "units": 5}))
-        assert json.loads(ws.recv(5))["op"] == "done"
+        for job in ({"units": LOAD_UNITS + 1},  # more than the cell asked
+                    {"units": 2, "chunk_units": LOAD_UNITS + 1},
+                    {"workload": "pure_python", "units": 1}):  # not the cell's workload
+            ws.send(json.dumps({"op": "job", "id": 2, "workload": "blocking_io", **job}))
+            reply = json.loads(ws.recv(5))
+            assert reply["op"] == "error" and reply["id"] == 2, reply
+        ws.send(json.dumps({"op": "job", "id": 1, "workload": "blocking_io", "units": LOAD_UNITS}))
+        reply = json.loads(ws.recv(5))
+        assert reply["op"] == "done" and reply["id"] == 1 and reply["wall_ms"] >= LOAD_UNITS - 1
 
 
 @pytest.mark.parametrize(
@@ -120,6 +169,11 @@ def test_oversize_frames_are_refused(server_url: str) -> None:
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(5)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+    # The server still serves; and by the time it answers a new connection,
+    # the closed one has been handled (the module's check counts it).
+    with connect(server_url) as ws:
+        ws.send(json.dumps({"op": "echo", "seq": 4}))
+        assert json.loads(ws.recv(5))["seq"] == 4
 
 
 def test_a_handler_exception_is_counted_and_closes_with_1011(tmp_path: Path) -> None:

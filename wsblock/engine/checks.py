@@ -92,10 +92,12 @@ def warnings_for(rec: dict[str, Any]) -> list[dict[str, str]]:
     server = rec.get("server") or {}
     foreign = server.get("foreign") or {}
     if foreign.get("connections"):
+        unopened = foreign.get("no_handshake") or 0
         out.append(_warn("foreign_connections", f"{foreign['connections']} connections were not the "
-                                                f"load's ({foreign.get('jobs', 0)} jobs, "
-                                                f"{foreign.get('messages', 0)} messages); their work "
-                                                "may have blocked the server, their jobs are not in job_ms"))
+                                                f"load's ({unopened} never completed a handshake; "
+                                                f"{foreign.get('jobs', 0)} jobs refused, "
+                                                f"{foreign.get('messages', 0)} messages); handling them "
+                                                "may have slowed the server for the load"))
     errors = server.get("handler_errors") or {}
     if errors.get("total"):
         parts = [f"{k} x{n}" for k, n in (errors.get("exceptions") or {}).get("by_type", {}).items()]

@@ -176,9 +176,12 @@ class ServerConfig(_Config):
         warm_job: Small job run before the window to warm pools.
         stats_path: Where the server writes its measurements.
         deadline: ``time.time()`` after which the process kills itself.
-        token: Identifies the load's connections; ``""`` accepts every
-            connection as the load's.
+        token: Identifies the load's connections, the only ones whose jobs
+            are run; ``""`` takes every connection for the load's.
         expected_job_ms: The calibration's prediction for one job.
+        load_job: The job the load sends (:attr:`LoadConfig.job`): a job
+            request of another workload, or with more units or chunk units,
+            is refused. ``None``: bounded by the workload's own limit only.
     """
 
     cell: CellConfig
@@ -188,6 +191,7 @@ class ServerConfig(_Config):
     deadline: float
     token: str = ""
     expected_job_ms: float | None = None
+    load_job: JobConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -363,6 +363,10 @@ def run_processes(
     # Identifies the load's connections, so that any other client is counted
     # apart and kept out of the measurements.
     token = secrets.token_hex(16)
+    chunked = strategies.has(cell.strategy, "chunks")
+    # The one job the load sends; the server runs no other (nor a larger one).
+    load_job = JobConfig(cell.workload, work["units"], work["chunk_units"] if chunked else work["units"],
+                         dict(cell.workload_params))
     with paths.run_temp_dir("wsblock-cell-") as tmp:
         server_cfg = ServerConfig(
             cell=cell,
@@ -372,17 +376,15 @@ def run_processes(
             deadline=time.time() + READY_TIMEOUT_S + 60.0,
             token=token,
             expected_job_ms=float(work["expected_ms"]),
+            load_job=load_job,
         )
         server_cfg_path = os.path.join(tmp, "server-config.json")
         server_cfg.write(server_cfg_path)
-        chunked = strategies.has(cell.strategy, "chunks")
         load_cfg = LoadConfig(
             cell=cell,
             uri="",  # sent with the window, once the server has bound its port
             open_timeout=max(10.0, 2 * job_ms_bound + 5.0),
-            job=JobConfig(cell.workload, work["units"],
-                          work["chunk_units"] if chunked else work["units"],
-                          dict(cell.workload_params)),
+            job=load_job,
             results_path=os.path.join(tmp, "load.json"),
             deadline=time.time() + READY_TIMEOUT_S + 60.0,
             token=token,

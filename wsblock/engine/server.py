@@ -5,10 +5,12 @@ starts the lag probe and watchdog, warms the strategy's pool, prints a
 ``ready`` event with its port, and serves until stdin closes. It then writes
 its measurements to the stats file named in the config, as JSON, and exits.
 Everything it measures is restricted to the window the runner chose and to
-the load's own connections, which carry the cell's token: any other client is
-served but only counted. Malformed messages are refused with a close code for
-bad data and counted by kind; any exception the handler did not expect is
-counted by type and closes its connection with 1011. Nothing goes unrecorded.
+the load's own connections, which carry the cell's token: jobs are run for
+them alone, and no larger than the cell's (:mod:`wsblock.engine.gate`); any
+other client, including one that never completes its handshake, is only
+counted. Malformed messages are refused with a close code for bad data and
+counted by kind; any exception the handler did not expect is counted by type
+and closes its connection with 1011. Nothing goes unrecorded.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
-import hmac
 import json
 import math
 import os
@@ -36,11 +37,12 @@ import workloads
 from wsblock import atomic
 from wsblock.engine import closes
 from wsblock.engine import cutoff
+from wsblock.engine import gate
 from wsblock.engine import protocol
 from wsblock.engine import strategies
 from wsblock.engine.blas import pin_blas_threads
 from wsblock.engine.jobs import JobLedger
-from wsblock.engine.process_config import TOKEN_HEADER, ServerConfig
+from wsblock.engine.process_config import ServerConfig
 from wsblock.engine.probe import Heartbeat, LagProbe, Watchdog, summarize_stalls
 from wsblock.engine.proc import Lifeline, awaited_argv, emit
 from wsblock.engine.resources import ResourceSampler
@@ -107,6 +109,8 @@ class CellServer:
         self.lifeline: Lifeline | None = None
         self.bind_failed = False
         self.alarm = cutoff.InlineAlarm()
+        self.gate = gate.Gate(config.token, config.load_job)
+        self.handshakes = gate.HandshakeWatch(self.gate.is_load)
 
     def _on_message(self, loop: asyncio.AbstractEventLoop, message: dict[str, Any]) -> None:
         # Runs in the lifeline thread. The inline alarm is set here, not on
@@ -130,19 +134,25 @@ class CellServer:
             self.window_set.set()
 
     def _is_load(self, ws: ServerConnection) -> bool:
-        token = self.config.token
-        if not token:
-            return True
-        request = getattr(ws, "request", None)
-        offered = request.headers.get(TOKEN_HEADER) if request is not None else None
-        return offered is not None and hmac.compare_digest(offered, token)
+        return self.gate.is_load(getattr(ws, "request", None))
+
+    def _refused(self, job: Any, ours: bool) -> str | None:
+        """Why a job is not run (counted here), or ``None``; see :class:`wsblock.engine.gate.Gate`."""
+        reason = self.gate.refusal(job, ours)
+        if reason is not None:
+            if ours:
+                self.stats.request_errors += 1
+                self.stats.bad_input["invalid_request"] += 1
+            else:
+                self.stats.foreign_jobs += 1
+        return reason
 
     async def handler(self, ws: ServerConnection) -> None:
         ours = self._is_load(ws)
         now = time.monotonic()
         if not ours:
-            # Served like any client (its work blocks what it blocks), but
-            # counted apart and kept out of every measurement.
+            # Its echoes are answered and its jobs refused; it is counted
+            # apart and kept out of every measurement.
             if now < self.window.end:
                 self.stats.foreign_connections += 1
         elif self.window.contains(now):
@@ -198,21 +208,23 @@ class CellServer:
                         stats.io_lag.record(max(0.0, arrived - request.sent))
                 continue
             job_id, job = request
+            refused = self._refused(job, ours)
+            if refused:
+                await ws.send(json.dumps({"op": "error", "id": job_id, "error": refused}))
+                continue
             reason = self.strategy.unsupported_reason(workloads.get(job.workload))
             if reason:
                 stats.request_errors += 1
                 stats.bad_input["invalid_request"] += 1
                 await ws.send(json.dumps({"op": "error", "id": job_id, "error": reason}))
                 continue
-            if not ours:
-                stats.foreign_jobs += 1
-            elif time.monotonic() >= self.window.end:
+            if time.monotonic() >= self.window.end:
                 # A job of the load that would start only now (queued behind
                 # the job the window ended in) is not run: the ledger keeps
                 # no job that starts after the window, and on the loop it
                 # would only delay the stop by a whole job.
                 continue
-            ticket = stats.jobs.start(time.monotonic()) if ours else None
+            ticket = stats.jobs.start(time.monotonic())
             try:
                 timing = await self.strategy.run(job)
             except cutoff.Cut as cut:
@@ -252,7 +264,11 @@ class CellServer:
         cell = self.cell
         return {"ping_interval": cell.ping_interval, "ping_timeout": cell.ping_timeout,
                 "close_timeout": cell.close_timeout, "max_size": protocol.MAX_MESSAGE_BYTES,
-                "compression": None}
+                "compression": None, "create_connection": self.connection_class()}
+
+    def connection_class(self) -> type:
+        """The connection class ``serve`` creates: it reports its opening handshake to the watch."""
+        return gate.asyncio_connection(self.handshakes)
 
     def report_bind_error(self, exc: OSError) -> None:
         """Tell the runner the server could not listen (a busy port is its own kind)."""
@@ -283,8 +299,7 @@ class CellServer:
             "bad_input": {"total": sum(st.bad_input.values()), "by_kind": dict(sorted(st.bad_input.items()))},
             "handler_errors": {"total": sum(st.handler_errors.values()),
                                "by_type": dict(sorted(st.handler_errors.items()))},
-            "foreign": {"connections": st.foreign_connections, "jobs": st.foreign_jobs,
-                        "messages": st.foreign_messages},
+            "foreign": self._foreign(),
             "loop_lag_ms": probe.histogram.summary(),
             "stalls": summarize_stalls(stalls, self.window, probe_samples=probe.histogram.count),
             "ticker_lag_ms": {
@@ -300,6 +315,13 @@ class CellServer:
             "start_method": (self.cell.start_method if strategies.has(self.cell.strategy, "out_of_process")
                              else None),
         }
+
+    def _foreign(self) -> dict[str, int]:
+        """The record's ``server.foreign``: clients other than the load, up to the window's end."""
+        st = self.stats
+        unopened = self.handshakes.count(self.window.end)
+        return {"connections": st.foreign_connections + unopened, "no_handshake": unopened,
+                "jobs": st.foreign_jobs, "messages": st.foreign_messages}
 
     async def main(self) -> dict[str, Any]:
         config = self.config

@@ -42,7 +42,7 @@ from websockets.sync.server import ServerConnection, serve
 
 import workloads
 from wsblock import atomic
-from wsblock.engine import closes, protocol, strategies
+from wsblock.engine import closes, gate, protocol, strategies
 from wsblock.engine.blas import pin_blas_threads
 from wsblock.engine.probe import Heartbeat, ThreadProbe, Watchdog
 from wsblock.engine.proc import Lifeline, emit
@@ -111,6 +111,10 @@ class ThreadedCellServer(CellServer):
             with self.lock:
                 self.stats.closed(info, time.monotonic())
 
+    def connection_class(self) -> type:
+        """The connection class ``serve`` creates: it reports its opening handshake to the watch."""
+        return gate.sync_connection(self.handshakes)
+
     def _serve_sync(self, ws: ServerConnection, ours: bool) -> None:
         stats = self.stats
         lock = self.lock
@@ -142,6 +146,11 @@ class ThreadedCellServer(CellServer):
                             stats.io_lag.record(max(0.0, arrived - request.sent))
                 continue
             job_id, job = request
+            with lock:
+                refused = self._refused(job, ours)
+            if refused:
+                ws.send(json.dumps({"op": "error", "id": job_id, "error": refused}))
+                continue
             reason = self.strategy.unsupported_reason(workloads.get(job.workload))
             if reason:
                 with lock:
@@ -150,14 +159,12 @@ class ThreadedCellServer(CellServer):
                 ws.send(json.dumps({"op": "error", "id": job_id, "error": reason}))
                 continue
             with lock:
-                if not ours:
-                    stats.foreign_jobs += 1
-                elif time.monotonic() >= self.window.end:
+                if time.monotonic() >= self.window.end:
                     # As on the asyncio server: a load job that would start
                     # only after the window is not run (the ledger keeps
                     # none, and it would only delay the stop).
                     continue
-                ticket = stats.jobs.start(time.monotonic()) if ours else None
+                ticket = stats.jobs.start(time.monotonic())
             try:
                 timing = self.strategy.run_blocking(job)
             except concurrent.futures.BrokenExecutor as exc:
