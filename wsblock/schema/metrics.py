@@ -272,7 +272,8 @@ METRICS: tuple[Metric, ...] = (
     _m("load_achieved_per_s", "load.sending.achieved_per_s", "per_s", "sent/s", "echoes sent per second",
        "echoes the load did send inside the window, per second", better="higher"),
     _m("foreign_connections", "server.foreign.connections", "count", "foreign", "foreign connections",
-       "connections without the load's token (kept out of every measurement)", missing=0),
+       "connections not the load's: without its token, or never through a handshake (kept out of every "
+       "measurement)", missing=0),
     _m("handler_errors", "server.handler_errors.total", "count", "handler errors", "handler errors",
        "messages the handler could not serve: exceptions and malformed input", missing=0),
     _m("server_peak_rss_mib", "resources.server.peak_rss_mib", "MiB", "server MiB", "server peak RSS (MiB)",
