@@ -5,7 +5,7 @@ Only the Python standard library is used here, so this works on a machine
 that has nothing but Python 3.11+:
 
     python3 dev.py bench   # set up, then run the quick matrix and its report
-    python3 dev.py test    # set up, then run the tests
+    python3 dev.py test    # set up (and, as root, apt-get what the tests need), then run the tests
     python3 dev.py reference  # regenerate results/reference (about 80 minutes)
     python3 dev.py asv-publish  # asv publish, then make the site work offline
 
@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -160,8 +162,42 @@ def asv_publish(args: list[str]) -> int:
     return subprocess.run([str(PY), "-m", "benchmarks.offline_site", "results/asv-html"], cwd=ROOT).returncode
 
 
+TEST_PROGRAMS = {"chromium": ("chromium", "chromium-browser"), "npm": ("npm",)}
+"""Debian packages some tests need (a headless browser; npm for the offline asv site), with their programs."""
+
+
+def system_packages() -> None:
+    """Install the Debian packages the tests need and this machine lacks, where it can.
+
+    Only as root with ``apt-get`` (as CI runs): ``apt-get update`` once, then
+    ``apt-get install``. Elsewhere nothing is installed and the tests that
+    need a missing program skip; under CI (``CI`` set) such a skip fails
+    the run (``tests/conftest.py``), so a missing install step cannot pass
+    unnoticed.
+    """
+    missing = [package for package, programs in TEST_PROGRAMS.items()
+               if not any(shutil.which(program) for program in programs)]
+    if not missing:
+        return
+    if os.name != "posix" or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        _say(f"not installing {', '.join(missing)} (needs root and apt-get): the tests that need it will skip")
+        return
+    _say(f"installing {', '.join(missing)} with apt-get")
+    started = time.monotonic()
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *missing]):
+        done = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+            _say(f"{' '.join(cmd[:2])} failed (exit {done.returncode}); the tests that need "
+                 f"{', '.join(missing)} will skip:\n{tail}")
+            return
+    _say(f"installed {', '.join(missing)} in {time.monotonic() - started:.0f} s")
+
+
 def test(args: list[str]) -> int:
-    """Run the test suite."""
+    """Install what the tests need that pip cannot (see :func:`system_packages`), then run them."""
+    system_packages()
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
 
 

@@ -1,11 +1,56 @@
-"""Shared fixtures: an isolated cache directory (helpers live in ``tests/helpers.py``)."""
+"""Shared fixtures and hooks (helpers live in ``tests/helpers.py``).
+
+* Every session calibrates into its own cache directory, never the user's.
+* Under CI (``CI`` set, as CI sets it), a test skipped because something it
+  needs is not installed fails instead: ``python3 dev.py test`` installs every
+  such dependency, so a skip there means an install step is missing, and a
+  green run must not hide it. A test skips for a missing dependency through
+  ``pytest.importorskip`` or :func:`tests.helpers.require_program`.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+MISSING_DEPENDENCY = ("could not import", "missing dependency")
+"""How a skip for a missing dependency begins (``pytest.importorskip``'s words, then ours)."""
+
+
+def in_ci() -> bool:
+    """Whether the tests run under CI (``CI`` set to anything but empty, ``0`` or ``false``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """The reason of a skipped test's report (``""`` if there is none)."""
+    longrepr: Any = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = str(longrepr[2])
+    else:
+        reason = str(longrepr or "")
+    return reason.removeprefix("Skipped: ")
+
+
+def is_missing_dependency(reason: str) -> bool:
+    """Whether a skip reason says that something the test needs is not installed."""
+    return reason.lower().startswith(MISSING_DEPENDENCY)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Under CI, turn a skip for a missing dependency into a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        reason = skip_reason(report)
+        if is_missing_dependency(reason):
+            report.outcome = "failed"
+            report.longrepr = (f"skipped for a missing dependency under CI ({reason}): "
+                               "python3 dev.py test installs every test dependency; see its output")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -57,3 +57,20 @@ def alive(pids: set[int]) -> set[int]:
         except psutil.NoSuchProcess:
             pass
     return out
+
+
+def require_program(*names: str, package: str) -> str:
+    """The path of the first of ``names`` on ``PATH``; else skip the test for a missing dependency.
+
+    Under CI the skip is a failure (see ``tests/conftest.py``): ``python3 dev.py
+    test`` installs the Debian ``package`` where it can.
+    """
+    import shutil
+
+    import pytest
+
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip(f"missing dependency: {' or '.join(names)} (Debian package {package})")

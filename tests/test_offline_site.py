@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import offline_site
+from tests.helpers import require_program
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -98,9 +99,8 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.mark.e2e
 def test_the_published_site_renders_its_graphs_with_the_network_off(tmp_path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None or shutil.which("npm") is None:
-        pytest.skip("needs chromium and npm (Debian packages chromium, npm)")
+    chromium = require_program("chromium", "chromium-browser", package="chromium")
+    require_program("npm", package="npm")
     # asv publish over the committed asv results, as the README's step does;
     # asv draws only commits of the configured branch, so the results are
     # filed under two commits of a small repository made here.

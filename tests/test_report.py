@@ -472,9 +472,9 @@ def test_report_html_renders_in_a_browser_without_network(report: ReportResult, 
 
     from PIL import Image, ImageStat
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("chromium is not installed")
+    from tests.helpers import require_program
+
+    browser = require_program("chromium", "chromium-browser", package="chromium")
     shot = tmp_path / "page.png"
     # A proxy that refuses every connection: a request for anything would fail.
     proc = subprocess.run(
