@@ -46,6 +46,8 @@ def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield f"ws://127.0.0.1:{event['port']}/"
     finally:
         child.stop(5)
+        while HELD:
+            HELD.pop().close()
     stats = json.loads((tmp / "stats.json").read_text())
     assert stats["protocol_closes"] >= 4 and stats["request_errors"] >= 3
     bad = stats["bad_input"]["by_kind"]
@@ -66,8 +68,11 @@ TOKEN = "t0ken"
 LOAD_UNITS = 20
 """Units of the load's job: the most a job of this server may ask."""
 
-NO_HANDSHAKE = 5
+NO_HANDSHAKE = 6
 """Connections of test_connections_that_never_open_are_counted that must count as foreign."""
+
+HELD: list[socket.socket] = []
+"""Connections held open until the module's server has written its stats."""
 
 
 def test_a_client_without_the_token_gets_echoes_but_no_job(server_url: str) -> None:
@@ -93,6 +98,9 @@ def test_connections_that_never_open_are_counted(server_url: str) -> None:
     address = (host, int(port))
     for _ in range(3):  # raw TCP: connect, send nothing, close
         socket.create_connection(address, timeout=5).close()
+    # Slow: half a request, still waiting when the server reports.
+    HELD.append(socket.create_connection(address, timeout=5))
+    HELD[-1].sendall(b"GET / HTTP/1.1\r\n")
     for request in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # HTTP, not an upgrade
                     b"hello\r\n\r\n"):  # not HTTP at all
         with socket.create_connection(address, timeout=5) as sock:
