@@ -93,3 +93,62 @@ def test_a_cell_without_foreign_clients_counts_none(tmp_path: Path) -> None:
                    "--duration", "2", "--warmup", "0.5")
     assert rec["server"]["foreign"] == {"connections": 0, "no_handshake": 0, "jobs": 0, "messages": 0}
     assert "foreign_connections" not in {w["code"] for w in rec["warnings"]}
+
+
+class _Request:
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+
+def test_the_gate_knows_the_load_by_its_token_only() -> None:
+    from wsblock.engine.gate import Gate
+    from wsblock.engine.process_config import TOKEN_HEADER
+
+    gate = Gate("s3cret", None)
+    assert gate.is_load(_Request({TOKEN_HEADER: "s3cret"}))
+    for request in (None, _Request({}), _Request({TOKEN_HEADER: "s3cre"}), _Request({TOKEN_HEADER: "s3cret "}),
+                    _Request({TOKEN_HEADER: "s3crét"})):
+        assert not gate.is_load(request)
+    assert Gate("", None).is_load(None)  # no token: every connection is the load's
+
+
+def test_the_gate_runs_the_cells_job_and_nothing_larger() -> None:
+    from workloads import Job
+    from wsblock.engine.gate import Gate
+    from wsblock.engine.process_config import JobConfig
+
+    gate = Gate("t", JobConfig("pure_python", 1000, 100, {}))
+    assert gate.refusal(Job("pure_python", 1000, chunk_units=100), ours=True) is None
+    assert gate.refusal(Job("pure_python", 10, chunk_units=10), ours=True) is None
+    assert gate.refusal(Job("pure_python", 1000, chunk_units=100), ours=False) == (
+        "jobs are run only for the cell's load")
+    for job in (Job("pure_python", 1001, chunk_units=100), Job("pure_python", 1000, chunk_units=101),
+                Job("c_holds_gil", 10, chunk_units=10)):
+        assert gate.refusal(job, ours=True), job
+    unbounded = Gate("t", None)
+    assert unbounded.refusal(Job("c_holds_gil", 10**9, chunk_units=10**9), ours=True) is None
+    assert unbounded.refusal(Job("c_holds_gil", 1, chunk_units=1), ours=False)
+
+
+def test_the_handshake_watch_counts_what_never_opened_before_the_end() -> None:
+    from wsblock.engine.gate import Gate, HandshakeWatch
+    from wsblock.engine.process_config import TOKEN_HEADER
+
+    watch = HandshakeWatch(Gate("t", None).is_load)
+
+    class Conn:
+        def __init__(self, request: Any = None) -> None:
+            self.request = request
+
+    opened, raw, bad, loads, late, slow = Conn(), Conn(), Conn(_Request({})), Conn(_Request({TOKEN_HEADER: "t"})), \
+        Conn(), Conn()
+    for at, conn in enumerate((opened, raw, bad, loads, late, slow)):
+        watch.opened(conn, float(at))
+    watch.ended(opened, opened=True)  # a WebSocket: its handler counts it
+    watch.ended(raw, opened=False)
+    watch.ended(bad, opened=False)
+    watch.ended(loads, opened=False)  # the load's own failed handshake
+    watch.ended(late, opened=False)
+    # raw (1) and bad (2) before 4.0; late (4) and slow (5, still pending) after
+    assert watch.count(before=4.0) == 2
+    assert watch.count(before=10.0) == 4

@@ -114,6 +114,14 @@ class HandshakeWatch:
                             if at < before and not self._is_load(getattr(connection, "request", None)))
 
 
+def accepted_at(connection: Any, default: float) -> float:
+    """When ``connection`` was accepted (monotonic s): a foreign client counts if it came before the window's end.
+
+    ``default`` for a connection not made by the classes below.
+    """
+    return float(getattr(connection, "accepted_at", default))
+
+
 def asyncio_connection(watch: HandshakeWatch) -> type:
     """A ``websockets.asyncio.server.ServerConnection`` that reports its handshake to ``watch``.
 
@@ -127,7 +135,8 @@ def asyncio_connection(watch: HandshakeWatch) -> type:
     class WatchedConnection(ServerConnection):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            watch.opened(self, time.monotonic())
+            self.accepted_at = time.monotonic()
+            watch.opened(self, self.accepted_at)
 
         async def handshake(self, *args: Any, **kwargs: Any) -> None:
             try:
@@ -152,7 +161,8 @@ def sync_connection(watch: HandshakeWatch) -> type:
     class WatchedConnection(ServerConnection):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            watch.opened(self, time.monotonic())
+            self.accepted_at = time.monotonic()
+            watch.opened(self, self.accepted_at)
 
         def handshake(self, *args: Any, **kwargs: Any) -> None:
             try:

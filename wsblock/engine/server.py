@@ -153,7 +153,7 @@ class CellServer:
         if not ours:
             # Its echoes are answered and its jobs refused; it is counted
             # apart and kept out of every measurement.
-            if now < self.window.end:
+            if gate.accepted_at(ws, now) < self.window.end:
                 self.stats.foreign_connections += 1
         elif self.window.contains(now):
             self.stats.connections_opened += 1

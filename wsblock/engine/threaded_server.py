@@ -78,7 +78,7 @@ class ThreadedCellServer(CellServer):
         now = time.monotonic()
         with self.lock:
             if not ours:
-                if now < self.window.end:
+                if gate.accepted_at(ws, now) < self.window.end:
                     self.stats.foreign_connections += 1
             elif self.window.contains(now):
                 self.stats.connections_opened += 1
