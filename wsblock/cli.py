@@ -101,8 +101,8 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--close-timeout", type=float, default=d.close_timeout, metavar="S",
                         help=f"closing handshake timeout (default {d.close_timeout:g})")
     parser.add_argument("--duration", type=float, default=d.duration, metavar="S",
-                        help=f"measurement window in seconds (default: sized to what the cell "
-                             f"must observe, at most --max-window)")
+                        help="measurement window in seconds (default: sized to what the cell "
+                             "must observe, at most --max-window)")
     parser.add_argument("--max-window", type=float, default=d.max_window, metavar="S",
                         help=f"longest window sized to what the cell must observe, {MIN_WINDOW_S:g} to "
                              f"{LONGEST_MAX_WINDOW_S:g} s; a cell that needs more is cut to it and cannot "
