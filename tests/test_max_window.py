@@ -89,6 +89,8 @@ def test_a_record_made_under_the_old_maximum_is_reused_only_when_its_window_was_
     assert matrix_run.params_difference(kept["params"], planned, kept["window"]) is None
     cut = _record(planned, bounded=True, duration_s=120.0)
     assert "max_window is 120.0" in matrix_run.params_difference(cut["params"], planned, cut["window"])
+    # a failed attempt measured no window: it is run again, not refused
+    assert matrix_run.params_difference(cut["params"], planned, None) is None
     # a cell that gives its duration has no use for the maximum
     given = matrix_spec.PlannedCell(CellConfig("pure_python", 100.0, "inline", duration=5.0).validate(), 0)
     old = _record(given, bounded=False, duration_s=5.0)

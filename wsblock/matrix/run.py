@@ -181,7 +181,8 @@ def _max_window_difference(params: dict[str, Any], planned: PlannedCell, window:
     want = planned.cell.max_window
     if planned.cell.duration is not None:
         return None
-    window = window if isinstance(window, dict) else {}
+    if not isinstance(window, dict) or not window:
+        return None  # no window measured (a failed attempt): the cell runs again whatever its maximum
     had = params.get("max_window", window.get("max_s", LEGACY_MAX_WINDOW_S))
     if had == want:
         return None
