@@ -322,7 +322,7 @@ def trial_of(record: Mapping[str, Any], group: str, *, phases: int) -> Trial | N
     stall_s = float(longest) / 1000.0 if isinstance(longest, (int, float)) else 0.0
     block_s = 0.0
     if params.get("strategy") in ON_LOOP:
-        job = bm._job_s(record) or 0.0  # noqa: SLF001 - the model's own reading of the job length
+        job = bm.job_length_s(record) or 0.0
         block_s = max(1, int(params.get("job_connections") or 1)) * job
     label = (f"{params.get('workload')} {params.get('strategy')} {params.get('work_ms')} ms "
              f"pi {params.get('ping_interval')} pt {params.get('ping_timeout')} N {params.get('job_connections')}")
