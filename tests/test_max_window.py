@@ -113,3 +113,12 @@ def test_a_search_whose_window_exceeds_max_window_is_refused() -> None:
     assert boundary_cli.fixed_window(template).duration > 120
     with pytest.raises(UsageError, match="more than --max-window 120"):
         boundary_cli.fixed_window(replace(template, max_window=120.0))
+
+
+def test_a_search_states_its_windows_and_its_time_bound_before_it_starts() -> None:
+    template = boundary_cli.fixed_window(_defaults_cell())
+    assert template.duration == 188.5  # a 40 s job's verdict window at 20 s / 20 s
+    line = boundary_cli.plan_line([template], 10)
+    assert line.startswith("1 search, 188.5 s windows after 2 s warm-ups")
+    bound = line.split("at most 10 cells each: up to about ")[1]
+    assert bound.endswith("min")  # ten cells of more than three minutes each
