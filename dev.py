@@ -180,7 +180,8 @@ def system_packages() -> None:
     if not missing:
         return
     if os.name != "posix" or os.geteuid() != 0 or shutil.which("apt-get") is None:
-        _say(f"not installing {', '.join(missing)} (needs root and apt-get): the tests that need it will skip")
+        _say(f"not installing {', '.join(missing)} (needs root and apt-get): "
+             "the tests that need them will skip, and fail under CI")
         return
     _say(f"installing {', '.join(missing)} with apt-get")
     started = time.monotonic()
