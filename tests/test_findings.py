@@ -151,6 +151,17 @@ def test_the_aggregations_are_the_ones_the_report_computes(tmp_path) -> None:
         assert _value(tmp_path, f"run disconnect_share agg={agg}") == pytest.approx(row[agg])
     assert _value(tmp_path, "run disconnect_share agg=lost_any") == row["repeats_lost_any"]
     assert _value(tmp_path, f"{q} agg=ci_conf") > 0.95 > 0.75  # six repeats reach 95 %
+    # Survival with the repeat as the unit: repeats that lost any, of repeats, with the Wilson interval over repeats.
+    lost_any, repeats = int(row["repeats_lost_any"]), int(row["loss_repeats"])
+    assert _value(tmp_path, "run disconnect_share agg=repeats_lost") == lost_any
+    assert _value(tmp_path, "run disconnect_share agg=repeats_n") == repeats
+    from wsblock.analysis import intervals as iv
+
+    over = iv.wilson(lost_any, repeats)
+    assert _value(tmp_path, "run disconnect_share agg=repeats_low") == pytest.approx(over.low)
+    assert _value(tmp_path, "run disconnect_share agg=repeats_high") == pytest.approx(over.high)
+    # Fewer trials than connections: the interval over repeats is the wider one.
+    assert over.high - over.low > row["lost_high"] - row["lost_low"]
 
 
 def _check(tmp_path: Path, body: str) -> list[findings.Mismatch]:
@@ -227,7 +238,8 @@ def test_fill_and_query_give_the_new_aggregations(tmp_path) -> None:
     lines, note = findings.lines("run disconnect_share", tmp_path)
     assert lines == [f"{v}<!-- q: run disconnect_share{a} -->" for v, a in (
         ("0.25", ""), ("3", " agg=n"), ("3", " agg=lost_k"), ("12", " agg=lost_n"), ("0.25", " agg=lost_share"),
-        ("0.09", " agg=lost_low"), ("0.53", " agg=lost_high"), ("2", " agg=lost_any"))]
+        ("0.09", " agg=lost_low"), ("0.53", " agg=lost_high"), ("2", " agg=lost_any"), ("2", " agg=repeats_lost"),
+        ("3", " agg=repeats_n"), ("0.21", " agg=repeats_low"), ("0.94", " agg=repeats_high"))]
     assert note is None
     lines, _ = findings.lines("run lag_p99_ms", tmp_path, 1)
     assert lines == [f"{v}<!-- q: run lag_p99_ms{a} -->" for v, a in (

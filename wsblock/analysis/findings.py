@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from wsblock.analysis import aggregate, tidy
+from wsblock.analysis import intervals as iv
 from wsblock.errors import UsageError
 from wsblock.schema import record as record_schema
 
@@ -46,8 +47,12 @@ PLAIN_AGGREGATES = ("median", "max", "min", "mean", "sum", "count")
 INTERVAL_AGGREGATES = ("ci_low", "ci_high", "ci_conf")
 """The distribution-free interval of the median, as the report computes it, and its achieved confidence."""
 
-LOSS_AGGREGATES = ("lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "lost_any")
-"""The disconnect outcome pooled over the matching rows (column ``disconnect_share`` only)."""
+LOSS_AGGREGATES = ("lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "lost_any",
+                   "repeats_lost", "repeats_n", "repeats_low", "repeats_high")
+"""The disconnect outcome over the matching rows (column ``disconnect_share`` only): connections
+pooled (``lost_*``, a description), and repeats, the unit of replication (``repeats_*``: repeats
+that lost any connection of repeats with counts, with the Wilson interval over repeats,
+:func:`wsblock.analysis.rules.repeat_loss`)."""
 
 BOUNDARY_AGGREGATES = ("boundary_ms", "boundary_low", "boundary_high", "boundary_width", "boundary_cells",
                        "boundary_work_ms", "boundary_work_low", "boundary_work_high", "boundary_model_ms",
@@ -63,7 +68,7 @@ the length at which 5 % are lost, from the same curve."""
 AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES, *BOUNDARY_AGGREGATES)
 """Every ``agg=`` a query may name."""
 
-COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any", "boundary_cells")
+COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any", "repeats_lost", "repeats_n", "boundary_cells")
 """Aggregations that are whole numbers (printed without decimals by :func:`lines`)."""
 
 ALLOW = ("inconclusive",)
@@ -239,8 +244,11 @@ def compute(query: Query, rows: pd.DataFrame) -> float | None:
             return {"ci_low": estimate.low, "ci_high": estimate.high, "ci_conf": estimate.confidence}[query.agg]
         if not cell.losses():
             return None
-        if query.agg == "lost_any":
+        if query.agg in ("lost_any", "repeats_lost"):
             return float(cell.repeats_lost_any())
+        if query.agg.startswith("repeats_"):
+            over = iv.wilson(cell.repeats_lost_any(), len(cell.losses()))
+            return _finite_or_none({"repeats_n": over.n, "repeats_low": over.low, "repeats_high": over.high}[query.agg])
         lost = cell.lost()
         return _finite_or_none({"lost_k": lost.k, "lost_n": lost.n, "lost_share": lost.share,
                                 "lost_low": lost.low, "lost_high": lost.high}[query.agg])
