@@ -114,7 +114,7 @@ def _connections(a: rec.Advice) -> str:
 def _caveats(a: rec.Advice) -> str:
     parts = list(a.weak)
     if a.harsher:
-        parts.append(a.harsher)
+        parts.append(_harsher_text(a))
     return "; ".join(parts) or "–"
 
 
@@ -163,8 +163,17 @@ def _listed(conditions: Iterable[rec.Condition], markdown: bool, most: int = 3) 
     return ", ".join(cells[:most]) + (f" and {more} more" if more > 0 else "")
 
 
+def _harsher_text(a: rec.Advice) -> str:
+    """The harsher conditions; beside a bad verdict, with what that means for it."""
+    if not a.harsher:
+        return ""
+    if a.verdict in (rec.DROPS, rec.SLOW_LOOP):
+        return f"{a.harsher}: part of what it shows may be that condition's doing"
+    return a.harsher
+
+
 def _harsher(a: rec.Advice) -> str:
-    return f"; {a.harsher}" if a.harsher else ""
+    return f"; {_harsher_text(a)}" if a.harsher else ""
 
 
 def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
@@ -192,6 +201,7 @@ def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
             if n and a.verdict != rec.INCONCLUSIVE else f"{_connections(a)} original connections lost")
     if a.verdict != rec.INCONCLUSIVE and a.unpinged:
         cells = f"{len(a.kept)} cell{'s' if len(a.kept) != 1 else ''} with keepalive"
+    every = f"all {cells}" if not cells.startswith("1 cell") else f"its {cells}"
     if a.verdict == rec.INCONCLUSIVE:
         if not a.undecided:
             return (f"{name} {verdict}: no cell had keepalive pings, so none could show survival "
@@ -207,14 +217,14 @@ def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
                 f"({why}: {_listed(a.undecided, markdown)}); {loop}.")
     if a.verdict == rec.CANNOT_TELL:
         return (f"{verdict if not markdown else '**cannot tell**'} whether {name} is safe: it kept every "
-                f"connection in all {cells} ({kept}), but {'; '.join(a.weak)}{_harsher(a)}; {loop}.")
+                f"connection in {every} ({kept}), but {'; '.join(a.weak)}{_harsher(a)}; {loop}.")
     if a.verdict == rec.SLOW_LOOP:
         why = a.loop.failures[0] if a.loop is not None and a.loop.failures else "its loop stalled"
         more = len(a.loop.failures) - 1 if a.loop is not None else 0
         also = f" (and {more} more such finding{'s' if more != 1 else ''})" if more > 0 else ""
-        return (f"{name} {verdict}: it kept every connection in all {cells} ({kept}), but {why}{also}"
+        return (f"{name} {verdict}: it kept every connection in {every} ({kept}), but {why}{also}"
                 f"{_harsher(a)}; {loop}.")
-    return f"{name} {verdict}{_harsher(a)}: it kept every connection in all {cells} ({kept}); {loop}."
+    return f"{name} {verdict}{_harsher(a)}: it kept every connection in {every} ({kept}); {loop}."
 
 
 def scope(cells: pd.DataFrame) -> str:
