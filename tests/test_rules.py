@@ -49,6 +49,12 @@ def test_every_code_the_harness_emits_is_declared_and_the_schema_imports_no_engi
     assert out.strip() == "False"
     # An unknown code fails closed.
     assert cv.direction("never_heard_of_it") == cv.SAFER
+    assert cv.caveat("never_heard_of_it").moves() == ("safe",)
+    # Each direction names the verdicts it could have produced falsely.
+    assert cv.caveat("oversubscribed").moves() == ("drops connections", "slow loop")
+    assert cv.caveat("load_saturated").moves() == ("safe",)
+    assert cv.caveat("calibration_drift").moves(1.4) == ("drops connections", "slow loop")
+    assert cv.caveat("calibration_drift").moves(0.7) == ("safe",)
 
 
 def test_oversubscription_alone_does_not_block_safe_and_says_it_is_harsher() -> None:

@@ -50,6 +50,19 @@ NEUTRAL = "neutral"
 
 DIRECTIONS = (HARSHER, SAFER, OF_FIGURE, BY_SIGN, NEUTRAL)
 
+MOVES: dict[str, tuple[str, ...]] = {
+    HARSHER: ("drops connections", "slow loop"),
+    SAFER: ("safe",),
+    OF_FIGURE: ("safe",),
+    NEUTRAL: (),
+}
+"""Direction -> the verdicts a condition in that direction could have produced falsely.
+
+A harsher condition can make a strategy look as if it drops connections or
+slows the loop when it would not on a quiet machine; a safer one (or a
+figure from too few samples) can make it look ``safe`` when it is not. A
+:data:`BY_SIGN` code moves as the direction its sign gives."""
+
 
 @dataclass(frozen=True)
 class Caveat:
@@ -68,6 +81,10 @@ class Caveat:
     direction: str
     harsher: str = ""
     safer: str = ""
+
+    def moves(self, ratio_to_target: float | None = None) -> tuple[str, ...]:
+        """The verdicts this caveat could have produced falsely (:data:`MOVES`), given the drift's sign."""
+        return MOVES[direction(self.code, ratio_to_target)]
 
     @property
     def blocks_safe(self) -> bool:
@@ -142,5 +159,5 @@ def direction(code: str, ratio_to_target: float | None = None, *, limit: float =
     return NEUTRAL
 
 
-__all__ = ["BY_CODE", "BY_SIGN", "CAVEATS", "Caveat", "DIRECTIONS", "HARSHER", "NEUTRAL", "OF_FIGURE", "SAFER",
+__all__ = ["BY_CODE", "BY_SIGN", "CAVEATS", "Caveat", "DIRECTIONS", "HARSHER", "MOVES", "NEUTRAL", "OF_FIGURE", "SAFER",
            "UNKNOWN_SAFER", "caveat", "direction"]
