@@ -45,7 +45,7 @@ COST_ORDER = ("inline", "chunked", "thread", "process")
 """Strategies from the cheapest to the dearest."""
 
 BUSY_LAG_MS = rules.BUSY_LAG_MS
-"""A median loop-lag at or over this means the loop is busy with the work (:data:`wsblock.analysis.rules.BUSY_LAG_MS`)."""
+"""A median loop-lag at or over this: the loop is busy with the work (:data:`wsblock.analysis.rules.BUSY_LAG_MS`)."""
 
 UNSTABLE = "unstable repeats"
 """How :mod:`wsblock.analysis.recommend` starts the reason for repeats that vary."""

@@ -454,7 +454,8 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
     return out
 
 
-__all__ = ["BOUNDED_BY", "CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "EXTREMES", "EXTREME_COLUMNS", "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
+__all__ = ["BOUNDED_BY", "CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "EXTREMES", "EXTREME_COLUMNS",
+           "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
            "LABELS", "ORIGINAL_COLUMNS", "PER_WINDOW", "PRIMARY",
            "Resolution", "VERDICTS",
            "aggregate", "any_flag", "cell_of", "group", "identity_columns", "labels", "lost_of", "metric_columns",

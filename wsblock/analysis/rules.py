@@ -36,7 +36,7 @@ own cells; a harsher condition is stated beside the verdict.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from scipy import stats
@@ -58,7 +58,7 @@ The engine's default for a ``kept`` record; a cell run with a lower
 ``min_cycles`` may say ``kept`` after fewer, which the rules do not accept."""
 
 STALL_MS = 50.0
-"""The stall threshold when the caller does not give the run's own ``stall_ms``: a loop gap longer than this is a stall."""
+"""The stall threshold when the caller does not give the run's own ``stall_ms``: a longer loop gap is a stall."""
 
 BUSY_LAG_MS = 2.0
 """A loop-lag p50 at or over this means the loop is busy with the work.

@@ -125,8 +125,8 @@ def table(result: rec.Recommendation) -> str:
     rows = []
     for a in result.advice:
         if a.verdict == rec.NO_DATA:
-            rows.append([a.workload, a.strategy, a.verdict, "–", "–", f"{len(a.failed)} failed", "–", "–", "–", "0",
-                         "no measured repeat"])
+            rows.append([a.workload, a.strategy, a.verdict, "–", "–", f"{len(a.failed)} failed", "–", "–", "–",
+                         "0", "no measured repeat"])
             continue
         lag = _quantity(a.lag_p99) if a.lag_p99 is not None and a.lag_p99.known else "withheld"
         rows.append([a.workload, a.strategy, f"**{a.verdict}**", _repeats_with_loss(a), _connections(a), _cells(a),
