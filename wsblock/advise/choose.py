@@ -286,7 +286,8 @@ def _why_not(j: Judged) -> str:
             return f"inline does not keep the loop free: the function held the loop {held} ({figures})"
         if name == "chunked":
             return f"chunked does not keep the loop free: its steps held the loop {held} ({figures})"
-        return f"{name} does not keep the loop free: the loop was stalled {held} ({figures})"
+        reasons = "; ".join(check.failures) or f"the loop was stalled {held}"
+        return f"{name} does not keep the loop free: {reasons} ({figures})"
     if not j.idle:
         figures = f"{loop_text(j)}; a free loop's p50 is under {BUSY_LAG_MS:g} ms"
         if name == "thread" and not j.releases_gil:
@@ -321,8 +322,14 @@ def choose(judged: list[Judged]) -> Choice:
 
     ranked = rules.rank([j.standing() for j in ordered])
     best = next(j for j in ordered if j.strategy == ranked[0].strategy)
-    beaten = [f"{o.strategy} is beaten by {d.strategy} on what was measured"
-              for o in ordered if (d := rules.dominated_by(o.standing(), [s for s in ranked])) is not None]
+    beaten = []
+    for o in ordered:
+        d = rules.dominated_by(o.standing(), ranked)
+        if d is not None:
+            on = rules.established_better(d, o.standing())
+            beaten.append(f"{o.strategy} is beaten by {d.strategy} on what was measured"
+                          + (f" ({', '.join(on)}: in every repeat, or established over repeats)" if on
+                             else " (no worse on any figure, better on one)"))
     return Choice(None, closest=best.strategy,
                   reasons=["no strategy keeps every connection and the loop free on strong evidence"]
                   + [_why_not(o) for o in ordered]

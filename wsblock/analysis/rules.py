@@ -456,7 +456,7 @@ def findings(rows: Iterable[Mapping[str, Any]]) -> list[Finding]:
             text = _harsher_text(code, row, ratio) if direction == cv.HARSHER else (
                 f"{declared.safer}" + (f" ({ratio:.2f} x)" if code == "calibration_drift" and not math.isnan(ratio)
                                        else ""))
-            cells, first = found.setdefault((code, direction), ([], text))
+            cells, _ = found.setdefault((code, direction), ([], text))
             cells.append(cell_name(row))
     return [Finding(code, d, tuple(cells), text) for (code, d), (cells, text) in found.items()]
 
@@ -598,8 +598,12 @@ class Standing:
         return math.inf if math.isnan(value) else value
 
 
-def _established_better(a: Standing, b: Standing) -> list[str]:
-    """The figures on which ``a`` is better than ``b`` by an established difference."""
+def established_better(a: Standing, b: Standing) -> list[str]:
+    """The figures on which ``a`` is better than ``b`` by an established difference.
+
+    Connections kept: Fisher's exact test over repeats (:func:`contrast`);
+    a loop figure: ``a``'s worst repeat is better than ``b``'s best.
+    """
     out = []
     if a.repeats[1] and b.repeats[1] and a.loss_share() < b.loss_share() \
             and contrast(a.repeats, b.repeats).established:
@@ -628,7 +632,7 @@ def dominated_by(a: Standing, others: Iterable[Standing]) -> Standing | None:
     for b in others:
         if b.strategy == a.strategy:
             continue
-        if _established_better(b, a) and not _established_better(a, b):
+        if established_better(b, a) and not established_better(a, b):
             return b
         theirs = _descriptive(b)
         if all(t <= m for t, m in zip(theirs, mine)) and any(t < m for t, m in zip(theirs, mine)):
@@ -660,6 +664,6 @@ __all__ = [
     "ALPHA", "BUSY_LAG_MS", "Contrast", "DRIFT", "Finding", "INTERMITTENT", "LOOP_FIGURES", "LoopCheck",
     "LoopFigures", "MIN_REPEATS", "PROBE", "PROBE_LIMIT", "REPRODUCIBLE", "REPRODUCIBLE_SHARE", "REQUIRED_CYCLES",
     "RepeatLoss", "STALLED_SHARE_FREE", "STALL_BUDGET_SHARE", "STALL_MS", "Standing", "WATCHDOG", "cell_name",
-    "codes", "combine", "contrast", "count", "dominated_by", "figures", "findings", "flag", "harsher_note",
+    "codes", "combine", "contrast", "count", "dominated_by", "established_better", "figures", "findings", "flag", "harsher_note",
     "loop_check", "number", "rank", "repeat_loss",
 ]
