@@ -258,7 +258,7 @@ def test_the_command_line_lists_refused_quotes_and_exits_non_zero(tmp_path) -> N
     proc = run_cli("findings", "check", str(doc))
     assert proc.returncode == 1
     assert "doc.md:1: quoted 1, not supported: survival figure over 1 of 3 matched rows" in proc.stdout
-    assert "2 quoted numbers checked, 0 do not match the records, 1 are survival figures" in proc.stdout
+    assert "2 quoted numbers checked, 0 do not match the records, 1 are refused (survival figures" in proc.stdout
 
 
 def test_a_searched_boundary_is_a_query_over_the_cells_of_a_search(tmp_path) -> None:
@@ -301,3 +301,18 @@ def test_a_searched_boundary_is_a_query_over_the_cells_of_a_search(tmp_path) -> 
     assert _value(tmp_path, f"{q} work_ms=500 agg=boundary_cells") == 2
     with pytest.raises(UsageError, match="searched boundary"):
         findings.Query.parse("search lag_p99_ms agg=boundary_ms")
+
+
+def test_a_connection_level_interval_pooled_over_cells_is_refused(tmp_path) -> None:
+    one = "RUN disconnect_share workload=c_holds_gil strategy=inline work_ms=200 ping_timeout=0.5"
+    pooled = "RUN disconnect_share strategy=inline verdict=lost"
+    base = FIXTURES / "run_a"
+    values = {q: findings.format_value(findings.evaluate(findings.Query.parse(
+        q.replace("RUN", str(base))), tmp_path), 2) for q in (f"{one} agg=lost_high", f"{pooled} agg=lost_high",
+                                                               f"{pooled} agg=repeats_lost")}
+    body = "".join(f"{v}<!-- q: {q} -->\n" for q, v in values.items())
+    bad = findings.check(_doc(tmp_path, body))[1]
+    # One cell's interval may be quoted; the same bound pooled over cells may not, even filtered on verdict;
+    # the repeats that lost, counted over the same rows, may.
+    assert [m.line for m in bad] == [2] and bad[0].agrees
+    assert bad[0].refused.startswith("connection-level interval pooled over")

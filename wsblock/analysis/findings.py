@@ -71,6 +71,9 @@ AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES, *B
 COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any", "repeats_lost", "repeats_n", "boundary_cells")
 """Aggregations that are whole numbers (printed without decimals by :func:`lines`)."""
 
+POOLED_REFUSED = ("lost_low", "lost_high")
+"""Connection-level interval bounds: refused over the rows of more than one cell (:func:`refusal`)."""
+
 ALLOW = ("inconclusive",)
 """What ``allow=`` may name: ``inconclusive`` lets a survival figure include
 inconclusive and legacy rows."""
@@ -334,10 +337,23 @@ def refusal(query: Query, rows: pd.DataFrame) -> str | None:
     ``verdict`` (the author chose which verdicts count) or says
     ``allow=inconclusive``.
 
+    A connection-level interval (``lost_low``, ``lost_high``) over rows of
+    more than one cell is refused whatever the query allows: connections of
+    one repeat are lost together, and cells of different settings are
+    different experiments, so a bound pooled over them claims far more than
+    the repeats show (quote ``repeats_lost`` of ``repeats_n`` per cell).
+
     Args:
         query: The query.
         rows: The rows it matched.
     """
+    if query.agg in POOLED_REFUSED:
+        cells = {aggregate.cell_of(row) for row in rows.to_dict("records")}
+        if len(cells) > 1:
+            return (f"connection-level interval pooled over {len(cells)} cells: connections of one repeat are "
+                    "not independent trials and different cells are different experiments; quote "
+                    "agg=repeats_lost of agg=repeats_n (with repeats_low .. repeats_high) per cell, and "
+                    "contrast cells over their repeats")
     if not is_survival(query) or "inconclusive" in query.allow:
         return None
     if any(key == "verdict" for key, _ in query.filters):
