@@ -316,3 +316,30 @@ def test_a_connection_level_interval_pooled_over_cells_is_refused(tmp_path) -> N
     # the repeats that lost, counted over the same rows, may.
     assert [m.line for m in bad] == [2] and bad[0].agrees
     assert bad[0].refused.startswith("connection-level interval pooled over")
+
+
+def test_a_contrast_is_quoted_as_fishers_test_over_repeats(tmp_path) -> None:
+    from wsblock.analysis import rules
+
+    # 2 of 3 repeats lost against 0 of 3: not established, however many connections each lost.
+    _repeats(tmp_path / "run", [*THREE], cell="pure_python-2500ms-thread-pi0.5-pt0.5")
+    _repeats(tmp_path / "run", [{"lag": 5.0, "lost": 0, "of": 4, "verdict": "kept"}] * 3,
+             cell="pure_python-2500ms-process-pi0.5-pt0.5")
+    for path in (tmp_path / "run" / "cells").glob("*process*.json"):
+        rec = json.loads(path.read_text())
+        rec["params"]["strategy"] = "process"
+        path.write_text(json.dumps(rec))
+    q = "run disconnect_share strategy=thread agg=repeats_fisher_p vs.strategy=process"
+    expected = rules.contrast((2, 3), (0, 3)).p_value
+    assert _value(tmp_path, q) == pytest.approx(expected) and expected > rules.ALPHA
+    assert findings.check(_write(tmp_path, f"p = {expected:.2f}<!-- q: {q} -->\n"))[1] == []
+    for bad in ("run disconnect_share agg=repeats_fisher_p", "run disconnect_share vs.strategy=process",
+                "run lag_p99_ms agg=repeats_fisher_p vs.strategy=process"):
+        with pytest.raises(UsageError, match="contrast"):
+            findings.Query.parse(bad)
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    doc = tmp_path / "doc.md"
+    doc.write_text(body)
+    return doc
