@@ -253,3 +253,28 @@ def test_choose_names_the_closest_by_evidence_and_why_it_falls_short() -> None:
     assert "it still falls short: process loses connections, reproducible: lost in 3 of 3 repeats" in closest
     assert any(r.startswith("thread is beaten by process on what was measured (stalled share, longest stall, "
                             "loop-lag p50") for r in choice.reasons)
+
+
+# --- the reference study under these rules ------------------------------------------
+
+def test_the_reference_study_reads_safe_where_its_evidence_supports_it() -> None:
+    from pathlib import Path
+
+    from wsblock.analysis import tidy
+    from wsblock.report import cells as cellmod
+    from wsblock.report.verdict import recommendation
+
+    run = Path(__file__).parent.parent / "results" / "reference" / "default"
+    cells = cellmod.aggregate(tidy.frame(tidy.load_records(run / "cells").records))
+    advice = {(a.workload, a.strategy): a for a in recommendation(cells).advice}
+    # 0 of 72 connections lost, loop-lag p99 about 1 ms, no stall; its only caveat (background load) is harsher.
+    thread = advice[("blocking_io", "thread")]
+    assert thread.verdict == rec.SAFE and "which can only make it harsher" in thread.harsher
+    # Busy cores did not stop the process pool; a loop that stalled in every repeat is slow.
+    assert all(advice[(w, "process")].verdict == rec.SAFE for w, _ in advice if (w, "process") in advice)
+    assert advice[("pure_python", "chunked")].verdict == rec.SLOW_LOOP
+    # No verdict rests on a caveat of another strategy's cells.
+    for (workload, strategy), a in advice.items():
+        own = set(cells[(cells["variant"] == workload) & (cells["strategy"] == strategy)]["cell_key"])
+        for finding in a.findings:
+            assert set(finding.cells) <= own
