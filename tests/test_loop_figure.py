@@ -87,6 +87,14 @@ def test_the_table_column_is_the_loop_delay() -> None:
     assert tables._value(row, "lag_p99_ms", str) == "stall 3500.0"
 
 
+def test_a_thin_probe_max_is_shown_only_where_no_stall_was_longer() -> None:
+    row = {"lag_p99_ms": math.nan, "lag_max_ms": 40.0, "lag_samples": 12.0}
+    # No stall (the watchdog saw nothing longer): the probe's maximum, with its sample count.
+    assert tables._value({**row, "stall_max_ms": 0.0}, "lag_p99_ms", str) == "40.0 (max of 12)"
+    # A longer stall: the stall, never the thin probe's maximum.
+    assert tables._value({**row, "stall_max_ms": 41.0}, "lag_p99_ms", str) == "stall 41.0"
+
+
 def test_a_blocked_cell_is_drawn_above_the_keepalive_budget(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     df = tidy.frame(_run())
