@@ -98,7 +98,7 @@ def loop_spec(switch_interval_ms: float | None = None) -> StripSpec:
     probe's maximum as a diamond.
     """
     return StripSpec("loop_delay", "loop_delay_ms",
-                     "Server event loop: how long a waiting task waited (longest stall; lag p99 if free)",
+                     "Server event-loop delay (longest stall, or lag p99 if free)",
                      "loop delay (ms, log scale)", log=True, switch_interval_ms=switch_interval_ms,
                      timeout_lines=True, withheld=("lag_max_ms",), watchdog="stall_max_ms",
                      timeout_label="keepalive budget")
