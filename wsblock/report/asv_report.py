@@ -89,7 +89,7 @@ def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str,
     cells = cellmod.aggregate(table)
     figures = fig_disconnects.draw(cells, [], out_dir, subtitle, footer)
     left_out: list[str] = []
-    loop = fig_strips.loop_spec(switch_interval_ms=5.0)
+    loop = fig_strips.loop_spec(switch_interval_ms=5.0, per_repeat=False)
     if loop.column in table and table[loop.column].notna().any():
         figures += fig_strips.draw(table, cells, [], out_dir, loop, subtitle, footer=footer)
     else:

@@ -87,7 +87,7 @@ class StripSpec:
     timeout_label: str = ""
 
 
-def loop_spec(switch_interval_ms: float | None = None) -> StripSpec:
+def loop_spec(switch_interval_ms: float | None = None, *, per_repeat: bool = True) -> StripSpec:
     """The primary loop figure of a report and of the asv report.
 
     It draws ``loop_delay_ms`` (:mod:`wsblock.schema.loopdelay`): the
@@ -96,11 +96,18 @@ def loop_spec(switch_interval_ms: float | None = None) -> StripSpec:
     (the time a pong may wait: a loop blocked longer can lose connections).
     A repeat whose figure is withheld (thin probe, no stall) shows the
     probe's maximum as a diamond.
+
+    Args:
+        switch_interval_ms: The GIL switch interval to draw, if one for all cells.
+        per_repeat: The rows are repeats, so a repeat whose figure is its
+            longest stall is drawn as a square; false for rows that are
+            medians over repeats (asv), whose source is no one instrument.
     """
     return StripSpec("loop_delay", "loop_delay_ms",
                      "Server event-loop delay (longest stall, or lag p99 if free)",
                      "loop delay (ms, log scale)", log=True, switch_interval_ms=switch_interval_ms,
-                     timeout_lines=True, withheld=("lag_max_ms",), watchdog="stall_max_ms",
+                     timeout_lines=True, withheld=("lag_max_ms",),
+                     watchdog="stall_max_ms" if per_repeat else None,
                      timeout_label="keepalive budget")
 
 
