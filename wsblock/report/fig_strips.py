@@ -2,8 +2,8 @@
 
 Used for the loop delay (:func:`loop_spec`), jobs/s, echo/s and observer
 echo p99. In every panel (workload x work size) each strategy is a group of
-columns, one per keepalive setting. A column shows each repeat of the cell as a dot, the
-median over repeats as a bar across the dots, and the distribution-free
+columns, one per keepalive setting. A column shows each repeat of the cell
+as a dot, the median over repeats as a bar across the dots, and the distribution-free
 interval of the median (:func:`wsblock.analysis.intervals.median_interval`)
 as a vertical line. A cell whose repeats vary too much or disagree on
 losses (:meth:`wsblock.analysis.aggregate.CellRepeats.instability`) carries
