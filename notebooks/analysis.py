@@ -183,10 +183,10 @@ ok.groupby(["workload", "strategy"])[initiators].sum().astype(int)
 # ms for a loop that was blocked for seconds. A watchdog times every gap
 # between the loop's heartbeats (a stall) exactly. The loop figure,
 # `loop_delay_ms`, reads the watchdog wherever the loop stalled: the longest
-# stall where stalls covered at least 1 % of the window or the probe woke
-# fewer than 100 times, the probe's p99 only where the loop ran free
-# (`docs/report.md`, *The loop figure*). Dashed lines: each `ping_timeout`,
-# the keepalive budget a blocked loop exceeds.
+# stall where the watchdog saw one, the probe's p99 only where the loop never
+# stalled and the probe woke at least 100 times (`docs/report.md`, *The loop
+# figure*). Dashed lines: each `ping_timeout`, the keepalive budget a blocked
+# loop exceeds.
 
 # %%
 show("loop_delay")

@@ -29,26 +29,27 @@ RUN_A = Path(__file__).parent / "fixtures" / "run_a" / "cells"
 
 def test_a_thin_probe_gives_way_to_the_watchdogs_stall() -> None:
     # 2 wake-ups inside the window, the larger 7 ms late; one 3.5 s stall.
-    assert loopdelay.loop_delay_ms(None, 2, 3500.0, 0.9) == 3500.0
-    # The probe's p99 over 100+ wake-ups, but the loop stalled 97 % of the time.
-    assert loopdelay.loop_delay_ms(1083.4, 378, 3034.7, 0.97) == 3034.7
-    # Stalls over 1 % of the window: the 99th percentile over time lies in a stall.
-    assert loopdelay.loop_delay_ms(1.5, 3900, 100.0, 0.03) == 100.0
+    assert loopdelay.loop_delay_ms(None, 2, 3500.0) == 3500.0
+    # The probe's p99 over 378 wake-ups, but the loop stalled 97 % of the time (a reference repeat).
+    assert loopdelay.loop_delay_ms(1083.4, 378, 3034.7) == 3034.7
+    # One 600 ms stall in a long window of free running: the stall, not the probe's 1.5 ms.
+    assert loopdelay.loop_delay_ms(1.5, 100_000, 600.0) == 600.0
 
 
 def test_a_free_loop_reads_the_probes_p99() -> None:
     # Many wake-ups, no stall: the probe's p99 is the figure.
-    assert loopdelay.loop_delay_ms(1.2, 5000, 0.0, 0.0) == 1.2
-    # A short stall over less than 1 % of the window does not replace a well-sampled p99.
-    assert loopdelay.loop_delay_ms(1.5, 3900, 60.0, 0.005) == 1.5
+    assert loopdelay.loop_delay_ms(1.2, 5000, 0.0) == 1.2
+    # Exactly enough wake-ups for a p99, and a record without stall figures (older ones).
+    assert loopdelay.loop_delay_ms(30.0, 100, 0.0) == 30.0
+    assert loopdelay.loop_delay_ms(3.0, 4000, None) == 3.0
 
 
 def test_nothing_honest_to_show_is_withheld() -> None:
     # A thin probe and no stall: the figure is withheld, not the probe's maximum.
-    assert math.isnan(loopdelay.loop_delay_ms(None, 40, 0.0, 0.0))
-    # No record of stalls at all: a thin probe is still no figure, a well-sampled one is.
-    assert math.isnan(loopdelay.loop_delay_ms(None, 2, None, None))
-    assert loopdelay.loop_delay_ms(3.0, 4000, None, None) == 3.0
+    assert math.isnan(loopdelay.loop_delay_ms(None, 40, 0.0))
+    assert math.isnan(loopdelay.loop_delay_ms(25.0, 99, 0.0))
+    # No record of stalls at all: a thin probe is still no figure.
+    assert math.isnan(loopdelay.loop_delay_ms(None, 2, None))
 
 
 # -- the figure ----------------------------------------------------------------

@@ -91,8 +91,8 @@ def loop_spec(switch_interval_ms: float | None = None, *, per_repeat: bool = Tru
     """The primary loop figure of a report and of the asv report.
 
     It draws ``loop_delay_ms`` (:mod:`wsblock.schema.loopdelay`): the
-    watchdog's longest stall wherever the loop stalled (or the probe is
-    thin), the probe's p99 where it ran free, against each ``ping_timeout``
+    watchdog's longest stall wherever the loop stalled, the probe's p99
+    where it never did, against each ``ping_timeout``
     (the time a pong may wait: a loop blocked longer can lose connections).
     A repeat whose figure is withheld (thin probe, no stall) shows the
     probe's maximum as a diamond.
@@ -104,7 +104,7 @@ def loop_spec(switch_interval_ms: float | None = None, *, per_repeat: bool = Tru
             medians over repeats (asv), whose source is no one instrument.
     """
     return StripSpec("loop_delay", "loop_delay_ms",
-                     "Server event-loop delay (longest stall, or lag p99 if free)",
+                     "Server event-loop delay (longest stall, or lag p99 if none)",
                      "loop delay (ms, log scale)", log=True, switch_interval_ms=switch_interval_ms,
                      timeout_lines=True, withheld=("lag_max_ms",),
                      watchdog="stall_max_ms" if per_repeat else None,
@@ -432,10 +432,10 @@ def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: l
                      + " ms)")
     if "dot" in drawn:
         handles.append(Line2D([], [], color="#9e9e9e", marker="o", markersize=3.5, linestyle="none"))
-        texts.append("one repeat" + (": probe p99 (loop ran free)" if spec.watchdog else ""))
+        texts.append("one repeat" + (": probe p99 (no stall)" if spec.watchdog else ""))
     if "watched" in drawn:
         handles.append(Line2D([], [], color="#9e9e9e", marker="s", markersize=3.5, linestyle="none"))
-        texts.append("one repeat: its longest stall\n(watchdog; loop stalled)")
+        texts.append("one repeat: its longest stall\n(watchdog)")
     if drawn & {"dot", "bound", "stand_in", "floor", "watched"}:
         handles.append(Line2D([], [], color="black", linewidth=1.6))
         texts.append("median over repeats")

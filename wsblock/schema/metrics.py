@@ -178,9 +178,8 @@ METRICS: tuple[Metric, ...] = (
     # Responsiveness. The loop figure first: the one every report, asv and the
     # notebook draw (wsblock/schema/loopdelay.py says why it is not the probe's p99).
     _m("loop_delay_ms", "stalls", "ms", "loop delay ms", "loop delay (ms)",
-       "how long the loop kept a waiting task waiting: the longest stall where stalls cover at least 1 % "
-       "of the window or the probe woke fewer than 100 times, else the probe's p99 "
-       "(a 99th percentile over time, not over wake-ups)",
+       "how long the loop kept a waiting task waiting: the longest stall where the watchdog saw one, the "
+       "probe's p99 only where the loop never stalled (withheld under 100 probe samples)",
        asv="bench_responsiveness.Responsiveness.track_loop_delay", table=1, floor=0.1,
        derive=loopdelay.read),
     _m("lag_p50_ms", "loop_lag_ms.p50", "ms", "lag p50 ms", "loop lag p50 (ms)",
