@@ -192,7 +192,7 @@ METRICS: tuple[Metric, ...] = (
     _m("lag_p999_ms", "loop_lag_ms.p999", "ms", "lag p99.9 ms", "loop lag p99.9 (ms)",
        "99.9th percentile of the loop-lag probe", floor=0.1),
     _m("lag_max_ms", "loop_lag_ms.max", "ms", "lag max ms", "loop lag max (ms)",
-       "largest lateness of the loop-lag probe", table=3, floor=0.1),
+       "largest lateness of the loop-lag probe", floor=0.1),
     _m("lag_samples", "loop_lag_ms.samples", "count", "lag samples", "loop-lag samples",
        "wake-ups of the loop-lag probe inside the window", better="none"),
     _m("ticker_lag_p99_ms", "ticker_lag_ms.p99", "ms", "ticker p99 ms", "100 ms ticker lag p99 (ms)",
