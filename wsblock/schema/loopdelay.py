@@ -22,8 +22,8 @@ p99 needs. A thin probe over a loop that never stalled gives no figure
 which the watchdog did not contradict.
 
 The record's own ``stalls.primary`` (a thin probe, or stalls over 5 % of the
-window) orders the run's printed summary; the figure reads the watchdog at
-any stall, so no threshold can hide one.
+window; the ``stalls_primary`` column) orders the run's printed summary; the
+figure reads the watchdog at any stall, so no threshold can hide one.
 """
 
 from __future__ import annotations
