@@ -20,7 +20,7 @@ from wsblock.report.tables import summary_tables
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN_A = FIXTURES / "run_a"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-STEMS = ("disconnect_map", "loop_lag_p99", "throughput_jobs", "throughput_echo", "echo_p99", "survival_boundary")
+STEMS = ("disconnect_map", "loop_delay", "throughput_jobs", "throughput_echo", "echo_p99", "survival_boundary")
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,9 @@ def test_summary_rows_show_verdicts_bounds_warnings_and_withheld_percentiles() -
     assert not thread["echo p99 ms"].startswith("≥")
     # The probe never woke inside the window: the stall stands in for the p99.
     assert inline["lag p99 ms"].startswith("stall ")
-    assert "(max of " in thread["lag p99 ms"]
+    # 96 wake-ups, the largest 235 ms late; the watchdog timed a 236 ms stall: the stall is shown.
+    assert thread["lag p99 ms"] == "stall 236"
+    assert inline["loop delay ms"] == "3,000" and thread["loop delay ms"] == "236"
     assert "⚠ thread: @ 0.5 s: few_samples; @ 2 s: inconclusive_window, few_samples" in pure
     # Each loss entry states the cell's own verdict: `kept` only where it is kept.
     verdicts = {(r["variant"], r["strategy"], float(r["work_ms"]), float(r["ping_timeout"])): r["verdict"]
@@ -256,15 +258,16 @@ def test_figures_read_warnings_lower_bounds_and_withheld_percentiles() -> None:
     cells = aggregate(df)
     keys = {r["cell_key"]: r for r in cells.to_dict("records")}
     echo = fig_strips._repeats(df, "echo_p99_ms")
-    lag = fig_strips._repeats(df, "lag_p99_ms", ("lag_max_ms", "stall_max_ms"))
+    spec = fig_strips.loop_spec()
+    lag = fig_strips._repeats(df, spec.column, spec.withheld, spec.watchdog)
     for key, found in echo.items():
         # A repeat is drawn as a lower bound exactly when its record says so.
-        assert any(b for _, b, _ in found) == bool(keys[key]["echo_lower_bound"])
+        assert any(m[1] for m in found) == bool(keys[key]["echo_lower_bound"])
     for key, found in lag.items():
         if keys[key]["status"] == "ok":
-            # Every measured cell has a loop figure: a p99, or a stand-in for it.
+            # Every measured cell has a loop figure: the loop delay, or a stand-in for it.
             assert found
-            assert all(s == (keys[key]["lag_p99_ms"] != keys[key]["lag_p99_ms"]) for _, _, s in found)
+            assert all(m[2] == (keys[key]["loop_delay_ms"] != keys[key]["loop_delay_ms"]) for m in found)
     here = plotting.panel_cells(cells, "pure_python", 2500.0)
     settings = keepalives(cells)
     state = fig_disconnects._state(here, [], workload="pure_python", size=2500.0, strategy="inline",

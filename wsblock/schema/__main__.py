@@ -37,7 +37,8 @@ def vocabulary() -> str:
     ]
     for m in metrics.METRICS:
         lines.append("| " + " | ".join(_cell(x) for x in (
-            f"`{m.column}`", f"`{'.'.join(m.path)}`", m.unit, m.better, m.aggregate,
+            f"`{m.column}`", f"`{'.'.join(m.path)}`" if m.derive is None else f"computed by `{m.derive.__module__}`",
+            m.unit, m.better, m.aggregate,
             f"`{m.asv}`" if m.asv else "", m.table or "", m.compare or "", f"{m.resolution:g}",
             f"x{m.min_effect:g}", m.description)) + " |")
     lines += [
