@@ -182,6 +182,8 @@ class _PoolStrategy(Strategy):
         raise NotImplementedError
 
     _barrier: threading.Barrier | None = None
+    setup_results: list[Returned] = []
+    """What each worker's set-up call handed back."""
 
     async def start(self, warm: Job) -> Returned:
         self._pool = self._create_pool()
@@ -193,7 +195,8 @@ class _PoolStrategy(Strategy):
         timings = await asyncio.gather(*(
             loop.run_in_executor(self._pool, _call_after_barrier, warm, self._barrier)
             for _ in range(self.workers)))
-        return _returned(timings[-1]).result  # type: ignore[no-any-return]
+        self.setup_results = [_returned(t).result for t in timings]
+        return self.setup_results[-1]  # type: ignore[no-any-return]
 
     async def run(self, job: Job) -> JobTiming:
         assert self._pool is not None, "start() first"
