@@ -27,7 +27,7 @@ def _build(n: int) -> dict[int, int]:
     return table
 
 
-TABLE_SIZE = 1_500_000
+TABLE_SIZE = 1_000_000
 """Entries built at import."""
 
 TABLE = _build(TABLE_SIZE)
