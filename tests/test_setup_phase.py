@@ -122,3 +122,18 @@ def test_each_pool_worker_makes_one_set_up_call(name: str, who: str) -> None:
         assert all(r.pickled_bytes and r.transfer_ms is not None for r in results)
     else:
         assert all(r.pickled_bytes is None for r in results)
+
+
+def test_a_result_that_cannot_be_pickled_is_refused_before_a_process_server_starts(tmp_path, monkeypatch) -> None:
+    from wsblock.engine import user_workloads
+    from wsblock.engine.config import CellConfig
+    from wsblock.errors import UsageError
+
+    (tmp_path / "unpicklable_mod.py").write_text(
+        "import threading\n\ndef lock():\n    return threading.Lock()\n\ndef fine():\n    return {'a': 1}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UsageError, match="cannot be pickled"):
+        user_workloads.trial(CellConfig("unpicklable_mod:lock", None, "process"), lambda _: None)
+    # A thread keeps the result in the server: nothing to pickle.
+    user_workloads.trial(CellConfig("unpicklable_mod:lock", None, "thread"), lambda _: None)
+    user_workloads.trial(CellConfig("unpicklable_mod:fine", None, "process"), lambda _: None)

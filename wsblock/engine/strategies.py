@@ -177,13 +177,12 @@ class _PoolStrategy(Strategy):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._pool: concurrent.futures.Executor | None = None
+        self._barrier: threading.Barrier | None = None
+        self.setup_results: list[Returned] = []
+        """What each worker's set-up call handed back."""
 
     def _create_pool(self) -> concurrent.futures.Executor:
         raise NotImplementedError
-
-    _barrier: threading.Barrier | None = None
-    setup_results: list[Returned] = []
-    """What each worker's set-up call handed back."""
 
     async def start(self, warm: Job) -> Returned:
         self._pool = self._create_pool()
