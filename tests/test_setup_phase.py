@@ -137,3 +137,21 @@ def test_a_result_that_cannot_be_pickled_is_refused_before_a_process_server_star
     # A thread keeps the result in the server: nothing to pickle.
     user_workloads.trial(CellConfig("unpicklable_mod:lock", None, "thread"), lambda _: None)
     user_workloads.trial(CellConfig("unpicklable_mod:fine", None, "process"), lambda _: None)
+
+
+def test_a_version_3_record_reads_as_not_measured_before_the_window_and_for_results() -> None:
+    from tests.test_schema import _records
+    from wsblock.schema import record
+
+    _, rec = _records()[0]
+    old = copy.deepcopy(rec)
+    old["schema_version"] = 3
+    for key in ("result",):
+        old.pop(key, None)
+    old["stalls"].pop("before_window", None)
+    (old.get("server") or {}).pop("setup", None)
+    new = record.load(old)
+    assert new["schema_version"] == record.SCHEMA_VERSION == 4
+    assert new["result"] is None and new["stalls"]["before_window"] is None and new["server"]["setup"] is None
+    # Read as not measured: no warning of a stall at the window's start is invented.
+    assert "stalled_at_window_start" not in {w["code"] for w in checks.warnings_for(new)}
