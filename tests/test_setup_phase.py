@@ -155,3 +155,25 @@ def test_a_version_3_record_reads_as_not_measured_before_the_window_and_for_resu
     assert new["result"] is None and new["stalls"]["before_window"] is None and new["server"]["setup"] is None
     # Read as not measured: no warning of a stall at the window's start is invented.
     assert "stalled_at_window_start" not in {w["code"] for w in checks.warnings_for(new)}
+
+
+def test_wsblock_run_prints_the_set_up_and_the_result() -> None:
+    from wsblock.engine.summary import summarize
+
+    window = summarize_stalls(setup_phase.strategy_stalls(_stalls(), READY), WINDOW)
+    before = setup_phase.before_window(_stalls(), WINDOW, ready_at=READY,
+                                       setup_ms={"import_ms": 2500.0, "first_call_ms": 40.0})
+    rec = _record(window, before)
+    ledger = carry.ResultLedger()
+    ledger.record(pickle.loads(pickle.dumps(carry.Carried(list(range(1000))))))
+    rec["result"] = ledger.summary(pickled=True)
+    text = summarize(rec)
+    [line] = [line for line in text.splitlines() if line.startswith("before")]
+    assert "2,500.0 ms of imports" in line and "set-up" in line and "slow_import.py:21 _build" in line
+    assert "none reached the window" in line
+    [line] = [line for line in text.splitlines() if line.startswith("result")]
+    assert "builtins.list, pickled from the worker" in line and "over 1 job (" in line
+    # A record from before the set-up was measured says nothing of it.
+    rec["stalls"]["before_window"] = None
+    rec["result"] = None
+    assert not any(line.startswith(("before", "result")) for line in summarize(rec).splitlines())

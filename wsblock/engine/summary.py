@@ -74,7 +74,11 @@ def _before_window(before: dict[str, Any] | None) -> str | None:
         text += f"; still stalled when the window opened ({_ms(at['ms_into_window'])} into it)"
     else:
         text += "; none reached the window"
-    return f"before      stalls before the window: {text}"
+    steps = before.get("setup_steps_ms") or {}
+    took = ""
+    if steps.get("import_ms") is not None and steps.get("first_call_ms") is not None:
+        took = f"set-up took {_ms(steps['import_ms'])} of imports, {_ms(steps['first_call_ms'])} of first calls; "
+    return f"before      {took}stalls before the window: {text}"
 
 
 def _result(result: dict[str, Any] | None) -> str | None:
@@ -90,7 +94,7 @@ def _result(result: dict[str, Any] | None) -> str | None:
             return f"result      {kind}, pickled from the worker; no job's result came back in the window"
         return (f"result      {kind}, pickled from the worker, up to {size:,} bytes; unpickled in the server in "
                 f"p50 {transfer.get('p50') or 0:,.3f} ms, max {transfer.get('max') or 0:,.3f} ms over "
-                f"{transfer['samples']:,} jobs (holding the GIL)")
+                f"{transfer['samples']:,} job{'s' if transfer['samples'] != 1 else ''} (holding the GIL)")
     size = setup.get("pickled_bytes")
     return (f"result      {kind}, handed back in the server's memory"
             + (f" ({size:,} bytes once pickled)" if size is not None else ""))
