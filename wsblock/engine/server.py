@@ -1,7 +1,8 @@
 """The server process: a websockets server that does blocking work.
 
-Started by the runner as ``python -m wsblock.engine.server CONFIG.json``. It binds,
-starts the lag probe and watchdog, warms the strategy's pool, prints a
+Started by the runner as ``python -m wsblock.engine.server CONFIG.json``. It starts
+the lag probe and watchdog, binds, imports the cell's work and calls it once
+where its strategy runs it (:mod:`wsblock.engine.setup_phase`), prints a
 ``ready`` event with its port, and serves until stdin closes. It then writes
 its measurements to the stats file named in the config, as JSON, and exits.
 Everything it measures is restricted to the window the runner chose and to
