@@ -274,6 +274,9 @@ class CellServer:
         can fall in the window (see :mod:`wsblock.engine.setup_phase`).
         """
         self.setup_ms["import_ms"] = setup_phase.import_work(self.cell.workload)
+        # Let the heartbeat beat between the steps, so that each step's stall
+        # is a stall of its own, named by its own site.
+        await asyncio.sleep(setup_phase.BREATH_S)
         started = time.perf_counter()
         returned = await self.strategy.start(warm)
         self.setup_ms["first_call_ms"] = (time.perf_counter() - started) * 1000.0

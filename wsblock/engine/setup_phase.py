@@ -32,6 +32,10 @@ from wsblock.engine.probe import Stall
 from wsblock.engine.window import Window
 
 
+BREATH_S = 0.01
+"""Free loop time between two steps of the set-up (the lag probe beats every millisecond)."""
+
+
 def import_work(name: str) -> float:
     """Import the catalogue and the workload ``name`` on this thread; return the milliseconds it took.
 
