@@ -29,14 +29,18 @@ KEEPALIVE = ("--ping-interval", "0.5", "--ping-timeout", "0.5")
 # question is the GIL, not the number of cores).
 WINDOW = ("--duration", "4", "--warmup", "1", "--observers", "2", "--job-connections", "1")
 
-LOOP_FREE_SHARE = 0.4
-"""The loop is free when its longest stall is under this share of a call, ..."""
+FREE_STALLED_SHARE = 0.2
+"""The loop is free when stalls cover under this share of the window, ..."""
 
-LOOP_FREE_MS = 250.0
-"""... and under half the ping timeout (a busy shared machine stalls any loop for tens of ms)."""
+FREE_LONGEST_S = 0.5
+"""... and none is as long as the ping timeout (0.5 s). A busy shared machine
+leaves a loop unscheduled for a few hundred milliseconds now and then."""
 
-LOOP_WAITS_SHARE = 0.6
-"""The loop waits for the work when its longest stall is at least this share of a call."""
+WAITS_STALLED_SHARE = 0.5
+"""The loop waits for the work when stalls cover at least this share of the window, ..."""
+
+WAITS_LONGEST_SHARE = 0.6
+"""... and its longest stall is at least this share of a call."""
 
 
 def _cell(tmp_path: Path, workload: str, strategy: str, *args: str) -> dict[str, Any]:
@@ -54,12 +58,16 @@ def _call_ms(rec: dict[str, Any]) -> float:
     return job_ms.get("completed_p50") or job_ms["max"]
 
 
+def _free(rec: dict[str, Any]) -> None:
+    stalls = rec["stalls"]
+    assert stalls["stalled_share"] < FREE_STALLED_SHARE and stalls["max_ms"] < 1000.0 * FREE_LONGEST_S, stalls
+
+
 def _kept_and_free(rec: dict[str, Any]) -> None:
     assert rec["status"] == "ok"
     assert rec["survival"]["verdict"] == "kept", rec["survival"]
     assert rec["disconnects"]["total"] == 0
-    longest = rec["stalls"]["max_ms"]
-    assert longest < LOOP_FREE_MS and longest < LOOP_FREE_SHARE * _call_ms(rec), (longest, _call_ms(rec))
+    _free(rec)
     # Set-up never reaches the window.
     assert rec["stalls"]["before_window"]["at_window_start"] is None
     assert "stalled_at_window_start" not in {w["code"] for w in rec["warnings"]}
@@ -90,7 +98,9 @@ def test_the_right_strategy_keeps_every_connection_and_the_loop_free(
 def test_a_gil_holding_call_in_a_thread_keeps_the_loop_waiting(tmp_path: Path) -> None:
     rec = _cell(tmp_path, "gil_catalogue:json_parse", "thread", "--param", "mb=6")
     # The loop waits for the GIL as long as a parse lasts.
-    assert rec["stalls"]["max_ms"] >= LOOP_WAITS_SHARE * _call_ms(rec), (rec["stalls"]["max_ms"], _call_ms(rec))
+    stalls = rec["stalls"]
+    assert stalls["stalled_share"] >= WAITS_STALLED_SHARE, stalls
+    assert stalls["max_ms"] >= WAITS_LONGEST_SHARE * _call_ms(rec), (stalls, _call_ms(rec))
 
 
 def test_a_large_result_is_unpickled_in_the_server(tmp_path: Path) -> None:
@@ -119,5 +129,5 @@ def _kept_and_free_of_setup(rec: dict[str, Any]) -> None:
     assert setup["longest_ms"] >= 0.8 * before["setup_steps_ms"]["import_ms"] > 0
     assert any("slow_import.py" in site for site in setup["sites"]), setup
     assert before["at_window_start"] is None
-    assert rec["stalls"]["max_ms"] < LOOP_FREE_MS
+    _free(rec)
     assert not any("slow_import.py" in site for site in rec["stalls"]["sites"])

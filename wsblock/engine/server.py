@@ -273,9 +273,11 @@ class CellServer:
         Runs on the loop's thread before ``ready``, so that nothing of it
         can fall in the window (see :mod:`wsblock.engine.setup_phase`).
         """
+        # The heartbeat beats between the steps, so that each step's stall is
+        # a stall of its own, named by its own site.
+        self.setup_ms["catalogue_ms"] = setup_phase.import_catalogue()
+        await asyncio.sleep(setup_phase.BREATH_S)
         self.setup_ms["import_ms"] = setup_phase.import_work(self.cell.workload)
-        # Let the heartbeat beat between the steps, so that each step's stall
-        # is a stall of its own, named by its own site.
         await asyncio.sleep(setup_phase.BREATH_S)
         started = time.perf_counter()
         returned = await self.strategy.start(warm)

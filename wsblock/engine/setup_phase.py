@@ -36,14 +36,20 @@ BREATH_S = 0.01
 """Free loop time between two steps of the set-up (the lag probe beats every millisecond)."""
 
 
-def import_work(name: str) -> float:
-    """Import the catalogue and the workload ``name`` on this thread; return the milliseconds it took.
-
-    The server's handler looks its workload up on every job: after this, the
-    lookup imports nothing.
-    """
+def import_catalogue() -> float:
+    """Import the workload catalogue (the built-in workloads) on this thread; return the milliseconds it took."""
     started = time.perf_counter()
     workloads.names()
+    return (time.perf_counter() - started) * 1000.0
+
+
+def import_work(name: str) -> float:
+    """Import the workload ``name`` (a function's module) on this thread; return the milliseconds it took.
+
+    The server's handler looks its workload up on every job: after this and
+    :func:`import_catalogue`, the lookup imports nothing.
+    """
+    started = time.perf_counter()
     workloads.get(name)
     return (time.perf_counter() - started) * 1000.0
 
@@ -110,4 +116,4 @@ def strategy_stalls(stalls: list[Stall], ready_at: float) -> list[Stall]:
     return [s for s in stalls if not is_setup(s, ready_at)]
 
 
-__all__ = ["before_window", "import_work", "is_setup", "strategy_stalls"]
+__all__ = ["BREATH_S", "before_window", "import_catalogue", "import_work", "is_setup", "strategy_stalls"]

@@ -77,7 +77,8 @@ def _before_window(before: dict[str, Any] | None) -> str | None:
     steps = before.get("setup_steps_ms") or {}
     took = ""
     if steps.get("import_ms") is not None and steps.get("first_call_ms") is not None:
-        took = f"set-up took {_ms(steps['import_ms'])} of imports, {_ms(steps['first_call_ms'])} of first calls; "
+        imports = steps["import_ms"] + (steps.get("catalogue_ms") or 0.0)
+        took = f"set-up took {_ms(imports)} of imports, {_ms(steps['first_call_ms'])} of first calls; "
     return f"before      {took}stalls before the window: {text}"
 
 
