@@ -177,3 +177,13 @@ def test_wsblock_run_prints_the_set_up_and_the_result() -> None:
     rec["stalls"]["before_window"] = None
     rec["result"] = None
     assert not any(line.startswith(("before", "result")) for line in summarize(rec).splitlines())
+
+
+def test_every_warning_code_a_record_can_carry_is_declared() -> None:
+    # The server's CPU that could not be read is said, not a crash.
+    window = summarize_stalls([], WINDOW)
+    rec = _record(window, setup_phase.before_window([], WINDOW, ready_at=READY))
+    rec["resources"]["server"] = {**(rec["resources"].get("server") or {}),
+                                  "cpu_missing": "the server's CPU times could not be read"}
+    codes = {w["code"] for w in checks.warnings_for(rec)}
+    assert "cpu_unmeasured" in codes and codes <= set(checks.CODES)

@@ -23,6 +23,7 @@ CODES = (
     "oversubscribed",
     "background_load",
     "work_ms_ignored",
+    "cpu_unmeasured",
     "stalled_at_window_start",
 )
 
