@@ -215,6 +215,10 @@ METRICS: tuple[Metric, ...] = (
        "stalls per second of window"),
     _m("stall_max_whole_ms", "stalls.max_whole_ms", "ms", "stall whole ms", "longest stall, whole (ms)",
        "the longest loop gap, including its parts outside the window"),
+    _m("setup_stall_max_ms", "stalls.before_window.setup.longest_ms", "ms", "set-up stall ms",
+       "longest set-up stall before the window (ms)",
+       "the longest loop gap of the harness's set-up (imports, pools, first calls), before the window "
+       "and never charged to the strategy", better="none"),
     _m("io_lag_p50_ms", "io_lag_ms.p50", "ms", "io lag p50 ms", "I/O lag p50 (ms)",
        "median time an echo waited between its send and its handler running"),
     _m("io_lag_p99_ms", "io_lag_ms.p99", "ms", "io lag p99 ms", "I/O lag p99 (ms)",
@@ -265,6 +269,16 @@ METRICS: tuple[Metric, ...] = (
        "median client round trip per job, queueing included"),
     _m("job_latency_p99_ms", "job_latency_ms.p99", "ms", "job rtt p99 ms", "job round trip p99 (ms)",
        "99th percentile of the client round trip per job"),
+    _m("result_transfer_p50_ms", "result.transfer_ms.p50", "ms", "result unpickle p50 ms",
+       "result unpickling in the server p50 (ms)",
+       "median time the server spent unpickling a job's result from a worker process, holding the GIL "
+       "(null when results stay in the server)", floor=0.1),
+    _m("result_transfer_max_ms", "result.transfer_ms.max", "ms", "result unpickle max ms",
+       "result unpickling in the server max (ms)",
+       "longest time the server spent unpickling a job's result from a worker process", floor=0.1),
+    _m("result_pickled_bytes_max", "result.pickled_bytes_max", "count", "result bytes",
+       "largest pickled result (bytes)",
+       "pickled size of the largest result a worker process sent back", better="none"),
     # Resources.
     _m("server_cpu_util", "resources.server.cpu_util", "cores", "server cores", "server CPU (cores)",
        "CPU used by the server process over the window", better="none"),
