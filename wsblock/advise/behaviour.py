@@ -145,8 +145,13 @@ def _ms(value: float) -> str:
 
 
 def lines(calls: CallTimes | None, hold: GilHold, *, ping_timeout: float | None, budget_ms: float | None,
-          params: Sequence[tuple[str, Any]], measured_max_ms: float | None = None) -> list[str]:
-    """The function's behaviour in plain words, printed before the verdict table."""
+          params: Sequence[tuple[str, Any]], measured_max_ms: float | None = None,
+          releases_gil: bool = False) -> list[str]:
+    """The function's behaviour in plain words, printed before the verdict table.
+
+    ``releases_gil``: the workload says it releases the GIL, so a stall
+    beside its thread cells is not read as a GIL hold.
+    """
     out = []
     if calls is None:
         out.append("call time: no call was timed")
@@ -161,6 +166,12 @@ def lines(calls: CallTimes | None, hold: GilHold, *, ping_timeout: float | None,
                        f"production-sized input (--param) or a call-time budget (--call-budget-ms) checks more")
     if hold.ms is None:
         out.append("GIL hold: not measured (no thread cell)")
+    elif hold.ms > 0 and releases_gil:
+        # A workload that releases the GIL cannot hold it for this long:
+        # the loop waited for something else (a machine too busy to run it).
+        out.append(f"the loop stalled for up to {_ms(hold.ms)} ms beside the thread cells although the function "
+                   f"releases the GIL ({hold.stalled_repeats} of {hold.repeats} repeats stalled): not a GIL hold "
+                   f"(a machine too busy to run the loop?)")
     elif hold.ms <= 0:
         out.append(f"no call held the GIL for more than {hold.stall_ms:g} ms at once (no loop stall over "
                    f"{hold.stall_ms:g} ms beside the function in {hold.repeats} thread repeats): a thread pool "
@@ -178,8 +189,11 @@ def lines(calls: CallTimes | None, hold: GilHold, *, ping_timeout: float | None,
         if longest is None:
             out.append(f"call-time budget {_ms(budget_ms)} ms: no call was timed to check it against")
         elif longest <= budget_ms:
+            # The budget says production calls may be that long: the cells
+            # measured shorter ones, so the advice covers only those.
             out.append(f"call-time budget {_ms(budget_ms)} ms: every call measured was within it (longest "
-                       f"{_ms(longest)} ms)")
+                       f"{_ms(longest)} ms); calls as long as the budget were not measured, so this advice holds "
+                       f"for calls up to {_ms(longest)} ms: give a production-sized input with --param to cover more")
         else:
             out.append(f"call-time budget {_ms(budget_ms)} ms: exceeded, the longest call took {_ms(longest)} ms")
     given = ", ".join(f"{k}={v}" for k, v in params)

@@ -327,7 +327,8 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     lines = [f"advise {target.name}: {load}, {s.keepalive}, {_plural(args.repeats, 'repeat')} per strategy", ""]
     lines += behaviour.lines(calls, hold, ping_timeout=s.timeout, budget_ms=budget, params=args.param,
                              measured_max_ms=None if measured_calls is None or calls is measured_calls
-                             else measured_calls.max)
+                             else measured_calls.max,
+                             releases_gil=target.workload.gil.startswith("released"))
     lines.append("")
     lines += table(judged, cells, records)
     unsampled = {j.strategy: span for j in judged if (span := cpu_unsampled(records, j.strategy)) is not None}
@@ -385,8 +386,10 @@ def _advice_record(s: _Settings, args: argparse.Namespace, target: tg.Target, *,
     d = CellConfig("", 1, "")
     judged_props = ("eligible", "loop_free", "responsive", "idle", "strong", "weak")
     summary = list(choice.reasons[:1])
+    releases = target.workload.gil.startswith("released")
     summary += [line for line in behaviour.lines(calls, hold, ping_timeout=s.timeout, budget_ms=budget,
-                                                 params=args.param) if not line.startswith("input:")][:2]
+                                                 params=args.param, releases_gil=releases)
+                if not line.startswith(("input:", "  "))][:3]
     return {
         "target": target.name,
         "summary": summary,
