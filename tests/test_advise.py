@@ -180,7 +180,8 @@ def test_advise_measures_a_workload_and_writes_a_run_directory(tmp_path: Path) -
         in text
     assert "one call holds the GIL" not in text
     assert "horizon: 3,600 s (one hour)" in text and "these settings are inside it" in text
-    assert "concurrency: no strategy qualifies with 1 call at once (--concurrency 1)" in text
+    assert "concurrency: no strategy qualifies with 1 call at once (--concurrency 1); for the closest, thread:" \
+        in text
     # The answer is kept: advice.json, advice.md, the report opens with it, and the directory reprints it.
     advice = json.loads((out / "advice.json").read_text())
     assert advice["printed"] == text and advice["inputs"]["concurrency"] == 1

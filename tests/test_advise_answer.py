@@ -103,6 +103,10 @@ def test_the_reach_in_concurrent_calls_follows_n_times_l_against_ping_timeout() 
     unbounded = conc.reach("thread", [_record("thread")], measured=1, ping_timeout=None, stall_ms=50)
     assert unbounded.up_to is None and "whatever the concurrency" in conc.lines(unbounded, 1)[0]
     assert conc.lines(None, 3) == ["concurrency: no strategy qualifies with 3 calls at once (--concurrency 3)"]
+    closest = "\n".join(conc.lines(blocked, 1, recommended=False))
+    assert closest.startswith("concurrency: no strategy qualifies with 1 call at once (--concurrency 1); for the "
+                              "closest, process:")
+    assert "process's connections would still hold up to about 3 calls" in closest and "holds for" not in closest
 
 
 # --- predictions: horizon and checked range -------------------------------------------------

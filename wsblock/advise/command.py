@@ -321,8 +321,9 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     measured_calls = behaviour.from_records(records)
     calls = before or measured_calls
     hold = behaviour.gil_hold(records, stall_ms)
-    reach = (None if choice.strategy is None else
-             conc.reach(choice.strategy, records, measured=concurrency, ping_timeout=s.timeout, stall_ms=stall_ms))
+    reached = choice.strategy or choice.closest
+    reach = (None if reached is None else
+             conc.reach(reached, records, measured=concurrency, ping_timeout=s.timeout, stall_ms=stall_ms))
 
     lines = [f"advise {target.name}: {load}, {s.keepalive}, {_plural(args.repeats, 'repeat')} per strategy", ""]
     lines += behaviour.lines(calls, hold, ping_timeout=s.timeout, budget_ms=budget, params=args.param,
@@ -348,7 +349,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
                  f"and p50 under {ch.BUSY_LAG_MS:g} ms (the loop waits for the work rather than running it), "
                  f"each at the upper end of its interval over the repeats; connection intervals are Wilson 95 %")
     lines += [""] + prediction_lines(judged, keepalive=s.keepalive, checked=checked, direct=direct)
-    lines += [""] + recommendation_lines(choice) + conc.lines(reach, concurrency) + [""]
+    lines += [""] + recommendation_lines(choice) + conc.lines(reach, concurrency, recommended=choice.strategy is not None) + [""]
     lines.append(f"records: {out / 'cells'}")
     lines.append(f"report: {out / 'report' / 'report.md'}")
     printed = "\n".join(lines) + "\n"
@@ -407,7 +408,8 @@ def _advice_record(s: _Settings, args: argparse.Namespace, target: tg.Target, *,
         "strategies": [{"strategy": j.strategy, "judged": j, **saved.properties(j, judged_props)} for j in judged],
         "predictions": {"horizon_s": predict.horizon_s(s.interval, s.timeout), "checked_range": checked,
                         "by_strategy": {j.strategy: j.keep.forecast for j in judged}},
-        "concurrency": {"measured": args.job_connections, "reach": reach},
+        "concurrency": {"measured": args.job_connections, "reach": reach,
+                        "reach_of": "recommendation" if choice.strategy else "closest"},
         "recommendation": choice,
         "printed": printed,
     }

@@ -75,22 +75,36 @@ def _calls(n: int) -> str:
     return f"{n} call{'' if n == 1 else 's'}"
 
 
-def lines(r: Reach | None, measured: int) -> list[str]:
-    """The concurrency the recommendation holds for, in words."""
+def lines(r: Reach | None, measured: int, *, recommended: bool = True) -> list[str]:
+    """The concurrency the recommendation holds for, in words.
+
+    Args:
+        r: The reach of the recommended strategy, or (``recommended`` false)
+            of the closest one when none qualifies; ``None``: nothing to say.
+        measured: Calls at once in the cells.
+        recommended: Whether ``r`` is the recommendation's.
+    """
+    none = f"concurrency: no strategy qualifies with {_calls(measured)} at once (--concurrency {measured})"
     if r is None:
-        return [f"concurrency: no strategy qualifies with {_calls(measured)} at once (--concurrency {measured})"]
-    head = f"concurrency: {r.strategy} holds for {_calls(r.measured)} at once (--concurrency {r.measured}, measured)"
+        return [none]
+    if recommended:
+        head = (f"concurrency: {r.strategy} holds for {_calls(r.measured)} at once (--concurrency {r.measured}, "
+                f"measured)")
+    else:
+        head = none + f"; for the closest, {r.strategy}:"
     if r.up_to is None:
-        return [head + "; without a ping_timeout no keepalive drops a connection, whatever the concurrency"]
+        return [head + ("; without" if recommended else " without")
+                + " a ping_timeout no keepalive drops a connection, whatever the concurrency"]
     block = (f"each call blocked the loop for up to {r.block_ms:,.0f} ms" if r.block_ms is not None
              else f"no call blocked the loop for over {r.stall_ms:g} ms")
     bound = "at least " if r.lower_bound else "about "
+    subject = "it" if recommended else f"{r.strategy}'s connections"
     if r.up_to < r.measured:
-        tail = (f"by that rule even {_calls(r.measured)} at once are too many ({block}): the measured verdict "
-                f"stands on few keepalive cycles, expect losses")
+        tail = (f"by that rule even {_calls(r.measured)} at once are too many ({block}): expect losses over "
+                f"longer runs than the cells'")
     else:
-        tail = (f"{block}, so it would still hold up to {bound}{_calls(r.up_to)} at once (an estimate beyond "
-                f"{r.measured}, not measured)")
+        tail = (f"{block}, so {subject} would still hold up to {bound}{_calls(r.up_to)} at once (an estimate "
+                f"beyond {r.measured}, not measured)")
     return [head, f"  FINDINGS section 8: N calls that each block the loop for L lose connections near N x L = "
                   f"ping_timeout; keep ping_timeout ({r.ping_timeout:g} s) above {MARGIN:g} x N x L: {tail}"]
 

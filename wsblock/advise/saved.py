@@ -98,6 +98,11 @@ def markdown(advice: Mapping[str, Any]) -> str:
     lines.append(f"What `wsblock advise {advice.get('target', '')}` printed (reprinted by "
                  f"`wsblock advise DIR`; every input and figure in [`{ADVICE_JSON}`]({ADVICE_JSON})):")
     lines += ["", "```text", advice.get("printed", "").rstrip("\n"), "```", ""]
+    mode = (advice.get("inputs") or {}).get("mode")
+    if mode == "stall pattern":
+        lines += ["In the run's report, the verdicts read each cell's records alone: its windows measured the "
+                  "loop's stall pattern and were too short to show survival at these settings, so they say "
+                  "`inconclusive` where the answer above predicts connections kept from the stalls.", ""]
     return "\n".join(lines)
 
 
