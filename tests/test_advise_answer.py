@@ -46,6 +46,10 @@ def test_call_times_warn_when_the_longest_call_is_over_three_times_the_median() 
     assert "warning: the longest call is 8.5 x the median" in text
     assert "warning" not in "\n".join(behaviour.lines(even, behaviour.GilHold(None, 0, 50.0), ping_timeout=1.0,
                                                       budget_ms=None, params=[]))
+    # A job in the cells far longer than every timed call counts too.
+    late = "\n".join(behaviour.lines(even, behaviour.GilHold(None, 0, 50.0), ping_timeout=1.0, budget_ms=None,
+                                     params=[], measured_max_ms=400))
+    assert "the cells measured a longer job: 400 ms" in late and "warning: the longest call is 3.9 x" in late
 
 
 def test_the_gil_hold_is_the_longest_stall_of_the_thread_cells_in_plain_words() -> None:

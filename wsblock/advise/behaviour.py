@@ -158,10 +158,13 @@ def lines(calls: CallTimes | None, hold: GilHold, *, ping_timeout: float | None,
     else:
         p95 = "" if calls.p95 is None else f", p95 {_ms(calls.p95)} ms"
         out.append(f"one call takes p50 {_ms(calls.p50)} ms{p95}, max {_ms(calls.max)} ms ({calls.source})")
+        longest_seen = calls.max
         if measured_max_ms is not None and measured_max_ms > calls.max:
             out.append(f"  the cells measured a longer job: {_ms(measured_max_ms)} ms")
-        if calls.uneven:
-            out.append(f"warning: the longest call is {calls.spread:.1f} x the median (over {SPREAD:g} x): rare "
+            longest_seen = measured_max_ms
+        spread = longest_seen / calls.p50 if calls.p50 > 0 else math.nan
+        if math.isfinite(spread) and spread > SPREAD:
+            out.append(f"warning: the longest call is {spread:.1f} x the median (over {SPREAD:g} x): rare "
                        f"long calls escape short windows; windows were sized on the longest call, and a "
                        f"production-sized input (--param) or a call-time budget (--call-budget-ms) checks more")
     if hold.ms is None:
