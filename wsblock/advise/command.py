@@ -224,7 +224,9 @@ def _confirm(s: _Settings, judged: list[ch.Judged]) -> tuple[list[ch.Judged], st
     return [replace(j, keep=keeps[j.strategy]) if j.strategy in keeps else j for j in judged], said
 
 
-def _hours(seconds: float) -> str:
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "any time (no keepalive timeout can fail)"
     return "one hour" if seconds == 3600 else f"{seconds:g} s"
 
 
@@ -303,7 +305,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
         window = tg.stall_window_s(target)
         mode = (f"{window:g} s windows to measure the loop's stall pattern ({tg.STALL_JOBS} jobs per connection); "
                 f"observing a timeout at {s.keepalive} needs about {sized:,.0f} s per cell, so connections kept are "
-                f"predicted from the measured stalls by the boundary model over {_hours(horizon or 0.0)} of "
+                f"predicted from the measured stalls by the boundary model over {_hours(horizon)} of "
                 f"this load")
         definition = {**target.definition, "duration": window}
     concurrency = args.job_connections
@@ -342,7 +344,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
         lines.append(f"connections kept: measured in windows sized to observe a timeout at {s.keepalive}")
     else:
         lines.append(f"connections kept: predicted from the measured stalls by the boundary model, "
-                     f"P(a connection is lost in {_hours(horizon or 0.0)} of this load); a prediction between "
+                     f"P(a connection is lost in {_hours(horizon)} of this load); a prediction between "
                      f"{predict.NEAR[0]:.0%} and {predict.NEAR[1]:.0%} is confirmed by real cells")
         lines.append(confirmed)
     lines.append(f"loop free: no stall over {stall_ms:g} ms in every repeat, loop-lag p99 under {stall_ms:g} ms "
