@@ -99,7 +99,9 @@ def test_the_reach_in_concurrent_calls_follows_n_times_l_against_ping_timeout() 
     assert "N x L = ping_timeout" in text and "still hold up to about 3 calls at once" in text
     free = conc.reach("process", [_record("process")], measured=2, ping_timeout=2.0, stall_ms=50)
     assert free.block_ms is None and free.up_to == 13 and free.lower_bound
-    assert "up to at least 13 calls" in "\n".join(conc.lines(free, 2))
+    said = "\n".join(conc.lines(free, 2, searched="1-2 calls at once, ping_timeout 0.5-2 s"))
+    assert "up to at least 13 calls at once (an estimate for keepalive alone beyond 2, not measured; the boundary " \
+        "was measured at 1-2 calls at once, ping_timeout 0.5-2 s)" in said
     # An inline call blocks the loop for all of its length.
     inline = conc.reach("inline", [_record("inline", job_max=400)], measured=4, ping_timeout=1.0, stall_ms=50)
     assert inline.block_ms == 400 and inline.up_to == 0
@@ -127,6 +129,8 @@ def test_the_checked_range_is_read_from_the_reference_records(tmp_path: Path) ->
     other = predict.checked_range(tmp_path)
     assert other is not None and other.ping_interval == (2, 2) and other.ping_timeout == (3, 3) and other.cells == 1
     assert predict.checked_range(tmp_path / "nothing") is None
+    searches = predict.checked_range(runs=("boundary/*",))
+    assert searches is not None and searches.job_connections == (1, 2) and searches.ping_interval == (1, 1)
 
 
 def test_a_prediction_covers_one_hour_and_says_when_it_is_extrapolated() -> None:

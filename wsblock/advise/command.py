@@ -224,6 +224,18 @@ def _confirm(s: _Settings, judged: list[ch.Judged]) -> tuple[list[ch.Judged], st
     return [replace(j, keep=keeps[j.strategy]) if j.strategy in keeps else j for j in judged], said
 
 
+def _searched() -> str:
+    """Where the reference study's searches measured the boundary: ``1-2 calls at once, ping_timeout 0.5-2 s``."""
+    checked = predict.checked_range(runs=("boundary/*",))
+    if checked is None:
+        return ""
+    lo, hi = checked.job_connections
+    t_lo, t_hi = checked.ping_timeout
+    calls = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    timeouts = f"{t_lo:g}" if t_lo == t_hi else f"{t_lo:g}-{t_hi:g}"
+    return f"{calls} calls at once, ping_timeout {timeouts} s"
+
+
 def _hours(seconds: float | None) -> str:
     if seconds is None:
         return "any time (no keepalive timeout can fail)"
@@ -351,7 +363,8 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
                  f"and p50 under {ch.BUSY_LAG_MS:g} ms (the loop waits for the work rather than running it), "
                  f"each at the upper end of its interval over the repeats; connection intervals are Wilson 95 %")
     lines += [""] + prediction_lines(judged, keepalive=s.keepalive, checked=checked, direct=direct)
-    lines += [""] + recommendation_lines(choice) + conc.lines(reach, concurrency, recommended=choice.strategy is not None) + [""]
+    lines += [""] + recommendation_lines(choice) + conc.lines(reach, concurrency, recommended=choice.strategy is not None,
+                                                            searched=_searched()) + [""]
     lines.append(f"records: {out / 'cells'}")
     lines.append(f"report: {out / 'report' / 'report.md'}")
     printed = "\n".join(lines) + "\n"

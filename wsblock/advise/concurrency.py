@@ -75,7 +75,7 @@ def _calls(n: int) -> str:
     return f"{n} call{'' if n == 1 else 's'}"
 
 
-def lines(r: Reach | None, measured: int, *, recommended: bool = True) -> list[str]:
+def lines(r: Reach | None, measured: int, *, recommended: bool = True, searched: str = "") -> list[str]:
     """The concurrency the recommendation holds for, in words.
 
     Args:
@@ -83,6 +83,8 @@ def lines(r: Reach | None, measured: int, *, recommended: bool = True) -> list[s
             of the closest one when none qualifies; ``None``: nothing to say.
         measured: Calls at once in the cells.
         recommended: Whether ``r`` is the recommendation's.
+        searched: Where the boundary was measured, in words (``2 calls at
+            once, ping_timeout 0.5-2 s``), named beside an estimate.
     """
     none = f"concurrency: no strategy qualifies with {_calls(measured)} at once (--concurrency {measured})"
     if r is None:
@@ -103,8 +105,9 @@ def lines(r: Reach | None, measured: int, *, recommended: bool = True) -> list[s
         tail = (f"by that rule even {_calls(r.measured)} at once are too many ({block}): expect losses over "
                 f"longer runs than the cells'")
     else:
-        tail = (f"{block}, so {subject} would still hold up to {bound}{_calls(r.up_to)} at once (an estimate "
-                f"beyond {r.measured}, not measured)")
+        where = f"; the boundary was measured at {searched}" if searched else ""
+        tail = (f"{block}, so {subject} would still hold up to {bound}{_calls(r.up_to)} at once (an estimate for "
+                f"keepalive alone beyond {r.measured}, not measured{where})")
     return [head, f"  FINDINGS section 8: N calls that each block the loop for L lose connections near N x L = "
                   f"ping_timeout; keep ping_timeout ({r.ping_timeout:g} s) above {MARGIN:g} x N x L: {tail}"]
 

@@ -151,11 +151,12 @@ def _number(text: str | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def checked_range(root: Path | None = None) -> CheckedRange | None:
+def checked_range(root: Path | None = None, runs: Sequence[str] = CHECKED_RUNS) -> CheckedRange | None:
     """Read the settings the model was checked at from the reference runs' ``cells.csv``.
 
     Args:
         root: The reference directory (default :func:`reference_dir`).
+        runs: Glob patterns of the runs under it (default :data:`CHECKED_RUNS`).
 
     Returns:
         The range, or ``None`` when no checked cell could be read (then
@@ -165,7 +166,7 @@ def checked_range(root: Path | None = None) -> CheckedRange | None:
     if root is None:
         return None
     intervals, timeouts, conns = [], [], []
-    for pattern in CHECKED_RUNS:
+    for pattern in runs:
         for path in sorted(glob.glob(str(root / pattern / "cells.csv"))):
             try:
                 with open(path, newline="", encoding="utf-8") as fh:
@@ -185,7 +186,7 @@ def checked_range(root: Path | None = None) -> CheckedRange | None:
         return None
     return CheckedRange((min(intervals), max(intervals)), (min(timeouts), max(timeouts)),
                         (min(conns), max(conns)) if conns else (0, 0), len(intervals),
-                        "results/reference: " + ", ".join(CHECKED_RUNS))
+                        "results/reference: " + ", ".join(runs))
 
 
 def at_settings(record: Mapping[str, Any], *, ping_interval: float, ping_timeout: float,
