@@ -96,7 +96,7 @@ def markdown(advice: Mapping[str, Any]) -> str:
     if summary:
         lines.append("")
     lines.append(f"What `wsblock advise {advice.get('target', '')}` printed (reprinted by "
-                 f"`wsblock advise DIR`; every input and figure in [`{ADVICE_JSON}`]({ADVICE_JSON})):")
+                 f"`wsblock advise DIR`; every input and figure in `{ADVICE_JSON}` of the run directory):")
     lines += ["", "```text", advice.get("printed", "").rstrip("\n"), "```", ""]
     mode = (advice.get("inputs") or {}).get("mode")
     if mode == "stall pattern":
