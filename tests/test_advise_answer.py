@@ -106,6 +106,8 @@ def test_the_reach_in_concurrent_calls_follows_n_times_l_against_ping_timeout() 
     inline = conc.reach("inline", [_record("inline", job_max=400)], measured=4, ping_timeout=1.0, stall_ms=50)
     assert inline.block_ms == 400 and inline.up_to == 0
     assert "even 4 calls at once are too many" in "\n".join(conc.lines(inline, 4))
+    edge = conc.reach("process", [_record("process", stall_ms=164)], measured=2, ping_timeout=1.0, stall_ms=50)
+    assert edge.up_to == 2 and "2 calls at once is the most it would hold by that rule" in conc.lines(edge, 2)[1]
     unbounded = conc.reach("thread", [_record("thread")], measured=1, ping_timeout=None, stall_ms=50)
     assert unbounded.up_to is None and "whatever the concurrency" in conc.lines(unbounded, 1)[0]
     assert conc.lines(None, 3) == ["concurrency: no strategy qualifies with 3 calls at once (--concurrency 3)"]

@@ -104,6 +104,8 @@ def lines(r: Reach | None, measured: int, *, recommended: bool = True, searched:
     if r.up_to < r.measured:
         tail = (f"by that rule even {_calls(r.measured)} at once are too many ({block}): expect losses over "
                 f"longer runs than the cells'")
+    elif r.up_to == r.measured:
+        tail = f"{block}, so {_calls(r.measured)} at once is the most {subject} would hold by that rule"
     else:
         where = f"; the boundary was measured at {searched}" if searched else ""
         tail = (f"{block}, so {subject} would still hold up to {bound}{_calls(r.up_to)} at once (an estimate for "
