@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from wsblock.advise import behaviour, command, predict, saved
@@ -221,3 +222,21 @@ def test_advise_dir_reprints_exactly_what_the_run_printed(tmp_path: Path, capsys
     (tmp_path / saved.ADVICE_JSON).write_text("{")
     assert main(["advise", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: cannot read")
+
+
+def test_a_prediction_near_the_boundary_that_no_window_can_confirm_is_inconclusive(tmp_path: Path) -> None:
+    target = tg.resolve("c_holds_gil", work_ms=200, params=[], ping_interval=20, ping_timeout=20, job_connections=1,
+                        repeats=3)
+    settings = command._Settings(target, tmp_path / "run", 20, 20, True)
+    near = predict.Forecast(0.4, 0.1, 0.8, 3, 3600, True, 140)
+    far = predict.Forecast(0.0, 0.0, 0.0, 3, 3600, True, 140)
+    a = rec.Advice("c_holds_gil", "inline", rec.NO_DATA)
+    judged = [ch.Judged("inline", a, ch.Keep(near.outcome, ch.PREDICTED, None, near)),
+              ch.Judged("process", a, ch.Keep(far.outcome, ch.PREDICTED, None, far))]
+    out, said = command._confirm(settings, judged)
+    assert [j.keep.outcome for j in out] == ["unknown", "kept"]
+    assert "inconclusive: no window the engine allows can observe 3 keepalive cycles" in said
+    assert not (tmp_path / "run").exists()  # nothing ran
+    assert "predicted P(loss) 0.40, inconclusive" in "\n".join(command.table(out, pd.DataFrame({"strategy": []})))
+    unchanged, said = command._confirm(settings, judged[1:])
+    assert unchanged == judged[1:] and said == "no prediction was near the boundary: no confirmation needed"

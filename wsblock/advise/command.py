@@ -128,7 +128,7 @@ def table(judged: list[ch.Judged], cells: pd.DataFrame, records: list[dict[str, 
         a = j.advice
         f = j.keep.forecast
         if j.keep.basis == ch.PREDICTED and f is not None:
-            kept = f"predicted P(loss) {f.p:.2f}"
+            kept = f"predicted P(loss) {f.p:.2f}" + (", inconclusive" if j.keep.outcome == "unknown" else "")
         else:
             kept = _kept(j.keep.connections) + (" (confirmed)" if j.keep.basis == ch.CONFIRMED else "")
         share = a.stalled_share.value if a.stalled_share is not None and a.stalled_share.known else math.nan
