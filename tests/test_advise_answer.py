@@ -118,6 +118,14 @@ def test_the_reach_in_concurrent_calls_follows_n_times_l_against_ping_timeout() 
     assert "process's connections would still hold up to about 3 calls" in closest and "holds for" not in closest
 
 
+def test_the_margin_compares_each_strategy_s_longest_block_with_ping_timeout() -> None:
+    records = [_record("inline", stall_ms=600, job_max=500), _record("thread", stall_ms=300), _record("process")]
+    line = conc.margin_line(records, ["inline", "thread", "process"], ping_timeout=20.0, stall_ms=50)
+    assert line is not None and "longer than ping_timeout (20 s) at once" in line
+    assert "inline 600 ms (3% of it), thread 300 ms (2% of it), process none over 50 ms" in line
+    assert conc.margin_line(records, ["inline"], ping_timeout=None, stall_ms=50) is None
+
+
 # --- predictions: horizon and checked range -------------------------------------------------
 
 def test_the_checked_range_is_read_from_the_reference_records(tmp_path: Path) -> None:

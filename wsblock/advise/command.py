@@ -363,6 +363,8 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
                  f"and p50 under {ch.BUSY_LAG_MS:g} ms (the loop waits for the work rather than running it), "
                  f"each at the upper end of its interval over the repeats; connection intervals are Wilson 95 %")
     lines += [""] + prediction_lines(judged, keepalive=s.keepalive, checked=checked, direct=direct)
+    margin = conc.margin_line(records, target.strategies, ping_timeout=s.timeout, stall_ms=stall_ms)
+    lines += [margin] if margin else []
     lines += [""] + recommendation_lines(choice) + conc.lines(reach, concurrency, recommended=choice.strategy is not None,
                                                             searched=_searched()) + [""]
     lines.append(f"records: {out / 'cells'}")

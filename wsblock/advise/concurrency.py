@@ -114,4 +114,23 @@ def lines(r: Reach | None, measured: int, *, recommended: bool = True, searched:
                   f"ping_timeout; keep ping_timeout ({r.ping_timeout:g} s) above {MARGIN:g} x N x L: {tail}"]
 
 
-__all__ = ["MARGIN", "Reach", "lines", "longest_block_ms", "reach"]
+def margin_line(records: Sequence[Mapping[str, Any]], strategies: Sequence[str], *, ping_timeout: float | None,
+                stall_ms: float) -> str | None:
+    """How far each strategy's longest loop block is from ``ping_timeout``, in one line (``None`` without a timeout).
+
+    A connection can be lost only when the loop is blocked for longer than
+    ``ping_timeout`` at once (``docs/boundary-model.md``); at long timeouts
+    this says how much longer a production call could be.
+    """
+    if ping_timeout is None:
+        return None
+    parts = []
+    for strategy in strategies:
+        block = longest_block_ms(records, strategy)
+        parts.append(f"{strategy} {block:,.0f} ms ({block / (ping_timeout * 1000.0):.0%} of it)" if block is not None
+                     else f"{strategy} none over {stall_ms:g} ms")
+    return (f"margin: a connection can be lost only when the loop is blocked for longer than ping_timeout "
+            f"({ping_timeout:g} s) at once; the longest block measured: {', '.join(parts)}")
+
+
+__all__ = ["MARGIN", "Reach", "lines", "longest_block_ms", "margin_line", "reach"]
