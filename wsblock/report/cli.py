@@ -163,6 +163,7 @@ def add_parsers(subparsers: Any) -> None:
                     "tell, slow loop or safe, each with its counts, intervals, repeats and cell); a directory "
                     "written by advise reprints what that run printed (from its advice.json).", 79),
         epilog="examples:\n  wsblock advise c_holds_gil\n  wsblock advise mymod:work --param rows=10000\n"
+               "  wsblock advise mymod:work --ping-interval 1 --ping-timeout 1 --concurrency 4\n"
                "  wsblock advise results/runs/quick", formatter_class=argparse.RawDescriptionHelpFormatter)
     advise.add_argument("dir", metavar="TARGET",
                         help="a workload or package.module:function, or a run directory")
@@ -175,7 +176,8 @@ def add_parsers(subparsers: Any) -> None:
                         help=f"job length of a built-in or calibrated workload (default {tg.DEFAULT_WORK_MS:g}; "
                              f"ignored for a function without a units parameter, which runs once per job)")
     advise.add_argument("--param", type=_workload_param, action="append", default=[], metavar="KEY=VALUE",
-                        help="workload parameter, or keyword argument of the function (repeatable)")
+                        help="workload parameter, or keyword argument of the function: give it a "
+                             "production-sized input (repeatable)")
     advise.add_argument("--concurrency", "--job-connections", dest="job_connections", type=int, metavar="N",
                         help=f"calls your server runs at once; sets the job connections, one call in flight each "
                              f"(default {tg.DEFAULT_JOB_CONNECTIONS}: one call at a time)")
