@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -167,6 +168,14 @@ def test_a_prediction_covers_one_hour_and_says_when_it_is_extrapolated() -> None
     text = "\n".join(command.prediction_lines(judged, keepalive="k", checked=checked, direct=True))
     assert "inside the checked range" in text and "these settings are inside it" in text
     assert "unknown" in "\n".join(command.prediction_lines(judged, keepalive="k", checked=None, direct=True))
+    # Measured kept in short windows, predicted lost within the hour: the output says so; not when both agree.
+    risky = predict.Forecast(0.3, 0.1, 0.6, 3, 3600, False, 120)
+    kept = [ch.Judged("thread", rec.Advice("w", "thread", rec.SAFE), ch.Keep("kept", ch.MEASURED, None, risky))]
+    said = "\n".join(command.prediction_lines(kept, keepalive="k", checked=checked, direct=True))
+    assert "note: thread kept every connection in its windows, but the model predicts P(loss in one hour) 0.30" in said
+    calm = [ch.Judged("thread", rec.Advice("w", "thread", rec.SAFE), ch.Keep("kept", ch.MEASURED, None,
+                                                                                 replace(risky, p=0.01)))]
+    assert "note:" not in "\n".join(command.prediction_lines(calm, keepalive="k", checked=checked, direct=True))
 
 
 def test_a_longer_horizon_is_compounded_towards_loss() -> None:

@@ -258,6 +258,14 @@ def prediction_lines(judged: list[ch.Judged], *, keepalive: str, checked: predic
     for name, f in finite:
         where = "extrapolated (outside the checked range)" if f.extrapolated else "inside the checked range"
         out.append(f"  {name.ljust(width)}  {f.p:.2f} [{f.low:.2f}, {f.high:.2f}]  {where}")
+    if direct:
+        # Windows of a few keepalive cycles can keep every connection of a
+        # load that would lose some within the hour: say so where it shows.
+        for j in judged:
+            f = j.keep.forecast
+            if j.keep.outcome == "kept" and f is not None and math.isfinite(f.horizon_s) and f.p >= predict.NEAR[0]:
+                out.append(f"note: {j.strategy} kept every connection in its windows, but the model predicts "
+                           f"P(loss in {_hours(f.horizon_s)}) {f.p:.2f}: over longer runs expect losses")
     out.append(f"horizon: {horizon:,.0f} s ({_hours(horizon)})"
                + (f"; the model walks {finite[0][1].segment_s:g} s ping by ping and compounds the rest as "
                   f"independent stretches (this errs towards loss)" if math.isfinite(finite[0][1].segment_s)
