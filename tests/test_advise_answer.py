@@ -194,7 +194,9 @@ def test_confirmation_cells_observe_as_many_cycles_as_kept_needs_or_none() -> No
     assert tg.CONFIRM_CYCLES == 3
     short = tg.confirm_definition(target(1), ["inline"])
     assert short is not None and short["min_cycles"] == 3
-    assert tg.confirm_definition(target(20), ["inline"]) is None  # 3 cycles of 40 s exceed the longest window
+    default = tg.confirm_definition(target(20), ["inline"])  # 3 cycles of 40 s fit the default maximum window
+    assert default is not None and default["min_cycles"] == 3
+    assert tg.confirm_definition(target(100), ["inline"]) is None  # 3 cycles of 200 s do not
 
 
 # --- the answer kept -------------------------------------------------------------------------
@@ -242,9 +244,10 @@ def test_advise_dir_reprints_exactly_what_the_run_printed(tmp_path: Path, capsys
 
 
 def test_a_prediction_near_the_boundary_that_no_window_can_confirm_is_inconclusive(tmp_path: Path) -> None:
-    target = tg.resolve("c_holds_gil", work_ms=200, params=[], ping_interval=20, ping_timeout=20, job_connections=1,
-                        repeats=3)
-    settings = command._Settings(target, tmp_path / "run", 20, 20, True)
+    # Three cycles of 200 s do not fit in the longest window the engine sizes by default.
+    target = tg.resolve("c_holds_gil", work_ms=200, params=[], ping_interval=100, ping_timeout=100,
+                        job_connections=1, repeats=3)
+    settings = command._Settings(target, tmp_path / "run", 100, 100, True)
     near = predict.Forecast(0.4, 0.1, 0.8, 3, 3600, True, 140)
     far = predict.Forecast(0.0, 0.0, 0.0, 3, 3600, True, 140)
     a = rec.Advice("c_holds_gil", "inline", rec.NO_DATA)

@@ -223,7 +223,8 @@ def sized_window_s(target: Target) -> tuple[float, bool]:
     Returns:
         ``(seconds, observable)``: the engine's sized window of the slowest
         strategy, and whether every window covers the keepalive cycles a
-        verdict needs (windows are capped at :data:`wsblock.engine.sizing.MAX_WINDOW_S`).
+        verdict needs (windows are capped at the cells' ``max_window``, by default
+        :data:`wsblock.engine.sizing.MAX_WINDOW_S`).
     """
     plans = [_plan(c, target.job_ms) for c in _distinct(matrix_spec.expand(target.definition, source="advise"))]
     return max(p.needed_s for p in plans), all(p.keepalive_observable for p in plans)
