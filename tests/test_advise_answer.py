@@ -178,6 +178,25 @@ def test_a_prediction_covers_one_hour_and_says_when_it_is_extrapolated() -> None
     assert "note:" not in "\n".join(command.prediction_lines(calm, keepalive="k", checked=checked, direct=True))
 
 
+def test_the_model_s_out_of_sample_score_is_stated_or_said_to_be_missing(tmp_path: Path) -> None:
+    scored = predict.skill()
+    assert [k.scope for k in scored] == ["every repeat", "near the boundary"]
+    assert all(k.repeats > 0 and k.groups >= 2 and 0 <= k.model_brier <= 1 for k in scored)
+    assert predict.skill(tmp_path / "nothing") == ()
+    f = predict.Forecast(0.0, 0.0, 0.0, 3, 3600, False, 120)
+    judged = [ch.Judged("process", rec.Advice("w", "process", rec.NO_DATA), ch.Keep("kept", ch.PREDICTED, None, f))]
+    beats = predict.Skill("every repeat", True, 0.099, "stall threshold, fitted", 0.124, 435, 13)
+    loses = predict.Skill("near the boundary", False, 0.246, "base rate", 0.275, 78, 13)
+    text = "\n".join(command.prediction_lines(judged, keepalive="k", checked=None, direct=False,
+                                              skill=(beats, loses)))
+    assert ("out of sample (leaving each of 13 reference runs out in turn): every repeat (435 repeats): Brier 0.099 "
+            "against 0.124 for the best baseline (stall threshold, fitted); it beats every simple rule") in text
+    assert "near the boundary (78 repeats): Brier 0.246 against 0.275 for the best baseline (base rate); it does " \
+           "not beat" in text
+    bare = "\n".join(command.prediction_lines(judged, keepalive="k", checked=None, direct=False))
+    assert "out of sample: not scored" in bare
+
+
 def test_a_longer_horizon_is_compounded_towards_loss() -> None:
     assert predict.compound(0.0, 120, 3600) == 0.0 and predict.compound(1.0, 120, 3600) == 1.0
     assert predict.compound(0.1, 120, 3600) > 0.95  # 5 % per stretch is most connections in an hour

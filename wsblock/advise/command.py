@@ -243,7 +243,7 @@ def _hours(seconds: float | None) -> str:
 
 
 def prediction_lines(judged: list[ch.Judged], *, keepalive: str, checked: predict.CheckedRange | None,
-                     direct: bool) -> list[str]:
+                     direct: bool, skill: tuple[predict.Skill, ...] = ()) -> list[str]:
     """The boundary model's predictions over the horizon, each labelled inside or outside its checked range."""
     forecasts = [(j.strategy, j.keep.forecast) for j in judged if j.keep.forecast is not None]
     finite = [(n, f) for n, f in forecasts if math.isfinite(f.horizon_s)]
@@ -278,6 +278,12 @@ def prediction_lines(judged: list[ch.Judged], *, keepalive: str, checked: predic
         out.append(f"checked range: the model was checked against measured cells at {checked.text()}; "
                    + ("these settings are inside it" if inside else
                       "these settings are outside it, so its predictions are extrapolated"))
+    if skill:
+        groups = skill[0].groups
+        out.append(f"out of sample (leaving each of {groups} reference runs out in turn): "
+                   + "; ".join(k.text() for k in skill))
+    else:
+        out.append("out of sample: not scored (the reference records could not be scored)")
     return out
 
 
@@ -370,7 +376,9 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     lines.append(f"loop free: no stall over {stall_ms:g} ms in every repeat, loop-lag p99 under {stall_ms:g} ms "
                  f"and p50 under {ch.BUSY_LAG_MS:g} ms (the loop waits for the work rather than running it), "
                  f"each at the upper end of its interval over the repeats; connection intervals are Wilson 95 %")
-    lines += [""] + prediction_lines(judged, keepalive=s.keepalive, checked=checked, direct=direct)
+    skill = predict.skill() if any(j.keep.forecast is not None and math.isfinite(j.keep.forecast.horizon_s)
+                                   for j in judged) else ()
+    lines += [""] + prediction_lines(judged, keepalive=s.keepalive, checked=checked, direct=direct, skill=skill)
     margin = conc.margin_line(records, target.strategies, ping_timeout=s.timeout, stall_ms=stall_ms)
     lines += [margin] if margin else []
     lines += [""] + recommendation_lines(choice) + conc.lines(reach, concurrency, recommended=choice.strategy is not None,
@@ -382,7 +390,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     saved.write(out, _advice_record(
         s, args, target, direct=direct, stall_ms=stall_ms, checked=checked, judged=judged, choice=choice,
         calls=calls, measured_calls=measured_calls, timed=timed, hold=hold, reach=reach, budget=budget,
-        printed=printed))
+        skill=skill, printed=printed))
     build_report(out, out / "report")
     print(printed, end="")
     _say(f"took {time.monotonic() - started:,.0f} s; advice kept in {out / saved.ADVICE_JSON}")
@@ -405,7 +413,7 @@ def _advice_record(s: _Settings, args: argparse.Namespace, target: tg.Target, *,
                    checked: predict.CheckedRange | None, judged: list[ch.Judged], choice: ch.Choice,
                    calls: behaviour.CallTimes | None, measured_calls: behaviour.CallTimes | None,
                    timed: list[float], hold: behaviour.GilHold, reach: conc.Reach | None, budget: float | None,
-                   printed: str) -> dict[str, Any]:
+                   skill: tuple[predict.Skill, ...], printed: str) -> dict[str, Any]:
     """Everything ``advice.json`` keeps: the rule, its thresholds, the inputs, the evidence, the answer."""
     from wsblock.engine.config import CellConfig
 
@@ -432,6 +440,7 @@ def _advice_record(s: _Settings, args: argparse.Namespace, target: tg.Target, *,
                      "uneven": None if calls is None else calls.uneven, "gil_hold": hold},
         "strategies": [{"strategy": j.strategy, "judged": j, **saved.properties(j, judged_props)} for j in judged],
         "predictions": {"horizon_s": predict.horizon_s(s.interval, s.timeout), "checked_range": checked,
+                        "out_of_sample": skill,
                         "by_strategy": {j.strategy: j.keep.forecast for j in judged}},
         "concurrency": {"measured": args.job_connections, "reach": reach,
                         "reach_of": "recommendation" if choice.strategy else "closest"},

@@ -143,6 +143,67 @@ def reference_dir() -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class Skill:
+    """The model against simple rules, out of sample, on the reference records.
+
+    Attributes:
+        scope: ``every repeat`` or ``near the boundary`` (the band where the
+            longest stall lies between ``ping_timeout`` and the cycle).
+        beats: Whether the model beats every baseline on both scores.
+        model_brier: The model's Brier score.
+        best: The baseline with the lowest Brier score.
+        best_brier: Its Brier score.
+        repeats: Repeats scored.
+        groups: Run or search directories held out in turn.
+    """
+
+    scope: str
+    beats: bool
+    model_brier: float
+    best: str
+    best_brier: float
+    repeats: int
+    groups: int
+
+    def text(self) -> str:
+        """One clause: the scores and whether the model beats every baseline."""
+        verdict = ("it beats every simple rule and the base rate on both Brier score and log loss" if self.beats
+                   else "it does not beat every simple rule and the base rate on both scores")
+        return (f"{self.scope} ({self.repeats} repeats): Brier {self.model_brier:.3f} against "
+                f"{self.best_brier:.3f} for the best baseline ({self.best}); {verdict}")
+
+
+def skill(root: Path | None = None, *, phases: int = 100) -> tuple[Skill, ...]:
+    """Score the model out of sample on the reference records (:mod:`wsblock.analysis.boundary_score`).
+
+    Returns:
+        Over every repeat and near the boundary; empty when the records or
+        the scoring are not available (then nothing is claimed).
+    """
+    try:
+        from wsblock.analysis import boundary_score as bs
+    except ImportError:
+        return ()
+    root = root if root is not None else reference_dir()
+    if root is None:
+        return ()
+    try:
+        trials = bs.trials_from([root], phases=phases)
+        out = []
+        for scope, band in (("every repeat", False), ("near the boundary", True)):
+            result = bs.score(trials, band_only=band)
+            if not result.repeats:
+                continue
+            model = result.row(bs.MODEL)
+            best = min((r for r in result.rows if r.name != bs.MODEL), key=lambda r: r.brier)
+            out.append(Skill(scope, result.model_beats_baselines, model.brier, best.name, best.brier,
+                             result.repeats, len(result.groups)))
+        return tuple(out)
+    except (ValueError, OSError, KeyError, StopIteration, AttributeError):
+        return ()
+
+
 def _number(text: str | None) -> float | None:
     try:
         value = float(text) if text not in (None, "", "none", "None") else None
@@ -246,5 +307,5 @@ def forecast(records: Sequence[Mapping[str, Any]], *, ping_interval: float | Non
                     segment if segment < horizon else math.inf)
 
 
-__all__ = ["CHECKED_RUNS", "CheckedRange", "Forecast", "HORIZON_S", "NEAR", "PHASES", "SEGMENT_S",
+__all__ = ["CHECKED_RUNS", "CheckedRange", "Skill", "skill", "Forecast", "HORIZON_S", "NEAR", "PHASES", "SEGMENT_S",
            "at_settings", "checked_range", "compound", "forecast", "horizon_s", "reference_dir", "segment_s"]
