@@ -49,9 +49,16 @@ def test_call_times_warn_when_the_longest_call_is_over_three_times_the_median() 
     assert "warning" not in "\n".join(behaviour.lines(even, behaviour.GilHold(None, 0, 50.0), ping_timeout=1.0,
                                                       budget_ms=None, params=[]))
     # A job in the cells far longer than every timed call counts too.
+    jobs = behaviour.CallTimes("200 jobs measured in the inline cells", 200, 100.0, None, 400.0, timed=False)
     late = "\n".join(behaviour.lines(even, behaviour.GilHold(None, 0, 50.0), ping_timeout=1.0, budget_ms=None,
-                                     params=[], measured_max_ms=400))
+                                     params=[], other=jobs))
     assert "the cells measured a longer job: 400 ms" in late and "warning: the longest call is 3.9 x" in late
+    # Fewer timed calls than CALLS: the jobs are shown, and a longer timed call still counts.
+    slow = behaviour.from_calls([5000.0, 5200.0, 16000.0])
+    shown = "\n".join(behaviour.lines(jobs, behaviour.GilHold(None, 0, 50.0), ping_timeout=1.0, budget_ms=None,
+                                      params=[], other=slow))
+    assert shown.startswith("one call takes p50 100 ms, max 400 ms (200 jobs measured in the inline cells)")
+    assert "a call timed before the cells ran took longer: 16,000 ms" in shown
 
 
 def test_the_gil_hold_is_the_longest_stall_of_the_thread_cells_in_plain_words() -> None:

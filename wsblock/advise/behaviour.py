@@ -40,6 +40,7 @@ class CallTimes:
         p50: Median call.
         p95: 95th percentile (``None`` when the source does not keep it).
         max: Longest call.
+        timed: Timed in this process before the cells ran (else: jobs the cells measured).
     """
 
     source: str
@@ -47,6 +48,7 @@ class CallTimes:
     p50: float
     p95: float | None
     max: float
+    timed: bool = True
 
     @property
     def spread(self) -> float:
@@ -130,7 +132,7 @@ def from_records(records: Sequence[Mapping[str, Any]]) -> CallTimes | None:
         return None
     which = "the inline cells" if inline else "the cells of every strategy"
     return CallTimes(f"{jobs} jobs measured in {which}", jobs, percentile(medians, 0.5), None,
-                     max(longest))
+                     max(longest), timed=False)
 
 
 def gil_hold(records: Sequence[Mapping[str, Any]], stall_ms: float) -> GilHold:
@@ -145,13 +147,22 @@ def _ms(value: float) -> str:
 
 
 def lines(calls: CallTimes | None, hold: GilHold, *, ping_timeout: float | None, budget_ms: float | None,
-          params: Sequence[tuple[str, Any]], measured_max_ms: float | None = None,
+          params: Sequence[tuple[str, Any]], other: CallTimes | None = None,
           releases_gil: bool = False) -> list[str]:
     """The function's behaviour in plain words, printed before the verdict table.
 
-    ``releases_gil``: the workload says it releases the GIL, so a stall
-    beside its thread cells is not read as a GIL hold.
+    Args:
+        calls: The call times shown.
+        hold: The GIL hold from the thread cells.
+        ping_timeout: The user's ``ping_timeout``.
+        budget_ms: The user's call-time budget.
+        params: The function's arguments as given.
+        other: Call times from the other source (jobs in the cells, or calls
+            timed before them): a longer call there is shown and counts.
+        releases_gil: The workload says it releases the GIL, so a stall
+            beside its thread cells is not read as a GIL hold.
     """
+    measured_max_ms = other.max if other is not None else None
     out = []
     if calls is None:
         out.append("call time: no call was timed")
@@ -159,8 +170,9 @@ def lines(calls: CallTimes | None, hold: GilHold, *, ping_timeout: float | None,
         p95 = "" if calls.p95 is None else f", p95 {_ms(calls.p95)} ms"
         out.append(f"one call takes p50 {_ms(calls.p50)} ms{p95}, max {_ms(calls.max)} ms ({calls.source})")
         longest_seen = calls.max
-        if measured_max_ms is not None and measured_max_ms > calls.max:
-            out.append(f"  the cells measured a longer job: {_ms(measured_max_ms)} ms")
+        if other is not None and measured_max_ms is not None and measured_max_ms > calls.max:
+            out.append(f"  the cells measured a longer job: {_ms(measured_max_ms)} ms" if other.timed is False
+                       else f"  a call timed before the cells ran took longer: {_ms(measured_max_ms)} ms")
             longest_seen = measured_max_ms
         spread = longest_seen / calls.p50 if calls.p50 > 0 else math.nan
         if math.isfinite(spread) and spread > SPREAD:

@@ -347,7 +347,9 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     judged, confirmed = (judged, "") if direct else _confirm(s, judged)
     choice = ch.choose(judged)
     measured_calls = behaviour.from_records(records)
-    calls = before or measured_calls
+    # At least CALLS timed calls, else every job the cells measured (the other source's longest still shows).
+    calls = before if before is not None and before.n >= behaviour.CALLS else (measured_calls or before)
+    other = measured_calls if calls is before else before
     hold = behaviour.gil_hold(records, stall_ms)
     reached = choice.strategy or choice.closest
     reach = (None if reached is None else
@@ -355,8 +357,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
 
     lines = [f"advise {target.name}: {load}, {s.keepalive}, {_plural(args.repeats, 'repeat')} per strategy", ""]
     lines += behaviour.lines(calls, hold, ping_timeout=s.timeout, budget_ms=budget, params=args.param,
-                             measured_max_ms=None if measured_calls is None or calls is measured_calls
-                             else measured_calls.max,
+                             other=other,
                              releases_gil=target.workload.gil.startswith("released"))
     lines.append("")
     lines += table(judged, cells, records)
