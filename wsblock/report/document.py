@@ -331,6 +331,16 @@ def _load(df: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+def _advice(root: Path) -> list[str]:
+    """The run's recommendation (``advice.md``, written by ``wsblock advise``), to open the report with."""
+    from wsblock.advise.saved import ADVICE_MD
+
+    path = root / ADVICE_MD
+    if not path.is_file():
+        return []
+    return path.read_text(encoding="utf-8").rstrip("\n").splitlines() + [""]
+
+
 def read_run(run_dir: str | Path) -> tuple[tidy.Loaded, list[str]]:
     """Load a run directory for reporting.
 
@@ -398,6 +408,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     }
     manifest = loaded.manifest or {}
     text = [f"# wsblock report: {root.resolve().name}", ""]
+    text += _advice(root)
     text += verdict.section(cells)
     text += ["## Run", ""]
     text.append(
