@@ -19,12 +19,9 @@ from wsblock.errors import UsageError
 
 
 def _existing_dir(text: str) -> Path:
-    path = Path(text)
-    if not path.exists():
-        raise UsageError(f"no such directory: {text}")
-    if not path.is_dir():
-        raise UsageError(f"not a directory: {text}")
-    return path
+    from wsblock import inputs
+
+    return inputs.check_in_dir(text)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -50,10 +50,11 @@ def _sides(df: pd.DataFrame) -> dict[str, comparison.Side]:
 
 def _header(name: str, directory: Path, loaded: tidy.Loaded, warnings: list[str]) -> str:
     records = [r for _, r in loaded.records]
-    line = f"- **{name}** = `{directory.resolve().name}`: {environment.one_line(loaded.manifest, records)}"
+    line = (f"- **{name}** = {md.code(directory.resolve().name)}: "
+            f"{md.escape(environment.one_line(loaded.manifest, records))}")
     command = (loaded.manifest or {}).get("command")
     if command:
-        line += f"; command `{command}`"
+        line += f"; command {md.code(command)}"
     if warnings:
         line += f"; {len(warnings)} unreadable file(s) left out: " + ", ".join(
             w.split(":", 1)[0] for w in warnings)

@@ -40,7 +40,7 @@ WIDTH = 100
 
 
 def _code(text: str, markdown: bool) -> str:
-    return f"`{text}`" if markdown else text
+    return md.code(text) if markdown else text
 
 
 def _proportion(p: Proportion | None) -> str:

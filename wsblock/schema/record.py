@@ -29,6 +29,7 @@ record without it ran at that default: reading fills it in
 from __future__ import annotations
 
 import copy
+import typing
 from typing import Any, Callable, Mapping
 
 SCHEMA_VERSION = 3
@@ -153,7 +154,12 @@ def upgrade(record: Any) -> dict[str, Any]:
         return record
     out = copy.deepcopy(record)
     while version != SCHEMA_VERSION:
-        UPGRADES[version](out)
+        try:
+            UPGRADES[version](out)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            # A value of the wrong type in an older record: damaged, not a crash.
+            raise ValueError(f"cannot bring a version {version} record up to date: "
+                             f"{type(exc).__name__}: {exc}") from None
         version += 1
         out["schema_version"] = version
     params = out.get("params")
@@ -198,6 +204,101 @@ def validate(record: Any) -> None:
         for key in keys:
             if key not in container:
                 raise ValueError(f"missing key {section + '.' if section else ''}{key}")
+    check_types(current)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers_in(section: Any, where: str) -> None:
+    # A table of counts (``disconnects.by_code``): every value a number.
+    if section is None:
+        return
+    if not isinstance(section, Mapping):
+        raise ValueError(f"{where}: {section!r} is not a table")
+    for key, value in section.items():
+        if value is not None and not _number(value):
+            raise ValueError(f"{where}.{key}: {value!r} is not a number")
+
+
+def check_types(record: Mapping[str, Any]) -> None:
+    """Check that every value tools read has the type the schema gives it.
+
+    A number that is text (``"disconnects": {"total": "abc"}``) would be
+    read as "nothing measured" and pass for a measurement; a record like
+    that is refused whole.
+
+    Args:
+        record: A record in the current layout.
+
+    Raises:
+        ValueError: Naming the first value of the wrong type.
+    """
+    from wsblock.schema import axes, metrics
+
+    status = record.get("status", "ok")
+    if not isinstance(status, str):
+        raise ValueError(f"status: {status!r} is not a text")
+    params = record.get("params")
+    if isinstance(params, Mapping):
+        for axis in axes.AXES:
+            if axis.name not in params:
+                continue
+            value = params[axis.name]
+            kinds = typing.get_args(axis.kind) or (axis.kind,)
+            fits = any(value is None if k is type(None) else _number(value) if k in (int, float)
+                       else isinstance(value, k) for k in kinds)
+            if not fits and not (isinstance(value, str) and axis.none_text is not None
+                                 and value.lower() in ("none", axis.none_text)):
+                raise ValueError(f"params.{axis.name}: {value!r} is not {axis.metavar or axis.kind}")
+        workload_params = params.get("workload_params")
+        if workload_params is not None and not isinstance(workload_params, Mapping):
+            raise ValueError(f"params.workload_params: {workload_params!r} is not a table")
+    tag = record.get("matrix")
+    if tag is not None:
+        if not isinstance(tag, Mapping):
+            raise ValueError(f"matrix: {tag!r} is not a table")
+        if tag.get("cell_id") is not None and not isinstance(tag["cell_id"], str):
+            raise ValueError(f"matrix.cell_id: {tag['cell_id']!r} is not a text")
+        repeat = tag.get("repeat", 0)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
+            raise ValueError(f"matrix.repeat: {repeat!r} is not a whole number from 0")
+    if record.get("meta") is not None and not isinstance(record["meta"], Mapping):
+        raise ValueError(f"meta: {record['meta']!r} is not a table")
+    if status == "failed":
+        if not isinstance(record.get("error"), str):
+            raise ValueError(f"error: {record.get('error')!r} is not a text")
+        return
+    for metric in metrics.METRICS:
+        node: Any = record
+        for depth, key in enumerate(metric.path):
+            if node is None:
+                break
+            if not isinstance(node, Mapping):
+                raise ValueError(f"{'.'.join(metric.path[:depth])}: {node!r} is not a table")
+            if key not in node:
+                node = None
+                break
+            node = node[key]
+        if node is not None and not _number(node):
+            raise ValueError(f"{'.'.join(metric.path)}: {node!r} is not a number")
+    disconnects = record.get("disconnects")
+    if isinstance(disconnects, Mapping):
+        _numbers_in(disconnects.get("by_code"), "disconnects.by_code")
+        _numbers_in(disconnects.get("by_initiator"), "disconnects.by_initiator")
+    for label in metrics.LABELS:
+        value = get_path(record, *label.path)
+        if value is None:
+            continue
+        if label.column == "warnings":
+            if not isinstance(value, list) or not all(isinstance(w, Mapping) for w in value):
+                raise ValueError(f"warnings: {value!r} is not a list of warnings")
+        elif label.column.endswith(("_bound", "_primary")):
+            if not isinstance(value, bool):
+                raise ValueError(f"{'.'.join(label.path)}: {value!r} is not true or false")
+        elif not isinstance(value, str):
+            raise ValueError(f"{'.'.join(label.path)}: {value!r} is not a text")
 
 
 def load(record: Any) -> dict[str, Any]:
