@@ -198,13 +198,22 @@ def cmd_boundary(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} exists and is not a directory")
     paths.clean_stale()
     command = "wsblock " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    result = runmod.run_search(templates, out, budget=args.budget, command=command, low_ms=low, high_ms=high,
-                               max_repeats=args.max_repeats, quiet=args.quiet)
-    fig_boundary.boundary_figure(result["estimates"], out)
-    from wsblock.analysis import tidy
+    from datetime import datetime, timezone
 
-    if any(out.joinpath("cells").glob("*.json")):
-        tidy.write_csv(out)  # the same tidy table as a matrix's, for the report and notebooks
+    from wsblock.analysis import tidy
+    from wsblock.schema import rundir
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        # One writer per run directory, as for a matrix.
+        with rundir.lock(out, command=command, started_utc=datetime.now(timezone.utc).isoformat(timespec="seconds")):
+            result = runmod.run_search(templates, out, budget=args.budget, command=command, low_ms=low,
+                                       high_ms=high, max_repeats=args.max_repeats, quiet=args.quiet)
+            fig_boundary.boundary_figure(result["estimates"], out)
+            if any(out.joinpath("cells").glob("*.json")):
+                tidy.write_csv(out)  # the same tidy table as a matrix's, for the report and notebooks
+    except rundir.Busy as exc:
+        raise UsageError(f"{exc}; wait for it to end or choose another --out") from None
     if args.json:
         import json
 

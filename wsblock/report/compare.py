@@ -65,7 +65,7 @@ def _cells_only(rows: list[dict[str, Any]]) -> str:
     table_rows = []
     for row in rows:
         ok = row["status"] == "ok"
-        table_rows.append([describe_cell(row), "ok" if ok else "failed",
+        table_rows.append([md.escape(describe_cell(row)), "ok" if ok else "failed",
                            *(md.for_metric(m)(row[m.column] if ok else None) for m in METRICS)])
     return md.table(["cell", "status", *(m.short for m in METRICS)], table_rows,
                     align="ll" + "r" * len(METRICS))
@@ -157,7 +157,7 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
     marks: dict[str, int] = {}
     words = {v: 0 for v in iv.VERDICTS}
     for key in m.matched:
-        label = describe_cell(m.cells[0][key])
+        label = md.escape(describe_cell(m.cells[0][key]))
         for metric, verdict in zip(METRICS, m.verdicts(key)):
             if verdict.mark:
                 marks[verdict.mark] = marks.get(verdict.mark, 0) + 1

@@ -88,11 +88,11 @@ def table(result: rec.Recommendation) -> str:
     rows = []
     for a in result.advice:
         if a.verdict == rec.NO_DATA:
-            rows.append([a.workload, a.strategy, a.verdict, "–", f"{len(a.failed)} failed", "–", "–", "–", "0",
+            rows.append([md.escape(a.workload), md.escape(a.strategy), a.verdict, "–", f"{len(a.failed)} failed", "–", "–", "–", "0",
                          "no measured repeat"])
             continue
         lag = _quantity(a.lag_p99) if a.lag_p99 is not None and a.lag_p99.known else "withheld"
-        rows.append([a.workload, a.strategy, f"**{a.verdict}**", _proportion(a.connections), _cells(a), _stall(a),
+        rows.append([md.escape(a.workload), md.escape(a.strategy), f"**{a.verdict}**", _proportion(a.connections), _cells(a), _stall(a),
                      lag, _quantity(a.jobs_per_s, md.number), _repeats(a), "; ".join(a.weak) or "–"])
     return md.table(header, rows, align="lllllrrrrl")
 
