@@ -122,7 +122,8 @@ def test_the_manifest_lists_every_planned_cell_and_a_foreign_record_is_left_out(
     assert code == 0, err
     assert f"warning: left out cells/{foreign.name}: foreign record" in err
     code, text, err = run(capsys, "compare", str(out), str(out))
-    assert code == 0 and "2 unreadable file(s) left out" in text, err
+    assert code == 0 and "2 file(s) left out (unreadable, or not of this run)" in text, err
+    assert f"warning: left out cells/{foreign.name}: foreign record" in err
     code, text, err = run(capsys, "findings", "query", str(out), "jobs_per_s", "agg=n")
     assert code == 0 and text.startswith("3<!--"), (text, err)
     assert foreign.name in err and "warning: left out" in err
@@ -527,3 +528,34 @@ def test_git_is_asked_without_optional_locks(tmp_path, monkeypatch) -> None:
     calls = log.read_text().splitlines()
     assert len(calls) == 2 and all(c.startswith("0 --no-optional-locks ") for c in calls), calls
     assert any(" status " in c for c in calls)
+
+
+def test_markdown_escaping_makes_foreign_text_inert_and_leaves_names_alone() -> None:
+    from markdown_it import MarkdownIt
+
+    from wsblock.report import markdown as md
+
+    parser = MarkdownIt("commonmark").enable("table")
+    for text in ("[a](https://example.invalid)", "![p](q.png)", "<b>x</b>", "*x* _y_", "`a` ``b``", "a | b",
+                 "\\[a](b)", "# title", "&amp;"):
+        html = parser.render(f"- {md.escape(text)}\n")
+        assert "<a " not in html and "<img" not in html and "<em>" not in html and "<code>" not in html, text
+        assert html.count("<li>") == 1
+        code = parser.render(f"- {md.code(text)}\n")
+        assert code.count("<code>") == 1 and "<a " not in code and "<img" not in code, text
+    assert md.escape("pure_python 3.0 ms, thread (c_holds_gil)") == "pure_python 3.0 ms, thread (c_holds_gil)"
+    assert md.code("pure_python") == "`pure_python`"
+    table = md.table(["a", "b"], [[md.escape("x|y"), md.code("p|q")]])
+    assert parser.render(table).count("<td") == 2
+
+
+def test_the_lock_is_free_once_its_holder_is_gone(tmp_path) -> None:
+    assert rundir.holder(tmp_path) is None
+    with rundir.lock(tmp_path, command="wsblock matrix --profile smoke", started_utc="t0"):
+        assert f"pid {os.getpid()}" in (rundir.holder(tmp_path) or "")
+        with pytest.raises(rundir.Busy, match="--profile smoke"):
+            with rundir.lock(tmp_path, command="second", started_utc="t1"):
+                pass
+    assert rundir.holder(tmp_path) is None  # the file stays; the lock does not
+    with rundir.lock(tmp_path, command="second", started_utc="t1"):
+        pass

@@ -349,7 +349,7 @@ PATH_ARGUMENTS: dict[str, dict[str, str]] = {
     "compare": {"dir_a": "in_dir", "dir_b": "in_dir", "out": "out_file"},
     "findings": {"document": "document"},
     "selftest": {"out": "out_file"},
-    "boundary": {"cell": "json", "out": "out_dir", "dir": "in_dir", "dirs": "in_dir"},
+    "boundary": {"cell": "json", "out": "out_dir", "dir": "in_dir"},
 }
 """The path arguments of each command (argparse ``dest``) and what each must be."""
 

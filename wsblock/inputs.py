@@ -20,7 +20,6 @@ names the path: the command exits 2 and nothing is written.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import stat
@@ -325,10 +324,6 @@ def check_in_dir(text: str, what: str = "directory") -> Path:
     if not path.is_dir():
         raise UsageError(f"not a directory: {text}")
     return path
-
-
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG})
-"""Errors of a write that say the place ran out or went away: a harness failure, not bad input."""
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -127,17 +127,16 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_figure(args: argparse.Namespace) -> int:
     """Draw the estimates of several searches in one figure."""
-    import json
-
+    from wsblock import inputs
     from wsblock.report import fig_boundary
 
     estimates: list[dict[str, Any]] = []
     for name in args.dirs:
         path = Path(name) / "boundary.json"
         try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{name}: no readable boundary.json ({exc.__class__.__name__})") from None
+            summary = inputs.read_json(path, "boundary.json")
+        except UsageError as exc:
+            raise UsageError(f"{name}: no readable boundary.json ({exc})") from None
         found = summary.get("estimates") if isinstance(summary, dict) else None
         if not isinstance(found, list):
             raise UsageError(f"{path} holds no estimates")

@@ -99,6 +99,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from wsblock.report.compare import compare, compare_json
 
     dir_a, dir_b = _existing_dir(args.dir_a), _existing_dir(args.dir_b)
+    from wsblock.report.document import read_run
+
+    for directory in dict.fromkeys((dir_a, dir_b)):
+        for warning in read_run(directory)[1]:
+            print(f"warning: left out {warning}", file=sys.stderr)
     if args.json:
         # A JSON list with one object per line: greppable, and diffs stay small.
         objects = [json.dumps(o, allow_nan=False) for o in compare_json(dir_a, dir_b)]

@@ -56,8 +56,8 @@ def _header(name: str, directory: Path, loaded: tidy.Loaded, warnings: list[str]
     if command:
         line += f"; command {md.code(command)}"
     if warnings:
-        line += f"; {len(warnings)} unreadable file(s) left out: " + ", ".join(
-            w.split(":", 1)[0] for w in warnings)
+        line += f"; {len(warnings)} file(s) left out (unreadable, or not of this run): " + ", ".join(
+            md.escape(w.split(":", 1)[0]) for w in warnings)
     return line
 
 

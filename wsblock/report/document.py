@@ -250,7 +250,7 @@ def _counts(manifest: Mapping[str, Any] | None, df: pd.DataFrame, cells: pd.Data
     lines.append(
         f"- records: {len(df)} ({ok} ok, {len(failed)} failed)"
         + (f"; planned: {planned}" if planned is not None else "")
-        + f"; skipped: {len(skipped)}; unreadable files: {len(warnings)}"
+        + f"; skipped: {len(skipped)}; files left out: {len(warnings)}"
     )
     low, high = int(cells["repeats"].min()), int(cells["repeats"].max())
     lines.append(f"- distinct cells (parameter combinations): {len(cells)}; records per cell: "
@@ -266,7 +266,7 @@ def _counts(manifest: Mapping[str, Any] | None, df: pd.DataFrame, cells: pd.Data
         lines += ["", "Skipped cells (not run), grouped by workload, strategy and reason:", ""]
         lines += _skip_lines(skipped)
     if warnings:
-        lines += ["", "Unreadable files (left out of everything below):", ""]
+        lines += ["", "Files left out of everything below (unreadable, or not records of this run):", ""]
         lines += [f"- {md.escape(w)}" for w in warnings]
     return lines
 
@@ -334,7 +334,8 @@ def read_run(run_dir: str | Path) -> tuple[tidy.Loaded, list[str]]:
     """Load a run directory for reporting.
 
     Returns:
-        The loaded run and one warning per unreadable file.
+        The loaded run and one warning per file left out (unreadable, or
+        not a record of this run: :func:`wsblock.schema.rundir.load`).
 
     Raises:
         UsageError: If the directory is missing or holds no usable record.

@@ -222,6 +222,11 @@ def _numbers_in(section: Any, where: str) -> None:
             raise ValueError(f"{where}.{key}: {value!r} is not a number")
 
 
+def _kind_text(kinds: tuple[Any, ...]) -> str:
+    words = {str: "a text", bool: "true or false", int: "a number", float: "a number", type(None): "null"}
+    return " or ".join(dict.fromkeys(words.get(k, str(k)) for k in kinds))
+
+
 def check_types(record: Mapping[str, Any]) -> None:
     """Check that every value tools read has the type the schema gives it.
 
@@ -251,7 +256,7 @@ def check_types(record: Mapping[str, Any]) -> None:
                        else isinstance(value, k) for k in kinds)
             if not fits and not (isinstance(value, str) and axis.none_text is not None
                                  and value.lower() in ("none", axis.none_text)):
-                raise ValueError(f"params.{axis.name}: {value!r} is not {axis.metavar or axis.kind}")
+                raise ValueError(f"params.{axis.name}: {value!r} is not {_kind_text(kinds)}")
         workload_params = params.get("workload_params")
         if workload_params is not None and not isinstance(workload_params, Mapping):
             raise ValueError(f"params.workload_params: {workload_params!r} is not a table")
