@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -155,46 +156,58 @@ def read_text(path: str | os.PathLike[str], what: str, limit: int = MAX_TEXT_BYT
 def nesting_depth(text: str) -> int:
     """The deepest nesting of arrays and objects in JSON text, strings skipped.
 
-    Counted on the text, before it is parsed: a parser would recurse once
-    per level.
+    Counted on the text, without parsing it (a parser recurses once per level).
     """
     depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
+    for match in _JSON_MARKS.finditer(text):
+        char = match.group()
+        if char in "[{":
             depth += 1
-            if depth > deepest:
-                deepest = depth
+            deepest = max(deepest, depth)
         elif char in "]}":
             depth -= 1
     return deepest
 
 
+_JSON_MARKS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+"""A JSON string (skipped whole) or a bracket."""
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    # Iterative: a parsed document may be deeper than a recursive walk allows.
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def parse_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON text, refusing nesting beyond ``max_depth``.
+
+    Deeper documents would exhaust the interpreter's recursion further on
+    (a copy, a walk of the record): they are refused here, whole.
 
     Raises:
         ValueError: Not JSON (with where), or nested too deeply.
     """
-    # Only text with that many brackets at all can nest that deep: the
-    # character scan runs on the rare document that might.
-    if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
-        raise ValueError(f"JSON nested deeper than {max_depth} levels")
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
         raise ValueError(f"JSON nested deeper than {max_depth} levels") from None
+    if _depth_over(data, max_depth):
+        raise ValueError(f"JSON nested deeper than {max_depth} levels")
+    return data
 
 
 def read_json(path: str | os.PathLike[str], what: str, limit: int = MAX_JSON_BYTES) -> Any:

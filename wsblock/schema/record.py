@@ -215,7 +215,7 @@ def _numbers_in(section: Any, where: str) -> None:
     # A table of counts (``disconnects.by_code``): every value a number.
     if section is None:
         return
-    if not isinstance(section, Mapping):
+    if not isinstance(section, dict):
         raise ValueError(f"{where}: {section!r} is not a table")
     for key, value in section.items():
         if value is not None and not _number(value):
@@ -227,7 +227,7 @@ def _kind_text(kinds: tuple[Any, ...]) -> str:
     return " or ".join(dict.fromkeys(words.get(k, str(k)) for k in kinds))
 
 
-def check_types(record: Mapping[str, Any]) -> None:
+def check_types(record: dict[str, Any]) -> None:
     """Check that every value tools read has the type the schema gives it.
 
     A number that is text (``"disconnects": {"total": "abc"}``) would be
@@ -246,7 +246,7 @@ def check_types(record: Mapping[str, Any]) -> None:
     if not isinstance(status, str):
         raise ValueError(f"status: {status!r} is not a text")
     params = record.get("params")
-    if isinstance(params, Mapping):
+    if isinstance(params, dict):
         for axis in axes.AXES:
             if axis.name not in params:
                 continue
@@ -258,18 +258,18 @@ def check_types(record: Mapping[str, Any]) -> None:
                                  and value.lower() in ("none", axis.none_text)):
                 raise ValueError(f"params.{axis.name}: {value!r} is not {_kind_text(kinds)}")
         workload_params = params.get("workload_params")
-        if workload_params is not None and not isinstance(workload_params, Mapping):
+        if workload_params is not None and not isinstance(workload_params, dict):
             raise ValueError(f"params.workload_params: {workload_params!r} is not a table")
     tag = record.get("matrix")
     if tag is not None:
-        if not isinstance(tag, Mapping):
+        if not isinstance(tag, dict):
             raise ValueError(f"matrix: {tag!r} is not a table")
         if tag.get("cell_id") is not None and not isinstance(tag["cell_id"], str):
             raise ValueError(f"matrix.cell_id: {tag['cell_id']!r} is not a text")
         repeat = tag.get("repeat", 0)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
             raise ValueError(f"matrix.repeat: {repeat!r} is not a whole number from 0")
-    if record.get("meta") is not None and not isinstance(record["meta"], Mapping):
+    if record.get("meta") is not None and not isinstance(record["meta"], dict):
         raise ValueError(f"meta: {record['meta']!r} is not a table")
     if status == "failed":
         if not isinstance(record.get("error"), str):
@@ -280,7 +280,7 @@ def check_types(record: Mapping[str, Any]) -> None:
         for depth, key in enumerate(metric.path):
             if node is None:
                 break
-            if not isinstance(node, Mapping):
+            if not isinstance(node, dict):
                 raise ValueError(f"{'.'.join(metric.path[:depth])}: {node!r} is not a table")
             if key not in node:
                 node = None
@@ -289,7 +289,7 @@ def check_types(record: Mapping[str, Any]) -> None:
         if node is not None and not _number(node):
             raise ValueError(f"{'.'.join(metric.path)}: {node!r} is not a number")
     disconnects = record.get("disconnects")
-    if isinstance(disconnects, Mapping):
+    if isinstance(disconnects, dict):
         _numbers_in(disconnects.get("by_code"), "disconnects.by_code")
         _numbers_in(disconnects.get("by_initiator"), "disconnects.by_initiator")
     for label in metrics.LABELS:
@@ -297,7 +297,7 @@ def check_types(record: Mapping[str, Any]) -> None:
         if value is None:
             continue
         if label.column == "warnings":
-            if not isinstance(value, list) or not all(isinstance(w, Mapping) for w in value):
+            if not isinstance(value, list) or not all(isinstance(w, dict) for w in value):
                 raise ValueError(f"warnings: {value!r} is not a list of warnings")
         elif label.column.endswith(("_bound", "_primary")):
             if not isinstance(value, bool):
