@@ -559,3 +559,30 @@ def test_the_lock_is_free_once_its_holder_is_gone(tmp_path) -> None:
     assert rundir.holder(tmp_path) is None  # the file stays; the lock does not
     with rundir.lock(tmp_path, command="second", started_utc="t1"):
         pass
+
+
+def test_a_lock_file_that_is_a_link_or_a_fifo_is_refused_and_never_written_through(
+        tmp_path, capsys, fake_cells) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    config = tmp_path / "m.toml"
+    config.write_text(TINY)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lock").symlink_to(victim)
+    code, _, err = run(capsys, "matrix", "--config", str(config), "--out", str(out), "--quiet")
+    assert code == 2 and "symbolic link" in one_error(err)
+    with pytest.raises(cli.UsageError, match="symbolic link"):
+        with rundir.lock(out, command="x", started_utc="t"):
+            pass
+    assert victim.read_text() == "precious\n"
+    (out / ".lock").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "cells").symlink_to(elsewhere)
+    code, _, err = run(capsys, "matrix", "--config", str(config), "--out", str(out), "--quiet")
+    assert code == 2 and "cells is a symbolic link" in one_error(err) and not list(elsewhere.iterdir())
+    (out / "cells").unlink()
+    os.mkfifo(out / ".lock")
+    code, _, err = run(capsys, "matrix", "--config", str(config), "--out", str(out), "--quiet")
+    assert code == 2 and ".lock exists and is not a regular file" in one_error(err)

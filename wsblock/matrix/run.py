@@ -257,8 +257,11 @@ def check_directory(matrix: Matrix, directory: Path, *, writing: bool = True) ->
         if held is not None:
             raise UsageError(f"{directory} is being written by another wsblock process ({held}); "
                              f"wait for it to end or choose another --out")
-    for name, kind in ((CELLS, "a directory"), (CSV_NAME, "a regular file")):
+    for name, kind in ((CELLS, "a directory"), (CSV_NAME, "a regular file"), (rundir.LOCK_NAME, "a regular file")):
         place = directory / name
+        if name != CSV_NAME and place.is_symlink():
+            # Records and the lock are written inside: never through a link to elsewhere.
+            raise UsageError(f"{place} is a symbolic link; move it away or choose another --out")
         if os.path.lexists(place) and not (place.is_dir() if name == CELLS else place.is_file()):
             raise UsageError(f"{place} exists and is not {kind}; move it away or choose another --out")
     previous, _ = _read_manifest(directory / MANIFEST)

@@ -32,6 +32,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -293,9 +294,9 @@ def holder(directory: Path) -> str | None:
     """
     path = directory / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
-        return None  # no lock file: no writer yet
+        return None  # no lock file (or not one: the writer refuses it)
     with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -317,9 +318,21 @@ def lock(directory: Path, *, command: str, started_utc: str) -> Iterator[None]:
 
     Raises:
         Busy: Another process holds it (naming it).
+        UsageError: ``DIR/.lock`` is not a regular file (a symlink is
+            never followed: the file is rewritten).
     """
+    from wsblock.errors import UsageError
+
     path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UsageError(f"{path} is a symbolic link, not the lock file; move it away") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"{path} is not a regular file; move it away")
     handle = os.fdopen(fd, "r+", encoding="utf-8", errors="replace")
     try:
         try:
