@@ -191,10 +191,12 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
         # The command line's rule between the two (wsblock.schema.rules).
         from wsblock.schema.rules import ping_timeout_without_pings
 
-        interval = grid_values[axis_schema.NAMES.index("ping_interval")]
+        # Every interval meets every timeout in the grid; "none" is the one that can refuse.
+        intervals = grid_values[axis_schema.NAMES.index("ping_interval")]
+        interval = None if None in intervals else intervals[0]
         for timeout in grid_values[axis_schema.NAMES.index("ping_timeout")]:
-            refused = ping_timeout_without_pings(None if None in interval else 0.0, timeout,
-                                                 interval_name="ping_interval", timeout_name="ping_timeout")
+            refused = ping_timeout_without_pings(interval, timeout, interval_name="ping_interval",
+                                                 timeout_name="ping_timeout")
             if refused:
                 raise UsageError(f"matrix {source}: {refused}; give the cells without pings a matrix of their own")
 
