@@ -86,7 +86,7 @@ def check_file(path: str | os.PathLike[str], what: str, limit: int = MAX_TEXT_BY
         raise UsageError(f"{what} {path} is under {root}, not a file to read")
     long = _long_component(p)
     if long is not None:
-        raise UsageError(f"{what} {path}: the name {_short(long)} is longer than {NAME_MAX} bytes")
+        raise UsageError(f"{what}: the name {_short(long)} is longer than {NAME_MAX} bytes")
     try:
         st = os.stat(p)
     except FileNotFoundError:
@@ -238,7 +238,7 @@ def _check_place(text: str, option: str, path: Path) -> None:
         raise UsageError(f"{option} {text} is under {root}, not a place for results")
     long = _long_component(path)
     if long is not None:
-        raise UsageError(f"{option} {text}: the name {_short(long)} is longer than {NAME_MAX} bytes")
+        raise UsageError(f"{option}: the name {_short(long)} is longer than {NAME_MAX} bytes")
 
 
 def _try_write(directory: Path, option: str, text: str) -> None:
@@ -331,7 +331,7 @@ def check_in_dir(text: str, what: str = "directory") -> Path:
         raise UsageError(f"{what} {text} is under {root}, not a run directory")
     long = _long_component(path)
     if long is not None:
-        raise UsageError(f"{what} {text}: the name {_short(long)} is longer than {NAME_MAX} bytes")
+        raise UsageError(f"{what}: the name {_short(long)} is longer than {NAME_MAX} bytes")
     if not path.exists():
         raise UsageError(f"no such directory: {text}")
     if not path.is_dir():
