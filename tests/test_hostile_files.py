@@ -393,6 +393,31 @@ def test_a_place_that_refuses_writes_is_refused(tmp_path, capsys, monkeypatch) -
     assert code == 0, err
 
 
+def test_an_immutable_directory_is_refused_for_real_where_the_file_system_has_the_flag(tmp_path, capsys) -> None:
+    # Root writes through permissions, not through the immutable flag.
+    place = tmp_path / "imm"
+    place.mkdir()
+    try:
+        flagged = subprocess.run(["chattr", "+i", str(place)], capture_output=True).returncode == 0
+    except OSError:
+        flagged = False
+    try:
+        if not flagged:
+            place.chmod(0o500)  # not root: permissions stop writes
+        if os.access(place, os.W_OK) and not flagged:
+            return  # root on a file system without the flag: test_a_place_that_refuses_writes covers it
+        for argv in (("matrix", "--profile", "smoke", "--out", str(place / "run")),
+                     ("report", str(FIXTURES / "run_a"), "--out", str(place)),
+                     ("selftest", "--out", str(place / "s.json"))):
+            code, _, err = run(capsys, *argv)
+            assert code == 2 and "cannot write in" in one_error(err), (argv, err)
+        assert not list(place.iterdir())
+    finally:
+        if flagged:
+            subprocess.run(["chattr", "-i", str(place)], check=True)
+        place.chmod(0o700)
+
+
 def test_input_names_too_long_and_system_inputs_are_refused(tmp_path, capsys) -> None:
     for argv, fragment in (
         (("run", "--cell", str(tmp_path / f"{LONG_NAME}.json")), "longer than 255 bytes"),
