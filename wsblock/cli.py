@@ -659,15 +659,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except HarnessError as exc:
-        print(f"error: harness failure: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        # A write that failed under the command (a full disk, a file system
-        # gone read-only): the harness could not finish, and says where.
+    except (HarnessError, OSError) as exc:
+        # The harness could not finish: a write that failed under the
+        # command (a full disk, a file system gone read-only) says where.
+        # Cells still in flight (a parallel matrix) end with the command.
+        from wsblock.engine.proc import stop_all
         from wsblock.inputs import describe_os_error
 
-        print(f"error: harness failure: {describe_os_error(exc)}", file=sys.stderr)
+        stop_all(grace=1.0)
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"error: harness failure: {reason}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, _Terminated):
         from wsblock.engine.proc import stop_all
