@@ -611,3 +611,59 @@ def test_a_lock_file_that_is_a_link_or_a_fifo_is_refused_and_never_written_throu
     os.mkfifo(out / ".lock")
     code, _, err = run(capsys, "matrix", "--config", str(config), "--out", str(out), "--quiet")
     assert code == 2 and ".lock exists and is not a regular file" in one_error(err)
+
+
+RECORD_DAMAGE = [
+    ("meta", "x"), ("meta.packages", "x"), ("meta.git", 5), ("meta.git.commit", 5), ("meta.blas", "x"),
+    ("meta.memory_gib", "lots"), ("warnings", "x"), ("warnings", [1]), ("params", "x"), ("params.workload", 5),
+    ("params.workload_params", "x"), ("params.client_pings", "no"), ("matrix", "x"), ("matrix.cell_id", 5),
+    ("status", 5), ("status", "weird"), ("echo_latency_ms", "x"), ("survival", "x"), ("stalls.primary", "yes"),
+    ("disconnects.by_initiator", "x"), ("job_ms.lower_bound", 1), ("window", "x"), ("resources", [1]),
+    ("throughput.jobs_per_s", "NaN"), ("schema_version", "3"), ("schema_version", True),
+]
+
+
+def _damage(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    node[last] = value
+
+
+@pytest.mark.parametrize("dotted, value", RECORD_DAMAGE)
+def test_a_record_damaged_anywhere_is_left_out_never_a_traceback(tmp_path, capsys, fake_cells, dotted, value) -> None:
+    _, out = matrix_dir(tmp_path, capsys)
+    target = sorted((out / "cells").glob("*.json"))[0]
+    rec = json.loads(target.read_text())
+    _damage(rec, dotted, value)
+    target.write_text(json.dumps(rec))
+    loaded = rundir.load(out)
+    assert [p.name for p, _ in loaded.errors] == [target.name] and len(loaded.records) == 3
+    for argv in (("advise", str(out)), ("compare", str(out), str(out)),
+                 ("findings", "query", str(out), "jobs_per_s", "agg=n")):
+        code, text, err = run(capsys, *argv)
+        assert code == 0 and "Traceback" not in err and target.name in err, (argv, err)
+
+
+MANIFEST_DAMAGE = [
+    ("environment", "x"), ("environment.packages", "x"), ("environment.git.commit", 5), ("environment.cpu", [1]),
+    ("command", 5), ("planned", "many"), ("skipped", "x"), ("skipped", [1]), ("hosts", [1]), ("finished_utc", 1),
+    ("sessions", [1, 2]), ("cell_params", "x"), ("cells", {"a": 1}),
+]
+
+
+@pytest.mark.parametrize("dotted, value", MANIFEST_DAMAGE)
+def test_a_manifest_damaged_anywhere_is_set_aside_never_a_traceback(
+        tmp_path, capsys, fake_cells, dotted, value) -> None:
+    config, out = matrix_dir(tmp_path, capsys)
+    manifest = json.loads((out / "manifest.json").read_text())
+    _damage(manifest, dotted, value)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    loaded = rundir.load(out)
+    assert loaded.manifest is None and [p.name for p, _ in loaded.errors] == ["manifest.json"]
+    for argv in (("advise", str(out)), ("compare", str(out), str(out)),
+                 ("findings", "query", str(out), "jobs_per_s", "agg=n"),
+                 ("matrix", "--config", str(config), "--out", str(out), "--quiet")):
+        code, text, err = run(capsys, *argv)
+        assert code == 0 and "Traceback" not in err and "manifest.json" in err, (argv, err)

@@ -227,6 +227,34 @@ def _kind_text(kinds: tuple[Any, ...]) -> str:
     return " or ".join(dict.fromkeys(words.get(k, str(k)) for k in kinds))
 
 
+ENVIRONMENT_TABLES = ("packages", "python", "cpu", "platform", "git")
+"""Tables of a record's ``meta`` (and a manifest's ``environment``) that readers look into."""
+
+
+def check_environment(env: Any, where: str) -> None:
+    """Check the types of an environment description (a record's ``meta``, a manifest's ``environment``).
+
+    Raises:
+        ValueError: Naming the first value of the wrong type.
+    """
+    if env is None:
+        return
+    if not isinstance(env, dict):
+        raise ValueError(f"{where}: {env!r} is not a table")
+    for key in ENVIRONMENT_TABLES:
+        if env.get(key) is not None and not isinstance(env[key], dict):
+            raise ValueError(f"{where}.{key}: {env[key]!r} is not a table")
+    for key in ("memory_gib", "switch_interval_s"):
+        if env.get(key) is not None and not _number(env[key]):
+            raise ValueError(f"{where}.{key}: {env[key]!r} is not a number")
+    commit = (env.get("git") or {}).get("commit")
+    if commit is not None and not isinstance(commit, str):
+        raise ValueError(f"{where}.git.commit: {commit!r} is not a text")
+    blas = env.get("blas")
+    if blas is not None and not (isinstance(blas, list) and all(isinstance(p, dict) for p in blas)):
+        raise ValueError(f"{where}.blas: {blas!r} is not a list of tables")
+
+
 def check_types(record: dict[str, Any]) -> None:
     """Check that every value tools read has the type the schema gives it.
 
@@ -269,8 +297,7 @@ def check_types(record: dict[str, Any]) -> None:
         repeat = tag.get("repeat", 0)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
             raise ValueError(f"matrix.repeat: {repeat!r} is not a whole number from 0")
-    if record.get("meta") is not None and not isinstance(record["meta"], dict):
-        raise ValueError(f"meta: {record['meta']!r} is not a table")
+    check_environment(record.get("meta"), "meta")
     if status == "failed":
         if not isinstance(record.get("error"), str):
             raise ValueError(f"error: {record.get('error')!r} is not a text")

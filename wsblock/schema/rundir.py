@@ -131,6 +131,12 @@ def manifest_problem(data: Any) -> str | None:
     for key in ("environment", "hosts", "overhead", "recovered_from"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             return f"{key}: not a table"
+    from wsblock.schema.record import check_environment
+
+    try:
+        check_environment(data.get("environment"), "environment")
+    except ValueError as exc:
+        return str(exc)
     if PLANNED_KEY in data or PLANNED_PARAMS_KEY in data:
         planned, keys = data.get(PLANNED_KEY), data.get(PLANNED_PARAMS_KEY)
         if not isinstance(planned, dict) or not all(isinstance(v, str) for v in planned.values()):
