@@ -667,3 +667,17 @@ def test_a_manifest_damaged_anywhere_is_set_aside_never_a_traceback(
                  ("matrix", "--config", str(config), "--out", str(out), "--quiet")):
         code, text, err = run(capsys, *argv)
         assert code == 0 and "Traceback" not in err and "manifest.json" in err, (argv, err)
+
+
+def test_a_file_system_that_cannot_lock_runs_the_matrix_with_a_warning(tmp_path, capsys, fake_cells,
+                                                                        monkeypatch) -> None:
+    import fcntl
+
+    def unsupported(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", unsupported)
+    config = tmp_path / "m.toml"
+    config.write_text(TINY)
+    code, _, err = run(capsys, "matrix", "--config", str(config), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 0 and "cannot lock files" in err, err

@@ -561,7 +561,10 @@ def run_matrix(
     check_directory(matrix, directory)
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        with rundir.lock(directory, command=command, started_utc=_now()):
+        with rundir.lock(directory, command=command, started_utc=_now()) as locked:
+            if not locked:
+                say(f"warning: {directory} is on a file system that cannot lock files: a second matrix on it "
+                    f"would not be refused")
             return _session(matrix, directory, command=command, show_progress=show_progress,
                             after_cell=after_cell, say=say, parallel=parallel, dask=dask)
     except rundir.Busy as exc:

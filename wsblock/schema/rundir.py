@@ -314,13 +314,21 @@ def holder(directory: Path) -> str | None:
     return None
 
 
+UNSUPPORTED = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+"""``flock`` errors of a file system that cannot lock (some network file systems)."""
+
+
 @contextlib.contextmanager
-def lock(directory: Path, *, command: str, started_utc: str) -> Iterator[None]:
+def lock(directory: Path, *, command: str, started_utc: str) -> Iterator[bool]:
     """Hold the run directory's exclusive lock while the body runs.
 
     The lock is an ``flock`` on ``DIR/.lock``, released by the kernel when
     the process ends however it ends, so a killed writer never leaves a
     stale lock. The file says who holds it.
+
+    Yields:
+        ``True``; ``False`` on a file system that cannot lock, where the
+        body runs unguarded (the caller says so).
 
     Raises:
         Busy: Another process holds it (naming it).
@@ -346,11 +354,14 @@ def lock(directory: Path, *, command: str, started_utc: str) -> Iterator[None]:
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise Busy(f"{directory} is being written by another wsblock process ({_holder(handle)})") from None
+            if exc.errno in UNSUPPORTED:
+                yield False
+                return
             raise
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "started_utc": started_utc, "command": command}) + "\n")
         handle.flush()
-        yield
+        yield True
     finally:
         handle.close()  # releases the lock
