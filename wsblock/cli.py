@@ -383,7 +383,8 @@ def check_paths(args: argparse.Namespace) -> None:
                 inputs.check_in_dir(text, option)
             elif kind == "out_file":
                 inputs.check_out_file(text, option)
-            elif kind in ("out_dir", "out_run"):
+            elif kind in ("out_dir", "out_run") and not getattr(args, "dry_run", False):
+                # A dry run only reads what is recorded there.
                 inputs.check_out_dir(text, option, subdirs=("cells",) if kind == "out_run" else ())
     if args.command == "report" and getattr(args, "out", None) is None and not getattr(args, "asv", False):
         inputs.check_out_dir(str(Path(args.dir) / "report"), "DIR/report")
