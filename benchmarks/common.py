@@ -187,9 +187,7 @@ def _window_s(cell: Any) -> float:
     """The cell's window, or the longest one it can be sized to when it gives none."""
     if cell.duration is not None:
         return float(cell.duration)
-    from wsblock.engine.sizing import MAX_WINDOW_S
-
-    return MAX_WINDOW_S
+    return float(cell.max_window)
 
 
 def setup_cache_timeout(matrix: Matrix) -> float:

@@ -89,6 +89,7 @@ _AXIS_NOTES = {"ping_timeout": "; refused with --ping-interval none, where it ha
 
 def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     from wsblock.engine.config import CellConfig, default_start_method
+    from wsblock.engine.sizing import LONGEST_MAX_WINDOW_S, MIN_WINDOW_S
 
     d = CellConfig("", 1, "")
     _add_axis_arguments(parser)
@@ -99,7 +100,11 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"closing handshake timeout (default {d.close_timeout:g})")
     parser.add_argument("--duration", type=float, default=d.duration, metavar="S",
                         help="measurement window in seconds (default: sized to what the cell "
-                             "must observe, at most 120 s)")
+                             "must observe, at most --max-window)")
+    parser.add_argument("--max-window", type=float, default=d.max_window, metavar="S",
+                        help=f"longest window sized to what the cell must observe, {MIN_WINDOW_S:g} to "
+                             f"{LONGEST_MAX_WINDOW_S:g} s; a cell that needs more is cut to it and cannot "
+                             f"say kept (default {d.max_window:g}: 10 minutes)")
     parser.add_argument("--min-cycles", type=int, default=d.min_cycles, metavar="N",
                         help=f"keepalive cycles each connection must be at risk before a cell "
                              f"says it kept them (default {d.min_cycles})")
@@ -303,6 +308,7 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
         **given,
         close_timeout=args.close_timeout,
         duration=args.duration,
+        max_window=args.max_window,
         warmup=args.warmup,
         job_connections=args.job_connections,
         observers=args.observers,

@@ -297,7 +297,8 @@ def heartbeat_stalls(stalls: Mapping[str, Any]) -> list[float]:
     return others[:half] + [longest] + others[half:]
 
 
-def _job_s(record: Mapping[str, Any]) -> float | None:
+def job_length_s(record: Mapping[str, Any]) -> float | None:
+    """A cell's job length (s) as the model reads it: the median completed job, else the target."""
     job = record.get("job_ms") or {}
     for key in ("completed_p50", "p50", "max"):
         value = job.get(key)
@@ -341,7 +342,7 @@ def blocks_from_record(record: Mapping[str, Any], *, shade: str = "point") -> Bl
     total = sum(heart)
     busy = min(1.0, float(stalls.get("total_ms") or total * 1000.0) / 1000.0 / window)
     if params.get("strategy") in INLINE_LIKE:
-        job = _job_s(record) or 0.0
+        job = job_length_s(record) or 0.0
         if shade == "paired":
             # Every job connection's job read in one poll and run in one
             # iteration, round after round: blocks of N jobs.
@@ -438,5 +439,5 @@ def overlaps(prediction: Prediction, low: float, high: float) -> bool:
 
 __all__ = ["BACK_TO_BACK_S", "Blocks", "Keepalive", "PHASES", "Prediction", "RACE", "agrees",
            "blocks_from_record", "certain_loss_job_s", "client_train_lost", "first_loss_job_s",
-           "heartbeat_stalls", "keepalive_of", "loss_probability", "measured_loss", "overlaps",
+           "heartbeat_stalls", "job_length_s", "keepalive_of", "loss_probability", "measured_loss", "overlaps",
            "predict_record", "server_train_loss"]

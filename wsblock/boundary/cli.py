@@ -68,6 +68,20 @@ def add_parsers(subparsers: Any) -> None:
     figure.add_argument("dirs", nargs="+", metavar="SEARCH", help="search directories (wsblock boundary --out)")
     figure.add_argument("--out", metavar="OUTDIR", required=True, help="where to write boundary.png and .svg")
     figure.set_defaults(handler=cmd_figure)
+    scored = sub.add_parser(
+        "score", help="the model against the simple rules, out of sample, per repeat (Brier, log loss)",
+        description="Score the keepalive model of docs/boundary-model.md and the simple rules (longest stall "
+                    "against ping_interval + ping_timeout, job connections x job length against ping_timeout, "
+                    "fixed and with a fitted threshold, and the base rate) on every repeat of the run and "
+                    "search directories given, leaving one directory out at a time: Brier score and log loss "
+                    "over all repeats and over those whose longest stall lies between ping_timeout and "
+                    "ping_interval + ping_timeout.")
+    scored.add_argument("dirs", nargs="*", metavar="DIR",
+                        help="run or search directories, or directories holding them "
+                             "(default results/reference)")
+    scored.add_argument("--phases", type=int, default=100, metavar="N", help="phase grid of the model (default 100)")
+    scored.add_argument("--json", action="store_true", help="print the scores as JSON")
+    scored.set_defaults(handler=cmd_score)
 
 
 def _axis(name: str) -> Any:
@@ -84,7 +98,10 @@ def fixed_window(template: Any) -> Any:
     unlike exposures. Without ``--duration`` every cell gets the window
     ``wsblock run`` would size for a keepalive verdict at the model's
     certain-loss job length (``ping_interval + ping_timeout``), rounded up
-    to half a second.
+    to half a second, and refused above the template's ``max_window``.
+
+    Raises:
+        UsageError: The window would be longer than ``max_window``.
     """
     import math
 
@@ -95,8 +112,30 @@ def fixed_window(template: Any) -> Any:
         return template
     certain = bm.certain_loss_job_s(bm.keepalive_of(template.to_dict()))
     probe = dataclasses.replace(template, work_ms=round(1000.0 * (certain or 1.0), 1)).validate()
-    window = plan_window(probe, None).keepalive_s or 10.0
-    return dataclasses.replace(template, duration=math.ceil(2.0 * window) / 2.0).validate()
+    window = math.ceil(2.0 * (plan_window(probe, None).keepalive_s or 10.0)) / 2.0
+    if window > template.max_window:
+        timeout = "none" if template.ping_timeout is None else f"{template.ping_timeout:g} s"
+        raise UsageError(f"a search at ping_interval {template.ping_interval:g} s and ping_timeout {timeout} "
+                         f"needs {window:g} s windows, more than --max-window {template.max_window:g}; "
+                         f"raise --max-window or give --duration")
+    return dataclasses.replace(template, duration=window).validate()
+
+
+def plan_line(templates: list[Any], budget: int) -> str:
+    """The time a search can take, shown before it starts: windows, warm-ups and this machine's overhead.
+
+    An adaptive search stops when its interval is narrow, so this is the
+    bound at ``budget`` cells per search (records already there are reused).
+    """
+    from wsblock.matrix.run import cell_estimate_s, format_duration
+    from wsblock.matrix.spec import PlannedCell
+
+    each = [cell_estimate_s(PlannedCell(t, 0)) for t in templates]
+    windows = sorted({t.duration for t in templates})
+    return (f"{len(templates)} {'search' if len(templates) == 1 else 'searches'}, "
+            f"{' / '.join(f'{w:g}' for w in windows)} s windows after {templates[0].warmup:g} s warm-ups, "
+            f"about {format_duration(max(each))} a cell, at most {budget} cells each: "
+            f"up to about {format_duration(budget * sum(each))}")
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -122,6 +161,34 @@ def cmd_model(args: argparse.Namespace) -> int:
         atomic.write_text(out / "boundary_model.md", f"# Keepalive model against {directory}\n\n{table}\n")
         fig_boundary.model_figure(rows, out)
         print(f"wrote {out / 'boundary_model.md'} and {out / 'boundary_model.png'}", file=sys.stderr)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Print the model's and the rules' out-of-sample scores over repeats."""
+    import json
+
+    from wsblock.analysis import boundary_score as bs
+
+    names = args.dirs or [str(bs.DEFAULT_ROOT)]
+    for name in names:
+        if not Path(name).is_dir():
+            raise UsageError(f"{name} is not a directory")
+    if not 10 <= args.phases <= 10_000:
+        raise UsageError(f"--phases must be 10 to 10,000, got {args.phases}")
+    trials = bs.trials_from([Path(n) for n in names], phases=args.phases)
+    if not trials:
+        raise UsageError(f"no repeat to score in {', '.join(names)} (repeats that kept or lost their "
+                         f"connections under a keepalive that can fail, on the asyncio server)")
+    overall = bs.score(trials)
+    band = bs.score(trials, band_only=True) if any(t.in_band for t in trials) else None
+    if args.json:
+        print(json.dumps({"all": overall.to_dict(), "band": None if band is None else band.to_dict()}, indent=2))
+        return 0
+    print("every repeat:\n")
+    print(bs.format_score(overall))
+    print("\nrepeats whose longest stall lies between ping_timeout and ping_interval + ping_timeout:\n")
+    print("no such repeat" if band is None else bs.format_score(band))
     return 0
 
 
@@ -162,6 +229,8 @@ def cmd_boundary(args: argparse.Namespace) -> int:
         return cmd_model(args)
     if args.boundary_command == "figure":
         return cmd_figure(args)
+    if args.boundary_command == "score":
+        return cmd_score(args)
     if not 1 <= args.budget <= MAX_BUDGET:
         raise UsageError(f"--budget must be 1 to {MAX_BUDGET}, got {args.budget}")
     if not 1 <= args.max_repeats <= 20:
@@ -196,6 +265,8 @@ def cmd_boundary(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
     paths.clean_stale()
+    if not args.quiet:
+        print(f"wsblock: {plan_line(templates, args.budget)}", file=sys.stderr, flush=True)
     command = "wsblock " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     from datetime import datetime, timezone
 
@@ -224,4 +295,4 @@ def cmd_boundary(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parsers", "cmd_boundary", "cmd_model"]
+__all__ = ["add_parsers", "cmd_boundary", "cmd_model", "cmd_score"]

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import workloads
 from workloads.functions import slug
+from wsblock.engine.sizing import LONGEST_MAX_WINDOW_S, MAX_WINDOW_S, MIN_WINDOW_S
 from wsblock.errors import UsageError
 from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, as_float, as_handler, as_name, as_pings, axis, boolean, is_none,
                                  bounded, handler_label, handler_seconds, name_in, number_text, one_of,
@@ -41,6 +42,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "chunk_ms": (0.1, 60_000.0),
     "probe_interval_ms": (0.1, 1000.0),
     "stall_ms": (1.0, 60_000.0),
+    "max_window": (MIN_WINDOW_S, LONGEST_MAX_WINDOW_S),
 }
 """Inclusive ``(low, high)`` of each number setting (low 0 means "positive");
 an axis declares its own range."""
@@ -172,6 +174,10 @@ class CellConfig:
             (the default) to size it to what the cell must observe: a
             keepalive verdict and a few jobs per connection (see
             :mod:`wsblock.engine.sizing`).
+        max_window: Longest window sized to what the cell must observe, in
+            seconds, from 3 to 3600; an explicit ``duration`` is obeyed
+            whatever it is. Default: 600 (10 minutes), enough for three
+            keepalive cycles at websockets' defaults.
         warmup: Seconds of load before the window opens. Default: 2.
         job_connections: Connections that each keep one job in flight.
             Default: 2.
@@ -247,6 +253,7 @@ class CellConfig:
     # Settings: shared by the cells of a matrix.
     close_timeout: float = 10.0
     duration: float | None = None
+    max_window: float = MAX_WINDOW_S
     warmup: float = 2.0
     job_connections: int = 2
     observers: int = 4
@@ -353,7 +360,7 @@ class CellConfig:
             if declaration is not None:
                 declaration.check(f.name, getattr(self, f.name))
         for name in ("close_timeout", "echo_interval_ms", "chunk_ms",
-                     "probe_interval_ms", "stall_ms"):
+                     "probe_interval_ms", "stall_ms", "max_window"):
             _bounded(name, getattr(self, name))
         if self.duration is not None:
             # None: the runner sizes the window to what the cell must observe.

@@ -177,6 +177,7 @@ def plan_window(cell: CellConfig, work: dict[str, Any] | None) -> sizing.WindowP
             client_pings=cell.client_pings, handler_ping_timeout=cell.handler_ping_timeout),
         ping_interval=cell.ping_interval,
         min_cycles=cell.min_cycles,
+        max_s=cell.max_window,
     )
 
 
@@ -235,8 +236,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
     environment = meta.environment()
     window_plan = plan_window(cell, work)
     duration = window_plan.duration_s
-    if window_plan.requested_s is None:
-        progress(f"window sized to {duration:g} s" + (" (the maximum)" if window_plan.bounded else ""))
+    progress(sizing.describe(window_plan, warmup_s=cell.warmup))
     measured = run_processes(cell, work, duration, progress=progress, on_measured=on_measured)
     server_stats, load_results = measured.server, measured.load
     if load_results.get("job_errors"):

@@ -1,7 +1,8 @@
 """Windows sized to the question a cell asks.
 
 When a cell gives no ``duration``, the window is made long enough for two
-things, within :data:`MAX_WINDOW_S`:
+things, within the cell's ``max_window`` (default :data:`MAX_WINDOW_S`,
+10 minutes; at most :data:`LONGEST_MAX_WINDOW_S`):
 
 * **a keepalive verdict**: every original connection at risk for
   ``min_cycles`` complete keepalive cycles (see :mod:`wsblock.engine.exposure`).
@@ -19,6 +20,12 @@ things, within :data:`MAX_WINDOW_S`:
 
 An explicit ``duration`` is obeyed; the plan then says which of the two the
 window is too short for, and the record says so too.
+
+The keepalive part grows with the keepalive cycle: at websockets' defaults
+(``ping_interval`` 20 s, ``ping_timeout`` 20 s) three cycles take two
+minutes and more, so the default maximum is set well above that; a cell
+that needs more is cut to its maximum, says ``bounded``, and cannot say
+``kept`` (see :func:`describe` for the line shown before a run starts).
 """
 
 from __future__ import annotations
@@ -27,10 +34,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from wsblock.engine import strategies
+MAX_WINDOW_S = 600.0
+"""Longest window chosen automatically unless the cell's ``max_window`` says
+otherwise, in seconds (10 minutes: three keepalive cycles at websockets'
+defaults of 20 s / 20 s, and at 20 s / 60 s, fit with the first ping's lead)."""
 
-MAX_WINDOW_S = 120.0
-"""Longest window chosen automatically, in seconds."""
+LONGEST_MAX_WINDOW_S = 3600.0
+"""Largest ``max_window`` a cell may set (one hour)."""
 
 MIN_WINDOW_S = 3.0
 """Shortest window chosen automatically (enough probe and echo samples)."""
@@ -58,10 +68,12 @@ class WindowPlan:
         jobs_s: Window needed for the job sample (``None`` without job
             connections).
         needed_s: The larger of the two (and :data:`MIN_WINDOW_S`).
-        bounded: Whether :data:`MAX_WINDOW_S` cut an automatic window short.
+        bounded: Whether ``max_s`` cut an automatic window short.
         keepalive_observable: Whether ``duration_s`` covers ``keepalive_s``.
         jobs_observable: Whether ``duration_s`` covers ``jobs_s``.
         job_period_s: Expected time between a job connection's replies.
+        max_s: The longest window this plan could size (the cell's
+            ``max_window``).
     """
 
     duration_s: float
@@ -73,11 +85,11 @@ class WindowPlan:
     keepalive_observable: bool
     jobs_observable: bool
     job_period_s: float | None
+    max_s: float = MAX_WINDOW_S
 
     def to_dict(self) -> dict[str, Any]:
         """The record's ``window`` section."""
         out = asdict(self)
-        out["max_s"] = MAX_WINDOW_S
         out["sized"] = self.requested_s is None
         return out
 
@@ -95,6 +107,8 @@ def job_period_s(*, strategy: str, job_s: float, job_connections: int, workers: 
         releases_gil: Whether the work runs without the GIL (threads of it
             can run at once).
     """
+    from wsblock.engine import strategies  # when first asked: the config imports this module
+
     if not strategies.has(strategy, "uses_pool"):
         parallel = 1  # every job runs on the loop
     elif not strategies.has(strategy, "out_of_process"):
@@ -122,6 +136,7 @@ def plan(
     cycle_s: float | None,
     ping_interval: float | None,
     min_cycles: int,
+    max_s: float = MAX_WINDOW_S,
 ) -> WindowPlan:
     """Choose the window (or check a given one).
 
@@ -137,7 +152,11 @@ def plan(
         cycle_s: Keepalive cycle, or ``None`` if no keepalive can fail.
         ping_interval: Seconds to the first ping.
         min_cycles: Complete cycles needed for a verdict.
+        max_s: Longest window sized here (the cell's ``max_window``); an
+            explicit ``requested_s`` is obeyed whatever it is.
     """
+    from wsblock.engine import strategies
+
     keepalive_s = None
     if cycle_s is not None and ping_interval is not None:
         blocks_loop = not strategies.has(strategy, "uses_pool")
@@ -152,8 +171,8 @@ def plan(
         jobs_s = round((JOBS_PER_CONNECTION + 1) * period, 3)
     needed = max(MIN_WINDOW_S, keepalive_s or 0.0, jobs_s or 0.0)
     if requested_s is None:
-        duration = min(MAX_WINDOW_S, math.ceil(needed))
-        bounded = needed > MAX_WINDOW_S
+        duration = min(max_s, math.ceil(needed))
+        bounded = needed > max_s
     else:
         duration, bounded = float(requested_s), False
     return WindowPlan(
@@ -166,4 +185,38 @@ def plan(
         keepalive_observable=keepalive_s is None or duration >= keepalive_s,
         jobs_observable=jobs_s is None or duration >= jobs_s,
         job_period_s=None if period is None else round(period, 3),
+        max_s=float(max_s),
     )
+
+
+def describe(window: WindowPlan, *, warmup_s: float) -> str:
+    """One line for people, shown before a cell runs: its window, why, and its time.
+
+    Names what the window was sized for, the maximum that cut it (and that
+    ``kept`` is then out of reach), and the warm-up plus window in minutes.
+
+    Args:
+        window: The cell's plan.
+        warmup_s: The cell's warm-up.
+    """
+    from wsblock.matrix.run import format_duration
+
+    needs = []
+    if window.keepalive_s is not None:
+        needs.append(f"a keepalive verdict needs {window.keepalive_s:g} s")
+    if window.jobs_s is not None:
+        needs.append(f"{JOBS_PER_CONNECTION} jobs per job connection {window.jobs_s:g} s")
+    why = "; ".join(needs)
+    if window.requested_s is not None:
+        head = f"window {window.duration_s:g} s as given"
+        if not window.keepalive_observable:
+            why += "; too short for a keepalive verdict, so at best inconclusive"
+    elif window.bounded:
+        head = f"window cut to the maximum of {window.max_s:g} s"
+        short = "it cannot say kept" if not window.keepalive_observable else "its job sample is short"
+        why += (f"; {short}: --max-window (max_window in a matrix) {math.ceil(window.needed_s):g} "
+                f"would cover it")
+    else:
+        head = f"window sized to {window.duration_s:g} s (at most {window.max_s:g} s)"
+    total = format_duration(warmup_s + window.duration_s)
+    return f"{head}{f': {why}' if why else ''}; with the {warmup_s:g} s warm-up about {total} of measurement"

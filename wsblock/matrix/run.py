@@ -145,9 +145,7 @@ measures it: its cell's time limit assumes at most this long."""
 
 def _window_bound(cell: Any) -> float:
     # A cell without a duration gets a window sized at run time, at most this.
-    from wsblock.engine.sizing import MAX_WINDOW_S
-
-    return MAX_WINDOW_S if cell.duration is None else cell.duration
+    return cell.max_window if cell.duration is None else cell.duration
 
 
 def expected_params(planned: PlannedCell) -> dict[str, Any]:
@@ -155,19 +153,49 @@ def expected_params(planned: PlannedCell) -> dict[str, Any]:
     return json.loads(json.dumps(planned.cell.to_dict()))
 
 
-def params_difference(params: Any, planned: PlannedCell) -> str | None:
+LEGACY_MAX_WINDOW_S = 120.0
+"""The longest sized window before cells had a ``max_window``."""
+
+
+def params_difference(params: Any, planned: PlannedCell, window: Any = None) -> str | None:
     """Say how a record's ``params`` differ from the planned cell's, or ``None``.
 
-    Every parameter of the planned cell must be present and equal.
+    Every parameter of the planned cell must be present and equal, except
+    ``max_window``, which only bounds a sized window: it is ignored when the
+    cell gives its ``duration``, and a record made under another maximum
+    (or before the setting existed, at 120 s) is the planned cell's when its
+    window was not cut and fits the planned maximum (``window``: the
+    record's ``window`` section), since it is then the window the planned
+    cell would have had.
     """
     if not isinstance(params, dict):
         return "no params"
     for key, want in expected_params(planned).items():
+        if key == "max_window":
+            difference = _max_window_difference(params, planned, window)
+            if difference:
+                return difference
+            continue
         if key not in params:
             return f"{key} missing"
         if params[key] != want:
             return f"{key} is {params[key]!r}, the matrix has {want!r}"
     return None
+
+
+def _max_window_difference(params: dict[str, Any], planned: PlannedCell, window: Any) -> str | None:
+    want = planned.cell.max_window
+    if planned.cell.duration is not None:
+        return None
+    if not isinstance(window, dict) or not window:
+        return None  # no window measured (a failed attempt): the cell runs again whatever its maximum
+    had = params.get("max_window", window.get("max_s", LEGACY_MAX_WINDOW_S))
+    if had == want:
+        return None
+    duration = window.get("duration_s")
+    if window.get("bounded") is False and isinstance(duration, (int, float)) and duration <= want:
+        return None
+    return f"max_window is {had!r}, the matrix has {want!r} (and the record's window was cut or does not fit)"
 
 
 def read_record(path: Path, planned: PlannedCell) -> tuple[str, dict[str, Any] | None]:
@@ -185,7 +213,7 @@ def read_record(path: Path, planned: PlannedCell) -> tuple[str, dict[str, Any] |
         data = rundir.read_record(path)
     except ValueError as exc:
         return f"damaged: {exc}", None
-    difference = params_difference(data.get("params"), planned)
+    difference = params_difference(data.get("params"), planned, data.get("window"))
     if difference:
         return f"foreign: {difference}", None
     tag = data.get("matrix")

@@ -7,7 +7,7 @@ scalars apply to every cell:
   ``workloads``, ``work_ms``, ``strategies``, ``ping_interval``,
   ``ping_timeout`` (numbers, or ``"none"``), and the others, each with the
   values its declaration parses;
-* scalars: ``duration``, ``warmup``, ``repeats``, ``job_connections``,
+* scalars: ``duration``, ``max_window``, ``warmup``, ``repeats``, ``job_connections``,
   ``observers``, ``echo_interval_ms``, ``close_timeout``, ``workers``,
   ``chunk_ms``, ``start_method``, ``stall_ms``, ``description``;
 * workload parameters, named ``<workload>_<param>`` (for example
@@ -52,7 +52,7 @@ SCALARS = {
     "duration": float, "warmup": float, "repeats": int, "job_connections": int,
     "observers": int, "echo_interval_ms": float, "close_timeout": float, "workers": int,
     "chunk_ms": float, "start_method": str, "stall_ms": float, "description": str,
-    "min_cycles": int,
+    "min_cycles": int, "max_window": float,
 }
 PROFILES = ("smoke", "quick", "default", "stack")
 

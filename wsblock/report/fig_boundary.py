@@ -23,8 +23,10 @@ from wsblock.analysis.intervals import wilson
 from wsblock.report import plotting
 from wsblock.schema import record as recmod
 
-IGNORED_PARAMS = ("port", "host")
-"""Parameters that do not make two records different cells."""
+IGNORED_PARAMS = ("port", "host", "max_window")
+"""Parameters that do not make two records different cells (``max_window``
+only bounds a sized window, whose length each record gives; records made
+before it existed lack it)."""
 
 
 @dataclass(frozen=True)
