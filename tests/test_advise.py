@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 import sys
@@ -29,7 +30,10 @@ RUN_A = Path(__file__).parent / "fixtures" / "run_a"
     (["nomod_advise:fn"], "error: nomod_advise:fn: cannot import nomod_advise"),
     (["c_holds_gil", "--param", "rows=3"], "error: --param rows: c_holds_gil takes no parameters"),
     (["c_holds_gil", "--strategy", "chunked"], "error: no strategy among chunked can run c_holds_gil"),
-    (["c_holds_gil", "--job-connections", "0"], "error: --job-connections must be 1 to 256"),
+    (["c_holds_gil", "--concurrency", "0"], "error: --concurrency must be 1 to 256"),
+    (["c_holds_gil", "--job-connections", "300"], "error: --concurrency must be 1 to 256"),
+    (["c_holds_gil", "--call-budget-ms", "-1"], "error: --call-budget-ms must be a positive number of ms"),
+    ([str(RUN_A), "--concurrency", "2"], "error: --concurrency applies to a workload, not to a run directory"),
     (["c_holds_gil", "--work-ms", "-5"], "error: work_ms: expected positive numbers"),
     (["c_holds_gil", "--ping-interval", "none", "--ping-timeout", "3"], "error: --ping-timeout has no effect"),
     ([str(RUN_A), "--work-ms", "5"], "error: --work-ms applies to a workload, not to a run directory"),
@@ -78,7 +82,7 @@ def test_forecast_follows_the_stalls_and_the_settings() -> None:
     assert short is not None and short.outcome == "lost" and short.p > 0.95
     default = predict.forecast(inline, ping_interval=20, ping_timeout=20)
     assert default is not None and default.outcome == "kept" and default.high < 0.05
-    assert default.horizon_s == 20 + predict.CYCLES * 40
+    assert default.horizon_s == predict.HORIZON_S == 3600
     # A loop that never stalled cannot lose a connection to keepalive.
     thread = predict.forecast(_records("thread", 2500, 0.5), ping_interval=0.5, ping_timeout=0.5)
     assert thread is not None and thread.p == 0.0 and thread.high == 0.0
@@ -169,6 +173,25 @@ def test_advise_measures_a_workload_and_writes_a_run_directory(tmp_path: Path) -
     assert (out / "manifest.json").is_file() and len(list((out / "cells").glob("*.json"))) == 1
     assert (out / "report" / "report.md").is_file()
     assert f"records: {out / 'cells'}" in text
+    # The function's behaviour comes first, the predictions state their horizon and checked range.
+    assert text.splitlines()[2].startswith("one call takes p50 ")
+    # blocking_io releases the GIL: a stall beside its thread (a busy machine) is never read as a GIL hold.
+    assert "no call held the GIL for more than 50 ms at once" in text or "although the function releases the GIL" \
+        in text
+    assert "one call holds the GIL" not in text
+    assert "horizon: 3,600 s (one hour)" in text and "these settings are inside it" in text
+    assert "concurrency: no strategy qualifies with 1 call at once (--concurrency 1); for the closest, thread:" \
+        in text
+    # The answer is kept: advice.json, advice.md, the report opens with it, and the directory reprints it.
+    advice = json.loads((out / "advice.json").read_text())
+    assert advice["printed"] == text and advice["inputs"]["concurrency"] == 1
+    assert advice["recommendation"]["closest"] == "thread" and advice["strategies"][0]["strategy"] == "thread"
+    report = (out / "report" / "report.md").read_text()
+    assert report.split("\n## ", 1)[1].startswith("Recommendation: none (closest: thread)")
+    page = (out / "report" / "report.html").read_text()
+    assert page.split("<h2>", 1)[1].startswith("Recommendation: none (closest: thread)</h2>")
+    again = run_cli("advise", str(out), timeout=60)
+    assert again.returncode == 0 and again.stdout == text, again.stderr
 
 
 def test_varying_repeats_are_judged_by_the_upper_end_of_the_loop_interval() -> None:

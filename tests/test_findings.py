@@ -151,6 +151,17 @@ def test_the_aggregations_are_the_ones_the_report_computes(tmp_path) -> None:
         assert _value(tmp_path, f"run disconnect_share agg={agg}") == pytest.approx(row[agg])
     assert _value(tmp_path, "run disconnect_share agg=lost_any") == row["repeats_lost_any"]
     assert _value(tmp_path, f"{q} agg=ci_conf") > 0.95 > 0.75  # six repeats reach 95 %
+    # Survival with the repeat as the unit: repeats that lost any, of repeats, with the Wilson interval over repeats.
+    lost_any, repeats = int(row["repeats_lost_any"]), int(row["loss_repeats"])
+    assert _value(tmp_path, "run disconnect_share agg=repeats_lost") == lost_any
+    assert _value(tmp_path, "run disconnect_share agg=repeats_n") == repeats
+    from wsblock.analysis import intervals as iv
+
+    over = iv.wilson(lost_any, repeats)
+    assert _value(tmp_path, "run disconnect_share agg=repeats_low") == pytest.approx(over.low)
+    assert _value(tmp_path, "run disconnect_share agg=repeats_high") == pytest.approx(over.high)
+    # Fewer trials than connections: the interval over repeats is the wider one.
+    assert over.high - over.low > row["lost_high"] - row["lost_low"]
 
 
 def _check(tmp_path: Path, body: str) -> list[findings.Mismatch]:
@@ -227,7 +238,8 @@ def test_fill_and_query_give_the_new_aggregations(tmp_path) -> None:
     lines, note = findings.lines("run disconnect_share", tmp_path)
     assert lines == [f"{v}<!-- q: run disconnect_share{a} -->" for v, a in (
         ("0.25", ""), ("3", " agg=n"), ("3", " agg=lost_k"), ("12", " agg=lost_n"), ("0.25", " agg=lost_share"),
-        ("0.09", " agg=lost_low"), ("0.53", " agg=lost_high"), ("2", " agg=lost_any"))]
+        ("0.09", " agg=lost_low"), ("0.53", " agg=lost_high"), ("2", " agg=lost_any"), ("2", " agg=repeats_lost"),
+        ("3", " agg=repeats_n"), ("0.21", " agg=repeats_low"), ("0.94", " agg=repeats_high"))]
     assert note is None
     lines, _ = findings.lines("run lag_p99_ms", tmp_path, 1)
     assert lines == [f"{v}<!-- q: run lag_p99_ms{a} -->" for v, a in (
@@ -246,7 +258,7 @@ def test_the_command_line_lists_refused_quotes_and_exits_non_zero(tmp_path) -> N
     proc = run_cli("findings", "check", str(doc))
     assert proc.returncode == 1
     assert "doc.md:1: quoted 1, not supported: survival figure over 1 of 3 matched rows" in proc.stdout
-    assert "2 quoted numbers checked, 0 do not match the records, 1 are survival figures" in proc.stdout
+    assert "2 quoted numbers checked, 0 do not match the records, 1 are refused (survival figures" in proc.stdout
 
 
 def test_a_searched_boundary_is_a_query_over_the_cells_of_a_search(tmp_path) -> None:
@@ -289,3 +301,45 @@ def test_a_searched_boundary_is_a_query_over_the_cells_of_a_search(tmp_path) -> 
     assert _value(tmp_path, f"{q} work_ms=500 agg=boundary_cells") == 2
     with pytest.raises(UsageError, match="searched boundary"):
         findings.Query.parse("search lag_p99_ms agg=boundary_ms")
+
+
+def test_a_connection_level_interval_pooled_over_cells_is_refused(tmp_path) -> None:
+    one = "RUN disconnect_share workload=c_holds_gil strategy=inline work_ms=200 ping_timeout=0.5"
+    pooled = "RUN disconnect_share strategy=inline verdict=lost"
+    base = FIXTURES / "run_a"
+    values = {q: findings.format_value(findings.evaluate(findings.Query.parse(
+        q.replace("RUN", str(base))), tmp_path), 2) for q in (f"{one} agg=lost_high", f"{pooled} agg=lost_high",
+                                                               f"{pooled} agg=repeats_lost")}
+    body = "".join(f"{v}<!-- q: {q} -->\n" for q, v in values.items())
+    bad = findings.check(_doc(tmp_path, body))[1]
+    # One cell's interval may be quoted; the same bound pooled over cells may not, even filtered on verdict;
+    # the repeats that lost, counted over the same rows, may.
+    assert [m.line for m in bad] == [2] and bad[0].agrees
+    assert bad[0].refused.startswith("connection-level interval pooled over")
+
+
+def test_a_contrast_is_quoted_as_fishers_test_over_repeats(tmp_path) -> None:
+    from wsblock.analysis import rules
+
+    # 2 of 3 repeats lost against 0 of 3: not established, however many connections each lost.
+    _repeats(tmp_path / "run", [*THREE], cell="pure_python-2500ms-thread-pi0.5-pt0.5")
+    _repeats(tmp_path / "run", [{"lag": 5.0, "lost": 0, "of": 4, "verdict": "kept"}] * 3,
+             cell="pure_python-2500ms-process-pi0.5-pt0.5")
+    for path in (tmp_path / "run" / "cells").glob("*process*.json"):
+        rec = json.loads(path.read_text())
+        rec["params"]["strategy"] = "process"
+        path.write_text(json.dumps(rec))
+    q = "run disconnect_share strategy=thread agg=repeats_fisher_p vs.strategy=process"
+    expected = rules.contrast((2, 3), (0, 3)).p_value
+    assert _value(tmp_path, q) == pytest.approx(expected) and expected > rules.ALPHA
+    assert findings.check(_write(tmp_path, f"p = {expected:.2f}<!-- q: {q} -->\n"))[1] == []
+    for bad in ("run disconnect_share agg=repeats_fisher_p", "run disconnect_share vs.strategy=process",
+                "run lag_p99_ms agg=repeats_fisher_p vs.strategy=process"):
+        with pytest.raises(UsageError, match="contrast"):
+            findings.Query.parse(bad)
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    doc = tmp_path / "doc.md"
+    doc.write_text(body)
+    return doc

@@ -68,11 +68,17 @@ class JobTiming:
             event loop between chunks is excluded).
         cpu_ms: CPU time of the executing thread over the same steps.
         steps: Number of steps executed.
+        result: What the work returned: a user's function's return value
+            (a generator function's ``return`` value), ``None`` for the
+            built-in workloads. It is handed back to the server's handler
+            as a real server's result would be (see
+            :mod:`wsblock.engine.carry`).
     """
 
     wall_ms: float
     cpu_ms: float
     steps: int
+    result: Any = field(default=None, repr=False, compare=False)
 
 
 class Workload:
@@ -124,6 +130,10 @@ class Workload:
 
         Yields:
             ``None`` after each step.
+
+        Returns:
+            The work's result (a user's function's return value), which
+            :func:`execute` hands back; ``None`` for built-in workloads.
         """
         raise NotImplementedError
 
@@ -166,7 +176,7 @@ def execute(job: Job) -> JobTiming:
         job: The job to execute.
 
     Returns:
-        Wall and CPU time of the work.
+        Wall and CPU time of the work, and what it returned.
     """
     from workloads import get
 
@@ -174,10 +184,17 @@ def execute(job: Job) -> JobTiming:
     wall0 = time.perf_counter()
     cpu0 = time.thread_time()
     count = 0
-    for _ in workload.steps(job):
+    steps = workload.steps(job)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            result = stop.value
+            break
         count += 1
     return JobTiming(
         wall_ms=(time.perf_counter() - wall0) * 1000.0,
         cpu_ms=(time.thread_time() - cpu0) * 1000.0,
         steps=count,
+        result=result,
     )

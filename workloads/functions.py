@@ -31,7 +31,7 @@ import inspect
 import os
 import re
 import sys
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Generator, Iterator, Mapping
 
 from workloads.base import Job, Workload
 
@@ -209,16 +209,17 @@ class FunctionWorkload(Workload):
                                     f"(give it with --param {missing[0]}=VALUE)")
         return resolved
 
-    def steps(self, job: Job) -> Iterator[None]:
+    def steps(self, job: Job) -> Generator[None, None, Any]:
         kwargs = dict(job.params)
         if self.calibrated:
             kwargs[UNITS] = job.units
         result = self.function(**kwargs)
         if self.generator:
-            for _ in result:
-                yield
-        else:
-            yield
+            # Each value it yields is a step (the value is not used); its
+            # own ``return`` value is its result.
+            return (yield from result)
+        yield
+        return result
 
 
 def from_entry_point(name: str, obj: Any) -> Workload:

@@ -625,7 +625,8 @@ def _cmd_findings(args: argparse.Namespace) -> int:
     wrong = sum(1 for m in mismatches if not m.agrees)
     refused = sum(1 for m in mismatches if m.refused)
     print(f"{checked} quoted numbers checked, {wrong} do not match the records, "
-          f"{refused} are survival figures over inconclusive or legacy rows")
+          f"{refused} are refused (survival figures over inconclusive or legacy rows, or connection-level "
+          "intervals pooled over cells)")
     return 1 if mismatches else 0
 
 

@@ -1,8 +1,13 @@
 """``wsblock advise TARGET``: measure one workload under every strategy and recommend one.
 
-* :mod:`wsblock.advise.target`: the target checked, the cells planned;
-* :mod:`wsblock.advise.predict`: the keepalive outcome at the user's settings,
-  predicted from the measured stalls by the boundary model;
+* :mod:`wsblock.advise.target`: the target checked and timed, the cells planned;
+* :mod:`wsblock.advise.behaviour`: the function's call times and how long it
+  holds the GIL at once;
+* :mod:`wsblock.advise.predict`: the keepalive outcome at the user's settings
+  over one hour, predicted from the measured stalls by the boundary model,
+  inside or outside the settings the model was checked at;
 * :mod:`wsblock.advise.choose`: the recommendation rule and its reason;
+* :mod:`wsblock.advise.concurrency`: for how many calls at once the answer holds;
+* :mod:`wsblock.advise.saved`: ``advice.json`` and ``advice.md``, and reading them back;
 * :mod:`wsblock.advise.command`: the command itself.
 """

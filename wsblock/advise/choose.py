@@ -8,20 +8,26 @@ that pickle every job). A strategy is *eligible* when
   predicted by the boundary model (:mod:`wsblock.advise.predict`) with a loss
   probability under 5 %, or, near the boundary, confirmed by cells whose
   windows could show a timeout;
-* it **keeps the loop free**: the loop is *responsive* (no cell stalled it,
-  a gap over the run's stall threshold, 50 ms by default, in every repeat,
-  and the loop-lag p99, where reported, is under that threshold) and *idle*
-  (the loop-lag p50 is under :data:`BUSY_LAG_MS`: the loop waits for the
-  work instead of running it or fighting it for the GIL); each percentile
-  is judged by the upper end of its interval over the repeats;
-* its **evidence is strong**: what :mod:`wsblock.analysis.recommend` calls
-  weak (fewer than 3 repeats, failed repeats, a disturbed measurement,
-  calibration drift) is absent. Repeats that vary do not block a
-  recommendation by themselves: the loop-lag p99 is judged by the upper end
-  of its interval over the repeats instead.
+* it **keeps the loop free**, by the same predicate as the report's ``safe``
+  (:func:`wsblock.analysis.rules.loop_check`): not stalled in every repeat,
+  loop-lag p99 under the stall threshold and p50 under
+  :data:`~wsblock.analysis.rules.BUSY_LAG_MS` in the worst repeat, and the
+  worst repeat's longest stall under
+  :data:`~wsblock.analysis.rules.STALL_BUDGET_SHARE` of ``ping_timeout``. It
+  fails closed: a withheld or missing percentile never passes; the
+  watchdog's stall figures stand in where the probe is thin, and where
+  neither exists the strategy is not eligible and the reason names the
+  missing figure;
+* its **evidence is strong**: no caveat that could have made it look safer
+  in its own cells, at least 3 repeats, no failed repeat
+  (:attr:`wsblock.analysis.recommend.Advice.blockers`).
 
-The recommendation is the first eligible strategy in cost order; when none
-is eligible it says so and names the one that came closest.
+The recommendation is the first eligible strategy in cost order. When none
+is eligible, the strategies are ranked by what was measured
+(:func:`wsblock.analysis.rules.rank`: connections kept, then the loop
+figures, then cost, never putting first a strategy that another beats by
+the evidence) and the first is named as the closest, with why it still
+falls short.
 """
 
 from __future__ import annotations
@@ -32,18 +38,14 @@ from dataclasses import dataclass, field
 from wsblock.advise.predict import Forecast
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import recommend as rec
+from wsblock.analysis import rules
 from wsblock.report import markdown as md
 
 COST_ORDER = ("inline", "chunked", "thread", "process")
 """Strategies from the cheapest to the dearest."""
 
-BUSY_LAG_MS = 2.0
-"""A median loop-lag at or over this means the loop is busy with the work.
-
-An idle loop's 1 ms probe wakes a fraction of a millisecond late; a loop
-that runs the work itself in steps (``chunked``) is late by about a step,
-and one that competes with a thread for the GIL by about the switch
-interval (5 ms by default), on most wake-ups."""
+BUSY_LAG_MS = rules.BUSY_LAG_MS
+"""A median loop-lag at or over this: the loop is busy with the work (:data:`wsblock.analysis.rules.BUSY_LAG_MS`)."""
 
 UNSTABLE = "unstable repeats"
 """How :mod:`wsblock.analysis.recommend` starts the reason for repeats that vary."""
@@ -94,36 +96,73 @@ class Judged:
     lag_p50: rec.Quantity | None = None
 
     @property
-    def responsive(self) -> bool:
-        """No cell stalled in every repeat, and the loop-lag p99 (where reported) under the stall threshold."""
+    def check(self) -> rules.LoopCheck:
+        """The loop-free rule's answer (:func:`wsblock.analysis.rules.loop_check`).
+
+        The advice's own answer over its cells where it has one; otherwise
+        (an advice assembled by hand) the same rule on its reference cell's
+        figures, the interval ends standing for the best and worst repeat.
+        """
         a = self.advice
         if a.verdict == rec.NO_DATA:
-            return False
-        return not a.stalled and _worst(a.lag_p99) < self.stall_ms
+            return rules.LoopCheck(None, missing=("no measured repeat",))
+        if a.loop is not None and a.figures is not None and self.stall_ms == rules.STALL_MS:
+            return a.loop
+        return rules.loop_check(self.figures, self.stall_ms)
+
+    @property
+    def figures(self) -> rules.LoopFigures:
+        """The reference cell's loop figures (best and worst repeat).
+
+        Read from the cells by :func:`wsblock.analysis.rules.figures` where
+        the advice has them; otherwise from its medians' intervals, whose
+        ends are the best and worst repeat up to 5 repeats, and only when
+        every repeat has the figure.
+        """
+        a = self.advice
+        if a.figures is not None:
+            return a.figures
+        repeats = a.reference.repeats if a.reference is not None else a.repeats[1]
+
+        def ends(q: rec.Quantity | None) -> tuple[float, float]:
+            if q is None or not q.known or q.n < repeats:
+                return (math.nan, math.nan)
+            low = q.low if math.isfinite(q.low) else q.value
+            high = q.high if math.isfinite(q.high) else q.value
+            return (min(low, q.value), max(high, q.value))
+
+        p50, p99 = ends(self.lag_p50 if self.lag_p50 is not None else a.lag_p50), ends(a.lag_p99)
+        why = "" if not (math.isnan(p50[1]) or math.isnan(p99[1])) else "a percentile withheld or missing"
+        stalled = repeats if a.stalled else (0 if a.stall is not None and a.stall.known else -1)
+        pt = a.reference.ping_timeout if a.reference is not None else None
+        return rules.LoopFigures(repeats, p50, p99, False, why, ends(a.stall), ends(a.stalled_share), stalled, pt)
+
+    @property
+    def responsive(self) -> bool:
+        """Not stalled in every repeat, and the loop-lag p99 (or the stalled share) under its threshold."""
+        return self.check.responsive is True
 
     @property
     def idle(self) -> bool:
-        """The loop's median wake-up is under :data:`BUSY_LAG_MS` late: it waits for the work, not runs it."""
-        return _worst(self.lag_p50) < BUSY_LAG_MS
+        """The loop's median wake-up is under :data:`BUSY_LAG_MS` late (or the stalled share under its threshold)."""
+        return self.check.idle is True
 
     @property
     def loop_free(self) -> bool:
-        """Responsive (:attr:`responsive`) and not kept busy by the work (:attr:`idle`).
-
-        Loop-lag percentiles are judged by the upper end of their interval
-        over the repeats, so repeats that vary cannot make a loop look free.
-        """
-        return self.responsive and self.idle
+        """The loop-free rule says free (never when a figure it needs is missing)."""
+        return self.check.free is True
 
     @property
     def weak(self) -> tuple[str, ...]:
-        """What makes the evidence weak: the verdict's reasons, but for unstable repeats.
+        """What makes the evidence weak: caveats that could have made it look safer, few or failed repeats.
 
-        Repeats that vary are already answered by judging the loop by the
-        upper end of its intervals; a loss in some repeats and not others
-        is a loss.
+        A loop figure that is missing or varies across its threshold is
+        answered by :attr:`loop_free` (fail closed), not here.
         """
-        return tuple(w for w in self.advice.weak if not w.startswith(UNSTABLE))
+        a = self.advice
+        if a.loop is not None:
+            return a.blockers
+        return tuple(w for w in a.weak if not w.startswith(UNSTABLE))
 
     @property
     def strong(self) -> bool:
@@ -134,6 +173,24 @@ class Judged:
     def eligible(self) -> bool:
         """Keeps every connection, keeps the loop free, on strong evidence."""
         return self.keep.outcome == "kept" and self.loop_free and self.strong
+
+    def standing(self) -> rules.Standing:
+        """What was measured of it, for :func:`wsblock.analysis.rules.rank`."""
+        a = self.advice
+        f = self.figures
+        k = self.keep
+        repeats = (0, 0)
+        connections = (0, 0)
+        if k.basis != PREDICTED and a.verdict != rec.NO_DATA:
+            lost, n = a.repeats_lost
+            if not n and k.outcome == "lost":
+                n = lost = max(a.repeats[1], 1)  # a loss, with no per-repeat count: every repeat counts
+            repeats = (lost, n)
+            if k.connections is not None and k.connections.n:
+                connections = (k.connections.k, k.connections.n)
+        predicted = k.forecast.p if k.forecast is not None else (1.0 if k.outcome == "lost" else math.nan)
+        return rules.Standing(self.strategy, repeats, connections, (f.share, f.stall, f.p50),
+                              cost_key(self.strategy)[0], predicted)
 
 
 @dataclass
@@ -151,13 +208,6 @@ class Choice:
     reasons: list[str] = field(default_factory=list)
 
 
-def _worst(q: rec.Quantity | None) -> float:
-    """The upper end of a quantity's interval (its value without one); ``-inf`` when unknown."""
-    if q is None or not q.known:
-        return -math.inf
-    return max(q.value, q.high) if math.isfinite(q.high) else q.value
-
-
 def cost_key(strategy: str) -> tuple[int, str]:
     """Sort key of strategies, cheapest first (unknown ones last, by name)."""
     return (COST_ORDER.index(strategy), "") if strategy in COST_ORDER else (len(COST_ORDER), strategy)
@@ -170,7 +220,8 @@ def _share(value: float) -> str:
 def loop_text(j: Judged, *, share: bool = True) -> str:
     """The loop figures of a strategy in words: ``loop-lag p99 4 ms, no stall over 50 ms``."""
     a = j.advice
-    lags = [f"{name} {md.ms(q.value)} ms" for name, q in (("p50", j.lag_p50), ("p99", a.lag_p99))
+    p50 = j.lag_p50 if j.lag_p50 is not None else a.lag_p50
+    lags = [f"{name} {md.ms(q.value)} ms" for name, q in (("p50", p50), ("p99", a.lag_p99))
             if q is not None and q.known]
     parts = [f"loop-lag {', '.join(lags)}"] if lags else []
     if a.stall is not None and a.stall.known and a.stall.value > 0:
@@ -206,7 +257,15 @@ def _why_not(j: Judged) -> str:
     if j.advice.verdict == rec.NO_DATA:
         return f"{name} has no measured repeat"
     if j.keep.outcome == "lost":
-        return f"{name} loses connections ({keep_text(j)})"
+        a = j.advice
+        kind = f", {a.loss_kind}: {a.repeat_loss.text()}" if a.repeat_loss is not None else ""
+        return f"{name} loses connections{kind} ({keep_text(j)})"
+    check = j.check
+    if check.free is None and not check.failures:
+        missing = "; ".join(check.missing + check.unstable)
+        return f"{name} cannot be shown to keep the loop free: {missing}"
+    if check.within_budget is False and check.responsive is not False and check.idle is not False:
+        return f"{name} does not keep the loop free: {'; '.join(check.failures)}"
     if not j.responsive:
         a = j.advice
         share = a.stalled_share.value if a.stalled_share is not None and a.stalled_share.known else math.nan
@@ -227,7 +286,8 @@ def _why_not(j: Judged) -> str:
             return f"inline does not keep the loop free: the function held the loop {held} ({figures})"
         if name == "chunked":
             return f"chunked does not keep the loop free: its steps held the loop {held} ({figures})"
-        return f"{name} does not keep the loop free: the loop was stalled {held} ({figures})"
+        reasons = "; ".join(check.failures) or f"the loop was stalled {held}"
+        return f"{name} does not keep the loop free: {reasons} ({figures})"
     if not j.idle:
         figures = f"{loop_text(j)}; a free loop's p50 is under {BUSY_LAG_MS:g} ms"
         if name == "thread" and not j.releases_gil:
@@ -260,15 +320,22 @@ def choose(judged: list[Judged]) -> Choice:
     if not ordered:
         return Choice(None, reasons=["no strategy was measured"])
 
-    def closeness(j: Judged) -> tuple[int, int, int, float]:
-        a = j.advice
-        share = a.stalled_share.value if a.stalled_share is not None and a.stalled_share.known else 1.0
-        return (j.keep.outcome != "kept", not j.loop_free, not j.strong, share)
-
-    best = min(ordered, key=closeness)
+    ranked = rules.rank([j.standing() for j in ordered])
+    best = next(j for j in ordered if j.strategy == ranked[0].strategy)
+    beaten = []
+    for o in ordered:
+        d = rules.dominated_by(o.standing(), ranked)
+        if d is not None:
+            on = rules.established_better(d, o.standing())
+            beaten.append(f"{o.strategy} is beaten by {d.strategy} on what was measured"
+                          + (f" ({', '.join(on)}: in every repeat, or established over repeats)" if on
+                             else " (no worse on any figure, better on one)"))
     return Choice(None, closest=best.strategy,
                   reasons=["no strategy keeps every connection and the loop free on strong evidence"]
-                  + [_why_not(o) for o in ordered] + [f"closest: {best.strategy} ({loop_text(best)})"])
+                  + [_why_not(o) for o in ordered]
+                  + [f"closest: {best.strategy}, ranked by what was measured (connections kept, then the loop "
+                     f"figures, then cost): {loop_text(best)}; it still falls short: {_why_not(best)}"]
+                  + beaten)
 
 
 __all__ = ["CONFIRMED", "COST_ORDER", "Choice", "Judged", "Keep", "MEASURED", "PREDICTED", "choose",

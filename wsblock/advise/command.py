@@ -12,8 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from wsblock.advise import behaviour, predict, saved, target as tg
 from wsblock.advise import choose as ch
-from wsblock.advise import predict, target as tg
+from wsblock.advise import concurrency as conc
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import recommend as rec
 from wsblock.errors import UsageError
@@ -127,7 +128,7 @@ def table(judged: list[ch.Judged], cells: pd.DataFrame, records: list[dict[str, 
         a = j.advice
         f = j.keep.forecast
         if j.keep.basis == ch.PREDICTED and f is not None:
-            kept = f"predicted P(loss) {f.p:.2f}"
+            kept = f"predicted P(loss) {f.p:.2f}" + (", inconclusive" if j.keep.outcome == "unknown" else "")
         else:
             kept = _kept(j.keep.connections) + (" (confirmed)" if j.keep.basis == ch.CONFIRMED else "")
         share = a.stalled_share.value if a.stalled_share is not None and a.stalled_share.known else math.nan
@@ -169,17 +170,22 @@ class _Settings:
 
 
 def _judge(s: _Settings, cells: pd.DataFrame, records: list[dict[str, Any]], *, direct: bool,
-           stall_ms: float) -> list[ch.Judged]:
-    """One :class:`Judged` per strategy: measured keepalive outcome, or the boundary model's forecast."""
+           stall_ms: float, checked: predict.CheckedRange | None) -> list[ch.Judged]:
+    """One :class:`Judged` per strategy: measured keepalive outcome, or the boundary model's forecast.
+
+    The forecast is made either way (it is printed); it decides the
+    keepalive outcome only when the windows could not show a timeout.
+    """
     releases = s.target.workload.gil.startswith("released")
     advice = _advice(cells)
     judged = []
     for strategy in s.target.strategies:
         a = advice.get(strategy) or rec.Advice(s.target.name, strategy, rec.NO_DATA)
+        f = predict.forecast(_ok(records, strategy), ping_interval=s.interval, ping_timeout=s.timeout,
+                             checked=checked)
         if direct:
-            keep = _measured_keep(a, ch.MEASURED)
+            keep = _measured_keep(a, ch.MEASURED, f)
         else:
-            f = predict.forecast(_ok(records, strategy), ping_interval=s.interval, ping_timeout=s.timeout)
             keep = ch.Keep("unknown" if f is None else f.outcome, ch.PREDICTED, None, f)
         judged.append(ch.Judged(strategy, a, keep, stall_ms, releases, _quantity(cells, strategy, "lag_p50_ms")))
     return judged
@@ -197,27 +203,95 @@ def _confirm(s: _Settings, judged: list[ch.Judged]) -> tuple[list[ch.Judged], st
     near = [j.strategy for j in judged if j.keep.outcome == "near"]
     if not near:
         return judged, "no prediction was near the boundary: no confirmation needed"
+    cycles = tg.CONFIRM_CYCLES
     confirm = tg.confirm_definition(s.target, near)
     if confirm is None:
         keeps = {n: ch.Keep("unknown", ch.PREDICTED, None, j.keep.forecast) for j in judged
                  if (n := j.strategy) in near}
-        said = (f"predicted near the boundary: {', '.join(near)}; no window the engine allows can observe a "
-                f"timeout at {s.keepalive}, so they stay unconfirmed")
+        said = (f"predicted near the boundary: {', '.join(near)}; inconclusive: no window the engine allows "
+                f"can observe {_plural(cycles, 'keepalive cycle')} at {s.keepalive} (a verdict of kept needs "
+                f"that many), so they stay unconfirmed")
     else:
         where = s.out / "confirm"
-        cycles = confirm["min_cycles"]
         _say(f"predicted near the boundary: {', '.join(near)}; confirming with cells at {s.keepalive}, windows "
              f"sized to observe {_plural(cycles, 'keepalive cycle')}, in {where}")
         s.failed += _run(confirm, where, quiet=s.quiet)
         measured = _advice(_cells(where)[0])
         keeps = {j.strategy: _measured_keep(measured.get(j.strategy), ch.CONFIRMED, j.keep.forecast)
                  for j in judged if j.strategy in near}
-        said = f"confirmed with real cells at your settings: {', '.join(near)} (records in {where})"
+        said = (f"confirmed with real cells at your settings, each observing {_plural(cycles, 'keepalive cycle')}: "
+                f"{', '.join(near)} (records in {where})")
     return [replace(j, keep=keeps[j.strategy]) if j.strategy in keeps else j for j in judged], said
+
+
+def _searched() -> str:
+    """Where the reference study's searches measured the boundary: ``1-2 calls at once, ping_timeout 0.5-2 s``."""
+    checked = predict.checked_range(runs=("boundary/*",))
+    if checked is None:
+        return ""
+    lo, hi = checked.job_connections
+    t_lo, t_hi = checked.ping_timeout
+    calls = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    timeouts = f"{t_lo:g}" if t_lo == t_hi else f"{t_lo:g}-{t_hi:g}"
+    return f"{calls} calls at once, ping_timeout {timeouts} s"
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "any time (no keepalive timeout can fail)"
+    return "one hour" if seconds == 3600 else f"{seconds:g} s"
+
+
+def prediction_lines(judged: list[ch.Judged], *, keepalive: str, checked: predict.CheckedRange | None,
+                     direct: bool, skill: tuple[predict.Skill, ...] = ()) -> list[str]:
+    """The boundary model's predictions over the horizon, each labelled inside or outside its checked range."""
+    forecasts = [(j.strategy, j.keep.forecast) for j in judged if j.keep.forecast is not None]
+    finite = [(n, f) for n, f in forecasts if math.isfinite(f.horizon_s)]
+    if not finite:
+        return [f"predictions: none (no keepalive timeout can drop a connection at {keepalive})"]
+    horizon = finite[0][1].horizon_s
+    used = ("they decide connections kept" if not direct else
+            "connections kept above were measured over the windows; these predictions look further ahead")
+    out = [f"predictions: P(a connection is lost in {_hours(horizon)} of this load) at {keepalive}, "
+           f"from the measured stalls by the boundary model [range over its readings and the repeats]; {used}"]
+    width = max(len(n) for n, _ in finite)
+    for name, f in finite:
+        where = "extrapolated (outside the checked range)" if f.extrapolated else "inside the checked range"
+        out.append(f"  {name.ljust(width)}  {f.p:.2f} [{f.low:.2f}, {f.high:.2f}]  {where}")
+    if direct:
+        # Windows of a few keepalive cycles can keep every connection of a
+        # load that would lose some within the hour: say so where it shows.
+        for j in judged:
+            f = j.keep.forecast
+            if j.keep.outcome == "kept" and f is not None and math.isfinite(f.horizon_s) and f.p >= predict.NEAR[0]:
+                out.append(f"note: {j.strategy} kept every connection in its windows, but the model predicts "
+                           f"P(loss in {_hours(f.horizon_s)}) {f.p:.2f}: over longer runs expect losses")
+    out.append(f"horizon: {horizon:,.0f} s ({_hours(horizon)})"
+               + (f"; the model walks {finite[0][1].segment_s:g} s ping by ping and compounds the rest as "
+                  f"independent stretches (this errs towards loss)" if math.isfinite(finite[0][1].segment_s)
+                  else ""))
+    if checked is None:
+        out.append("checked range: unknown (the reference records the model was checked on were not found): "
+                   "every prediction counts as extrapolated")
+    else:
+        inside = all(not f.extrapolated for _, f in finite)
+        out.append(f"checked range: the model was checked against measured cells at {checked.text()}; "
+                   + ("these settings are inside it" if inside else
+                      "these settings are outside it, so its predictions are extrapolated"))
+    if skill:
+        groups = skill[0].groups
+        out.append(f"out of sample (leaving each of {groups} reference runs out in turn): "
+                   + "; ".join(k.text() for k in skill))
+    else:
+        out.append("out of sample: not scored (the reference records could not be scored)")
+    return out
 
 
 def cmd_advise_target(args: argparse.Namespace) -> int:
     """Measure a workload under every strategy that applies and recommend one.
+
+    Prints the advice on stdout (and keeps it as ``advice.json`` and
+    ``advice.md`` in the run directory); progress goes to stderr.
 
     Returns:
         0; 1 when a cell failed (the verdict is printed all the same, with
@@ -227,6 +301,9 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     from wsblock.report.document import build_report
 
     started = time.monotonic()
+    budget = getattr(args, "call_budget_ms", None)
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise UsageError(f"--call-budget-ms must be a positive number of ms, got {budget:g}")
     target = tg.resolve(args.target, work_ms=args.work_ms, params=args.param, ping_interval=args.ping_interval,
                         ping_timeout=args.ping_timeout, job_connections=args.job_connections,
                         repeats=args.repeats, only=args.strategy or None)
@@ -237,6 +314,13 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     for note in target.notes:
         _say(f"note: {note}")
     tg.check(target, _say)
+    timed = tg.time_calls(target, _say)
+    before = behaviour.from_calls(timed) if timed else None
+    if before is not None:
+        # Windows are sized on the longest call: rare long calls must fit them.
+        target.job_ms = max(target.job_ms, before.max)
+        _say(f"{target.name}: p50 {before.p50:,.0f} ms, max {before.max:,.0f} ms over {before.n} calls; "
+             f"windows sized on the longest call")
     direct = tg.direct(target)
     sized, _ = tg.sized_window_s(target)
     horizon = predict.horizon_s(s.interval, s.timeout)
@@ -247,20 +331,35 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
         window = tg.stall_window_s(target)
         mode = (f"{window:g} s windows to measure the loop's stall pattern ({tg.STALL_JOBS} jobs per connection); "
                 f"observing a timeout at {s.keepalive} needs about {sized:,.0f} s per cell, so connections kept are "
-                f"predicted from the measured stalls by the boundary model over {horizon:g} s of this load")
+                f"predicted from the measured stalls by the boundary model over {_hours(horizon)} of "
+                f"this load")
         definition = {**target.definition, "duration": window}
+    concurrency = args.job_connections
     job = "one call per job" if "work_ms" not in target.definition else f"{target.job_ms:g} ms jobs"
-    load = f"{job}, {_plural(args.job_connections, 'job connection')}"
+    load = f"{job}, {_plural(concurrency, 'call')} at once (--concurrency {concurrency})"
     _say(f"advise {target.name} ({load}): {', '.join(target.strategies)}, "
          f"{_plural(args.repeats, 'repeat')} each; {mode}")
     s.failed += _run(definition, out, quiet=args.quiet)
     cells, records = _cells(out)
     stall_ms = CellConfig("", 1, "").stall_ms
-    judged = _judge(s, cells, records, direct=direct, stall_ms=stall_ms)
+    checked = predict.checked_range()
+    judged = _judge(s, cells, records, direct=direct, stall_ms=stall_ms, checked=checked)
     judged, confirmed = (judged, "") if direct else _confirm(s, judged)
-    report = build_report(out, out / "report")
+    choice = ch.choose(judged)
+    measured_calls = behaviour.from_records(records)
+    # At least CALLS timed calls, else every job the cells measured (the other source's longest still shows).
+    calls = before if before is not None and before.n >= behaviour.CALLS else (measured_calls or before)
+    other = measured_calls if calls is before else before
+    hold = behaviour.gil_hold(records, stall_ms)
+    reached = choice.strategy or choice.closest
+    reach = (None if reached is None else
+             conc.reach(reached, records, measured=concurrency, ping_timeout=s.timeout, stall_ms=stall_ms))
 
     lines = [f"advise {target.name}: {load}, {s.keepalive}, {_plural(args.repeats, 'repeat')} per strategy", ""]
+    lines += behaviour.lines(calls, hold, ping_timeout=s.timeout, budget_ms=budget, params=args.param,
+                             other=other,
+                             releases_gil=target.workload.gil.startswith("released"))
+    lines.append("")
     lines += table(judged, cells, records)
     unsampled = {j.strategy: span for j in judged if (span := cpu_unsampled(records, j.strategy)) is not None}
     if unsampled:
@@ -272,18 +371,83 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
         lines.append(f"connections kept: measured in windows sized to observe a timeout at {s.keepalive}")
     else:
         lines.append(f"connections kept: predicted from the measured stalls by the boundary model, "
-                     f"P(a connection is lost in {horizon:g} s of this load); a prediction between "
+                     f"P(a connection is lost in {_hours(horizon)} of this load); a prediction between "
                      f"{predict.NEAR[0]:.0%} and {predict.NEAR[1]:.0%} is confirmed by real cells")
         lines.append(confirmed)
     lines.append(f"loop free: no stall over {stall_ms:g} ms in every repeat, loop-lag p99 under {stall_ms:g} ms "
                  f"and p50 under {ch.BUSY_LAG_MS:g} ms (the loop waits for the work rather than running it), "
                  f"each at the upper end of its interval over the repeats; connection intervals are Wilson 95 %")
-    lines += [""] + recommendation_lines(ch.choose(judged)) + [""]
+    skill = predict.skill() if any(j.keep.forecast is not None and math.isfinite(j.keep.forecast.horizon_s)
+                                   for j in judged) else ()
+    lines += [""] + prediction_lines(judged, keepalive=s.keepalive, checked=checked, direct=direct, skill=skill)
+    margin = conc.margin_line(records, target.strategies, ping_timeout=s.timeout, stall_ms=stall_ms)
+    lines += [margin] if margin else []
+    lines += [""] + recommendation_lines(choice) + conc.lines(reach, concurrency, recommended=choice.strategy is not None,
+                                                            searched=_searched()) + [""]
     lines.append(f"records: {out / 'cells'}")
-    lines.append(f"report: {report.markdown}")
-    lines.append(f"took {time.monotonic() - started:,.0f} s")
-    print("\n".join(lines))
+    lines.append(f"report: {out / 'report' / 'report.md'}")
+    printed = "\n".join(lines) + "\n"
+
+    saved.write(out, _advice_record(
+        s, args, target, direct=direct, stall_ms=stall_ms, checked=checked, judged=judged, choice=choice,
+        calls=calls, measured_calls=measured_calls, timed=timed, hold=hold, reach=reach, budget=budget,
+        skill=skill, printed=printed))
+    build_report(out, out / "report")
+    print(printed, end="")
+    _say(f"took {time.monotonic() - started:,.0f} s; advice kept in {out / saved.ADVICE_JSON}")
     return 1 if s.failed else 0
+
+
+def _rule_modules() -> list[Any]:
+    """The modules that hold the rule's thresholds (the optional ones where present)."""
+    import importlib
+
+    modules: list[Any] = [ch, rec]
+    try:
+        modules.append(importlib.import_module("wsblock.analysis.rules"))
+    except ImportError:
+        pass
+    return modules
+
+
+def _advice_record(s: _Settings, args: argparse.Namespace, target: tg.Target, *, direct: bool, stall_ms: float,
+                   checked: predict.CheckedRange | None, judged: list[ch.Judged], choice: ch.Choice,
+                   calls: behaviour.CallTimes | None, measured_calls: behaviour.CallTimes | None,
+                   timed: list[float], hold: behaviour.GilHold, reach: conc.Reach | None, budget: float | None,
+                   skill: tuple[predict.Skill, ...], printed: str) -> dict[str, Any]:
+    """Everything ``advice.json`` keeps: the rule, its thresholds, the inputs, the evidence, the answer."""
+    from wsblock.engine.config import CellConfig
+
+    d = CellConfig("", 1, "")
+    judged_props = ("eligible", "loop_free", "responsive", "idle", "strong", "weak")
+    summary = list(choice.reasons[:1])
+    releases = target.workload.gil.startswith("released")
+    summary += [line for line in behaviour.lines(calls, hold, ping_timeout=s.timeout, budget_ms=budget,
+                                                 params=args.param, releases_gil=releases)
+                if not line.startswith(("input:", "  "))][:3]
+    return {
+        "target": target.name,
+        "summary": summary,
+        "rule": {"text": (ch.__doc__ or "").strip(),
+                 "thresholds": {**saved.thresholds(*_rule_modules(), predict, behaviour, conc),
+                                "stall_ms": stall_ms, "confirm_cycles": tg.CONFIRM_CYCLES}},
+        "inputs": {"target": target.name, "ping_interval": s.interval, "ping_timeout": s.timeout,
+                   "concurrency": args.job_connections, "repeats": args.repeats, "params": dict(args.param),
+                   "work_ms": args.work_ms, "strategies": target.strategies, "call_budget_ms": budget,
+                   "out": str(s.out), "job_ms_sized": target.job_ms, "mode": "direct" if direct else "stall pattern",
+                   "defaults": {"ping_interval": d.ping_interval, "ping_timeout": d.ping_timeout,
+                                "concurrency": tg.DEFAULT_JOB_CONNECTIONS, "repeats": tg.DEFAULT_REPEATS}},
+        "function": {"calls": calls, "calls_timed_ms": timed, "jobs_measured": measured_calls,
+                     "uneven": None if calls is None else calls.uneven, "gil_hold": hold},
+        "strategies": [{"strategy": j.strategy, "judged": j, **saved.properties(j, judged_props)} for j in judged],
+        "predictions": {"horizon_s": predict.horizon_s(s.interval, s.timeout), "checked_range": checked,
+                        "out_of_sample": skill,
+                        "by_strategy": {j.strategy: j.keep.forecast for j in judged}},
+        "concurrency": {"measured": args.job_connections, "reach": reach,
+                        "reach_of": "recommendation" if choice.strategy else "closest"},
+        "recommendation": choice,
+        "printed": printed,
+    }
 
 
 def recommendation_lines(choice: ch.Choice) -> list[str]:
@@ -304,4 +468,10 @@ def _seconds(value: float | None) -> str:
     return "none" if value is None else f"{value:g} s"
 
 
-__all__ = ["cmd_advise_target", "recommendation_lines", "table"]
+__all__ = ["cmd_advise_target", "prediction_lines", "recommendation_lines", "reprint", "table"]
+
+
+def reprint(directory: Path) -> str | None:
+    """What the advise run that wrote ``directory`` printed (from ``advice.json``), or ``None`` without one."""
+    advice = saved.read(directory)
+    return None if advice is None else advice["printed"]

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import psutil
 
 import workloads
-from wsblock.engine import sizing, strategies, user_workloads
+from wsblock.engine import exposure, sizing, strategies, user_workloads
 from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
 from wsblock.matrix import spec as matrix_spec
@@ -39,8 +39,12 @@ DEFAULT_WORK_MS = 1000.0
 """Job length of a built-in (or calibrated) workload when ``--work-ms`` is not given."""
 
 DEFAULT_JOB_CONNECTIONS = 1
-"""Job connections: one job in flight at a time, so a process pool never
-takes every core of a small machine from the server it is measured against."""
+"""Calls the server runs at once (``--concurrency``; one job connection per
+call) when not given: one, so a process pool never takes every core of a
+small machine from the server it is measured against. A server that runs
+several calls at once should say how many: N calls of length L lose
+connections near N x L = ping_timeout (``results/reference/FINDINGS.md``,
+section 8)."""
 
 DEFAULT_REPEATS = 3
 """Repeats per strategy: the fewest for which a verdict can be ``safe``."""
@@ -54,8 +58,8 @@ STALL_JOBS = 4
 STALL_MIN_S = 8.0
 """Shortest stall-pattern window (enough probe samples for a lag p99)."""
 
-CONFIRM_CYCLES = (3, 2, 1)
-"""Keepalive cycles a confirmation cell asks for: the most that fit in the engine's longest window."""
+CONFIRM_CYCLES = exposure.DEFAULT_MIN_CYCLES
+"""Keepalive cycles a confirmation cell must observe: as many as a verdict of ``kept`` needs anywhere else."""
 
 
 @dataclass
@@ -115,7 +119,7 @@ def resolve(name: str, *, work_ms: float | None, params: list[tuple[str, Any]], 
     if ping_interval is None and ping_timeout is not None:
         raise UsageError("--ping-timeout has no effect with --ping-interval none (no pings are sent)")
     if not 1 <= job_connections <= 256:
-        raise UsageError(f"--job-connections must be 1 to 256 (advice needs jobs), got {job_connections}")
+        raise UsageError(f"--concurrency must be 1 to 256 (advice needs jobs), got {job_connections}")
     if not 1 <= repeats <= 100:
         raise UsageError(f"--repeats must be 1 to 100, got {repeats}")
     notes: list[str] = []
@@ -168,6 +172,41 @@ def check(target: Target, progress: Callable[[str], None]) -> None:
         user_workloads.check_for_strategy(cell)
 
 
+def time_calls(target: Target, progress: Callable[[str], None]) -> list[float]:
+    """Time calls of a user's function without ``units`` in this process, before any server starts.
+
+    The second trial call (:func:`check`) counts as the first timed call;
+    :func:`wsblock.advise.behaviour.calls_to_time` says how many follow.
+    Built-in and calibrated workloads are not timed here: their jobs are
+    sized to a target, and the cells' jobs give their call times.
+
+    Returns:
+        Call times in ms, or ``[]`` when nothing was timed.
+
+    Raises:
+        UsageError: If a call raises.
+    """
+    from wsblock import paths
+    from wsblock.advise import behaviour
+
+    workload = target.workload
+    if not isinstance(workload, workloads.FunctionWorkload) or workload.calibrated or target.job_ms <= 0:
+        return []
+    cell = _distinct(matrix_spec.expand(target.definition, source=f"advise {target.name}"))[0]
+    count = behaviour.calls_to_time(target.job_ms)
+    progress(f"timing {count} calls of {target.name} (about {count * target.job_ms / 1000:,.0f} s)")
+    job = workloads.Job(cell.workload, 1, chunk_units=1, params=dict(cell.workload_params),
+                        data_dir=str(paths.data_dir()))
+
+    def call() -> float:
+        try:
+            return workloads.execute(job).wall_ms
+        except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
+            raise UsageError(user_workloads.failure(cell.workload, exc, "on a timed call")) from None
+
+    return [target.job_ms] + behaviour.time_calls(call, count - 1)
+
+
 def _distinct(matrix: matrix_spec.Matrix) -> list[CellConfig]:
     return [p.cell for p in matrix.cells if p.repeat == 0]
 
@@ -184,7 +223,8 @@ def sized_window_s(target: Target) -> tuple[float, bool]:
     Returns:
         ``(seconds, observable)``: the engine's sized window of the slowest
         strategy, and whether every window covers the keepalive cycles a
-        verdict needs (windows are capped at :data:`wsblock.engine.sizing.MAX_WINDOW_S`).
+        verdict needs (windows are capped at the cells' ``max_window``, by default
+        :data:`wsblock.engine.sizing.MAX_WINDOW_S`).
     """
     plans = [_plan(c, target.job_ms) for c in _distinct(matrix_spec.expand(target.definition, source="advise"))]
     return max(p.needed_s for p in plans), all(p.keepalive_observable for p in plans)
@@ -209,14 +249,14 @@ def stall_window_s(target: Target) -> float:
 def confirm_definition(target: Target, strategies_: list[str]) -> dict[str, Any] | None:
     """The matrix that confirms a prediction near the boundary with windows sized to observe a timeout.
 
-    Asks for as many keepalive cycles (:data:`CONFIRM_CYCLES`) as fit in the
-    engine's longest window; ``None`` when not even one fits.
+    Its cells must observe :data:`CONFIRM_CYCLES` keepalive cycles, as many
+    as ``kept`` needs elsewhere; ``None`` when the engine's longest window
+    cannot hold them (the prediction then stays inconclusive).
     """
     base = {**target.definition, "strategies": strategies_}
     cells = _distinct(matrix_spec.expand(base, source="advise"))
-    for cycles in CONFIRM_CYCLES:
-        if all(_plan(c, target.job_ms, min_cycles=cycles).keepalive_observable for c in cells):
-            return {**base, "min_cycles": cycles, "description": f"{base['description']} (confirmation)"}
+    if all(_plan(c, target.job_ms, min_cycles=CONFIRM_CYCLES).keepalive_observable for c in cells):
+        return {**base, "min_cycles": CONFIRM_CYCLES, "description": f"{base['description']} (confirmation)"}
     return None
 
 
@@ -228,4 +268,4 @@ def default_out(name: str) -> Path:
 
 __all__ = ["CONFIRM_CYCLES", "DEFAULT_JOB_CONNECTIONS", "DEFAULT_REPEATS", "DEFAULT_WORK_MS", "DIRECT_MAX_S",
            "STALL_JOBS", "STALL_MIN_S", "Target", "applicable", "check", "confirm_definition", "default_out",
-           "direct", "looks_like_directory", "resolve", "sized_window_s", "stall_window_s"]
+           "direct", "looks_like_directory", "resolve", "sized_window_s", "stall_window_s", "time_calls"]

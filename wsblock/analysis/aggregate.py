@@ -63,6 +63,18 @@ VERDICTS = ("lost", "kept", "inconclusive", "not_applicable")
 LABELS = ("verdict", "warnings", "echo_lower_bound", "job_ms_lower_bound", "stalls_primary")
 """The qualifiers a cell carries over its repeats (:func:`summarise`), named as the tidy labels."""
 
+EXTREMES = ("lag_p50_ms", "lag_p99_ms", "stall_max_ms", "stalled_share", "stalls_count", "cycles_observed",
+            "work_ratio_to_target")
+"""Metrics whose best and worst repeat the verdict rules read (``<metric>_min``, ``<metric>_max``).
+
+A median hides the one repeat that held the loop for a second, or the one
+whose jobs ran short; the rules of :mod:`wsblock.analysis.rules` judge the
+worst repeat, and a difference between two cells on these figures counts
+only where their ranges over the repeats do not overlap."""
+
+EXTREME_COLUMNS = tuple(f"{m}_{end}" for m in EXTREMES for end in ("min", "max"))
+"""Columns :func:`summarise` adds for :data:`EXTREMES`."""
+
 BOUNDED_BY = {
     "echo_p50_ms": "echo_lower_bound", "echo_p99_ms": "echo_lower_bound", "echo_max_ms": "echo_lower_bound",
     "job_ms_p50": "job_ms_lower_bound", "job_ms_max": "job_ms_lower_bound",
@@ -367,6 +379,12 @@ def summarise(cell: CellRepeats, metrics: Sequence[str], identity: Sequence[str]
         e = cell.estimate(metric)
         row.update({metric: e.median, f"{metric}_low": e.low, f"{metric}_high": e.high,
                     f"{metric}_conf": e.confidence, f"{metric}_n": e.n})
+    for metric in EXTREMES:
+        values = cell.values(metric)
+        row[f"{metric}_min"] = min(values) if values else math.nan
+        row[f"{metric}_max"] = max(values) if values else math.nan
+    stalls = cell.values("stalls_count")
+    row["repeats_stalled"] = sum(1 for v in stalls if v >= 1)
     lost = cell.lost()
     pairs = cell.losses()
     row.update({
@@ -414,7 +432,9 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
         (``<metric>_n``); the loss ``lost_k`` of ``lost_n`` connections,
         ``lost_share`` with its Wilson 95 % interval ``lost_low`` ..
         ``lost_high``, ``loss_repeats`` (repeats behind it) and
-        ``repeats_lost_any``; the qualifiers :data:`LABELS` (:func:`labels`);
+        ``repeats_lost_any``; the best and worst repeat of :data:`EXTREMES`
+        (``<metric>_min``, ``<metric>_max``) and ``repeats_stalled``
+        (repeats with at least one stall); the qualifiers :data:`LABELS` (:func:`labels`);
         ``unstable`` and ``unstable_reasons``.
     """
     chosen = list(metric_columns(df) if metrics is None else metrics)
@@ -422,8 +442,8 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
     columns = ["cell", *identity, "repeats", "ok_repeats", "failed_repeats", "status", "error"]
     for metric in chosen:
         columns += [metric, *(f"{metric}_{s}" for s in SUFFIXES)]
-    columns += ["lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "loss_repeats",
-                "repeats_lost_any", *LABELS, "unstable", "unstable_reasons"]
+    columns += [*EXTREME_COLUMNS, "repeats_stalled", "lost_k", "lost_n", "lost_share", "lost_low", "lost_high",
+                "loss_repeats", "repeats_lost_any", *LABELS, "unstable", "unstable_reasons"]
     primary = tuple(primary)
     rows = [summarise(cell, chosen, identity, primary) for cell in group(df).values()]
     out = pd.DataFrame(rows, columns=columns)
@@ -434,7 +454,8 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
     return out
 
 
-__all__ = ["BOUNDED_BY", "CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
+__all__ = ["BOUNDED_BY", "CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "EXTREMES", "EXTREME_COLUMNS",
+           "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
            "LABELS", "ORIGINAL_COLUMNS", "PER_WINDOW", "PRIMARY",
            "Resolution", "VERDICTS",
            "aggregate", "any_flag", "cell_of", "group", "identity_columns", "labels", "lost_of", "metric_columns",

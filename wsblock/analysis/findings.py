@@ -37,6 +37,8 @@ import pandas as pd
 
 from wsblock import inputs
 from wsblock.analysis import aggregate, tidy
+from wsblock.analysis import intervals as iv
+from wsblock.analysis import rules
 from wsblock.errors import UsageError
 from wsblock.schema import record as record_schema
 
@@ -48,8 +50,12 @@ PLAIN_AGGREGATES = ("median", "max", "min", "mean", "sum", "count")
 INTERVAL_AGGREGATES = ("ci_low", "ci_high", "ci_conf")
 """The distribution-free interval of the median, as the report computes it, and its achieved confidence."""
 
-LOSS_AGGREGATES = ("lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "lost_any")
-"""The disconnect outcome pooled over the matching rows (column ``disconnect_share`` only)."""
+LOSS_AGGREGATES = ("lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "lost_any",
+                   "repeats_lost", "repeats_n", "repeats_low", "repeats_high")
+"""The disconnect outcome over the matching rows (column ``disconnect_share`` only): connections
+pooled (``lost_*``, a description), and repeats, the unit of replication (``repeats_*``: repeats
+that lost any connection of repeats with counts, with the Wilson interval over repeats,
+:func:`wsblock.analysis.rules.repeat_loss`)."""
 
 BOUNDARY_AGGREGATES = ("boundary_ms", "boundary_low", "boundary_high", "boundary_width", "boundary_cells",
                        "boundary_work_ms", "boundary_work_low", "boundary_work_high", "boundary_model_ms",
@@ -62,11 +68,21 @@ job length the rows measured (``job_ms_p50``) or, ``boundary_work_*``, in the ta
 record, predicts that crossing (fitted the same way, in measured job length); ``boundary_p05_*`` is
 the length at which 5 % are lost, from the same curve."""
 
-AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES, *BOUNDARY_AGGREGATES)
+CONTRAST_AGGREGATES = ("repeats_fisher_p",)
+"""A contrast of survival between two groups of rows over their repeats (column ``disconnect_share``
+only): Fisher's exact test, two-sided, on repeats that lost any connection of repeats with counts
+(:func:`wsblock.analysis.rules.contrast`). The second group is the query's filters with every
+``vs.KEY=VALUE`` in place of ``KEY=VALUE``."""
+
+AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES, *BOUNDARY_AGGREGATES,
+              *CONTRAST_AGGREGATES)
 """Every ``agg=`` a query may name."""
 
-COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any", "boundary_cells")
+COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any", "repeats_lost", "repeats_n", "boundary_cells")
 """Aggregations that are whole numbers (printed without decimals by :func:`lines`)."""
+
+POOLED_REFUSED = ("lost_low", "lost_high")
+"""Connection-level interval bounds: refused over the rows of more than one cell (:func:`refusal`)."""
 
 ALLOW = ("inconclusive",)
 """What ``allow=`` may name: ``inconclusive`` lets a survival figure include
@@ -86,6 +102,8 @@ class Query:
         filters: ``column -> wanted text``.
         agg: How matching rows combine (one of :data:`AGGREGATES`).
         allow: What the honesty check lets through (see :data:`ALLOW`).
+        versus: ``vs.KEY=VALUE`` overrides that define the second group of
+            a contrast (:data:`CONTRAST_AGGREGATES`).
     """
 
     run: str
@@ -93,6 +111,7 @@ class Query:
     filters: tuple[tuple[str, str], ...]
     agg: str = "median"
     allow: tuple[str, ...] = ()
+    versus: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> "Query":
@@ -106,13 +125,16 @@ class Query:
             raise UsageError(f"query {text!r} needs a run and a column")
         run, column, *rest = words
         filters = []
+        versus = []
         agg = "median"
         allow: list[str] = []
         for word in rest:
             key, sep, value = word.partition("=")
             if not sep:
                 raise UsageError(f"query {text!r}: expected key=value, got {word!r}")
-            if key == "agg":
+            if key.startswith("vs.") and len(key) > 3:
+                versus.append((key[3:], value))
+            elif key == "agg":
                 if value not in AGGREGATES:
                     raise UsageError(f"query {text!r}: agg must be one of {', '.join(AGGREGATES)}")
                 agg = value
@@ -129,18 +151,31 @@ class Query:
         if agg in INTERVAL_AGGREGATES and column == aggregate.LOSS:
             raise UsageError(f"query {text!r}: {aggregate.LOSS} is a proportion: "
                              "use agg=lost_low or agg=lost_high for its interval")
-        return cls(run, column, tuple(filters), agg, tuple(allow))
+        if (agg in CONTRAST_AGGREGATES) != bool(versus):
+            raise UsageError(f"query {text!r}: a contrast needs agg={CONTRAST_AGGREGATES[0]} and at least one "
+                             "vs.KEY=VALUE (the second group), and vs. needs that agg")
+        if agg in CONTRAST_AGGREGATES and column != aggregate.LOSS:
+            raise UsageError(f"query {text!r}: agg={agg} contrasts survival: use the column {aggregate.LOSS}")
+        return cls(run, column, tuple(filters), agg, tuple(allow), tuple(versus))
 
     def __str__(self) -> str:
         parts = [self.run, self.column, *(f"{k}={v}" for k, v in self.filters)]
         if self.agg != "median":
             parts.append(f"agg={self.agg}")
+        parts += [f"vs.{k}={v}" for k, v in self.versus]
         parts += [f"allow={a}" for a in self.allow]
         return " ".join(parts)
 
     def with_agg(self, agg: str) -> "Query":
         """The same query with another aggregation."""
-        return Query(self.run, self.column, self.filters, agg, self.allow)
+        return Query(self.run, self.column, self.filters, agg, self.allow,
+                     self.versus if agg in CONTRAST_AGGREGATES else ())
+
+    def other(self) -> "Query":
+        """The second group of a contrast: the filters with the ``vs.`` overrides."""
+        overrides = dict(self.versus)
+        filters = [(k, overrides.pop(k, v)) for k, v in self.filters] + list(overrides.items())
+        return Query(self.run, self.column, tuple(filters), "n", self.allow)
 
 
 @lru_cache(maxsize=16)
@@ -210,6 +245,10 @@ def select(query: Query, base: Path) -> pd.DataFrame:
             raise UsageError(f"query {query}: no matching record")
     if rows.empty and not counting:
         raise UsageError(f"query {query}: no matching record")
+    if query.versus:
+        # The second group travels with the first (a copy: the table is cached).
+        rows = rows.copy()
+        rows.attrs["versus"] = select(query.other(), base)
     return rows
 
 
@@ -235,6 +274,13 @@ def compute(query: Query, rows: pd.DataFrame) -> float | None:
         return float(sum(1 for v in rows[query.column] if _has_value(v)))
     if query.agg in BOUNDARY_AGGREGATES:
         return boundary(query.agg, rows)
+    if query.agg in CONTRAST_AGGREGATES:
+        other = rows.attrs.get("versus")
+        if other is None:
+            return None
+        sides = [aggregate.CellRepeats(str(query), tuple(r.to_dict("records"))) for r in (rows, other)]
+        c = rules.contrast(*((s.repeats_lost_any(), len(s.losses())) for s in sides))
+        return _finite_or_none(c.p_value)
     if query.agg in INTERVAL_AGGREGATES or query.agg in LOSS_AGGREGATES:
         cell = aggregate.CellRepeats(str(query), tuple(rows.to_dict("records")))
         if query.agg in INTERVAL_AGGREGATES:
@@ -244,8 +290,11 @@ def compute(query: Query, rows: pd.DataFrame) -> float | None:
             return {"ci_low": estimate.low, "ci_high": estimate.high, "ci_conf": estimate.confidence}[query.agg]
         if not cell.losses():
             return None
-        if query.agg == "lost_any":
+        if query.agg in ("lost_any", "repeats_lost"):
             return float(cell.repeats_lost_any())
+        if query.agg.startswith("repeats_"):
+            over = iv.wilson(cell.repeats_lost_any(), len(cell.losses()))
+            return _finite_or_none({"repeats_n": over.n, "repeats_low": over.low, "repeats_high": over.high}[query.agg])
         lost = cell.lost()
         return _finite_or_none({"lost_k": lost.k, "lost_n": lost.n, "lost_share": lost.share,
                                 "lost_low": lost.low, "lost_high": lost.high}[query.agg])
@@ -331,15 +380,31 @@ def refusal(query: Query, rows: pd.DataFrame) -> str | None:
     ``verdict`` (the author chose which verdicts count) or says
     ``allow=inconclusive``.
 
+    A connection-level interval (``lost_low``, ``lost_high``) over rows of
+    more than one cell is refused whatever the query allows: connections of
+    one repeat are lost together, and cells of different settings are
+    different experiments, so a bound pooled over them claims far more than
+    the repeats show (quote ``repeats_lost`` of ``repeats_n`` per cell).
+
     Args:
         query: The query.
         rows: The rows it matched.
     """
+    if query.agg in POOLED_REFUSED:
+        cells = {aggregate.cell_of(row) for row in rows.to_dict("records")}
+        if len(cells) > 1:
+            return (f"connection-level interval pooled over {len(cells)} cells: connections of one repeat are "
+                    "not independent trials and different cells are different experiments; quote "
+                    "agg=repeats_lost of agg=repeats_n (with repeats_low .. repeats_high) per cell, and "
+                    "contrast cells over their repeats")
     if not is_survival(query) or "inconclusive" in query.allow:
         return None
     if any(key == "verdict" for key, _ in query.filters):
         return None
     inconclusive = legacy = flagged = 0
+    if isinstance(rows.attrs.get("versus"), pd.DataFrame):
+        # A contrast rests on both groups.
+        rows = pd.concat([rows, rows.attrs["versus"]], ignore_index=True)
     for row in rows.to_dict("records"):
         is_inconclusive = row.get("verdict") == "inconclusive"
         is_legacy = record_schema.LEGACY_WARNING in aggregate.warning_codes([row.get("warnings")])

@@ -3,29 +3,38 @@
 The rules read the aggregated table (one row per cell:
 :func:`wsblock.analysis.aggregate.aggregate`, or the report's
 :func:`wsblock.report.cells.aggregate`) and nothing else; no conclusion is
-written down in advance. For each workload (variant) and strategy, over
-every work size and keepalive setting the run measured:
+written down in advance. Their thresholds and the loop-free predicate live in
+:mod:`wsblock.analysis.rules`, which ``wsblock advise`` reads too. For each
+workload (variant) and strategy, over every work size and keepalive setting
+the run measured, from its own cells only:
 
 1. ``drops connections`` when any cell's verdict is ``lost``: a lost
-   connection is an observation, whatever the number of repeats.
+   connection is an observation. *Reproducible* when a cell lost in most of
+   its repeats, *intermittent* when in some; each with its repeat count.
 2. ``inconclusive`` when no cell lost a connection but some cell could not
-   show survival (its window was too short, or it has no verdict), or no
-   cell had keepalive at all. Cells without keepalive (``not_applicable``)
-   are otherwise left out of the connection verdict: no ping could time out.
-3. ``cannot tell`` when every cell kept its connections but the data behind
-   that are weak: fewer than :data:`MIN_REPEATS` measured repeats, a cell
-   whose repeats are unstable, a failed repeat, or a warning that the
-   measurement itself was disturbed (:data:`TRUST_WARNINGS`).
-4. ``slow loop`` when every cell kept its connections but the event loop
-   stalled (a gap longer than the run's stall threshold) in every repeat of
-   some cell: the lower end of the interval of ``stalls_count`` is at
-   least one.
-5. ``safe`` otherwise.
+   show survival (its window was too short, its repeats were at risk for
+   fewer than :data:`~wsblock.analysis.rules.REQUIRED_CYCLES` keepalive
+   cycles, or it has no verdict), or no cell had keepalive at all. Cells
+   without keepalive (``not_applicable``) are otherwise left out.
+3. ``slow loop`` when every cell kept its connections but some cell's loop
+   is shown not free (:func:`wsblock.analysis.rules.loop_check`: stalled in
+   every repeat, loop-lag p99 or p50 over their thresholds in the worst
+   repeat, or the worst repeat's longest stall over half the ping_timeout).
+4. ``cannot tell`` when every cell kept its connections and no loop is
+   shown slow, but a caveat that could have made the strategy look *safer*
+   occurred in its own cells (:mod:`wsblock.schema.caveats`), a cell has
+   fewer than :data:`MIN_REPEATS` measured repeats or a failed one, a loop
+   figure the rule needs is missing, or the figure it rests on varies
+   across its threshold over the repeats. Each reason names the caveat and
+   its direction.
+5. ``safe`` otherwise; a harsher condition (busy cores, background load,
+   jobs longer than their target) is stated beside it.
 
-Each :class:`Advice` carries the numbers behind it: connections lost out of
-connections at risk with a Wilson interval, the cell it comes from, the
-longest loop stall and the loop-lag p99 of the reference cell with their
-intervals and repeats, and the reasons for any ``cannot tell``.
+Each :class:`Advice` carries the numbers behind it: repeats that lost any
+connection of the deciding cell (k of n, with a Wilson interval over
+repeats), connections lost as a description, the longest loop stall and
+the loop-lag p99 of the reference cell with their intervals and repeats,
+and the reasons for any ``cannot tell``.
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from wsblock.analysis import intervals as iv
+from wsblock.analysis import rules
+from wsblock.schema import caveats as cv
 from wsblock.schema.axes import is_none, seconds_label
 
 SAFE = "safe"
@@ -51,8 +62,8 @@ VERDICTS = (SAFE, SLOW_LOOP, DROPS, INCONCLUSIVE, CANNOT_TELL, NO_DATA)
 MIN_REPEATS = iv.MIN_REPEATS
 """Fewer measured repeats than this in a cell: a ``kept`` is too weak to call ``safe``."""
 
-TRUST_WARNINGS = ("oversubscribed", "load_saturated", "foreign_connections", "handler_errors")
-"""Warning codes that say the measurement itself was disturbed (``docs/record.md``)."""
+TRUST_WARNINGS = tuple(c.code for c in cv.CAVEATS if c.direction == cv.SAFER)
+"""Warning codes that could make a cell look safer than it is (:mod:`wsblock.schema.caveats`): they block ``safe``."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +150,26 @@ class Advice:
             jobs finish inside the window.
         stalled: Cells where the loop stalled in every repeat.
         repeats: ``(fewest, most)`` measured repeats of a cell.
-        weak: Why the data cannot support a ``safe`` (empty: they can).
+        weak: Why the data cannot support a ``safe`` (empty: they can):
+            :attr:`blockers`, then loop figures missing or varying across
+            their threshold.
         warnings: Warning codes of any cell, each once.
+        loop: The loop-free rule over every cell
+            (:func:`wsblock.analysis.rules.combine`); None in an advice not
+            made by :func:`advise`.
+        figures: The loop figures of the reference cell (best and worst repeat).
+        blockers: Caveats that could have made the strategy look safer, too
+            few repeats, failed repeats: each stops a ``safe``.
+        harsher: The harsher conditions it was measured under, in words
+            (empty: none).
+        repeat_loss: Repeats that lost any connection in the deciding cell of
+            a ``drops connections``, with its Wilson interval over repeats.
+        repeats_lost: ``(repeats that lost any, repeats)`` summed over every
+            cell with a survival verdict: a description, not a trial count
+            of one setting.
+        short: Cells kept, but at risk for fewer keepalive cycles than required.
+        findings: The caveats of its own cells, by code and direction.
+        lag_p50: Loop-lag p50 in ms of the reference cell.
     """
 
     workload: str
@@ -166,6 +195,20 @@ class Advice:
     repeats: tuple[int, int] = (0, 0)
     weak: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    loop: rules.LoopCheck | None = None
+    figures: rules.LoopFigures | None = None
+    blockers: tuple[str, ...] = ()
+    harsher: str = ""
+    repeat_loss: rules.RepeatLoss | None = None
+    repeats_lost: tuple[int, int] = (0, 0)
+    short: tuple[Condition, ...] = ()
+    findings: tuple[rules.Finding, ...] = ()
+    lag_p50: Quantity | None = None
+
+    @property
+    def loss_kind(self) -> str:
+        """``reproducible`` or ``intermittent`` for a ``drops connections``; empty otherwise."""
+        return self.repeat_loss.kind if self.repeat_loss is not None else ""
 
 
 @dataclass
@@ -189,19 +232,10 @@ class Recommendation:
         return [a for a in self.of(workload) if a.verdict in verdicts]
 
 
-def _number(value: Any) -> float:
-    if value is None or isinstance(value, bool):
-        return math.nan
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out if math.isfinite(out) else math.nan
-
-
-def _count(value: Any) -> int:
-    number = _number(value)
-    return 0 if math.isnan(number) else int(round(number))
+_number = rules.number
+_count = rules.count
+_codes = rules.codes
+_flag = rules.flag
 
 
 def _setting(value: Any) -> float | None:
@@ -224,65 +258,60 @@ def _condition(row: Mapping[str, Any]) -> Condition:
                      _setting(row.get("ping_timeout")), _count(row.get("ok_repeats")))
 
 
-def _codes(value: Any) -> list[str]:
-    return [c.strip() for c in value.split(",") if c.strip()] if isinstance(value, str) else []
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    try:
-        return bool(value) and not math.isnan(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _default_variant(row: Mapping[str, Any]) -> bool:
     """Whether a cell has the default keepalive variant (client pings, no handler timeout)."""
     pings = row.get("client_pings")
     return (is_none(pings) or _flag(pings)) and is_none(row.get("handler_ping_timeout"))
 
 
-def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]],
-           drift: Iterable[str] = ()) -> Advice:
-    """The verdict on one workload x strategy from its aggregated cells.
+def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]], drift: Iterable[str] = (), *,
+           stall_ms: float = rules.STALL_MS) -> Advice:
+    """The verdict on one workload x strategy from its own aggregated cells.
 
     Args:
         workload: The workload label.
         strategy: The strategy.
         rows: Its aggregated cells (any work size and keepalive setting).
-        drift: Cells of the same workload (any strategy) whose jobs, run
-            alone, were off their target length (warning
-            ``calibration_drift``). Every strategy shares the calibration,
-            so its work sizes are then not what they say either.
+        drift: Ignored: a caveat counts only in the strategy's own cells
+            (kept for callers of the earlier signature).
+        stall_ms: The run's stall threshold.
 
     Returns:
         The advice; ``no data`` when no cell has a measured repeat.
     """
+    del drift
     measured = [r for r in rows if _count(r.get("ok_repeats")) > 0]
     failed = tuple(str(_condition(r).cell) for r in rows if r not in measured)
     if not measured:
         return Advice(workload, strategy, NO_DATA, failed=failed)
     verdicts = [r.get("verdict") if isinstance(r.get("verdict"), str) else None for r in measured]
-    kept = tuple(_condition(r) for r, v in zip(measured, verdicts) if v == "kept")
     lost_rows = [r for r, v in zip(measured, verdicts) if v == "lost"]
+    # A kept cell that was at risk for fewer cycles than required shows no survival.
+    short = [r for r, v in zip(measured, verdicts)
+             if v == "kept" and _number(r.get("cycles_observed_min", r.get("cycles_observed"))) < rules.REQUIRED_CYCLES]
+    kept = tuple(_condition(r) for r, v in zip(measured, verdicts) if v == "kept" and r not in short)
     undecided = tuple(_condition(r) for r, v in zip(measured, verdicts)
-                      if v not in ("kept", "lost", "not_applicable"))
+                      if v not in ("kept", "lost", "not_applicable") or r in short)
     unpinged = tuple(_condition(r) for r, v in zip(measured, verdicts) if v == "not_applicable")
     k = sum(_count(r.get("lost_k")) for r in measured if _number(r.get("lost_n")) > 0)
     n = sum(_count(r.get("lost_n")) for r in measured if _number(r.get("lost_n")) > 0)
     connections = iv.wilson(k, n) if n else None
+    per_repeat = [rules.repeat_loss(r) for r in measured if r.get("verdict") in ("kept", "lost")]
+    repeats_lost = (sum(p.lost.k for p in per_repeat), sum(p.repeats for p in per_repeat))
 
-    loss = loss_count = None
+    loss = loss_count = worst_loss = None
     loss_repeats = (0, 0)
     if lost_rows:
-        # The least demanding cell that lost: the smallest job, at the longest timeout.
-        first = min(lost_rows, key=lambda r: (float(r["work_ms"]), -_timeout_key(r.get("ping_timeout"))))
+        # The cell that lost in the largest share of its repeats; among those,
+        # the least demanding: the smallest job, at the longest timeout.
+        first = min(lost_rows, key=lambda r: (-rules.repeat_loss(r).lost.share, float(r["work_ms"]),
+                                              -_timeout_key(r.get("ping_timeout"))))
         loss = _condition(first)
+        worst_loss = rules.repeat_loss(first)
         fk, fn = _number(first.get("lost_k")), _number(first.get("lost_n"))
         if fn > 0:
             loss_count = iv.wilson(_count(fk), _count(fn))
-        loss_repeats = (_count(first.get("repeats_lost_any")), _count(first.get("loss_repeats")))
+        loss_repeats = (worst_loss.lost.k, worst_loss.repeats)
 
     # The worst case for the loop: the largest job at the longest timeout
     # (default keepalive variant first, where the run has it).
@@ -291,27 +320,31 @@ def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]],
     # Throughput reads best where most jobs finish in the window: the smallest job.
     rate_row = min(measured, key=lambda r: (float(r["work_ms"]), -_timeout_key(r.get("ping_timeout")),
                                             not _default_variant(r)))
-    stalled = tuple(_condition(r) for r in measured if _number(r.get("stalls_count_low")) >= 1)
+    checks = [(_condition(r).cell, rules.loop_check(rules.figures(r), stall_ms)) for r in measured]
+    loop = rules.combine(checks)
+    stalled = tuple(_condition(r) for r, (_, c) in zip(measured, checks) if c.stalled)
     counts = [_count(r.get("ok_repeats")) for r in measured]
     codes: dict[str, None] = {}
     for r in rows:
         codes.update((c, None) for c in _codes(r.get("warnings")))
-    weak = _weakness(measured, failed, counts)
-    drift = list(drift)
-    if drift:
-        weak.append(f"calibration_drift in {len(drift)} cell{'s' if len(drift) != 1 else ''} of this workload "
-                    f"({_some(drift)}): its jobs did not run for their target length")
+    found = rules.findings(measured)
+    safer = [f for f in found if f.direction == cv.SAFER]
+    blockers = _weakness(failed, counts) + [f.sentence() for f in safer]
+    harsher = rules.harsher_note(found)
+    uncertain = [f"the loop figures cannot show it free: {m}" for m in loop.missing] + \
+                [f"unstable: {u}" for u in loop.unstable]
 
     if lost_rows:
         verdict = DROPS
     elif undecided or not kept:
         verdict = INCONCLUSIVE
-    elif weak:
-        verdict = CANNOT_TELL
-    elif stalled:
+    elif loop.free is False:
         verdict = SLOW_LOOP
+    elif blockers or uncertain:
+        verdict = CANNOT_TELL
     else:
         verdict = SAFE
+    weak = tuple(blockers + uncertain)
     return Advice(
         workload, strategy, verdict, cells=len(measured), kept=kept,
         lost=tuple(_condition(r) for r in lost_rows), undecided=undecided, unpinged=unpinged, failed=failed,
@@ -319,8 +352,10 @@ def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]],
         reference=_condition(ref_row), stall=_quantity(ref_row, "stall_max_ms"),
         stalled_share=_quantity(ref_row, "stalled_share"), lag_p99=_quantity(ref_row, "lag_p99_ms"),
         jobs_per_s=_quantity(rate_row, "jobs_per_s"), rate_reference=_condition(rate_row), stalled=stalled,
-        repeats=(min(counts), max(counts)),
-        weak=tuple(weak), warnings=tuple(codes))
+        repeats=(min(counts), max(counts)), weak=weak, warnings=tuple(codes),
+        loop=loop, figures=rules.figures(ref_row), blockers=tuple(blockers), harsher=harsher,
+        repeat_loss=worst_loss, repeats_lost=repeats_lost, short=tuple(_condition(r) for r in short),
+        findings=tuple(found), lag_p50=_quantity(ref_row, "lag_p50_ms"))
 
 
 def _some(cells: list[str], most: int = 3) -> str:
@@ -329,8 +364,8 @@ def _some(cells: list[str], most: int = 3) -> str:
     return ", ".join(cells[:most]) + (f" and {more} more" if more > 0 else "")
 
 
-def _weakness(measured: list[Mapping[str, Any]], failed: tuple[str, ...], counts: list[int]) -> list[str]:
-    """Why the measured cells cannot support a ``safe`` (empty: they can)."""
+def _weakness(failed: tuple[str, ...], counts: list[int]) -> list[str]:
+    """Why the number of repeats cannot support a ``safe`` (empty: it can)."""
     out = []
     few = [c for c in counts if c < MIN_REPEATS]
     if few and len(few) == len(counts):
@@ -340,18 +375,9 @@ def _weakness(measured: list[Mapping[str, Any]], failed: tuple[str, ...], counts
     elif few:
         out.append(f"{len(few)} of {len(counts)} cells have fewer than {MIN_REPEATS} measured repeats "
                    f"(fewest {min(counts)})")
-    unstable = [_condition(r).cell for r in measured if _flag(r.get("unstable"))]
-    if unstable:
-        out.append(f"unstable repeats in {_some(unstable)}")
     if failed:
-        out.append(f"no measurement in {_some(list(failed))}")
-    disturbed: dict[str, list[str]] = {}
-    for r in measured:
-        for code in _codes(r.get("warnings")):
-            if code in TRUST_WARNINGS:
-                disturbed.setdefault(code, []).append(_condition(r).cell)
-    for code, cells in disturbed.items():
-        out.append(f"{code} in {len(cells)} cell{'s' if len(cells) != 1 else ''} ({_some(cells)})")
+        out.append(f"no measurement in {_some(list(failed))}, whose repeats could have lost connections "
+                   "(which could have made it look safer)")
     return out
 
 
@@ -361,7 +387,7 @@ def _group(row: Mapping[str, Any], column: str) -> str:
 
 
 def recommend(cells: pd.DataFrame, *, workload_column: str = "variant",
-              strategy_order: Iterable[str] | None = None) -> Recommendation:
+              strategy_order: Iterable[str] | None = None, stall_ms: float = rules.STALL_MS) -> Recommendation:
     """Every verdict of a run.
 
     Args:
@@ -378,6 +404,7 @@ def recommend(cells: pd.DataFrame, *, workload_column: str = "variant",
             judged together).
         strategy_order: Strategies in the order to list them (others after,
             by name); default: the order of the table.
+        stall_ms: The run's stall threshold.
 
     Returns:
         One :class:`Advice` per workload x strategy, workloads in the order
@@ -398,10 +425,10 @@ def recommend(cells: pd.DataFrame, *, workload_column: str = "variant",
         return (order.index(name), "") if name in order else (len(order), name)
 
     for workload in out.workloads:
-        drift = [str(_condition(r).cell) for (w, _), cells in groups.items() if w == workload
-                 for r in cells if "calibration_drift" in _codes(r.get("warnings"))]
         for strategy in sorted((s for w, s in groups if w == workload), key=rank):
-            out.advice.append(advise(workload, strategy, groups[(workload, strategy)], drift))
+            # Each strategy is judged on its own cells: a caveat of another
+            # strategy's cells says nothing about this one's measurement.
+            out.advice.append(advise(workload, strategy, groups[(workload, strategy)], stall_ms=stall_ms))
     return out
 
 

@@ -138,8 +138,10 @@ def build(
         "job_ms": job_ms,
         "job_cpu_ms": server["job_cpu_ms"],
         "job_latency_ms": load["job_latency_ms"],
+        "result": server.get("result"),
         "load": {"sending": load["sending"]},
         "server": {
+            "setup": server.get("setup"),
             "foreign": server["foreign"],
             "handler_errors": {
                 "total": exceptions["total"] + bad["total"],

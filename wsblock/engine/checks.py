@@ -23,6 +23,8 @@ CODES = (
     "oversubscribed",
     "background_load",
     "work_ms_ignored",
+    "cpu_unmeasured",
+    "stalled_at_window_start",
 )
 
 DRIFT_LIMIT = 0.15
@@ -102,6 +104,17 @@ def warnings_for(rec: dict[str, Any]) -> list[dict[str, str]]:
         parts += [f"{k} x{n}" for k, n in (errors.get("bad_input") or {}).get("by_kind", {}).items()]
         out.append(_warn("handler_errors", f"{errors['total']} message(s) the handler could not serve: "
                                            + ", ".join(parts)))
+    at_start = ((rec.get("stalls") or {}).get("before_window") or {}).get("at_window_start")
+    if at_start:
+        whose = ("the harness's own set-up (left out of the window's stall figures)"
+                 if at_start["phase"] == "setup" else "the warm-up, with the load connected (counted from "
+                                                      "the window's start)")
+        out.append(_warn("stalled_at_window_start",
+                         f"the server's loop was stalled when the window opened: a stall that began "
+                         f"{at_start['began_ms_before']:,.0f} ms before it, during {whose}, lasted "
+                         f"{at_start['ms_into_window']:,.0f} ms into it"
+                         + (f" (at {at_start['site']})" if at_start.get("site") else "")
+                         + "; connections lost early in the window may be its doing"))
     ignored = rec["work"].get("ignored_work_ms")
     if ignored is not None:
         function = rec["work"].get("function") or {}

@@ -34,7 +34,8 @@ class Stall:
     Attributes:
         start: Last heartbeat before the gap (monotonic seconds).
         end: First heartbeat after it.
-        site: Where the loop thread was when the watchdog looked, if it did.
+        site: Where the loop thread was most often when the watchdog
+            looked (every poll while the stall lasted), if it did.
     """
 
     start: float
@@ -191,7 +192,7 @@ class Watchdog(threading.Thread):
         self.loop_thread_id = loop_thread_id
         self.poll_s = poll_s
         self.stalls: list[Stall] = []
-        self._sites: dict[float, str] = {}
+        self._sites: dict[float, collections.Counter[str]] = {}
         self._halt = threading.Event()
         self._lock = threading.Lock()
 
@@ -199,17 +200,22 @@ class Watchdog(threading.Thread):
         hb = self.heartbeat
         while not self._halt.wait(self.poll_s):
             last = hb.last
-            if time.monotonic() - last > hb.stall_s and last not in self._sites:
+            if time.monotonic() - last > hb.stall_s:
+                # Sampled on every poll while the stall lasts: a long stall
+                # (a slow import among other set-up) is named by where the
+                # loop thread spent most of it, not by its first moment.
                 frame = sys._current_frames().get(self.loop_thread_id)
                 if frame is not None:
-                    self._sites[last] = _site_of(frame)
+                    self._sites.setdefault(last, collections.Counter())[_site_of(frame)] += 1
             self._drain()
 
     def _drain(self) -> None:
         with self._lock:
             while self.heartbeat.gaps:
                 start, end = self.heartbeat.gaps.popleft()
-                self.stalls.append(Stall(start, end, self._sites.pop(start, None)))
+                samples = self._sites.pop(start, None)
+                site = samples.most_common(1)[0][0] if samples else None
+                self.stalls.append(Stall(start, end, site))
 
     def stop(self) -> list[Stall]:
         """Stop the thread and return every stall seen so far."""

@@ -1,7 +1,8 @@
 """The server process: a websockets server that does blocking work.
 
-Started by the runner as ``python -m wsblock.engine.server CONFIG.json``. It binds,
-starts the lag probe and watchdog, warms the strategy's pool, prints a
+Started by the runner as ``python -m wsblock.engine.server CONFIG.json``. It starts
+the lag probe and watchdog, binds, imports the cell's work and calls it once
+where its strategy runs it (:mod:`wsblock.engine.setup_phase`), prints a
 ``ready`` event with its port, and serves until stdin closes. It then writes
 its measurements to the stats file named in the config, as JSON, and exits.
 Everything it measures is restricted to the window the runner chose and to
@@ -34,9 +35,11 @@ from websockets.exceptions import ConnectionClosed
 
 import workloads
 from wsblock import atomic
+from wsblock.engine import carry
 from wsblock.engine import closes
 from wsblock.engine import cutoff
 from wsblock.engine import protocol
+from wsblock.engine import setup_phase
 from wsblock.engine import strategies
 from wsblock.engine.blas import pin_blas_threads
 from wsblock.engine.jobs import JobLedger
@@ -76,6 +79,7 @@ class ServerStats:
     foreign_connections: int = 0
     foreign_jobs: int = 0
     foreign_messages: int = 0
+    results: carry.ResultLedger = field(default_factory=carry.ResultLedger)
 
     def closed(self, info: closes.CloseInfo, at: float) -> None:
         if info.abnormal and self.window.contains(at):
@@ -107,6 +111,10 @@ class CellServer:
         self.lifeline: Lifeline | None = None
         self.bind_failed = False
         self.alarm = cutoff.InlineAlarm()
+        # When the set-up ended (``ready``): stalls that began before it are
+        # the harness's, never the strategy's (wsblock.engine.setup_phase).
+        self.ready_at = math.inf
+        self.setup_ms: dict[str, float | None] = {}
 
     def _on_message(self, loop: asyncio.AbstractEventLoop, message: dict[str, Any]) -> None:
         # Runs in the lifeline thread. The inline alarm is set here, not on
@@ -236,6 +244,7 @@ class CellServer:
                 # The ledger keeps every job that overlapped the window; one
                 # that ended after it is censored at the window's end.
                 stats.jobs.finish(ticket, time.monotonic(), wall_ms=timing.wall_ms, cpu_ms=timing.cpu_ms)
+            self.took_result(timing, ours)
             await ws.send(
                 json.dumps(
                     {
@@ -246,6 +255,42 @@ class CellServer:
                     }
                 )
             )
+
+    def took_result(self, timing: Any, ours: bool) -> None:
+        """Note the result a job handed back to the handler, which then drops it.
+
+        The reply a real handler would build from it is the job's timing
+        here; what reaching the handler cost (the unpickling of a worker's
+        result, in the server) is recorded for the load's jobs in the window.
+        """
+        returned = timing.result
+        if ours and isinstance(returned, carry.Returned) and self.window.contains(time.monotonic()):
+            self.stats.results.record(returned)
+
+    async def set_up(self, warm: Any) -> None:
+        """Import what the cell calls, start the strategy and call the work once where it runs.
+
+        Runs on the loop's thread before ``ready``, so that nothing of it
+        can fall in the window (see :mod:`wsblock.engine.setup_phase`).
+        """
+        # The heartbeat beats between the steps, so that each step's stall is
+        # a stall of its own, named by its own site.
+        self.setup_ms["catalogue_ms"] = setup_phase.import_catalogue()
+        await asyncio.sleep(setup_phase.BREATH_S)
+        self.setup_ms["import_ms"] = setup_phase.import_work(self.cell.workload)
+        await asyncio.sleep(setup_phase.BREATH_S)
+        started = time.perf_counter()
+        returned = await self.strategy.start(warm)
+        self.setup_ms["first_call_ms"] = (time.perf_counter() - started) * 1000.0
+        self.stats.results.set_up(returned, out_of_process=strategies.has(self.cell.strategy, "out_of_process"))
+
+    def stall_measurements(self, stalls: Any, probe_samples: int) -> dict[str, Any]:
+        """The record's ``stalls``: the window's (set-up left out) and those before it."""
+        charged = setup_phase.strategy_stalls(stalls, self.ready_at)
+        out = summarize_stalls(charged, self.window, probe_samples=probe_samples)
+        out["before_window"] = setup_phase.before_window(stalls, self.window, ready_at=self.ready_at,
+                                                         setup_ms=self.setup_ms)
+        return out
 
     def serve_options(self) -> dict[str, Any]:
         """The websockets ``serve`` options of the cell, the same for both servers."""
@@ -286,7 +331,9 @@ class CellServer:
             "foreign": {"connections": st.foreign_connections, "jobs": st.foreign_jobs,
                         "messages": st.foreign_messages},
             "loop_lag_ms": probe.histogram.summary(),
-            "stalls": summarize_stalls(stalls, self.window, probe_samples=probe.histogram.count),
+            "stalls": self.stall_measurements(stalls, probe.histogram.count),
+            "result": st.results.summary(pickled=strategies.has(self.cell.strategy, "out_of_process")),
+            "setup": {k: (None if v is None else round(v, 3)) for k, v in self.setup_ms.items()},
             "ticker_lag_ms": {
                 **ticker.histogram.summary(("p50", "p99")),
                 "interval_ms": TICKER_INTERVAL_S * 1000,
@@ -320,31 +367,40 @@ class CellServer:
             lambda message: self._on_message(loop, message),
             lambda: loop.call_soon_threadsafe(self.stop_requested.set),
         )
+        # The heartbeat, its probes and the watchdog run from the start, so
+        # that stalls before the window (the set-up's included) are seen with
+        # their sites; the probes record samples only once the window is set.
+        self.heartbeat.last = time.monotonic()
+        probe = LagProbe(cell.probe_interval_ms / 1000.0, self.window, self.heartbeat)
+        # What a typical "monitor the loop with a periodic task" sees: a
+        # 100 ms ticker, kept apart from the heartbeat so it cannot help
+        # the real probe.
+        ticker = LagProbe(TICKER_INTERVAL_S, self.window, Heartbeat(math.inf))
         watchdog = Watchdog(self.heartbeat, threading.get_ident())
+        probe.start()
+        ticker.start()
+        watchdog.start()
         warm = config.warm_job.job(self.data_dir)
         try:
             server = await serve(self.handler, cell.host, cell.port, **self.serve_options())
         except OSError as exc:
             self.report_bind_error(exc)
+            await probe.stop()
+            await ticker.stop()
+            watchdog.stop()
             return {}
         try:
-            await self.strategy.start(warm)
+            await self.set_up(warm)
             port = server.sockets[0].getsockname()[1]
+            self.ready_at = time.monotonic()
             emit({"event": "ready", "port": port, "pid": os.getpid()})
             waiter = asyncio.ensure_future(self.stop_requested.wait())
             await asyncio.wait([waiter, asyncio.ensure_future(self.window_set.wait())],
                                return_when=asyncio.FIRST_COMPLETED)
             if not self.window_set.is_set():
                 return {}  # stopped before any window: nothing to report
-            probe = LagProbe(cell.probe_interval_ms / 1000.0, self.window, self.heartbeat)
-            # What a typical "monitor the loop with a periodic task" sees: a
-            # 100 ms ticker, kept apart from the heartbeat so it cannot help
-            # the real probe.
-            ticker = LagProbe(TICKER_INTERVAL_S, self.window, Heartbeat(math.inf))
+            probe.window = ticker.window = self.window
             sampler = ResourceSampler(psutil.Process(), self.window, self.strategy.worker_pids)
-            probe.start()
-            ticker.start()
-            watchdog.start()
             sampler.start()
             await waiter
             await probe.stop()
@@ -359,6 +415,9 @@ class CellServer:
             return result
         finally:
             self.alarm.uninstall()
+            await probe.stop()
+            await ticker.stop()
+            watchdog.stop()
             server.close(close_connections=True)
             try:
                 await asyncio.wait_for(server.wait_closed(), timeout=cell.close_timeout + 1)

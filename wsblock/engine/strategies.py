@@ -17,16 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import signal
+import threading
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import psutil
 
 import workloads
-from wsblock.engine import cutoff
+from wsblock.engine import carry, cutoff
+from wsblock.engine.carry import Returned
 from workloads import Job, JobTiming, Workload, execute
+
+WARM_TIMEOUT_S = 300.0
+"""How long the set-up call of every pool worker may take, all together."""
 
 
 class Strategy:
@@ -74,16 +80,28 @@ class Strategy:
         """Say why this strategy cannot run ``workload``, or ``None`` if it can."""
         return None
 
-    async def start(self, warm: Job) -> None:
-        """Create pools and run ``warm`` so that the window sees no start-up.
+    async def start(self, warm: Job) -> Returned:
+        """Create pools and call the work once where it will run, before the window.
+
+        ``inline`` and ``chunked`` call it on the loop's thread; ``thread``
+        and ``process`` once in each pool worker (every worker exists and
+        has imported the work before the window).
 
         Args:
             warm: A small job of the cell's workload.
+
+        Returns:
+            What the (last) set-up call handed back.
         """
-        await self.run(warm)
+        timing = await self.run(warm)
+        return carry.in_process(timing.result)
 
     async def run(self, job: Job) -> JobTiming:
-        """Run one job and return how long the work took where it ran."""
+        """Run one job; return how long the work took where it ran.
+
+        Its ``result`` is what the handler gets back, a
+        :class:`~wsblock.engine.carry.Returned`.
+        """
         raise NotImplementedError
 
     def run_blocking(self, job: Job) -> JobTiming:
@@ -109,10 +127,10 @@ class Inline(Strategy):
     async def run(self, job: Job) -> JobTiming:
         # A user's function is not interrupted: its clean-up is its own.
         interruptible = not isinstance(workloads.get(job.workload), workloads.FunctionWorkload)
-        return cutoff.run_inline(job, self.alarm if interruptible else None)
+        return _returned(cutoff.run_inline(job, self.alarm if interruptible else None))
 
     def run_blocking(self, job: Job) -> JobTiming:
-        return execute(job)
+        return _returned(execute(job))
 
 
 class Chunked(Strategy):
@@ -132,17 +150,23 @@ class Chunked(Strategy):
         wall = cpu = 0.0
         count = 0
         steps = workloads.get(job.workload).steps(job)
+        result = None
         while True:
             wall0 = time.perf_counter()
             cpu0 = time.thread_time()
-            done = next(steps, StopIteration) is StopIteration
+            try:
+                next(steps)
+                done = False
+            except StopIteration as stop:
+                result, done = stop.value, True
             wall += time.perf_counter() - wall0
             cpu += time.thread_time() - cpu0
             if done:
                 break
             count += 1
             await asyncio.sleep(0)
-        return JobTiming(wall_ms=wall * 1000.0, cpu_ms=cpu * 1000.0, steps=count)
+        return JobTiming(wall_ms=wall * 1000.0, cpu_ms=cpu * 1000.0, steps=count,
+                         result=carry.in_process(result))
 
 
 class _PoolStrategy(Strategy):
@@ -153,30 +177,39 @@ class _PoolStrategy(Strategy):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._pool: concurrent.futures.Executor | None = None
+        self._barrier: threading.Barrier | None = None
+        self.setup_results: list[Returned] = []
+        """What each worker's set-up call handed back."""
 
     def _create_pool(self) -> concurrent.futures.Executor:
         raise NotImplementedError
 
-    async def start(self, warm: Job) -> None:
+    async def start(self, warm: Job) -> Returned:
         self._pool = self._create_pool()
-        # One warm job per worker, all at once: pools start a worker for each
-        # task submitted while none is idle, so every worker exists (and has
-        # imported the workload) before the window.
-        await asyncio.gather(*(self.run(warm) for _ in range(self.workers)))
+        # One set-up call per worker, all at once: pools start a worker for
+        # each task submitted while none is idle, and each call waits at a
+        # barrier until all have begun, so no worker takes two and every
+        # worker has imported the work and called it before the window.
+        loop = asyncio.get_running_loop()
+        timings = await asyncio.gather(*(
+            loop.run_in_executor(self._pool, _call_after_barrier, warm, self._barrier)
+            for _ in range(self.workers)))
+        self.setup_results = [_returned(t).result for t in timings]
+        return self.setup_results[-1]  # type: ignore[no-any-return]
 
     async def run(self, job: Job) -> JobTiming:
         assert self._pool is not None, "start() first"
         loop = asyncio.get_running_loop()
         if self.not_after is None:
-            return await loop.run_in_executor(self._pool, execute, job)
+            return _returned(await loop.run_in_executor(self._pool, _call, job, None))
         try:
-            return await loop.run_in_executor(self._pool, cutoff.execute_before, job, self.not_after)
+            return _returned(await loop.run_in_executor(self._pool, _call, job, self.not_after))
         except cutoff.NotStarted as exc:
             raise cutoff.Cut(exc.at, worked=False) from None
 
     def run_blocking(self, job: Job) -> JobTiming:
         assert self._pool is not None, "start() first"
-        return self._pool.submit(execute, job).result()
+        return _returned(self._pool.submit(_call, job, None).result())
 
 
 class Thread(_PoolStrategy):
@@ -184,6 +217,7 @@ class Thread(_PoolStrategy):
     description = "loop.run_in_executor(ThreadPoolExecutor(workers), work)"
 
     def _create_pool(self) -> concurrent.futures.Executor:
+        self._barrier = threading.Barrier(self.workers, timeout=WARM_TIMEOUT_S)
         return concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="wsblock-worker")
 
     async def close(self) -> None:
@@ -194,7 +228,40 @@ class Thread(_PoolStrategy):
             self._pool = None
 
 
-def _worker_init() -> None:
+def _returned(timing: JobTiming) -> JobTiming:
+    # The result as the handler receives it: a worker process's arrives
+    # already unpickled (carry._delivered); any other is the object itself.
+    return dataclasses.replace(timing, result=carry.in_process(timing.result))
+
+
+_worker_barrier: Any = None
+"""A process worker's set-up barrier (set by its initializer)."""
+
+_in_worker_process = False
+"""Whether this process is a pool worker (set by its initializer)."""
+
+
+def _call(job: Job, not_after: float | None) -> JobTiming:
+    # What a pool worker runs (module level, so that it pickles). In a
+    # worker process the result is wrapped so that its pickling is measured.
+    timing = execute(job) if not_after is None else cutoff.execute_before(job, not_after)
+    if _in_worker_process:
+        timing = dataclasses.replace(timing, result=carry.Carried(timing.result))
+    return timing
+
+
+def _call_after_barrier(job: Job, barrier: threading.Barrier | None) -> JobTiming:
+    # The set-up call of one pool worker: wait until every worker has one.
+    barrier = barrier if barrier is not None else _worker_barrier
+    if barrier is not None:
+        barrier.wait()
+    return _call(job, None)
+
+
+def _worker_init(barrier: Any = None) -> None:
+    global _worker_barrier, _in_worker_process
+    _worker_barrier = barrier
+    _in_worker_process = True
     # Workers belong to the server's process group; the server, not the
     # terminal, decides when they end. They die with their parent (the
     # server, or the forkserver that dies with the server), even mid-job.
@@ -216,10 +283,14 @@ class Process(_PoolStrategy):
         context = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             context.set_forkserver_preload(["wsblock.engine.tether"])  # dies with the server
+        # Inherited by each worker when it starts (a lock cannot be pickled
+        # with a task): the set-up calls wait at it.
+        barrier = context.Barrier(self.workers, timeout=WARM_TIMEOUT_S)
         return concurrent.futures.ProcessPoolExecutor(
             self.workers,
             mp_context=context,
             initializer=_worker_init,
+            initargs=(barrier,),
         )
 
     def worker_pids(self) -> list[int]:

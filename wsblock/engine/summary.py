@@ -53,6 +53,54 @@ def p_text(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
 
 
+def _sites(sites: dict[str, int]) -> str:
+    return ", ".join(f"{site}" + (f" x{n}" if n > 1 else "") for site, n in list(sites.items())[:2])
+
+
+def _before_window(before: dict[str, Any] | None) -> str | None:
+    """The stalls before the window, by phase: the set-up's are the harness's, outside the window."""
+    if not before:
+        return None
+    parts = []
+    for phase, words in (("setup", "set-up (imports, pool, first calls; not charged)"),
+                         ("warmup", "warm-up")):
+        p = before.get(phase) or {}
+        if p.get("count"):
+            parts.append(f"{words}: {p['count']}, longest {_ms(p['longest_ms'])}"
+                         + (f" at {_sites(p['sites'])}" if p.get("sites") else ""))
+    text = "; ".join(parts) if parts else "none"
+    at = before.get("at_window_start")
+    if at:
+        text += f"; still stalled when the window opened ({_ms(at['ms_into_window'])} into it)"
+    else:
+        text += "; none reached the window"
+    steps = before.get("setup_steps_ms") or {}
+    took = ""
+    if steps.get("import_ms") is not None and steps.get("first_call_ms") is not None:
+        imports = steps["import_ms"] + (steps.get("catalogue_ms") or 0.0)
+        took = f"set-up took {_ms(imports)} of imports, {_ms(steps['first_call_ms'])} of first calls; "
+    return f"before      {took}stalls before the window: {text}"
+
+
+def _result(result: dict[str, Any] | None) -> str | None:
+    """What the handler got back, and what carrying it cost the server."""
+    if not result:
+        return None
+    setup = result.get("setup_call") or {}
+    kind = result.get("type") or setup.get("type") or "-"
+    if result.get("transfer") == "pickled":
+        transfer = result.get("transfer_ms") or {}
+        size = result.get("pickled_bytes_max")
+        if not transfer.get("samples"):
+            return f"result      {kind}, pickled from the worker; no job's result came back in the window"
+        return (f"result      {kind}, pickled from the worker, up to {size:,} bytes; unpickled in the server in "
+                f"p50 {transfer.get('p50') or 0:,.3f} ms, max {transfer.get('max') or 0:,.3f} ms over "
+                f"{transfer['samples']:,} job{'s' if transfer['samples'] != 1 else ''} (holding the GIL)")
+    size = setup.get("pickled_bytes")
+    return (f"result      {kind}, handed back in the server's memory"
+            + (f" ({size:,} bytes once pickled)" if size is not None else ""))
+
+
 def summarize(rec: dict[str, Any]) -> str:
     """Render a record as a few lines of text.
 
@@ -126,6 +174,9 @@ def summarize(rec: dict[str, Any]) -> str:
         lag_line = "thread lag  " + lag_line[12:].replace("the loop never got to run its probe",
                                                          "the probe thread never got the GIL")
     lines += [stall_line, lag_line] if st.get("primary") else [lag_line, stall_line]
+    before = _before_window(st.get("before_window"))
+    if before:
+        lines.append(before)
     io = rec.get("io_lag_ms")
     if io and io.get("samples"):
         lines.append(f"I/O lag     {_pct(io, 'p50')}  {_pct(io, 'p99')}  max {_ms(io['max'])}  "
@@ -138,6 +189,7 @@ def summarize(rec: dict[str, Any]) -> str:
     lines += [
         f"echo        {_pct(echo, 'p50', bound=bound)}  {_pct(echo, 'p99', bound=bound)}  "
         f"max {'>=' if bound else ''}{_ms(echo['max'])}; {tp['echo_per_s']:.1f} echo/s{counts}",
+        *[line for line in (_result(rec.get("result")),) if line],
         f"jobs        {tp['jobs_per_s']:.2f} jobs/s"
         + (f" ({tp['jobs_in_window']:.2f} jobs' work in the window, {tp['completed_in_window']} completed)"
            if "jobs_in_window" in tp else "")

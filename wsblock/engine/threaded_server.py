@@ -175,6 +175,7 @@ class ThreadedCellServer(CellServer):
             if ticket is not None:
                 with lock:
                     stats.jobs.finish(ticket, time.monotonic(), wall_ms=timing.wall_ms, cpu_ms=timing.cpu_ms)
+            self.took_result(timing, ours)
             ws.send(json.dumps({"op": "done", "id": job_id, "wall_ms": round(timing.wall_ms, 3),
                                 "cpu_ms": round(timing.cpu_ms, 3)}))
 
@@ -187,33 +188,42 @@ class ThreadedCellServer(CellServer):
         blas = pin_blas_threads(1)
         self.lifeline = Lifeline(config.deadline, self._control, self.stop_requested.set)
         warm = config.warm_job.job(self.data_dir)
+        # As on the asyncio server, the probe and the watchdog run from the
+        # start, so stalls before the window are seen (the probes record
+        # samples only once the window is set). The watchdog has no one
+        # thread to sample: any thread may hold the GIL the probe waits for.
+        # It still turns heartbeat gaps into stalls.
+        self.heartbeat.last = time.monotonic()
+        watchdog = Watchdog(self.heartbeat, 0)
+        probe = ThreadProbe(cell.probe_interval_ms / 1000.0, self.window, self.heartbeat)
+        ticker = ThreadProbe(TICKER_INTERVAL_S, self.window, Heartbeat(math.inf), name="wsblock-ticker")
+        probe.start()
+        ticker.start()
+        watchdog.start()
         try:
             server = serve(self.handler, cell.host, cell.port, **self.serve_options())
         except OSError as exc:
             self.report_bind_error(exc)
+            probe.stop()
+            ticker.stop()
+            watchdog.stop()
             return {}
         acceptor = threading.Thread(target=server.serve_forever, name="wsblock-accept", daemon=True)
         try:
-            # The pools are made and warmed by the strategies' own code, on a
-            # loop that lives only for that, before any connection opens.
-            asyncio.run(self.strategy.start(warm))
+            # Imports, the pools and the first calls, by the strategies' own
+            # code, on a loop that lives only for that, before any
+            # connection opens (wsblock.engine.setup_phase).
+            asyncio.run(self.set_up(warm))
             acceptor.start()
             port = server.socket.getsockname()[1]
+            self.ready_at = time.monotonic()
             emit({"event": "ready", "port": port, "pid": os.getpid()})
             while not (self.window_set.is_set() or self.stop_requested.is_set()):
                 self.stop_requested.wait(0.05)
             if not self.window_set.is_set():
                 return {}  # stopped before any window: nothing to report
-            # The watchdog has no one thread to sample: any thread may hold
-            # the GIL the probe waits for. It still turns heartbeat gaps
-            # into stalls.
-            watchdog = Watchdog(self.heartbeat, 0)
-            probe = ThreadProbe(cell.probe_interval_ms / 1000.0, self.window, self.heartbeat)
-            ticker = ThreadProbe(TICKER_INTERVAL_S, self.window, Heartbeat(math.inf), name="wsblock-ticker")
+            probe.window = ticker.window = self.window
             sampler = ResourceSampler(psutil.Process(), self.window, self.strategy.worker_pids)
-            probe.start()
-            ticker.start()
-            watchdog.start()
             sampler.start()
             self.stop_requested.wait()
             probe.stop()
@@ -228,6 +238,9 @@ class ThreadedCellServer(CellServer):
             return result
         finally:
             self.closing = True
+            probe.stop()
+            ticker.stop()
+            watchdog.stop()
             _shutdown(server, cell.close_timeout + 1)
             asyncio.run(self.strategy.close())
 

@@ -10,6 +10,7 @@ calibrated: its trial call is timed instead.
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import time
 from typing import Any, Callable
@@ -51,9 +52,18 @@ def _call(cell: CellConfig, units: int, when: str) -> float:
     job = Job(cell.workload, units, chunk_units=units, params=dict(cell.workload_params),
               data_dir=str(paths.data_dir()))
     try:
-        return execute(job).wall_ms
+        timing = execute(job)
     except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
         raise UsageError(failure(cell.workload, exc, when)) from None
+    if strategies.has(cell.strategy, "out_of_process"):
+        # A process pool hands the result back pickled, as in a real server.
+        try:
+            pickle.dumps(timing.result, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - any object may refuse to pickle
+            raise UsageError(f"{cell.workload} returns {type(timing.result).__qualname__}, which cannot be "
+                             f"pickled, so a process pool cannot hand it back to the server "
+                             f"({type(exc).__name__}: {exc})") from None
+    return timing.wall_ms
 
 
 def trial(cell: CellConfig, progress: Callable[[str], None]) -> float:

@@ -4,7 +4,7 @@ asv stores one value per benchmark, parameter combination, commit and
 environment. :func:`wsblock.analysis.asv_results.load_asv_results` turns them into
 tidy-table rows; this module draws, for every commit and environment, the
 figures a matrix report draws from the metrics asv tracks (disconnect map,
-loop lag p99, echo p99, survival boundary), then compares the environments
+loop delay, echo p99, survival boundary), then compares the environments
 (or commits) with each other: a markdown table with change marks and one
 scatter figure per metric, each cell a point, baseline against contender.
 """
@@ -88,16 +88,20 @@ def _run_figures(rows: pd.DataFrame, out_dir: Path, subtitle: str,
             table[column] = pd.Series([value] * len(table), index=table.index, dtype=object)
     cells = cellmod.aggregate(table)
     figures = fig_disconnects.draw(cells, [], out_dir, subtitle, footer)
-    figures += fig_strips.draw(table, cells, [], out_dir, fig_strips.StripSpec(
-        "loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
-        "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=5.0, timeout_lines=True), subtitle,
-        footer=footer)
+    left_out: list[str] = []
+    loop = fig_strips.loop_spec(switch_interval_ms=5.0, per_repeat=False)
+    if loop.column in table and table[loop.column].notna().any():
+        figures += fig_strips.draw(table, cells, [], out_dir, loop, subtitle, footer=footer)
+    else:
+        # The probe's p99 alone would understate a blocked loop: no figure rather than a flattering one.
+        left_out.append(f"No loop figure: these results predate `{loop.column}` (the loop delay); the "
+                        "probe's p99 alone can understate a blocked loop, so it is not drawn in its place.")
     figures += fig_strips.draw(table, cells, [], out_dir, fig_strips.StripSpec(
         "echo_p99", "echo_p99_ms", "Observer echo latency p99 (from scheduled send time to reply)",
         "echo latency p99 (ms, log scale)", log=True), subtitle, footer=footer)
     figures += fig_survival.draw(cells, out_dir, subtitle, footer)
     reason = fig_survival.degenerate(cells)
-    return figures, [f"No survival-boundary figure: {reason}."] if reason else []
+    return figures, left_out + ([f"No survival-boundary figure: {reason}."] if reason else [])
 
 
 def _scatter(df: pd.DataFrame, by: str, baseline: str, contender: str, out_dir: Path,

@@ -32,6 +32,7 @@ INTERVAL_METRICS = tuple(m.column for m in metrics.METRICS
 
 INTERVAL_COLUMNS = (
     *(f"{m}_{suffix}" for m in INTERVAL_METRICS for suffix in spread.SUFFIXES),
+    *spread.EXTREME_COLUMNS, "repeats_stalled",
     "lost_k", "lost_n", "lost_share", "lost_low", "lost_high", "loss_repeats", "repeats_lost_any",
     *spread.LABELS, "unstable", "unstable_reasons",
 )

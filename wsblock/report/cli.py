@@ -53,7 +53,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-_WORKLOAD_OPTIONS = ("work_ms", "param", "job_connections", "repeats", "out", "strategy")
+_WORKLOAD_OPTIONS = ("work_ms", "param", "job_connections", "call_budget_ms", "repeats", "out", "strategy")
 """Options of ``advise`` that apply to a workload target only."""
 
 
@@ -78,14 +78,21 @@ def cmd_advise(args: argparse.Namespace) -> int:
     given = [name for name in _WORKLOAD_OPTIONS if getattr(args, name) not in (None, [], False)]
     given += [name for name in ("ping_interval", "ping_timeout") if hasattr(args, name)]
     if given:
-        option = given[0]
+        option = "concurrency" if given[0] == "job_connections" else given[0]
         raise UsageError(f"--{option.replace('_', '-')} applies to a workload, not to a run directory ({args.dir})")
+    from wsblock.advise.command import reprint
+
+    run_dir = _existing_dir(args.dir)
+    kept = reprint(run_dir)
+    if kept is not None:
+        # An advise run: print exactly what it printed, judged then.
+        print(kept, end="")
+        return 0
     from wsblock.analysis import tidy
     from wsblock.report import cells as cellmod
     from wsblock.report.document import read_run
     from wsblock.report.verdict import text
 
-    run_dir = _existing_dir(args.dir)
     loaded, warnings = read_run(run_dir)
     for warning in warnings:
         print(f"warning: left out {warning}", file=sys.stderr)
@@ -155,8 +162,10 @@ def add_parsers(subparsers: Any) -> None:
                     "print a verdict table per strategy and one recommendation with its reason, and write "
                     "the records and report as a run directory. TARGET may also be a run directory: print, "
                     "per workload and strategy, what its records say (drops connections, inconclusive, cannot "
-                    "tell, slow loop or safe, each with its counts, intervals, repeats and cell).", 79),
+                    "tell, slow loop or safe, each with its counts, intervals, repeats and cell); a directory "
+                    "written by advise reprints what that run printed (from its advice.json).", 79),
         epilog="examples:\n  wsblock advise c_holds_gil\n  wsblock advise mymod:work --param rows=10000\n"
+               "  wsblock advise mymod:work --ping-interval 1 --ping-timeout 1 --concurrency 4\n"
                "  wsblock advise results/runs/quick", formatter_class=argparse.RawDescriptionHelpFormatter)
     advise.add_argument("dir", metavar="TARGET",
                         help="a workload or package.module:function, or a run directory")
@@ -169,9 +178,14 @@ def add_parsers(subparsers: Any) -> None:
                         help=f"job length of a built-in or calibrated workload (default {tg.DEFAULT_WORK_MS:g}; "
                              f"ignored for a function without a units parameter, which runs once per job)")
     advise.add_argument("--param", type=_workload_param, action="append", default=[], metavar="KEY=VALUE",
-                        help="workload parameter, or keyword argument of the function (repeatable)")
-    advise.add_argument("--job-connections", type=int, metavar="N",
-                        help=f"connections with one job in flight each (default {tg.DEFAULT_JOB_CONNECTIONS})")
+                        help="workload parameter, or keyword argument of the function: give it a "
+                             "production-sized input (repeatable)")
+    advise.add_argument("--concurrency", "--job-connections", dest="job_connections", type=int, metavar="N",
+                        help=f"calls your server runs at once; sets the job connections, one call in flight each "
+                             f"(default {tg.DEFAULT_JOB_CONNECTIONS}: one call at a time)")
+    advise.add_argument("--call-budget-ms", type=float, metavar="MS",
+                        help="longest call time your production input may take: checked against the calls "
+                             "measured (default: none)")
     advise.add_argument("--repeats", type=int, metavar="K",
                         help=f"repeats per strategy (default {tg.DEFAULT_REPEATS})")
     advise.add_argument("--strategy", action="append", default=[], metavar="NAME",

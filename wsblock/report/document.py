@@ -112,9 +112,7 @@ def _figures(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip],
              switch_ms: float | None, records: list[Mapping[str, Any]], footer: Provenance) -> dict[str, list[Path]]:
     out = {"disconnect_map": fig_disconnects.draw(cells, skipped, out_dir, line, footer)}
     specs = [
-        fig_strips.StripSpec("loop_lag_p99", "lag_p99_ms", "Server event-loop lag p99 (lateness of a 1 ms sleep)",
-                             "loop lag p99 (ms, log scale)", log=True, switch_interval_ms=switch_ms,
-                             timeout_lines=True, withheld=("lag_max_ms", "stall_max_ms")),
+        fig_strips.loop_spec(switch_ms),
         fig_strips.StripSpec("throughput_jobs", "jobs_per_s", "Throughput: jobs per second",
                              "jobs per second", resolution=True, unit="jobs/s", **_job_ceiling(records)),
         fig_strips.StripSpec("throughput_echo", "echo_per_s",
@@ -188,21 +186,24 @@ def _captions(settings: Mapping[str, str], switch_ms: float | None) -> dict[str,
             "any repeat lost one, `inconclusive` when the window could not show survival (a share of 0 there "
             "is no claim that connections survive), `n/a` without keepalive pings. ⚠ = the cell carries "
             "warnings (codes under the summary tables)."),
-        "loop_lag_p99": (
-            f"p99 of the server event loop's lag: a probe in the loop sleeps {settings['probe']} and records "
-            "how late it woke, one sample per wake-up, over the window (one p99 per repeat). A "
-            "loop blocked for 2 s yields one 2 s sample, so p99 understates how often the loop was blocked; "
-            "the watchdog's stall counts are in `cells.csv` (`stalls_count`, `stall_max_ms`). Dotted line: "
-            + (f"the GIL switch interval ({switch_ms:g} ms); " if switch_ms else
-               "none: the cells ran with different switch intervals, named in the panel titles; ")
-            + "dashed lines: each ping_timeout, in ms. A lag "
-            "above a dashed line means a pong could wait longer than that timeout. A diamond: the repeat's "
-            "p99 is withheld because the probe woke up fewer than 100 times inside the window; the diamond "
-            "is the largest of its samples (`lag_max_ms`, with `lag_samples` in `cells.csv`), or, when the "
-            "probe never woke inside the window, the longest stall of the loop (`stall_max_ms`), the loop "
-            "measure to read then. x = the cell failed; "
-            "o = measured, but nothing recorded; "
-            "a triangle on the axis floor = a repeat at 0. Log scale. "
+        "loop_delay": (
+            "How long the server's event loop kept a waiting task waiting, one value per repeat (the "
+            "`loop_delay_ms` column; `docs/report.md`, *The loop figure*). Two instruments see the loop: a "
+            f"probe in it sleeps {settings['probe']} and records how late it woke, one sample per wake-up, "
+            "and a watchdog times every gap between the loop's heartbeats (a stall) exactly. A loop blocked "
+            "for 3 s gives the probe one sample, or none when the stall spans the window's edge, so the "
+            "probe's p99 or maximum can read a few ms for a loop that was blocked for seconds. A square is "
+            "therefore the repeat's longest stall (`stall_max_ms`), drawn wherever the watchdog saw a stall "
+            f"(a gap over {settings['stall']}); a dot is the probe's p99 (`lag_p99_ms`), drawn only where the "
+            "loop never stalled and the probe had the 100 samples a p99 needs. A diamond: the probe woke fewer than 100 times "
+            "and the watchdog saw no stall, so the figure is withheld and the diamond is the probe's "
+            "maximum (`lag_max_ms`). Dashed lines: the keepalive budget, each ping_timeout in ms: a value "
+            "above its line means a pong could wait longer than that timeout, so connections can be lost. "
+            "Dotted line: "
+            + (f"the GIL switch interval ({switch_ms:g} ms). " if switch_ms else
+               "none: the cells ran with different switch intervals, named in the panel titles. ")
+            + "x = the cell failed; o = measured, but nothing recorded; a triangle on the axis floor = a "
+            "repeat at 0. Log scale. "
             + STRIP_NOTE),
         "throughput_jobs": (
             f"Job replies received by the load process inside the {window} window, per second; "
@@ -330,6 +331,16 @@ def _load(df: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+def _advice(root: Path) -> list[str]:
+    """The run's recommendation (``advice.md``, written by ``wsblock advise``), to open the report with."""
+    from wsblock.advise.saved import ADVICE_MD
+
+    path = root / ADVICE_MD
+    if not path.is_file():
+        return []
+    return path.read_text(encoding="utf-8").rstrip("\n").splitlines() + [""]
+
+
 def read_run(run_dir: str | Path) -> tuple[tidy.Loaded, list[str]]:
     """Load a run directory for reporting.
 
@@ -392,12 +403,13 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     reason = fig_survival.degenerate(cells)
     skipped_figures = {"survival_boundary": f"No figure: {reason}."} if reason else {}
     titles = {
-        "disconnect_map": "Connections lost", "loop_lag_p99": "Event-loop lag p99",
+        "disconnect_map": "Connections lost", "loop_delay": "Event-loop delay",
         "throughput_jobs": "Jobs per second", "throughput_echo": "Echo replies per second",
         "echo_p99": "Observer echo latency p99", "survival_boundary": "Survival boundary",
     }
     manifest = loaded.manifest or {}
     text = [f"# wsblock report: {root.resolve().name}", ""]
+    text += _advice(root)
     text += verdict.section(cells)
     text += ["## Run", ""]
     text.append(

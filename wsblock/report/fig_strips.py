@@ -1,9 +1,9 @@
 """Figures: one metric by strategy, every repeat a point.
 
-Used for loop lag p99, jobs/s, echo/s and observer echo p99. In every panel
-(workload x work size) each strategy is a group of columns, one per
-keepalive setting. A column shows each repeat of the cell as a dot, the
-median over repeats as a bar across the dots, and the distribution-free
+Used for the loop delay (:func:`loop_spec`), jobs/s, echo/s and observer
+echo p99. In every panel (workload x work size) each strategy is a group of
+columns, one per keepalive setting. A column shows each repeat of the cell
+as a dot, the median over repeats as a bar across the dots, and the distribution-free
 interval of the median (:func:`wsblock.analysis.intervals.median_interval`)
 as a vertical line. A cell whose repeats vary too much or disagree on
 losses (:meth:`wsblock.analysis.aggregate.CellRepeats.instability`) carries
@@ -12,7 +12,9 @@ axis floor, never dropped. A cell that carries warnings (its records'
 ``warnings``) is drawn with hollow dots and a ``⚠`` above its column; a
 repeat whose value is only a lower bound (e.g. echo latency of a repeat that
 lost connections, :data:`wsblock.analysis.aggregate.BOUNDED_BY`) is an
-upward triangle instead of a dot: the true value is at least that high.
+upward triangle instead of a dot: the true value is at least that high; a
+repeat whose value is the watchdog's longest stall (:attr:`StripSpec.watchdog`)
+is a square.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class StripSpec:
         resolution: Mark the values a repeat can take when the metric moves
             in steps of one event per window (jobs/s of records that count
             whole jobs: 0, 0.25, 0.5 ... in a 4 s window).
+        watchdog: A column whose value, when the plotted value equals it,
+            says the value is the watchdog's (the longest stall); such a
+            repeat is drawn as a square.
+        timeout_label: What a dashed ``ping_timeout`` line means, for the legend.
     """
 
     stem: str
@@ -77,6 +83,32 @@ class StripSpec:
     withheld: tuple[str, ...] = ()
     resolution: bool = False
     unit: str = ""
+    watchdog: str | None = None
+    timeout_label: str = ""
+
+
+def loop_spec(switch_interval_ms: float | None = None, *, per_repeat: bool = True) -> StripSpec:
+    """The primary loop figure of a report and of the asv report.
+
+    It draws ``loop_delay_ms`` (:mod:`wsblock.schema.loopdelay`): the
+    watchdog's longest stall wherever the loop stalled, the probe's p99
+    where it never did, against each ``ping_timeout``
+    (the time a pong may wait: a loop blocked longer can lose connections).
+    A repeat whose figure is withheld (thin probe, no stall) shows the
+    probe's maximum as a diamond.
+
+    Args:
+        switch_interval_ms: The GIL switch interval to draw, if one for all cells.
+        per_repeat: The rows are repeats, so a repeat whose figure is its
+            longest stall is drawn as a square; false for rows that are
+            medians over repeats (asv), whose source is no one instrument.
+    """
+    return StripSpec("loop_delay", "loop_delay_ms",
+                     "Server event-loop delay (longest stall, or lag p99 if none)",
+                     "loop delay (ms, log scale)", log=True, switch_interval_ms=switch_interval_ms,
+                     timeout_lines=True, withheld=("lag_max_ms",),
+                     watchdog="stall_max_ms" if per_repeat else None,
+                     timeout_label="keepalive budget")
 
 
 @dataclass
@@ -90,11 +122,25 @@ class Column:
     warned: bool = False
     bounds: list[bool] | None = None
     stand_ins: list[bool] | None = None
+    watched: list[bool] | None = None
+
+
+Mark = tuple[float, bool, bool, bool]
+"""``(value, is a lower bound, is a stand-in, is the watchdog's)`` of one repeat."""
 
 
 def repeats_by_cell(df: pd.DataFrame, column: str) -> dict[str, list[float]]:
     """Per aggregated cell (``cell_key``), the finite values of ``column`` of its measured repeats."""
-    return {key: [v for v, _, _ in found] for key, found in _repeats(df, column).items()}
+    return {key: [v for v, *_ in found] for key, found in _repeats(df, column).items()}
+
+
+def drawn_values(df: pd.DataFrame, spec: StripSpec) -> dict[str, list[float]]:
+    """Per aggregated cell (``cell_key``), the value :func:`draw` plots for each measured repeat.
+
+    Stand-ins for withheld values included, in repeat order: what a reader
+    of the figure sees.
+    """
+    return {key: [v for v, *_ in found] for key, found in _repeats(df, spec.column, spec.withheld).items()}
 
 
 def _finite(value: Any) -> float:
@@ -105,16 +151,16 @@ def _finite(value: Any) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def _repeats(df: pd.DataFrame, column: str,
-             withheld: tuple[str, ...] = ()) -> dict[str, list[tuple[float, bool, bool]]]:
-    """Per cell, ``(value, is a lower bound, is a stand-in)`` of each measured repeat with a value.
+def _repeats(df: pd.DataFrame, column: str, withheld: tuple[str, ...] = (),
+             watchdog: str | None = None) -> dict[str, list[Mark]]:
+    """Per cell, a :data:`Mark` of each measured repeat with a value.
 
     A repeat whose ``column`` is missing takes the first finite column of
     ``withheld`` as a stand-in.
     """
     keys = cellmod.key_columns(df)
     label = spread.BOUNDED_BY.get(column)
-    out: dict[str, list[tuple[float, bool, bool]]] = {}
+    out: dict[str, list[Mark]] = {}
     for row in df.to_dict("records"):
         values = out.setdefault(cellmod.cell_key(row, keys), [])
         if row.get("status") != "ok" or column not in row:
@@ -125,12 +171,13 @@ def _repeats(df: pd.DataFrame, column: str,
                 break
             value, stand_in = _finite(row.get(other)), True
         if not math.isnan(value):
-            values.append((value, label is not None and spread.any_flag([row.get(label)]), stand_in))
+            watched = watchdog is not None and not stand_in and _finite(row.get(watchdog)) == value
+            values.append((value, label is not None and spread.any_flag([row.get(label)]), stand_in, watched))
     return out
 
 
 def _column(here: pd.DataFrame, setting: cellmod.Keepalive, strategy: str,
-            repeats: Mapping[str, list[tuple[float, bool, bool]]]) -> Column:
+            repeats: Mapping[str, list[Mark]]) -> Column:
     found = cellmod.lookup_keepalive(here, setting, strategy=strategy)
     if found.empty:
         return Column("absent", [])
@@ -139,11 +186,11 @@ def _column(here: pd.DataFrame, setting: cellmod.Keepalive, strategy: str,
     if row["status"] != "ok":
         return Column("failed", [])
     found = repeats.get(row["cell_key"], [])
-    values = [v for v, _, _ in found]
+    values = [v for v, *_ in found]
     if not values:
         return Column("empty", [], warned=warned)
     return Column("ok", values, iv.median_interval(values), bool(row.get("unstable", False)), warned,
-                  [b for _, b, _ in found], [s for _, _, s in found])
+                  [m[1] for m in found], [m[2] for m in found], [m[3] for m in found])
 
 
 def _limits(values: list[float], spec: StripSpec, timeouts: list[float],
@@ -181,8 +228,8 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
     Returns:
         The written files, page by page.
     """
-    repeats = _repeats(df, spec.column, spec.withheld)
-    everything = [v for vs in repeats.values() for v, _, _ in vs]
+    repeats = _repeats(df, spec.column, spec.withheld, spec.watchdog)
+    everything = [v for vs in repeats.values() for v, *_ in vs]
     pairs = cellmod.keepalives(cells, skipped)
     timeouts = sorted({k.ping_timeout for k in pairs if k.ping_timeout is not None})
     # One log scale for every page, so pages compare at a glance.
@@ -207,7 +254,7 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
 
 def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path,
           spec: StripSpec, subtitle: str, footer: Provenance | str | None,
-          repeats: Mapping[str, list[tuple[float, bool, bool]]], limits: tuple[float, float],
+          repeats: Mapping[str, list[Mark]], limits: tuple[float, float],
           steps: Mapping[str, float], stem: str,
           heading: str) -> list[Path]:
     pairs = cellmod.keepalives(cells, skipped)
@@ -302,6 +349,7 @@ def _draw_column(ax: Any, x: float, width: float, col: Column, colour: Any, low:
     ys = np.array(col.values, dtype=float)
     bounds = np.array(col.bounds if col.bounds is not None else [False] * n, dtype=bool)
     stand_ins = np.array(col.stand_ins if col.stand_ins is not None else [False] * n, dtype=bool)
+    watched = np.array(col.watched if col.watched is not None else [False] * n, dtype=bool)
     # Hollow marks for a cell with warnings; an upward triangle for a lower bound.
     face = "white" if col.warned else colour
     edge = 0.9 if col.warned else 0
@@ -314,6 +362,15 @@ def _draw_column(ax: Any, x: float, width: float, col: Column, colour: Any, low:
              (True, True, "D", 4.2, 5))
     for bound, stand_in, marker, size, order in kinds:
         sel = ~floor & (bounds == bound) & (stand_ins == stand_in)
+        if not bound and not stand_in:
+            # The watchdog's longest stall: a square, so a reader sees which instrument a value is from.
+            square = sel & watched
+            if square.any():
+                drawn.add("watched")
+                ax.plot(xs[square], ys[square], linestyle="none", marker="s", markersize=3.6, color=colour,
+                        markerfacecolor=face, markeredgecolor=colour, markeredgewidth=edge,
+                        alpha=0.9 if col.warned else 0.75, zorder=order, clip_on=log)
+            sel = sel & ~watched
         if sel.any():
             drawn.add("bound" if bound and not stand_in else "stand_in" if stand_in else "dot")
             ax.plot(xs[sel], ys[sel], linestyle="none", marker=marker, markersize=size, color=colour,
@@ -363,17 +420,23 @@ def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: l
         if matched and setting.ping_timeout is not None:
             line = Line2D([], [], color=colours[j], linestyle="--")
             handles.append((dot, line))
-            texts.append(f"{prefix}{label}\n(dashed: {1000 * setting.ping_timeout:g} ms)")
+            what = f"{spec.timeout_label} " if spec.timeout_label else ""
+            texts.append(f"{prefix}{label}\n(dashed: {what}{1000 * setting.ping_timeout:g} ms)")
         else:
             handles.append(dot)
             texts.append(f"{prefix}{label}")
     if spec.timeout_lines and line_colours and not matched:
         handles.append(Line2D([], [], color="#616161", linestyle="--"))
-        texts.append("dashed: each ping_timeout\n(" + ", ".join(f"{1000 * t:g}" for t in line_colours) + " ms)")
+        what = f"{spec.timeout_label}: " if spec.timeout_label else ""
+        texts.append(f"dashed: {what}each ping_timeout\n(" + ", ".join(f"{1000 * t:g}" for t in line_colours)
+                     + " ms)")
     if "dot" in drawn:
         handles.append(Line2D([], [], color="#9e9e9e", marker="o", markersize=3.5, linestyle="none"))
-        texts.append("one repeat")
-    if drawn & {"dot", "bound", "stand_in", "floor"}:
+        texts.append("one repeat" + (": probe p99 (no stall)" if spec.watchdog else ""))
+    if "watched" in drawn:
+        handles.append(Line2D([], [], color="#9e9e9e", marker="s", markersize=3.5, linestyle="none"))
+        texts.append("one repeat: its longest stall\n(watchdog)")
+    if drawn & {"dot", "bound", "stand_in", "floor", "watched"}:
         handles.append(Line2D([], [], color="black", linewidth=1.6))
         texts.append("median over repeats")
     if "interval" in drawn:
@@ -404,7 +467,7 @@ def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: l
         texts.append("triangle: a lower bound (true value ≥)")
     if "stand_in" in drawn:
         handles.append(Line2D([], [], color="#9e9e9e", marker="D", markersize=4, linestyle="none"))
-        texts.append("diamond: p99 withheld (too few\nsamples); max or longest stall")
+        texts.append("diamond: withheld (too few probe\nsamples, no stall); probe max")
     if "failed" in drawn:
         handles.append(Line2D([], [], color="#424242", marker="x", linestyle="none"))
         texts.append("cell failed (no measurement)")
@@ -415,4 +478,4 @@ def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: l
                handler_map={tuple: HandlerTuple(ndivide=None, pad=0.3)}, frameon=False)
 
 
-__all__ = ["StripSpec", "draw", "repeats_by_cell"]
+__all__ = ["StripSpec", "draw", "drawn_values", "loop_spec", "repeats_by_cell"]

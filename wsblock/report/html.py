@@ -37,6 +37,9 @@ p, li { max-width: 110ch; }
 p:has(> img) { max-width: none; }
 code { font: 0.88em/1.3 ui-monospace, "DejaVu Sans Mono", Menlo, monospace; background: var(--band);
        padding: 0.05em 0.3em; border-radius: 3px; overflow-wrap: anywhere; }
+pre { overflow-x: auto; white-space: pre-wrap; background: var(--band); padding: 0.7rem 0.9rem; border: 1px solid var(--rule);
+      border-radius: 4px; font: 0.8rem/1.35 ui-monospace, "DejaVu Sans Mono", Menlo, monospace; }
+pre code { background: none; padding: 0; font: inherit; overflow-wrap: normal; }
 .table { overflow-x: auto; margin: 0.6rem 0 1rem; }
 table { border-collapse: collapse; font-size: 0.86rem; }
 th, td { border: 1px solid var(--rule); padding: 0.28rem 0.5rem; vertical-align: top; }

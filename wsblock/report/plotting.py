@@ -133,7 +133,7 @@ def pages(grid: Grid, rows: int = MAX_ROWS) -> list[Grid]:
 
 
 def page_stem(stem: str, index: int) -> str:
-    """``loop_lag_p99`` for the first page, ``loop_lag_p99-2`` for the second, ..."""
+    """``loop_delay`` for the first page, ``loop_delay-2`` for the second, ..."""
     return stem if index == 0 else f"{stem}-{index + 1}"
 
 

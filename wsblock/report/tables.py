@@ -35,7 +35,7 @@ LOWER_BOUNDS = spread.BOUNDED_BY
 
 WITHHELD = {"lag_p99_ms": ("lag_max_ms", "lag_samples", "stall_max_ms")}
 """A percentile withheld under too few samples -> the maximum and sample count shown instead,
-and the longest stall when the probe had no sample at all."""
+or the longest stall when the watchdog saw longer than that maximum (or the probe had no sample)."""
 
 WARNING = "⚠"
 """Marks a row whose cells carry warnings; the codes are listed under the table."""
@@ -147,10 +147,13 @@ def _value(row: Mapping[str, Any], column: str, fmt: Any) -> str:
     """
     if column in WITHHELD and cellmod.is_none(row.get(column)):
         peak, samples, stall = WITHHELD[column]
-        if not cellmod.is_none(row.get(peak)) and not cellmod.is_none(row.get(samples)):
+        longest = None if cellmod.is_none(row.get(stall)) else float(row[stall])
+        # A thin probe's maximum is never the value when the watchdog saw longer.
+        if (not cellmod.is_none(row.get(peak)) and not cellmod.is_none(row.get(samples))
+                and (longest is None or longest <= float(row[peak]))):
             return f"{fmt(row[peak])} (max of {float(row[samples]):g})"
-        if not cellmod.is_none(row.get(stall)):
-            return f"stall {fmt(row[stall])}"
+        if longest is not None:
+            return f"stall {fmt(longest)}"
     low, high, n = row.get(f"{column}_low"), row.get(f"{column}_high"), row.get(f"{column}_n")
     text = fmt(row[column])
     bound = column in LOWER_BOUNDS and _flag(row, LOWER_BOUNDS[column]) and not cellmod.is_none(row[column])
@@ -207,10 +210,12 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
         f"`{BOUND}` before a value = a lower bound: some echoes were lost with their connection, unanswered "
         "at the window end or never sent while an observer reconnected (echo p99), or jobs were still "
         "running at the stop (job ms), in some repeat; the true value is at least this, so a bound never "
-        "ranks a cell better. `X (max of n)` in `lag p99 ms` = the percentile is withheld because the probe "
+        "ranks a cell better. `loop delay ms` is the loop figure to read (`docs/report.md`, *The loop "
+        "figure*); the probe's columns beside it can understate a blocked loop. "
+        "`X (max of n)` in `lag p99 ms` = the percentile is withheld because the probe "
         "woke up only n times (a p99 needs 100 samples; n is the median over the repeats): X is the largest "
-        "of those samples; `stall X` = the probe never woke up inside the window: X is the longest stall "
-        "of the loop (ms), the loop measure to read then. "
+        "of those samples; `stall X` = the probe never woke up inside the window, or the watchdog saw a "
+        "stall longer than the probe's largest sample: X is the longest stall of the loop (ms). "
         f"`{WARNING}` after the strategy = some cell of the row carries warnings; the codes are listed under "
         "the table per keepalive setting (`docs/record.md` explains each). "
         "Percentiles come from HDR histograms with 3 significant digits.",

@@ -15,24 +15,32 @@ from typing import Callable, Iterable
 import pandas as pd
 
 from wsblock.analysis import recommend as rec
+from wsblock.analysis import rules
 from wsblock.analysis.intervals import Proportion
 from wsblock.report import cells as cellmod
 from wsblock.report import markdown as md
 
 RULES = (
-    "Verdicts, over every work size and keepalive setting the run measured for a workload and strategy: "
-    "`drops connections` = some cell lost a connection; `inconclusive` = none was lost, but some cell's "
-    "window could not show survival (no claim); `cannot tell` = every cell kept every connection, but the "
-    "data are too weak to call it safe (the last column says why: fewer than "
-    f"{rec.MIN_REPEATS} repeats, unstable repeats, failed repeats, or a warning that the measurement was "
-    f"disturbed: {', '.join(rec.TRUST_WARNINGS)}, or calibration_drift in any cell of the workload, whose "
-    "jobs then did not run for their target length); `slow loop` = every connection kept, but the event loop "
-    "stalled (a gap over the run's stall threshold) in every repeat of some cell; `safe` = every connection "
-    "kept and no such stall. `lost` = original connections lost of those at risk, pooled over the cells "
-    "and repeats, with the Wilson 95 % interval. The loop columns come from the cell with the largest job "
-    "at the longest ping_timeout (the worst case for the loop), the throughput from the cell with the "
-    "smallest job at the longest ping_timeout (the most jobs in the window): the median over the cell's "
-    "repeats with the interval of the median in brackets; `n` = measured repeats per cell.")
+    "Verdicts, over every work size and keepalive setting the run measured for a workload and strategy, from "
+    "that strategy's own cells (wsblock/analysis/rules.py, docs/report.md): `drops connections` = some cell lost "
+    f"a connection, *reproducible* when in more than {rules.REPRODUCIBLE_SHARE:.0%} of its repeats, *intermittent* "
+    "when in fewer; `inconclusive` = none was lost, but some cell's window could not show survival, or its "
+    f"repeats were at risk for fewer than {rules.REQUIRED_CYCLES} keepalive cycles (no claim); `slow loop` = every "
+    "connection kept, but the loop is not free in some cell: it stalled (a gap over the stall threshold, "
+    f"{rules.STALL_MS:g} ms by default) in every repeat, its worst repeat's loop-lag p99 was over the stall "
+    f"threshold or its p50 over {rules.BUSY_LAG_MS:g} ms (where the probe has too few samples, its stalled share "
+    f"over {rules.STALLED_SHARE_FREE:.0%}), or its worst repeat's longest stall was over "
+    f"{rules.STALL_BUDGET_SHARE:g} x ping_timeout; `cannot tell` = every connection kept and no loop shown slow, "
+    "but a caveat that could have made the strategy look safer occurred in its own cells (named, with its "
+    f"direction), a cell has fewer than {rec.MIN_REPEATS} measured repeats or a failed one, a loop figure is "
+    "missing, or the figure the verdict rests on varies across its threshold; `safe` = none of these, with every "
+    "harsher condition it was measured under stated. `repeats with loss` = repeats that lost any connection, "
+    "k of n with the Wilson 95 % interval over repeats (the repeat is the unit: connections of one repeat "
+    "share one loop); `connections lost` = original connections lost of those at risk, a description only. "
+    "The loop columns come from the cell with the largest job at the longest ping_timeout (the worst case for "
+    "the loop), the throughput from the cell with the smallest job at the longest ping_timeout (the most jobs "
+    "in the window): the median over the cell's repeats with the interval of the median in brackets; `n` = "
+    "measured repeats per cell.")
 """What the verdict table's words and columns mean."""
 
 WIDTH = 100
@@ -81,20 +89,51 @@ def _repeats(a: rec.Advice) -> str:
     return f"{low}" if low == high else f"{low} to {high}"
 
 
+def _repeats_with_loss(a: rec.Advice) -> str:
+    """``3 of 3 [0.44, 1], reproducible (cell)``; for a strategy that kept: ``0 of 3 [0, 0.56] in each of 4 cells``."""
+    p = a.repeat_loss
+    if p is not None and p.repeats:
+        return (f"{p.lost.k} of {p.repeats} [{md.share(p.lost.low)}, {md.share(p.lost.high)}], "
+                f"{p.kind}")
+    k, n = a.repeats_lost
+    if not n:
+        return "–"
+    if a.kept and not k and len({c.repeats for c in a.kept}) == 1 and len(a.kept) * a.kept[0].repeats == n:
+        each = a.kept[0].repeats
+        high = rules.repeat_loss({"loss_repeats": each, "repeats_lost_any": 0}).lost.high
+        cells = f" in each of {len(a.kept)} cells" if len(a.kept) > 1 else ""
+        return f"0 of {each} [0, {md.share(high)}]{cells}"
+    return f"{k} of {n} over {a.cells} cells"
+
+
+def _connections(a: rec.Advice) -> str:
+    p = a.connections
+    return f"{p.k} of {p.n}" if p is not None and p.n else "none at risk"
+
+
+def _caveats(a: rec.Advice) -> str:
+    parts = list(a.weak)
+    if a.harsher:
+        parts.append(_harsher_text(a))
+    return "; ".join(parts) or "–"
+
+
 def table(result: rec.Recommendation) -> str:
     """The verdict table in GitHub markdown."""
-    header = ["workload", "strategy", "verdict", "lost", "cells", "longest stall ms (largest job)",
-              "lag p99 ms (largest job)", "jobs/s (smallest job)", "n", "caveats"]
+    header = ["workload", "strategy", "verdict", "repeats with loss", "connections lost", "cells",
+              "longest stall ms (largest job)", "lag p99 ms (largest job)", "jobs/s (smallest job)", "n", "caveats"]
     rows = []
     for a in result.advice:
         if a.verdict == rec.NO_DATA:
-            rows.append([md.escape(a.workload), md.escape(a.strategy), a.verdict, "–", f"{len(a.failed)} failed", "–", "–", "–", "0",
-                         "no measured repeat"])
+            rows.append([md.escape(a.workload), md.escape(a.strategy), a.verdict, "–", "–", f"{len(a.failed)} failed",
+                         "–", "–", "–",
+                         "0", "no measured repeat"])
             continue
         lag = _quantity(a.lag_p99) if a.lag_p99 is not None and a.lag_p99.known else "withheld"
-        rows.append([md.escape(a.workload), md.escape(a.strategy), f"**{a.verdict}**", _proportion(a.connections), _cells(a), _stall(a),
-                     lag, _quantity(a.jobs_per_s, md.number), _repeats(a), "; ".join(a.weak) or "–"])
-    return md.table(header, rows, align="lllllrrrrl")
+        rows.append([md.escape(a.workload), md.escape(a.strategy), f"**{a.verdict}**", _repeats_with_loss(a),
+                     _connections(a), _cells(a),
+                     _stall(a), lag, _quantity(a.jobs_per_s, md.number), _repeats(a), _caveats(a)])
+    return md.table(header, rows, align="llllllrrrrl")
 
 
 def _loop(a: rec.Advice, markdown: bool) -> str:
@@ -126,12 +165,17 @@ def _listed(conditions: Iterable[rec.Condition], markdown: bool, most: int = 3) 
     return ", ".join(cells[:most]) + (f" and {more} more" if more > 0 else "")
 
 
-def _lost_in(repeats: tuple[int, int]) -> str:
-    """``lost in 2 of 3 repeats``; ``1 repeat``."""
-    some, total = repeats
-    if total <= 1:
-        return f"{total} repeat"
-    return f"lost in {some} of {total} repeats"
+def _harsher_text(a: rec.Advice) -> str:
+    """The harsher conditions; beside a bad verdict, with what that means for it."""
+    if not a.harsher:
+        return ""
+    if a.verdict in (rec.DROPS, rec.SLOW_LOOP):
+        return f"{a.harsher}: part of what it shows may be that condition's doing"
+    return a.harsher
+
+
+def _harsher(a: rec.Advice) -> str:
+    return f"; {_harsher_text(a)}" if a.harsher else ""
 
 
 def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
@@ -148,17 +192,18 @@ def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
     cells = f"{a.cells} cell{'s' if a.cells != 1 else ''}"
     loop = _loop(a, markdown)
     if a.verdict == rec.DROPS:
-        loss = a.loss
-        assert loss is not None
-        where = (f"{_proportion(a.loss_count)} original connections lost at {loss.text()} "
-                 f"(cell {_code(loss.cell, markdown)}; {_lost_in(a.loss_repeats)})")
-        more = len(a.lost) - 1
-        text = f"{name} {verdict}: {where}"
-        text += f"; lost in {len(a.lost)} of {a.cells} cells" if more else ""
-        return text + (f"; {loop}." if loop else ".")
-    kept = f"{_proportion(a.connections)} original connections lost"
+        loss, p = a.loss, a.repeat_loss
+        assert loss is not None and p is not None
+        where = (f"{p.kind}: {p.text()} at {loss.text()} (cell {_code(loss.cell, markdown)})")
+        text = f"{name} {verdict}, {where}"
+        text += f"; lost in {len(a.lost)} of {a.cells} cells" if len(a.lost) > 1 else ""
+        return text + _harsher(a) + (f"; {loop}." if loop else ".")
+    k, n = a.repeats_lost
+    kept = (f"{k} of {n} repeats and {_connections(a)} original connections lost"
+            if n and a.verdict != rec.INCONCLUSIVE else f"{_connections(a)} original connections lost")
     if a.verdict != rec.INCONCLUSIVE and a.unpinged:
         cells = f"{len(a.kept)} cell{'s' if len(a.kept) != 1 else ''} with keepalive"
+    every = f"all {cells}" if not cells.startswith("1 cell") else f"its {cells}"
     if a.verdict == rec.INCONCLUSIVE:
         if not a.undecided:
             return (f"{name} {verdict}: no cell had keepalive pings, so none could show survival "
@@ -166,14 +211,22 @@ def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
         pinged = a.cells - len(a.unpinged)
         which = "it" if a.cells == 1 else (f"{len(a.undecided)} of its {pinged} cells with keepalive"
                                            if a.unpinged else f"{len(a.undecided)} of them")
+        why = "window too short to show it"
+        if a.short:
+            why = (f"at risk for fewer than {rules.REQUIRED_CYCLES} keepalive cycles in "
+                   f"{_listed(a.short, markdown)}; " + why)
         return (f"{name} {verdict}: {kept} over {cells}, but {which} could not show survival "
-                f"(window too short to show it: {_listed(a.undecided, markdown)}); {loop}.")
+                f"({why}: {_listed(a.undecided, markdown)}); {loop}.")
     if a.verdict == rec.CANNOT_TELL:
         return (f"{verdict if not markdown else '**cannot tell**'} whether {name} is safe: it kept every "
-                f"connection in all {cells} ({kept}), but {'; '.join(a.weak)}; {loop}.")
+                f"connection in {every} ({kept}), but {'; '.join(a.weak)}{_harsher(a)}; {loop}.")
     if a.verdict == rec.SLOW_LOOP:
-        return f"{name} {verdict}: it kept every connection in all {cells} ({kept}), but {loop}."
-    return f"{name} {verdict}: it kept every connection in all {cells} ({kept}); {loop}."
+        why = a.loop.failures[0] if a.loop is not None and a.loop.failures else "its loop stalled"
+        more = len(a.loop.failures) - 1 if a.loop is not None else 0
+        also = f" (and {more} more such finding{'s' if more != 1 else ''})" if more > 0 else ""
+        return (f"{name} {verdict}: it kept every connection in {every} ({kept}), but {why}{also}"
+                f"{_harsher(a)}; {loop}.")
+    return f"{name} {verdict}{_harsher(a)}: it kept every connection in {every} ({kept}); {loop}."
 
 
 def scope(cells: pd.DataFrame) -> str:

@@ -1,4 +1,4 @@
-"""Print ``docs/vocabulary.md``: the declared metrics and axes as tables.
+"""Print ``docs/vocabulary.md``: the declared metrics, axes and caveats as tables.
 
 ``python -m wsblock.schema > docs/vocabulary.md``; a test checks that the
 stored file is current.
@@ -6,7 +6,7 @@ stored file is current.
 
 from __future__ import annotations
 
-from wsblock.schema import axes, metrics
+from wsblock.schema import axes, caveats, metrics
 
 
 def _cell(text: object) -> str:
@@ -37,7 +37,8 @@ def vocabulary() -> str:
     ]
     for m in metrics.METRICS:
         lines.append("| " + " | ".join(_cell(x) for x in (
-            f"`{m.column}`", f"`{'.'.join(m.path)}`", m.unit, m.better, m.aggregate,
+            f"`{m.column}`", f"`{'.'.join(m.path)}`" if m.derive is None else f"computed by `{m.derive.__module__}`",
+            m.unit, m.better, m.aggregate,
             f"`{m.asv}`" if m.asv else "", m.table or "", m.compare or "", f"{m.resolution:g}",
             f"x{m.min_effect:g}", m.description)) + " |")
     lines += [
@@ -70,7 +71,22 @@ def vocabulary() -> str:
         "them out; the id of a standalone record (`wsblock run --out`) names each one that",
         "differs from its default, as `-<name>=<value>`.",
         "",
+        "## Caveats",
+        "",
+        "Which way each warning code of a record can move a verdict (`wsblock/schema/caveats.py`;",
+        "the rules: [`report.md`](report.md), \"The verdict\"). Only a condition that could have made",
+        "a cell look safer blocks `safe`, and only for the strategy whose cells carry it; an",
+        "undeclared code counts as safer.",
+        "",
+        "| code | direction | could falsely produce | harsher because | safer because |",
+        "|---|---|---|---|---|",
     ]
+    for c in caveats.CAVEATS:
+        moves = ", ".join(f"`{v}`" for v in caveats.MOVES.get(c.direction, ())) if c.direction != caveats.BY_SIGN \
+            else "by the sign of the drift"
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            f"`{c.code}`", c.direction, moves, c.harsher, c.safer)) + " |")
+    lines.append("")
     return "\n".join(lines)
 
 

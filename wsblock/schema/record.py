@@ -19,6 +19,10 @@ Versions:
   ``work.ratio_to_target``; ``params.duration`` may be ``null`` (sized
   window); ``stalls.max_ms`` is clipped to the window; ``disconnects.share``
   counts original connections (``disconnects.share_basis``).
+* 4: nothing of the harness inside the window, and results that travel:
+  ``stalls.before_window`` (stalls before the window, by phase, set-up ones
+  never charged to the strategy), ``result`` (what the handler got back:
+  type, pickled size, unpickling time in the server) and ``server.setup``.
 
 ``params`` holds every axis (:mod:`wsblock.schema.axes`). An axis added
 later declares as its default what every cell did before it existed, so a
@@ -32,7 +36,7 @@ import copy
 import typing
 from typing import Any, Callable, Mapping
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 KIND = "wsblock.cell"
 
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -124,7 +128,22 @@ def _v2_to_v3(record: dict[str, Any]) -> None:
                          "sample counts and load checks were measured"})
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(record: dict[str, Any]) -> None:
+    # Version 3 saw no stall before the window and dropped every job's
+    # result: not measured (null). Its server imported a user's module on
+    # the first job, so a stall of that import may be in its window figures.
+    if record.get("status", "ok") != "ok":
+        return
+    stalls = record.get("stalls")
+    if isinstance(stalls, dict):
+        stalls.setdefault("before_window", None)
+    record.setdefault("result", None)
+    server = record.get("server")
+    if isinstance(server, dict):
+        server.setdefault("setup", None)
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 """Version -> the step that brings a record of that version to the next."""
 
 

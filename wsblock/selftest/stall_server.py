@@ -18,7 +18,6 @@ import sys
 import time
 from typing import Any
 
-from wsblock import atomic
 from wsblock.engine.probe import Heartbeat
 from wsblock.engine.process_config import ServerConfig
 from wsblock.engine.server import CellServer
@@ -67,22 +66,25 @@ class StallServer(CellServer):
                 self.injected.append({"nominal_ms": ms, "start": began, "end": ended})
                 await asyncio.sleep(self.gap_s)
 
+    def measurements(self, stopped_at: float, **kwargs: Any) -> dict[str, Any]:
+        """The server's measurements, with what was injected and every gap, in the one stats file write."""
+        result = super().measurements(stopped_at, **kwargs)
+        result["selftest"] = {
+            "window": [self.window.start, self.window.end],
+            "stall_s": self.heartbeat.stall_s,
+            "injected": list(self.injected),
+            # The heartbeat runs from the server's start: the gaps of its
+            # set-up, before the window, are not the loop's under load.
+            "gaps": [list(gap) for gap in self.heartbeat.kept if gap[1] > self.window.start],
+        }
+        return result
+
     async def main(self) -> dict[str, Any]:
         injector = asyncio.ensure_future(self._inject())
         try:
-            result = await super().main()
+            return await super().main()
         finally:
             injector.cancel()
-        if result:
-            result["selftest"] = {
-                "window": [self.window.start, self.window.end],
-                "stall_s": self.heartbeat.stall_s,
-                "injected": self.injected,
-                "gaps": [list(gap) for gap in self.heartbeat.kept],
-            }
-            atomic.write_json(self.config.stats_path, result)
-        return result
-
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``CONFIG.json LENGTHS_MS REPEATS GAP_S`` (lengths comma-separated)."""
