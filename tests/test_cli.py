@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 
 import pytest
 
@@ -80,14 +81,26 @@ def test_a_bad_out_is_refused_before_anything_starts(tmp_path, kind) -> None:
 
     target = {"directory": str(tmp_path), "empty": "", "proc": "/proc/self/r.json",
               "unwritable": str(tmp_path / "ro" / "r.json")}[kind]
+    immutable = False
     if kind == "unwritable":
         (tmp_path / "ro").mkdir()
         (tmp_path / "ro").chmod(0o500)
         if os.access(tmp_path / "ro", os.W_OK):
-            pytest.skip("running as root: permissions do not stop writes")
+            # Root ignores permissions; an immutable directory stops root too.
+            try:
+                done = subprocess.run(["chattr", "+i", str(tmp_path / "ro")], capture_output=True, text=True)
+            except OSError:
+                done = None
+            if done is None or done.returncode != 0:
+                pytest.skip("running as root where the file system has no immutable flag: nothing stops writes")
+            immutable = True
     started = time.monotonic()
-    proc = run_cli("run", "--workload", "pure_python", "--work-ms", "3000", "--strategy", "inline",
-                   "--duration", "10", "--out", target)
+    try:
+        proc = run_cli("run", "--workload", "pure_python", "--work-ms", "3000", "--strategy", "inline",
+                       "--duration", "10", "--out", target)
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(tmp_path / "ro")], check=True)
     assert proc.returncode == 2, proc.stderr
     assert time.monotonic() - started < 5.0
     lines = proc.stderr.strip().splitlines()

@@ -127,7 +127,7 @@ def test_corrupt_record_in_one_run_is_named_in_the_header(tmp_path: Path) -> Non
     shutil.copytree(RUN_B, run)
     (run / "cells" / "zz-broken.json").write_text("oops", encoding="utf-8")
     text = compare(RUN_A, run)
-    assert "1 unreadable file(s) left out: cells/zz-broken.json" in text
+    assert "1 file(s) left out (unreadable, or not of this run): cells/zz-broken.json" in text
 
 
 def _parser() -> argparse.ArgumentParser:

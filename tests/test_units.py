@@ -158,8 +158,12 @@ def test_record_validation_names_the_missing_key() -> None:
         record.validate({"schema_version": 1, "params": {}})
     with pytest.raises(ValueError, match="schema_version"):
         record.validate({"schema_version": True})
-    record.validate({"schema_version": 1, "status": "failed", "error": "x",
-                     "params": {k: 1 for k in record.REQUIRED["params"]}})
+    # A failed record needs its params and error; each of its kind.
+    params = {k: {"workload": "numpy", "strategy": "thread", "client_pings": True}.get(k, 1)
+              for k in record.REQUIRED["params"]}
+    record.validate({"schema_version": 1, "status": "failed", "error": "x", "params": params})
+    with pytest.raises(ValueError, match="params.workload: 1 is not a text"):
+        record.validate({"schema_version": 1, "status": "failed", "error": "x", "params": {**params, "workload": 1}})
 
 
 def _server_config(cell=None, **change):

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any, Sequence
@@ -274,11 +272,9 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
     from wsblock.engine.config import CellConfig
 
     if args.cell:
-        try:
-            with open(args.cell, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read cell file {args.cell}: {exc}") from None
+        from wsblock import inputs
+
+        data = inputs.read_json(args.cell, "cell file")
         if not isinstance(data, dict):
             raise UsageError(f"cell file {args.cell} must hold a JSON object")
         data = data.get("params", data)
@@ -298,9 +294,13 @@ def _cell_from_args(args: argparse.Namespace) -> Any:
     for axis in axes.AXES:
         if axis.default is axes.REQUIRED and axis.name not in given:
             raise UsageError(f"the following arguments are required: {axis.cli_option}")
-    if "ping_timeout" in given and given["ping_timeout"] is not None \
-            and given.get("ping_interval", axes.get("ping_interval").default) is None:
-        raise UsageError("--ping-timeout has no effect with --ping-interval none (no pings are sent)")
+    if "ping_timeout" in given:
+        from wsblock.schema.rules import ping_timeout_without_pings
+
+        refused = ping_timeout_without_pings(given.get("ping_interval", axes.get("ping_interval").default),
+                                             given["ping_timeout"])
+        if refused:
+            raise UsageError(refused)
     params: dict[str, Any] = {}
     for key, value in args.param:
         params[key] = value
@@ -335,44 +335,68 @@ def _progress(quiet: bool):  # type: ignore[no-untyped-def]
 def check_out_file(text: str) -> Path:
     """Check, before any work, that a record can be written to ``text``.
 
-    Args:
-        text: The ``--out`` argument.
-
-    Returns:
-        The path.
+    See :func:`wsblock.inputs.check_out_file`.
 
     Raises:
         UsageError: An empty path, a directory, a special file, a path
-            under ``/proc``, ``/sys`` or ``/dev``, or one that cannot be
-            written.
+            under ``/proc``, ``/sys`` or ``/dev``, a name too long, or one
+            that cannot be written.
     """
-    if not text.strip():
-        raise UsageError("--out must name a file, got an empty path")
-    path = Path(text)
-    resolved = path.resolve()
-    for root in ("/proc", "/sys", "/dev"):
-        if resolved.is_relative_to(root):
-            raise UsageError(f"--out {text} is under {root}, not a place for a record")
-    if path.is_dir():
-        raise UsageError(f"--out {text} is a directory; give a file name")
-    if path.exists() and not path.is_file():
-        raise UsageError(f"--out {text} exists and is not a regular file")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"--out {text} is not writable")
-    parent = resolved.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"--out {text}: {parent} is not a directory")
-    try:
-        # Writing is the only honest test (a read-only file system passes
-        # os.access for root); the record itself goes through a temporary
-        # file in the same directory.
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise UsageError(f"--out {text}: cannot write in {parent}: {exc.strerror}") from None
-    return path
+    from wsblock import inputs
+
+    return inputs.check_out_file(text)
+
+
+PATH_ARGUMENTS: dict[str, dict[str, str]] = {
+    "run": {"cell": "json", "out": "out_file"},
+    "matrix": {"config": "text", "out": "out_run"},
+    "report": {"dir": "in_dir", "out": "out_dir"},
+    "advise": {"out": "out_run"},
+    "compare": {"dir_a": "in_dir", "dir_b": "in_dir", "out": "out_file"},
+    "findings": {"document": "document"},
+    "selftest": {"out": "out_file"},
+    "boundary": {"cell": "json", "out": "out_dir", "dir": "in_dir"},
+}
+"""The path arguments of each command (argparse ``dest``) and what each must be."""
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Check every path argument of the command, before anything starts.
+
+    Files read must be regular files of a bounded size outside ``/proc``,
+    ``/sys`` and ``/dev``; places written must be writable and named within
+    the file system's limits (:mod:`wsblock.inputs`). A report's default
+    output is inside its run directory, which is checked too.
+
+    Raises:
+        UsageError: Naming the first path refused.
+    """
+    from wsblock import inputs
+
+    for dest, kind in PATH_ARGUMENTS.get(args.command or "", {}).items():
+        value = getattr(args, dest, None)
+        if value is None or value is _NOT_GIVEN:
+            continue
+        for text in value if isinstance(value, list) else [value]:
+            option = f"--{dest.replace('_', '-')}" if dest in ("out", "cell", "config") else dest.upper()
+            if kind == "json":
+                inputs.check_file(text, f"{dest} file", inputs.MAX_JSON_BYTES)
+            elif kind in ("text", "document"):
+                inputs.check_file(text, "matrix file" if kind == "text" else "document")
+                if kind == "document" and getattr(args, "findings_command", None) == "fill":
+                    inputs.check_out_file(text, "document")
+            elif kind == "in_dir":
+                inputs.check_in_dir(text, option)
+            elif kind == "out_file":
+                inputs.check_out_file(text, option)
+            elif kind in ("out_dir", "out_run") and not getattr(args, "dry_run", False):
+                # A dry run only reads what is recorded there.
+                inputs.check_out_dir(text, option, subdirs=("cells",) if kind == "out_run" else ())
+    if args.command == "report" and getattr(args, "out", None) is None and not getattr(args, "asv", False):
+        inputs.check_out_dir(str(Path(args.dir) / "report"), "DIR/report")
+    if args.command == "findings" and getattr(args, "findings_command", None) == "query" \
+            and not 0 <= args.decimals <= 12:
+        raise UsageError(f"--decimals must be 0 to 12, got {args.decimals}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -570,7 +594,7 @@ def _dry_run(spec: Any, out: Path | None) -> int:
     print(f"wsblock: {len(spec.cells)} cells ({distinct} x {repeats} repeat{'s' if repeats != 1 else ''}), "
           f"{whole.describe()} in all{skipped}", file=sys.stderr)
     if out is not None:
-        plan = check_directory(spec, out)
+        plan = check_directory(spec, out, writing=False)
         print(f"wsblock: {out}: {plan.reused} already recorded (reused), {len(plan.todo)} to run, "
               f"{plan.describe()}", file=sys.stderr)
     return 0
@@ -638,12 +662,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(parser.format_usage() + "\n" + _command_list(parser) + "\n", file=sys.stderr)
             raise UsageError("a command is required; 'wsblock --help' describes them")
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        check_paths(args)
         return handler(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except HarnessError as exc:
-        print(f"error: harness failure: {exc}", file=sys.stderr)
+    except (HarnessError, OSError) as exc:
+        # The harness could not finish: a write that failed under the
+        # command (a full disk, a file system gone read-only) says where.
+        # Cells still in flight (a parallel matrix) end with the command.
+        from wsblock.engine.proc import stop_all
+        from wsblock.inputs import describe_os_error
+
+        stop_all(grace=1.0)
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"error: harness failure: {reason}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, _Terminated):
         from wsblock.engine.proc import stop_all

@@ -47,17 +47,24 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+GIT = ["git", "--no-optional-locks"]
+"""How git is run: it only reads, and takes no lock it can do without."""
+
+
 def git_commit() -> dict[str, Any]:
     """The commit of the wsblock source, if it runs from a git checkout."""
     here = Path(__file__).resolve().parent.parent
+    # Optional locks off: ``git status`` would otherwise refresh the index
+    # and write .git/index.lock in the user's checkout, racing their own git.
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
     try:
         commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            GIT + ["-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True, env=env,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
+            GIT + ["-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True, env=env,
         ).stdout.strip()
         return {"commit": commit, "dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):

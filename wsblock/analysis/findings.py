@@ -26,6 +26,7 @@ that are legacy records, unless the query filters on ``verdict`` or says
 from __future__ import annotations
 
 import math
+import sys
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from wsblock import inputs
 from wsblock.analysis import aggregate, tidy
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import rules
@@ -179,6 +181,9 @@ class Query:
 @lru_cache(maxsize=16)
 def _table(directory: str) -> pd.DataFrame:
     loaded = tidy.load_records(directory)
+    for path, message in loaded.errors:
+        # Once per run directory (the table is cached): what no quote rests on.
+        print(f"warning: left out {path}: {message}", file=sys.stderr)
     if not loaded.records:
         raise UsageError(f"no records in {directory}")
     table = tidy.frame(loaded.records)
@@ -475,10 +480,7 @@ def check(document: str | Path) -> tuple[int, list[Mismatch]]:
         UsageError: Unreadable document or a query that cannot be evaluated.
     """
     path = Path(document)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    text = inputs.read_text(path, "document")
     checked = 0
     mismatches = []
     for match in QUERY.finditer(text):
@@ -509,7 +511,7 @@ def fill(document: str | Path) -> int:
         How many placeholders were filled.
     """
     path = Path(document)
-    text = path.read_text(encoding="utf-8")
+    text = inputs.read_text(path, "document")
 
     def value(match: re.Match[str]) -> str:
         computed = evaluate(Query.parse(match["query"]), path.parent)

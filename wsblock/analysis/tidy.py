@@ -11,9 +11,7 @@ records from ``wsblock run --out`` (``DIR/*.json``).
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -21,9 +19,8 @@ import pandas as pd
 
 from wsblock import atomic
 from wsblock.engine import strategies
-from wsblock.errors import UsageError
-from wsblock.schema import axes, metrics, record
-from wsblock.schema.rundir import CSV_NAME, MANIFEST, record_files
+from wsblock.schema import axes, metrics, record, rundir
+from wsblock.schema.rundir import CSV_NAME
 
 NAN = float("nan")
 
@@ -51,72 +48,22 @@ FIXED_COLUMNS = frozenset({*ID_COLUMNS, *WORK_COLUMNS, *METRIC_COLUMNS, *LABEL_C
 NONE_COLUMNS = tuple(a.name for a in axes.AXES if a.none_text is not None)
 
 
-@dataclass
-class Loaded:
-    """What :func:`load_records` found in a run directory.
-
-    Attributes:
-        records: ``(path, record)`` for every readable, valid record, sorted
-            by path.
-        errors: ``(path, message)`` for every file that could not be used.
-        manifest: The run's ``manifest.json``, or ``None`` if there is none
-            (or it is unreadable; then it is listed in ``errors``).
-    """
-
-    records: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
-    errors: list[tuple[Path, str]] = field(default_factory=list)
-    manifest: dict[str, Any] | None = None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+Loaded = rundir.Loaded
+"""What :func:`load_records` finds in a run directory (:class:`wsblock.schema.rundir.Loaded`)."""
 
 
 def load_records(directory: str | Path) -> Loaded:
     """Read every record (and the manifest) of a run directory.
 
-    A corrupt file does not stop the others: it goes to ``errors`` with a
-    short reason, so a report can still render what is there.
-
-    Args:
-        directory: The run directory.
-
-    Returns:
-        The records, the files that could not be used, and the manifest.
+    The one reader of run directories (:func:`wsblock.schema.rundir.load`):
+    a file that cannot be used, a damaged manifest or a record that does not
+    belong to the run goes to ``errors`` with a short reason, so a report
+    can still render what is there.
 
     Raises:
         UsageError: If ``directory`` does not exist or is not a directory.
     """
-    root = Path(directory)
-    if not root.exists():
-        raise UsageError(f"no such directory: {root}")
-    if not root.is_dir():
-        raise UsageError(f"not a directory: {root}")
-    loaded = Loaded()
-    manifest_path = root / MANIFEST
-    if manifest_path.is_file():
-        try:
-            manifest = _read_json(manifest_path)
-            if not isinstance(manifest, dict):
-                raise ValueError("a manifest must be a JSON object")
-            loaded.manifest = manifest
-        except (OSError, ValueError) as exc:
-            loaded.errors.append((manifest_path, str(exc)))
-    for path in record_files(root):
-        try:
-            rec = record.load(_read_json(path))
-        except (OSError, ValueError) as exc:
-            loaded.errors.append((path, str(exc)))
-            continue
-        loaded.records.append((path, rec))
-    return loaded
+    return rundir.load(directory)
 
 
 def _metrics(rec: Mapping[str, Any]) -> dict[str, Any]:

@@ -194,17 +194,16 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_figure(args: argparse.Namespace) -> int:
     """Draw the estimates of several searches in one figure."""
-    import json
-
+    from wsblock import inputs
     from wsblock.report import fig_boundary
 
     estimates: list[dict[str, Any]] = []
     for name in args.dirs:
         path = Path(name) / "boundary.json"
         try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{name}: no readable boundary.json ({exc.__class__.__name__})") from None
+            summary = inputs.read_json(path, "boundary.json")
+        except UsageError as exc:
+            raise UsageError(f"{name}: no readable boundary.json ({exc})") from None
         found = summary.get("estimates") if isinstance(summary, dict) else None
         if not isinstance(found, list):
             raise UsageError(f"{path} holds no estimates")
@@ -269,13 +268,22 @@ def cmd_boundary(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wsblock: {plan_line(templates, args.budget)}", file=sys.stderr, flush=True)
     command = "wsblock " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    result = runmod.run_search(templates, out, budget=args.budget, command=command, low_ms=low, high_ms=high,
-                               max_repeats=args.max_repeats, quiet=args.quiet)
-    fig_boundary.boundary_figure(result["estimates"], out)
-    from wsblock.analysis import tidy
+    from datetime import datetime, timezone
 
-    if any(out.joinpath("cells").glob("*.json")):
-        tidy.write_csv(out)  # the same tidy table as a matrix's, for the report and notebooks
+    from wsblock.analysis import tidy
+    from wsblock.schema import rundir
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        # One writer per run directory, as for a matrix.
+        with rundir.lock(out, command=command, started_utc=datetime.now(timezone.utc).isoformat(timespec="seconds")):
+            result = runmod.run_search(templates, out, budget=args.budget, command=command, low_ms=low,
+                                       high_ms=high, max_repeats=args.max_repeats, quiet=args.quiet)
+            fig_boundary.boundary_figure(result["estimates"], out)
+            if any(out.joinpath("cells").glob("*.json")):
+                tidy.write_csv(out)  # the same tidy table as a matrix's, for the report and notebooks
+    except rundir.Busy as exc:
+        raise UsageError(f"{exc}; wait for it to end or choose another --out") from None
     if args.json:
         import json
 

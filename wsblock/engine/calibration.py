@@ -237,11 +237,14 @@ def _store_path() -> Path:
 
 
 def _load_store() -> dict[str, dict]:
+    from wsblock import inputs
+    from wsblock.errors import UsageError
+
     try:
-        with open(_store_path(), encoding="utf-8") as handle:
-            data = json.load(handle)
+        # Bounded and never blocking: the cache directory is the user's to break.
+        data = inputs.read_json(_store_path(), "calibration store")
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, UsageError):
         return {}
 
 

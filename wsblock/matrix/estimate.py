@@ -20,12 +20,12 @@ cells side by side or on other hosts have other overheads.
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-from wsblock import atomic, paths
+from wsblock import atomic, inputs, paths
+from wsblock.errors import UsageError
 
 HISTORY_FILE = "overhead.json"
 """The per-machine record of measured overheads, in the cache directory."""
@@ -99,8 +99,8 @@ class History:
         try:
             if self.path is None:
                 self.path = paths.cache_dir() / HISTORY_FILE
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = inputs.read_json(self.path, "overhead history")
+        except (OSError, UsageError):
             return  # none yet, or unreadable: estimates fall back to the defaults
         if isinstance(data, dict) and data.get("version") == HISTORY_VERSION and isinstance(data.get("cells"), dict):
             for key, values in data["cells"].items():

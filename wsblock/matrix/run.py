@@ -19,7 +19,13 @@ A record is reused only if it belongs to the planned matrix: its file is
 named after a planned cell and its parameters equal that cell's. Any other
 file in ``DIR/cells`` (another matrix's record, a damaged file) stops the run
 before anything is written: it would otherwise be counted, tabulated and
-reported as if it had been measured for this matrix.
+reported as if it had been measured for this matrix. Records are read by
+the one reader of run directories (:mod:`wsblock.schema.rundir`): bounded,
+checked by type, so a record whose numbers are text is never reused.
+
+A run directory has one writer: the run holds an exclusive lock on
+``DIR/.lock`` (:func:`wsblock.schema.rundir.lock`), and a second matrix on
+the same directory is refused, naming the process that holds it.
 """
 
 from __future__ import annotations
@@ -37,8 +43,8 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from wsblock import atomic, meta
-from wsblock.schema import record
-from wsblock.schema.rundir import CELLS, MANIFEST, MANIFEST_KIND, MANIFEST_VERSION
+from wsblock.schema import record, rundir
+from wsblock.schema.rundir import CELLS, CSV_NAME, MANIFEST, MANIFEST_KIND, MANIFEST_VERSION
 from wsblock.errors import HarnessError, UsageError
 from wsblock.matrix import estimate
 from wsblock.matrix.cores import core_slots
@@ -201,14 +207,10 @@ def read_record(path: Path, planned: PlannedCell) -> tuple[str, dict[str, Any] |
         file is not a readable record of this cell: ``"damaged: ..."`` or
         ``"foreign: ..."``.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return "missing", None
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"damaged: {exc}", None
     try:
-        data = record.load(json.loads(text))
+        data = rundir.read_record(path)
     except ValueError as exc:
         return f"damaged: {exc}", None
     difference = params_difference(data.get("params"), planned, data.get("window"))
@@ -259,17 +261,37 @@ def plan_of(matrix: Matrix, todo: list[PlannedCell] | None = None) -> Plan:
                 from_history=sum(known for _, _, known in parts))
 
 
-def check_directory(matrix: Matrix, directory: Path) -> Plan:
+def check_directory(matrix: Matrix, directory: Path, *, writing: bool = True) -> Plan:
     """Check that ``directory`` holds nothing but this matrix, and plan the run.
 
     Writes nothing.
 
+    Args:
+        matrix: The matrix.
+        directory: The run directory (it may not exist yet).
+        writing: The run will write there: refuse a directory another
+            process is writing (``False``: only to say what is recorded).
+
     Raises:
-        UsageError: If ``directory`` holds a different matrix, or a file in
-            ``DIR/cells`` that is not a record of a planned cell (naming it).
+        UsageError: If ``directory`` holds a different matrix, a file in
+            ``DIR/cells`` that is not a record of a planned cell (naming
+            it), something other than a file where the table goes, or is
+            being written by another process.
     """
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"--out {directory} exists and is not a directory")
+    if writing:
+        held = rundir.holder(directory)
+        if held is not None:
+            raise UsageError(f"{directory} is being written by another wsblock process ({held}); "
+                             f"wait for it to end or choose another --out")
+    for name, kind in ((CELLS, "a directory"), (CSV_NAME, "a regular file"), (rundir.LOCK_NAME, "a regular file")):
+        place = directory / name
+        if name != CSV_NAME and place.is_symlink():
+            # Records and the lock are written inside: never through a link to elsewhere.
+            raise UsageError(f"{place} is a symbolic link; move it away or choose another --out")
+        if os.path.lexists(place) and not (place.is_dir() if name == CELLS else place.is_file()):
+            raise UsageError(f"{place} exists and is not {kind}; move it away or choose another --out")
     previous, _ = _read_manifest(directory / MANIFEST)
     if previous and _axes(previous.get("config") or {}) != _axes(matrix.definition):
         raise UsageError(f"{directory} holds a different matrix; choose another --out")
@@ -476,15 +498,7 @@ def _error_line(stderr: str) -> str:
 
 def _read_manifest(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """``(manifest, None)``, ``(None, None)`` if there is none, ``(None, reason)`` if damaged."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None, None
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-        return None, str(exc) or type(exc).__name__
-    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
-        return None, "not a matrix manifest"
-    return data, None
+    return rundir.read_manifest(path.parent)
 
 
 def _manifest(matrix: Matrix, command: str, previous: dict[str, Any] | None) -> dict[str, Any]:
@@ -501,6 +515,8 @@ def _manifest(matrix: Matrix, command: str, previous: dict[str, Any] | None) -> 
         "environment": meta.environment(),
         "planned": len(matrix.cells),
         "skipped": [{"params": cell.to_dict(), "reason": reason} for cell, reason in matrix.skipped],
+        # Which records belong to this run: every planned cell, by a digest of its params.
+        **rundir.planned_entries([(p.cell_id, expected_params(p)) for p in matrix.cells]),
     }
 
 
@@ -570,14 +586,31 @@ def run_matrix(
         HarnessError: If ``directory`` is removed or replaced mid-run.
     """
     say = say or (lambda message: print(f"wsblock: {message}", file=sys.stderr, flush=True))
-    plan = check_directory(matrix, directory)
+    check_directory(matrix, directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        with rundir.lock(directory, command=command, started_utc=_now()) as locked:
+            if not locked:
+                say(f"warning: {directory} is on a file system that cannot lock files: a second matrix on it "
+                    f"would not be refused")
+            return _session(matrix, directory, command=command, show_progress=show_progress,
+                            after_cell=after_cell, say=say, parallel=parallel, dask=dask)
+    except rundir.Busy as exc:
+        raise UsageError(f"{exc}; wait for it to end or choose another --out") from None
+
+
+def _session(matrix: Matrix, directory: Path, *, command: str, show_progress: bool,
+             after_cell: Callable[[PlannedCell, dict[str, Any]], None] | None, say: Callable[[str], None],
+             parallel: int, dask: str | None) -> MatrixOutcome:
+    """The body of :func:`run_matrix`, under the run directory's lock."""
+    # Planned again under the lock: what another writer left is seen.
+    plan = check_directory(matrix, directory, writing=False)
     slots = core_slots(parallel, [p.cell for p in plan.todo]) if parallel > 1 and dask is None else []
     client = None
     if dask is not None:
         from wsblock.matrix import cluster
 
         client = cluster.connect(dask)
-    directory.mkdir(parents=True, exist_ok=True)
     cells_dir = directory / CELLS
     cells_dir.mkdir(exist_ok=True)
     manifest_path = directory / MANIFEST

@@ -24,12 +24,15 @@ Unsupported pairs (``chunked`` x ``c_holds_gil``) are not cells: they are
 listed as skipped with the reason. Everything is validated before anything
 runs, and an error names the key; a list that gives the same value twice
 (``[300, 300]``, ``["none", "None"]``) is refused, as are two cells that
-would share an id.
+would share an id, a ``ping_timeout`` beside ``ping_interval`` none (as the
+command line refuses it), a matrix whose every cell is skipped, and one of
+more than :data:`HARD_MAX_CELLS` cells (counted before any cell is built).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -52,6 +55,10 @@ SCALARS = {
     "min_cycles": int, "max_window": float,
 }
 PROFILES = ("smoke", "quick", "default", "stack")
+
+HARD_MAX_CELLS = 100_000
+"""Most cells of any matrix, ``--yes`` or not: listing them takes about 20 s,
+and running them months."""
 
 
 @dataclass(frozen=True)
@@ -116,17 +123,20 @@ def load_file(path: str | Path, *, source: str | None = None, max_cells: int | N
     Raises:
         UsageError: Unreadable file, bad TOML, or a bad key or value.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read matrix file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"matrix file {path} is not UTF-8 text") from None
+    from wsblock import inputs
+
+    text = inputs.read_text(path, "matrix file", MAX_FILE_BYTES)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid TOML: nested too deeply") from None
     return expand(data, source=source or str(path), max_cells=max_cells)
+
+
+MAX_FILE_BYTES = 1024 * 1024
+"""Largest matrix file read (the shipped profiles are about 1 kB)."""
 
 
 def _as_list(key: str, value: Any) -> list[Any]:
@@ -151,10 +161,12 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
         data: The parsed TOML document.
         source: Where it came from, for the record.
         max_cells: If given, a matrix of more cells is refused after it is
-            counted and before any cell is built.
+            counted and before any cell is built; with or without it, so is
+            one of more than :data:`HARD_MAX_CELLS`.
 
     Raises:
-        UsageError: Naming the first bad key, or the size over ``max_cells``.
+        UsageError: Naming the first bad key, the size over ``max_cells``,
+            or a matrix with no cell to run.
     """
     param_keys = _workload_param_keys()
     unknown = sorted(set(data) - set(AXES) - set(SCALARS) - set(param_keys) - {USER_PARAMS})
@@ -175,6 +187,18 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
         parsed = [axis.parse(axis.toml_key, v) for v in written]
         _refuse_duplicates(axis.toml_key, axis_schema.duplicates(axis, zip(written, parsed)))
         grid_values.append(parsed)
+    if "ping_timeout" in data:
+        # The command line's rule between the two (wsblock.schema.rules).
+        from wsblock.schema.rules import ping_timeout_without_pings
+
+        # Every interval meets every timeout in the grid; "none" is the one that can refuse.
+        intervals = grid_values[axis_schema.NAMES.index("ping_interval")]
+        interval = None if None in intervals else intervals[0]
+        for timeout in grid_values[axis_schema.NAMES.index("ping_timeout")]:
+            refused = ping_timeout_without_pings(interval, timeout, interval_name="ping_interval",
+                                                 timeout_name="ping_timeout")
+            if refused:
+                raise UsageError(f"matrix {source}: {refused}; give the cells without pings a matrix of their own")
 
     scalars: dict[str, Any] = {}
     for key, kind in SCALARS.items():
@@ -202,9 +226,9 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
                 except ValueError as exc:
                     raise UsageError(f"{key}: {exc}") from None
 
-    per_workload: dict[str, list[dict[str, int]]] = {}
+    per_workload_axes: dict[str, list[list[tuple[str, Any]]]] = {}
     for name in grid_values[axis_schema.NAMES.index("workload")]:
-        axes: list[list[tuple[str, int]]] = []
+        axes: list[list[tuple[str, Any]]] = []
         for key, (owner, param) in param_keys.items():
             if owner == name and key in data:
                 values = _as_list(key, data[key])
@@ -213,23 +237,27 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
                         raise UsageError(f"{key}: expected integers, got {v!r}")
                 _refuse_duplicates(key, [f"{v!r} and {v!r}" for i, v in enumerate(values) if v in values[:i]])
                 axes.append([(param, v) for v in values])
-        per_workload[name] = [dict(combo) for combo in itertools.product(*axes)] or [{}]
-    per_workload.update(_user_params(data, grid_values[axis_schema.NAMES.index("workload")]))
+        per_workload_axes[name] = axes
+    per_workload_axes.update(_user_params(data, grid_values[axis_schema.NAMES.index("workload")]))
 
-    if max_cells is not None:
-        # Count before building anything: a huge grid is refused in moments.
-        wl = axis_schema.NAMES.index("workload")
-        st = axis_schema.NAMES.index("strategy")
-        others = 1
-        for i, values in enumerate(grid_values):
-            if i not in (wl, st):
-                others *= len(values)
-        count = sum(len(per_workload[name]) * others * repeats
-                    for name in grid_values[wl] for strategy in grid_values[st]
-                    if not strategies.get(strategy).unsupported_reason(workloads.get(name)))
-        if count > max_cells:
-            raise UsageError(f"matrix {source} has {count} cells, more than {max_cells}; "
-                             f"add --yes to run it anyway")
+    # Count before building anything: a huge grid is refused in moments.
+    wl = axis_schema.NAMES.index("workload")
+    st = axis_schema.NAMES.index("strategy")
+    others = 1
+    for i, values in enumerate(grid_values):
+        if i not in (wl, st):
+            others *= len(values)
+    count = sum(math.prod(len(a) for a in per_workload_axes[name]) * others * repeats
+                for name in grid_values[wl] for strategy in grid_values[st]
+                if not strategies.get(strategy).unsupported_reason(workloads.get(name)))
+    if max_cells is not None and count > max_cells:
+        raise UsageError(f"matrix {source} has {count} cells, more than {max_cells}; "
+                         f"add --yes to run it anyway")
+    if count > HARD_MAX_CELLS:
+        raise UsageError(f"matrix {source} has {count:,} cells, more than {HARD_MAX_CELLS:,}, the most any "
+                         f"matrix may have (even with --yes); split it into smaller ones")
+    per_workload = {name: [dict(combo) for combo in itertools.product(*axes)] or [{}]
+                    for name, axes in per_workload_axes.items()}
 
     matrix = Matrix(source=source, definition=data)
     ids: dict[str, PlannedCell] = {}
@@ -253,6 +281,10 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
                 if other is not planned:
                     raise UsageError(f"matrix {source}: two cells would share the id {planned.cell_id!r}")
                 matrix.cells.append(planned)
+    if not matrix.cells:
+        reasons = sorted({reason for _, reason in matrix.skipped})
+        raise UsageError(f"matrix {source} has no cell to run: every cell is skipped"
+                         + (f" ({reasons[0]}{'; ...' if len(reasons) > 1 else ''})" if reasons else ""))
     return matrix
 
 
@@ -275,12 +307,12 @@ def _all_called_once(data: dict[str, Any]) -> bool:
     return bool(names) and len(found) == len(names) and all(f is not None and not f.calibrated for f in found)
 
 
-def _user_params(data: dict[str, Any], names: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """The keyword-argument combinations of each user's function in ``names``."""
+def _user_params(data: dict[str, Any], names: list[str]) -> dict[str, list[list[tuple[str, Any]]]]:
+    """The keyword-argument axes of each user's function in ``names`` (their product: its combinations)."""
     table = data.get(USER_PARAMS)
     functions = {n: f for n in names if (f := _function(n)) is not None}
     if table is None:
-        return {n: [{}] for n in functions}
+        return {n: [] for n in functions}
     if not isinstance(table, dict):
         raise UsageError(f"{USER_PARAMS}: expected a table of keyword arguments, got {table!r}")
     if not functions:
@@ -304,7 +336,7 @@ def _user_params(data: dict[str, Any], names: list[str]) -> dict[str, list[dict[
             _refuse_duplicates(f"{USER_PARAMS}.{key}",
                                [f"{v!r} and {v!r}" for i, v in enumerate(values) if v in values[:i]])
             axes.append([(key, v) for v in values])
-        out[name] = [dict(combo) for combo in itertools.product(*axes)] or [{}]
+        out[name] = axes
     return out
 
 

@@ -19,12 +19,9 @@ from wsblock.errors import UsageError
 
 
 def _existing_dir(text: str) -> Path:
-    path = Path(text)
-    if not path.exists():
-        raise UsageError(f"no such directory: {text}")
-    if not path.is_dir():
-        raise UsageError(f"not a directory: {text}")
-    return path
+    from wsblock import inputs
+
+    return inputs.check_in_dir(text)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -109,6 +106,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from wsblock.report.compare import compare, compare_json
 
     dir_a, dir_b = _existing_dir(args.dir_a), _existing_dir(args.dir_b)
+    from wsblock.report.document import read_run
+
+    for directory in dict.fromkeys((dir_a, dir_b)):
+        for warning in read_run(directory)[1]:
+            print(f"warning: left out {warning}", file=sys.stderr)
     if args.json:
         # A JSON list with one object per line: greppable, and diffs stay small.
         objects = [json.dumps(o, allow_nan=False) for o in compare_json(dir_a, dir_b)]

@@ -50,13 +50,14 @@ def _sides(df: pd.DataFrame) -> dict[str, comparison.Side]:
 
 def _header(name: str, directory: Path, loaded: tidy.Loaded, warnings: list[str]) -> str:
     records = [r for _, r in loaded.records]
-    line = f"- **{name}** = `{directory.resolve().name}`: {environment.one_line(loaded.manifest, records)}"
+    line = (f"- **{name}** = {md.code(directory.resolve().name)}: "
+            f"{md.escape(environment.one_line(loaded.manifest, records))}")
     command = (loaded.manifest or {}).get("command")
     if command:
-        line += f"; command `{command}`"
+        line += f"; command {md.code(command)}"
     if warnings:
-        line += f"; {len(warnings)} unreadable file(s) left out: " + ", ".join(
-            w.split(":", 1)[0] for w in warnings)
+        line += f"; {len(warnings)} file(s) left out (unreadable, or not of this run): " + ", ".join(
+            md.escape(w.split(":", 1)[0]) for w in warnings)
     return line
 
 
@@ -64,7 +65,7 @@ def _cells_only(rows: list[dict[str, Any]]) -> str:
     table_rows = []
     for row in rows:
         ok = row["status"] == "ok"
-        table_rows.append([describe_cell(row), "ok" if ok else "failed",
+        table_rows.append([md.escape(describe_cell(row)), "ok" if ok else "failed",
                            *(md.for_metric(m)(row[m.column] if ok else None) for m in METRICS)])
     return md.table(["cell", "status", *(m.short for m in METRICS)], table_rows,
                     align="ll" + "r" * len(METRICS))
@@ -156,7 +157,7 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
     marks: dict[str, int] = {}
     words = {v: 0 for v in iv.VERDICTS}
     for key in m.matched:
-        label = describe_cell(m.cells[0][key])
+        label = md.escape(describe_cell(m.cells[0][key]))
         for metric, verdict in zip(METRICS, m.verdicts(key)):
             if verdict.mark:
                 marks[verdict.mark] = marks.get(verdict.mark, 0) + 1

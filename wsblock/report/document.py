@@ -145,7 +145,7 @@ def _stability(cells: pd.DataFrame) -> list[str]:
     lines.append("")
     shown = unstable.head(MAX_LISTED)
     for _, row in shown.iterrows():
-        lines.append(f"- `{row['cell_key']}` ({int(row['ok_repeats'])} repeats): "
+        lines.append(f"- {md.code(row['cell_key'])} ({int(row['ok_repeats'])} repeats): "
                      f"{md.escape(row['unstable_reasons'])}")
     if len(unstable) > len(shown):
         lines.append(f"- ... and {len(unstable) - len(shown)} more")
@@ -251,7 +251,7 @@ def _counts(manifest: Mapping[str, Any] | None, df: pd.DataFrame, cells: pd.Data
     lines.append(
         f"- records: {len(df)} ({ok} ok, {len(failed)} failed)"
         + (f"; planned: {planned}" if planned is not None else "")
-        + f"; skipped: {len(skipped)}; unreadable files: {len(warnings)}"
+        + f"; skipped: {len(skipped)}; files left out: {len(warnings)}"
     )
     low, high = int(cells["repeats"].min()), int(cells["repeats"].max())
     lines.append(f"- distinct cells (parameter combinations): {len(cells)}; records per cell: "
@@ -260,14 +260,14 @@ def _counts(manifest: Mapping[str, Any] | None, df: pd.DataFrame, cells: pd.Data
         lines += ["", "Failed cells (no measurement):", ""]
         shown = failed.head(MAX_LISTED)
         for _, row in shown.iterrows():
-            lines.append(f"- `{row['cell_id']}` (repeat {row['repeat']}): {md.escape(row['error'])}")
+            lines.append(f"- {md.code(row['cell_id'])} (repeat {row['repeat']}): {md.escape(row['error'])}")
         if len(failed) > len(shown):
             lines.append(f"- ... and {len(failed) - len(shown)} more (`status` and `error` in `cells.csv`)")
     if skipped:
         lines += ["", "Skipped cells (not run), grouped by workload, strategy and reason:", ""]
         lines += _skip_lines(skipped)
     if warnings:
-        lines += ["", "Unreadable files (left out of everything below):", ""]
+        lines += ["", "Files left out of everything below (unreadable, or not records of this run):", ""]
         lines += [f"- {md.escape(w)}" for w in warnings]
     return lines
 
@@ -323,7 +323,7 @@ def _load(df: pd.DataFrame) -> list[str]:
     if len(hot):
         lines.append("")
         shown = hot.sort_values(["machine_busy_cores", "cell_id"], ascending=[False, True]).head(10)
-        lines += [f"- `{r['cell_id']}` (repeat {r['repeat']}): {r['machine_busy_cores']:.2f} busy cores; "
+        lines += [f"- {md.code(r['cell_id'])} (repeat {r['repeat']}): {r['machine_busy_cores']:.2f} busy cores; "
                   f"server {r['server_cpu_util']:.2f}, workers {r['workers_cpu_util']:.2f}, "
                   f"load {r['load_cpu_util']:.2f}" for _, r in shown.iterrows()]
         if len(hot) > len(shown):
@@ -345,7 +345,8 @@ def read_run(run_dir: str | Path) -> tuple[tidy.Loaded, list[str]]:
     """Load a run directory for reporting.
 
     Returns:
-        The loaded run and one warning per unreadable file.
+        The loaded run and one warning per file left out (unreadable, or
+        not a record of this run: :func:`wsblock.schema.rundir.load`).
 
     Raises:
         UsageError: If the directory is missing or holds no usable record.
@@ -420,20 +421,22 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
         f"{settings['stall']} counts as a stall."
     )
     text.append("")
-    text.append(f"- command: `{manifest.get('command') or 'unknown (records without a manifest)'}`")
+    # The command and paths are the user's text: shown as code, never as markup.
+    text.append(f"- command: {md.code(manifest.get('command') or 'unknown (records without a manifest)')}")
     if manifest.get("profile"):
-        text.append(f"- profile: {manifest['profile']}")
+        text.append(f"- profile: {md.escape(manifest['profile'])}")
     if manifest.get("config_path"):
-        text.append(f"- config: `{manifest['config_path']}`")
+        text.append(f"- config: {md.code(manifest['config_path'])}")
     if manifest and not manifest.get("finished_utc"):
         text.append("- the run did not finish (no `finished_utc` in the manifest): results are partial")
     pairs = cellmod.keepalives(cells, skipped)
     text.append(f"- keepalive settings: {'; '.join(cellmod.keepalive_labels(pairs))} "
                 f"(labels give the {cellmod.keepalive_title(pairs)})")
     text += ["", "## Environment", ""]
-    text.append(md.table(["", "value"], environment.describe(loaded.manifest, records), align="ll"))
+    text.append(md.table(["", "value"], [(label, md.escape(value)) for label, value in
+                                         environment.describe(loaded.manifest, records)], align="ll"))
     for note in environment.differences(records):
-        text.append(f"**Warning:** {note}.")
+        text.append(f"**Warning:** {md.escape(note)}.")
         text.append("")
     text += _counts(loaded.manifest, df, cells, warnings)
     text.append("")

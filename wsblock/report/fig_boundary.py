@@ -22,7 +22,6 @@ from wsblock.analysis import boundary_model as bm
 from wsblock.analysis.intervals import wilson
 from wsblock.report import plotting
 from wsblock.schema import record as recmod
-from wsblock.schema.rundir import record_files
 
 IGNORED_PARAMS = ("port", "host", "max_window")
 """Parameters that do not make two records different cells (``max_window``
@@ -99,15 +98,9 @@ def _label(params: Mapping[str, Any]) -> str:
 
 def load_records(directory: Path) -> list[dict[str, Any]]:
     """Every ``ok`` record of a run directory, in the current layout."""
-    out = []
-    for path in record_files(directory):
-        try:
-            rec = recmod.load(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
-        if recmod.is_ok(rec):
-            out.append(rec)
-    return out
+    from wsblock.schema import rundir
+
+    return [rec for _, rec in rundir.load(directory).records if recmod.is_ok(rec)]
 
 
 def group_cells(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

@@ -3,15 +3,56 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable, Sequence
 
 from wsblock.schema.axes import is_none as is_missing
 from wsblock.schema.metrics import Metric
 
 
+_ALWAYS = frozenset("\\`*[]<>|~&")
+"""Characters that start markup wherever they stand (links, images, code, emphasis, HTML, entities)."""
+
+
 def escape(text: Any) -> str:
-    """Make ``text`` safe inside a table cell (pipes, newlines)."""
-    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """Make text the report did not write (a command, an error, a name) inert markdown.
+
+    Every character that could open markup is backslash-escaped, so
+    ``[text](url)`` stays text, never a link, and a backtick cannot end a
+    code span; ``_`` is escaped where it could start or end emphasis (not
+    inside a word, where it cannot: ``pure_python`` stays as it is). Line
+    breaks become spaces: the text stays on its line, in its table cell.
+    """
+    flat = str(text).replace("\r", " ").replace("\n", " ")
+    out = []
+    for i, char in enumerate(flat):
+        if char in _ALWAYS or (char == "#" and i == 0):
+            out.append("\\" + char)
+        elif char == "_" and not (0 < i < len(flat) - 1 and flat[i - 1].isalnum() and flat[i + 1].isalnum()):
+            out.append("\\_")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def code(text: Any) -> str:
+    """Text the report did not write as an inline code span, whatever backticks it holds.
+
+    The fence is one backtick longer than the longest run inside, padded
+    with a space when the text starts or ends with a backtick (CommonMark
+    strips that space again); nothing inside a code span is markup.
+    """
+    flat = str(text).replace("\r", " ").replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith(("`", " ")) or flat.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def _cell(text: Any) -> str:
+    # A table cell holds markdown the report wrote: only a line break or a
+    # pipe not escaped yet would break the table.
+    return re.sub(r"(?<!\\)\|", r"\\|", str(text).replace("\r", " ").replace("\n", " "))
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
@@ -28,9 +69,9 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | Non
     """
     align = align or ("l" + "r" * (len(header) - 1))
     rule = ["---:" if a == "r" else ":---" for a in align]
-    lines = ["| " + " | ".join(escape(h) for h in header) + " |", "| " + " | ".join(rule) + " |"]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "| " + " | ".join(rule) + " |"]
     for row in rows:
-        lines.append("| " + " | ".join(escape(c) for c in row) + " |")
+        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
     return "\n".join(lines) + "\n"
 
 

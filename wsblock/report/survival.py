@@ -145,7 +145,7 @@ def table(cells: pd.DataFrame) -> str:
         by_row.setdefault((b.variant, b.strategy), {})[b.keepalive] = b
     rows = []
     for (name, strategy), entries in by_row.items():
-        rows.append([name, strategy, *(entries[p].text() if p in entries else "not run" for p in pairs)])
+        rows.append([md.escape(name), md.escape(strategy), *(entries[p].text() if p in entries else "not run" for p in pairs)])
     prefix = cellmod.keepalive_title(pairs).split(" (", 1)[0]
     header = ["workload", "strategy", *(f"{prefix} {label}" for label in labels)]
     return md.table(header, rows, align="ll" + "r" * len(pairs))

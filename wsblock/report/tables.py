@@ -91,7 +91,7 @@ def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: st
             else:
                 lost.append(f"{_lost(row)} {verdict_text(row)}")
         ref_state, ref_row = states[pairs.index(ref)]
-        name = strategy
+        name = md.escape(strategy)
         warned = [(label, codes(row)) for label, (_, row) in zip(labels, states) if row is not None and codes(row)]
         if warned:
             name += f" {WARNING}"
@@ -223,7 +223,7 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
     ]
     grid = plotting.Grid.of(cells)
     for name in grid.variants:
-        parts.append(f"### {name}")
+        parts.append(f"### {md.escape(name)}")
         parts.append("")
         for size in grid.sizes:
             if plotting.panel_cells(cells, name, size).empty:

@@ -48,7 +48,7 @@ WIDTH = 100
 
 
 def _code(text: str, markdown: bool) -> str:
-    return f"`{text}`" if markdown else text
+    return md.code(text) if markdown else text
 
 
 def _proportion(p: Proportion | None) -> str:
@@ -125,11 +125,13 @@ def table(result: rec.Recommendation) -> str:
     rows = []
     for a in result.advice:
         if a.verdict == rec.NO_DATA:
-            rows.append([a.workload, a.strategy, a.verdict, "–", "–", f"{len(a.failed)} failed", "–", "–", "–",
+            rows.append([md.escape(a.workload), md.escape(a.strategy), a.verdict, "–", "–", f"{len(a.failed)} failed",
+                         "–", "–", "–",
                          "0", "no measured repeat"])
             continue
         lag = _quantity(a.lag_p99) if a.lag_p99 is not None and a.lag_p99.known else "withheld"
-        rows.append([a.workload, a.strategy, f"**{a.verdict}**", _repeats_with_loss(a), _connections(a), _cells(a),
+        rows.append([md.escape(a.workload), md.escape(a.strategy), f"**{a.verdict}**", _repeats_with_loss(a),
+                     _connections(a), _cells(a),
                      _stall(a), lag, _quantity(a.jobs_per_s, md.number), _repeats(a), _caveats(a)])
     return md.table(header, rows, align="llllllrrrrl")
 

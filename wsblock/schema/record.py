@@ -33,6 +33,7 @@ record without it ran at that default: reading fills it in
 from __future__ import annotations
 
 import copy
+import typing
 from typing import Any, Callable, Mapping
 
 SCHEMA_VERSION = 4
@@ -172,7 +173,12 @@ def upgrade(record: Any) -> dict[str, Any]:
         return record
     out = copy.deepcopy(record)
     while version != SCHEMA_VERSION:
-        UPGRADES[version](out)
+        try:
+            UPGRADES[version](out)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            # A value of the wrong type in an older record: damaged, not a crash.
+            raise ValueError(f"cannot bring a version {version} record up to date: "
+                             f"{type(exc).__name__}: {exc}") from None
         version += 1
         out["schema_version"] = version
     params = out.get("params")
@@ -217,6 +223,135 @@ def validate(record: Any) -> None:
         for key in keys:
             if key not in container:
                 raise ValueError(f"missing key {section + '.' if section else ''}{key}")
+    check_types(current)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers_in(section: Any, where: str) -> None:
+    # A table of counts (``disconnects.by_code``): every value a number.
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise ValueError(f"{where}: {section!r} is not a table")
+    for key, value in section.items():
+        if value is not None and not _number(value):
+            raise ValueError(f"{where}.{key}: {value!r} is not a number")
+
+
+def _kind_text(kinds: tuple[Any, ...]) -> str:
+    words = {str: "a text", bool: "true or false", int: "a number", float: "a number", type(None): "null"}
+    return " or ".join(dict.fromkeys(words.get(k, str(k)) for k in kinds))
+
+
+ENVIRONMENT_TABLES = ("packages", "python", "cpu", "platform", "git")
+"""Tables of a record's ``meta`` (and a manifest's ``environment``) that readers look into."""
+
+
+def check_environment(env: Any, where: str) -> None:
+    """Check the types of an environment description (a record's ``meta``, a manifest's ``environment``).
+
+    Raises:
+        ValueError: Naming the first value of the wrong type.
+    """
+    if env is None:
+        return
+    if not isinstance(env, dict):
+        raise ValueError(f"{where}: {env!r} is not a table")
+    for key in ENVIRONMENT_TABLES:
+        if env.get(key) is not None and not isinstance(env[key], dict):
+            raise ValueError(f"{where}.{key}: {env[key]!r} is not a table")
+    for key in ("memory_gib", "switch_interval_s"):
+        if env.get(key) is not None and not _number(env[key]):
+            raise ValueError(f"{where}.{key}: {env[key]!r} is not a number")
+    commit = (env.get("git") or {}).get("commit")
+    if commit is not None and not isinstance(commit, str):
+        raise ValueError(f"{where}.git.commit: {commit!r} is not a text")
+    blas = env.get("blas")
+    if blas is not None and not (isinstance(blas, list) and all(isinstance(p, dict) for p in blas)):
+        raise ValueError(f"{where}.blas: {blas!r} is not a list of tables")
+
+
+def check_types(record: dict[str, Any]) -> None:
+    """Check that every value tools read has the type the schema gives it.
+
+    A number that is text (``"disconnects": {"total": "abc"}``) would be
+    read as "nothing measured" and pass for a measurement; a record like
+    that is refused whole.
+
+    Args:
+        record: A record in the current layout.
+
+    Raises:
+        ValueError: Naming the first value of the wrong type.
+    """
+    from wsblock.schema import axes, metrics
+
+    status = record.get("status", "ok")
+    if not isinstance(status, str):
+        raise ValueError(f"status: {status!r} is not a text")
+    params = record.get("params")
+    if isinstance(params, dict):
+        for axis in axes.AXES:
+            if axis.name not in params:
+                continue
+            value = params[axis.name]
+            kinds = typing.get_args(axis.kind) or (axis.kind,)
+            fits = any(value is None if k is type(None) else _number(value) if k in (int, float)
+                       else isinstance(value, k) for k in kinds)
+            if not fits and not (isinstance(value, str) and axis.none_text is not None
+                                 and value.lower() in ("none", axis.none_text)):
+                raise ValueError(f"params.{axis.name}: {value!r} is not {_kind_text(kinds)}")
+        workload_params = params.get("workload_params")
+        if workload_params is not None and not isinstance(workload_params, dict):
+            raise ValueError(f"params.workload_params: {workload_params!r} is not a table")
+    tag = record.get("matrix")
+    if tag is not None:
+        if not isinstance(tag, dict):
+            raise ValueError(f"matrix: {tag!r} is not a table")
+        if tag.get("cell_id") is not None and not isinstance(tag["cell_id"], str):
+            raise ValueError(f"matrix.cell_id: {tag['cell_id']!r} is not a text")
+        repeat = tag.get("repeat", 0)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
+            raise ValueError(f"matrix.repeat: {repeat!r} is not a whole number from 0")
+    check_environment(record.get("meta"), "meta")
+    if status == "failed":
+        if not isinstance(record.get("error"), str):
+            raise ValueError(f"error: {record.get('error')!r} is not a text")
+        return
+    for metric in metrics.METRICS:
+        if getattr(metric, "derive", None) is not None:
+            continue  # computed from other values, which are checked as themselves
+        node: Any = record
+        for depth, key in enumerate(metric.path):
+            if node is None:
+                break
+            if not isinstance(node, dict):
+                raise ValueError(f"{'.'.join(metric.path[:depth])}: {node!r} is not a table")
+            if key not in node:
+                node = None
+                break
+            node = node[key]
+        if node is not None and not _number(node):
+            raise ValueError(f"{'.'.join(metric.path)}: {node!r} is not a number")
+    disconnects = record.get("disconnects")
+    if isinstance(disconnects, dict):
+        _numbers_in(disconnects.get("by_code"), "disconnects.by_code")
+        _numbers_in(disconnects.get("by_initiator"), "disconnects.by_initiator")
+    for label in metrics.LABELS:
+        value = get_path(record, *label.path)
+        if value is None:
+            continue
+        if label.column == "warnings":
+            if not isinstance(value, list) or not all(isinstance(w, dict) for w in value):
+                raise ValueError(f"warnings: {value!r} is not a list of warnings")
+        elif label.column.endswith(("_bound", "_primary")):
+            if not isinstance(value, bool):
+                raise ValueError(f"{'.'.join(label.path)}: {value!r} is not true or false")
+        elif not isinstance(value, str):
+            raise ValueError(f"{'.'.join(label.path)}: {value!r} is not a text")
 
 
 def load(record: Any) -> dict[str, Any]:
