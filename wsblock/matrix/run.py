@@ -587,6 +587,7 @@ def run_matrix(
     """
     say = say or (lambda message: print(f"wsblock: {message}", file=sys.stderr, flush=True))
     check_directory(matrix, directory)
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     try:
         with rundir.lock(directory, command=command, started_utc=_now()) as locked:
@@ -597,6 +598,23 @@ def run_matrix(
                             after_cell=after_cell, say=say, parallel=parallel, dask=dask)
     except rundir.Busy as exc:
         raise UsageError(f"{exc}; wait for it to end or choose another --out") from None
+    except UsageError:
+        # Refused before anything was measured (cores, a Dask cluster without
+        # cell slots): a directory made only for this run is not left behind.
+        if created:
+            _remove_if_only_lock(directory)
+        raise
+
+
+def _remove_if_only_lock(directory: Path) -> None:
+    """Remove ``directory`` if it holds nothing but the run's lock file."""
+    try:
+        entries = {entry.name for entry in directory.iterdir()}
+        if entries <= {rundir.LOCK_NAME}:
+            (directory / rundir.LOCK_NAME).unlink(missing_ok=True)
+            directory.rmdir()
+    except OSError:
+        pass  # something else appeared or it cannot be removed: leave it as it is
 
 
 def _session(matrix: Matrix, directory: Path, *, command: str, show_progress: bool,
