@@ -343,3 +343,32 @@ def _write(tmp_path: Path, body: str) -> Path:
     doc = tmp_path / "doc.md"
     doc.write_text(body)
     return doc
+
+
+@pytest.mark.parametrize("query, message", [
+    ("r model agg=median", "a score needs"),
+    ("r disconnect_share agg=score_brier", "a score needs"),
+    ("r model band=maybe agg=score_brier", "band=yes or band=no"),
+    ("r model workload=x agg=score_brier", "band=yes or band=no"),
+])
+def test_a_score_query_names_a_forecast_and_only_the_band(query: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        findings.Query.parse(query)
+
+
+def test_a_score_query_gives_what_boundary_score_computes() -> None:
+    from wsblock.analysis import boundary_score
+
+    root = Path(__file__).resolve().parent.parent / "results" / "reference"
+    whole = boundary_score.score(boundary_score.trials_from([root], phases=100))
+    band = boundary_score.score(boundary_score.trials_from([root], phases=100), band_only=True)
+
+    def value(text: str) -> float | None:
+        return findings.evaluate(findings.Query.parse(text), root)
+
+    assert value(". model agg=score_brier") == pytest.approx(whole.row(boundary_score.MODEL).brier)
+    assert value(". jobs_rule agg=score_log_loss") == pytest.approx(whole.row(boundary_score.JOBS_RULE).log_loss)
+    assert value(". model agg=score_repeats") == whole.repeats
+    assert value(". model band=yes agg=score_repeats") == band.repeats < whole.repeats
+    assert value(". base_rate band=yes agg=score_brier") == pytest.approx(band.row(boundary_score.BASE_RATE).brier)
+    assert value(". model agg=score_groups_won") is None  # the model is not compared with itself

@@ -74,11 +74,26 @@ only): Fisher's exact test, two-sided, on repeats that lost any connection of re
 (:func:`wsblock.analysis.rules.contrast`). The second group is the query's filters with every
 ``vs.KEY=VALUE`` in place of ``KEY=VALUE``."""
 
+SCORE_AGGREGATES = ("score_brier", "score_log_loss", "score_repeats", "score_lost", "score_groups",
+                    "score_groups_won")
+"""The keepalive model and the simple rules scored out of sample on every repeat of the run and
+search directories at or under the query's run (``wsblock boundary score``,
+:mod:`wsblock.analysis.boundary_score`): the column names the forecast (:data:`SCORE_FORECASTS`),
+``band=yes`` scores only repeats whose longest stall lies between ``ping_timeout`` and the
+keepalive cycle. ``score_groups_won``: directories in which the model's Brier score is lower than
+the forecast's."""
+
+SCORE_FORECASTS = {"model": "model", "stall_rule": "stall > ping_interval + ping_timeout",
+                   "stall_fitted": "stall threshold, fitted", "jobs_rule": "N x L > ping_timeout",
+                   "jobs_fitted": "N x L threshold, fitted", "base_rate": "base rate"}
+"""Column names of score queries, and the forecasts they name."""
+
 AGGREGATES = (*PLAIN_AGGREGATES, "n", *INTERVAL_AGGREGATES, *LOSS_AGGREGATES, *BOUNDARY_AGGREGATES,
-              *CONTRAST_AGGREGATES)
+              *CONTRAST_AGGREGATES, *SCORE_AGGREGATES)
 """Every ``agg=`` a query may name."""
 
-COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any", "repeats_lost", "repeats_n", "boundary_cells")
+COUNTS = ("count", "n", "lost_k", "lost_n", "lost_any", "repeats_lost", "repeats_n", "boundary_cells",
+          "score_repeats", "score_lost", "score_groups", "score_groups_won")
 """Aggregations that are whole numbers (printed without decimals by :func:`lines`)."""
 
 POOLED_REFUSED = ("lost_low", "lost_high")
@@ -156,6 +171,11 @@ class Query:
                              "vs.KEY=VALUE (the second group), and vs. needs that agg")
         if agg in CONTRAST_AGGREGATES and column != aggregate.LOSS:
             raise UsageError(f"query {text!r}: agg={agg} contrasts survival: use the column {aggregate.LOSS}")
+        if (agg in SCORE_AGGREGATES) != (column in SCORE_FORECASTS):
+            raise UsageError(f"query {text!r}: a score needs agg=score_... and a forecast as the column "
+                             f"({', '.join(SCORE_FORECASTS)})")
+        if agg in SCORE_AGGREGATES and any(k != "band" or v not in ("yes", "no") for k, v in filters):
+            raise UsageError(f"query {text!r}: a score takes only the filter band=yes or band=no")
         return cls(run, column, tuple(filters), agg, tuple(allow), tuple(versus))
 
     def __str__(self) -> str:
@@ -218,6 +238,17 @@ COUNTABLE = ("verdict", "warnings", "status")
 """Filters after which ``agg=n`` may count zero rows (the other filters must match)."""
 
 
+@lru_cache(maxsize=4)
+def _score(directory: str, band_only: bool) -> Any:
+    from wsblock.analysis import boundary_score
+
+    trials = boundary_score.trials_from([Path(directory)], phases=100)
+    try:
+        return boundary_score.score(trials, band_only=band_only)
+    except ValueError:
+        raise UsageError(f"no repeat to score under {directory}") from None
+
+
 def select(query: Query, base: Path) -> pd.DataFrame:
     """The tidy rows a query matches (one per repeat, failed ones included).
 
@@ -228,6 +259,11 @@ def select(query: Query, base: Path) -> pd.DataFrame:
     Raises:
         UsageError: Unknown run or column, or no matching row.
     """
+    if query.agg in SCORE_AGGREGATES:
+        # Scored over repeats of whole directories, not rows of one table.
+        rows = pd.DataFrame()
+        rows.attrs["score"] = _score(str((base / query.run).resolve()), ("band", "yes") in query.filters)
+        return rows
     table = _table(str((base / query.run).resolve()))
     if query.column not in table.columns:
         raise UsageError(f"query {query}: no column {query.column!r}")
@@ -274,6 +310,13 @@ def compute(query: Query, rows: pd.DataFrame) -> float | None:
         return float(sum(1 for v in rows[query.column] if _has_value(v)))
     if query.agg in BOUNDARY_AGGREGATES:
         return boundary(query.agg, rows)
+    if query.agg in SCORE_AGGREGATES:
+        result = rows.attrs["score"]
+        row = result.row(SCORE_FORECASTS[query.column])
+        value = {"score_brier": row.brier, "score_log_loss": row.log_loss, "score_repeats": result.repeats,
+                 "score_lost": result.lost, "score_groups": len(result.groups),
+                 "score_groups_won": row.groups_won}[query.agg]
+        return None if value is None else float(value)
     if query.agg in CONTRAST_AGGREGATES:
         other = rows.attrs.get("versus")
         if other is None:
