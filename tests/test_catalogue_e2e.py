@@ -3,7 +3,8 @@
 Each cell runs one catalogue function at a tight keepalive (0.5 s / 0.5 s)
 for a short window and checks the engine's facts from its record: under the
 right strategy every connection is kept and the loop is free; under a wrong
-one (a GIL-holding call in a thread) the loop is not; a large result is
+one (a GIL-holding call in a thread) the loop is not, and ``wsblock advise``
+recommends the process pool for it and says why; a large result is
 unpickled in the server, and that is measured; a module slow to import is
 the harness's set-up, before the window, never the strategy's.
 """
@@ -75,7 +76,6 @@ def _kept_and_free(rec: dict[str, Any]) -> None:
 
 # (function, its size, the strategy its GIL use calls for)
 RIGHT = [
-    ("gil_catalogue:json_parse", "mb=6", "process"),     # one C call holding the GIL
     ("gil_catalogue:sha256", "mb=96", "thread"),         # hashlib releases the GIL
     ("gil_catalogue:compress", "mb=2", "thread"),        # zlib releases the GIL
     ("gil_catalogue:matmul", "n=900", "thread"),         # BLAS releases the GIL
@@ -95,12 +95,32 @@ def test_the_right_strategy_keeps_every_connection_and_the_loop_free(
     assert result["transfer"] == ("pickled" if strategy == "process" else "none")
 
 
-def test_a_gil_holding_call_in_a_thread_keeps_the_loop_waiting(tmp_path: Path) -> None:
-    rec = _cell(tmp_path, "gil_catalogue:json_parse", "thread", "--param", "mb=6")
-    # The loop waits for the GIL as long as a parse lasts.
-    stalls = rec["stalls"]
-    assert stalls["stalled_share"] >= WAITS_STALLED_SHARE, stalls
-    assert stalls["max_ms"] >= WAITS_LONGEST_SHARE * _call_ms(rec), (stalls, _call_ms(rec))
+def test_advise_recommends_process_for_a_gil_holding_call_and_says_why(tmp_path: Path) -> None:
+    # One C call that holds the GIL (json.loads): the answer is the process
+    # pool, and the explanation names the GIL hold the thread cells measured.
+    out = tmp_path / "advice"
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsblock", "advise", "gil_catalogue:json_parse", "--param", "mb=6", *KEEPALIVE,
+         "--strategy", "thread", "--strategy", "process", "--out", str(out), "--quiet"],
+        cwd=EXAMPLES, capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    assert "recommendation: process" in proc.stdout, proc.stdout
+    assert "holds the GIL for up to" in proc.stdout and "a thread pool cannot keep the loop free" in proc.stdout
+    advice = json.loads((out / "advice.json").read_text())
+    assert advice["recommendation"]["strategy"] == "process"
+    records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    by_strategy: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_strategy.setdefault(rec["params"]["strategy"], []).append(rec)
+    assert len(by_strategy["process"]) == len(by_strategy["thread"]) == 3
+    for rec in by_strategy["process"]:
+        _kept_and_free(rec)
+        assert rec["result"]["transfer"] == "pickled"
+    for rec in by_strategy["thread"]:
+        # The loop waits for the GIL as long as a parse lasts.
+        stalls = rec["stalls"]
+        assert stalls["stalled_share"] >= WAITS_STALLED_SHARE, stalls
+        assert stalls["max_ms"] >= WAITS_LONGEST_SHARE * _call_ms(rec), (stalls, _call_ms(rec))
 
 
 def test_a_large_result_is_unpickled_in_the_server(tmp_path: Path) -> None:
