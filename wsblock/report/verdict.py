@@ -231,9 +231,14 @@ def sentence(a: rec.Advice, *, markdown: bool = True) -> str:
 
 def scope(cells: pd.DataFrame) -> str:
     """What the verdicts cover: sizes and keepalive settings of the run."""
-    sizes = sorted({float(s) for s in cells["work_ms"]})
+    values = [float(s) for s in cells["work_ms"]]
+    sizes = sorted({s for s in values if not math.isnan(s)})
+    # A function without units runs once per job: it has no work size.
+    parts = [f"work sizes {', '.join(md.size(s) for s in sizes)} ms"] if sizes else []
+    if any(math.isnan(s) for s in values):
+        parts.append("functions called once per job")
     pairs = cellmod.keepalives(cells)
-    return (f"work sizes {', '.join(md.size(s) for s in sizes)} ms; keepalive "
+    return (f"{' and '.join(parts)}; keepalive "
             f"{cellmod.keepalive_title(pairs)}: {'; '.join(cellmod.keepalive_labels(pairs))}")
 
 
