@@ -286,3 +286,26 @@ def test_a_prediction_near_the_boundary_that_no_window_can_confirm_is_inconclusi
     assert "predicted P(loss) 0.40, inconclusive" in "\n".join(command.table(out, pd.DataFrame({"strategy": []})))
     unchanged, said = command._confirm(settings, judged[1:])
     assert unchanged == judged[1:] and said == "no prediction was near the boundary: no confirmation needed"
+
+
+def test_a_window_too_short_for_survival_does_not_weaken_a_predicted_survival() -> None:
+    # At long keepalive settings survival is predicted from the stalls: that
+    # the window could not show a timeout is moot there, but it still weakens
+    # a survival read from the window. Other caveats that could have made the
+    # cell look safer weaken both.
+    from wsblock.analysis import rules
+
+    short = rules.Finding("inconclusive_window", "safer", ("c1",), "the window was too short to show a keepalive "
+                          "timeout")
+    saturated = rules.Finding("load_saturated", "safer", ("c1",), "the load sent fewer echoes and pings")
+    free = rules.LoopCheck(True)
+
+    def judged(basis: str, *found: rules.Finding) -> ch.Judged:
+        a = rec.Advice("w", "process", rec.INCONCLUSIVE, loop=free, findings=found,
+                       blockers=tuple(f.sentence() for f in found))
+        return ch.Judged("process", a, ch.Keep("kept", basis))
+
+    assert judged(ch.PREDICTED, short).weak == ()
+    assert judged(ch.PREDICTED, short).strong
+    assert judged(ch.MEASURED, short).weak == (short.sentence(),)
+    assert judged(ch.PREDICTED, short, saturated).weak == (saturated.sentence(),)

@@ -40,6 +40,7 @@ from wsblock.analysis import intervals as iv
 from wsblock.analysis import recommend as rec
 from wsblock.analysis import rules
 from wsblock.report import markdown as md
+from wsblock.schema import caveats as cv
 
 COST_ORDER = ("inline", "chunked", "thread", "process")
 """Strategies from the cheapest to the dearest."""
@@ -160,9 +161,15 @@ class Judged:
         answered by :attr:`loop_free` (fail closed), not here.
         """
         a = self.advice
-        if a.loop is not None:
-            return a.blockers
-        return tuple(w for w in a.weak if not w.startswith(UNSTABLE))
+        weak = a.blockers if a.loop is not None else tuple(w for w in a.weak if not w.startswith(UNSTABLE))
+        if self.keep.basis == PREDICTED:
+            # Survival comes from the stalls through the model, not from the
+            # window: a caveat about what the window could observe of
+            # survival does not weaken it.
+            moot = {f.sentence() for f in a.findings
+                    if (c := cv.BY_CODE.get(f.code)) is not None and c.window_survival_only}
+            weak = tuple(w for w in weak if w not in moot)
+        return weak
 
     @property
     def strong(self) -> bool:

@@ -75,12 +75,17 @@ class Caveat:
             "measured with ..." (empty when it never does).
         safer: Why it could make a cell look safer, in words (empty when it
             never does).
+        window_survival_only: It concerns only survival as the window
+            observed it, so a survival predicted from the measured stalls
+            (``wsblock advise`` at long keepalive settings) does not rest on
+            it.
     """
 
     code: str
     direction: str
     harsher: str = ""
     safer: str = ""
+    window_survival_only: bool = False
 
     def moves(self, ratio_to_target: float | None = None) -> tuple[str, ...]:
         """The verdicts this caveat could have produced falsely (:data:`MOVES`), given the drift's sign."""
@@ -112,7 +117,7 @@ CAVEATS: tuple[Caveat, ...] = (
            safer="the window was cut to its maximum, so fewer keepalive cycles and jobs were observed than "
                  "planned"),
     Caveat("inconclusive_window", SAFER,
-           safer="the window was too short to show a keepalive timeout"),
+           safer="the window was too short to show a keepalive timeout", window_survival_only=True),
     Caveat("legacy_record", SAFER,
            safer="an older record, measured before exposure, stall clipping and original connections were "
                  "recorded"),
