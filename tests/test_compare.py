@@ -73,7 +73,7 @@ def _cell(status: str = "ok", lost: tuple[int, ...] = (0, 0, 0)) -> Side:
                                 "connections_opened": [6.0] * len(lost)}, repeats=len(lost))
 
 
-KEPT, LOST, SOME = (0, 0, 0), (4, 5, 6), (0, 5, 0)
+KEPT, LOST, SOME = (0, 0, 0, 0), (4, 5, 6, 5), (0, 5, 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +85,10 @@ KEPT, LOST, SOME = (0, 0, 0), (4, 5, 6), (0, 5, 0)
         (_cell(lost=LOST), _cell(lost=LOST), ""),
         (_cell(lost=KEPT), _cell(lost=SOME), ""),  # a boundary cell: repeats disagree, no claim
         (_cell(lost=(0, 0)), _cell(lost=(5, 6)), ""),  # two repeats: cannot tell
+        # Three repeats a side cannot show a change in survival: every repeat
+        # lost against none gives p = 0.1 over repeats (connections of a
+        # repeat are lost together, so 18 of 18 is not 18 trials).
+        (_cell(lost=(0, 0, 0)), _cell(lost=(4, 5, 6)), ""),
         (_cell(lost=KEPT), _cell(status="failed"), FAILED_B),
         (_cell(status="failed"), _cell(lost=KEPT), FAILED_A),
     ],
@@ -95,11 +99,11 @@ def test_marks_follow_survival_beyond_noise(a: Side, b: Side, expected: str) -> 
 
 def test_survival_is_claimed_only_where_the_verdict_is_kept() -> None:
     lost, kept = _cell(lost=LOST), _cell(lost=KEPT)
-    lost.verdicts = ["lost"] * 3
-    kept.verdicts = ["kept", "inconclusive", "kept"]
+    lost.verdicts = ["lost"] * 4
+    kept.verdicts = ["kept", "inconclusive", "kept", "kept"]
     # B lost nothing, but one repeat could not show survival: better, not "now survives".
     assert cell_mark(lost, kept) == BETTER
-    kept.verdicts = ["kept"] * 3
+    kept.verdicts = ["kept"] * 4
     assert cell_mark(lost, kept) == NOW_SURVIVES
 
 

@@ -239,7 +239,8 @@ TEST = ("Verdicts come from a stated test (`docs/comparisons.md`): `cannot tell`
         "than 3 measured repeats; a metric changed (`better`/`worse`) only when Welch's t-test on the "
         "logarithms of the repeats gives p < 0.05, the two sides' ranges do not overlap, and the ratio of "
         "medians is beyond the metric's minimum effect and its difference beyond the metric's resolution; "
-        "the share of connections lost changed only when Fisher's exact test on the pooled counts gives "
-        "p < 0.05, the shares differ by at least 0.1 and the repeats' shares do not overlap. Anything else "
-        "is `no change`: no difference beyond noise was shown.")
+        "survival changed only when Fisher's exact test over repeats (repeats that lost any connection of "
+        "repeats: the repeat is the unit, its connections are lost together) gives p < 0.05, and `cannot "
+        "tell` when the repeats could not have shown it (3 against 3 repeats reach p = 0.1 at best). Anything "
+        "else is `no change`: no difference beyond noise was shown.")
 """The test, in one paragraph, for the legends of comparison tables."""

@@ -329,9 +329,53 @@ def compare_proportions(
     return Comparison(ea, eb, ratio, p, verdict)
 
 
+def compare_repeat_losses(
+    a: Proportion,
+    b: Proportion,
+    *,
+    losses_a: Sequence[tuple[int, int]],
+    losses_b: Sequence[tuple[int, int]],
+) -> Comparison:
+    """Compare two sides' survival with the repeat as the unit of replication (lower loss is better).
+
+    A repeat (one server, one window) is one trial: its connections share
+    one loop and are lost together. The test is Fisher's exact test,
+    two-sided, on repeats that lost any connection of repeats; the pooled
+    connection shares ``a`` and ``b`` are carried as a description only.
+    Where even the most lopsided outcome (every repeat of one side lost,
+    none of the other) could not reach :data:`ALPHA` with these repeat
+    counts (3 against 3 gives p = 0.1), the answer is ``cannot tell``: no
+    difference could have been shown.
+
+    Args:
+        a: Baseline connections lost, pooled (described, not tested).
+        b: Contender connections lost, pooled.
+        losses_a: ``(lost, connections)`` per repeat of ``a``.
+        losses_b: Likewise of ``b``.
+    """
+    ea = Estimate(a.share, a.low, a.high, CONFIDENCE, a.n)
+    eb = Estimate(b.share, b.low, b.high, CONFIDENCE, b.n)
+    ratio = _ratio(a.share, b.share, 1e-3) if a.n and b.n else math.nan
+    na, nb = len(losses_a), len(losses_b)
+    if na < MIN_REPEATS or nb < MIN_REPEATS:
+        return Comparison(ea, eb, ratio, math.nan, CANNOT_TELL)
+    ka = sum(1 for k, _ in losses_a if k > 0)
+    kb = sum(1 for k, _ in losses_b if k > 0)
+    p = float(stats.fisher_exact([[ka, na - ka], [kb, nb - kb]]).pvalue)
+    best = float(stats.fisher_exact([[0, na], [nb, 0]]).pvalue)
+    if p < ALPHA:
+        verdict = WORSE if kb / nb > ka / na else BETTER
+    elif best >= ALPHA:
+        verdict = CANNOT_TELL
+    else:
+        verdict = NO_CHANGE
+    return Comparison(ea, eb, ratio, p, verdict)
+
+
 __all__ = [
     "ALPHA", "BETTER", "CANNOT_TELL", "CONFIDENCE", "Comparison", "Estimate", "MIN_RATIO",
     "MIN_REPEATS", "MIN_SHARE_DIFFERENCE", "NO_CHANGE", "Proportion", "VERDICTS", "WORSE",
-    "change_p_value", "coefficient_of_variation", "compare_proportions", "compare_values",
+    "change_p_value", "coefficient_of_variation", "compare_proportions", "compare_repeat_losses",
+    "compare_values",
     "median_interval", "wilson",
 ]

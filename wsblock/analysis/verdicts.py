@@ -9,8 +9,9 @@ stated test of :mod:`wsblock.analysis.intervals`:
   resolution and minimum effect its declaration gives
   (:mod:`wsblock.schema.metrics`);
 * the disconnect outcome by
-  :func:`~wsblock.analysis.intervals.compare_proportions` on the connections
-  lost, pooled over the repeats, with the per-repeat shares as a guard.
+  :func:`~wsblock.analysis.intervals.compare_repeat_losses`: Fisher's exact
+  test over repeats that lost any connection (the repeat is the unit of
+  replication), the pooled connection share shown as a description.
 
 Either side with fewer than :data:`~wsblock.analysis.intervals.MIN_REPEATS`
 measured repeats gives ``cannot tell``. So does a change whose better side
@@ -193,8 +194,7 @@ def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats, *,
     if la and lb:
         pa = iv.wilson(sum(k for k, _ in la), sum(n for _, n in la))
         pb = iv.wilson(sum(k for k, _ in lb), sum(n for _, n in lb))
-        c = iv.compare_proportions(pa, pb, repeats_a=len(la), repeats_b=len(lb),
-                                   shares_a=[k / n for k, n in la], shares_b=[k / n for k, n in lb])
+        c = iv.compare_repeat_losses(pa, pb, losses_a=la, losses_b=lb)
         return Verdict(cell, metric, pa.share, pb.share, (pa.low, pa.high), (pb.low, pb.high),
                        c.a.confidence, c.b.confidence, len(la), len(lb), c.ratio, c.p_value, c.verdict,
                        (pa.k, pa.n), (pb.k, pb.n))
