@@ -126,7 +126,7 @@ def _refuse(spec: str, what: str) -> None:
                       f"the command line is refused from it and from builtins ({ALLOW_OPTION} runs it anyway)")
     if _why_allowed is not None and spec not in _warned:
         _warned.add(spec)
-        print(f"warning: {spec}: running {what}, part of the standard library, because of {_why_allowed}",
+        print(f"warning: {spec}: {what} is part of the standard library; allowed by {_why_allowed}",
               file=sys.stderr, flush=True)
 
 

@@ -57,6 +57,11 @@ def outline(spec: str) -> Callable[..., Any]:
         locate.check_module(spec, module_name)
     except locate.Refused as exc:
         raise WorkloadError(str(exc)) from None
+    if locate.is_stdlib(module_name):
+        # Allowed (or it would have been refused): the standard library runs no user's code when imported.
+        from workloads.functions import resolve
+
+        return resolve(spec)
     path = locate.source_file(module_name)
     unknown = (f"{spec}: a dry run reads the function's def from its module's source without importing it, "
                f"and found no")
