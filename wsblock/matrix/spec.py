@@ -179,6 +179,11 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
     if missing == ["work_ms"] and _all_called_once(data):
         missing = []  # no workload has a target length
     if missing:
+        workload = axis_schema.get("workload")
+        if workload.toml_key in data:
+            # A refused function says why before a key it might not have needed is asked for.
+            for value in _as_list(workload.toml_key, data[workload.toml_key]):
+                workload.parse(workload.toml_key, value)
         raise UsageError(f"matrix {source} needs the key {missing[0]!r}")
 
     grid_values: list[list[Any]] = []
