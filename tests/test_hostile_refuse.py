@@ -202,8 +202,10 @@ def test_a_dry_run_of_a_function_it_cannot_read_says_so(tmp_path: Path) -> None:
 
 
 def test_stray_modules_in_the_working_directory_are_never_imported(tmp_path: Path) -> None:
-    # pandas looks for numexpr, bottleneck and pyarrow; the process pool loads the user's module by its path.
-    _copy(["markmod.py", "planted/numexpr.py", "planted/bottleneck.py", "planted/pyarrow.py"], tmp_path)
+    # pandas looks for numexpr, bottleneck and pyarrow; json is the standard library's; the process pool
+    # loads the user's module by its path.
+    _copy(["markmod.py", "planted/json.py", "planted/numexpr.py", "planted/bottleneck.py", "planted/pyarrow.py"],
+          tmp_path)
     proc = _wsblock(tmp_path, "matrix", "--quiet", "--out", str(tmp_path / "out"), "--config", _matrix_file(
         tmp_path, 'workloads = ["markmod:plain"]\nstrategies = ["process"]\nduration = 1\nwarmup = 0.3\n'
                   'ping_interval = 0.5\nping_timeout = 0.5\n'))

@@ -235,9 +235,7 @@ def source_file(module_name: str) -> Path | None:
         The ``.py`` file, or ``None`` (not found, or not Python source).
     """
     top, _, rest = module_name.partition(".")
-    found = None if top in sys.modules else _top_spec(top)
-    if top in sys.modules:
-        found = getattr(sys.modules[top], "__spec__", None)
+    found = _top_spec(top)
     if found is None:
         local = _local_file(top)
         if local is None:
