@@ -3,8 +3,10 @@
 A function becomes a workload in one of two ways:
 
 * by its import path, ``package.module:function`` (the function may be an
-  attribute path, ``module:Class.method``), importable from the environment
-  or, failing that, from the current directory;
+  attribute path, ``module:Class.method``): a module installed in the
+  environment or, failing that, the file of that name in the current
+  directory (:mod:`workloads.locate`; functions of the standard library are
+  refused);
 * by an entry point of the group ``wsblock.workloads`` in an installed
   package, whose name becomes the workload's name; the entry point may also
   name a :class:`~workloads.base.Workload` instance, which is then
@@ -26,13 +28,11 @@ The other keyword arguments come from the cell's workload parameters.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
-import os
 import re
-import sys
 from typing import Any, Callable, Generator, Iterator, Mapping
 
+from workloads import locate
 from workloads.base import Job, Workload
 
 ENTRY_POINT_GROUP = "wsblock.workloads"
@@ -44,8 +44,8 @@ UNITS = "units"
 MAX_UNITS = 10**15
 """Largest ``units`` a calibrated function is called with."""
 
-_SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_TEXT_VALUE = re.compile(r"^[\w.,+@=~%-]{0,64}$")
+_SPEC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_TEXT_VALUE = re.compile(r"[\w.,+@=~%-]{0,64}")  # whole text: fullmatch, so no trailing newline
 
 
 class WorkloadError(ValueError):
@@ -65,34 +65,36 @@ def slug(name: str) -> str:
     return name.replace(":", "+")
 
 
-def _import(module_name: str) -> Any:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        top = module_name.split(".")[0]
-        here = os.getcwd()
-        if exc.name != top or here in sys.path or "" in sys.path:
-            raise
-        # Started as a console script, or as a server or worker process
-        # (which keep the working directory off sys.path): look in the
-        # current directory too, after everything else, and only for the
-        # user's module.
-        sys.path.append(here)
-        return importlib.import_module(module_name)
+def split(spec: str) -> tuple[str, str]:
+    """``(module, attribute path)`` of a spec ``package.module:function``.
+
+    Raises:
+        WorkloadError: If the spec is malformed (a trailing newline included).
+    """
+    if not isinstance(spec, str) or not _SPEC.fullmatch(spec):
+        raise WorkloadError(f"{spec}: expected package.module:function")
+    module_name, _, attribute = spec.partition(":")
+    return module_name, attribute
 
 
 def resolve(spec: str) -> Callable[..., Any]:
     """Import the function ``module:function``.
 
+    A module of the standard library is refused before it is imported, and
+    a function reached through one (or defined in one) before it is
+    returned (:mod:`workloads.locate`).
+
     Raises:
-        WorkloadError: On a malformed spec, an import error, a missing
-            attribute, or an object that is not callable.
+        WorkloadError: On a malformed spec, a refused module or function,
+            an import error, a missing attribute, or an object that is not
+            callable.
     """
-    if not _SPEC.match(spec):
-        raise WorkloadError(f"{spec}: expected package.module:function")
-    module_name, _, attribute = spec.partition(":")
+    module_name, attribute = split(spec)
     try:
-        obj: Any = _import(module_name)
+        locate.check_module(spec, module_name)
+        obj: Any = locate.import_module(module_name)
+    except locate.Refused as exc:
+        raise WorkloadError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
         raise WorkloadError(f"{spec}: cannot import {module_name}: {type(exc).__name__}: {exc}") from None
     for part in attribute.split("."):
@@ -100,6 +102,10 @@ def resolve(spec: str) -> Callable[..., Any]:
             obj = getattr(obj, part)
         except AttributeError:
             raise WorkloadError(f"{spec}: {module_name} has no attribute {attribute}") from None
+        try:
+            locate.check_object(spec, obj)
+        except locate.Refused as exc:
+            raise WorkloadError(str(exc)) from None
     if not callable(obj):
         raise WorkloadError(f"{spec}: {attribute} is not callable ({type(obj).__name__})")
     return obj  # type: ignore[no-any-return]
@@ -130,7 +136,7 @@ def check_value(name: str, key: str, value: Any) -> Any:
             raise WorkloadError(f"{name}: parameter {key} must be finite, got {value!r}")
         return value
     if isinstance(value, str):
-        if not _TEXT_VALUE.match(value):
+        if not _TEXT_VALUE.fullmatch(value):
             raise WorkloadError(f"{name}: parameter {key}: text values may hold up to 64 letters, digits "
                                 f"and _.,+@=~%- (they enter file names), got {value!r}")
         return value

@@ -87,6 +87,15 @@ _AXIS_NOTES = {"ping_timeout": "; refused with --ping-interval none, where it ha
 """What an axis's ``--help`` says beyond its declaration: rules between axes."""
 
 
+def add_allow_stdlib_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--allow-stdlib-functions`` to a command that runs users' functions."""
+    from workloads.locate import ALLOW_OPTION
+
+    parser.add_argument(ALLOW_OPTION, dest="allow_stdlib_functions", action="store_true",
+                        help="run a function of the standard library or builtins named as a workload "
+                             "(os:system, shutil:rmtree); refused without this option, even when a file names it")
+
+
 def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     from wsblock.engine.config import CellConfig, default_start_method
     from wsblock.engine.sizing import LONGEST_MAX_WINDOW_S, MIN_WINDOW_S
@@ -95,7 +104,9 @@ def _add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     _add_axis_arguments(parser)
     parser.add_argument("--cell", metavar="FILE.json",
                         help="read the whole cell from a JSON file (a record's 'params'); "
-                             "replaces the other cell options")
+                             "replaces the other cell options. The function it names is imported and "
+                             "called: use only files you trust, as you would a conftest.py")
+    add_allow_stdlib_argument(parser)
     parser.add_argument("--close-timeout", type=float, default=d.close_timeout, metavar="S",
                         help=f"closing handshake timeout (default {d.close_timeout:g})")
     parser.add_argument("--duration", type=float, default=d.duration, metavar="S",
@@ -215,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--out", metavar="DIR",
                         help="output directory (reused to resume); required unless --dry-run")
     matrix.add_argument("--repeats", type=int, metavar="K", help="override the matrix's repeats")
+    add_allow_stdlib_argument(matrix)
     matrix.add_argument("--dry-run", action="store_true",
                         help="list the cells, their count and estimated time, and exit (with --out: "
                              "also what is already recorded there); runs nothing, writes nothing")
@@ -513,15 +525,24 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
                                     run_matrix)
 
     max_cells = None if args.yes else MAX_CELLS
-    if args.profile:
-        spec = matrix_spec.load_profile(args.profile, max_cells=max_cells)
-    else:
-        spec = matrix_spec.load_file(args.config, max_cells=max_cells)
-    if args.repeats is not None:
-        spec = matrix_spec.expand({**spec.definition, "repeats": args.repeats}, source=spec.source,
-                                  max_cells=max_cells)
+
+    def load() -> Any:
+        if args.profile:
+            spec = matrix_spec.load_profile(args.profile, max_cells=max_cells)
+        else:
+            spec = matrix_spec.load_file(args.config, max_cells=max_cells)
+        if args.repeats is not None:
+            spec = matrix_spec.expand({**spec.definition, "repeats": args.repeats}, source=spec.source,
+                                      max_cells=max_cells)
+        return spec
+
     if args.dry_run:
-        return _dry_run(spec, None if args.out is None else Path(args.out))
+        import workloads
+
+        # Users' functions are read from their source: a dry run runs none of their modules' code.
+        with workloads.outlines():
+            return _dry_run(load(), None if args.out is None else Path(args.out))
+    spec = load()
     if args.out is None:
         raise UsageError("the following arguments are required: --out (or --dry-run to list the cells)")
     if not args.out.strip():
@@ -654,6 +675,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C must stop a run even when started from a context that ignores
     # SIGINT (a background job of a script, for example).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Set by an option or a matrix file for this command only (main may be called again in one process).
+    from workloads import locate
+
+    inherited = locate.stdlib_allowed()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -662,6 +687,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(parser.format_usage() + "\n" + _command_list(parser) + "\n", file=sys.stderr)
             raise UsageError("a command is required; 'wsblock --help' describes them")
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        if getattr(args, "allow_stdlib_functions", False):
+            locate.allow_stdlib(locate.ALLOW_OPTION)
         check_paths(args)
         return handler(args)
     except UsageError as exc:
@@ -688,3 +715,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print("error: interrupted; every process of the run was stopped", file=sys.stderr)
         return 130
+    finally:
+        if not inherited:
+            locate.allow_stdlib(None)

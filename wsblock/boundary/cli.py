@@ -90,6 +90,17 @@ def _axis(name: str) -> Any:
     return axes.get(name)
 
 
+def _refuse_uncalibrated(name: str) -> None:
+    """Refuse a user's function without ``units``: the search varies the job length, which it cannot take."""
+    import workloads
+
+    workload = workloads.get(name)
+    if isinstance(workload, workloads.FunctionWorkload) and not workload.calibrated:
+        raise UsageError(f"{name} has no units parameter, so its job length cannot be varied: boundary searches "
+                         f"over work_ms, which a function gets as units (declare a parameter named units and "
+                         f"do that much work per call)")
+
+
 def fixed_window(template: Any) -> Any:
     """The template with one window for every cell of its search.
 
@@ -219,7 +230,7 @@ def cmd_figure(args: argparse.Namespace) -> int:
 
 
 def cmd_boundary(args: argparse.Namespace) -> int:
-    """Run the searches and print their estimates."""
+    """Run the searches and print their estimates; 1 when a search measured no cell."""
     from wsblock import cli as main_cli
     from wsblock import paths
     from wsblock.boundary import run as runmod
@@ -239,6 +250,7 @@ def cmd_boundary(args: argparse.Namespace) -> int:
         raise UsageError("--work-ms is what the search varies; bound it with --min-ms and --max-ms")
     args.work_ms = 1.0  # the search replaces it; the template only needs a valid value
     template = main_cli._cell_from_args(args).validate()
+    _refuse_uncalibrated(template.workload)
     templates = [template]
     for strategy in args.also_strategy:
         templates.append(dataclasses.replace(template, strategy=strategy).validate())
@@ -264,6 +276,10 @@ def cmd_boundary(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
+    from wsblock.engine import user_workloads
+
+    # The trial calls of `wsblock run`, before any cell: a function that raises is refused here.
+    user_workloads.preflight(templates, main_cli._progress(args.quiet))
     paths.clean_stale()
     if not args.quiet:
         print(f"wsblock: {plan_line(templates, args.budget)}", file=sys.stderr, flush=True)
@@ -292,6 +308,12 @@ def cmd_boundary(args: argparse.Namespace) -> int:
         for entry in result["estimates"]:
             print("\n".join(runmod.format_estimate(entry)))
         print(f"records in {out / 'cells'}, summary {out / runmod.SUMMARY}, figure {out / 'boundary.png'}")
+    empty = [e for e in result["estimates"] if not e.get("cells")]
+    if empty:
+        names = ", ".join(f"{e['workload']} x {e['strategy']}" for e in empty)
+        print(f"error: {len(empty)} of {len(result['estimates'])} searches measured no cell ({names}); "
+              f"the causes are in the records in {out / 'cells'}", file=sys.stderr)
+        return 1
     return 0
 
 

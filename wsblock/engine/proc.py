@@ -63,10 +63,16 @@ def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     that directory, and only it, is put on the child's ``PYTHONPATH``, so the
     child runs the same code.
 
+    The directory users' modules are loaded from goes along too (as it is
+    now, should the child's working directory ever differ).
+
     Args:
         extra: Variables to add.
     """
-    env = {**os.environ, "PYTHONSAFEPATH": "1", PARENT_ENV: str(os.getpid()), **(extra or {})}
+    from workloads import locate
+
+    env = {**os.environ, "PYTHONSAFEPATH": "1", PARENT_ENV: str(os.getpid()),
+           locate.DIR_ENV: str(locate.function_dir()), **(extra or {})}
     root = Path(__file__).resolve().parents[2]
     if not sys.flags.safe_path and sys.path and Path(sys.path[0] or ".").resolve() == root:
         others = {str(Path(p).resolve()) for p in sys.path[1:] if p}

@@ -18,7 +18,9 @@ scalars apply to every cell:
   more axis); a sub-table named after one function (``[params."mod:fn"]``)
   applies to that function only. ``work_ms`` is ignored for a function
   without a ``units`` parameter (it runs once per job), and may be left out
-  when every workload is such a function.
+  when every workload is such a function;
+* ``allow_stdlib_functions = true``: allow functions of the standard library
+  as workloads (refused otherwise, see :mod:`workloads.locate`).
 
 Unsupported pairs (``chunked`` x ``c_holds_gil``) are not cells: they are
 listed as skipped with the reason. Everything is validated before anything
@@ -168,14 +170,20 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
         UsageError: Naming the first bad key, the size over ``max_cells``,
             or a matrix with no cell to run.
     """
+    _allow_stdlib(data, source)
     param_keys = _workload_param_keys()
-    unknown = sorted(set(data) - set(AXES) - set(SCALARS) - set(param_keys) - {USER_PARAMS})
+    unknown = sorted(set(data) - set(AXES) - set(SCALARS) - set(param_keys) - {USER_PARAMS, ALLOW_STDLIB})
     if unknown:
         raise UsageError(f"unknown key {unknown[0]!r} in matrix {source}")
     missing = [a.toml_key for a in axis_schema.AXES if a.default is REQUIRED and a.toml_key not in data]
     if missing == ["work_ms"] and _all_called_once(data):
         missing = []  # no workload has a target length
     if missing:
+        workload = axis_schema.get("workload")
+        if workload.toml_key in data:
+            # A refused function says why before a key it might not have needed is asked for.
+            for value in _as_list(workload.toml_key, data[workload.toml_key]):
+                workload.parse(workload.toml_key, value)
         raise UsageError(f"matrix {source} needs the key {missing[0]!r}")
 
     grid_values: list[list[Any]] = []
@@ -290,6 +298,19 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
 
 USER_PARAMS = "params"
 """The matrix key of the keyword arguments of users' functions."""
+
+ALLOW_STDLIB = "allow_stdlib_functions"
+"""The matrix key that allows functions of the standard library as workloads (as ``--allow-stdlib-functions``)."""
+
+
+def _allow_stdlib(data: dict[str, Any], source: str) -> None:
+    """Allow functions of the standard library for this process if the matrix says so, before any is looked up."""
+    if ALLOW_STDLIB not in data:
+        return
+    if not isinstance(data[ALLOW_STDLIB], bool):
+        raise UsageError(f"{ALLOW_STDLIB}: expected true or false, got {data[ALLOW_STDLIB]!r}")
+    if data[ALLOW_STDLIB]:
+        workloads.locate.allow_stdlib(f"{ALLOW_STDLIB} in matrix {source}")
 
 
 def _function(name: Any) -> workloads.FunctionWorkload | None:

@@ -149,7 +149,7 @@ def add_parsers(subparsers: Any) -> None:
     report.set_defaults(handler=cmd_report)
 
     from wsblock.advise import target as tg
-    from wsblock.cli import _workload_param
+    from wsblock.cli import _workload_param, add_allow_stdlib_argument
     from wsblock.engine.config import CellConfig
     from wsblock.schema.axis import seconds_or_none_text
 
@@ -193,6 +193,7 @@ def add_parsers(subparsers: Any) -> None:
     advise.add_argument("--out", metavar="DIR",
                         help="run directory to write (default results/runs/advise-TARGET-TIME)")
     advise.add_argument("--quiet", action="store_true", help="no progress lines while cells run")
+    add_allow_stdlib_argument(advise)
     advise.set_defaults(handler=cmd_advise)
 
     comp = subparsers.add_parser(
