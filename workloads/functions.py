@@ -52,6 +52,20 @@ class WorkloadError(ValueError):
     """A user's function cannot be a workload; the message names it and the cause."""
 
 
+_before_import: Callable[[str], None] | None = None
+
+
+def check_imports_with(check: Callable[[str], None] | None) -> None:
+    """Have ``check(spec)`` run before this process first imports a user's module.
+
+    A command that must survive whatever a module does at import (exit,
+    hang, crash) checks it elsewhere first (in a process of its own); the
+    check raises :class:`WorkloadError` to refuse the function.
+    """
+    global _before_import
+    _before_import = check
+
+
 def is_spec(name: Any) -> bool:
     """Whether ``name`` is written as an import path, ``module:function``."""
     return isinstance(name, str) and ":" in name
@@ -91,10 +105,15 @@ def resolve(spec: str) -> Callable[..., Any]:
     if not _SPEC.match(spec):
         raise WorkloadError(f"{spec}: expected package.module:function")
     module_name, _, attribute = spec.partition(":")
+    if _before_import is not None and module_name not in sys.modules:
+        _before_import(spec)
     try:
         obj: Any = _import(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
-        raise WorkloadError(f"{spec}: cannot import {module_name}: {type(exc).__name__}: {exc}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any import failure, sys.exit included, is the user's to see
+        cause = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        raise WorkloadError(f"{spec}: cannot import {module_name}: {cause}") from None
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)

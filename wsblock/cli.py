@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from wsblock import __version__
 from wsblock.errors import HarnessError, UsageError
+from wsblock.engine import contained
 
 
 class _Parser(argparse.ArgumentParser):
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="FILE.json", help="write the record here (atomically)")
     run.add_argument("--json", action="store_true", help="print the record instead of the summary")
     run.add_argument("--quiet", action="store_true", help="no progress messages")
+    contained.add_option(run)
     # For wsblock matrix: a cell's process started before its turn waits for
     # "go" on stdin (end of input: it exits without running), and says on
     # stdout when its measurements are in hand.
@@ -221,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--yes", action="store_true",
                         help="run a matrix beyond 2,000 cells or an estimated 24 h (refused otherwise)")
     matrix.add_argument("--quiet", action="store_true", help="no progress bar")
+    contained.add_option(matrix)
     matrix.add_argument("--parallel", type=int, default=1, metavar="N",
                         help="run up to N cells at once, each pinned to cores of its own; refused when "
                              "the cores cannot give every cell as many as it needs (default 1)")
@@ -637,6 +640,18 @@ class _Terminated(Exception):
     pass
 
 
+def _contain_user_functions(args: argparse.Namespace) -> None:
+    # A user's module is imported in a process of its own, under the trial
+    # limit, before this process imports it: nothing it does at import can
+    # end or hang the command.
+    from workloads import functions
+    from wsblock.engine import contained
+
+    if getattr(args, "trial_timeout", None) is not None:
+        contained.set_limit(args.trial_timeout)
+    functions.check_imports_with(contained.check_import)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``wsblock`` command.
 
@@ -663,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("a command is required; 'wsblock --help' describes them")
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         check_paths(args)
+        _contain_user_functions(args)
         return handler(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -112,12 +112,12 @@ def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
             "function": function,
             "ignored_work_ms": cell.ignored_work_ms,
         }
-    try:
+    if function is not None:
+        # In a process of its own, under the trial limit, like every call
+        # of a user's function before the server's.
+        cal = user_workloads.calibrate(cell, progress)
+    else:
         cal = calibration.get(cell.workload, cell.workload_params, up_to_ms=cell.work_ms, progress=progress)
-    except Exception as exc:
-        if function is None:
-            raise
-        raise UsageError(user_workloads.failure(cell.workload, exc, "while calibrating")) from None
     assert cell.work_ms is not None  # validate() refuses a calibrated workload without it
     units = cal.units_for(cell.work_ms)
     work = {

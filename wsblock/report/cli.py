@@ -193,6 +193,9 @@ def add_parsers(subparsers: Any) -> None:
     advise.add_argument("--out", metavar="DIR",
                         help="run directory to write (default results/runs/advise-TARGET-TIME)")
     advise.add_argument("--quiet", action="store_true", help="no progress lines while cells run")
+    from wsblock.engine import contained
+
+    contained.add_option(advise)
     advise.set_defaults(handler=cmd_advise)
 
     comp = subparsers.add_parser(
