@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from wsblock import __version__
-from wsblock.errors import HarnessError, UsageError
+from wsblock.errors import CellFailed, HarnessError, UsageError
 from wsblock.engine import contained
 
 
@@ -424,7 +424,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         def measured() -> None:
             print(json.dumps({"event": "measured"}), flush=True)
 
-        rec = run_cell(cell, progress=_progress(args.quiet), on_measured=measured if args.events else None)
+        try:
+            rec = run_cell(cell, progress=_progress(args.quiet), on_measured=measured if args.events else None)
+        except CellFailed as exc:
+            # The work failed the cell (a job raised, exited or hung): a
+            # failed record says why, with what the work wrote.
+            from wsblock import meta
+            from wsblock.schema import record
+
+            rec = record.failed(params=cell.to_dict(), error=str(exc), exit_code=1, stderr_tail=[],
+                                meta=meta.environment())
+            rec["user_output"] = exc.user_output
     finally:
         discard_ahead()
     if out is not None:

@@ -206,7 +206,8 @@ def _end_group(popen: subprocess.Popen[Any]) -> None:
 # Child side.
 
 
-def _cause(exc: BaseException) -> str:
+def cause(exc: BaseException) -> str:
+    """An exception as a message names it: ``SystemExit(0)``, ``ValueError: first line``."""
     if isinstance(exc, SystemExit):
         return f"SystemExit({exc.code!r})"
     text = str(exc).strip().splitlines()
@@ -248,7 +249,7 @@ def _calls(request: dict[str, Any], out: Callable[[dict[str, Any]], None]) -> An
         try:
             timing = workloads.execute(job)
         except BaseException as exc:  # noqa: BLE001 - anything the function raises is its cause
-            return {"refused": f"{name} raised {_cause(exc)} ({when})"}
+            return {"refused": f"{name} raised {cause(exc)} ({when})"}
         if request.get("pickled"):
             try:
                 pickle.dumps(timing.result, protocol=pickle.HIGHEST_PROTOCOL)
@@ -269,7 +270,7 @@ def _calibrate(request: dict[str, Any], out: Callable[[dict[str, Any]], None]) -
         found = calibration.get(request["name"], request.get("params") or {}, up_to_ms=request.get("up_to_ms"),
                                 progress=lambda text: out({"progress": text}))
     except BaseException as exc:  # noqa: BLE001 - anything the function raises is its cause
-        return {"refused": f"{request['name']} raised {_cause(exc)} (while calibrating)"}
+        return {"refused": f"{request['name']} raised {cause(exc)} (while calibrating)"}
     return {"result": asdict(found)}
 
 
@@ -300,7 +301,7 @@ def main(argv: list[str]) -> None:
     try:
         answer = _OPS[request["op"]](request, out)
     except BaseException as exc:  # noqa: BLE001 - at import: SystemExit, KeyboardInterrupt, anything
-        answer = {"refused": f"{name} raised {_cause(exc)} ({request.get('when', 'at import')})"}
+        answer = {"refused": f"{name} raised {cause(exc)} ({request.get('when', 'at import')})"}
     try:
         out(answer)
     except (TypeError, ValueError) as exc:

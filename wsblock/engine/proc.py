@@ -266,7 +266,9 @@ class Child:
                 stderr=self._stderr,
                 start_new_session=True,
                 pass_fds=(events_write,),
-                env=child_environment({**(env or {}), EVENTS_ENV: str(events_write)}),
+                # Unbuffered: what the work printed is in the file even if
+                # the child is killed (it is, once its measurements are in).
+                env=child_environment({**(env or {}), EVENTS_ENV: str(events_write), "PYTHONUNBUFFERED": "1"}),
             )
         except BaseException:
             os.close(events_read)
