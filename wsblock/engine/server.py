@@ -245,7 +245,8 @@ class CellServer:
             except concurrent.futures.BrokenExecutor as exc:
                 # A pool worker died: the cell cannot be measured. Tell
                 # the runner, which stops the run as a harness failure.
-                emit({"event": "fatal", "message": f"a pool worker died while running {job.workload} (os._exit, or a crash): {exc}"})
+                emit({"event": "fatal", "message": f"a pool worker died while running {job.workload} "
+                                                         f"(os._exit, or a crash): {exc}"})
                 self.stop_requested.set()
                 await ws.close(1011, "worker died")
                 return

@@ -170,7 +170,8 @@ class ThreadedCellServer(CellServer):
             except concurrent.futures.BrokenExecutor as exc:
                 if self.closing:
                     return
-                emit({"event": "fatal", "message": f"a pool worker died while running {job.workload} (os._exit, or a crash): {exc}"})
+                emit({"event": "fatal", "message": f"a pool worker died while running {job.workload} "
+                                                         f"(os._exit, or a crash): {exc}"})
                 self.stop_requested.set()
                 ws.close(1011, "worker died")
                 return
