@@ -147,7 +147,9 @@ def test_a_matrix_goes_on_past_a_cell_whose_job_exits(tmp_path: Path) -> None:
                       'strategies = ["inline"]\nduration = 2\nwarmup = 0.5\nclose_timeout = 1\n'
                       'ping_interval = "none"\nping_timeout = "none"\n')
     out = tmp_path / "run"
-    proc = _wsblock("matrix", "--quiet", "--config", str(config), "--out", str(out), cwd=tmp_path, timeout=180)
+    # A short trial limit refuses nothing that returns in time.
+    proc = _wsblock("matrix", "--quiet", "--config", str(config), "--out", str(out), "--trial-timeout", "10",
+                    cwd=tmp_path, timeout=180)
     _one_error(proc, 1, "1 of 2 cells")
     records = {r["params"]["workload"]: r for r in (_record(p) for p in (out / "cells").glob("*.json"))}
     assert records["wsb_hostile_calls:behaves"]["status"] == "ok"
@@ -162,10 +164,16 @@ def test_a_matrix_and_advise_refuse_a_function_that_exits_on_its_trial_call(tmp_
     proc = _wsblock("matrix", "--quiet", "--config", str(config), "--out", str(tmp_path / "run"), cwd=tmp_path)
     _one_error(proc, 2, "wsb_hostile_calls:exits", "SystemExit(0)")
     assert not (tmp_path / "run" / "cells").exists() or not list((tmp_path / "run" / "cells").iterdir())
-    for function, cause in (("exits", "SystemExit(0)"), ("interrupts", "KeyboardInterrupt")):
-        proc = _wsblock("advise", f"wsb_hostile_calls:{function}", "--out", str(tmp_path / f"advise-{function}"),
-                        "--quiet", cwd=tmp_path)
-        _one_error(proc, 2, f"wsb_hostile_calls:{function}", cause)
+    proc = _wsblock("advise", "wsb_hostile_calls:interrupts", "--out", str(tmp_path / "advise-call"),
+                    "--quiet", cwd=tmp_path)
+    _one_error(proc, 2, "wsb_hostile_calls:interrupts", "KeyboardInterrupt")
     proc = _wsblock("advise", "wsb_hostile_exit_at_import:work", "--out", str(tmp_path / "advise-import"),
                     "--quiet", cwd=tmp_path)
     _one_error(proc, 2, "wsb_hostile_exit_at_import", "SystemExit(0)")
+
+
+def test_advise_says_why_a_cell_failed(tmp_path: Path) -> None:
+    proc = _wsblock("advise", "wsb_hostile_calls:exits_in_the_server", "--strategy", "inline", "--repeats", "1",
+                    "--ping-interval", "1", "--ping-timeout", "1", "--out", str(tmp_path / "advise"), "--quiet",
+                    cwd=tmp_path, timeout=180)
+    _one_error(proc, 1, "1 cell failed", "exits_in_the_server raised SystemExit(0)")
