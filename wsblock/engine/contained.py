@@ -96,6 +96,11 @@ def call(request: dict[str, Any], *, name: str, when: str, limit: float | None =
     read_end, write_end = os.pipe()
     try:
         with tempfile.TemporaryFile() as output:
+            # The child finds the function where this process would: its
+            # own sys.path, then the directories added to this one's (not
+            # the working directory, which the child keeps off its path).
+            here = os.getcwd()
+            request = {**request, "path": [p for p in sys.path if p and os.path.abspath(p) != here]}
             try:
                 popen = subprocess.Popen(
                     python_command("-m", MODULE, str(write_end), json.dumps(request)),
@@ -242,6 +247,10 @@ def _calls(request: dict[str, Any], out: Callable[[dict[str, Any]], None]) -> An
 
     name = request["name"]
     whens = list(request.get("whens") or ["on a trial call"])
+    try:
+        workloads.lookup(name)
+    except workloads.WorkloadError as exc:
+        return {"refused": str(exc)}
     job = _job(request, int(request.get("units", 1)))
     times = []
     for index in range(int(request.get("count", 1))):
@@ -298,6 +307,7 @@ def main(argv: list[str]) -> None:
 
     request = json.loads(argv[1])
     name = str(request.get("name"))
+    sys.path += [p for p in request.get("path") or [] if p not in sys.path]
     try:
         answer = _OPS[request["op"]](request, out)
     except BaseException as exc:  # noqa: BLE001 - at import: SystemExit, KeyboardInterrupt, anything

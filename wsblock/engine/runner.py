@@ -413,7 +413,7 @@ def run_processes(
             load = _child("load", LOAD_MODULE, [load_cfg_path], paths.temp_env(tmp))
             event = server.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
-                _server_failed(server, event)
+                _server_failed(server, event, cell.workload if workloads.is_user(cell.workload) else None)
             port = event["port"]
             host = f"[{cell.host}]" if ":" in cell.host else cell.host
             event = load.next_event(READY_TIMEOUT_S)
@@ -568,11 +568,17 @@ def user_output(child: Child) -> dict[str, Any] | None:
     return tails if tails["stdout"] or tails["stderr"] else None
 
 
-def _server_failed(server: Child, event: dict[str, Any] | None) -> None:
+def _server_failed(server: Child, event: dict[str, Any] | None, function: str | None) -> None:
+    # ``function``: the cell's user's function, if it is one (its set-up
+    # call in the server may have ended the process).
     if event is not None and event.get("kind") == "port_in_use":
         server.stop(5.0)
         raise UsageError(event.get("message", "port in use"))
     if event is not None and event.get("event") == "fatal":
         raise CellFailed(f"server: {event.get('message')}")
+    if event is None and function is not None:
+        code = server.wait(5.0)
+        raise CellFailed(f"the server ended before it was ready (exit {code}) while importing or first calling "
+                         f"{function}: os._exit, or a crash")
     server.stop(5.0)
     raise HarnessError(f"server failed to start:\n{server.stderr_tail()}")

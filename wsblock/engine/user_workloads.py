@@ -40,13 +40,6 @@ def describe(workload: Workload) -> dict[str, Any] | None:
     }
 
 
-def failure(name: str, exc: BaseException, when: str) -> str:
-    """One line naming the function, when it failed, and the exception."""
-    text = str(exc).strip().splitlines()
-    cause = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return f"{name} raised {cause} ({when})"
-
-
 def calls(cell: CellConfig, units: int, whens: list[str], *, count: int | None = None,
           limit: float | None = None) -> list[float]:
     """Call the cell's function ``count`` times (default: one per name in ``whens``) in a child process.
