@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
+import sys
 from typing import Any, Callable, Generator, Iterator, Mapping
 
 from workloads import locate
@@ -50,6 +51,20 @@ _TEXT_VALUE = re.compile(r"[\w.,+@=~%-]{0,64}")  # whole text: fullmatch, so no 
 
 class WorkloadError(ValueError):
     """A user's function cannot be a workload; the message names it and the cause."""
+
+
+_before_import: Callable[[str], None] | None = None
+
+
+def check_imports_with(check: Callable[[str], None] | None) -> None:
+    """Have ``check(spec)`` run before this process first imports a user's module.
+
+    A command that must survive whatever a module does at import (exit,
+    hang, crash) checks it elsewhere first (in a process of its own); the
+    check raises :class:`WorkloadError` to refuse the function.
+    """
+    global _before_import
+    _before_import = check
 
 
 def is_spec(name: Any) -> bool:
@@ -92,11 +107,21 @@ def resolve(spec: str) -> Callable[..., Any]:
     module_name, attribute = split(spec)
     try:
         locate.check_module(spec, module_name)
+    except locate.Refused as exc:
+        raise WorkloadError(str(exc)) from None
+    if _before_import is not None and module_name not in sys.modules:
+        # The module's top-level code runs in a process of its own first, so
+        # that an exit, a hang or a crash at import cannot end this one.
+        _before_import(spec)
+    try:
         obj: Any = locate.import_module(module_name)
     except locate.Refused as exc:
         raise WorkloadError(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - any import failure is the user's to see
-        raise WorkloadError(f"{spec}: cannot import {module_name}: {type(exc).__name__}: {exc}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any import failure, sys.exit included, is the user's to see
+        cause = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        raise WorkloadError(f"{spec}: cannot import {module_name}: {cause}") from None
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from wsblock import __version__
-from wsblock.errors import HarnessError, UsageError
+from wsblock.errors import CellFailed, HarnessError, UsageError
+from wsblock.engine import contained
 
 
 class _Parser(argparse.ArgumentParser):
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="FILE.json", help="write the record here (atomically)")
     run.add_argument("--json", action="store_true", help="print the record instead of the summary")
     run.add_argument("--quiet", action="store_true", help="no progress messages")
+    contained.add_option(run)
     # For wsblock matrix: a cell's process started before its turn waits for
     # "go" on stdin (end of input: it exits without running), and says on
     # stdout when its measurements are in hand.
@@ -233,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--yes", action="store_true",
                         help="run a matrix beyond 2,000 cells or an estimated 24 h (refused otherwise)")
     matrix.add_argument("--quiet", action="store_true", help="no progress bar")
+    contained.add_option(matrix)
     matrix.add_argument("--parallel", type=int, default=1, metavar="N",
                         help="run up to N cells at once, each pinned to cores of its own; refused when "
                              "the cores cannot give every cell as many as it needs (default 1)")
@@ -433,7 +436,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         def measured() -> None:
             print(json.dumps({"event": "measured"}), flush=True)
 
-        rec = run_cell(cell, progress=_progress(args.quiet), on_measured=measured if args.events else None)
+        try:
+            rec = run_cell(cell, progress=_progress(args.quiet), on_measured=measured if args.events else None)
+        except CellFailed as exc:
+            # The work failed the cell (a job raised, exited or hung): a
+            # failed record says why, with what the work wrote.
+            from wsblock import meta
+            from wsblock.schema import record
+
+            rec = record.failed(params=cell.to_dict(), error=str(exc), exit_code=1, stderr_tail=[],
+                                meta=meta.environment())
+            rec["user_output"] = exc.user_output
     finally:
         discard_ahead()
     if out is not None:
@@ -658,6 +671,18 @@ class _Terminated(Exception):
     pass
 
 
+def _contain_user_functions(args: argparse.Namespace) -> None:
+    # A user's module is imported in a process of its own, under the trial
+    # limit, before this process imports it: nothing it does at import can
+    # end or hang the command.
+    from workloads import functions
+    from wsblock.engine import contained
+
+    if getattr(args, "trial_timeout", None) is not None:
+        contained.set_limit(args.trial_timeout)
+    functions.check_imports_with(contained.check_import)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``wsblock`` command.
 
@@ -690,6 +715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "allow_stdlib_functions", False):
             locate.allow_stdlib(locate.ALLOW_OPTION)
         check_paths(args)
+        _contain_user_functions(args)
         return handler(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -24,6 +24,9 @@ def cache_dir() -> Path:
     else:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
         path = Path(base) / "wsblock"
+    # Absolute: the paths handed to a server must not depend on its working
+    # directory, which a user's function may change.
+    path = path.absolute()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

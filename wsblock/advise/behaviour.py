@@ -96,11 +96,6 @@ def calls_to_time(first_ms: float, *, calls: int = CALLS, budget_s: float = CALL
     return max(2, min(calls, int(budget_s * 1000.0 // first_ms)))
 
 
-def time_calls(call: Callable[[], float], count: int) -> list[float]:
-    """Time ``count`` calls; ``call`` runs the function once and returns its wall time in ms."""
-    return [float(call()) for _ in range(count)]
-
-
 def from_calls(times: Sequence[float]) -> CallTimes:
     """The call-time figures of calls timed in this process."""
     return CallTimes(f"{len(times)} calls timed before the cells ran", len(times), percentile(times, 0.5),

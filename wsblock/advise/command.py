@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -395,7 +396,24 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     build_report(out, out / "report")
     print(printed, end="")
     _say(f"took {time.monotonic() - started:,.0f} s; advice kept in {out / saved.ADVICE_JSON}")
-    return 1 if s.failed else 0
+    if s.failed:
+        print(f"error: {len(s.failed)} cell{'s' if len(s.failed) != 1 else ''} failed; "
+              f"{_first_cause(out, s.failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _first_cause(out: Path, failed: list[str]) -> str:
+    # The first failed cell and its record's error (the work may have
+    # exited or hung), so that the one error line says why.
+    for cell_id in failed:
+        try:
+            error = json.loads((out / "cells" / f"{cell_id}.json").read_text(encoding="utf-8")).get("error")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(error, str) and error:
+            return f"{cell_id}: {error.splitlines()[0]}"
+    return f"the first: {failed[0]}"
 
 
 def _rule_modules() -> list[Any]:

@@ -173,7 +173,7 @@ def check(target: Target, progress: Callable[[str], None]) -> None:
 
 
 def time_calls(target: Target, progress: Callable[[str], None]) -> list[float]:
-    """Time calls of a user's function without ``units`` in this process, before any server starts.
+    """Time calls of a user's function without ``units`` in a child process, before any server starts.
 
     The second trial call (:func:`check`) counts as the first timed call;
     :func:`wsblock.advise.behaviour.calls_to_time` says how many follow.
@@ -186,7 +186,6 @@ def time_calls(target: Target, progress: Callable[[str], None]) -> list[float]:
     Raises:
         UsageError: If a call raises.
     """
-    from wsblock import paths
     from wsblock.advise import behaviour
 
     workload = target.workload
@@ -195,16 +194,13 @@ def time_calls(target: Target, progress: Callable[[str], None]) -> list[float]:
     cell = _distinct(matrix_spec.expand(target.definition, source=f"advise {target.name}"))[0]
     count = behaviour.calls_to_time(target.job_ms)
     progress(f"timing {count} calls of {target.name} (about {count * target.job_ms / 1000:,.0f} s)")
-    job = workloads.Job(cell.workload, 1, chunk_units=1, params=dict(cell.workload_params),
-                        data_dir=str(paths.data_dir()))
+    if count <= 1:
+        return [target.job_ms]
+    # In a process of its own; the limit grows with the calls asked for.
+    from wsblock.engine import contained
 
-    def call() -> float:
-        try:
-            return workloads.execute(job).wall_ms
-        except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
-            raise UsageError(user_workloads.failure(cell.workload, exc, "on a timed call")) from None
-
-    return [target.job_ms] + behaviour.time_calls(call, count - 1)
+    limit = contained.limit_s() + 3.0 * (count - 1) * target.job_ms / 1000.0
+    return [target.job_ms] + user_workloads.calls(cell, 1, ["on a timed call"], count=count - 1, limit=limit)
 
 
 def _distinct(matrix: matrix_spec.Matrix) -> list[CellConfig]:

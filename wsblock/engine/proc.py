@@ -5,6 +5,11 @@ is also its process-group id and everything it starts, pool workers included,
 shares that group), reads its JSON event lines, and on :meth:`Child.stop`
 closes its stdin, waits a bounded time, then signals the whole group.
 
+Events travel on a pipe of their own (its descriptor is named by
+:data:`EVENTS_ENV`), not on standard output: what a user's function prints,
+at import or in a job, goes to the child's stdout, which is kept in a file
+(:meth:`Child.stdout_tail`) and can neither hide nor forge an event.
+
 Child side: :class:`Lifeline` reads control lines from stdin, treats EOF on stdin as "stop" (the
 runner closed it, or the runner died) and enforces a hard deadline by killing
 the child's own group. It also asks the kernel to kill the child the moment
@@ -40,6 +45,13 @@ from wsblock.errors import HarnessError
 
 PARENT_ENV = "WSBLOCK_PARENT_PID"
 """Environment variable naming the runner a child must die with."""
+
+EVENTS_ENV = "WSBLOCK_EVENTS_FD"
+"""Environment variable naming the descriptor a child writes its event lines to."""
+
+_events_fd = os.environ.pop(EVENTS_ENV, None)
+"""Child side: the events descriptor (taken from the environment, so that nothing the child starts sees it)."""
+_events_lock = threading.Lock()
 
 _children: list["Child"] = []
 _popens: list[subprocess.Popen[Any]] = []
@@ -249,15 +261,27 @@ class Child:
         self.name = name
         self.argv = list(argv)
         self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        self._stdout: IO[bytes] = tempfile.TemporaryFile()
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.proc = subprocess.Popen(
-            python_command(*argv),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            start_new_session=True,
-            env=child_environment(env),
-        )
+        events_read, events_write = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                python_command(*argv),
+                stdin=subprocess.PIPE,
+                stdout=self._stdout,
+                stderr=self._stderr,
+                start_new_session=True,
+                pass_fds=(events_write,),
+                # Unbuffered: what the work printed is in the file even if
+                # the child is killed (it is, once its measurements are in).
+                env=child_environment({**(env or {}), EVENTS_ENV: str(events_write), "PYTHONUNBUFFERED": "1"}),
+            )
+        except BaseException:
+            os.close(events_read)
+            raise
+        finally:
+            os.close(events_write)
+        self._events_in = os.fdopen(events_read, "rb")
         _children.append(self)
         self._reader = threading.Thread(target=self._read_events, daemon=True)
         self._reader.start()
@@ -288,8 +312,7 @@ class Child:
         self.argv = [*self.argv[:2], *argv]
 
     def _read_events(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
+        for raw in self._events_in:
             try:
                 event = json.loads(raw)
             except ValueError:
@@ -334,6 +357,21 @@ class Child:
         self._stderr.seek(0)
         text = self._stderr.read().decode("utf-8", "replace")
         return "\n".join(text.strip().splitlines()[-lines:])
+
+    def output_tail(self, limit: int) -> dict[str, Any]:
+        """The last ``limit`` bytes the child (and its process group) wrote to stdout and stderr.
+
+        Returns:
+            ``stdout`` and ``stderr`` (text, invalid UTF-8 replaced) and
+            ``truncated`` (whether either held more).
+        """
+        tails: dict[str, Any] = {"truncated": False}
+        for key, handle in (("stdout", self._stdout), ("stderr", self._stderr)):
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - limit))
+            tails[key] = handle.read().decode("utf-8", "replace")
+            tails["truncated"] = tails["truncated"] or size > limit
+        return tails
 
     def request_stop(self) -> None:
         """Ask the child to stop cleanly (close its stdin) without waiting."""
@@ -457,9 +495,20 @@ def bind_to_runner() -> None:
 
 
 def emit(event: dict[str, Any]) -> None:
-    """Write one JSON event line to stdout (child side)."""
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
+    """Write one JSON event line to the runner (child side).
+
+    On the events pipe (:data:`EVENTS_ENV`) when the child was started with
+    one, else on stdout (a process started by hand).
+    """
+    line = (json.dumps(event) + "\n").encode()
+    if _events_fd is None or not _events_fd.isdigit():
+        sys.stdout.write(line.decode())
+        sys.stdout.flush()
+        return
+    with _events_lock:
+        view = memoryview(line)
+        while view:
+            view = view[os.write(int(_events_fd), view):]
 
 
 def kill_own_group() -> None:

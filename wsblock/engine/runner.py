@@ -46,12 +46,15 @@ from wsblock.engine.ahead import child as _child
 from wsblock.engine import user_workloads
 from wsblock.engine.resources import TreeCpu, machine_busy, machine_niced_cores, tree_cpu, window_cpu
 from wsblock.engine.config import CellConfig
-from wsblock.errors import HarnessError, UsageError
+from wsblock.errors import CellFailed, HarnessError, UsageError
 from wsblock.engine.proc import Child
 from wsblock.engine.process_config import JobConfig, LoadConfig, ServerConfig
 
 READY_TIMEOUT_S = 120.0
 """How long a server may take to bind and warm its pool."""
+
+USER_OUTPUT_BYTES = 4096
+"""How much of what a user's function wrote (the end of stdout and of stderr) a record keeps."""
 
 Progress = Callable[[str], None]
 
@@ -112,12 +115,12 @@ def size_work(cell: CellConfig, progress: Progress = _quiet) -> dict[str, Any]:
             "function": function,
             "ignored_work_ms": cell.ignored_work_ms,
         }
-    try:
+    if function is not None:
+        # In a process of its own, under the trial limit, like every call
+        # of a user's function before the server's.
+        cal = user_workloads.calibrate(cell, progress)
+    else:
         cal = calibration.get(cell.workload, cell.workload_params, up_to_ms=cell.work_ms, progress=progress)
-    except Exception as exc:
-        if function is None:
-            raise
-        raise UsageError(user_workloads.failure(cell.workload, exc, "while calibrating")) from None
     assert cell.work_ms is not None  # validate() refuses a calibrated workload without it
     units = cal.units_for(cell.work_ms)
     work = {
@@ -252,6 +255,8 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
         meta=environment,
     )
     rec["timing"] = {**measured.timing(began, time.monotonic()), "calibrate_s": round(calibrate_s, 3)}
+    if workloads.is_user(cell.workload):
+        rec["user_output"] = measured.user_output
     return rec
 
 
@@ -272,6 +277,7 @@ class Measured:
         warmup_s: The warm-up, in seconds.
         load_exited: Monotonic time the load process had exited.
         stats_written: Monotonic time the server's stats file was found.
+        user_output: What the server's processes wrote (:func:`user_output`).
     """
 
     server: dict[str, Any]
@@ -286,6 +292,7 @@ class Measured:
     warmup_s: float
     load_exited: float | None = None
     stats_written: float | None = None
+    user_output: dict[str, Any] | None = None
 
     def timing(self, began: float, finished: float) -> dict[str, Any]:
         """Where a cell's wall time went, from ``began`` to ``finished`` (monotonic).
@@ -393,6 +400,8 @@ def run_processes(
         load_cfg.write(load_cfg_path)
         server: Child | None = None
         load: Child | None = None
+        failure: BaseException | None = None
+        output: dict[str, Any] | None = None
         try:
             progress(f"starting server ({cell.strategy}, {cell.workload}) and load")
             started = time.monotonic()
@@ -404,7 +413,7 @@ def run_processes(
             load = _child("load", LOAD_MODULE, [load_cfg_path], paths.temp_env(tmp))
             event = server.next_event(READY_TIMEOUT_S)
             if event is None or event.get("event") != "ready":
-                _server_failed(server, event)
+                _server_failed(server, event, cell.workload if workloads.is_user(cell.workload) else None)
             port = event["port"]
             host = f"[{cell.host}]" if ":" in cell.host else cell.host
             event = load.next_event(READY_TIMEOUT_S)
@@ -447,8 +456,11 @@ def run_processes(
                     cpu_after, t_after = psutil.cpu_times(), time.monotonic()
                 event = server.poll_event()
                 if event is not None and event.get("event") == "fatal":
-                    raise HarnessError(f"server: {event.get('message')}")
+                    raise CellFailed(f"server: {event.get('message')}")
                 if server.proc.poll() is not None:
+                    if workloads.is_user(cell.workload):
+                        raise CellFailed(f"the server ended during the run (exit {server.proc.returncode}) "
+                                         f"while running {cell.workload}: os._exit, or a crash")
                     raise HarnessError(
                         f"server exited during the run (exit {server.proc.returncode}):\n{server.stderr_tail()}"
                     )
@@ -483,7 +495,13 @@ def run_processes(
                 with open(server_cfg.stats_path, encoding="utf-8") as handle:
                     server_stats = json.load(handle)
             except (OSError, ValueError):
+                hung = server.proc.poll() is None
                 server.stop(min(5.0, stop_grace))
+                if hung and workloads.is_user(cell.workload):
+                    # The time limit of a job: the window's end plus the
+                    # stop's grace (three expected jobs and the close timeout).
+                    raise CellFailed(f"a job of {cell.workload} had not returned {stop_grace:.0f} s after the "
+                                     f"window's end, so the server could not stop") from None
                 raise HarnessError(
                     f"server wrote no measurements (exit {server.proc.returncode}):\n{server.stderr_tail()}"
                 ) from None
@@ -496,21 +514,25 @@ def run_processes(
             # thread still running a job, the pool's shutdown, interpreter
             # exit), so it is ended at once instead of waited for.
             server.kill()
-        except BaseException:
+        except BaseException as exc:
             # Interrupted or failed: a server blocked in a job is not waited
             # for (SIGTERM, then SIGKILL after a short grace).
             stop_grace = 0.5
+            failure = exc
             raise
         finally:
             if load is not None:
                 load.stop(min(5.0, stop_grace))
             if server is not None:
                 server.stop(stop_grace)
+                output = user_output(server)
+                if isinstance(failure, CellFailed):
+                    failure.user_output = output
 
     return Measured(server=server_stats, load=load_results, cpu_before=cpu_before, cpu_after=cpu_after,
                     window_cpu_s=t_after - t_before, started=started, window_start=mono_start,
                     window_end=mono_end, stopped=time.monotonic(), warmup_s=cell.warmup,
-                    load_exited=load_exited, stats_written=stats_written)
+                    load_exited=load_exited, stats_written=stats_written, user_output=output)
 
 
 def _read_tree(pid: int, missing: str | None) -> tuple[TreeCpu | None, str | None]:
@@ -535,9 +557,28 @@ def _wait_for_file(child: Child, path: str, timeout: float) -> None:
             return
 
 
-def _server_failed(server: Child, event: dict[str, Any] | None) -> None:
+def user_output(child: Child) -> dict[str, Any] | None:
+    """The end of what a child and its process group wrote (a user's function prints there).
+
+    Returns:
+        ``stdout`` and ``stderr`` (the last :data:`USER_OUTPUT_BYTES` of
+        each) and ``truncated``; ``None`` when both are empty.
+    """
+    tails = child.output_tail(USER_OUTPUT_BYTES)
+    return tails if tails["stdout"] or tails["stderr"] else None
+
+
+def _server_failed(server: Child, event: dict[str, Any] | None, function: str | None) -> None:
+    # ``function``: the cell's user's function, if it is one (its set-up
+    # call in the server may have ended the process).
     if event is not None and event.get("kind") == "port_in_use":
         server.stop(5.0)
         raise UsageError(event.get("message", "port in use"))
+    if event is not None and event.get("event") == "fatal":
+        raise CellFailed(f"server: {event.get('message')}")
+    if event is None and function is not None:
+        code = server.wait(5.0)
+        raise CellFailed(f"the server ended before it was ready (exit {code}) while importing or first calling "
+                         f"{function}: os._exit, or a crash")
     server.stop(5.0)
     raise HarnessError(f"server failed to start:\n{server.stderr_tail()}")

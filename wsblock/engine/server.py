@@ -38,6 +38,7 @@ import workloads
 from wsblock import atomic
 from wsblock.engine import carry
 from wsblock.engine import closes
+from wsblock.engine import contained
 from wsblock.engine import cutoff
 from wsblock.engine import gate
 from wsblock.engine import protocol
@@ -244,14 +245,22 @@ class CellServer:
             except concurrent.futures.BrokenExecutor as exc:
                 # A pool worker died: the cell cannot be measured. Tell
                 # the runner, which stops the run as a harness failure.
-                emit({"event": "fatal", "message": f"a pool worker died: {exc}"})
+                emit({"event": "fatal", "message": f"a pool worker died while running {job.workload} "
+                                                         f"(os._exit, or a crash): {exc}"})
                 self.stop_requested.set()
                 await ws.close(1011, "worker died")
                 return
-            except BaseException:
+            except BaseException as exc:
                 if ticket is not None:
                     stats.jobs.abandon(ticket)
-                raise
+                if isinstance(exc, (Exception, asyncio.CancelledError)):
+                    raise
+                # SystemExit, KeyboardInterrupt or another BaseException from
+                # the work (a user's function): it must not end the server
+                # unrecorded, nor pass for a measurement.
+                self.job_failed(job.workload, exc, "in a job")
+                await ws.close(1011, "job failed")
+                return
             if ticket is not None:
                 # The ledger keeps every job that overlapped the window; one
                 # that ended after it is censored at the window's end.
@@ -267,6 +276,12 @@ class CellServer:
                     }
                 )
             )
+
+    def job_failed(self, workload: str, exc: BaseException, when: str) -> None:
+        """Tell the runner that the work raised what no job may (the cell fails), and stop."""
+        emit({"event": "fatal", "kind": "work",
+              "message": f"{workload} raised {contained.cause(exc)} {when} ({self.cell.strategy})"})
+        self.stop_requested.set()
 
     def took_result(self, timing: Any, ours: bool) -> None:
         """Note the result a job handed back to the handler, which then drops it.
@@ -412,7 +427,13 @@ class CellServer:
             watchdog.stop()
             return {}
         try:
-            await self.set_up(warm)
+            try:
+                await self.set_up(warm)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - the work's first call may raise anything
+                self.job_failed(cell.workload, exc, "on the server's first call")
+                return {}
             port = server.sockets[0].getsockname()[1]
             self.ready_at = time.monotonic()
             emit({"event": "ready", "port": port, "pid": os.getpid()})

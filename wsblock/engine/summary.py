@@ -101,6 +101,24 @@ def _result(result: dict[str, Any] | None) -> str | None:
             + (f" ({size:,} bytes once pickled)" if size is not None else ""))
 
 
+def _user_output(output: Any) -> str | None:
+    # One line when the function wrote anything: how much, and its last line.
+    if not isinstance(output, dict):
+        return None
+    parts = []
+    last = ""
+    for key in ("stdout", "stderr"):
+        text = output.get(key)
+        if isinstance(text, str) and text:
+            parts.append(f"{len(text.encode()):,} bytes on {key}")
+            last = text.strip().splitlines()[-1][:80] if text.strip() else last
+    if not parts:
+        return None
+    more = "the last " if output.get("truncated") else ""
+    return (f"output      the work wrote {more}{' and '.join(parts)} (record: user_output)"
+            + (f"; last line: {last!r}" if last else ""))
+
+
 def summarize(rec: dict[str, Any]) -> str:
     """Render a record as a few lines of text.
 
@@ -110,6 +128,10 @@ def summarize(rec: dict[str, Any]) -> str:
     Returns:
         The summary, without a trailing newline.
     """
+    if rec.get("status") == "failed" and "disconnects" not in rec:
+        # Nothing was measured: what the cell was, why, and what the work wrote.
+        return "\n".join([_head(rec), f"FAILED      {rec.get('error')}",
+                          *[line for line in (_user_output(rec.get("user_output")),) if line]])
     d = rec["disconnects"]
     lag = rec["loop_lag_ms"]
     st = rec["stalls"]
@@ -198,6 +220,9 @@ def summarize(rec: dict[str, Any]) -> str:
         f"load {res['load_cpu_util']:.2f} cores; machine {res['machine']['busy_cores']:.2f} "
         f"of {res['machine']['cpus']} cores busy",
     ]
+    output = _user_output(rec.get("user_output"))
+    if output:
+        lines.append(output)
     for warning in rec.get("warnings") or []:
         lines.append(f"warning     {warning['code']}: {warning['message']}")
     return "\n".join(lines)

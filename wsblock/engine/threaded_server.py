@@ -170,15 +170,22 @@ class ThreadedCellServer(CellServer):
             except concurrent.futures.BrokenExecutor as exc:
                 if self.closing:
                     return
-                emit({"event": "fatal", "message": f"a pool worker died: {exc}"})
+                emit({"event": "fatal", "message": f"a pool worker died while running {job.workload} "
+                                                         f"(os._exit, or a crash): {exc}"})
                 self.stop_requested.set()
                 ws.close(1011, "worker died")
                 return
-            except BaseException:
+            except BaseException as exc:
                 if ticket is not None:
                     with lock:
                         stats.jobs.abandon(ticket)
-                raise
+                if isinstance(exc, Exception):
+                    raise
+                # A thread would end quietly on SystemExit: the cell fails
+                # instead, with the cause (see CellServer.job_failed).
+                self.job_failed(job.workload, exc, "in a job")
+                ws.close(1011, "job failed")
+                return
             if ticket is not None:
                 with lock:
                     stats.jobs.finish(ticket, time.monotonic(), wall_ms=timing.wall_ms, cpu_ms=timing.cpu_ms)
@@ -220,7 +227,11 @@ class ThreadedCellServer(CellServer):
             # Imports, the pools and the first calls, by the strategies' own
             # code, on a loop that lives only for that, before any
             # connection opens (wsblock.engine.setup_phase).
-            asyncio.run(self.set_up(warm))
+            try:
+                asyncio.run(self.set_up(warm))
+            except BaseException as exc:  # noqa: BLE001 - the work's first call may raise anything
+                self.job_failed(cell.workload, exc, "on the server's first call")
+                return {}
             acceptor.start()
             port = server.socket.getsockname()[1]
             self.ready_at = time.monotonic()

@@ -1,24 +1,23 @@
 """Checks and measurements of a user's function before any server starts.
 
 A user's function (:mod:`workloads.functions`) fails in ways the built-in
-workloads cannot: its module does not import, it raises, it cannot be loaded
-in a worker process. Each is found here, in the runner's process, before a
-server or a load process exists, and reported as one line that names the
-function and the cause (exit 2). A function without ``units`` is not
-calibrated: its trial call is timed instead.
+workloads cannot: its module does not import, it raises, exits or never
+returns, it cannot be loaded in a worker process. Each is found here, before
+a server or a load process exists, and reported as one line that names the
+function and the cause (exit 2). Every call is made in a process of its own
+under a time limit (:mod:`wsblock.engine.contained`), never in the runner's.
+A function without ``units`` is not calibrated: its trial call is timed
+instead.
 """
 
 from __future__ import annotations
 
-import pickle
 import subprocess
-import time
 from typing import Any, Callable
 
 import workloads
-from workloads import FunctionWorkload, Job, Workload, execute
-from wsblock import paths
-from wsblock.engine import strategies
+from workloads import FunctionWorkload, Workload
+from wsblock.engine import contained, strategies
 from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
 
@@ -41,48 +40,58 @@ def describe(workload: Workload) -> dict[str, Any] | None:
     }
 
 
-def failure(name: str, exc: BaseException, when: str) -> str:
-    """One line naming the function, when it failed, and the exception."""
-    text = str(exc).strip().splitlines()
-    cause = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return f"{name} raised {cause} ({when})"
+def calls(cell: CellConfig, units: int, whens: list[str], *, count: int | None = None,
+          limit: float | None = None) -> list[float]:
+    """Call the cell's function ``count`` times (default: one per name in ``whens``) in a child process.
 
+    Args:
+        cell: The cell (its workload and parameters).
+        units: ``units`` of each call (1 for a function without them).
+        whens: What each call is, for messages (the last one names the rest).
+        count: Number of calls.
+        limit: Seconds allowed for all of them (default: the trial limit).
 
-def _call(cell: CellConfig, units: int, when: str) -> float:
-    job = Job(cell.workload, units, chunk_units=units, params=dict(cell.workload_params),
-              data_dir=str(paths.data_dir()))
-    try:
-        timing = execute(job)
-    except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
-        raise UsageError(failure(cell.workload, exc, when)) from None
-    if strategies.has(cell.strategy, "out_of_process"):
-        # A process pool hands the result back pickled, as in a real server.
-        try:
-            pickle.dumps(timing.result, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - any object may refuse to pickle
-            raise UsageError(f"{cell.workload} returns {type(timing.result).__qualname__}, which cannot be "
-                             f"pickled, so a process pool cannot hand it back to the server "
-                             f"({type(exc).__name__}: {exc})") from None
-    return timing.wall_ms
+    Returns:
+        Each call's wall time in ms.
+
+    Raises:
+        UsageError: One line naming the function and what went wrong.
+    """
+    request = {"op": "calls", "name": cell.workload, "params": dict(cell.workload_params), "units": units,
+               "count": len(whens) if count is None else count, "whens": whens,
+               "pickled": strategies.has(cell.strategy, "out_of_process")}
+    times = contained.call(request, name=cell.workload, when=whens[0], limit=limit)
+    return [float(t) for t in times]
 
 
 def trial(cell: CellConfig, progress: Callable[[str], None]) -> float:
-    """Call a user's function twice in this process; return the second call's ms.
+    """Call a user's function twice in a child process; return the second call's ms.
 
     The first call pays imports and caches, and proves the function runs
     with the cell's parameters; the second is the job length the window is
     sized with.
 
     Raises:
-        UsageError: If either call raises.
+        UsageError: If either call raises, exits or outlasts the trial limit.
     """
     progress(f"trial call of {cell.workload}")
-    started = time.perf_counter()
-    _call(cell, 1, "on a trial call")
-    first = (time.perf_counter() - started) * 1000.0
-    second = _call(cell, 1, "on a second trial call")
+    first, second = calls(cell, 1, ["on a trial call", "on a second trial call"])
     progress(f"{cell.workload}: trial call {first:.0f} ms, then {second:.0f} ms")
     return second
+
+
+def calibrate(cell: CellConfig, progress: Callable[[str], None]) -> Any:
+    """The calibration of a user's function with ``units``, measured (or read) in a child process.
+
+    Raises:
+        UsageError: If the function raises, exits or outlasts the trial limit.
+    """
+    from wsblock.engine import calibration
+
+    found = contained.call({"op": "calibrate", "name": cell.workload, "params": dict(cell.workload_params),
+                            "up_to_ms": cell.work_ms}, name=cell.workload, when="while calibrating",
+                           progress=progress)
+    return calibration.Calibration(**found)
 
 
 def check_for_strategy(cell: CellConfig) -> None:
@@ -102,7 +111,7 @@ def check_for_strategy(cell: CellConfig) -> None:
     if not isinstance(workload, FunctionWorkload):
         return
     if workload.calibrated:
-        _call(cell, 1, "on a trial call with units=1")
+        calls(cell, 1, ["on a trial call with units=1"])
     if not strategies.has(cell.strategy, "out_of_process") or cell.workload in _loadable:
         return
     from wsblock.engine.proc import child_environment, python_command
@@ -142,6 +151,6 @@ def preflight(cells: list[CellConfig], progress: Callable[[str], None]) -> None:
         key = (cell.workload, repr(sorted(cell.workload_params.items())))
         if key not in called:
             progress(f"trial call of {cell.workload}")
-            _call(cell, 1, "on a trial call")
+            calls(cell, 1, ["on a trial call"])
             called.add(key)
         check_for_strategy(cell)

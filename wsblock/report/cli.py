@@ -194,6 +194,9 @@ def add_parsers(subparsers: Any) -> None:
                         help="run directory to write (default results/runs/advise-TARGET-TIME)")
     advise.add_argument("--quiet", action="store_true", help="no progress lines while cells run")
     add_allow_stdlib_argument(advise)
+    from wsblock.engine import contained
+
+    contained.add_option(advise)
     advise.set_defaults(handler=cmd_advise)
 
     comp = subparsers.add_parser(

@@ -24,6 +24,10 @@ Versions:
   never charged to the strategy), ``result`` (what the handler got back:
   type, pickled size, unpickling time in the server) and ``server.setup``.
 
+``user_output`` (what a user's function wrote, see ``docs/record.md``) is
+optional in any version: a record without it was written before it existed
+or of a built-in workload.
+
 ``params`` holds every axis (:mod:`wsblock.schema.axes`). An axis added
 later declares as its default what every cell did before it existed, so a
 record without it ran at that default: reading fills it in
@@ -274,6 +278,23 @@ def check_environment(env: Any, where: str) -> None:
         raise ValueError(f"{where}.blas: {blas!r} is not a list of tables")
 
 
+def check_user_output(output: Any) -> None:
+    """Check a record's ``user_output``: ``null``, or texts ``stdout`` and ``stderr`` and ``truncated``.
+
+    Raises:
+        ValueError: Naming the first value of the wrong type.
+    """
+    if output is None:
+        return
+    if not isinstance(output, dict):
+        raise ValueError(f"user_output: {output!r} is not a table")
+    for key in ("stdout", "stderr"):
+        if not isinstance(output.get(key), str):
+            raise ValueError(f"user_output.{key}: {output.get(key)!r} is not a text")
+    if not isinstance(output.get("truncated"), bool):
+        raise ValueError(f"user_output.truncated: {output.get('truncated')!r} is not true or false")
+
+
 def check_types(record: dict[str, Any]) -> None:
     """Check that every value tools read has the type the schema gives it.
 
@@ -317,6 +338,7 @@ def check_types(record: dict[str, Any]) -> None:
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
             raise ValueError(f"matrix.repeat: {repeat!r} is not a whole number from 0")
     check_environment(record.get("meta"), "meta")
+    check_user_output(record.get("user_output"))
     if status == "failed":
         if not isinstance(record.get("error"), str):
             raise ValueError(f"error: {record.get('error')!r} is not a text")
