@@ -104,8 +104,14 @@ def test_execute_hands_back_a_function_s_return_value(tmp_path, monkeypatch) -> 
     assert execute(Job("pure_python", 10, 10)).result is None
 
 
-@pytest.mark.parametrize("name,who", [("thread", "threading:get_ident"), ("process", "os:getpid")])
-def test_each_pool_worker_makes_one_set_up_call(name: str, who: str) -> None:
+@pytest.mark.parametrize("name,who", [("thread", "whoami_mod:thread"), ("process", "whoami_mod:process")])
+def test_each_pool_worker_makes_one_set_up_call(name: str, who: str, tmp_path, monkeypatch) -> None:
+    # Functions of the standard library are refused as workloads: the same calls, in a module of the user's.
+    (tmp_path / "whoami_mod.py").write_text(
+        "import os\nimport threading\n\ndef thread():\n    return threading.get_ident()\n\n"
+        "def process():\n    return os.getpid()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
     async def go() -> tuple[list[carry.Returned], list[int]]:
         strategy = strategies.create(name, workers=3, start_method="spawn")
         try:
