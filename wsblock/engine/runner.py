@@ -43,7 +43,7 @@ from wsblock.engine import assemble
 from wsblock.engine import strategies
 from wsblock.engine.ahead import LOAD_MODULE, SERVER_MODULE
 from wsblock.engine.ahead import child as _child
-from wsblock.engine import user_workloads
+from wsblock.engine import reaper, user_workloads
 from wsblock.engine.resources import TreeCpu, machine_busy, machine_niced_cores, tree_cpu, window_cpu
 from wsblock.engine.config import CellConfig
 from wsblock.errors import HarnessError, UsageError
@@ -219,12 +219,16 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
         HarnessError: A process of the harness failed or hung.
     """
     began = time.monotonic()
+    strays_before = reaper.ended()
     cell.validate()
     check_port(cell.host, cell.port)
     user_workloads.check_for_strategy(cell)
     sizing_began = time.monotonic()
     work = size_work(cell, progress)
     calibrate_s = time.monotonic() - sizing_began
+    # Whatever the trial calls started and left running would share the
+    # machine with the window.
+    reaper.end_strays()
     workload = workloads.get(cell.workload)
     if work["units"] > workload.max_units:
         raise UsageError(
@@ -250,6 +254,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
         load=load_results,
         machine=machine,
         meta=environment,
+        processes=reaper.record_section(since=strays_before),
     )
     rec["timing"] = {**measured.timing(began, time.monotonic()), "calibrate_s": round(calibrate_s, 3)}
     return rec
@@ -506,6 +511,9 @@ def run_processes(
                 load.stop(min(5.0, stop_grace))
             if server is not None:
                 server.stop(stop_grace)
+            # What the cell started outside its process groups (a user's
+            # function's children in sessions of their own, its daemons).
+            reaper.end_strays()
 
     return Measured(server=server_stats, load=load_results, cpu_before=cpu_before, cpu_after=cpu_after,
                     window_cpu_s=t_after - t_before, started=started, window_start=mono_start,
