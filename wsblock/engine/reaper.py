@@ -36,9 +36,13 @@ import sys
 import time
 from typing import Callable, Iterable
 
-SUBREAPER_NOTE = ("processes that leave the cell's process tree cannot be followed on this platform "
-                  "(PR_SET_CHILD_SUBREAPER is Linux only); only those still in it were ended")
-"""The record's note when this process could not become a subreaper."""
+SUBREAPER_NOTE = ("processes that left the cell's process tree could not be followed (the runner is a "
+                  "subreaper only as the wsblock command on Linux); only those still in it were ended")
+"""The record's note when the runner could not become a subreaper."""
+
+OUTSIDE_NOTE = ("the cell ran inside another program (called from Python), whose other processes are not "
+                "the cell's: no stray was looked for")
+"""The record's note when the runner is not the command's own process."""
 
 GUARDED_COMMANDS = frozenset({"run", "matrix", "advise", "boundary", "calibrate", "selftest"})
 """Commands that start processes, and so run under a guardian (:func:`guard`)."""
@@ -60,6 +64,7 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """Signals the front and the guardian pass on to the worker when a process sent them."""
 
 _subreaper = False
+_owner = False  # this process is the command's worker: everything below it is the command's
 _ended = 0
 
 
@@ -234,7 +239,9 @@ def end_strays() -> int:
     function, a cell's server and load): anything still below this process
     that is not a process the suite registered (:mod:`wsblock.engine.proc`)
     and still uses is a stray, such as a child a user's function started
-    in a new session, or a daemon. Never raises.
+    in a new session, or a daemon. Only in the command's own worker
+    (:func:`guard`): in a program that called the suite from Python, the
+    other processes are that program's. Never raises.
 
     Returns:
         How many were ended (also added to :func:`ended`).
@@ -242,6 +249,8 @@ def end_strays() -> int:
     global _ended
     from wsblock.engine.proc import registered_pids
 
+    if not _owner:
+        return 0
     try:
         count = end_descendants(exclude=registered_pids)
     except Exception:  # noqa: BLE001 - ending strays must never fail a cell that ran
@@ -258,11 +267,13 @@ def ended() -> int:
 def record_section(since: int = 0) -> dict[str, object]:
     """The record's ``processes`` section: strays ended since ``since`` (a value of :func:`ended`).
 
-    Where this process could not become a subreaper, ``note`` says that
-    strays which left its process tree could not be found.
+    ``note`` says why strays may have been missed: the runner was not a
+    subreaper, or not the command's own process (then none was looked for).
     """
     section: dict[str, object] = {"strays_ended": _ended - since, "subreaper": _subreaper}
-    if not _subreaper:
+    if not _owner:
+        section["note"] = OUTSIDE_NOTE
+    elif not _subreaper:
         section["note"] = SUBREAPER_NOTE
     return section
 
@@ -297,8 +308,10 @@ def guard(argv: list[str]) -> None:
     Args:
         argv: The command's arguments (``sys.argv[1:]``).
     """
+    global _owner
     if not argv or argv[0] not in GUARDED_COMMANDS:
         return
+    _owner = True
     if not hasattr(signal, "sigwaitinfo") or _prctl() is None:
         become_subreaper()
         return
