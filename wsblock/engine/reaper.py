@@ -184,7 +184,7 @@ def _reap(pids: Iterable[int]) -> None:
 
 
 def end_descendants(root: int | None = None, *, exclude: Callable[[], Iterable[int]] = tuple,
-                    grace: float = GRACE_S, give_up_s: float = GIVE_UP_S) -> int:
+                    grace: float | None = GRACE_S, give_up_s: float = GIVE_UP_S) -> int:
     """End every descendant of ``root``: SIGTERM, ``grace`` seconds, then SIGKILL, until none remains.
 
     The tree is read again and again (a process may start others while it
@@ -197,7 +197,7 @@ def end_descendants(root: int | None = None, *, exclude: Callable[[], Iterable[i
         root: The process whose descendants are ended (default: this one).
         exclude: Returns pids whose subtrees are left alone (processes of
             the suite that still have work to do), asked at each reading.
-        grace: Seconds between SIGTERM and SIGKILL.
+        grace: Seconds between SIGTERM and SIGKILL; ``None``: SIGKILL at once.
         give_up_s: Longest time spent.
 
     Returns:
@@ -217,7 +217,9 @@ def end_descendants(root: int | None = None, *, exclude: Callable[[], Iterable[i
         now = time.monotonic()
         for key in living:
             seen.add(key)
-            if key not in termed:
+            if grace is None:
+                _signal(*key, signal.SIGKILL)
+            elif key not in termed:
                 termed[key] = now
                 _signal(*key, signal.SIGTERM)
                 _signal(*key, signal.SIGCONT)  # a stopped process acts on SIGTERM only once continued
@@ -427,7 +429,11 @@ def _run_guardian(front: int, worker: int, report: int, waited: set[int]) -> Non
     while status is None:
         info = signal.sigwaitinfo(waited)
         if os.getppid() != front:
-            end_descendants()
+            # The command was killed outright: so is everything it started,
+            # at once, as if it had all been one process. Nothing is cut
+            # half-way through its cleanup (a temporary directory keeps its
+            # owner marker, and the next run removes it).
+            end_descendants(grace=None)
             os._exit(0)
         if info.si_signo == signal.SIGCHLD:
             while True:
