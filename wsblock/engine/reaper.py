@@ -300,12 +300,13 @@ def die_with_me() -> Callable[[], None]:
 
 
 def guard(argv: list[str]) -> None:
-    """Split this command into front, guardian and worker (:mod:`module docs <wsblock.engine.reaper>`).
+    """Split this command into front, guardian and worker (see this module's description).
 
     Returns in the worker, which carries on as the command; the front and
-    the guardian never return (they exit with the worker's status). Does
-    nothing but make this process a subreaper (where it can) for a command
-    that starts no processes, off Linux, or if the split fails.
+    the guardian never return (they exit with the worker's status). A
+    command that starts no processes (not in :data:`GUARDED_COMMANDS`) is
+    left as it is; off Linux, or if the split fails, this process only
+    tries to become a subreaper and carries on alone.
 
     Args:
         argv: The command's arguments (``sys.argv[1:]``).
