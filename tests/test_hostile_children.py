@@ -176,3 +176,47 @@ def test_a_killed_command_takes_its_worker_load_check_along(command: str, mark: 
     proc.kill()
     proc.communicate(timeout=60)
     assert not _left_after_end(mark)
+
+
+def test_a_signal_to_the_whole_process_group_interrupts_once(mark: str, tmp_path: Path) -> None:
+    # The command's front, guardian and worker share a process group: the
+    # worker gets its own copy, and the front's is not passed on again.
+    env = {**os.environ, MARK: mark}
+    proc = subprocess.Popen([sys.executable, "-m", "wsblock", "run", "--quiet", "--workload", "pure_python",
+                             "--work-ms", "50", "--strategy", "inline", *LONG], cwd=tmp_path, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    _wait_for(proc, mark, "wsblock.engine.load")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: interrupted; every process of the run was stopped"]
+    assert not _left_after_end(mark)
+
+
+def test_a_daemon_returns_to_a_subreaper_and_is_ended(mark: str) -> None:
+    # In a process of its own: this one (pytest's) is no subreaper.
+    code = ("import os, subprocess, sys\n"
+            "from wsblock.engine import reaper\n"
+            "assert reaper.become_subreaper()\n"
+            "env = {**os.environ, 'HOSTILE_MARK': sys.argv[1]}\n"
+            "subprocess.run(['sh', '-c', 'setsid sleep 600 & sleep 600 &'], env=env, check=True)\n"
+            "print(reaper.end_descendants(), flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", code, mark], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2"]
+    assert not _marked(mark)
+
+
+def test_a_worker_killed_by_a_signal_is_a_harness_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    from wsblock.engine.reaper import _front_exit
+
+    assert _front_exit(["0", "9", "0"], 0) == 1
+    assert _front_exit(["3", "0", "2"], 0) == 3
+    assert _front_exit([], 9 << 8) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: harness failure: the command's process was killed by signal 9 (SIGKILL)",
+                   "warning: ended 2 processes the command left running (started by a user's function, "
+                   "they had left its process groups)",
+                   "error: harness failure: the command's guardian process ended (exit 9)"]
