@@ -242,6 +242,10 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
     duration = window_plan.duration_s
     progress(sizing.describe(window_plan, warmup_s=cell.warmup))
     measured = run_processes(cell, work, duration, progress=progress, on_measured=on_measured)
+    # What the cell started outside its process groups (a user's function's
+    # children in sessions of their own, its daemons); if the cell failed,
+    # the command's guardian ends them as the command ends.
+    reaper.end_strays()
     server_stats, load_results = measured.server, measured.load
     if load_results.get("job_errors"):
         raise HarnessError(f"the server refused jobs: {load_results.get('last_error')}")
@@ -511,9 +515,6 @@ def run_processes(
                 load.stop(min(5.0, stop_grace))
             if server is not None:
                 server.stop(stop_grace)
-            # What the cell started outside its process groups (a user's
-            # function's children in sessions of their own, its daemons).
-            reaper.end_strays()
 
     return Measured(server=server_stats, load=load_results, cpu_before=cpu_before, cpu_after=cpu_after,
                     window_cpu_s=t_after - t_before, started=started, window_start=mono_start,
