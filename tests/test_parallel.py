@@ -190,8 +190,11 @@ def test_a_dask_worker_killed_mid_cell_costs_only_that_cell(tmp_path: Path) -> N
         victim = None
         while victim is None and time.monotonic() < deadline and proc.poll() is None:
             for pid in alive(descendants(os.getpid())):
-                if "-m wsblock run" in cmdline(pid):
-                    victim = psutil_parent(pid)  # the worker process running that cell
+                parent = psutil_parent(pid)
+                # The cell's wsblock run (the first of its processes that
+                # carry that command line: its guardian and worker follow).
+                if "-m wsblock run" in cmdline(pid) and parent and "-m wsblock run" not in cmdline(parent):
+                    victim = parent  # the worker process running that cell
                     break
             time.sleep(0.2)
         assert victim is not None, "no cell started on a worker"

@@ -48,7 +48,9 @@ def _waiting_only(standby: psutil.Process, *, started: bool = True) -> list[psut
     # started ahead (both, or, while the standby still imports, perhaps not
     # yet) and waiting for their configs, with no socket and no process
     # (pool) of their own.
-    kids = standby.children(recursive=True)
+    # Its guardian and worker processes carry its own command line (see
+    # wsblock.engine.reaper): the others are what it started.
+    kids = [k for k in standby.children(recursive=True) if k.cmdline() != standby.cmdline()]
     modules = sorted(k.cmdline()[k.cmdline().index("-m") + 1] for k in kids)
     assert modules == sorted([SERVER_MODULE, LOAD_MODULE]) or (not started and len(modules) < 2 and
                                                                set(modules) <= {SERVER_MODULE, LOAD_MODULE}), \

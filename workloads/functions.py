@@ -31,7 +31,7 @@ import hashlib
 import inspect
 import re
 import sys
-from typing import Any, Callable, Generator, Iterator, Mapping
+from typing import Any, Callable, Generator, Mapping
 
 from workloads import locate
 from workloads.base import Job, Workload

@@ -693,6 +693,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code.
     """
 
+    if argv is None:
+        # The command itself (not a call from Python): a guardian process
+        # ends whatever it starts, even if it is killed outright.
+        from wsblock.engine.reaper import guard
+
+        guard(sys.argv[1:])
+
     def on_term(signum: int, frame: Any) -> None:
         raise _Terminated()
 

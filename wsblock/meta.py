@@ -57,14 +57,16 @@ def git_commit() -> dict[str, Any]:
     # Optional locks off: ``git status`` would otherwise refresh the index
     # and write .git/index.lock in the user's checkout, racing their own git.
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    from wsblock.engine.reaper import die_with_me
+
     try:
         commit = subprocess.run(
             GIT + ["-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True, env=env,
+            capture_output=True, text=True, timeout=5, check=True, env=env, preexec_fn=die_with_me(),
         ).stdout.strip()
         dirty = subprocess.run(
             GIT + ["-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True, env=env,
+            capture_output=True, text=True, timeout=5, check=True, env=env, preexec_fn=die_with_me(),
         ).stdout.strip()
         return {"commit": commit, "dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):

@@ -18,6 +18,7 @@ from wsblock.advise import choose as ch
 from wsblock.advise import concurrency as conc
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import recommend as rec
+from wsblock.engine import user_workloads
 from wsblock.errors import UsageError
 from wsblock.report import markdown as md
 
@@ -316,6 +317,7 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
         _say(f"note: {note}")
     tg.check(target, _say)
     timed = tg.time_calls(target, _say)
+    user_workloads.end_leftovers()
     before = behaviour.from_calls(timed) if timed else None
     if before is not None:
         # Windows are sized on the longest call: rare long calls must fit them.

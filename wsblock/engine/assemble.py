@@ -43,6 +43,7 @@ def build(
     load: dict[str, Any],
     machine: dict[str, Any],
     meta: dict[str, Any],
+    processes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble a record from the two processes' measurements.
 
@@ -54,6 +55,8 @@ def build(
         load: The load process's results file.
         machine: Machine-wide CPU use over the window, from the runner.
         meta: Environment metadata.
+        processes: Processes the cell left running that the runner ended
+            (:func:`wsblock.engine.reaper.record_section`).
 
     Returns:
         The record.
@@ -164,6 +167,8 @@ def build(
             "start_method": server["start_method"],
         },
     }
+    if processes is not None:
+        rec["processes"] = processes
     rec["warnings"] = checks.warnings_for(rec)
     reason = checks.failure_reason(rec)
     if reason:

@@ -25,6 +25,7 @@ CODES = (
     "work_ms_ignored",
     "cpu_unmeasured",
     "stalled_at_window_start",
+    "stray_processes",
 )
 
 DRIFT_LIMIT = 0.15
@@ -129,6 +130,12 @@ def warnings_for(rec: dict[str, Any]) -> list[dict[str, str]]:
         out.append(_warn("calibration_drift", f"a job alone took {ratio:.2f} x its target "
                                               f"(calibrated {cal.get('measured_at')}, load average "
                                               f"{cal.get('loadavg')}); compare work sizes with care"))
+    strays = (rec.get("processes") or {}).get("strays_ended")
+    if strays:
+        out.append(_warn("stray_processes", f"{strays} process{'es' if strays != 1 else ''} started by the cell "
+                                            "outlived the processes that started them and were ended by the "
+                                            "runner (a user's function's children in a session of their own, "
+                                            "or daemons); while they ran, they shared the machine"))
     missing = (rec["resources"].get("server") or {}).get("cpu_missing")
     if missing:
         out.append(_warn("cpu_unmeasured", missing))

@@ -104,6 +104,12 @@ def untrack(popen: subprocess.Popen[Any]) -> None:
         _popens.remove(popen)
 
 
+def registered_pids() -> set[int]:
+    """Pids of the registered children that still run (the suite's own processes, in use)."""
+    pids = {child.proc.pid for child in _children if child.proc.poll() is None}
+    return pids | {popen.pid for popen in _popens if popen.poll() is None}
+
+
 def _group_members(pgids: set[int]) -> set[int]:
     """Live (not zombie) processes in any of the process groups ``pgids``."""
     found = set()

@@ -43,7 +43,7 @@ from wsblock.engine import assemble
 from wsblock.engine import strategies
 from wsblock.engine.ahead import LOAD_MODULE, SERVER_MODULE
 from wsblock.engine.ahead import child as _child
-from wsblock.engine import user_workloads
+from wsblock.engine import reaper, user_workloads
 from wsblock.engine.resources import TreeCpu, machine_busy, machine_niced_cores, tree_cpu, window_cpu
 from wsblock.engine.config import CellConfig
 from wsblock.errors import CellFailed, HarnessError, UsageError
@@ -222,12 +222,16 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
         HarnessError: A process of the harness failed or hung.
     """
     began = time.monotonic()
+    strays_before = reaper.ended()
     cell.validate()
     check_port(cell.host, cell.port)
     user_workloads.check_for_strategy(cell)
     sizing_began = time.monotonic()
     work = size_work(cell, progress)
     calibrate_s = time.monotonic() - sizing_began
+    # Whatever the trial calls started and left running would share the
+    # machine with the window.
+    reaper.end_strays()
     workload = workloads.get(cell.workload)
     if work["units"] > workload.max_units:
         raise UsageError(
@@ -241,6 +245,10 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
     duration = window_plan.duration_s
     progress(sizing.describe(window_plan, warmup_s=cell.warmup))
     measured = run_processes(cell, work, duration, progress=progress, on_measured=on_measured)
+    # What the cell started outside its process groups (a user's function's
+    # children in sessions of their own, its daemons); if the cell failed,
+    # the command's guardian ends them as the command ends.
+    reaper.end_strays()
     server_stats, load_results = measured.server, measured.load
     if load_results.get("job_errors"):
         raise HarnessError(f"the server refused jobs: {load_results.get('last_error')}")
@@ -253,6 +261,7 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
         load=load_results,
         machine=machine,
         meta=environment,
+        processes=reaper.record_section(since=strays_before),
     )
     rec["timing"] = {**measured.timing(began, time.monotonic()), "calibrate_s": round(calibrate_s, 3)}
     if workloads.is_user(cell.workload):

@@ -13,11 +13,12 @@ instead.
 from __future__ import annotations
 
 import subprocess
+import sys
 from typing import Any, Callable
 
 import workloads
 from workloads import FunctionWorkload, Workload
-from wsblock.engine import contained, strategies
+from wsblock.engine import contained, reaper, strategies
 from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
 
@@ -123,7 +124,8 @@ def check_for_strategy(cell: CellConfig) -> None:
             "    print(exc, file=sys.stderr); sys.exit(3)\n")
     try:
         done = subprocess.run(python_command("-c", code, cell.workload), env=child_environment(),
-                              capture_output=True, text=True, timeout=WORKER_CHECK_TIMEOUT_S)
+                              capture_output=True, text=True, timeout=WORKER_CHECK_TIMEOUT_S,
+                              preexec_fn=reaper.die_with_me())
     except subprocess.TimeoutExpired:
         raise UsageError(f"{cell.workload}: loading it in a fresh interpreter took more than "
                          f"{WORKER_CHECK_TIMEOUT_S:g} s, so a process pool cannot run it") from None
@@ -154,3 +156,17 @@ def preflight(cells: list[CellConfig], progress: Callable[[str], None]) -> None:
             calls(cell, 1, ["on a trial call"])
             called.add(key)
         check_for_strategy(cell)
+    end_leftovers()
+
+
+def end_leftovers() -> int:
+    """End what the trial calls left running (:func:`wsblock.engine.reaper.end_strays`); warn if anything.
+
+    Returns:
+        How many processes were ended.
+    """
+    count = reaper.end_strays()
+    if count:
+        print(f"warning: ended {count} process{'es' if count != 1 else ''} that trial calls of a user's "
+              f"function left running", file=sys.stderr, flush=True)
+    return count

@@ -104,6 +104,8 @@ CAVEATS: tuple[Caveat, ...] = (
            harsher="lower-priority background load keeping the cores busy"),
     Caveat("stalled_at_window_start", HARSHER,
            harsher="the loop still stalled by the harness's set-up or warm-up when the window opened"),
+    Caveat("stray_processes", HARSHER,
+           harsher="processes a user's function left running, which shared the machine with the cell"),
     Caveat("calibration_drift", BY_SIGN,
            harsher="jobs longer than their target",
            safer="its jobs ran shorter than their target, so the work the cell names was not all done"),

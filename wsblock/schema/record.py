@@ -358,6 +358,13 @@ def check_types(record: dict[str, Any]) -> None:
             node = node[key]
         if node is not None and not _number(node):
             raise ValueError(f"{'.'.join(metric.path)}: {node!r} is not a number")
+    processes = record.get("processes")
+    if processes is not None:
+        if not isinstance(processes, dict):
+            raise ValueError(f"processes: {processes!r} is not a table")
+        strays = processes.get("strays_ended")
+        if strays is not None and not _number(strays):
+            raise ValueError(f"processes.strays_ended: {strays!r} is not a number")
     disconnects = record.get("disconnects")
     if isinstance(disconnects, dict):
         _numbers_in(disconnects.get("by_code"), "disconnects.by_code")
