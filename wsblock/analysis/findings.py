@@ -351,7 +351,8 @@ def boundary(agg: str, rows: pd.DataFrame) -> float | None:
     """A searched boundary (one of :data:`BOUNDARY_AGGREGATES`) over the rows, each row one trial.
 
     A row counts with its share of original connections lost, at its
-    measured median job length (``job_ms_p50``; its ``work_ms`` when no job
+    measured median job length (as ``wsblock boundary`` reads it: of the
+    completed jobs once some were censored; its ``work_ms`` when no job
     completed) or, for ``boundary_work_*``, at its ``work_ms``. Rows without
     loss counts (failed repeats, legacy records) are left out.
     """
@@ -364,7 +365,8 @@ def boundary(agg: str, rows: pd.DataFrame) -> float | None:
             rec = row.get(RECORD)
             if row.get("status") != "ok" or not isinstance(rec, dict):
                 continue
-            x = row.get("job_ms_p50") if _has_value(row.get("job_ms_p50")) else row.get("work_ms")
+            x = _measured_job(row)
+            x = x if _has_value(x) else row.get("work_ms")
             if _has_value(x) and float(x) > 0:
                 points.append((float(x), boundary_model.predict_record(rec, phases=100).p))
             continue
@@ -372,7 +374,7 @@ def boundary(agg: str, rows: pd.DataFrame) -> float | None:
         if not (_has_value(n) and _has_value(k)) or float(n) <= 0:
             continue
         work = row.get("work_ms")
-        x = work if agg.startswith("boundary_work") else row.get("job_ms_p50")
+        x = work if agg.startswith("boundary_work") else _measured_job(row)
         if not _has_value(x):
             x = work
         if _has_value(x) and float(x) > 0:
@@ -384,6 +386,18 @@ def boundary(agg: str, rows: pd.DataFrame) -> float | None:
              "boundary_model_ms": c.value, "boundary_ms": c.value, "boundary_low": c.low, "boundary_high": c.high, "boundary_width": c.width,
              "boundary_work_ms": c.value, "boundary_work_low": c.low, "boundary_work_high": c.high}[agg]
     return value
+
+
+def _measured_job(row: dict[str, Any]) -> Any:
+    # The job length as ``wsblock boundary`` reads it from the record (the
+    # median of completed jobs once some were censored), so that a quoted
+    # boundary is the one the search printed.
+    from wsblock.boundary.run import measured_job_ms
+
+    rec = row.get(RECORD)
+    if isinstance(rec, dict):
+        return measured_job_ms(rec)
+    return row.get("job_ms_p50")
 
 
 def evaluate(query: Query, base: Path) -> float | None:

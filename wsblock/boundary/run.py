@@ -79,7 +79,7 @@ def observe(work_ms: float, record: Mapping[str, Any]) -> search.Observation | N
     if not recmod.is_ok(record):
         return None
     lost, total = bm.measured_loss([record])
-    return search.Observation(work_ms, lost, total, _job_p50(record)) if total else None
+    return search.Observation(work_ms, lost, total, measured_job_ms(record)) if total else None
 
 
 STOP_WIDTH = 1.25
@@ -183,10 +183,11 @@ class _Job:
 
 
 def _jobs(target: Target) -> list[_Job]:
-    return [_Job(o.work_ms, _job_p50(r)) for o, r in zip(target.observations, target.records)]
+    return [_Job(o.work_ms, measured_job_ms(r)) for o, r in zip(target.observations, target.records)]
 
 
-def _job_p50(record: Mapping[str, Any]) -> float | None:
+def measured_job_ms(record: Mapping[str, Any]) -> float | None:
+    """The job length a cell measured (ms): the median of its completed jobs once some were censored."""
     job = record.get("job_ms") or {}
     # The measured job length: of completed jobs once some were censored
     # (a job cut at the window's end says only that it ran at least so long).
@@ -210,7 +211,7 @@ def _median_job(target: Target, work_ms: float | None) -> float | None:
     if work_ms is None:
         return None
     return _median([v for o, r in zip(target.observations, target.records)
-                    if o.work_ms == work_ms and (v := _job_p50(r)) is not None])
+                    if o.work_ms == work_ms and (v := measured_job_ms(r)) is not None])
 
 
 def summary(targets: Sequence[Target], *, budget: int, command: str) -> dict[str, Any]:
