@@ -151,7 +151,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     concurrency = args.job_connections if args.job_connections is not None else tg.DEFAULT_JOB_CONNECTIONS
     out = check_out_file(args.out) if args.out else None
     try:
-        workloads.lookup(args.target)
+        workload = workloads.lookup(args.target)
+        if isinstance(workload, workloads.FunctionWorkload):
+            workload.resolve_params(dict(args.param))  # its own words, before the matrix's
     except workloads.WorkloadError as exc:
         raise UsageError(str(exc)) from None
     started = datetime.now(timezone.utc)
