@@ -140,3 +140,28 @@ def test_profile_tells_a_gil_holding_call_from_a_releasing_one(tmp_path: Path) -
     assert holds["profile"]["hold_ms"] >= 0.5 * call and holds["profile"]["hold_share"] >= 0.6
     assert releases["profile"]["hold_share"] <= 0.5
     assert holds["profile"]["transfer"]["result_bytes"] < 100  # a float comes back
+
+
+SETS_INTERVAL = textwrap.dedent('''
+    import sys
+
+    def quick(n=1000):
+        sys.setswitchinterval(0.002)
+        return sum(range(n))
+''')
+
+
+def test_a_function_that_sets_the_switch_interval_is_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"profile_switch_{abs(hash(tmp_path)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(SETS_INTERVAL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = sys.getswitchinterval()
+    try:
+        assert cli.main(["profile", f"{name}:quick", "--quiet"]) == 0
+    finally:
+        sys.setswitchinterval(before)
+        sys.modules.pop(name, None)
+    out = capsys.readouterr().out
+    assert "switch interval: 2 ms" in out and "changed the switch interval" in out, out

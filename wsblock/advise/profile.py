@@ -105,7 +105,7 @@ class Profile:
         slack_ms: The probe's own lateness, taken off each of its samples.
         threshold_ms: Holds longer than this are counted apart (the stall threshold).
         transfer: What ``process`` carries (``None`` when no process pool can run it).
-        switch_interval_s: ``sys.getswitchinterval()`` while measuring.
+        switch_interval_s: ``sys.getswitchinterval()`` after the calls (a function may set it).
         gil_enabled: Whether this interpreter has a GIL at all.
         took_s: Seconds the measurements took.
     """

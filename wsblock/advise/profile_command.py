@@ -130,6 +130,31 @@ def prediction_lines(predicted: list[sp.Predicted], *, concurrency: int, keepali
     return out
 
 
+def _record(args: argparse.Namespace, target: Any, cell: Any, profile: pf.Profile, predicted: list[sp.Predicted],
+            checked: Any, *, started: datetime, interval: float | None, timeout: float | None, concurrency: int,
+            printed: str) -> dict[str, Any]:
+    """The JSON record: inputs, the profile, the predictions, the environment, the printed text."""
+    from wsblock import meta
+    from wsblock.advise import predict, saved
+
+    return saved.jsonable({
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "inputs": {"target": target.name, "params": dict(args.param), "work_ms": args.work_ms,
+                   "concurrency": concurrency, "ping_interval": interval, "ping_timeout": timeout,
+                   "strategies": target.strategies, "stall_ms": cell.stall_ms},
+        "job": profile.job,
+        "profile": {**saved.jsonable(profile), "hold_ms": profile.hold_ms, "hold_max_ms": profile.hold_max_ms,
+                    "hold_share": profile.hold_share, "over_share": profile.over_share},
+        "predictions": {"horizon_s": predict.horizon_s(interval, timeout), "checked_range": checked,
+                        "by_strategy": {p.stalls.strategy: {"stalls": p.stalls, "forecast": p.forecast}
+                                        for p in predicted}},
+        "environment": meta.environment(),
+        "printed": printed,
+    })
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     """Profile a workload and print each strategy's predicted stalls; write the record with ``--out``.
 
@@ -137,8 +162,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         0 once measured.
     """
     import workloads
-    from wsblock import atomic, meta
-    from wsblock.advise import predict, saved
+    from wsblock import atomic
+    from wsblock.advise import predict
     from wsblock.advise import target as tg
     from wsblock.engine.blas import pin_blas_threads
     from wsblock.engine.config import CellConfig
@@ -162,10 +187,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
     for note in target.notes:
         say(f"note: {note}")
     pin_blas_threads(1)  # as the server and its workers do
+    switch_before = sys.getswitchinterval()
     tg.check(target, say)
     cell, job = _job(target, say)
     process = "process" in target.strategies
     profile = pf.measure(target.name, job, threshold_ms=cell.stall_ms, out_of_process=process, progress=say)
+    if profile.switch_interval_s != switch_before:
+        profile.notes.append(f"the function changed the switch interval (sys.setswitchinterval) from "
+                             f"{switch_before * 1000:g} ms to {profile.switch_interval_s * 1000:g} ms")
     checked = predict.checked_range()
     predicted = sp.predict_all(_call_figures(profile), target.strategies, concurrency=concurrency,
                                threshold_ms=cell.stall_ms, ping_interval=interval, ping_timeout=timeout,
@@ -182,23 +211,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         lines.append(f"record: {out}")
     printed = "\n".join(lines) + "\n"
     if out is not None:
-        record = {
-            "schema_version": SCHEMA_VERSION,
-            "kind": KIND,
-            "started_utc": started.isoformat(timespec="seconds"),
-            "inputs": {"target": target.name, "params": dict(args.param), "work_ms": args.work_ms,
-                       "concurrency": concurrency, "ping_interval": interval, "ping_timeout": timeout,
-                       "strategies": target.strategies, "stall_ms": cell.stall_ms},
-            "job": profile.job,
-            "profile": {**saved.jsonable(profile), "hold_ms": profile.hold_ms, "hold_max_ms": profile.hold_max_ms,
-                        "hold_share": profile.hold_share, "over_share": profile.over_share},
-            "predictions": {"horizon_s": predict.horizon_s(interval, timeout), "checked_range": checked,
-                            "by_strategy": {p.stalls.strategy: {"stalls": p.stalls, "forecast": p.forecast}
-                                            for p in predicted}},
-            "environment": meta.environment(),
-            "printed": printed,
-        }
-        atomic.write_json(out, saved.jsonable(record))
+        atomic.write_json(out, _record(args, target, cell, profile, predicted, checked, started=started,
+                                       interval=interval, timeout=timeout, concurrency=concurrency,
+                                       printed=printed))
     print(printed, end="")
     return 0
 

@@ -233,7 +233,7 @@ def _ms(value: float) -> str:
 
 def table(predicted: list[Predicted]) -> list[str]:
     """Strategy, predicted longest stall, stalled share, P(loss) over the horizon, checked range, mechanism."""
-    header = ["strategy", "longest stall", "stalled", "P(loss in 1 h)", "model", "why"]
+    header = ["strategy", "longest stall", "stalled", f"P(loss in {predict.HORIZON_S / 3600:g} h)", "model", "why"]
     rows = []
     for p in predicted:
         s, f = p.stalls, p.forecast
