@@ -10,10 +10,11 @@ once (one per job connection, each sent again as soon as it is answered):
   loop is stalled nearly all the time (``docs/design.md``, "two
   iterations"; ``results/reference/FINDINGS.md``, section 8).
 * **chunked**: the call runs on the loop one step at a time, and the loop
-  runs one step of each of the N calls per iteration: ``N x`` the longest
-  step at a time, nearly all the time.
+  runs one step of each of the N calls per iteration: ``N x`` a step (the
+  99th percentile of the steps' lengths) at a time, nearly all the time.
 * **thread**: the call runs in a pool thread and the loop waits only for the
-  GIL: for as long as the call holds it at once (the probe's longest hold).
+  GIL: for as long as the call holds it at once (the probe's hold, seen in
+  at least two calls).
   A call that releases the GIL predicts a small stall. The GIL-holding parts
   of N calls run one after another, so the share of time stalled is N times
   one call's share in long holds (at most all of it). What this leaves out:
@@ -24,9 +25,9 @@ once (one per job connection, each sent again as soon as it is answered):
 * **process**: the call runs in another process and the loop is free, except
   that the server unpickles each result in its own process, holding the
   GIL: a stall of the unpickling time per result (plus the job's pickling,
-  usually tiny), N results per call, pickling and unpickling time. A pool of more workers than the
-  machine has cores left over takes cores from the loop too (not
-  modelled).
+  usually tiny), N results per call, pickling and unpickling time. A pool
+  of more workers than the machine has cores left over takes cores from the
+  loop too (not modelled).
 
 Under every strategy the handler gets the result back on the loop and drops
 it when it has replied: freeing a large result (many objects) is the loop's
