@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wsblock.boundary.cli import add_parsers as add_boundary_parsers
 
     add_boundary_parsers(sub)
+    from wsblock.advise.profile_command import add_parsers as add_profile_parsers
+
+    add_profile_parsers(sub)
 
     parser.epilog = f"{_command_list(parser)}\n\n{EPILOG}"
     return parser
@@ -367,6 +370,7 @@ PATH_ARGUMENTS: dict[str, dict[str, str]] = {
     "matrix": {"config": "text", "out": "out_run"},
     "report": {"dir": "in_dir", "out": "out_dir"},
     "advise": {"out": "out_run"},
+    "profile": {"out": "out_file"},
     "compare": {"dir_a": "in_dir", "dir_b": "in_dir", "out": "out_file"},
     "findings": {"document": "document"},
     "selftest": {"out": "out_file"},

@@ -10,4 +10,14 @@
 * :mod:`wsblock.advise.concurrency`: for how many calls at once the answer holds;
 * :mod:`wsblock.advise.saved`: ``advice.json`` and ``advice.md``, and reading them back;
 * :mod:`wsblock.advise.command`: the command itself.
+
+``wsblock profile TARGET`` predicts the same in seconds, without a server:
+
+* :mod:`wsblock.advise.holdprobe`: how long a call holds the GIL at once,
+  from the lateness of a probe thread beside it;
+* :mod:`wsblock.advise.profile`: the call's time, GIL holds and what a
+  process pool would carry;
+* :mod:`wsblock.advise.stallpred`: each strategy's stall pattern and
+  keepalive forecast, from the profile;
+* :mod:`wsblock.advise.profile_command`: the command itself.
 """

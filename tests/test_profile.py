@@ -1,0 +1,167 @@
+"""``wsblock profile``: the stall prediction from a call's figures, and the GIL probe on real calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from wsblock import cli
+from wsblock.advise import holdprobe
+from wsblock.advise import stallpred as sp
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+THRESHOLD = 50.0
+
+
+def _call(p50: float, *, hold: float, over_share: float, unpickle: float = 0.01) -> sp.Call:
+    return sp.Call(p50=p50, max=p50 * 1.1, step_max=p50 * 1.1, hold_max=hold, over_share=over_share,
+                   over_per_call=1.0 if over_share else 0.0, unpickle_p50=unpickle, unpickle_max=unpickle)
+
+
+RELEASES = _call(300.0, hold=2.0, over_share=0.0)
+HOLDS = _call(300.0, hold=290.0, over_share=0.95)
+
+
+def test_a_call_that_releases_the_gil_predicts_no_thread_stall() -> None:
+    s = sp.pattern("thread", RELEASES, concurrency=1, threshold_ms=THRESHOLD)
+    assert not s.stalls and s.share == 0.0 and s.longest_ms < THRESHOLD
+
+
+def test_a_call_that_holds_the_gil_predicts_a_thread_stall_as_long_as_the_call() -> None:
+    s = sp.pattern("thread", HOLDS, concurrency=1, threshold_ms=THRESHOLD)
+    assert s.stalls
+    assert 0.9 * HOLDS.p50 <= s.longest_ms <= HOLDS.max
+    assert s.share == pytest.approx(0.95)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_inline_predicts_concurrency_times_the_call(n: int) -> None:
+    s = sp.pattern("inline", RELEASES, concurrency=n, threshold_ms=THRESHOLD)
+    assert n * RELEASES.p50 <= s.longest_ms <= n * RELEASES.max
+    # The heartbeat sees one job more than a socket (docs/design.md).
+    assert s.heartbeat_ms == pytest.approx(s.longest_ms + RELEASES.p50)
+    assert s.stalls and s.share == 1.0
+
+
+def test_chunked_predicts_concurrency_times_the_longest_step() -> None:
+    call = sp.Call(p50=300.0, max=310.0, step_max=12.0, hold_max=300.0, over_share=1.0, over_per_call=1.0)
+    s = sp.pattern("chunked", call, concurrency=4, threshold_ms=THRESHOLD)
+    assert s.longest_ms == pytest.approx(48.0) and s.stalls  # 4 steps, plus one more on the heartbeat
+    assert not sp.pattern("chunked", call, concurrency=1, threshold_ms=THRESHOLD).stalls
+
+
+def test_process_stalls_for_the_unpickling_of_each_result() -> None:
+    small = sp.pattern("process", HOLDS, concurrency=1, threshold_ms=THRESHOLD)
+    assert not small.stalls
+    large = sp.pattern("process", _call(100.0, hold=20.0, over_share=0.0, unpickle=130.0), concurrency=1,
+                       threshold_ms=THRESHOLD)
+    assert large.stalls and large.longest_ms == pytest.approx(130.0, abs=1.0)
+    assert 0.4 < large.share < 0.7  # one unpickling per call and unpickling time
+
+
+def test_the_keepalive_forecast_follows_the_stalls() -> None:
+    long_hold = _call(900.0, hold=880.0, over_share=0.97)
+    predicted = sp.predict_all(long_hold, ["inline", "thread", "process"], concurrency=1, threshold_ms=THRESHOLD,
+                               ping_interval=0.5, ping_timeout=0.5, checked=None)
+    by = {p.stalls.strategy: p.forecast for p in predicted}
+    assert by["inline"].p > 0.95 and by["thread"].p > 0.95
+    assert by["process"].p == 0.0
+    assert all(f.extrapolated for f in by.values())  # no checked range given
+    quiet = sp.predict_all(RELEASES, ["thread"], concurrency=1, threshold_ms=THRESHOLD, ping_interval=0.5,
+                           ping_timeout=0.5, checked=None)
+    assert quiet[0].forecast.p == 0.0
+
+
+def test_the_probe_reads_its_lateness_inside_the_call_only() -> None:
+    samples = [(0.0, 0.0001), (0.001, 0.2), (0.2011, 0.2012)]
+    hold = holdprobe.holds_in(samples, 0.05, 0.15, slack_s=0.0, threshold_ms=THRESHOLD)
+    assert hold.longest_ms == pytest.approx(100.0) and hold.over_count == 1 and hold.share == pytest.approx(1.0)
+
+
+BROKEN = textwrap.dedent('''
+    def broken(n=1):
+        raise ValueError("no table named reports")
+''')
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["profile", "no_such_workload"], "unknown workload"),
+    (["profile", "c_holds_gil", "--param", "nope=1"], "--param nope"),
+    (["profile", "c_holds_gil", "--concurrency", "0"], "--concurrency"),
+])
+def test_bad_input_is_one_error_line(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
+
+
+def test_a_function_that_raises_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"profile_broken_{abs(hash(tmp_path)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(BROKEN)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "profile.json"
+    try:
+        assert cli.main(["profile", f"{name}:broken", "--quiet", "--out", str(out)]) == 2
+    finally:
+        sys.modules.pop(name, None)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: ") and "ValueError" in err[0], err
+    assert not out.exists()
+
+
+def _profile(tmp_path: Path, target: str, *args: str) -> dict:
+    out = tmp_path / f"{target.replace(':', '+')}.json"
+    proc = subprocess.run([sys.executable, "-m", "wsblock", "profile", target, *args, "--quiet", "--ping-interval",
+                           "0.5", "--ping-timeout", "0.5", "--out", str(out)],
+                          cwd=EXAMPLES, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    assert "one call takes p50" in proc.stdout and "holds the GIL for up to" in proc.stdout
+    return json.loads(out.read_text())
+
+
+def test_profile_tells_a_gil_holding_call_from_a_releasing_one(tmp_path: Path) -> None:
+    holds = _profile(tmp_path, "gil_catalogue:json_parse", "--param", "mb=3")
+    releases = _profile(tmp_path, "gil_catalogue:sha256", "--param", "mb=32")
+    for rec in (holds, releases):
+        assert rec["kind"] == "wsblock.profile" and rec["environment"]["python"]["version"]
+        assert rec["profile"]["calls"]["n"] >= 10 and len(rec["profile"]["holds"]) >= 3
+        assert set(rec["predictions"]["by_strategy"]) == {"inline", "thread", "process"}
+    call = holds["profile"]["calls"]["p50"]
+    # Wide margins: a shared machine leaves the probe unscheduled now and then.
+    assert holds["profile"]["hold_ms"] >= 0.5 * call and holds["profile"]["hold_share"] >= 0.6
+    assert releases["profile"]["hold_share"] <= 0.5
+    assert holds["profile"]["transfer"]["result_bytes"] < 100  # a float comes back
+
+
+SETS_INTERVAL = textwrap.dedent('''
+    import sys
+
+    def quick(n=1000):
+        sys.setswitchinterval(0.002)
+        return sum(range(n))
+''')
+
+
+def test_a_function_that_sets_the_switch_interval_is_noted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"profile_switch_{abs(hash(tmp_path)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(SETS_INTERVAL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = sys.getswitchinterval()
+    try:
+        assert cli.main(["profile", f"{name}:quick", "--quiet"]) == 0
+    finally:
+        sys.setswitchinterval(before)
+        sys.modules.pop(name, None)
+    out = capsys.readouterr().out
+    assert "switch interval: 2 ms" in out and "changed the switch interval" in out, out
