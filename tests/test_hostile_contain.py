@@ -177,3 +177,25 @@ def test_advise_says_why_a_cell_failed(tmp_path: Path) -> None:
                     "--ping-interval", "1", "--ping-timeout", "1", "--out", str(tmp_path / "advise"), "--quiet",
                     cwd=tmp_path, timeout=180)
     _one_error(proc, 1, "1 cell failed", "exits_in_the_server raised SystemExit(0)")
+
+
+def test_a_printed_event_cannot_tell_a_matrix_that_a_cell_was_measured(tmp_path: Path) -> None:
+    # A matrix's cell process (``wsblock run --events``) sends "measured" on a
+    # pipe the matrix gave it; the same line printed by the user's module at
+    # import stays on stdout, where nothing reads events.
+    from wsblock.engine.proc import EVENTS_ENV
+
+    read_end, write_end = os.pipe()
+    env = {**os.environ, EVENTS_ENV: str(write_end),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(FIXTURES), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "wsblock", "run", "--quiet", "--events", "--workload",
+                             "wsb_hostile_fake_measured:work", *CELL, "--out", str(tmp_path / "r.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            pass_fds=(write_end,))
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as events:
+        sent = [json.loads(line) for line in events]
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert sent == [{"event": "measured"}]
+    assert '{"event": "measured"}' in out

@@ -438,7 +438,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         paths.clean_stale()
 
         def measured() -> None:
-            print(json.dumps({"event": "measured"}), flush=True)
+            # On the events pipe a matrix gave this process (stdout otherwise).
+            from wsblock.engine.proc import emit
+
+            emit({"event": "measured"})
 
         try:
             rec = run_cell(cell, progress=_progress(args.quiet), on_measured=measured if args.events else None)

@@ -4,7 +4,7 @@ A matrix runs each cell in a fresh ``wsblock run`` process. Its interpreter
 start and imports take a few tenths of a second that measure nothing, so a
 serial matrix starts the next cell's process *ahead*, in standby, once the
 cell before it has ended its window and read the load's results (the
-process says so on stdout): nothing after a window's end is recorded (see
+process says so on a pipe of its own, not on stdout): nothing after a window's end is recorded (see
 :mod:`wsblock.engine.cutoff` and :mod:`wsblock.engine.jobs`). The standby
 process imports what a cell needs, reads its cell and then waits on stdin:
 it starts no server, no load, no pool, calibrates nothing and sends no
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from wsblock import paths
-from wsblock.engine.proc import child_environment, die_with_parent, python_command, track, untrack
+from wsblock.engine.proc import EVENTS_ENV, child_environment, die_with_parent, python_command, track, untrack
 from wsblock.matrix.spec import PlannedCell
 
 WAKE_S = 0.5
@@ -74,25 +74,37 @@ class CellProcess:
         self._stderr = self._stack.enter_context(tempfile.TemporaryFile(dir=tmp))
         cmd = python_command("-m", "wsblock", "run", "--quiet", "--events", "--cell", str(cell_path),
                              "--out", str(self.record_path), *(["--standby"] if standby else []))
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=self._stderr,
-                                     preexec_fn=die_with_parent if cores is None else _pinned(cores),
-                                     env=child_environment(paths.temp_env(tmp)))
+        # Its events come on a pipe of their own, never on stdout: what a
+        # user's module prints there (at import, say) cannot pass for one.
+        events_read, events_write = os.pipe()
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=self._stderr, pass_fds=(events_write,),
+                                         preexec_fn=die_with_parent if cores is None else _pinned(cores),
+                                         env=child_environment({**paths.temp_env(tmp), EVENTS_ENV: str(events_write)}))
+        except BaseException:
+            os.close(events_read)
+            raise
+        finally:
+            os.close(events_write)
         track(self.proc)
-        threading.Thread(target=self._read_events, name="cell-events", daemon=True).start()
+        threading.Thread(target=self._read_events, args=(os.fdopen(events_read, "rb"),), name="cell-events",
+                         daemon=True).start()
+        threading.Thread(target=self._reap, name="cell-exit", daemon=True).start()
 
-    def _read_events(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # the summary it prints at the end
-            if isinstance(event, dict) and event.get("event") == "measured":
-                self.measured.set()
-                self._wake.set()
-        # Its output ended: it is exiting. Reaped here, so that the waiting
-        # thread wakes the moment it has gone.
+    def _read_events(self, events: Any) -> None:
+        with events:
+            for line in events:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict) and event.get("event") == "measured":
+                    self.measured.set()
+                    self._wake.set()
+
+    def _reap(self) -> None:
+        # Reaped here, so that the waiting thread wakes the moment it has gone.
         self.proc.wait()
         self._exited.set()
         self._wake.set()
