@@ -142,14 +142,19 @@ def test_fewer_than_three_repeats_cannot_tell_and_direction_is_respected() -> No
 
 
 def test_loss_changes_only_when_every_repeat_agrees() -> None:
-    kept = [_row("x", i, lost=0, opened=6) for i in range(3)]
-    lost = [_row("x", i, lost=5, opened=8) for i in range(3)]
-    # A boundary cell: two repeats lost most connections, one lost none.
-    boundary = [_row("x", 0, lost=6, opened=8), _row("x", 1, lost=0, opened=6), _row("x", 2, lost=6, opened=8)]
+    # Survival is tested over repeats (Fisher's exact test), four a side.
+    kept = [_row("x", i, lost=0, opened=6) for i in range(4)]
+    lost = [_row("x", i, lost=5, opened=8) for i in range(4)]
+    # A boundary cell: two repeats lost most connections, two lost none.
+    boundary = [_row("x", 0, lost=6, opened=8), _row("x", 1, lost=0, opened=6), _row("x", 2, lost=6, opened=8),
+                _row("x", 3, lost=0, opened=6)]
     worse = verdicts.compare_tables(_table(kept), _table(lost), [agg.LOSS]).verdicts[0]
-    assert worse.verdict == iv.WORSE and worse.a_count == (0, 18) and worse.b_count == (15, 24)
+    assert worse.verdict == iv.WORSE and worse.a_count == (0, 24) and worse.b_count == (20, 32)
     flip = verdicts.compare_tables(_table(kept), _table(boundary), [agg.LOSS]).verdicts[0]
     assert flip.verdict == iv.NO_CHANGE
+    # Three repeats a side could not show it even when every repeat of one side lost (p = 0.1).
+    few = verdicts.compare_tables(_table(kept[:3]), _table(lost[:3]), [agg.LOSS]).verdicts[0]
+    assert few.verdict == iv.CANNOT_TELL and few.a_count == (0, 18) and few.b_count == (15, 24)
 
 
 def test_json_has_one_object_per_cell_and_metric_with_the_documented_keys() -> None:
@@ -162,7 +167,9 @@ def test_json_has_one_object_per_cell_and_metric_with_the_documented_keys() -> N
     for obj in objects:
         assert {"cell", "metric", "a", "b", "a_interval", "b_interval", "ratio", "verdict"} <= set(obj)
         assert obj["cell"] == _name("x") and obj["verdict"] in iv.VERDICTS
-    assert f"{len(verdicts.COMPARED)} no change" in verdicts.summary_line(result)
+    # Equal everywhere; survival over three repeats a side cannot show a change either way.
+    assert f"{len(verdicts.COMPARED) - 1} no change, 1 cannot tell" in verdicts.summary_line(result)
+    assert [o["verdict"] for o in objects if o["metric"] == agg.LOSS] == [iv.CANNOT_TELL]
 
 
 def test_one_job_more_in_a_window_is_resolution_not_instability() -> None:
