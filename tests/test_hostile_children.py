@@ -126,11 +126,13 @@ def test_a_cell_ends_every_child_of_the_function_and_counts_them(strategy: str, 
     assert proc.returncode == 0, err
     assert not _left_after_end(mark)
     rec = json.loads(out.read_text())
-    # The trial calls' children (a plain one, one in its own session, a
-    # daemon, one per call, twice) and those of the server or its workers
-    # that left their process groups.
+    # Children that left their process groups (one in its own session and a
+    # daemon, from the trial calls and from the server or its workers) were
+    # ended and counted; those still in a group end with it, uncounted, so
+    # how many of each kind were strays depends on timing: at least the two
+    # kinds that always leave, once.
     assert rec["processes"]["subreaper"] is True
-    assert rec["processes"]["strays_ended"] >= 5, rec["processes"]
+    assert rec["processes"]["strays_ended"] >= 2, rec["processes"]
     assert "stray_processes" in [w["code"] for w in rec["warnings"]]
     # The cell ended them itself: nothing was left for the command's guardian.
     assert "warning: ended" not in err
