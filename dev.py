@@ -6,7 +6,7 @@ that has nothing but Python 3.11+:
 
     python3 dev.py bench   # set up, then run the quick matrix and its report
     python3 dev.py test    # set up (and, as root, apt-get what the tests need), then run the tests
-    python3 dev.py reference  # regenerate results/reference (about 80 minutes)
+    python3 dev.py reference  # regenerate results/reference (about 2 hours)
     python3 dev.py asv-publish  # asv publish, then make the site work offline
 
 The environment lives in ``.venv`` and is refreshed when ``pyproject.toml`` or
