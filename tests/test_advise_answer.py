@@ -139,9 +139,13 @@ def test_the_margin_compares_each_strategy_s_longest_block_with_ping_timeout() -
 def test_the_checked_range_is_read_from_the_reference_records(tmp_path: Path) -> None:
     checked = predict.checked_range()
     assert checked is not None and checked.cells > 100
-    assert checked.ping_interval == (0.25, 4.0) and checked.ping_timeout == (0.5, 2.0)
-    assert checked.inside(1, 1) and checked.inside(0.5, 2) and checked.inside(4, 1)
-    assert not checked.inside(20, 20) and not checked.inside(1, 5) and not checked.inside(0.2, 1)
+    assert checked.ping_interval == (0.25, 20.0) and checked.ping_timeout == (0.5, 20.0)
+    # Two boxes: the fast-keepalive study and the searches at websockets' defaults; between them,
+    # nothing was measured.
+    assert checked.boxes == (((0.25, 4.0), (0.5, 2.0)), ((20.0, 20.0), (20.0, 20.0)))
+    assert checked.inside(1, 1) and checked.inside(0.5, 2) and checked.inside(4, 1) and checked.inside(20, 20)
+    assert not checked.inside(20, 60) and not checked.inside(1, 5) and not checked.inside(0.2, 1)
+    assert not checked.inside(10, 5) and not checked.inside(4, 20)
     (tmp_path / "default").mkdir()
     (tmp_path / "default" / "cells.csv").write_text(
         "status,ping_interval,ping_timeout,job_connections\nok,2,3,4\nok,none,none,1\nerror,50,50,1\n")
@@ -149,26 +153,27 @@ def test_the_checked_range_is_read_from_the_reference_records(tmp_path: Path) ->
     assert other is not None and other.ping_interval == (2, 2) and other.ping_timeout == (3, 3) and other.cells == 1
     assert predict.checked_range(tmp_path / "nothing") is None
     searches = predict.checked_range(runs=("boundary/*",))
-    assert searches is not None and searches.job_connections == (1, 2) and searches.ping_interval == (0.25, 4)
+    assert searches is not None and searches.job_connections == (1, 2) and searches.ping_interval == (0.25, 20)
 
 
 def test_a_prediction_covers_one_hour_and_says_when_it_is_extrapolated() -> None:
     checked = predict.checked_range()
     inline = _records("inline", 2500, 0.5)
     inside = predict.forecast(inline, ping_interval=1, ping_timeout=1, checked=checked)
-    outside = predict.forecast(inline, ping_interval=20, ping_timeout=20, checked=checked)
+    outside = predict.forecast(inline, ping_interval=20, ping_timeout=60, checked=checked)
     unknown = predict.forecast(inline, ping_interval=1, ping_timeout=1, checked=None)
     assert inside is not None and outside is not None and unknown is not None
     assert inside.horizon_s == outside.horizon_s == 3600
     assert not inside.extrapolated and outside.extrapolated and unknown.extrapolated
     judged = [ch.Judged("inline", rec.Advice("w", "inline", rec.NO_DATA), ch.Keep("lost", ch.PREDICTED, None,
                                                                                   outside))]
-    text = "\n".join(command.prediction_lines(judged, keepalive="ping_interval 20 s / ping_timeout 20 s",
+    text = "\n".join(command.prediction_lines(judged, keepalive="ping_interval 20 s / ping_timeout 60 s",
                                               checked=checked, direct=False))
-    assert "P(a connection is lost in one hour of this load) at ping_interval 20 s / ping_timeout 20 s" in text
+    assert "P(a connection is lost in one hour of this load) at ping_interval 20 s / ping_timeout 60 s" in text
     assert "inline  0.00 [0.00, 0.00]  extrapolated (outside the checked range)" in text
     assert "horizon: 3,600 s (one hour)" in text
-    assert "checked against measured cells at ping_interval 0.25-4 s, ping_timeout 0.5-2 s" in text
+    assert ("checked against measured cells at ping_interval 0.25-4 s, ping_timeout 0.5-2 s; "
+            "ping_interval 20 s, ping_timeout 20 s") in text
     assert "these settings are outside it" in text
     judged = [ch.Judged("inline", rec.Advice("w", "inline", rec.NO_DATA), ch.Keep("lost", ch.PREDICTED, None,
                                                                                   inside))]

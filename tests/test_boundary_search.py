@@ -175,6 +175,21 @@ def test_boundary_figure_draws_one_line_per_strategy(tmp_path):
     assert "inline (measured)" in svg and "chunked (model)" in svg
 
 
+def test_rules_figure_puts_each_search_at_each_rule(tmp_path):
+    from wsblock.report import fig_boundary
+
+    # A boundary at ping_timeout / N lies on the first rule's diagonal; at
+    # ping_interval 4 s the second rule puts it 2.5 times further right.
+    estimates = [{"ping_interval": pi, "ping_timeout": 1.0, "job_connections": 1,
+                  "p50": {"value": 1000.0, "low": 900.0, "high": 1100.0}} for pi in (1.0, 4.0)]
+    estimates.append({"ping_interval": None, "ping_timeout": None, "job_connections": 1, "p50": {"value": 5.0}})
+    assert [rule(4.0, 1.0, 1) for _, rule in fig_boundary.RULES] == [1000.0, 2500.0]
+    assert [rule(20.0, 20.0, 2) for _, rule in fig_boundary.RULES] == [10000.0, 10000.0]
+    paths = fig_boundary.rules_figure(estimates, tmp_path)
+    assert {p.suffix for p in paths} == {".png", ".svg"}
+    assert "2 searches" in (tmp_path / "boundary_rules.svg").read_text()
+
+
 def _drive_staircase(truth, *, budget=40, n=6, seed=1, low=100.0, high=4000.0, stretch=1.0):
     # Cells lose all their connections or none (they share the stalls):
     # the staircase against a known curve, the cell the unit of chance.
@@ -248,5 +263,8 @@ def test_boundary_figure_command_combines_searches(capsys, tmp_path):
     assert "3 estimates from 3 searches" in capsys.readouterr().out
     svg = (tmp_path / "boundary.svg").read_text()
     assert "1 job conn. (measured)" in svg and "2 job conn. (measured)" in svg
+    rules = (tmp_path / "boundary_rules.svg").read_text()
+    assert "ping_timeout / N" in rules and "(ping_interval + ping_timeout) / 2N" in rules
+    assert "ping_interval 1 s" in rules and "N = 2 job conn." in rules
     assert main(["boundary", "figure", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
     assert "no readable boundary.json" in capsys.readouterr().err

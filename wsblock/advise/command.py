@@ -232,10 +232,8 @@ def _searched() -> str:
     if checked is None:
         return ""
     lo, hi = checked.job_connections
-    t_lo, t_hi = checked.ping_timeout
     calls = f"{lo}" if lo == hi else f"{lo}-{hi}"
-    timeouts = f"{t_lo:g}" if t_lo == t_hi else f"{t_lo:g}-{t_hi:g}"
-    return f"{calls} calls at once, ping_timeout {timeouts} s"
+    return f"{calls} calls at once, ping_timeout {checked.timeouts_text()}"
 
 
 def _hours(seconds: float | None) -> str:

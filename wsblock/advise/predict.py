@@ -36,6 +36,11 @@ is compounded from it. A stretch always holds the first ping and three keepalive
 CHECKED_RUNS = ("default", "keepalive", "keepalive_one_job", "pandas_chunks", "boundary/*")
 """Reference runs (under ``results/reference``) the model was checked against (``docs/boundary-model.md``)."""
 
+CLUSTER_GAP = 4.0
+"""Checked ``ping_timeout`` values more than this factor apart belong to separate boxes of the checked
+range: settings between two such clusters (say 5 s, between a study at 0.5-2 s and one at 20 s) were
+never measured, so a prediction there is extrapolated."""
+
 NEAR = (0.05, 0.95)
 """Predicted loss probabilities in this range are near the boundary: confirm them."""
 
@@ -118,20 +123,46 @@ class CheckedRange:
     job_connections: tuple[int, int]
     cells: int
     source: str
+    boxes: tuple[tuple[tuple[float, float], tuple[float, float]], ...] = ()
+
+    def _boxes(self) -> tuple[tuple[tuple[float, float], tuple[float, float]], ...]:
+        return self.boxes or ((self.ping_interval, self.ping_timeout),)
 
     def inside(self, ping_interval: float | None, ping_timeout: float | None) -> bool:
-        """Whether these settings lie inside the checked range (no keepalive: nothing to extrapolate)."""
+        """Whether these settings lie inside one box of the checked range (no keepalive: nothing to extrapolate)."""
         if ping_interval is None or ping_timeout is None:
             return True
-        return (self.ping_interval[0] <= ping_interval <= self.ping_interval[1]
-                and self.ping_timeout[0] <= ping_timeout <= self.ping_timeout[1])
+        return any(pi[0] <= ping_interval <= pi[1] and pt[0] <= ping_timeout <= pt[1]
+                   for pi, pt in self._boxes())
+
+    def timeouts_text(self) -> str:
+        """The checked ``ping_timeout`` spans: ``0.5-2 s and 20 s``."""
+        return " and ".join(f"{_span(*pt)} s" for _, pt in self._boxes())
 
     def text(self) -> str:
-        """``ping_interval 0.5-1 s, ping_timeout 0.5-2 s``."""
-        def span(lo: float, hi: float) -> str:
-            return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
-        return (f"ping_interval {span(*self.ping_interval)} s, ping_timeout {span(*self.ping_timeout)} s "
-                f"({self.cells} cells of {self.source})")
+        """``ping_interval 0.25-4 s, ping_timeout 0.5-2 s; ping_interval 20 s, ping_timeout 20 s (...)``."""
+        boxes = "; ".join(f"ping_interval {_span(*pi)} s, ping_timeout {_span(*pt)} s" for pi, pt in self._boxes())
+        return f"{boxes} ({self.cells} cells of {self.source})"
+
+
+def _span(lo: float, hi: float) -> str:
+    return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+
+
+def _clusters(points: Sequence[tuple[float, float]]) -> tuple[tuple[tuple[float, float], tuple[float, float]], ...]:
+    """Boxes around the checked (ping_interval, ping_timeout) points, split where ping_timeouts jump by CLUSTER_GAP."""
+    timeouts = sorted({t for _, t in points})
+    groups: list[list[float]] = []
+    for t in timeouts:
+        if groups and t <= groups[-1][-1] * CLUSTER_GAP:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    boxes = []
+    for group in groups:
+        inside = [(i, t) for i, t in points if group[0] <= t <= group[-1]]
+        boxes.append(((min(i for i, _ in inside), max(i for i, _ in inside)), (group[0], group[-1])))
+    return tuple(boxes)
 
 
 def reference_dir() -> Path | None:
@@ -247,7 +278,7 @@ def checked_range(root: Path | None = None, runs: Sequence[str] = CHECKED_RUNS) 
         return None
     return CheckedRange((min(intervals), max(intervals)), (min(timeouts), max(timeouts)),
                         (min(conns), max(conns)) if conns else (0, 0), len(intervals),
-                        "results/reference: " + ", ".join(runs))
+                        "results/reference: " + ", ".join(runs), _clusters(list(zip(intervals, timeouts))))
 
 
 def at_settings(record: Mapping[str, Any], *, ping_interval: float, ping_timeout: float,

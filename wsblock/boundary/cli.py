@@ -61,12 +61,16 @@ def add_parsers(subparsers: Any) -> None:
     model.add_argument("--phases", type=int, default=200, metavar="N",
                        help="phase grid of the model (default 200)")
     model.set_defaults(handler=cmd_model)
-    figure = sub.add_parser("figure", help="one figure of several searches (boundary against ping_timeout)",
+    figure = sub.add_parser("figure", help="figures of several searches (boundary against ping_timeout; "
+                                            "against the rules ping_timeout / N and (ping_interval + ping_timeout) / 2N)",
                             description="Draw the estimates of several search directories (each with its "
-                                        "boundary.json) in one figure, one line per workload, strategy and "
-                                        "number of job connections.")
+                                        "boundary.json): boundary.png, one line per workload, strategy and "
+                                        "number of job connections against ping_timeout; boundary_rules.png, "
+                                        "every boundary against the job length each of the two rules "
+                                        "ping_timeout / N and (ping_interval + ping_timeout) / 2N predicts "
+                                        "(on the diagonal: the rule holds).")
     figure.add_argument("dirs", nargs="+", metavar="SEARCH", help="search directories (wsblock boundary --out)")
-    figure.add_argument("--out", metavar="OUTDIR", required=True, help="where to write boundary.png and .svg")
+    figure.add_argument("--out", metavar="OUTDIR", required=True, help="where to write boundary.png, boundary_rules.png and their .svg")
     figure.set_defaults(handler=cmd_figure)
     scored = sub.add_parser(
         "score", help="the model against the simple rules, out of sample, per repeat (Brier, log loss)",
@@ -223,7 +227,7 @@ def cmd_figure(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    written = fig_boundary.boundary_figure(estimates, out)
+    written = fig_boundary.boundary_figure(estimates, out) + fig_boundary.rules_figure(estimates, out)
     print(f"{len(estimates)} estimates from {len(args.dirs)} searches: "
           + ", ".join(str(p) for p in written if p.suffix == ".png"))
     return 0

@@ -7,6 +7,9 @@
   Wilson 95 % interval).
 * :func:`boundary_figure`: searched boundary job lengths (``wsblock
   boundary``) against ``ping_timeout``, one line per strategy, with intervals.
+* :func:`rules_figure`: every searched boundary against the two candidate
+  rules, ``ping_timeout / N`` and ``(ping_interval + ping_timeout) / 2N``,
+  so that ``ping_interval`` and websockets' defaults show on one slide.
 """
 
 from __future__ import annotations
@@ -235,18 +238,23 @@ def boundary_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, st
         footer: Provenance footer, or ``None``.
     """
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     fig, ax = plt.subplots(figsize=(5.2, 4.0), layout="constrained")
-    lines: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
+    lines: dict[tuple[str, str, int, float], list[Mapping[str, Any]]] = {}
     for e in estimates:
         if e.get("ping_timeout") is None:
             continue
-        key = (str(e.get("workload")), str(e.get("strategy")), int(e.get("job_connections") or 0))
+        key = (str(e.get("workload")), str(e.get("strategy")), int(e.get("job_connections") or 0),
+               float(e.get("ping_interval") or 0.0))
         lines.setdefault(key, []).append(e)
     several = len({k[2] for k in lines}) > 1
+    # Searches at several ping_intervals are drawn apart (a line joins one
+    # ping_interval's timeouts) and named by it.
+    intervals = len({k[3] for k in lines}) > 1
     dashes = ["-", "--", "-.", (0, (1, 1))]
     timeouts: set[float] = set()
-    for i, ((workload, strategy, jobs), points) in enumerate(sorted(lines.items())):
+    for i, ((workload, strategy, jobs, interval), points) in enumerate(sorted(lines.items())):
         points = sorted(points, key=lambda e: float(e["ping_timeout"]))
         xs = [float(e["ping_timeout"]) for e in points]
         timeouts.update(xs)
@@ -257,12 +265,16 @@ def boundary_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, st
         ys = [m if m is not None else math.nan for m in mid]
         yerr = [[y - (l if l is not None else y) for y, l in zip(ys, lo)],
                 [(h if h is not None else y) - y for y, h in zip(ys, hi)]]
-        label = f"{workload} {strategy}" + (f", {jobs} job conn." if several else "")
+        label = (f"{workload} {strategy}" + (f", {jobs} job conn." if several else "")
+                 + (f", ping_interval {interval:g} s" if intervals else ""))
         style = dashes[sorted({k[2] for k in lines}).index(jobs) % len(dashes)] if several else "-"
+        if intervals:
+            colour = plotting.keepalive_colours(len({k[3] for k in lines}))[
+                sorted({k[3] for k in lines}).index(interval)]
         ax.errorbar(xs, ys, yerr=yerr, color=colour, marker=plotting.strategy_marker(strategy),
                     ms=4, capsize=2, ls=style, label=f"{label} (measured)")
         model = [e.get("model_p50_ms") for e in points]
-        if any(m is not None for m in model):
+        if any(m is not None for m in model) and not intervals:
             ax.plot(xs, [m if m is not None else math.nan for m in model], color=colour, ls=":", marker="x",
                     ms=5, label=f"{label} (model)")
     if timeouts:
@@ -271,6 +283,9 @@ def boundary_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, st
     ax.set_xlabel("ping_timeout (s)")
     ax.set_ylabel("job length at 50 % loss, as measured (ms)")
     ax.set_yscale("log")
+    if timeouts and max(timeouts) / min(timeouts) > 8:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     _plain_log_labels(ax)
     if lines:
         ax.legend(frameon=False, fontsize=7)
@@ -281,5 +296,83 @@ def boundary_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, st
     return plotting.save(fig, out_dir, stem, footer)
 
 
-__all__ = ["ModelRow", "boundary_figure", "group_cells", "load_records", "model_figure", "model_rows",
+RULES = (
+    ("ping_timeout / N", lambda pi, pt, n: 1000.0 * pt / n),
+    ("(ping_interval + ping_timeout) / 2N", lambda pi, pt, n: 1000.0 * (pi + pt) / (2 * n)),
+)
+"""The two candidate rules for where keepalive starts losing connections, as job lengths in ms."""
+
+
+def rules_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, stem: str = "boundary_rules",
+                 footer: Any = None) -> list[Path]:
+    """Each searched boundary against what each candidate rule predicts for its settings.
+
+    One panel per rule of :data:`RULES`: x is the rule's job length for the
+    search's ``ping_interval``, ``ping_timeout`` and job connections N, y the
+    measured 50 % boundary with its 95 % interval, both on log scales; a
+    rule that holds puts every point on the diagonal. Colour marks
+    ``ping_interval``, the marker N. Estimates without a keepalive or a
+    point are left out.
+
+    Args:
+        estimates: Entries of boundary summaries' ``estimates``.
+        out_dir: Where to write.
+        stem: File name without extension.
+        footer: Provenance footer, or ``None``.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+
+    points = []
+    for e in estimates:
+        p50 = e.get("p50") or {}
+        pi, pt, n = e.get("ping_interval"), e.get("ping_timeout"), e.get("job_connections")
+        if pi is None or pt is None or not n or p50.get("value") is None:
+            continue
+        points.append((float(pi), float(pt), int(n), float(p50["value"]), p50.get("low"), p50.get("high")))
+    intervals = sorted({p[0] for p in points})
+    cmap = colormaps["viridis"]
+    colour = {pi: cmap(0.85 * i / max(1, len(intervals) - 1)) for i, pi in enumerate(intervals)}
+    markers = {1: "o", 2: "s", 3: "^", 4: "D"}
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.6), layout="constrained", sharey=True)
+    for ax, (name, rule) in zip(axes, RULES):
+        xs_all = []
+        for pi, pt, n, value, low, high in points:
+            x = rule(pi, pt, n)
+            xs_all += [x, value]
+            lo = value - low if low is not None else 0.0
+            hi = high - value if high is not None else 0.0
+            ax.errorbar([x], [value], yerr=[[lo], [hi]], color=colour[pi], marker=markers.get(n, "P"),
+                        ms=6, capsize=2, ls="none", mec="black", mew=0.4)
+            if low is None or high is None:
+                ax.annotate("open", (x, value), textcoords="offset points", xytext=(4, -8), fontsize=6)
+        if xs_all:
+            lo_edge, hi_edge = min(xs_all) / 1.6, max(xs_all) * 1.6
+            ax.plot([lo_edge, hi_edge], [lo_edge, hi_edge], color="0.5", lw=0.8, ls="--")
+            ax.set_xlim(lo_edge, hi_edge)
+            ax.set_ylim(lo_edge, hi_edge)
+        else:
+            plotting.empty_panel(ax, "no boundary estimated")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _plain_log_labels(ax)
+        ax.xaxis.set_major_formatter(ax.yaxis.get_major_formatter())
+        ax.xaxis.set_minor_formatter(ax.yaxis.get_minor_formatter())
+        ax.set_xlabel(f"{name}, ms")
+        ax.set_title(f"rule: {name}", fontsize=9)
+    axes[0].set_ylabel("measured job length at 50 % loss, ms")
+    for pi in intervals:
+        axes[1].plot([], [], "o", color=colour[pi], label=f"ping_interval {pi:g} s")
+    for n in sorted({p[2] for p in points}):
+        axes[1].plot([], [], markers.get(n, "P"), color="white", mec="black", label=f"N = {n} job conn.")
+    axes[1].plot([], [], color="0.5", lw=0.8, ls="--", label="rule holds (diagonal)")
+    if points:
+        axes[1].legend(frameon=False, fontsize=7, loc="upper left")
+    plotting.title(fig, "Where keepalive starts losing connections: the two rules against the searches",
+                   f"{len(points)} searches; a point on the diagonal is a boundary the rule predicts; "
+                   "bars: 95 % interval, each cell one trial")
+    return plotting.save(fig, out_dir, stem, footer)
+
+
+__all__ = ["ModelRow", "RULES", "boundary_figure", "rules_figure", "group_cells", "load_records", "model_figure", "model_rows",
            "model_table", "summary_counts"]
