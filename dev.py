@@ -6,7 +6,7 @@ that has nothing but Python 3.11+:
 
     python3 dev.py bench   # set up, then run the quick matrix and its report
     python3 dev.py test    # set up (and, as root, apt-get what the tests need), then run the tests
-    python3 dev.py reference  # regenerate results/reference (about 2 hours)
+    python3 dev.py reference  # regenerate results/reference (about 4.5 hours)
     python3 dev.py asv-publish  # asv publish, then make the site work offline
 
 The environment lives in ``.venv`` and is refreshed when ``pyproject.toml`` or
@@ -107,10 +107,13 @@ def reference(args: list[str]) -> int:
 
     Runs the ``default`` profile and the study's extra matrices (resuming
     whatever is already recorded), writes a report for each, runs the
-    boundary searches of ``results/reference/boundary/searches.txt`` (also
-    resuming), and checks that
-    ``FINDINGS.md`` still matches the records. About 2 hours on 2 cores;
-    run it on an otherwise idle machine.
+    boundary searches and fixed keepalive cells of
+    ``results/reference/boundary`` and ``results/reference/defaults`` (each
+    a ``searches.txt`` and ``matrices/*.toml``; also resuming), draws the
+    searches' figures, and checks that ``FINDINGS.md`` still matches the
+    records. About 2 hours on 2 cores for the fast-keepalive study and 2.5
+    hours more at websockets' default keepalive (20 s / 20 s); run it on an
+    otherwise idle machine.
     """
     # Paths relative to the checkout, so that manifests do not record where
     # the checkout happened to be.
@@ -125,23 +128,35 @@ def reference(args: list[str]) -> int:
             code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
             if code != 0:
                 return code
-    searches = ROOT / ref / "boundary" / "searches.txt"
-    if searches.exists():
-        names: list[str] = []
-        for line in searches.read_text().splitlines():
+    # The keepalive studies: boundary searches (searches.txt: NAME then the
+    # arguments of `wsblock boundary`) and fixed cells (matrices/*.toml: the
+    # rule of thumb and the scale test), at fast keepalive in boundary/ and
+    # at websockets' defaults in defaults/.
+    names: list[str] = []
+    for study in ("boundary", "defaults"):
+        searches = ROOT / ref / study / "searches.txt"
+        lines = searches.read_text().splitlines() if searches.exists() else []
+        for line in lines:
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             name, *source = line.split()
-            cmd = ["boundary", *source, "--out", str(ref / "boundary" / name), "--quiet"]
+            cmd = ["boundary", *source, "--out", str(ref / study / name), "--quiet"]
             code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
             if code != 0:
                 return code
-            names.append(str(ref / "boundary" / name))
-        if names:
-            cmd = ["boundary", "figure", *names, "--out", str(ref / "boundary")]
-            code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
-            if code != 0:
-                return code
+            names.append(str(ref / study / name))
+        for matrix in sorted((ROOT / ref / study / "matrices").glob("*.toml")):
+            out = ref / study / matrix.stem
+            for cmd in (["matrix", "--config", str(matrix.relative_to(ROOT)), "--out", str(out), *args],
+                        ["report", str(out)]):
+                code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
+                if code != 0:
+                    return code
+    if names:
+        cmd = ["boundary", "figure", *names, "--out", str(ref / "boundary")]
+        code = subprocess.run([str(PY), "-m", "wsblock", *cmd], cwd=ROOT).returncode
+        if code != 0:
+            return code
     findings = ref / "FINDINGS.md"
     if (ROOT / findings).exists():
         return subprocess.run([str(PY), "-m", "wsblock", "findings", "check", str(findings)],

@@ -153,7 +153,7 @@ def test_the_checked_range_is_read_from_the_reference_records(tmp_path: Path) ->
     assert other is not None and other.ping_interval == (2, 2) and other.ping_timeout == (3, 3) and other.cells == 1
     assert predict.checked_range(tmp_path / "nothing") is None
     searches = predict.checked_range(runs=("boundary/*",))
-    assert searches is not None and searches.job_connections == (1, 2) and searches.ping_interval == (0.25, 20)
+    assert searches is not None and searches.job_connections == (1, 2) and searches.ping_interval == (0.25, 4)
 
 
 def test_a_prediction_covers_one_hour_and_says_when_it_is_extrapolated() -> None:

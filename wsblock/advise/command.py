@@ -227,8 +227,8 @@ def _confirm(s: _Settings, judged: list[ch.Judged]) -> tuple[list[ch.Judged], st
 
 
 def _searched() -> str:
-    """Where the reference study's searches measured the boundary: ``1-2 calls at once, ping_timeout 0.5-2 s``."""
-    checked = predict.checked_range(runs=("boundary/*",))
+    """Where the reference study's searches measured the boundary: ``1-2 calls at once, ping_timeout 0.5-2 s and 20 s``."""
+    checked = predict.checked_range(runs=("boundary/*", "defaults/*"))
     if checked is None:
         return ""
     lo, hi = checked.job_connections

@@ -33,7 +33,7 @@ SEGMENT_S = 120.0
 """Longest stretch the model walks ping by ping (its cost grows with stalls x pings); a longer horizon
 is compounded from it. A stretch always holds the first ping and three keepalive cycles."""
 
-CHECKED_RUNS = ("default", "keepalive", "keepalive_one_job", "pandas_chunks", "boundary/*")
+CHECKED_RUNS = ("default", "keepalive", "keepalive_one_job", "pandas_chunks", "boundary/*", "defaults/*")
 """Reference runs (under ``results/reference``) the model was checked against (``docs/boundary-model.md``)."""
 
 CLUSTER_GAP = 4.0
