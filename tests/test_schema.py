@@ -236,15 +236,15 @@ def test_old_records_are_upgraded_in_one_place() -> None:
     assert new["params"]["client_pings"] is True and new["params"]["handler_ping_timeout"] is None
     row = tidy.flatten(old)
     assert row["disconnects_by_client"] == 0 and row["ticker_lag_p99_ms"] != row["ticker_lag_p99_ms"]
-    with pytest.raises(ValueError, match="unsupported schema_version 5"):
-        record.upgrade({**rec, "schema_version": 5})
+    with pytest.raises(ValueError, match=f"unsupported schema_version {record.SCHEMA_VERSION + 1}"):
+        record.upgrade({**rec, "schema_version": record.SCHEMA_VERSION + 1})
 
 
 def test_the_engine_writes_the_current_version() -> None:
     from wsblock.engine import assemble
 
     assert "SCHEMA_VERSION" in assemble.build.__globals__
-    assert assemble.build.__globals__["SCHEMA_VERSION"] == record.SCHEMA_VERSION == 4
+    assert assemble.build.__globals__["SCHEMA_VERSION"] == record.SCHEMA_VERSION == 5
     failed = record.failed(params={}, error="error: x", exit_code=2, stderr_tail=[], meta={})
     assert failed["schema_version"] == record.SCHEMA_VERSION and failed["error"] == "x"
 

@@ -58,11 +58,37 @@ def test_a_warmup_stall_reaching_into_the_window_counts_there() -> None:
     before = setup_phase.before_window(stalls, WINDOW, ready_at=READY)
     assert before["at_window_start"]["phase"] == "warmup"
     rec = _record(window, before)
-    [warning] = [w for w in checks.warnings_for(rec) if w["code"] == "stalled_at_window_start"]
-    assert "warm-up" in warning["message"]
+    codes = {w["code"] for w in checks.warnings_for(rec)}
+    # The cell's own work is no condition of the measurement: a note that moves no verdict.
+    assert "stalled_at_window_start" not in codes and "busy_at_window_start" in codes
+    [warning] = [w for w in checks.warnings_for(rec) if w["code"] == "busy_at_window_start"]
+    assert "warm-up" in warning["message"] and "engine/strategies.py:120" in warning["message"]
+    from wsblock.schema import caveats
+    assert caveats.direction("busy_at_window_start") == caveats.NEUTRAL
+    assert caveats.direction("stalled_at_window_start") == caveats.HARSHER
     # And none when no stall crossed the window's start.
     quiet = _record(window, setup_phase.before_window(_stalls(), WINDOW, ready_at=READY))
-    assert "stalled_at_window_start" not in {w["code"] for w in checks.warnings_for(quiet)}
+    assert not {"stalled_at_window_start", "busy_at_window_start"} & {w["code"] for w in checks.warnings_for(quiet)}
+
+
+def test_a_version_4_record_names_a_warmup_stall_as_the_cells_own_work() -> None:
+    from wsblock.schema import record
+
+    def v4(phase: str) -> dict:
+        stalls = [Stall(96.0 if phase == "setup" else 99.0, 101.0, "x.py:1 f")]
+        before = setup_phase.before_window(stalls, WINDOW, ready_at=READY)
+        assert before["at_window_start"]["phase"] == phase
+        rec = _record(summarize_stalls(setup_phase.strategy_stalls(stalls, READY), WINDOW), before)
+        rec["schema_version"] = 4
+        rec["warnings"] = [{"code": "stalled_at_window_start", "message": "v4"}, {"code": "oversubscribed",
+                                                                                  "message": "m"}]
+        return record.upgrade(rec)
+
+    # Yes: a warm-up stall becomes the note; no: a set-up stall stays a harsher condition.
+    assert [w["code"] for w in v4("warmup")["warnings"]] == ["busy_at_window_start", "oversubscribed"]
+    setup = v4("setup")["warnings"]
+    assert [w["code"] for w in setup] == ["stalled_at_window_start", "oversubscribed"]
+    assert "set-up" in setup[0]["message"]
 
 
 def _record(stalls: dict, before: dict) -> dict:
@@ -157,7 +183,7 @@ def test_a_version_3_record_reads_as_not_measured_before_the_window_and_for_resu
     old["stalls"].pop("before_window", None)
     (old.get("server") or {}).pop("setup", None)
     new = record.load(old)
-    assert new["schema_version"] == record.SCHEMA_VERSION == 4
+    assert new["schema_version"] == record.SCHEMA_VERSION == 5
     assert new["result"] is None and new["stalls"]["before_window"] is None and new["server"]["setup"] is None
     # Read as not measured: no warning of a stall at the window's start is invented.
     assert "stalled_at_window_start" not in {w["code"] for w in checks.warnings_for(new)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from wsblock.engine.probe import FEW_PROBE_SAMPLES
+from wsblock.schema import caveats
 from wsblock.engine.sizing import JOBS_PER_CONNECTION
 
 CODES = (
@@ -25,6 +26,7 @@ CODES = (
     "work_ms_ignored",
     "cpu_unmeasured",
     "stalled_at_window_start",
+    "busy_at_window_start",
     "stray_processes",
 )
 
@@ -109,15 +111,7 @@ def warnings_for(rec: dict[str, Any]) -> list[dict[str, str]]:
                                            + ", ".join(parts)))
     at_start = ((rec.get("stalls") or {}).get("before_window") or {}).get("at_window_start")
     if at_start:
-        whose = ("the harness's own set-up (left out of the window's stall figures)"
-                 if at_start["phase"] == "setup" else "the warm-up, with the load connected (counted from "
-                                                      "the window's start)")
-        out.append(_warn("stalled_at_window_start",
-                         f"the server's loop was stalled when the window opened: a stall that began "
-                         f"{at_start['began_ms_before']:,.0f} ms before it, during {whose}, lasted "
-                         f"{at_start['ms_into_window']:,.0f} ms into it"
-                         + (f" (at {at_start['site']})" if at_start.get("site") else "")
-                         + "; connections lost early in the window may be its doing"))
+        out.append(caveats.at_window_start_warning(at_start))
     ignored = rec["work"].get("ignored_work_ms")
     if ignored is not None:
         function = rec["work"].get("function") or {}

@@ -32,6 +32,7 @@ passes a rule. The analysis reads this table; the engine raises the codes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 HARSHER = "harsher"
 """Can only make a cell look worse than it is."""
@@ -103,7 +104,11 @@ CAVEATS: tuple[Caveat, ...] = (
     Caveat("background_load", HARSHER,
            harsher="lower-priority background load keeping the cores busy"),
     Caveat("stalled_at_window_start", HARSHER,
-           harsher="the loop still stalled by the harness's set-up or warm-up when the window opened"),
+           harsher="the loop still stalled by the harness's own set-up when the window opened"),
+    # The cell's own work running when the window opened (a warm-up job
+    # reaching into it) is what the strategy does: it counts in the window
+    # like any other stall, and is no condition of the measurement.
+    Caveat("busy_at_window_start", NEUTRAL),
     Caveat("stray_processes", HARSHER,
            harsher="processes a user's function left running, which shared the machine with the cell"),
     Caveat("calibration_drift", BY_SIGN,
@@ -168,5 +173,33 @@ def direction(code: str, ratio_to_target: float | None = None, *, limit: float =
     return NEUTRAL
 
 
-__all__ = ["BY_CODE", "BY_SIGN", "CAVEATS", "Caveat", "DIRECTIONS", "HARSHER", "MOVES", "NEUTRAL", "OF_FIGURE", "SAFER",
+def at_window_start_warning(at_start: Mapping[str, Any]) -> dict[str, str]:
+    """The warning for a stall going on when the window opened, by whose it was.
+
+    A stall of the harness's set-up is ``stalled_at_window_start``: left out
+    of the window's stall figures, but connections lost early in the window
+    may be its doing, which can only make the cell look worse. A stall of
+    the warm-up (the load connected, the cell's first jobs running) is the
+    strategy's own work: ``busy_at_window_start``, a note that moves no
+    verdict, since the stall counts in the window like any other.
+
+    Args:
+        at_start: ``stalls.before_window.at_window_start`` of a record
+            (``phase``, ``began_ms_before``, ``ms_into_window``, ``site``).
+    """
+    began = f"{at_start['began_ms_before']:,.0f} ms before it"
+    into = f"{at_start['ms_into_window']:,.0f} ms into it"
+    site = f" (at {at_start['site']})" if at_start.get("site") else ""
+    if at_start.get("phase") == "setup":
+        return {"code": "stalled_at_window_start", "message":
+                f"the server's loop was stalled when the window opened: a stall that began {began}, "
+                f"during the harness's own set-up (left out of the window's stall figures), lasted "
+                f"{into}{site}; connections lost early in the window may be its doing"}
+    return {"code": "busy_at_window_start", "message":
+            f"the cell's own work held the loop when the window opened: a stall that began {began}, "
+            f"during the warm-up with the load connected, lasted {into}{site}; it counts from the "
+            "window's start like any other stall of the cell"}
+
+
+__all__ = ["BY_CODE", "at_window_start_warning", "BY_SIGN", "CAVEATS", "Caveat", "DIRECTIONS", "HARSHER", "MOVES", "NEUTRAL", "OF_FIGURE", "SAFER",
            "UNKNOWN_SAFER", "caveat", "direction"]

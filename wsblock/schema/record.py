@@ -40,7 +40,9 @@ import copy
 import typing
 from typing import Any, Callable, Mapping
 
-SCHEMA_VERSION = 4
+from wsblock.schema import caveats
+
+SCHEMA_VERSION = 5
 KIND = "wsblock.cell"
 
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -147,7 +149,21 @@ def _v3_to_v4(record: dict[str, Any]) -> None:
         server.setdefault("setup", None)
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _v4_to_v5(record: dict[str, Any]) -> None:
+    # Version 4 raised stalled_at_window_start for any stall going on when
+    # the window opened; a warm-up stall is the cell's own work, now the
+    # note busy_at_window_start (it moves no verdict).
+    at_start = ((record.get("stalls") or {}).get("before_window") or {}).get("at_window_start")
+    warnings = record.get("warnings")
+    if not isinstance(at_start, dict) or not isinstance(warnings, list):
+        return
+    for i, w in enumerate(warnings):
+        if isinstance(w, dict) and w.get("code") == "stalled_at_window_start":
+            warnings[i] = caveats.at_window_start_warning(at_start)
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4,
+                                                         4: _v4_to_v5}
 """Version -> the step that brings a record of that version to the next."""
 
 
