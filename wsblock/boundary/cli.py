@@ -31,11 +31,15 @@ def add_parsers(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         "boundary", help="find the job length at which keepalive loses connections (adaptive search)",
-        description="Search, on a log scale over work_ms, for the job length at which half (and 5 %%, "
-                    "95 %%) of the original connections are lost, with repeats near the boundary; "
+        description="Search, on a log scale over work_ms, for the job length at which half (and 5 %, "
+                    "95 %) of the original connections are lost, with repeats near the boundary; "
                     "every estimate with its bracketing interval. 'wsblock boundary model RUN' compares "
                     "the model of docs/boundary-model.md with the records of a run directory.")
     main_cli._add_cell_arguments(parser)
+    for action in parser._actions:
+        if action.dest == "work_ms":
+            # A search chooses its job lengths: --work-ms is not needed here.
+            action.help = "refused: the search chooses the job lengths (bound them with --min-ms, --max-ms)"
     parser.add_argument("--out", metavar="DIR", help="run directory for the records and boundary.json "
                                                      "(reused to resume)")
     parser.add_argument("--budget", type=int, default=40, metavar="N",
