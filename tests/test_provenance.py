@@ -50,5 +50,7 @@ def test_footer_stays_clear_of_the_legend_and_axes(tmp_path: Path) -> None:
     for artist in [*fig.legends, *axes, fig._supxlabel]:
         box = artist.get_window_extent(renderer)
         assert box.y0 >= footer.y1 - 1, artist
-    assert footer.y0 >= 0
+    # The footer lies wholly inside the saved figure (not cut at its bottom or sides).
+    width, height = fig.get_size_inches() * fig.dpi
+    assert 0 <= footer.y0 < footer.y1 <= height and 0 <= footer.x0 < footer.x1 <= width
     plt.close(fig)
