@@ -272,7 +272,8 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
                         f"windows, records in {where / 'cells'}")
         choice = ch.choose(fast.mix(guessed, c.measured))
     elif contradicted:
-        said.append(f"no strategy left to fall back on: run the full 'wsblock advise {target.name}'")
+        said.append(f"nothing to fall back on (no other strategy is predicted to keep connections and the loop "
+                    f"free): run the full 'wsblock advise {target.name}' for a measured answer")
     answer = _final(labelled(choice, c), c, target.name)
     by_name = {j.strategy: j for j in guessed}
     diffs = [d for name, m in c.measured.items()
@@ -299,6 +300,8 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
     lines += [f"  {r}" for r in c.rounds]
     if c.measured:
         frame = pd.concat(c.frames, ignore_index=True) if c.frames else pd.DataFrame()
+        if "strategy" in frame:
+            frame = frame.drop_duplicates("strategy", keep="last")  # a rejection confirmed again: its sized cell
         mixed = [c.measured[n] for n in sorted(c.measured, key=ch.cost_key)]
         lines += ["  " + line for line in cmd.table(mixed, frame, c.records)]
         lines.append("prediction against confirmation:")
