@@ -14,7 +14,8 @@ from wsblock.advise import fast
 from wsblock.advise import predict
 from wsblock.advise import saved
 from wsblock.advise import stallpred as sp
-from wsblock.advise.fast_command import Confirmation, labelled
+from wsblock.advise import target as tg
+from wsblock.advise.fast_command import Confirmation, labelled, reject_window_s
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import recommend as rec
 from wsblock.analysis import rules
@@ -100,6 +101,14 @@ def test_the_rejected_strategy_confirmed_is_the_one_just_cheaper(picked: str, st
     assert fast.rejected(ch.Choice(None, closest=picked), strategies) == below
 
 
+def test_the_window_confirming_a_rejection_lets_the_probe_read_a_busy_loop() -> None:
+    target = tg.resolve("blocking_io", work_ms=100, params=[], ping_interval=1.0, ping_timeout=1.0,
+                        job_connections=1, repeats=1)
+    assert reject_window_s(target, 100.0) == fast.REJECT_MIN_S
+    # A loop busy with 30 ms steps wakes the probe about 33 times a second: 100 samples, with a margin, need 5 s.
+    assert reject_window_s(target, 100.0, lag_ms=15.0) == 5.0
+
+
 # --- the confirmation ----------------------------------------------------------
 
 def test_a_confirmation_that_agrees_keeps_the_predicted_answer_and_reports_no_difference() -> None:
@@ -148,9 +157,11 @@ def test_one_stall_in_one_repeat_asks_for_another_repeat_not_for_a_verdict() -> 
     assert not once.loop_free and fast.another_repeat_decides(once)
     twice = _measured("process", stall=79.0, share=0.01, p50=0.1, p99=4.0, stalled=1, repeats=2)
     assert twice.loop_free and not fast.another_repeat_decides(twice)
-    # A busy loop is not the machine: more repeats cannot make it free.
+    # A busy loop is not the machine: more repeats cannot make it free; nor lost connections.
     busy = _measured("thread", stall=79.0, share=0.01, p50=6.0, p99=22.0, stalled=1)
     assert not fast.another_repeat_decides(busy)
+    lost = _measured("process", stall=79.0, share=0.01, p50=0.1, p99=4.0, stalled=1, lost=1)
+    assert not fast.another_repeat_decides(lost)
 
 
 def test_only_the_few_repeats_are_excused() -> None:

@@ -47,6 +47,9 @@ REJECT_JOBS = 3
 REJECT_MIN_S = 2.0
 """Shortest window confirming a rejection: a few hundred probe samples, enough to show a loop stalled or busy."""
 
+PROBE_MARGIN = 1.5
+"""How many times the probe samples its percentiles need the window confirming a rejection allows for."""
+
 REJECT_WARMUP_S = 0.5
 """Warm-up before a window confirming a rejection."""
 
@@ -165,15 +168,15 @@ def mix(predicted: list[ch.Judged], measured: dict[str, ch.Judged]) -> list[ch.J
 
 
 def another_repeat_decides(j: ch.Judged) -> bool:
-    """Whether the loop failed only by stalling in every repeat, which another repeat can overturn.
+    """Whether the strategy failed only by stalling in every repeat, which another repeat can overturn.
 
     The rule lets a strategy stall in some repeats, not in all (a shared
     machine stalls any loop now and then). With one repeat, one stall is
     "every repeat": the cells cannot yet tell the machine from the strategy.
     """
     check = j.check
-    if not check.stalled or j.keep.outcome == "lost":
-        return False
+    if not check.stalled or j.keep.outcome != "kept" or not j.strong:
+        return False  # something else stands in its way: more repeats cannot make it eligible
     return rules.loop_check(replace(j.figures, stalled_repeats=0), j.stall_ms).free is True
 
 
@@ -256,6 +259,7 @@ def contradiction(predicted: ch.Judged, measured: ch.Judged) -> str:
     return f"{name}'s evidence is weak: {'; '.join(measured.weak)}"
 
 
-__all__ = ["Difference", "FAST_REPEATS", "another_repeat_decides", "GIL_WAIT_SHARE", "MAX_ROUNDS", "PREDICTED_PROBE", "REJECT_JOBS",
-           "REJECT_MIN_S", "REJECT_WARMUP_S", "Shape", "contradiction", "differences", "excused", "few_repeats",
-           "keeps_loop_free_unconfirmed", "lag_p50_ms", "mix", "predicted_judged", "rejected"]
+__all__ = ["Difference", "FAST_REPEATS", "GIL_WAIT_SHARE", "MAX_ROUNDS", "PREDICTED_PROBE", "PROBE_MARGIN",
+           "REJECT_JOBS", "REJECT_MIN_S", "REJECT_WARMUP_S", "Shape", "another_repeat_decides", "contradiction",
+           "differences", "excused", "few_repeats", "keeps_loop_free_unconfirmed", "lag_p50_ms", "mix",
+           "predicted_judged", "rejected"]

@@ -61,6 +61,7 @@ class Confirmation:
         directories: Where each confirming run's records are.
         rounds: What each round confirmed, in words.
         repeats: Repeats run in each confirming run's directory.
+        replaced: Evidence a later round replaced (a rejection's short cell confirmed again).
     """
 
     measured: dict[str, ch.Judged] = field(default_factory=dict)
@@ -71,25 +72,38 @@ class Confirmation:
     directories: list[Path] = field(default_factory=list)
     rounds: list[str] = field(default_factory=list)
     repeats: dict[str, int] = field(default_factory=dict)
+    replaced: list[dict[str, Any]] = field(default_factory=list)
 
 
-def reject_window_s(target: tg.Target, call_ms: float) -> float:
-    """A window of :data:`~wsblock.advise.fast.REJECT_JOBS` typical calls per job connection (at least the shortest).
+def reject_window_s(target: tg.Target, call_ms: float, lag_ms: float = math.nan) -> float:
+    """The window that confirms a rejection: long enough to read the loop's figures, and no longer.
+
+    :data:`~wsblock.advise.fast.REJECT_JOBS` typical calls per job
+    connection, at least :data:`~wsblock.advise.fast.REJECT_MIN_S`, and
+    long enough for the probe's percentiles: a loop busy with steps wakes
+    the probe once per step, and under
+    :data:`wsblock.engine.probe.FEW_PROBE_SAMPLES` samples the stall
+    figures lead, which read a loop busy with short steps as free.
 
     Args:
         target: The target.
         call_ms: A typical call (the profile's median).
+        lag_ms: The rejected strategy's predicted loop-lag p50 (NaN: none predicted).
     """
     import psutil
 
     from wsblock.engine import sizing
+    from wsblock.engine.probe import FEW_PROBE_SAMPLES
 
     periods = [sizing.job_period_s(strategy=s, job_s=call_ms / 1000.0,
                                    job_connections=int(target.definition["job_connections"]), workers=1,
                                    cpus=psutil.cpu_count() or 1,
                                    releases_gil=target.workload.gil.startswith("released"))
                for s in target.strategies]
-    return float(max(fast.REJECT_MIN_S, math.ceil(fast.REJECT_JOBS * max(periods))))
+    # A wake-up waits up to a whole step: twice the median lateness, with a margin.
+    wake_ms = 2.0 * lag_ms if math.isfinite(lag_ms) and lag_ms > 0 else 1.0
+    samples_s = fast.PROBE_MARGIN * FEW_PROBE_SAMPLES * wake_ms / 1000.0
+    return float(max(fast.REJECT_MIN_S, math.ceil(fast.REJECT_JOBS * max(periods)), math.ceil(samples_s)))
 
 
 def _measure(s: cmd._Settings, c: Confirmation, strategies: list[str], where: Path, *, repeats: int,
@@ -121,6 +135,8 @@ def _measure(s: cmd._Settings, c: Confirmation, strategies: list[str], where: Pa
              f"repeat can tell the machine from the strategy (repeat {n} of at most {tg.DEFAULT_REPEATS})")
     s.failed += failed
     for j in judged:
+        if j.strategy in c.measured:
+            c.replaced.append({"strategy": j.strategy, "window": "short", "judged": c.measured[j.strategy]})
         c.measured[j.strategy] = j
         if sized:
             c.sized.add(j.strategy)
@@ -228,7 +244,8 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
     first = ch.choose(guessed)
     picked, below = first.strategy or first.closest, fast.rejected(first, target.strategies)
     direct = tg.direct(target)
-    short = reject_window_s(target, profile.calls.p50)
+    lag = next((j.lag_p50.value for j in guessed if j.strategy == below and j.lag_p50 is not None), math.nan)
+    short = reject_window_s(target, profile.calls.p50, lag)
     _say(f"predicted: {first.strategy or f'none (closest {first.closest})'}; confirming "
          f"{picked} in sized windows" + (f" and {below} in a {short:g} s window" if below else ""))
 
@@ -366,7 +383,8 @@ def _advice_record(s: cmd._Settings, args: argparse.Namespace, target: tg.Target
                  "sized": sorted(c.sized, key=ch.cost_key), "rounds": c.rounds,
                  "directories": [str(d) for d in c.directories],
                  "predicted_recommendation": first, "contradicted": contradicted, "fallback": said,
-                 "disagreements": [d.__dict__ | {"text": d.text()} for d in diffs], "took_s": took_s},
+                 "disagreements": [d.__dict__ | {"text": d.text()} for d in diffs], "took_s": took_s,
+                 "replaced": c.replaced},
         "strategies": [{"strategy": j.strategy, "basis": "confirmed" if j.strategy in c.measured else "predicted",
                         "predicted": {"judged": j, **saved.properties(j, props)},
                         **({"measured": {"judged": c.measured[j.strategy],
