@@ -85,8 +85,8 @@ def test_a_thread_beside_pure_python_is_predicted_busy_by_the_switch_interval() 
 
 
 def test_chunked_is_predicted_busy_by_its_steps() -> None:
-    assert fast.lag_p50_ms("chunked", fast.Shape(1.0, 10.0, 5.0), concurrency=1) == 5.0
-    assert fast.lag_p50_ms("chunked", fast.Shape(1.0, 10.0, 5.0), concurrency=3) == 15.0
+    assert fast.lag_p50_ms("chunked", fast.Shape(1.0, 10.0, 5.0), concurrency=1) == 10.0
+    assert fast.lag_p50_ms("chunked", fast.Shape(1.0, 10.0, 5.0), concurrency=3) == 30.0
 
 
 @pytest.mark.parametrize(("picked", "strategies", "below"), [

@@ -88,7 +88,8 @@ def lag_p50_ms(strategy: str, shape: Shape, *, concurrency: int) -> float:
     """The loop-lag p50 a strategy's mechanism predicts where it keeps the loop busy; NaN elsewhere.
 
     * ``chunked``: the loop runs the N calls' steps back to back, so a
-      wake-up waits on average half of N steps;
+      wake-up is late by about N steps (the cells measure a loop-lag p50 of
+      one to three 10 ms steps with one call at once);
     * ``thread``: a call that holds the GIL :data:`GIL_WAIT_SHARE` of the
       time or more makes the loop wait about one switch interval per wake-up.
 
@@ -96,7 +97,7 @@ def lag_p50_ms(strategy: str, shape: Shape, *, concurrency: int) -> float:
     """
     n = max(1, concurrency)
     if strategy == "chunked":
-        return n * shape.step_ms / 2.0
+        return n * shape.step_ms
     if strategy == "thread" and not shape.releases_gil and min(1.0, n * shape.hold_share) >= GIL_WAIT_SHARE:
         return shape.switch_interval_ms
     return math.nan
@@ -178,6 +179,11 @@ def another_repeat_decides(j: ch.Judged) -> bool:
     if not check.stalled or j.keep.outcome != "kept" or not j.strong:
         return False  # something else stands in its way: more repeats cannot make it eligible
     return rules.loop_check(replace(j.figures, stalled_repeats=0), j.stall_ms).free is True
+
+
+def thin_probe(j: ch.Judged) -> bool:
+    """Whether the cells' loop figures came from the stall watchdog because the probe saw too few wake-ups."""
+    return bool(j.figures.probe)
 
 
 def keeps_loop_free_unconfirmed(j: ch.Judged) -> bool:
@@ -262,4 +268,4 @@ def contradiction(predicted: ch.Judged, measured: ch.Judged) -> str:
 __all__ = ["Difference", "FAST_REPEATS", "GIL_WAIT_SHARE", "MAX_ROUNDS", "PREDICTED_PROBE", "PROBE_MARGIN",
            "REJECT_JOBS", "REJECT_MIN_S", "REJECT_WARMUP_S", "Shape", "another_repeat_decides", "contradiction",
            "differences", "excused", "few_repeats", "keeps_loop_free_unconfirmed", "lag_p50_ms", "mix",
-           "predicted_judged", "rejected"]
+           "predicted_judged", "rejected", "thin_probe"]

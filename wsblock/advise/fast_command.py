@@ -274,9 +274,11 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
                                  + reopened))
     if contradicted:
         said.append(f"the confirmation contradicts the prediction: {contradicted}")
-    if reopened:
-        said.append(f"the confirmation contradicts the rejection of {', '.join(reopened)}: its short cell kept the "
-                    f"loop free")
+    for name in reopened:
+        said.append(f"the short cell of {name} saw too few probe wake-ups to show its loop busy or free (the stall "
+                    f"figures, which cannot show a loop busy with short steps, read it free): it is confirmed in a "
+                    f"sized window" if fast.thin_probe(c.measured[name]) else
+                    f"the confirmation contradicts the rejection of {name}: its short cell kept the loop free")
     if pending:
         where = out / "round-2"
         said.append(f"falling back: confirming {', '.join(pending)} with real cells in sized windows "
