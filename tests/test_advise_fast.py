@@ -11,7 +11,6 @@ import pytest
 from tests.helpers import run_cli
 from wsblock.advise import choose as ch
 from wsblock.advise import fast
-from wsblock.advise import predict
 from wsblock.advise import saved
 from wsblock.advise import stallpred as sp
 from wsblock.advise import target as tg

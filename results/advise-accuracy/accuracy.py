@@ -96,17 +96,26 @@ def _answer(name: str, mode: str) -> tuple[str | None, str, dict[str, object] | 
     choice = advice.get("recommendation") or {}
     strategy = choice.get("strategy")
     words = strategy if strategy else f"none (closest {choice.get('closest')})"
-    cells = (advice.get("fast") or {}).get("confirmed_cells")
-    if cells is not None:
-        words += f", {cells} cells"
+    fast = advice.get("fast") or {}
+    if fast:
+        words += f", {fast['confirmed_cells']} cells"
+        diffs = [d["text"] for d in fast.get("disagreements") or []]
+        fell = any(str(line).startswith("falling back") for line in fast.get("fallback") or [])
+        run = {**run, "disagreements": diffs, "fallback": fell}
     return strategy, words, run
+
+
+def _diffs(run: dict[str, object]) -> str:
+    diffs = list(run.get("disagreements") or [])
+    said = "agree" if not diffs else "; ".join(str(d) for d in diffs)
+    return said + ("; fell back to a second round" if run.get("fallback") else "")
 
 
 def table() -> str:
     """The markdown table: per target, both answers, same or not, both times and their ratio."""
     earlier = any((HERE / name / "full-earlier").is_dir() for name in TARGETS)
     head = "| target | full `advise` | " + ("full, earlier run | " if earlier else "") + \
-        "`--fast` | same | full s | fast s | fast / full | load |"
+        "`--fast` | same | full s | fast s | fast / full | load | prediction against its cells |"
     lines = [head, "|" + "---|" * (head.count(" | ") + 1)]
     same = quarter = both = 0
     loads: list[float] = []
@@ -126,7 +135,7 @@ def table() -> str:
         given = " ".join(a for a in args[1:] if a != "--param")
         lines.append(f"| `{args[0]}` {given} | {full_words} | " + (f"{earlier_words} | " if earlier else "")
                      + f"{fast_words} | {'yes' if agree else '**no**'} | {full_s:,.0f} | {fast_s:,.0f} | "
-                     f"{fast_s / full_s:.2f} | {min(load):.1f}-{max(load):.1f} |")
+                     f"{fast_s / full_s:.2f} | {min(load):.1f}-{max(load):.1f} | {_diffs(fast_run)} |")
     lines.append("")
     lines.append(f"Same recommendation: {same} of {both}; `--fast` in at most a quarter of the full time: "
                  f"{quarter} of {both}" + (f"; load average (1 min) {min(loads):.1f} to {max(loads):.1f}"

@@ -63,9 +63,6 @@ over :data:`wsblock.analysis.rules.BUSY_LAG_MS` at the default 5 ms."""
 PREDICTED_PROBE = "predicted from the profile: no probe"
 """Why a predicted strategy's loop-lag percentiles are not read: the rule reads its stall figures."""
 
-MAX_ROUNDS = 2
-"""Rounds of confirming cells: the first, and one to confirm what the rule picks once the first contradicted."""
-
 
 @dataclass(frozen=True)
 class Shape:
@@ -265,7 +262,7 @@ def contradiction(predicted: ch.Judged, measured: ch.Judged) -> str:
     return f"{name}'s evidence is weak: {'; '.join(measured.weak)}"
 
 
-__all__ = ["Difference", "FAST_REPEATS", "GIL_WAIT_SHARE", "MAX_ROUNDS", "PREDICTED_PROBE", "PROBE_MARGIN",
+__all__ = ["Difference", "FAST_REPEATS", "GIL_WAIT_SHARE", "PREDICTED_PROBE", "PROBE_MARGIN",
            "REJECT_JOBS", "REJECT_MIN_S", "REJECT_WARMUP_S", "Shape", "another_repeat_decides", "contradiction",
            "differences", "excused", "few_repeats", "keeps_loop_free_unconfirmed", "lag_p50_ms", "mix",
            "predicted_judged", "rejected", "thin_probe"]

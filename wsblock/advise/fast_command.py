@@ -147,6 +147,12 @@ def _measure(s: cmd._Settings, c: Confirmation, strategies: list[str], where: Pa
     c.repeats[str(where)] = n
 
 
+def _measured_keep(m: ch.Judged, sized: bool) -> str:
+    if not sized:
+        return "not observed"
+    return m.keep.outcome + (" (model, from its stalls)" if m.keep.basis == ch.PREDICTED else "")
+
+
 def _comparison(predicted: list[ch.Judged], c: Confirmation) -> list[str]:
     """One line per confirmed strategy: predicted against measured."""
     header = ["strategy", "window", "cells", "longest stall: predicted / measured",
@@ -171,7 +177,7 @@ def _comparison(predicted: list[ch.Judged], c: Confirmation) -> list[str]:
         sized = name in c.sized
         rows.append([name, "sized" if sized else "short", str(m.advice.repeats[1]),
                      f"{stall(p)} / {stall(m)}", f"{share(p)} / {share(m)}", f"{free(p)} / {free(m)}",
-                     f"{p.keep.outcome} / {m.keep.outcome if sized else 'not observed'}"])
+                     f"{p.keep.outcome} / {_measured_keep(m, sized)}"])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     return ["  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip() for r in [header] + rows]
 
