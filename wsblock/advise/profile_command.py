@@ -38,7 +38,7 @@ def _say(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def _job(target: Any, progress: Callable[[str], None]) -> tuple[Any, Any]:
+def job_of(target: Any, progress: Callable[[str], None]) -> tuple[Any, Any]:
     """The target's first cell and one call's job: sized by the calibration, or one call of a plain function."""
     import workloads
     from wsblock import paths
@@ -104,7 +104,8 @@ def behaviour_lines(p: pf.Profile) -> list[str]:
     return out
 
 
-def _call_figures(p: pf.Profile) -> sp.Call:
+def call_figures(p: pf.Profile) -> sp.Call:
+    """The profile's figures the stall prediction rests on."""
     t = p.transfer
     return sp.Call(p.calls.p50, p.calls.max, p.step_p99_ms, p.hold_ms, p.over_share, p.over_per_call,
                    None if t is None else t.unpickle_p50_ms, None if t is None else t.unpickle_max_ms,
@@ -189,14 +190,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
     pin_blas_threads(1)  # as the server and its workers do
     switch_before = sys.getswitchinterval()
     tg.check(target, say)
-    cell, job = _job(target, say)
+    cell, job = job_of(target, say)
     process = "process" in target.strategies
     profile = pf.measure(target.name, job, threshold_ms=cell.stall_ms, out_of_process=process, progress=say)
     if profile.switch_interval_s != switch_before:
         profile.notes.append(f"the function changed the switch interval (sys.setswitchinterval) from "
                              f"{switch_before * 1000:g} ms to {profile.switch_interval_s * 1000:g} ms")
     checked = predict.checked_range()
-    predicted = sp.predict_all(_call_figures(profile), target.strategies, concurrency=concurrency,
+    predicted = sp.predict_all(call_figures(profile), target.strategies, concurrency=concurrency,
                                threshold_ms=cell.stall_ms, ping_interval=interval, ping_timeout=timeout,
                                checked=checked)
     keepalive = (f"ping_interval {'none' if interval is None else f'{interval:g} s'} / "
@@ -260,4 +261,5 @@ def add_parsers(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_profile)
 
 
-__all__ = ["KIND", "SCHEMA_VERSION", "add_parsers", "behaviour_lines", "cmd_profile", "prediction_lines"]
+__all__ = ["KIND", "SCHEMA_VERSION", "add_parsers", "behaviour_lines", "call_figures", "cmd_profile", "job_of",
+           "prediction_lines"]

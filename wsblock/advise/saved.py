@@ -90,12 +90,18 @@ def markdown(advice: Mapping[str, Any]) -> str:
     strategy = choice.get("strategy")
     head = (f"## Recommendation: {strategy}" if strategy else
             f"## Recommendation: none (closest: {choice.get('closest') or 'none'})")
+    fast = advice.get("fast")
+    if isinstance(fast, Mapping):
+        # Never to be mistaken for the full matrix's answer.
+        cells = fast.get("confirmed_cells")
+        head += f" (`--fast`: a prediction + {cells} confirmed cell{'' if cells == 1 else 's'})"
     lines = [head, ""]
     summary = advice.get("summary") or []
     lines += [f"- {s}" for s in summary]
     if summary:
         lines.append("")
-    lines.append(f"What `wsblock advise {advice.get('target', '')}` printed (reprinted by "
+    command = f"wsblock advise {advice.get('target', '')}" + (" --fast" if isinstance(fast, Mapping) else "")
+    lines.append(f"What `{command}` printed (reprinted by "
                  f"`wsblock advise DIR`; every input and figure in `{ADVICE_JSON}` of the run directory):")
     lines += ["", "```text", advice.get("printed", "").rstrip("\n"), "```", ""]
     mode = (advice.get("inputs") or {}).get("mode")

@@ -53,7 +53,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-_WORKLOAD_OPTIONS = ("work_ms", "param", "job_connections", "call_budget_ms", "repeats", "out", "strategy")
+_WORKLOAD_OPTIONS = ("work_ms", "param", "job_connections", "call_budget_ms", "repeats", "out", "strategy", "fast")
 """Options of ``advise`` that apply to a workload target only."""
 
 
@@ -72,6 +72,10 @@ def cmd_advise(args: argparse.Namespace) -> int:
         args.ping_timeout = getattr(args, "ping_timeout", None if args.ping_interval is None else d.ping_timeout)
         if args.job_connections is None:
             args.job_connections = tg.DEFAULT_JOB_CONNECTIONS
+        if getattr(args, "fast", False):
+            from wsblock.advise.fast_command import cmd_advise_fast
+
+            return cmd_advise_fast(args)  # its own default repeats
         if args.repeats is None:
             args.repeats = tg.DEFAULT_REPEATS
         return cmd_advise_target(args)
@@ -166,6 +170,7 @@ def add_parsers(subparsers: Any) -> None:
                     "written by advise reprints what that run printed (from its advice.json).", 79),
         epilog="examples:\n  wsblock advise c_holds_gil\n  wsblock advise mymod:work --param rows=10000\n"
                "  wsblock advise mymod:work --ping-interval 1 --ping-timeout 1 --concurrency 4\n"
+               "  wsblock advise mymod:work --fast --ping-interval 1 --ping-timeout 1   # predict, confirm 2\n"
                "  wsblock advise results/runs/quick", formatter_class=argparse.RawDescriptionHelpFormatter)
     advise.add_argument("dir", metavar="TARGET",
                         help="a workload or package.module:function, or a run directory")
@@ -187,7 +192,15 @@ def add_parsers(subparsers: Any) -> None:
                         help="longest call time your production input may take: checked against the calls "
                              "measured (default: none)")
     advise.add_argument("--repeats", type=int, metavar="K",
-                        help=f"repeats per strategy (default {tg.DEFAULT_REPEATS})")
+                        help=f"repeats per strategy (default {tg.DEFAULT_REPEATS}; with --fast, per confirmed "
+                             f"strategy, default 1)")
+    advise.add_argument("--fast", action="store_true",
+                        help="predict every strategy from a profile of the call (as 'wsblock profile'), pick by "
+                             "the same rule, and confirm with real cells only the recommended strategy (windows "
+                             "sized at your keepalive) and the one just cheaper (a short window); prints where "
+                             "prediction and cells disagree, and falls back once when they contradict it. An "
+                             "answer in a fraction of the time, marked as such: not the full matrix "
+                             "(docs/advise.md)")
     advise.add_argument("--strategy", action="append", default=[], metavar="NAME",
                         help="measure only this strategy (repeatable; default: every one that applies)")
     advise.add_argument("--out", metavar="DIR",
