@@ -298,7 +298,6 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
         the failed repeats counted).
     """
     from wsblock.engine.config import CellConfig
-    from wsblock.report.document import build_report
 
     started = time.monotonic()
     budget = getattr(args, "call_budget_ms", None)
@@ -389,16 +388,23 @@ def cmd_advise_target(args: argparse.Namespace) -> int:
     lines.append(f"report: {out / 'report' / 'report.md'}")
     printed = "\n".join(lines) + "\n"
 
-    saved.write(out, _advice_record(
+    return finish(out, _advice_record(
         s, args, target, direct=direct, stall_ms=stall_ms, checked=checked, judged=judged, choice=choice,
         calls=calls, measured_calls=measured_calls, timed=timed, hold=hold, reach=reach, budget=budget,
-        skill=skill, printed=printed))
+        skill=skill, printed=printed), printed, started=started, failed=s.failed)
+
+
+def finish(out: Path, record: dict[str, Any], printed: str, *, started: float, failed: list[str]) -> int:
+    """Keep the advice and the report in ``out``, print the answer; 1 when a cell failed, else 0."""
+    from wsblock.report.document import build_report
+
+    saved.write(out, record)
     build_report(out, out / "report")
     print(printed, end="")
     _say(f"took {time.monotonic() - started:,.0f} s; advice kept in {out / saved.ADVICE_JSON}")
-    if s.failed:
-        print(f"error: {len(s.failed)} cell{'s' if len(s.failed) != 1 else ''} failed; "
-              f"{_first_cause(out, s.failed)}", file=sys.stderr)
+    if failed:
+        print(f"error: {len(failed)} cell{'s' if len(failed) != 1 else ''} failed; "
+              f"{_first_cause(out, failed)}", file=sys.stderr)
         return 1
     return 0
 

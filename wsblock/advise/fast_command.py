@@ -211,7 +211,6 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
     """
     from wsblock.engine.blas import pin_blas_threads
     from wsblock.engine.config import CellConfig
-    from wsblock.report.document import build_report
 
     started = time.monotonic()
     budget = getattr(args, "call_budget_ms", None)
@@ -353,15 +352,7 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
                             profile=profile, predicted=predicted, guessed=guessed, first=first, c=c, answer=answer,
                             diffs=diffs, said=said, contradicted=contradicted, budget=budget,
                             took_s=time.monotonic() - started, printed=printed)
-    saved.write(out, record)
-    build_report(out, out / "report")
-    print(printed, end="")
-    _say(f"took {time.monotonic() - started:,.0f} s; advice kept in {out / saved.ADVICE_JSON}")
-    if s.failed:
-        print(f"error: {len(s.failed)} cell{'s' if len(s.failed) != 1 else ''} failed; "
-              f"{cmd._first_cause(out, s.failed)}", file=sys.stderr)
-        return 1
-    return 0
+    return cmd.finish(out, record, printed, started=started, failed=s.failed)
 
 
 def _advice_record(s: cmd._Settings, args: argparse.Namespace, target: tg.Target, *, repeats: int, direct: bool,
