@@ -43,10 +43,17 @@ def test_tiny_search_brackets_a_boundary_the_model_agrees_with(tmp_path, capsys)
             assert lost >= n // 2
         if rec["stalls"]["max_whole_ms"] < 1000 * TIMEOUT:
             assert lost == 0
-        # The model, fed the cell's own stalls, is not contradicted by it.
+        # The model, fed the cell's own stalls, is not contradicted by it
+        # where the physics decides: a loop that never stalled as long as the
+        # timeout, or jobs far beyond the keepalive cycle. Between the two
+        # (the band of docs/boundary-model.md) the ping's phase decides, the
+        # model is known to do no better than a fitted rule, and one cell of
+        # four connections lost together says little: no claim there.
+        outside_band = rec["stalls"]["max_whole_ms"] < 1000 * TIMEOUT or job_s > 2 * (INTERVAL + TIMEOUT)
         prediction = bm.predict_record(rec, phases=100)
         measured = wilson(lost, n)
-        assert prediction.low - 0.05 <= measured.high and prediction.high + 0.05 >= measured.low
+        if outside_band:
+            assert prediction.low - 0.05 <= measured.high and prediction.high + 0.05 >= measured.low
 
     p50 = entry["p50"]
     lengths = {o["work_ms"] for o in entry["observations"]}
