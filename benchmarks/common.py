@@ -24,7 +24,7 @@ largest, for a metric declared ``aggregate="max"``). asv keeps that one number
 per cell: it has no samples of a ``track_`` benchmark, so ``asv compare``
 judges these values by its ``--factor`` alone, without a noise test. The
 repeats themselves, and the change test of ``wsblock compare``, are in the
-matrix runs (README, "Reading asv compare").
+matrix runs (docs/asv.md, "Reading asv compare").
 """
 
 from __future__ import annotations

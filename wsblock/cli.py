@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                "      --ping-interval 1 --ping-timeout 1 --out results/one-cell/inline.json\n"
                "  wsblock run --workload numpy --work-ms 500 --strategy thread --duration 10\n"
                "  wsblock run --cell results/one-cell/inline.json --json   # again, from a record's params\n\n"
-               "Every option and its bounds: README.md, 'One cell'; axes: docs/vocabulary.md.")
+               "Every option and its bounds: docs/run.md; axes: docs/vocabulary.md.")
     _add_cell_arguments(run)
     run.add_argument("--out", metavar="FILE.json", help="write the record here (atomically)")
     run.add_argument("--json", action="store_true", help="print the record instead of the summary")
