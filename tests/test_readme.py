@@ -153,7 +153,7 @@ def relative_links(path: Path) -> list[str]:
     return [t for t in _LINK.findall(text) if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
 
 
-@pytest.mark.parametrize("path", [README, ROOT / "docs" / "index.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: p.name)
 def test_relative_links_resolve(path: Path) -> None:
     broken = []
     for target in relative_links(path):
