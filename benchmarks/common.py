@@ -41,7 +41,8 @@ from wsblock.schema import axes, metrics, record
 from wsblock.schema.rundir import record_path
 from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
-from wsblock.matrix.run import cell_timeout, run_matrix
+from wsblock.matrix.measure import cell_timeout
+from wsblock.matrix.run import run_matrix
 from wsblock.matrix.spec import Matrix, PlannedCell
 from wsblock.engine.proc import die_with_parent
 

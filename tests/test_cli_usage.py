@@ -80,13 +80,13 @@ def test_dry_run_with_out_says_what_is_reused_and_writes_nothing(run_cli, tmp_pa
     assert not out.exists()
     # A good record of a planned cell (a real record, given this cell's
     # parameters) is counted as reused.
-    from wsblock.matrix import run as matrix_run
+    from wsblock.matrix import reuse as matrix_reuse
     from wsblock.matrix import spec as matrix_spec
 
     planned = matrix_spec.load_profile("smoke").cells[0]
     fixture = next(iter(sorted((FIXTURES / "run_a" / "cells").glob("*.json"))))
     rec = json.loads(fixture.read_text())
-    rec["params"] = matrix_run.expected_params(planned)
+    rec["params"] = matrix_reuse.expected_params(planned)
     rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat}
     (out / "cells").mkdir(parents=True)
     (out / "cells" / f"{planned.cell_id}.json").write_text(json.dumps(rec))

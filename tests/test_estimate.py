@@ -10,7 +10,7 @@ import pytest
 from wsblock.engine.config import CellConfig
 from wsblock.matrix import estimate
 from wsblock.matrix import spec as matrix_spec
-from wsblock.matrix.run import cell_estimate_s, remember_overheads
+from wsblock.matrix.estimate import cell_estimate_s, remember_overheads
 
 
 def _cell(workload: str = "pure_python", strategy: str = "thread", work_ms: float = 2000.0) -> CellConfig:

@@ -24,7 +24,7 @@ import pytest
 from tests.helpers import alive, descendants, run_cli
 from wsblock import paths
 from wsblock.matrix import spec as matrix_spec
-from wsblock.matrix.run import expected_params
+from wsblock.matrix.reuse import expected_params
 
 FIXTURE_RECORD = next((Path(__file__).parent / "fixtures" / "run_a" / "cells").glob("*.json"))
 

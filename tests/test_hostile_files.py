@@ -23,7 +23,8 @@ from typing import Any, Iterator
 import pytest
 
 from wsblock import cli, inputs, meta
-from wsblock.matrix import run as matrix_run
+from wsblock.matrix import measure as matrix_measure
+from wsblock.matrix import reuse as matrix_reuse
 from wsblock.matrix import spec as matrix_spec
 from wsblock.schema import rundir
 
@@ -56,7 +57,7 @@ def no_hang() -> Iterator[None]:
 def fake_measure(planned: matrix_spec.PlannedCell, **_: Any) -> dict[str, Any]:
     """A record of ``planned`` built from a fixture record: nothing is measured."""
     rec = json.loads(FIXTURE_RECORD.read_text())
-    rec["params"] = matrix_run.expected_params(planned)
+    rec["params"] = matrix_reuse.expected_params(planned)
     rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat, "wall_s": 1.0, "overhead_s": 0.5,
                      "parallel": 1, "cores": None, "prestarted": False}
     return rec
@@ -64,7 +65,7 @@ def fake_measure(planned: matrix_spec.PlannedCell, **_: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def fake_cells(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(matrix_run, "measure_one", fake_measure)
+    monkeypatch.setattr(matrix_measure, "measure_one", fake_measure)
     from wsblock.engine import user_workloads
 
     monkeypatch.setattr(user_workloads, "preflight", lambda *a, **k: None)

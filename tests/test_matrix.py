@@ -136,6 +136,7 @@ def test_smoke_matrix_killed_mid_run_resumes_without_redoing_cells(tmp_path) -> 
 
 def test_repeats_are_interleaved_so_each_cell_samples_the_whole_run(tmp_path, monkeypatch) -> None:
     from wsblock import meta
+    from wsblock.matrix import measure as matrix_measure
     from wsblock.matrix import run as matrix_run
     from wsblock.schema import record
 
@@ -150,7 +151,7 @@ def test_repeats_are_interleaved_so_each_cell_samples_the_whole_run(tmp_path, mo
         rec["matrix"] = {"cell_id": planned.cell_id, "repeat": planned.repeat}
         return rec
 
-    monkeypatch.setattr(matrix_run, "measure_one", fake)
+    monkeypatch.setattr(matrix_measure, "measure_one", fake)
     matrix_run.run_matrix(m, tmp_path / "out", command="test", show_progress=False)
     assert [r for _, r in order] == [0] * 4 + [1] * 4 + [2] * 4
     assert order[:4] == [(c, 0) for c, _ in order[4:8]]

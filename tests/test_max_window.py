@@ -14,7 +14,7 @@ from wsblock.engine import sizing
 from wsblock.engine.config import CellConfig
 from wsblock.engine.runner import plan_window
 from wsblock.errors import UsageError
-from wsblock.matrix import run as matrix_run
+from wsblock.matrix import reuse as matrix_reuse
 from wsblock.matrix import spec as matrix_spec
 
 
@@ -78,7 +78,7 @@ def test_a_matrix_declares_max_window_for_its_cells() -> None:
 
 
 def _record(planned: matrix_spec.PlannedCell, *, bounded: bool, duration_s: float) -> dict:
-    params = matrix_run.expected_params(planned)
+    params = matrix_reuse.expected_params(planned)
     del params["max_window"]  # made before the setting existed
     return {"params": params, "window": {"bounded": bounded, "duration_s": duration_s, "max_s": 120.0}}
 
@@ -86,15 +86,15 @@ def _record(planned: matrix_spec.PlannedCell, *, bounded: bool, duration_s: floa
 def test_a_record_made_under_the_old_maximum_is_reused_only_when_its_window_was_not_cut() -> None:
     planned = matrix_spec.PlannedCell(CellConfig("pure_python", 100.0, "inline").validate(), 0)
     kept = _record(planned, bounded=False, duration_s=80.0)
-    assert matrix_run.params_difference(kept["params"], planned, kept["window"]) is None
+    assert matrix_reuse.params_difference(kept["params"], planned, kept["window"]) is None
     cut = _record(planned, bounded=True, duration_s=120.0)
-    assert "max_window is 120.0" in matrix_run.params_difference(cut["params"], planned, cut["window"])
+    assert "max_window is 120.0" in matrix_reuse.params_difference(cut["params"], planned, cut["window"])
     # a failed attempt measured no window: it is run again, not refused
-    assert matrix_run.params_difference(cut["params"], planned, None) is None
+    assert matrix_reuse.params_difference(cut["params"], planned, None) is None
     # a cell that gives its duration has no use for the maximum
     given = matrix_spec.PlannedCell(CellConfig("pure_python", 100.0, "inline", duration=5.0).validate(), 0)
     old = _record(given, bounded=False, duration_s=5.0)
-    assert matrix_run.params_difference(old["params"], given, {**old["window"], "bounded": True}) is None
+    assert matrix_reuse.params_difference(old["params"], given, {**old["window"], "bounded": True}) is None
 
 
 def test_advise_confirms_at_websockets_defaults_with_three_keepalive_cycles() -> None:

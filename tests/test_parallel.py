@@ -17,7 +17,7 @@ from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
 from wsblock.matrix import cores as matrix_cores
 from wsblock.matrix import spec as matrix_spec
-from wsblock.matrix.run import overhead_summary
+from wsblock.matrix.overhead import overhead_summary
 
 # Two cells that each need one core: work that waits, in a thread pool.
 ONE_CORE = """

@@ -19,7 +19,7 @@ from wsblock.engine.proc import AWAIT_ARG
 from wsblock.engine.ahead import LOAD_MODULE, SERVER_MODULE
 from wsblock.matrix import spec as matrix_spec
 from wsblock.matrix.cellproc import CellProcess
-from wsblock.matrix.run import run_serial
+from wsblock.matrix.measure import run_serial
 
 SHORT = """
 workloads = ["blocking_io"]

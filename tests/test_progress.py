@@ -7,6 +7,8 @@ import os
 import re
 
 from wsblock import meta
+from wsblock.matrix import measure as matrix_measure
+from wsblock.matrix import progress as matrix_progress
 from wsblock.matrix import run as matrix_run
 from wsblock.matrix import spec as matrix_spec
 from wsblock.schema import record
@@ -29,7 +31,7 @@ def _fake_measure(fail: set[int]):  # returns records, measures nothing: the dis
 def test_off_a_terminal_each_finished_cell_is_one_line(tmp_path, monkeypatch, capsys) -> None:
     spec = matrix_spec.load_profile("smoke")
     measure, calls = _fake_measure(fail={1})
-    monkeypatch.setattr(matrix_run, "measure_one", measure)
+    monkeypatch.setattr(matrix_measure, "measure_one", measure)
     matrix_run.run_matrix(spec, tmp_path / "out", command="test", show_progress=True)
     err = capsys.readouterr().err  # captured: not a terminal
     assert "\r" not in err
@@ -56,7 +58,7 @@ def test_on_a_terminal_the_bar_fits_80_columns_with_counts_and_one_eta(monkeypat
     cells = sorted(spec.cells, key=lambda p: -len(p.cell_id))[:3]
     assert len(cells[0].cell_id) > 40
     stream = _Terminal()
-    progress = matrix_run.Progress(total=10, done=4, per_cell=[60.0] * 3, stream=stream)
+    progress = matrix_progress.Progress(total=10, done=4, per_cell=[60.0] * 3, stream=stream)
     for planned, status in zip(cells, ("ok", "failed", "ok")):
         progress.starting(planned)
         progress.finished(planned, {"status": status, "error": "boom"})
@@ -78,6 +80,6 @@ def test_on_a_terminal_the_bar_fits_80_columns_with_counts_and_one_eta(monkeypat
 
 def test_short_labels_fit_and_name_strategy_workload_and_repeat() -> None:
     for planned in matrix_spec.load_profile("default").cells:
-        label = matrix_run.short_label(planned)
-        assert len(label) <= matrix_run.LABEL_WIDTH
+        label = matrix_progress.short_label(planned)
+        assert len(label) <= matrix_progress.LABEL_WIDTH
         assert label.startswith(planned.cell.strategy)

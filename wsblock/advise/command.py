@@ -31,7 +31,10 @@ def _run(definition: dict[str, Any], out: Path, *, quiet: bool) -> list[str]:
     """Run a matrix into ``out``; return the ids of cells without a good record."""
     from wsblock import paths
     from wsblock.matrix import spec as matrix_spec
-    from wsblock.matrix.run import check_directory, command_line, format_duration, run_matrix
+    from wsblock.durations import format_duration
+    from wsblock.matrix.directory import check_directory
+    from wsblock.matrix.manifest import command_line
+    from wsblock.matrix.run import run_matrix
 
     matrix = matrix_spec.expand(definition, source=definition["description"])
     plan = check_directory(matrix, out)

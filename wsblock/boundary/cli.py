@@ -146,7 +146,8 @@ def plan_line(templates: list[Any], budget: int) -> str:
     An adaptive search stops when its interval is narrow, so this is the
     bound at ``budget`` cells per search (records already there are reused).
     """
-    from wsblock.matrix.run import cell_estimate_s, format_duration
+    from wsblock.durations import format_duration
+    from wsblock.matrix.estimate import cell_estimate_s
     from wsblock.matrix.spec import PlannedCell
 
     each = [cell_estimate_s(PlannedCell(t, 0)) for t in templates]

@@ -1,7 +1,7 @@
 """Run a boundary search: measure cells, write records and the summary.
 
 Cells run one at a time through the matrix machinery
-(:func:`wsblock.matrix.run.run_one`: a fresh ``wsblock run`` process per
+(:func:`wsblock.matrix.measure.run_one`: a fresh ``wsblock run`` process per
 cell, the record written atomically to ``DIR/cells/<cell_id>.json``). A
 record already in the directory for the same cell and repeat is reused, so
 a search that was interrupted resumes. The summary ``DIR/boundary.json``
@@ -237,10 +237,11 @@ def run_target(target: Target, directory: Path, *, budget: int, max_repeats: int
         levels: Levels to resolve, in order.
         on_cell: Called with a line of progress per cell.
         measure: Runs one cell and writes its record (default
-            :func:`wsblock.matrix.run.run_one`; tests pass their own).
+            :func:`wsblock.matrix.measure.run_one`; tests pass their own).
         after: Called after every cell (writes the summary).
     """
-    from wsblock.matrix.run import existing_record, run_one
+    from wsblock.matrix.measure import run_one
+    from wsblock.matrix.reuse import existing_record
 
     measure = measure or run_one
     repeats: dict[float, int] = {}

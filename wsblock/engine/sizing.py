@@ -34,6 +34,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from wsblock.durations import format_duration
+
 MAX_WINDOW_S = 600.0
 """Longest window chosen automatically unless the cell's ``max_window`` says
 otherwise, in seconds (10 minutes: three keepalive cycles at websockets'
@@ -199,8 +201,6 @@ def describe(window: WindowPlan, *, warmup_s: float) -> str:
         window: The cell's plan.
         warmup_s: The cell's warm-up.
     """
-    from wsblock.matrix.run import format_duration
-
     needs = []
     if window.keepalive_s is not None:
         needs.append(f"a keepalive verdict needs {window.keepalive_s:g} s")

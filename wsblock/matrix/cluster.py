@@ -1,6 +1,6 @@
 """Run a matrix's cells on a Dask cluster (the optional ``distributed`` package).
 
-Each cell is one Dask task that runs :func:`wsblock.matrix.run.measure_one` on
+Each cell is one Dask task that runs :func:`wsblock.matrix.measure.measure_one` on
 a worker, so it is measured there exactly as a local cell is (its own
 ``wsblock run`` process, server and load) and its record comes back to the
 command, which writes it into the local output directory as it arrives.
@@ -25,6 +25,7 @@ import platform
 from typing import Any, Callable, Iterable
 
 from wsblock.errors import UsageError
+from wsblock.matrix.measure import measure_one
 from wsblock.matrix.spec import PlannedCell
 
 SLOT = "cells"
@@ -63,8 +64,6 @@ def connect(address: str, *, timeout_s: float = 20.0) -> Any:
 def _measure_on_worker(planned: PlannedCell) -> dict[str, Any]:
     # Runs on the worker: the cell is measured on that machine.
     from distributed import get_worker
-
-    from wsblock.matrix.run import measure_one
 
     rec = measure_one(planned)
     rec["matrix"]["host"] = platform.node()

@@ -16,16 +16,23 @@ strategy, workload and job length; estimates use the median of the last
 matter) of the same strategy and workload, and only where this machine has
 measured none the defaults below. Only serial local runs are remembered:
 cells side by side or on other hosts have other overheads.
+
+A matrix's time plan (:class:`Plan`, :func:`plan_of`) adds up its cells'
+estimates; a matrix beyond :data:`MAX_CELLS` cells or :data:`MAX_HOURS`
+hours runs only when asked twice (:func:`check_size`).
 """
 
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from wsblock import atomic, inputs, paths
+from wsblock.durations import format_duration
 from wsblock.errors import UsageError
+from wsblock.matrix.spec import Matrix, PlannedCell
 
 HISTORY_FILE = "overhead.json"
 """The per-machine record of measured overheads, in the cache directory."""
@@ -146,3 +153,104 @@ def measured_overheads(records: Iterable[dict[str, Any]]) -> list[tuple[dict[str
                 and isinstance(tag.get("overhead_s"), (int, float))):
             found.append((rec.get("params") or {}, float(tag["overhead_s"])))
     return found
+
+
+def remember_overheads(history: History, records: list[dict[str, Any]]) -> None:
+    """Add the measured overheads of a serial run's good records to this machine's history."""
+    from wsblock.engine.config import CellConfig
+
+    found = measured_overheads(records)
+    for params, overhead in found:
+        try:
+            cell = CellConfig.from_dict(params)
+        except Exception:  # noqa: BLE001 - a record this version cannot read teaches nothing
+            continue
+        history.add(cell, overhead)
+    if found:
+        history.save()
+
+
+MAX_CELLS = 2000
+"""Largest matrix run without ``--yes``."""
+
+MAX_HOURS = 24.0
+"""Longest estimated run without ``--yes``."""
+
+
+@dataclass
+class Plan:
+    """Which planned cells still need a run.
+
+    Attributes:
+        todo: Cells without a good record.
+        reused: Count of cells with a good record.
+        estimate_s: Estimated seconds to run ``todo``, one after another.
+        measured_s: The part of it in warm-ups and windows.
+        from_history: Cells of ``todo`` whose overhead this machine has
+            measured before (the others take
+            :func:`default_overhead_s`).
+    """
+
+    todo: list[PlannedCell]
+    reused: int
+    estimate_s: float
+    measured_s: float = 0.0
+    from_history: int = 0
+
+    def describe(self, at_once: int = 1) -> str:
+        """``about 3 min 25 s (... of warm-ups and windows, ... of overhead ...)``, for ``at_once`` cells at a time."""
+        at_once = max(1, min(at_once, len(self.todo)))
+        overhead = self.estimate_s - self.measured_s
+        source = ("as measured on this machine" if self.from_history == len(self.todo)
+                  else "the defaults: not measured on this machine yet" if not self.from_history
+                  else f"measured on this machine for {self.from_history} of {len(self.todo)} cells")
+        split = f", {at_once} at a time" if at_once > 1 else ""
+        return (f"about {format_duration(self.estimate_s / at_once)} ({format_duration(self.measured_s)} of "
+                f"warm-ups and windows and {format_duration(overhead)} of overhead, {source}{split})")
+
+
+def cell_parts_s(planned: PlannedCell, history: History) -> tuple[float, float, bool]:
+    """A cell's warm-up and window, its overhead, and whether that was measured on this machine."""
+    from wsblock.engine.runner import plan_window
+
+    c = planned.cell
+    overhead, measured = history.overhead_s(c)
+    return c.warmup + plan_window(c, None).duration_s, overhead, measured
+
+
+def cell_estimate_s(planned: PlannedCell, history: History | None = None) -> float:
+    """Seconds one cell takes: its warm-up and window, and its overhead on this machine.
+
+    Args:
+        planned: The cell.
+        history: The overheads measured on this machine
+            (:class:`History`); read from the cache directory when
+            not given.
+    """
+    inside, overhead, _ = cell_parts_s(planned, history or History())
+    return inside + overhead
+
+
+def plan_of(matrix: Matrix, todo: list[PlannedCell] | None = None) -> Plan:
+    """The time plan of ``todo`` (default: every cell of ``matrix``), with this machine's overheads."""
+    todo = list(matrix.cells) if todo is None else todo
+    history = History()
+    parts = [cell_parts_s(p, history) for p in todo]
+    return Plan(todo=todo, reused=len(matrix.cells) - len(todo),
+                estimate_s=sum(inside + overhead for inside, overhead, _ in parts),
+                measured_s=sum(inside for inside, _, _ in parts),
+                from_history=sum(known for _, _, known in parts))
+
+
+def check_size(matrix: Matrix, plan: Plan) -> None:
+    """Refuse a matrix beyond :data:`MAX_CELLS` cells or :data:`MAX_HOURS` hours.
+
+    Raises:
+        UsageError: Naming the size; ``--yes`` runs it anyway.
+    """
+    if len(matrix.cells) > MAX_CELLS:
+        raise UsageError(f"the matrix has {len(matrix.cells)} cells, more than {MAX_CELLS}; "
+                         f"add --yes to run it anyway")
+    if plan.estimate_s > MAX_HOURS * 3600:
+        raise UsageError(f"the matrix would run for about {format_duration(plan.estimate_s)}, "
+                         f"more than {MAX_HOURS:g} h; add --yes to run it anyway")

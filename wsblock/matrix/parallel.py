@@ -1,7 +1,7 @@
 """Run cells side by side, each pinned to its own cores.
 
 Each cell still runs as its own ``wsblock run`` process (:func:`measure_one`
-in :mod:`wsblock.matrix.run`); here up to N of them run at once, each started
+in :mod:`wsblock.matrix.measure`); here up to N of them run at once, each started
 from a thread of its own with its own set of cores
 (:func:`wsblock.matrix.cores.core_slots`). Records are handed back to the
 calling thread as cells finish, so writing them, counting them and the
