@@ -336,12 +336,15 @@ class _Spelled(dict[str, str]):
         return self.spell(key)
 
 
+PING_TIMEOUT_WITHOUT_PINGS = Rule(
+    refuses=lambda v, stated: v["ping_interval"] is None and "ping_timeout" in stated and v["ping_timeout"] is not None,
+    message="{ping_timeout} has no effect with {ping_interval} none (no pings are sent)",
+    why="no pings are sent without a ping interval, so a timeout given has nothing to time out: a cell that "
+        "states one says something it did not test (a cell file may hold the default, as a record of "
+        "--ping-interval none does)")
+
 RULES: tuple[Rule, ...] = (
-    Rule(refuses=lambda v, stated: (v["ping_interval"] is None and "ping_timeout" in stated
-                                    and v["ping_timeout"] is not None),
-         message="{ping_timeout} has no effect with {ping_interval} none (no pings are sent)",
-         why="no pings are sent without a ping interval, so a timeout has nothing to time out: "
-             "a cell that states one says something it did not test"),
+    PING_TIMEOUT_WITHOUT_PINGS,
     Rule(refuses=lambda v, stated: v["job_connections"] + v["observers"] == 0,
          message="a cell needs at least one job connection or observer",
          why="a cell without connections measures nothing"),
@@ -367,5 +370,5 @@ def refusal(values: Mapping[str, Any], stated: Collection[str], spell: Callable[
     return None
 
 
-__all__ = ["LIMITS", "MATRIX_KEYS", "MAX_CONNECTIONS", "MAX_WORKERS", "RULES", "Rule", "SETTINGS", "Setting",
+__all__ = ["LIMITS", "MATRIX_KEYS", "MAX_CONNECTIONS", "MAX_WORKERS", "PING_TIMEOUT_WITHOUT_PINGS", "RULES", "Rule", "SETTINGS", "Setting",
            "default_start_method", "get", "option", "refusal", "setting"]
