@@ -94,6 +94,16 @@ def test_the_run_options_are_the_declaration() -> None:
         assert action.default == s.default_value(), s.name
 
 
+def test_the_run_options_say_the_declared_rules_in_their_help() -> None:
+    run = build_run_parser()
+    for axis in axes.AXES:
+        notes = settings.notes(axis.name)
+        if notes:
+            action = next(a for a in run._actions if axis.cli_option in a.option_strings)
+            assert action.help.endswith("; ".join(["", *notes]) + ")"), (axis.name, action.help)
+    assert settings.notes("ping_timeout") == ["refused with --ping-interval none, where it has no effect"]
+
+
 def build_run_parser():  # type: ignore[no-untyped-def]
     parser = cli.build_parser()
     return parser._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]

@@ -306,11 +306,14 @@ class Rule:
         message: The refusal, with ``{name}`` for each parameter it names,
             filled in as the input spells it (see :meth:`refusal`).
         why: Why the combination is refused (documentation).
+        notes: What the ``--help`` of a parameter says of the rule, by
+            parameter name (``{name}`` spelled as :attr:`message`'s).
     """
 
     refuses: Callable[[Mapping[str, Any], Collection[str]], bool]
     message: str
     why: str
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def refusal(self, values: Mapping[str, Any], stated: Collection[str],
                 spell: Callable[[str], str] = str) -> str | None:
@@ -341,7 +344,8 @@ PING_TIMEOUT_WITHOUT_PINGS = Rule(
     message="{ping_timeout} has no effect with {ping_interval} none (no pings are sent)",
     why="no pings are sent without a ping interval, so a timeout given has nothing to time out: a cell that "
         "states one says something it did not test (a cell file may hold the default, as a record of "
-        "--ping-interval none does)")
+        "--ping-interval none does)",
+    notes={"ping_timeout": "refused with {ping_interval} none, where it has no effect"})
 
 RULES: tuple[Rule, ...] = (
     PING_TIMEOUT_WITHOUT_PINGS,
@@ -350,6 +354,16 @@ RULES: tuple[Rule, ...] = (
          why="a cell without connections measures nothing"),
 )
 """Every rule, checked in this order after each parameter's own check."""
+
+
+def notes(name: str, spell: Callable[[str], str] = option) -> list[str]:
+    """What the ``--help`` of the parameter ``name`` says of the rules that name it.
+
+    Args:
+        name: A cell parameter (an axis or a setting).
+        spell: How the help names the other parameters (:func:`option`).
+    """
+    return [rule.notes[name].format_map(_Spelled(spell)) for rule in RULES if name in rule.notes]
 
 
 def refusal(values: Mapping[str, Any], stated: Collection[str], spell: Callable[[str], str] = str) -> str | None:
@@ -371,4 +385,4 @@ def refusal(values: Mapping[str, Any], stated: Collection[str], spell: Callable[
 
 
 __all__ = ["LIMITS", "MATRIX_KEYS", "MAX_CONNECTIONS", "MAX_WORKERS", "PING_TIMEOUT_WITHOUT_PINGS", "RULES", "Rule", "SETTINGS", "Setting",
-           "default_start_method", "get", "option", "refusal", "setting"]
+           "default_start_method", "get", "notes", "option", "refusal", "setting"]
