@@ -34,6 +34,7 @@ from wsblock.engine import exposure, sizing, strategies, user_workloads
 from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
 from wsblock.matrix import spec as matrix_spec
+from wsblock.schema import settings
 
 DEFAULT_WORK_MS = 1000.0
 """Job length of a built-in (or calibrated) workload when ``--work-ms`` is not given."""
@@ -116,8 +117,12 @@ def resolve(name: str, *, work_ms: float | None, params: list[tuple[str, Any]], 
         workload = workloads.lookup(name)
     except workloads.WorkloadError as exc:
         raise UsageError(f"{exc}, or give a run directory") from None
-    if ping_interval is None and ping_timeout is not None:
-        raise UsageError("--ping-timeout has no effect with --ping-interval none (no pings are sent)")
+    # The rules of a cell (wsblock.schema.settings), said in the options' words before the matrix says them.
+    given = CellConfig(name, work_ms, "", ping_interval=ping_interval, ping_timeout=ping_timeout,
+                       job_connections=job_connections)
+    refused = settings.refusal(vars(given), stated=("ping_interval", "ping_timeout"), spell=settings.option)
+    if refused:
+        raise UsageError(refused)
     if not 1 <= job_connections <= 256:
         raise UsageError(f"--concurrency must be 1 to 256 (advice needs jobs), got {job_connections}")
     if not 1 <= repeats <= 100:

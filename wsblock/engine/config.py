@@ -6,116 +6,22 @@ under ``params`` in the record.
 
 from __future__ import annotations
 
-import math
-import sys
-from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, ClassVar, Collection
 
 import workloads
-from workloads.functions import slug
-from wsblock.engine.sizing import LONGEST_MAX_WINDOW_S, MAX_WINDOW_S, MIN_WINDOW_S
 from wsblock.errors import UsageError
-from wsblock.schema.axis import (AXIS_KEY, REQUIRED, Axis, as_float, as_handler, as_name, as_pings, axis, boolean, is_none,
-                                 bounded, handler_label, handler_seconds, name_in, number_text, one_of,
-                                 positive, positive_or_unset, seconds_label, seconds_or_none,
-                                 seconds_or_none_text, seconds_or_none_word, seconds_text, true_or_false,
-                                 within)
+from wsblock.schema import settings
+from wsblock.schema.axes import LoopName
+from wsblock.schema.axes import field_of as axis
+from wsblock.schema.axis import AXIS_KEY
+from wsblock.schema.settings import MAX_WORKERS, SETTING_KEY
+from wsblock.schema.settings import default_start_method  # noqa: F401 (the command line reads it here)
+from wsblock.schema.settings import setting as declared
 
-
-MAX_WORK_MS = 600_000.0
-"""Longest job a cell may ask for (10 minutes); workloads also cap their units."""
-
-MAX_CONNECTIONS = 256
-"""Most job connections, and most observers, of one cell."""
-
-MAX_WORKERS = 64
-"""Largest thread or process pool, given or derived from the job connections."""
-
-MAX_KEEPALIVE_S = 3600.0
-"""Longest keepalive interval or timeout."""
-
-LIMITS: dict[str, tuple[float, float]] = {
-    "duration": (0.0, 3600.0),
-    "warmup": (0.0, 600.0),
-    "close_timeout": (0.0, 600.0),
-    "echo_interval_ms": (1.0, 60_000.0),
-    "chunk_ms": (0.1, 60_000.0),
-    "probe_interval_ms": (0.1, 1000.0),
-    "stall_ms": (1.0, 60_000.0),
-    "max_window": (MIN_WINDOW_S, LONGEST_MAX_WINDOW_S),
-}
-"""Inclusive ``(low, high)`` of each number setting (low 0 means "positive");
-an axis declares its own range."""
-
-
-def default_start_method() -> str:
-    """Return the process start method used when none is given.
-
-    ``forkserver`` on Linux (forking a process that runs threads, as the
-    server does, is unsafe), ``spawn`` elsewhere.
-    """
-    return "forkserver" if sys.platform.startswith("linux") else "spawn"
-
-
-class _WorkloadName:
-    """Parser and check of the workload axis: a catalogue name or a user's function.
-
-    A function (``package.module:function``, or a name an installed package
-    registers) is imported here, so a bad one is refused with its cause
-    before anything runs.
-    """
-
-    def parse(self, key: str, value: Any) -> Any:
-        try:
-            self(key, value)
-        except UsageError as exc:
-            raise UsageError(f"{key}: {exc}") from None
-        return value
-
-    def __call__(self, name: str, value: Any) -> None:
-        if not isinstance(value, str):
-            raise UsageError(f"unknown workload {value!r} (choose from {', '.join(workloads.names())}, "
-                             f"or name a function as package.module:function)")
-        try:
-            workloads.lookup(value)
-        except workloads.WorkloadError as exc:
-            raise UsageError(str(exc)) from None
-
-    def __str__(self) -> str:
-        return ", ".join(workloads.names()) + ", or a function as package.module:function"
-
-
-_WORKLOAD = _WorkloadName()
-
-
-def _work_ms_label(value: Any) -> str:
-    return "once per job" if value is None else f"{float(value):g} ms"
-
-
-LOOPS = ("asyncio", "uvloop")
-"""Event loops the server can run on."""
-
-
-class _LoopName:
-    """Check of the loop axis: a known loop whose package is installed."""
-
-    def __call__(self, name: str, value: Any) -> None:
-        if not isinstance(value, str) or value not in LOOPS:
-            raise UsageError(f"unknown loop {value!r} (choose from {', '.join(LOOPS)})")
-        if value == "uvloop":
-            import importlib.util
-
-            if importlib.util.find_spec("uvloop") is None:
-                raise UsageError("loop uvloop needs the uvloop package, which is not installed "
-                                 "(pip install 'wsblock[uvloop]'; it exists for Linux and macOS)")
-
-    def __str__(self) -> str:
-        return ", ".join(LOOPS)
-
-
-SERVERS = ("asyncio", "threaded")
-"""websockets servers a cell can run: ``websockets.asyncio.server`` and
-``websockets.sync.server`` (threads; no event loop)."""
+LIMITS = settings.LIMITS
+"""Inclusive ``(low, high)`` of each number setting, from its declaration
+(:data:`wsblock.schema.settings.SETTINGS`); an axis declares its own range."""
 
 THREADED_KEEPALIVE_SINCE = "15.0"
 """First websockets release whose threaded server sends keepalive pings."""
@@ -144,13 +50,6 @@ def threaded_keepalive_missing() -> str | None:
         installed = "unknown"
     return (f"the threaded server of websockets {installed} has no keepalive pings "
             f"(added in websockets {THREADED_KEEPALIVE_SINCE})")
-
-
-def _strategies() -> list[str]:
-    # Imported when first asked: the strategies import the process machinery.
-    from wsblock.engine import strategies
-
-    return strategies.names()
 
 
 @dataclass
@@ -220,84 +119,38 @@ class CellConfig:
             server); ``chunked`` and ``uvloop`` have no meaning there.
     """
 
-    # Axes (see wsblock.schema.axis.axis): a field declared with axis() is an
-    # axis of the experiment; the matrix file, the `wsblock run` options,
-    # the cell id, the tidy table and asv read its declaration. Axes enter
-    # a cell id in the order of these fields.
-    workload: str = axis(REQUIRED, Axis(
-        description="the work the server does (see wsblock list), or a function as package.module:function",
-        parse=_WORKLOAD.parse, normal=as_name, check=_WORKLOAD,
-        id_part=slug, label=str, asv="always", toml_key="workloads",
-        examples=("pure_python", "blocking_io")))
-    work_ms: float | None = axis(REQUIRED, Axis(
-        description="target length of one job on an idle machine, in ms "
-                    "(not for a function without a units parameter, which runs once per job)",
-        parse=positive, normal=as_float, check=within(0.0, MAX_WORK_MS, allow=(None,)),
-        id_part=lambda v: None if v is None else f"{number_text(v)}ms", label=_work_ms_label,
-        asv="always", metavar="MS", examples=(200, 2500)))
-    strategy: str = axis(REQUIRED, Axis(
-        description="how the server runs a job",
-        parse=name_in(_strategies, "strategy"), normal=as_name, check=one_of(_strategies, "strategy"),
-        id_part=str, label=str, asv="always", toml_key="strategies",
-        examples=("inline", "thread")))
-    ping_interval: float | None = axis(20.0, Axis(
-        description="keepalive ping interval of server and client, seconds or none",
-        parse=seconds_or_none, normal=as_float, check=within(0.0, MAX_KEEPALIVE_S, allow=(None,)),
-        id_part=lambda v: f"pi{seconds_text(v)}", label=seconds_label, asv="always",
-        metavar="S|none", from_text=seconds_or_none_text, none_text="none", examples=(1, "none")))
-    ping_timeout: float | None = axis(20.0, Axis(
-        description="keepalive pong timeout of server and client, seconds or none",
-        parse=seconds_or_none, normal=as_float, check=within(0.0, MAX_KEEPALIVE_S, allow=(None,)),
-        id_part=lambda v: f"pt{seconds_text(v)}", label=seconds_label, asv="always",
-        metavar="S|none", from_text=seconds_or_none_text, none_text="none", examples=(0.5, "none")))
+    # Axes (wsblock.schema.axes) and settings (wsblock.schema.settings):
+    # each field takes its default and its declaration from there; a test
+    # checks that the annotations are the declared types. Axes enter a cell
+    # id in the order of these fields.
+    workload: str = axis("workload")
+    work_ms: float | None = axis("work_ms")
+    strategy: str = axis("strategy")
+    ping_interval: float | None = axis("ping_interval")
+    ping_timeout: float | None = axis("ping_timeout")
     # Settings: shared by the cells of a matrix.
-    close_timeout: float = 10.0
-    duration: float | None = None
-    max_window: float = MAX_WINDOW_S
-    warmup: float = 2.0
-    job_connections: int = 2
-    observers: int = 4
-    echo_interval_ms: float = 100.0
-    workers: int | None = None
-    chunk_ms: float = 10.0
-    start_method: str = field(default_factory=default_start_method)
-    workload_params: dict[str, bool | int | float | str] = field(default_factory=dict)
-    host: str = "127.0.0.1"
-    port: int = 0
-    probe_interval_ms: float = 1.0
-    stall_ms: float = 50.0
+    close_timeout: float = declared("close_timeout")
+    duration: float | None = declared("duration")
+    max_window: float = declared("max_window")
+    warmup: float = declared("warmup")
+    job_connections: int = declared("job_connections")
+    observers: int = declared("observers")
+    echo_interval_ms: float = declared("echo_interval_ms")
+    workers: int | None = declared("workers")
+    chunk_ms: float = declared("chunk_ms")
+    start_method: str = declared("start_method")
+    workload_params: dict[str, bool | int | float | str] = declared("workload_params")
+    host: str = declared("host")
+    port: int = declared("port")
+    probe_interval_ms: float = declared("probe_interval_ms")
+    stall_ms: float = declared("stall_ms")
     # The keepalive variants: axes too.
-    client_pings: bool = axis(True, Axis(
-        description="whether the load sends keepalive pings of its own",
-        parse=boolean, normal=as_pings, check=true_or_false,
-        id_part=lambda v: None if v else "noclientpings",
-        label=lambda v: "client pings" if v else "no client pings", asv="varied",
-        examples=(True, False)))
-    handler_ping_timeout: float | str | None = axis(None, Axis(
-        description="what the server's handler assigns to connection.ping_timeout",
-        parse=handler_seconds, normal=as_handler,
-        check=within(0.0, MAX_KEEPALIVE_S, allow=(None, "none")),
-        id_part=lambda v: None if v is None else f"hpt{v if isinstance(v, str) else number_text(v)}",
-        label=handler_label, asv="varied", metavar="S|none", from_text=seconds_or_none_word,
-        none_text="unset", examples=("unset", 5)))
-    min_cycles: int = 3
-    switch_interval_ms: float | None = axis(None, Axis(
-        description="the server's sys.setswitchinterval, in ms; unset leaves the interpreter's (5 ms)",
-        parse=positive_or_unset, normal=as_float, check=within(0.01, 1000.0, allow=(None,)),
-        id_part=lambda v: None if v is None else f"swi{number_text(v)}",
-        label=lambda v: "unset" if v is None else f"{float(v):g} ms", asv="varied",
-        metavar="MS", none_text="unset", examples=("unset", 1)))
-    loop: str = axis("asyncio", Axis(
-        description="the server's event loop: asyncio's own, or uvloop (timers of 1 ms resolution)",
-        parse=name_in(lambda: list(LOOPS), "loop"), normal=lambda v: "asyncio" if is_none(v) else str(v),
-        check=_LoopName(), id_part=lambda v: None if v == "asyncio" else str(v), label=str, asv="varied",
-        metavar="NAME", examples=("asyncio", "uvloop")))
-    server: str = axis("asyncio", Axis(
-        description="the websockets server: asyncio's, or the threaded one (websockets.sync.server, "
-                    "a thread per connection; inline blocks that thread)",
-        parse=name_in(lambda: list(SERVERS), "server"), normal=lambda v: "asyncio" if is_none(v) else str(v),
-        check=one_of(lambda: list(SERVERS), "server"), id_part=lambda v: None if v == "asyncio" else str(v),
-        label=str, asv="varied", metavar="NAME", examples=("asyncio", "threaded")))
+    client_pings: bool = axis("client_pings")
+    handler_ping_timeout: float | str | None = axis("handler_ping_timeout")
+    min_cycles: int = declared("min_cycles")
+    switch_interval_ms: float | None = axis("switch_interval_ms")
+    loop: str = axis("loop")
+    server: str = axis("server")
 
     ignored_work_ms: ClassVar[float | None] = None
     """A ``work_ms`` given for a function that runs once per job, set aside
@@ -343,52 +196,34 @@ class CellConfig:
             raise UsageError(f"missing cell parameter: {', '.join(missing)}")
         return cls(**data)
 
-    def validate(self) -> "CellConfig":
-        """Check every field's type and range, and resolve workload parameters.
+    def validate(self, stated: Collection[str] | None = None) -> "CellConfig":
+        """Check every field's type and range and the rules between them, and resolve workload parameters.
 
-        Each axis is checked as it declares; the limits of the settings are
-        in :data:`LIMITS`. Booleans are never accepted as numbers.
+        Each axis and setting is checked as it declares
+        (:mod:`wsblock.schema.axes`, :mod:`wsblock.schema.settings`), then
+        every rule between them (:data:`wsblock.schema.settings.RULES`).
+        Booleans are never accepted as numbers.
+
+        Args:
+            stated: The parameters the input gave (a matrix file's keys);
+                ``None``: those that differ from their default (a cell
+                alone cannot tell a default given from one left out).
 
         Returns:
             ``self``, for chaining.
 
         Raises:
-            UsageError: Naming the first bad field.
+            UsageError: Naming the first bad field, or the rule broken.
         """
         for f in fields(self):
-            declaration = f.metadata.get(AXIS_KEY)
-            if declaration is not None:
-                declaration.check(f.name, getattr(self, f.name))
-        for name in ("close_timeout", "echo_interval_ms", "chunk_ms",
-                     "probe_interval_ms", "stall_ms", "max_window"):
-            _bounded(name, getattr(self, name))
-        if self.duration is not None:
-            # None: the runner sizes the window to what the cell must observe.
-            _bounded("duration", self.duration)
-        if isinstance(self.min_cycles, bool) or not isinstance(self.min_cycles, int) or not 1 <= self.min_cycles <= 100:
-            raise UsageError("min_cycles must be an integer from 1 to 100")
-        if not _finite(self.warmup) or not 0 <= self.warmup <= LIMITS["warmup"][1]:
-            raise UsageError(
-                f"warmup must be from 0 to {LIMITS['warmup'][1]:g} seconds, got {self.warmup!r}"
-            )
-        _integer("job_connections", self.job_connections, 0, MAX_CONNECTIONS)
-        _integer("observers", self.observers, 0, MAX_CONNECTIONS)
-        if self.job_connections + self.observers == 0:
-            raise UsageError("a cell needs at least one job connection or observer")
-        if self.workers is not None:
-            _integer("workers", self.workers, 1, MAX_WORKERS)
-        _integer("port", self.port, 0, 65535)
-        if not isinstance(self.host, str) or not self.host.strip():
-            raise UsageError(f"host must be an address such as 127.0.0.1, got {self.host!r}")
-        import multiprocessing
-
-        methods = multiprocessing.get_all_start_methods()
-        if not isinstance(self.start_method, str) or self.start_method not in methods:
-            raise UsageError(
-                f"unknown start method {self.start_method!r} (choose from {', '.join(methods)})"
-            )
-        if not isinstance(self.workload_params, dict):
-            raise UsageError(f"workload_params must be an object, got {self.workload_params!r}")
+            declaration = f.metadata.get(AXIS_KEY) or f.metadata[SETTING_KEY]
+            declaration.check(f.name, getattr(self, f.name))
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if stated is None:
+            stated = [name for name, value in values.items() if value != _default(name)]
+        refused = settings.refusal(values, stated)
+        if refused:
+            raise UsageError(refused)
         workload = workloads.lookup(self.workload)
         try:
             self.workload_params = workload.resolve_params(self.workload_params)
@@ -423,7 +258,7 @@ class CellConfig:
             return f"{self.strategy} x {self.workload} is not supported: {reason}"
         if self.loop == "uvloop":
             try:
-                _LoopName()("loop", self.loop)
+                LoopName()("loop", self.loop)
             except UsageError as exc:
                 return str(exc)  # a matrix skips the cells it cannot run here
         if self.server == "threaded":
@@ -439,14 +274,6 @@ class CellConfig:
         return None
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _bounded(name: str, value: Any) -> None:
-    bounded(name, value, *LIMITS[name])
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise UsageError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+def _default(name: str) -> Any:
+    f = next(f for f in fields(CellConfig) if f.name == name)
+    return f.default_factory() if f.default_factory is not MISSING else f.default

@@ -35,17 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from wsblock.durations import format_duration
-
-MAX_WINDOW_S = 600.0
-"""Longest window chosen automatically unless the cell's ``max_window`` says
-otherwise, in seconds (10 minutes: three keepalive cycles at websockets'
-defaults of 20 s / 20 s, and at 20 s / 60 s, fit with the first ping's lead)."""
-
-LONGEST_MAX_WINDOW_S = 3600.0
-"""Largest ``max_window`` a cell may set (one hour)."""
-
-MIN_WINDOW_S = 3.0
-"""Shortest window chosen automatically (enough probe and echo samples)."""
+from wsblock.schema.settings import LONGEST_MAX_WINDOW_S, MAX_WINDOW_S, MIN_WINDOW_S
 
 JOBS_PER_CONNECTION = 5
 """Completed jobs each job connection should get inside an automatic window."""

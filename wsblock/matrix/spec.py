@@ -7,9 +7,10 @@ scalars apply to every cell:
   ``workloads``, ``work_ms``, ``strategies``, ``ping_interval``,
   ``ping_timeout`` (numbers, or ``"none"``), and the others, each with the
   values its declaration parses;
-* scalars: ``duration``, ``max_window``, ``warmup``, ``repeats``, ``job_connections``,
-  ``observers``, ``echo_interval_ms``, ``close_timeout``, ``workers``,
-  ``chunk_ms``, ``start_method``, ``stall_ms``, ``description``;
+* scalars: the settings a matrix may give (:data:`wsblock.schema.settings.SETTINGS`:
+  ``duration``, ``max_window``, ``warmup``, ``job_connections``, ``observers``,
+  ``echo_interval_ms``, ``close_timeout``, ``workers``, ``chunk_ms``,
+  ``start_method``, ``stall_ms``, ``min_cycles``), ``repeats`` and ``description``;
 * workload parameters, named ``<workload>_<param>`` (for example
   ``pandas_chunksize``): a number, or a list that becomes one more axis for
   that workload only;
@@ -26,9 +27,10 @@ Unsupported pairs (``chunked`` x ``c_holds_gil``) are not cells: they are
 listed as skipped with the reason. Everything is validated before anything
 runs, and an error names the key; a list that gives the same value twice
 (``[300, 300]``, ``["none", "None"]``) is refused, as are two cells that
-would share an id, a ``ping_timeout`` beside ``ping_interval`` none (as the
-command line refuses it), a matrix whose every cell is skipped, and one of
-more than :data:`HARD_MAX_CELLS` cells (counted before any cell is built).
+would share an id, a cell that breaks a rule between parameters
+(:data:`wsblock.schema.settings.RULES`: a ``ping_timeout`` given beside
+``ping_interval`` none, as the command line refuses it), a matrix whose
+every cell is skipped, and one of more than :data:`HARD_MAX_CELLS` cells (counted before any cell is built).
 """
 
 from __future__ import annotations
@@ -46,16 +48,15 @@ from wsblock.engine import strategies
 from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
 from wsblock.schema import axes as axis_schema
+from wsblock.schema import settings
 from wsblock.schema.axes import REQUIRED, cell_id
 
 AXES = tuple(a.toml_key for a in axis_schema.AXES)
 """The matrix-file keys of the axes (:data:`wsblock.schema.axes.AXES`)."""
-SCALARS = {
-    "duration": float, "warmup": float, "repeats": int, "job_connections": int,
-    "observers": int, "echo_interval_ms": float, "close_timeout": float, "workers": int,
-    "chunk_ms": float, "start_method": str, "stall_ms": float, "description": str,
-    "min_cycles": int, "max_window": float,
-}
+SCALARS: dict[str, type] = {**settings.MATRIX_KEYS, "repeats": int, "description": str}
+"""The scalar keys of a matrix file and the type of their value: the settings
+a matrix may give (:data:`wsblock.schema.settings.MATRIX_KEYS`), and the
+matrix's own ``repeats`` and ``description``."""
 PROFILES = ("smoke", "quick", "default", "stack")
 
 HARD_MAX_CELLS = 100_000
@@ -195,19 +196,6 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
         parsed = [axis.parse(axis.toml_key, v) for v in written]
         _refuse_duplicates(axis.toml_key, axis_schema.duplicates(axis, zip(written, parsed)))
         grid_values.append(parsed)
-    if "ping_timeout" in data:
-        # The command line's rule between the two (wsblock.schema.rules).
-        from wsblock.schema.rules import ping_timeout_without_pings
-
-        # Every interval meets every timeout in the grid; "none" is the one that can refuse.
-        intervals = grid_values[axis_schema.NAMES.index("ping_interval")]
-        interval = None if None in intervals else intervals[0]
-        for timeout in grid_values[axis_schema.NAMES.index("ping_timeout")]:
-            refused = ping_timeout_without_pings(interval, timeout, interval_name="ping_interval",
-                                                 timeout_name="ping_timeout")
-            if refused:
-                raise UsageError(f"matrix {source}: {refused}; give the cells without pings a matrix of their own")
-
     scalars: dict[str, Any] = {}
     for key, kind in SCALARS.items():
         if key not in data or key in ("repeats", "description"):
@@ -268,6 +256,8 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
                     for name, axes in per_workload_axes.items()}
 
     matrix = Matrix(source=source, definition=data)
+    # What the file gives, for the rules between parameters (a timeout given without pings).
+    stated = [a.name for a in axis_schema.AXES if a.toml_key in data] + list(scalars)
     ids: dict[str, PlannedCell] = {}
     for values in itertools.product(*grid_values):
         chosen = dict(zip(axis_schema.NAMES, values))
@@ -278,7 +268,7 @@ def expand(data: dict[str, Any], *, source: str, max_cells: int | None = None) -
                 matrix.skipped.append((cell, reason))
                 continue
             try:
-                cell.validate()
+                cell.validate(stated)
             except UsageError as exc:
                 raise UsageError(f"matrix {source}: {exc}") from None
             for repeat in range(repeats):

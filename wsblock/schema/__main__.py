@@ -1,4 +1,4 @@
-"""Print ``docs/vocabulary.md``: the declared metrics, axes and caveats as tables.
+"""Print ``docs/vocabulary.md``: the declared metrics, axes, settings, rules and caveats as tables.
 
 ``python -m wsblock.schema > docs/vocabulary.md``; a test checks that the
 stored file is current.
@@ -6,19 +6,28 @@ stored file is current.
 
 from __future__ import annotations
 
-from wsblock.schema import axes, caveats, metrics
+from wsblock.schema import axes, caveats, metrics, settings
 
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _kind(kind: object) -> str:
+    return kind.__name__ if isinstance(kind, type) else str(kind)
+
+
+class _Names(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return f"`{key}`"
+
+
 def vocabulary() -> str:
-    """The documentation of every metric and axis, in markdown."""
+    """The documentation of every metric, axis, setting, rule and caveat, in markdown."""
     lines = [
         "# Vocabulary: metrics and axes",
         "",
-        "Generated from `wsblock/schema/metrics.py` and the axes of `wsblock/engine/config.py` by",
+        "Generated from `wsblock/schema/metrics.py`, `axes.py` and `settings.py` by",
         "`python -m wsblock.schema > docs/vocabulary.md`; do not edit by hand. How to add",
         "a metric or an axis: [`extending.md`](extending.md).",
         "",
@@ -47,8 +56,8 @@ def vocabulary() -> str:
         "",
         "## Axes",
         "",
-        "A matrix multiplies the axes out; each enters the cell id. Each is a `CellConfig`",
-        "field (`wsblock/engine/config.py`), a key of the matrix file, an option of",
+        "A matrix multiplies the axes out; each enters the cell id. Each is declared in",
+        "`wsblock/schema/axes.py` and is a `CellConfig` field, a key of the matrix file, an option of",
         "`wsblock run` and a column of the tidy table. *values*: what a cell accepts",
         "(numbers inclusive; a matrix file may give a list of them). *asv*: `always` an",
         "asv parameter, `varied` only in a profile that varies it.",
@@ -67,9 +76,37 @@ def vocabulary() -> str:
             ", ".join(repr(v) for v in a.examples), a.description)) + " |")
     lines += [
         "",
-        "Other cell parameters are settings, shared by the cells of a matrix: a matrix id leaves",
-        "them out; the id of a standalone record (`wsblock run --out`) names each one that",
-        "differs from its default, as `-<name>=<value>`.",
+        "## Settings",
+        "",
+        "Other cell parameters are settings (`wsblock/schema/settings.py`), shared by the cells of",
+        "a matrix: a matrix id leaves them out; the id of a standalone record (`wsblock run --out`)",
+        "names each one that differs from its default, as `-<name>=<value>`. *values*: what a",
+        "cell accepts (numbers inclusive; a positive number must also be above 0). *matrix*:",
+        "whether a matrix file may give it.",
+        "",
+        "| setting | type | default | unit | values | matrix | option | what |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in settings.SETTINGS:
+        default = "the platform's (`forkserver` on Linux)" if s.name == "start_method" else repr(s.default_value())
+        option = f"`{s.cli_option}`" + (f" {s.metavar}" if s.metavar else "") if s.cli_option else ""
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            f"`{s.name}`", f"`{_kind(s.kind)}`", default, s.unit, s.check, "yes" if s.matrix else "no", option,
+            s.help)) + " |")
+    lines += [
+        "",
+        "## Rules",
+        "",
+        "Combinations that each parameter's own check lets through and a cell refuses, whether it",
+        "comes from the command line, a matrix file or a `--cell` file (a parameter is named as",
+        "its input names it: `ping_timeout` in a file, `--ping-timeout` on the command line).",
+        "",
+        "| refused with | why |",
+        "|---|---|",
+    ]
+    for r in settings.RULES:
+        lines.append("| " + " | ".join(_cell(x) for x in (r.message.format_map(_Names()), r.why)) + " |")
+    lines += [
         "",
         "## Caveats",
         "",

@@ -1,18 +1,18 @@
 """What an axis is: the :class:`Axis` declaration and its building blocks.
 
-An axis is declared once, as a field of :class:`wsblock.engine.config.CellConfig`
-made with :func:`axis`: the field gives its name, Python type and default;
-the :class:`Axis` says how a matrix file and the command line spell it, how
-a value is parsed, checked, normalised and printed, and how it enters a cell
-id. :mod:`wsblock.schema.axes` reads the declarations from ``CellConfig``.
+An axis is declared once, in :data:`wsblock.schema.axes.AXES`: its name,
+Python type and default, and how a matrix file and the command line spell
+it, how a value is parsed, checked, normalised and printed, and how it
+enters a cell id. :class:`wsblock.engine.config.CellConfig` makes one field
+of each.
 
-This module imports nothing of the engine, so ``config.py`` can use it.
+This module imports nothing of the engine.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from wsblock.errors import UsageError
@@ -237,7 +237,7 @@ def seconds_or_none_word(text: str) -> float | str:
 class Axis:
     """One axis of the experiment.
 
-    Declared with :func:`axis` on a ``CellConfig`` field, which supplies
+    Declared in :data:`wsblock.schema.axes.AXES`, which gives each its
     ``name``, ``default`` and ``kind``.
 
     Attributes:
@@ -264,10 +264,9 @@ class Axis:
             ``None`` is a value (``none``: no keepalive; ``unset``); ``None``
             for axes that never hold it.
         name: The cell parameter (``CellConfig`` field, record ``params``
-            key, tidy column, asv parameter name), from the field.
-        default: The value when not given (:data:`REQUIRED`: none), from
-            the field.
-        kind: The field's type, from the field.
+            key, tidy column, asv parameter name).
+        default: The value when not given (:data:`REQUIRED`: none).
+        kind: Its Python type, as the ``CellConfig`` field is annotated.
     """
 
     description: str
@@ -290,19 +289,3 @@ class Axis:
 
 AXIS_KEY = "wsblock.axis"
 """The key of a ``CellConfig`` field's metadata that holds its :class:`Axis`."""
-
-
-def axis(default: Any, declaration: Axis) -> Any:
-    """Declare a ``CellConfig`` field as an axis.
-
-    Args:
-        default: The field's default, or :data:`REQUIRED` for none.
-        declaration: Everything else about the axis.
-
-    Returns:
-        The dataclass field.
-    """
-    metadata = {AXIS_KEY: declaration}
-    if default is REQUIRED:
-        return field(metadata=metadata)
-    return field(default=default, metadata=metadata)

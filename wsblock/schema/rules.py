@@ -1,21 +1,20 @@
-"""Rules between axes, shared by the command line and matrix files.
+"""The rule between ``ping_interval`` and ``ping_timeout``, as the command line asks it.
 
-An axis checks its own values (:mod:`wsblock.schema.axes`); a rule here
-refuses a combination of values that the command line refuses, so a matrix
-file cannot run a cell the command line would not.
+The rule itself is declared with the others in :data:`wsblock.schema.settings.RULES`
+and runs in cell validation; this asks it of two values alone, naming them
+as the caller does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from wsblock.schema import settings
+
 
 def ping_timeout_without_pings(ping_interval: Any, ping_timeout: Any, *, interval_name: str = "--ping-interval",
                                timeout_name: str = "--ping-timeout") -> str | None:
     """Say why a ``ping_timeout`` given with ``ping_interval`` none is refused, or ``None``.
-
-    No pings are sent without a ping interval, so a timeout has nothing to
-    time out: a cell that states one says something it did not test.
 
     Args:
         ping_interval: The cell's ping interval (``None``: no pings).
@@ -23,6 +22,6 @@ def ping_timeout_without_pings(ping_interval: Any, ping_timeout: Any, *, interva
         interval_name: How the caller names the interval (an option, a key).
         timeout_name: How the caller names the timeout.
     """
-    if ping_timeout is not None and ping_interval is None:
-        return f"{timeout_name} has no effect with {interval_name} none (no pings are sent)"
-    return None
+    names = {"ping_interval": interval_name, "ping_timeout": timeout_name}
+    values = {"ping_interval": ping_interval, "ping_timeout": ping_timeout}
+    return settings.PING_TIMEOUT_WITHOUT_PINGS.refusal(values, ("ping_timeout",), spell=names.__getitem__)
