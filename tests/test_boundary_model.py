@@ -10,6 +10,7 @@ import pytest
 from wsblock.analysis import boundary_model as bm
 from wsblock.report import fig_boundary
 from wsblock.schema import record as recmod
+from wsblock.schema.keepalive import Keepalive
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "results" / "reference"
@@ -21,8 +22,8 @@ def _isolated(length: float, window: float = 20.0) -> bm.Blocks:
     return bm.Blocks((length,), (window,), window)
 
 
-def _keepalive(interval: float, timeout: float, *, client: bool = True) -> bm.Keepalive:
-    return bm.Keepalive(interval, timeout if client else None, timeout)
+def _keepalive(interval: float, timeout: float, *, client: bool = True) -> Keepalive:
+    return Keepalive(interval, timeout, client_pings=client)
 
 
 @pytest.mark.parametrize("length, expected", [(0.9, 0.0), (1.5, 0.5), (1.8, 0.8), (2.5, 1.0)])
@@ -60,11 +61,11 @@ def test_server_pings_lose_only_a_race_before_a_back_to_back_block():
 
 
 def test_keepalive_settings_follow_the_cell():
-    k = bm.keepalive_of({"ping_interval": 1.0, "ping_timeout": 2.0, "client_pings": False,
+    k = Keepalive.of({"ping_interval": 1.0, "ping_timeout": 2.0, "client_pings": False,
                          "handler_ping_timeout": 30.0})
     assert (k.ping_interval, k.client_timeout, k.server_timeout) == (1.0, None, 30.0)
-    assert not bm.keepalive_of({"ping_interval": None, "ping_timeout": None}).can_fail
-    assert bm.certain_loss_job_s(bm.keepalive_of({"ping_interval": 1.0, "ping_timeout": 2.0})) == 3.0
+    assert not Keepalive.of({"ping_interval": None, "ping_timeout": None}).can_fail
+    assert bm.certain_loss_job_s(Keepalive.of({"ping_interval": 1.0, "ping_timeout": 2.0})) == 3.0
     assert bm.first_loss_job_s(k) == 30.0
 
 

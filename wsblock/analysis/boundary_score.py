@@ -304,7 +304,7 @@ def trial_of(record: Mapping[str, Any], group: str, *, phases: int) -> Trial | N
     no keepalive that can fail, the threaded server.
     """
     from wsblock.analysis import boundary_model as bm
-    from wsblock.engine import exposure
+    from wsblock.schema.keepalive import Keepalive
 
     params = record.get("params") or {}
     verdict = (record.get("survival") or {}).get("verdict")
@@ -312,8 +312,8 @@ def trial_of(record: Mapping[str, Any], group: str, *, phases: int) -> Trial | N
         return None
     if params.get("server", "asyncio") != "asyncio":
         return None
-    keepalive = bm.keepalive_of(params)
-    cycle = exposure.cycle_for_params(params)
+    keepalive = Keepalive.of(params)
+    cycle = keepalive.cycle_s
     timeout = bm.first_loss_job_s(keepalive)
     if not keepalive.can_fail or not cycle or not timeout:
         return None

@@ -126,10 +126,11 @@ def fixed_window(template: Any) -> Any:
 
     from wsblock.analysis import boundary_model as bm
     from wsblock.engine.runner import plan_window
+    from wsblock.schema.keepalive import Keepalive
 
     if template.duration is not None:
         return template
-    certain = bm.certain_loss_job_s(bm.keepalive_of(template.to_dict()))
+    certain = bm.certain_loss_job_s(Keepalive.of(template.to_dict()))
     probe = dataclasses.replace(template, work_ms=round(1000.0 * (certain or 1.0), 1)).validate()
     window = math.ceil(2.0 * (plan_window(probe, None).keepalive_s or 10.0)) / 2.0
     if window > template.max_window:
