@@ -343,12 +343,12 @@ def run_directories(paths: Iterable[Path]) -> list[Path]:
 
 def trials_from(paths: Sequence[Path], *, phases: int) -> list[Trial]:
     """The scored repeats of every run directory at or under ``paths``, grouped by directory."""
-    from wsblock.report.fig_boundary import load_records
+    from wsblock.schema.rundir import ok_records
 
     trials = []
     for directory in run_directories(paths):
         group = _group_name(directory, paths)
-        for record in load_records(directory):
+        for record in ok_records(directory):
             t = trial_of(record, group, phases=phases)
             if t is not None:
                 trials.append(t)

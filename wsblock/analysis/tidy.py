@@ -212,7 +212,7 @@ def write_csv(directory: str | Path) -> Path:
         (:func:`load_records` reports them).
     """
     root = Path(directory)
-    loaded = load_records(root)
+    loaded = rundir.load(root)
     target = root / CSV_NAME
     atomic.write_text(target, to_csv_text(frame(loaded.records)))
     return target

@@ -161,13 +161,14 @@ def plan_line(templates: list[Any], budget: int) -> str:
 def cmd_model(args: argparse.Namespace) -> int:
     """Print (and with ``--out`` write) the model check of a run directory."""
     from wsblock.report import fig_boundary
+    from wsblock.schema import rundir
 
     directory = Path(args.dir)
     if not directory.is_dir():
         raise UsageError(f"{args.dir} is not a directory")
     if not 10 <= args.phases <= 10_000:
         raise UsageError(f"--phases must be 10 to 10,000, got {args.phases}")
-    records = fig_boundary.load_records(directory)
+    records = rundir.ok_records(directory)
     if not records:
         raise UsageError(f"{args.dir} holds no readable record")
     rows = fig_boundary.model_rows(records, phases=args.phases)

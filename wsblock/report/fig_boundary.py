@@ -99,13 +99,6 @@ def _label(params: Mapping[str, Any]) -> str:
     return text
 
 
-def load_records(directory: Path) -> list[dict[str, Any]]:
-    """Every ``ok`` record of a run directory, in the current layout."""
-    from wsblock.schema import rundir
-
-    return [rec for _, rec in rundir.load(directory).records if recmod.is_ok(rec)]
-
-
 def group_cells(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     """Records grouped by cell (parameters without the port), in first-seen order."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
@@ -374,5 +367,5 @@ def rules_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, stem:
     return plotting.save(fig, out_dir, stem, footer)
 
 
-__all__ = ["ModelRow", "RULES", "boundary_figure", "rules_figure", "group_cells", "load_records", "model_figure", "model_rows",
+__all__ = ["ModelRow", "RULES", "boundary_figure", "rules_figure", "group_cells", "model_figure", "model_rows",
            "model_table", "summary_counts"]

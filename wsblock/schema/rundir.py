@@ -277,6 +277,13 @@ def load(directory: str | Path) -> Loaded:
     return loaded
 
 
+def ok_records(directory: str | Path) -> list[dict[str, Any]]:
+    """Every ``ok`` record of a run directory, in the current layout (:func:`load`, without the errors)."""
+    from wsblock.schema import record
+
+    return [rec for _, rec in load(directory).records if record.is_ok(rec)]
+
+
 class Busy(Exception):
     """The run directory is locked by another writer (the message names it)."""
 
