@@ -24,7 +24,6 @@ from typing import Any, Mapping, Sequence
 from wsblock.analysis import boundary_model as bm
 from wsblock.analysis.intervals import wilson
 from wsblock.report import plotting
-from wsblock.schema import record as recmod
 
 IGNORED_PARAMS = ("port", "host", "max_window")
 """Parameters that do not make two records different cells (``max_window``
