@@ -7,7 +7,8 @@ standalone records from ``wsblock run --out`` (``DIR/*.json``) reads the same
 way.
 
 Every tool that reads a run (``matrix`` when it resumes, ``report``,
-``advise DIR``, ``compare``, ``findings``) goes through :func:`load`:
+``advise DIR``, ``compare``, ``findings``, ``boundary model`` and its scores
+through :func:`ok_records`) goes through :func:`load`:
 
 * files are read by :mod:`wsblock.inputs` (regular files only, bounded in
   size and nesting, never blocking);
