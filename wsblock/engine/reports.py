@@ -17,9 +17,7 @@ either, so reading a report never turns a ``0`` into a ``0.0`` in the record.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from wsblock.engine.process_config import ConfigError, build_checked
@@ -48,20 +46,6 @@ class _Report:
             return build_checked(cls, data)  # type: ignore[no-any-return]
         except ConfigError as exc:
             raise HarnessError(f"{source} wrote measurements of the wrong shape: {exc}") from None
-
-    @classmethod
-    def read(cls: type[R], path: str | Path, *, source: str) -> R:
-        """Read and check a report file.
-
-        Raises:
-            HarnessError: If the file is unreadable or does not match the type.
-        """
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise HarnessError(f"{source} wrote no readable measurements: {exc}") from None
-        return cls.from_dict(data, source=source)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, keys in the order of the fields."""
