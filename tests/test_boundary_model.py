@@ -10,6 +10,8 @@ import pytest
 from wsblock.analysis import boundary_model as bm
 from wsblock.report import fig_boundary
 from wsblock.schema import record as recmod
+from wsblock.schema import rundir
+from wsblock.schema.keepalive import Keepalive
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "results" / "reference"
@@ -21,8 +23,8 @@ def _isolated(length: float, window: float = 20.0) -> bm.Blocks:
     return bm.Blocks((length,), (window,), window)
 
 
-def _keepalive(interval: float, timeout: float, *, client: bool = True) -> bm.Keepalive:
-    return bm.Keepalive(interval, timeout if client else None, timeout)
+def _keepalive(interval: float, timeout: float, *, client: bool = True) -> Keepalive:
+    return Keepalive(interval, timeout, client_pings=client)
 
 
 @pytest.mark.parametrize("length, expected", [(0.9, 0.0), (1.5, 0.5), (1.8, 0.8), (2.5, 1.0)])
@@ -60,11 +62,11 @@ def test_server_pings_lose_only_a_race_before_a_back_to_back_block():
 
 
 def test_keepalive_settings_follow_the_cell():
-    k = bm.keepalive_of({"ping_interval": 1.0, "ping_timeout": 2.0, "client_pings": False,
+    k = Keepalive.of({"ping_interval": 1.0, "ping_timeout": 2.0, "client_pings": False,
                          "handler_ping_timeout": 30.0})
     assert (k.ping_interval, k.client_timeout, k.server_timeout) == (1.0, None, 30.0)
-    assert not bm.keepalive_of({"ping_interval": None, "ping_timeout": None}).can_fail
-    assert bm.certain_loss_job_s(bm.keepalive_of({"ping_interval": 1.0, "ping_timeout": 2.0})) == 3.0
+    assert not Keepalive.of({"ping_interval": None, "ping_timeout": None}).can_fail
+    assert bm.certain_loss_job_s(Keepalive.of({"ping_interval": 1.0, "ping_timeout": 2.0})) == 3.0
     assert bm.first_loss_job_s(k) == 30.0
 
 
@@ -94,12 +96,12 @@ def test_predictions_on_reference_records_where_physics_leaves_no_doubt(name, lo
 
 
 def test_model_rows_read_old_and_new_records_and_count_what_they_measured():
-    old = fig_boundary.model_rows(fig_boundary.load_records(REFERENCE / "keepalive"), phases=50)
+    old = fig_boundary.model_rows(rundir.ok_records(REFERENCE / "keepalive"), phases=50)
     assert len(old) == 4 and all(r.repeats == 3 for r in old)
     assert all(r.connections == 18 for r in old)  # 6 original connections x 3 repeats
-    legacy = fig_boundary.model_rows(fig_boundary.load_records(FIXTURES / "pandas_chunks"), phases=20)
+    legacy = fig_boundary.model_rows(rundir.ok_records(FIXTURES / "pandas_chunks"), phases=20)
     assert legacy and all(0.0 <= r.predicted.p <= 1.0 and r.lost <= r.connections for r in legacy)
-    new = fig_boundary.model_rows(fig_boundary.load_records(FIXTURES / "run_a"), phases=50)
+    new = fig_boundary.model_rows(rundir.ok_records(FIXTURES / "run_a"), phases=50)
     assert new and all(0.0 <= r.predicted.p <= 1.0 for r in new)
     for row in new:
         assert row.lost <= row.connections
@@ -109,7 +111,7 @@ def test_model_rows_read_old_and_new_records_and_count_what_they_measured():
 
 
 def test_model_figure_is_written(tmp_path):
-    rows = fig_boundary.model_rows(fig_boundary.load_records(REFERENCE / "keepalive"), phases=20)
+    rows = fig_boundary.model_rows(rundir.ok_records(REFERENCE / "keepalive"), phases=20)
     paths = fig_boundary.model_figure(rows, tmp_path)
     assert {p.suffix for p in paths} == {".png", ".svg"}
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -10,6 +10,7 @@ from wsblock.engine import checks, exposure, sizing
 from wsblock.engine.calibration import fit_line
 from wsblock.engine.jobs import JobLedger
 from wsblock.engine.window import Window
+from wsblock.schema.keepalive import Keepalive
 
 KEEPALIVE = {"ping_interval": 1.0, "ping_timeout": 5.0, "client_pings": True, "handler_ping_timeout": None}
 
@@ -55,9 +56,9 @@ def test_keepalive_that_cannot_fail_is_not_applicable(change) -> None:
 
 
 def test_the_shorter_sides_cycle_decides() -> None:
-    assert exposure.keepalive_cycle_s(ping_interval=1, ping_timeout=5, handler_ping_timeout=0.5) == 1.5
-    assert exposure.keepalive_cycle_s(ping_interval=1, ping_timeout=5, client_pings=False,
-                                      handler_ping_timeout="none") is None
+    assert Keepalive(ping_interval=1, ping_timeout=5, handler_ping_timeout=0.5).cycle_s == 1.5
+    assert Keepalive(ping_interval=1, ping_timeout=5, client_pings=False,
+                     handler_ping_timeout="none").cycle_s is None
 
 
 def _plan(**change):

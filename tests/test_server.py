@@ -21,6 +21,7 @@ from wsblock import paths
 from wsblock.engine.config import CellConfig
 from wsblock.engine.proc import Child
 from wsblock.engine.process_config import TOKEN_HEADER, JobConfig, ServerConfig
+from wsblock.engine.reports import ServerReport
 
 
 @pytest.fixture(scope="module", params=["asyncio", "threaded"])
@@ -49,6 +50,8 @@ def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         while HELD:
             HELD.pop().close()
     stats = json.loads((tmp / "stats.json").read_text())
+    # Both servers write the report the runner reads back (checked by type).
+    ServerReport.from_dict(stats, source="the server")
     assert stats["protocol_closes"] >= 4 and stats["request_errors"] >= 3
     bad = stats["bad_input"]["by_kind"]
     for kind in ("binary", "not_json", "too_deep", "not_object", "too_big", "invalid_request"):

@@ -232,6 +232,7 @@ def test_a_failed_connection_still_closing_at_the_window_end_ended_at_its_failur
     from wsblock.engine.config import CellConfig
     from wsblock.engine.load import Load
     from wsblock.engine.process_config import JobConfig, LoadConfig
+    from wsblock.engine.reports import LoadReport
     from wsblock.engine.window import Window
 
     cell = CellConfig("pure_python", 1.0, "inline", ping_interval=0.5, ping_timeout=0.5,
@@ -240,7 +241,7 @@ def test_a_failed_connection_still_closing_at_the_window_end_ended_at_its_failur
                         job=JobConfig("pure_python", 1, 1, {}), results_path="/r.json", deadline=1.0)
     now = time.monotonic()
 
-    async def summarise() -> dict:
+    async def summarise() -> LoadReport:
         load = Load(config, Window(now - 3.0, now))
         failed, kept = object(), object()
         load._live[failed] = ("job", 0, now - 3.5, None)
@@ -248,6 +249,6 @@ def test_a_failed_connection_still_closing_at_the_window_end_ended_at_its_failur
         load._failed[failed] = now - 2.0
         return load.results(0.0)
 
-    lifetimes = {row["kind"]: row for row in asyncio.run(summarise())["lifetimes"]}
+    lifetimes = {row["kind"]: row for row in asyncio.run(summarise()).lifetimes}
     assert lifetimes["job"]["end"] == "disconnect" and lifetimes["job"]["ended_s"] == pytest.approx(1.0)
     assert lifetimes["observer"]["end"] == "window" and lifetimes["observer"]["ended_s"] is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -21,6 +20,7 @@ from wsblock.analysis import recommend as rec
 from wsblock.engine import user_workloads
 from wsblock.errors import UsageError
 from wsblock.report import markdown as md
+from wsblock.schema import rundir
 
 
 def _say(message: str) -> None:
@@ -417,8 +417,8 @@ def _first_cause(out: Path, failed: list[str]) -> str:
     # exited or hung), so that the one error line says why.
     for cell_id in failed:
         try:
-            error = json.loads((out / "cells" / f"{cell_id}.json").read_text(encoding="utf-8")).get("error")
-        except (OSError, ValueError, AttributeError):
+            error = rundir.read_record(rundir.record_path(out, cell_id)).get("error")
+        except ValueError:
             continue
         if isinstance(error, str) and error:
             return f"{cell_id}: {error.splitlines()[0]}"

@@ -32,6 +32,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from wsblock.schema.keepalive import Keepalive
+
 PHASES = 400
 """Phases of the ping train averaged over (a grid over one ping interval)."""
 
@@ -41,29 +43,6 @@ before a back-to-back block (not derivable from records; 0 and 1 bound it)."""
 
 BACK_TO_BACK_S = 0.002
 """A gap shorter than this between blocks leaves no time to read a pong."""
-
-
-@dataclass(frozen=True)
-class Keepalive:
-    """Keepalive settings of one connection.
-
-    Attributes:
-        ping_interval: Seconds between pings of each side, or ``None``.
-        client_timeout: The client's ``ping_timeout`` (``None``: no client
-            pings, or no timeout).
-        server_timeout: The server's ``ping_timeout`` after the handler's
-            override (``None``: no timeout).
-    """
-
-    ping_interval: float | None
-    client_timeout: float | None
-    server_timeout: float | None
-
-    @property
-    def can_fail(self) -> bool:
-        """Whether any keepalive timeout can fail a connection."""
-        return self.ping_interval is not None and (
-            self.client_timeout is not None or self.server_timeout is not None)
 
 
 @dataclass(frozen=True)
@@ -260,16 +239,6 @@ INLINE_LIKE = ("inline",)
 """Strategies whose jobs run as callbacks on the loop (one job per block)."""
 
 
-def keepalive_of(params: Mapping[str, Any]) -> Keepalive:
-    """The keepalive settings of a cell's ``params``."""
-    interval = params.get("ping_interval")
-    timeout = params.get("ping_timeout")
-    handler = params.get("handler_ping_timeout")
-    client = timeout if params.get("client_pings", True) else None
-    server = handler if handler is not None else timeout
-    return Keepalive(ping_interval=interval, client_timeout=client, server_timeout=server)
-
-
 def heartbeat_stalls(stalls: Mapping[str, Any]) -> list[float]:
     """Rebuild the stall lengths (s) a record summarises.
 
@@ -386,7 +355,7 @@ def predict_record(record: Mapping[str, Any], *, race: float = RACE, phases: int
     Returns:
         The prediction with its low and high ends.
     """
-    keepalive = keepalive_of(record.get("params", {}))
+    keepalive = Keepalive.of(record.get("params", {}))
     if not keepalive.can_fail:
         return Prediction(0.0, 0.0, 0.0, 0.0, 0.0, "no keepalive can fail")
     point = blocks_from_record(record, shade="point")
@@ -437,7 +406,7 @@ def overlaps(prediction: Prediction, low: float, high: float) -> bool:
     return not (math.isnan(low) or math.isnan(high)) and prediction.low <= high and prediction.high >= low
 
 
-__all__ = ["BACK_TO_BACK_S", "Blocks", "Keepalive", "PHASES", "Prediction", "RACE", "agrees",
+__all__ = ["BACK_TO_BACK_S", "Blocks", "PHASES", "Prediction", "RACE", "agrees",
            "blocks_from_record", "certain_loss_job_s", "client_train_lost", "first_loss_job_s",
-           "heartbeat_stalls", "job_length_s", "keepalive_of", "loss_probability", "measured_loss", "overlaps",
+           "heartbeat_stalls", "job_length_s", "loss_probability", "measured_loss", "overlaps",
            "predict_record", "server_train_loss"]

@@ -304,7 +304,7 @@ def trial_of(record: Mapping[str, Any], group: str, *, phases: int) -> Trial | N
     no keepalive that can fail, the threaded server.
     """
     from wsblock.analysis import boundary_model as bm
-    from wsblock.engine import exposure
+    from wsblock.schema.keepalive import Keepalive
 
     params = record.get("params") or {}
     verdict = (record.get("survival") or {}).get("verdict")
@@ -312,8 +312,8 @@ def trial_of(record: Mapping[str, Any], group: str, *, phases: int) -> Trial | N
         return None
     if params.get("server", "asyncio") != "asyncio":
         return None
-    keepalive = bm.keepalive_of(params)
-    cycle = exposure.cycle_for_params(params)
+    keepalive = Keepalive.of(params)
+    cycle = keepalive.cycle_s
     timeout = bm.first_loss_job_s(keepalive)
     if not keepalive.can_fail or not cycle or not timeout:
         return None
@@ -343,12 +343,12 @@ def run_directories(paths: Iterable[Path]) -> list[Path]:
 
 def trials_from(paths: Sequence[Path], *, phases: int) -> list[Trial]:
     """The scored repeats of every run directory at or under ``paths``, grouped by directory."""
-    from wsblock.report.fig_boundary import load_records
+    from wsblock.schema.rundir import ok_records
 
     trials = []
     for directory in run_directories(paths):
         group = _group_name(directory, paths)
-        for record in load_records(directory):
+        for record in ok_records(directory):
             t = trial_of(record, group, phases=phases)
             if t is not None:
                 trials.append(t)

@@ -40,6 +40,7 @@ from wsblock.analysis import aggregate, tidy
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import rules
 from wsblock.errors import UsageError
+from wsblock.schema import rundir
 from wsblock.schema import record as record_schema
 
 QUERY = re.compile(r"(?P<value>-?[\d][\d,]*(?:\.\d+)?|none|n/a)(?:\*\*|`)?\s*<!--\s*q:\s*(?P<query>[^>]*?)\s*-->")
@@ -200,7 +201,7 @@ class Query:
 
 @lru_cache(maxsize=16)
 def _table(directory: str) -> pd.DataFrame:
-    loaded = tidy.load_records(directory)
+    loaded = rundir.load(directory)
     for path, message in loaded.errors:
         # Once per run directory (the table is cached): what no quote rests on.
         print(f"warning: left out {path}: {message}", file=sys.stderr)

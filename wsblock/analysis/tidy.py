@@ -55,8 +55,8 @@ Loaded = rundir.Loaded
 def load_records(directory: str | Path) -> Loaded:
     """Read every record (and the manifest) of a run directory.
 
-    The one reader of run directories (:func:`wsblock.schema.rundir.load`):
-    a file that cannot be used, a damaged manifest or a record that does not
+    :func:`wsblock.schema.rundir.load`, the one reader of run directories,
+    under the name the notebooks read runs by: a file that cannot be used, a damaged manifest or a record that does not
     belong to the run goes to ``errors`` with a short reason, so a report
     can still render what is there.
 
@@ -212,7 +212,7 @@ def write_csv(directory: str | Path) -> Path:
         (:func:`load_records` reports them).
     """
     root = Path(directory)
-    loaded = load_records(root)
+    loaded = rundir.load(root)
     target = root / CSV_NAME
     atomic.write_text(target, to_csv_text(frame(loaded.records)))
     return target

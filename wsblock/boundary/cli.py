@@ -126,10 +126,11 @@ def fixed_window(template: Any) -> Any:
 
     from wsblock.analysis import boundary_model as bm
     from wsblock.engine.runner import plan_window
+    from wsblock.schema.keepalive import Keepalive
 
     if template.duration is not None:
         return template
-    certain = bm.certain_loss_job_s(bm.keepalive_of(template.to_dict()))
+    certain = bm.certain_loss_job_s(Keepalive.of(template.to_dict()))
     probe = dataclasses.replace(template, work_ms=round(1000.0 * (certain or 1.0), 1)).validate()
     window = math.ceil(2.0 * (plan_window(probe, None).keepalive_s or 10.0)) / 2.0
     if window > template.max_window:
@@ -161,13 +162,14 @@ def plan_line(templates: list[Any], budget: int) -> str:
 def cmd_model(args: argparse.Namespace) -> int:
     """Print (and with ``--out`` write) the model check of a run directory."""
     from wsblock.report import fig_boundary
+    from wsblock.schema import rundir
 
     directory = Path(args.dir)
     if not directory.is_dir():
         raise UsageError(f"{args.dir} is not a directory")
     if not 10 <= args.phases <= 10_000:
         raise UsageError(f"--phases must be 10 to 10,000, got {args.phases}")
-    records = fig_boundary.load_records(directory)
+    records = rundir.ok_records(directory)
     if not records:
         raise UsageError(f"{args.dir} holds no readable record")
     rows = fig_boundary.model_rows(records, phases=args.phases)

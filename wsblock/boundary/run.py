@@ -24,6 +24,7 @@ from wsblock.boundary import search
 from wsblock.engine.config import CellConfig
 from wsblock.matrix.spec import PlannedCell
 from wsblock.schema import record as recmod
+from wsblock.schema.keepalive import Keepalive
 from wsblock.schema.rundir import record_path
 
 SUMMARY = "boundary.json"
@@ -60,7 +61,7 @@ def default_range(cell: CellConfig) -> tuple[float, float]:
     can form even if every job connection's job runs in one loop iteration;
     above ``ping_interval + ping_timeout`` every client ping train dies.
     """
-    keepalive = bm.keepalive_of(cell.to_dict())
+    keepalive = Keepalive.of(cell.to_dict())
     first = bm.first_loss_job_s(keepalive)
     certain = bm.certain_loss_job_s(keepalive)
     n = max(1, cell.job_connections)

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 from wsblock.engine import checks, exposure, strategies
+from wsblock.engine.reports import LoadReport, ServerReport
 from wsblock.schema.record import KIND, SCHEMA_VERSION
 
 
@@ -39,20 +40,24 @@ def build(
     params: dict[str, Any],
     window: dict[str, Any],
     work: dict[str, Any],
-    server: dict[str, Any],
-    load: dict[str, Any],
+    server: ServerReport,
+    load: LoadReport,
     machine: dict[str, Any],
     meta: dict[str, Any],
     processes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble a record from the two processes' measurements.
 
+    The one place the record's measured sections are laid out; a test holds
+    ``docs/record.md`` and :data:`wsblock.schema.record.REQUIRED` to what it
+    builds.
+
     Args:
         params: The cell (``CellConfig.to_dict()``).
         window: The window plan (``WindowPlan.to_dict()``).
         work: Work sizing: target, units, calibration.
-        server: The server's stats file.
-        load: The load process's results file.
+        server: The server's report (its stats file, checked).
+        load: The load process's report (its results file, checked).
         machine: Machine-wide CPU use over the window, from the runner.
         meta: Environment metadata.
         processes: Processes the cell left running that the runner ended
@@ -62,25 +67,26 @@ def build(
         The record.
     """
     duration = float(window["duration_s"])
-    events = sorted(load["disconnects"], key=lambda e: e["t"])
-    opened = load["connections"]["opened"]
-    lost = load["connections"]["lost"]
+    events = sorted(load.disconnects, key=lambda e: e["t"])
+    opened = load.connections.opened
+    lost = load.connections.lost
     opened_total = sum(opened.values())
     lost_total = sum(lost.values())
-    server_events = server["disconnects"]
-    survival = exposure.survival(load["lifetimes"], params=params, window_s=duration,
+    server_events = server.disconnects
+    survival = exposure.survival(load.lifetimes, params=params, window_s=duration,
                                  min_cycles=params.get("min_cycles", exposure.DEFAULT_MIN_CYCLES))
     originals = survival["originals"]
     original_lost = survival["original_lost"]
-    job_ms = server["job_ms"]
+    completed_p50 = server.job_ms.get("completed_p50")
     ratio = None
-    if runs_alone(params, machine.get("cpus", 1)) and job_ms.get("completed_p50") is not None \
+    if runs_alone(params, machine.get("cpus", 1)) and completed_p50 is not None \
             and params.get("work_ms") is not None:
-        ratio = round(job_ms["completed_p50"] / float(params["work_ms"]), 3)
-    echo = load["echo"]
-    lower_bound = bool(echo["lost"] or echo["censored"] or echo["missed"])
-    bad = server["bad_input"]
-    exceptions = server["handler_errors"]
+        ratio = round(completed_p50 / float(params["work_ms"]), 3)
+    echo = load.echo
+    lower_bound = bool(echo.lost or echo.censored or echo.missed)
+    bad = server.bad_input
+    exceptions = server.handler_errors
+    counted = server.work
     rec: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
@@ -96,7 +102,7 @@ def build(
             "original": {"connections": originals, "lost": original_lost},
             "reconnects": {"opened": max(0, opened_total - originals),
                            "lost": max(0, lost_total - original_lost)},
-            "before_window": load["connections"].get("lost_before_window", 0),
+            "before_window": load.connections.lost_before_window,
             "by_code": _count(events, "code"),
             "by_initiator": _count(events, "initiator"),
             "first_s": events[0]["t"] if events else None,
@@ -111,60 +117,60 @@ def build(
         "connections": {
             "opened": opened,
             "opened_total": opened_total,
-            "connect_failures": load["connect_failures"],
+            "connect_failures": load.connect_failures,
         },
-        "loop_lag_ms": server["loop_lag_ms"],
-        "stalls": server["stalls"],
-        "io_lag_ms": {**server["io_lag_ms"], "method": "echo send stamp to handler"},
-        "ticker_lag_ms": server.get("ticker_lag_ms"),
+        "loop_lag_ms": server.loop_lag_ms,
+        "stalls": server.stalls,
+        "io_lag_ms": {**server.io_lag_ms, "method": "echo send stamp to handler"},
+        "ticker_lag_ms": server.ticker_lag_ms,
         "throughput": {
-            "jobs_per_s": round(server["work"]["jobs_in_window"] / duration, 4),
-            "echo_per_s": round(load["echoes"] / duration, 3),
-            "jobs_done": load["jobs_done"],
-            "jobs_in_window": server["work"]["jobs_in_window"],
-            "completed_in_window": server["work"]["completed_in_window"],
-            "partial_jobs": server["work"]["partial_jobs"],
-            "running_at_end": server["work"]["running_at_end"],
-            "estimated_jobs": server["work"]["estimated_jobs"],
-            "echoes": load["echoes"],
-            "server_jobs_done": server["jobs_done"],
+            "jobs_per_s": round(counted.jobs_in_window / duration, 4),
+            "echo_per_s": round(load.echoes / duration, 3),
+            "jobs_done": load.jobs_done,
+            "jobs_in_window": counted.jobs_in_window,
+            "completed_in_window": counted.completed_in_window,
+            "partial_jobs": counted.partial_jobs,
+            "running_at_end": counted.running_at_end,
+            "estimated_jobs": counted.estimated_jobs,
+            "echoes": load.echoes,
+            "server_jobs_done": server.jobs_done,
         },
         "echo_latency_ms": {
-            **load["echo_latency_ms"],
-            "scheduled": echo["scheduled"],
-            "answered": echo["answered"],
-            "lost": echo["lost"],
-            "censored": echo["censored"],
-            "missed": echo["missed"],
+            **load.echo_latency_ms,
+            "scheduled": echo.scheduled,
+            "answered": echo.answered,
+            "lost": echo.lost,
+            "censored": echo.censored,
+            "missed": echo.missed,
             "lower_bound": lower_bound,
         },
-        "job_ms": job_ms,
-        "job_cpu_ms": server["job_cpu_ms"],
-        "job_latency_ms": load["job_latency_ms"],
-        "result": server.get("result"),
-        "load": {"sending": load["sending"]},
+        "job_ms": server.job_ms,
+        "job_cpu_ms": server.job_cpu_ms,
+        "job_latency_ms": load.job_latency_ms,
+        "result": server.result,
+        "load": {"sending": load.sending.to_dict()},
         "server": {
-            "setup": server.get("setup"),
-            "foreign": server["foreign"],
+            "setup": server.setup,
+            "foreign": server.foreign,
             "handler_errors": {
-                "total": exceptions["total"] + bad["total"],
-                "exceptions": exceptions,
-                "bad_input": bad,
+                "total": exceptions.total + bad.total,
+                "exceptions": exceptions.to_dict(),
+                "bad_input": bad.to_dict(),
             },
         },
         "resources": {
-            "server": server["resources"],
-            "load_cpu_s": load["cpu_s"],
-            "load_cpu_util": round(load["cpu_s"] / duration, 3),
+            "server": server.resources,
+            "load_cpu_s": load.cpu_s,
+            "load_cpu_util": round(load.cpu_s / duration, 3),
             "machine": machine,
         },
         "meta": {
             **meta,
-            "blas": server["blas"],
-            "switch_interval_s": server["switch_interval_s"],
-            "event_loop": server.get("event_loop"),
-            "probe": server.get("probe"),
-            "start_method": server["start_method"],
+            "blas": server.blas,
+            "switch_interval_s": server.switch_interval_s,
+            "event_loop": server.event_loop,
+            "probe": server.probe,
+            "start_method": server.start_method,
         },
     }
     if processes is not None:

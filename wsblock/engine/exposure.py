@@ -28,55 +28,17 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from wsblock.schema.keepalive import Keepalive
+
 DEFAULT_MIN_CYCLES = 3
 """Complete cycles every original connection needs before a cell says ``kept``."""
 
 VERDICTS = ("lost", "kept", "inconclusive", "not_applicable")
 
 
-def keepalive_cycle_s(
-    *,
-    ping_interval: float | None,
-    ping_timeout: float | None,
-    client_pings: bool = True,
-    handler_ping_timeout: float | str | None = None,
-) -> float | None:
-    """Seconds of one keepalive cycle, or ``None`` when no keepalive can fail.
-
-    The server pings with ``ping_interval`` and its own timeout (the cell's
-    ``ping_timeout``, or the one the handler assigns); the load pings too
-    unless ``client_pings`` is false. The shorter cycle of the two sides
-    decides, since either side's failure ends the connection.
-
-    Args:
-        ping_interval: Seconds between pings, or ``None``.
-        ping_timeout: Pong timeout of both sides, or ``None``.
-        client_pings: Whether the load pings.
-        handler_ping_timeout: The server's override (seconds, ``"none"``) or
-            ``None`` for no override.
-    """
-    if ping_interval is None:
-        return None
-    if handler_ping_timeout is None:
-        server_timeout = ping_timeout
-    elif handler_ping_timeout == "none":
-        server_timeout = None
-    else:
-        server_timeout = float(handler_ping_timeout)
-    timeouts = [t for t in (server_timeout, ping_timeout if client_pings else None) if t is not None]
-    if not timeouts:
-        return None
-    return ping_interval + min(timeouts)
-
-
 def cycle_for_params(params: dict[str, Any]) -> float | None:
-    """:func:`keepalive_cycle_s` of a record's ``params``."""
-    return keepalive_cycle_s(
-        ping_interval=params.get("ping_interval"),
-        ping_timeout=params.get("ping_timeout"),
-        client_pings=params.get("client_pings", True),
-        handler_ping_timeout=params.get("handler_ping_timeout"),
-    )
+    """The keepalive cycle (:attr:`Keepalive.cycle_s`) of a record's ``params``."""
+    return Keepalive.of(params).cycle_s
 
 
 @dataclass(frozen=True)

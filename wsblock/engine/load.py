@@ -48,6 +48,7 @@ from wsblock.engine import closes
 from wsblock.engine import protocol
 from wsblock.engine.proc import Lifeline, awaited_argv, emit
 from wsblock.engine.process_config import TOKEN_HEADER, LoadConfig
+from wsblock.engine.reports import Connections, Echoes, LoadReport, Sending
 from wsblock.engine.stats import LatencyHistogram
 from wsblock.engine.window import Window
 
@@ -304,8 +305,13 @@ class Load:
         finally:
             receiver.cancel()
 
-    def results(self, own_cpu_s: float) -> dict[str, Any]:
-        """Summarise the window; called as soon as the window closes."""
+    def results(self, own_cpu_s: float, *, stopped_early: bool = False) -> LoadReport:
+        """Summarise the window; called as soon as the window closes.
+
+        Args:
+            own_cpu_s: The load process's CPU seconds over the window.
+            stopped_early: Whether it was told to stop before the window's end.
+        """
         w = self.window
         # A saturated load reaches this late; everything after the window's
         # end is treated as not having happened yet.
@@ -350,36 +356,30 @@ class Load:
         censored += s.echo_censored_late
         scheduled_total = s.echoes + s.echo_lost + censored + unsent + s.echo_missed
         offered = scheduled_total - s.echo_missed
-        return {
-            "connections": {"opened": opened, "lost": dict(s.lost),
-                            "lost_before_window": s.lost_before_window},
-            "lifetimes": lifetimes,
-            "connect_failures": s.connect_failures,
-            "disconnects": list(s.disconnects),
-            "jobs_done": s.jobs_done,
-            "job_errors": s.job_errors,
-            "last_error": s.last_error,
-            "job_latency_ms": s.job_latency.summary(("p50", "p90", "p99")),
-            "echoes": s.echoes,
-            "echo": {
-                "scheduled": scheduled_total,
-                "answered": s.echoes,
-                "lost": s.echo_lost,
-                "censored": censored + unsent,
-                "unsent": unsent,
-                "missed": s.echo_missed,
-            },
-            "echo_latency_ms": s.echo_latency.summary(("p50", "p90", "p99")),
-            "sending": {
-                "offered_per_s": round(offered / w.duration, 3),
-                "achieved_per_s": round(s.echo_sent / w.duration, 3),
-                "lateness_ms": s.send_lateness.summary(("p50", "p90", "p99")),
-                "summarized_late_s": round(summarized_late_s, 3),
-            },
-            "cpu_s": round(own_cpu_s, 3),
-        }
+        return LoadReport(
+            connections=Connections(opened=opened, lost=dict(s.lost), lost_before_window=s.lost_before_window),
+            lifetimes=lifetimes,
+            connect_failures=s.connect_failures,
+            disconnects=list(s.disconnects),
+            jobs_done=s.jobs_done,
+            job_errors=s.job_errors,
+            last_error=s.last_error,
+            job_latency_ms=s.job_latency.summary(("p50", "p90", "p99")),
+            echoes=s.echoes,
+            echo=Echoes(scheduled=scheduled_total, answered=s.echoes, lost=s.echo_lost,
+                        censored=censored + unsent, unsent=unsent, missed=s.echo_missed),
+            echo_latency_ms=s.echo_latency.summary(("p50", "p90", "p99")),
+            sending=Sending(
+                offered_per_s=round(offered / w.duration, 3),
+                achieved_per_s=round(s.echo_sent / w.duration, 3),
+                lateness_ms=s.send_lateness.summary(("p50", "p90", "p99")),
+                summarized_late_s=round(summarized_late_s, 3),
+            ),
+            cpu_s=round(own_cpu_s, 3),
+            stopped_early=stopped_early,
+        )
 
-    async def main(self) -> dict[str, Any]:
+    async def main(self) -> LoadReport:
         c = self.config
         stop = self.stop
         me = psutil.Process()
@@ -407,9 +407,8 @@ class Load:
         await until(self.window.start)
         cpu0 = sum(me.cpu_times()[:2])
         await until(self.window.end)
-        result = self.results(sum(me.cpu_times()[:2]) - cpu0)
-        result["stopped_early"] = stop.is_set()
-        atomic.write_json(c.results_path, result)
+        result = self.results(sum(me.cpu_times()[:2]) - cpu0, stopped_early=stop.is_set())
+        atomic.write_json(c.results_path, result.to_dict())
         # Results are safe and nothing after them is recorded (the server
         # counts no close after the window), so the load leaves at once and
         # its connections end with the process. Closing them politely would

@@ -40,6 +40,8 @@ _EXPECTED = {type(None): "null", bool: "true or false", int: "an integer", float
 
 def _check(name: str, value: Any, kind: Any) -> Any:
     """Check ``value`` against a type annotation; return it, converted where lossless."""
+    if kind is Any:
+        return value  # a section passed on as it is, its shape checked where it is read
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(kind)
@@ -76,12 +78,17 @@ def _check(name: str, value: Any, kind: Any) -> Any:
             raise ConfigError(f"{name}: expected an object, got {value!r}")
         return {_check(f"{name} key", k, key_type): _check(f"{name}.{k}", v, value_type)
                 for k, v in value.items()}
+    if origin is list:
+        (item_type,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        return [_check(f"{name}[{i}]", item, item_type) for i, item in enumerate(value)]
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        return _build(kind, value, prefix=f"{name}.")
+        return build_checked(kind, value, prefix=f"{name}.")
     raise ConfigError(f"{name}: unsupported type {kind}")  # a bug in this module
 
 
-def _build(cls: Any, data: Any, *, prefix: str = "") -> Any:
+def build_checked(cls: Any, data: Any, *, prefix: str = "") -> Any:
     """Build the dataclass ``cls`` from parsed JSON, checking every field.
 
     Raises:
@@ -114,7 +121,7 @@ class _Config:
         Raises:
             ConfigError: Naming the first missing, unknown or mistyped field.
         """
-        return _build(cls, data, prefix=prefix)  # type: ignore[no-any-return]
+        return build_checked(cls, data, prefix=prefix)  # type: ignore[no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (the cell as :meth:`CellConfig.to_dict` gives it)."""

@@ -38,7 +38,7 @@ import psutil
 
 import workloads
 from wsblock import meta, paths
-from wsblock.engine import calibration, exposure, sizing
+from wsblock.engine import calibration, sizing
 from wsblock.engine import assemble
 from wsblock.engine import strategies
 from wsblock.engine.ahead import LOAD_MODULE, SERVER_MODULE
@@ -49,6 +49,8 @@ from wsblock.engine.config import CellConfig
 from wsblock.errors import CellFailed, HarnessError, UsageError
 from wsblock.engine.proc import Child
 from wsblock.engine.process_config import JobConfig, LoadConfig, ServerConfig
+from wsblock.engine.reports import LoadReport, ServerReport
+from wsblock.schema.keepalive import Keepalive
 
 READY_TIMEOUT_S = 120.0
 """How long a server may take to bind and warm its pool."""
@@ -175,9 +177,8 @@ def plan_window(cell: CellConfig, work: dict[str, Any] | None) -> sizing.WindowP
         workers=cell.pool_size,
         cpus=psutil.cpu_count() or 1,
         releases_gil=workload.gil.startswith("released"),
-        cycle_s=exposure.keepalive_cycle_s(
-            ping_interval=cell.ping_interval, ping_timeout=cell.ping_timeout,
-            client_pings=cell.client_pings, handler_ping_timeout=cell.handler_ping_timeout),
+        cycle_s=Keepalive(cell.ping_interval, cell.ping_timeout, cell.client_pings,
+                          cell.handler_ping_timeout).cycle_s,
         ping_interval=cell.ping_interval,
         min_cycles=cell.min_cycles,
         max_s=cell.max_window,
@@ -249,9 +250,12 @@ def run_cell(cell: CellConfig, *, progress: Progress = _quiet,
     # children in sessions of their own, its daemons); if the cell failed,
     # the command's guardian ends them as the command ends.
     reaper.end_strays()
-    server_stats, load_results = measured.server, measured.load
-    if load_results.get("job_errors"):
-        raise HarnessError(f"the server refused jobs: {load_results.get('last_error')}")
+    # The server module is the engine's here (not a self-test's, which may
+    # write other keys): its stats file must be a server report.
+    server_stats = ServerReport.from_dict(measured.server, source="the server")
+    load_results = measured.load
+    if load_results.job_errors:
+        raise HarnessError(f"the server refused jobs: {load_results.last_error}")
     machine = _machine_cpu(measured.cpu_before, measured.cpu_after, measured.window_cpu_s)
     rec = assemble.build(
         params=cell.to_dict(),
@@ -274,8 +278,10 @@ class Measured:
     """What the server and load processes of one cell wrote, and when.
 
     Attributes:
-        server: The server's measurements (its stats file).
-        load: The load's results.
+        server: The server's measurements (its stats file, as written: a
+            self-test's server writes keys of its own; :func:`run_cell`
+            reads the engine's server's as a :class:`ServerReport`).
+        load: The load's results, checked.
         cpu_before: ``psutil.cpu_times()`` when the window opened.
         cpu_after: The same when it closed.
         window_cpu_s: Monotonic seconds between those two readings.
@@ -290,7 +296,7 @@ class Measured:
     """
 
     server: dict[str, Any]
-    load: dict[str, Any]
+    load: LoadReport
     cpu_before: Any
     cpu_after: Any
     window_cpu_s: float
@@ -485,9 +491,12 @@ def run_processes(
             load_exited = time.monotonic()
             try:
                 with open(load_cfg.results_path, encoding="utf-8") as handle:
-                    load_results = json.load(handle)
+                    load_json = json.load(handle)
             except (OSError, ValueError):
                 raise HarnessError(f"load process wrote no results:\n{load.stderr_tail()}") from None
+            # Checked here, as the configs are where the children read them:
+            # a results file of the wrong shape names its field.
+            load_results = LoadReport.from_dict(load_json, source="the load process")
             if on_measured is not None:
                 # Nothing after the window's end is recorded (the server's
                 # measurements are of the window alone, whenever it writes

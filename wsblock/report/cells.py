@@ -20,6 +20,7 @@ from wsblock.analysis import tidy
 from wsblock.engine import strategies as strategy_catalogue
 from wsblock.schema import axes, metrics
 from wsblock.schema.axes import handler_label, is_none, seconds_label
+from wsblock.schema.keepalive import Keepalive, timeout_sort_key
 
 KEEPALIVE_KEY = axes.KEEPALIVE
 BASE_KEY = axes.NAMES
@@ -39,11 +40,6 @@ INTERVAL_COLUMNS = (
 """Columns :func:`aggregate` adds from :mod:`wsblock.analysis.aggregate`."""
 """Columns summarised over repeats, each as its metric declares (the
 machine's size: the median)."""
-
-
-def timeout_sort_key(value: Any) -> float:
-    """Sort keepalive settings ascending, ``none`` (wait forever) last."""
-    return math.inf if is_none(value) else float(value)
 
 
 def _rank(order: list[str], name: Any) -> tuple[int, str]:
@@ -223,52 +219,6 @@ def skips(manifest: Mapping[str, Any] | None) -> list[Skip]:
         if isinstance(entry, Mapping):
             out.append(Skip(dict(entry.get("params") or {}), str(entry.get("reason", ""))))
     return out
-
-
-@dataclass(frozen=True)
-class Keepalive:
-    """One keepalive setting of a run: a column of the disconnect map.
-
-    Attributes:
-        ping_interval: Seconds, or None for no pings.
-        ping_timeout: Seconds, or None for "wait forever".
-        client_pings: Whether the load process sent pings of its own.
-        handler_ping_timeout: What the server's handler assigned to
-            ``connection.ping_timeout``: None when it did not (unset),
-            ``"none"`` or seconds.
-    """
-
-    ping_interval: float | None
-    ping_timeout: float | None
-    client_pings: bool = True
-    handler_ping_timeout: float | str | None = None
-
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> "Keepalive":
-        """The setting of a tidy row, aggregated cell or skip's params.
-
-        Records older than the keepalive variants have neither
-        ``client_pings`` nor ``handler_ping_timeout``: they ran with client
-        pings and an unset handler timeout, the defaults.
-        """
-        return cls(**{name: axes.get(name).normal(row[name] if name in row else axes.get(name).default)
-                      for name in KEEPALIVE_KEY})
-
-    @property
-    def budget_s(self) -> float | None:
-        """``ping_interval + ping_timeout`` (``None`` without keepalive)."""
-        return axes.keepalive_budget(self.ping_interval, self.ping_timeout)
-
-    def axes(self) -> dict[str, Any]:
-        """The setting as column values, for :func:`lookup` and :meth:`Skip.matches`."""
-        return {name: getattr(self, name) for name in KEEPALIVE_KEY}
-
-    def sort_key(self) -> tuple[Any, ...]:
-        """Short timeouts first, none last; then interval, client pings, handler."""
-        handler = self.handler_ping_timeout
-        rank = (0, 0.0) if handler is None else ((2, 0.0) if isinstance(handler, str) else (1, float(handler)))
-        return (timeout_sort_key(self.ping_timeout), timeout_sort_key(self.ping_interval),
-                not self.client_pings, rank)
 
 
 def keepalives(cells: pd.DataFrame, skipped: Iterable[Skip] = ()) -> list[Keepalive]:

@@ -22,6 +22,7 @@ from wsblock.analysis import intervals as iv
 from wsblock.report import cells as cellmod
 from wsblock.report import environment
 from wsblock.report import markdown as md
+from wsblock.schema import rundir
 from wsblock.report.document import read_run
 from wsblock.schema import metrics
 
@@ -48,7 +49,7 @@ def _sides(df: pd.DataFrame) -> dict[str, comparison.Side]:
     return {str(k): v for k, v in comparison.sides(df, lambda row: cellmod.cell_key(row, keys)).items()}
 
 
-def _header(name: str, directory: Path, loaded: tidy.Loaded, warnings: list[str]) -> str:
+def _header(name: str, directory: Path, loaded: rundir.Loaded, warnings: list[str]) -> str:
     records = [r for _, r in loaded.records]
     line = (f"- **{name}** = {md.code(directory.resolve().name)}: "
             f"{md.escape(environment.one_line(loaded.manifest, records))}")
@@ -87,7 +88,7 @@ class Matched:
     """
 
     paths: tuple[Path, Path]
-    loaded: tuple[tidy.Loaded, tidy.Loaded]
+    loaded: tuple[rundir.Loaded, rundir.Loaded]
     warnings: tuple[list[str], list[str]]
     cells: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]
     values: tuple[dict[str, comparison.Side], dict[str, comparison.Side]]

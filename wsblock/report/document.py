@@ -12,6 +12,7 @@ from wsblock import atomic
 from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 from wsblock.report import cells as cellmod
+from wsblock.schema import rundir
 from wsblock.report import environment, fig_disconnects, fig_strips, fig_survival
 from wsblock.report import html as htmlmod
 from wsblock.report import markdown as md
@@ -341,7 +342,7 @@ def _advice(root: Path) -> list[str]:
     return path.read_text(encoding="utf-8").rstrip("\n").splitlines() + [""]
 
 
-def read_run(run_dir: str | Path) -> tuple[tidy.Loaded, list[str]]:
+def read_run(run_dir: str | Path) -> tuple[rundir.Loaded, list[str]]:
     """Load a run directory for reporting.
 
     Returns:
@@ -352,7 +353,7 @@ def read_run(run_dir: str | Path) -> tuple[tidy.Loaded, list[str]]:
         UsageError: If the directory is missing or holds no usable record.
     """
     root = Path(run_dir)
-    loaded = tidy.load_records(root)
+    loaded = rundir.load(root)
     warnings = [f"{_relative(path, root)}: {message}" for path, message in loaded.errors]
     if not loaded.records:
         if loaded.errors:

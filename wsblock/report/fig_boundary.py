@@ -24,7 +24,6 @@ from typing import Any, Mapping, Sequence
 from wsblock.analysis import boundary_model as bm
 from wsblock.analysis.intervals import wilson
 from wsblock.report import plotting
-from wsblock.schema import record as recmod
 
 IGNORED_PARAMS = ("port", "host", "max_window")
 """Parameters that do not make two records different cells (``max_window``
@@ -97,13 +96,6 @@ def _label(params: Mapping[str, Any]) -> str:
     if params.get("handler_ping_timeout") is not None:
         text += f" handler-pt {params.get('handler_ping_timeout')}"
     return text
-
-
-def load_records(directory: Path) -> list[dict[str, Any]]:
-    """Every ``ok`` record of a run directory, in the current layout."""
-    from wsblock.schema import rundir
-
-    return [rec for _, rec in rundir.load(directory).records if recmod.is_ok(rec)]
 
 
 def group_cells(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
@@ -374,5 +366,5 @@ def rules_figure(estimates: Sequence[Mapping[str, Any]], out_dir: Path, *, stem:
     return plotting.save(fig, out_dir, stem, footer)
 
 
-__all__ = ["ModelRow", "RULES", "boundary_figure", "rules_figure", "group_cells", "load_records", "model_figure", "model_rows",
+__all__ = ["ModelRow", "RULES", "boundary_figure", "rules_figure", "group_cells", "model_figure", "model_rows",
            "model_table", "summary_counts"]

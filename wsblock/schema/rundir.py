@@ -7,7 +7,8 @@ standalone records from ``wsblock run --out`` (``DIR/*.json``) reads the same
 way.
 
 Every tool that reads a run (``matrix`` when it resumes, ``report``,
-``advise DIR``, ``compare``, ``findings``) goes through :func:`load`:
+``advise DIR``, ``compare``, ``findings``, ``boundary model`` and its scores
+through :func:`ok_records`) goes through :func:`load`:
 
 * files are read by :mod:`wsblock.inputs` (regular files only, bounded in
   size and nesting, never blocking);
@@ -275,6 +276,13 @@ def load(directory: str | Path) -> Loaded:
             continue
         loaded.records.append((path, rec))
     return loaded
+
+
+def ok_records(directory: str | Path) -> list[dict[str, Any]]:
+    """Every ``ok`` record of a run directory, in the current layout (:func:`load`, without the errors)."""
+    from wsblock.schema import record
+
+    return [rec for _, rec in load(directory).records if record.is_ok(rec)]
 
 
 class Busy(Exception):

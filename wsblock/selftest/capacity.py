@@ -83,20 +83,20 @@ def measure(server: str, rate_per_s: float, *, window_s: float, warmup_s: float)
     cell = echo_cell(rate_per_s, window_s=window_s, warmup_s=warmup_s)
     measured = run_processes(cell, size_work(cell), window_s, server_module=SERVERS[server])
     load = measured.load
-    sending = load["sending"]
-    answered = load["echo"]["answered"] / window_s
-    lateness = sending["lateness_ms"].get("p50")
-    answered_n = load["echo"]["answered"]
+    sending = load.sending
+    answered = load.echo.answered / window_s
+    lateness = sending.lateness_ms.get("p50")
+    answered_n = load.echo.answered
     resources = measured.server.get("resources") or {}
     server_cpu = resources.get("cpu_s")
     return {
         "server": server,
         "rate_per_s": rate_per_s,
-        "offered_per_s": sending["offered_per_s"],
-        "sent_per_s": sending["achieved_per_s"],
+        "offered_per_s": sending.offered_per_s,
+        "sent_per_s": sending.achieved_per_s,
         "answered_per_s": round(answered, 1),
         "lateness_p50_ms": lateness,
-        "load_cpu_util": round(load["cpu_s"] / window_s, 3),
+        "load_cpu_util": round(load.cpu_s / window_s, 3),
         "server_cpu_util": resources.get("cpu_util"),
         "server_cpu_us_per_echo": (round(server_cpu / answered_n * 1e6, 2)
                                    if server_cpu is not None and answered_n else None),
