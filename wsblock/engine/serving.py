@@ -43,7 +43,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Protocol
+from typing import Any, Protocol
 
 import psutil
 from websockets.exceptions import ConnectionClosed
@@ -159,13 +159,13 @@ class Serving:
     """
 
     def __init__(self, config: ServerConfig, *, stop_requested: Flag, window_set: Flag,
-                 lock: ContextManager[Any] | None = None) -> None:
+                 lock: contextlib.AbstractContextManager[Any] | None = None) -> None:
         self.config = config
         self.cell = config.cell
         self.data_dir = config.data_dir
         self.stop_requested = stop_requested
         self.window_set = window_set
-        self.lock: ContextManager[Any] = lock if lock is not None else contextlib.nullcontext()
+        self.lock: contextlib.AbstractContextManager[Any] = lock if lock is not None else contextlib.nullcontext()
         # The runner sends the window once the server is ready; until then no
         # instant is inside it.
         self.window = Window(math.inf, math.inf)

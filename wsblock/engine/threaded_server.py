@@ -18,8 +18,8 @@ file are the serving core's (:mod:`wsblock.engine.serving`), shared with the
 asyncio server (:mod:`wsblock.engine.asyncio_server`), so the load process
 and every reader of records treat both alike. A pool does not begin a job
 after the window's end; an inline job runs in a handler thread, which no
-signal can interrupt, so it runs to its end (:mod:`wsblock.engine.cutoff`). The one measure that cannot be the same is the
-loop lag: here a probe *thread* sleeps 1 ms and records how late it wakes
+signal can interrupt, so it runs to its end (:mod:`wsblock.engine.cutoff`).
+The one measure that cannot be the same is the loop lag: here a probe *thread* sleeps 1 ms and records how late it wakes
 (:class:`wsblock.engine.probe.ThreadProbe`), which is how long a thread of
 this process waits for the GIL (and for the operating system), and a
 heartbeat gap longer than the stall threshold is a stall, as on the loop.
