@@ -111,3 +111,27 @@ def test_the_core_records_what_became_of_a_job(tmp_path: Path, capsys: pytest.Ca
     assert fatal["event"] == "fatal" and fatal["kind"] == "work" and "SystemExit" in fatal["message"]
     summary = core.stats.jobs.summary(time.monotonic())
     assert summary["job_ms"]["ended_after_window"] == 1 and core.stats.jobs.in_flight == 0
+
+
+def test_an_idle_asyncio_server_stops_when_stdin_closes(tmp_path: Path) -> None:
+    # Without its probe (the self-test's unprobed server) and without
+    # keepalive, nothing wakes the loop but the lifeline: the stop must be
+    # handed to the loop thread-safely, or the server sleeps until its deadline.
+    cell = CellConfig("blocking_io", 1.0, "inline", ping_interval=None, ping_timeout=None, close_timeout=1.0)
+    config = ServerConfig(cell=cell, data_dir=str(paths.data_dir()), warm_job=JobConfig("blocking_io", 1, 1, {}),
+                          stats_path=str(tmp_path / "stats.json"), deadline=time.time() + 60, token="t0ken")
+    config.write(tmp_path / "config.json")
+    server = Child("server", ["-m", "wsblock.selftest.unprobed_server", str(tmp_path / "config.json")])
+    try:
+        event = server.next_event(60)
+        assert event and event["event"] == "ready", server.stderr_tail()
+        now = time.time()
+        server.send({"window_start": now, "window_end": now + 0.2, "deadline": now + 60})
+        time.sleep(0.5)  # the control is handled; the loop then has nothing to do
+        stopped = time.monotonic()
+        server.request_stop()
+        assert server.wait(15) == 0, server.stderr_tail()
+        assert time.monotonic() - stopped < 10.0
+    finally:
+        server.stop(5)
+    assert json.loads((tmp_path / "stats.json").read_text())["echoes"] == 0

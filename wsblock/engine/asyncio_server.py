@@ -99,7 +99,7 @@ class AsyncioServer:
         config = core.config
         cell = core.cell
         loop = asyncio.get_running_loop()
-        core.begin(lambda message: loop.call_soon_threadsafe(core.control, message), interrupt_inline=True)
+        core.begin(loop.call_soon_threadsafe, interrupt_inline=True)
         instruments = core.start_instruments(_lag_probe, threading.get_ident())
         probe, ticker, watchdog = instruments.probe, instruments.ticker, instruments.watchdog
         warm = config.warm_job.job(core.data_dir)

@@ -191,12 +191,14 @@ class Serving:
 
     # -- the process: set-up, control, instruments ---------------------------------------------
 
-    def begin(self, deliver: Callable[[dict[str, Any]], None], *, interrupt_inline: bool) -> None:
+    def begin(self, hand_over: Callable[..., Any], *, interrupt_inline: bool) -> None:
         """Apply the cell's process settings and tie the process to the runner, once.
 
         Args:
-            deliver: Hands a control message to :meth:`control` on the
-                thread that must run it (called from the lifeline's thread).
+            hand_over: ``hand_over(f, *args)`` calls ``f(*args)`` where the
+                server's state may change (called from the lifeline's
+                thread): ``loop.call_soon_threadsafe`` on an event loop, which
+                also wakes the loop; a plain call where threads share a lock.
             interrupt_inline: Whether inline jobs run on this (the main)
                 thread, where the window's end can interrupt them.
         """
@@ -219,9 +221,9 @@ class Serving:
             # may hold the loop already, and must still be cut at its end.
             if "window_end" in message:
                 self.alarm.arm(Window.from_wall(message["window_start"], message["window_end"]).end)
-            deliver(message)
+            hand_over(self.control, message)
 
-        self.lifeline = Lifeline(self.config.deadline, received, self.stop_requested.set)
+        self.lifeline = Lifeline(self.config.deadline, received, lambda: hand_over(self.stop_requested.set))
 
     def control(self, message: dict[str, Any]) -> None:
         """Act on a control message from the runner (the window, and the deadline with it)."""

@@ -118,7 +118,7 @@ class ThreadedServer:
         config = core.config
         cell = core.cell
         # The control runs in the lifeline's thread: there is no loop to hand it to.
-        core.begin(core.control, interrupt_inline=False)
+        core.begin(_call, interrupt_inline=False)
         warm = config.warm_job.job(core.data_dir)
         # The watchdog has no one thread to sample: any thread may hold the
         # GIL the probe waits for. It still turns heartbeat gaps into stalls.
@@ -167,6 +167,10 @@ class ThreadedServer:
             watchdog.stop()
             _shutdown(server, cell.close_timeout + 1)
             asyncio.run(core.strategy.close())
+
+
+def _call(function: Any, *args: Any) -> None:
+    function(*args)
 
 
 def _wait_closed(ws: ServerConnection, timeout: float) -> None:
