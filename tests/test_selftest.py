@@ -154,12 +154,13 @@ def test_the_stall_servers_injected_stalls_are_in_its_one_stats_write(tmp_path: 
                           stats_path=str(tmp_path / "s.json"), deadline=time.time() + 60)
     server = StallServer(config, [20.0], 1, 0.1)
     now = time.monotonic()
-    server.window = server.stats.window = server.stats.jobs.window = Window(now - 2.0, now - 0.5)
+    core = server.core
+    core.window = core.stats.window = core.stats.jobs.window = Window(now - 2.0, now - 0.5)
     server.injected.append({"nominal_ms": 20.0, "start": now - 1.2, "end": now - 1.18})
     server.heartbeat.beat(now - 1.3)
     server.heartbeat.beat(now - 1.1)  # a 200 ms gap, kept
-    probe = LagProbe(0.001, server.window, Heartbeat(1.0))
-    result = server.measurements(now, probe=probe, ticker=probe, stalls=[], resources={}, blas=None,
+    probe = LagProbe(0.001, core.window, Heartbeat(1.0))
+    result = server.measurements(now, probe=probe, ticker=probe, stalls=[], resources={},
                                  event_loop=None, probe_kind={"kind": "loop", "what": "test"})
     assert result["selftest"]["injected"] == server.injected
     assert result["selftest"]["gaps"] == [[pytest.approx(now - 1.3), pytest.approx(now - 1.1)]]

@@ -193,7 +193,7 @@ def test_a_handler_exception_is_counted_and_closes_with_1011(tmp_path: Path) -> 
     from websockets.asyncio.client import connect as aconnect
     from websockets.asyncio.server import serve
 
-    from wsblock.engine.server import CellServer
+    from wsblock.engine.asyncio_server import AsyncioServer
 
     cell = CellConfig("blocking_io", 1.0, "inline", ping_interval=None, ping_timeout=None, close_timeout=1.0,
                       workers=1, start_method="spawn", probe_interval_ms=1.0, stall_ms=50.0)
@@ -201,12 +201,12 @@ def test_a_handler_exception_is_counted_and_closes_with_1011(tmp_path: Path) -> 
         cell=cell, data_dir=str(tmp_path), warm_job=JobConfig("blocking_io", 1, 1, {}),
         stats_path=str(tmp_path / "s.json"), deadline=time.time() + 60,
     )
-    server = CellServer(config)
+    server = AsyncioServer(config)
 
     async def broken(job):  # a strategy fault the handler did not expect
         raise ZeroDivisionError("boom")
 
-    server.strategy.run = broken  # type: ignore[method-assign]
+    server.core.strategy.run = broken  # type: ignore[method-assign]
 
     async def main() -> int | None:
         async with serve(server.handler, "127.0.0.1", 0) as srv:
@@ -220,4 +220,4 @@ def test_a_handler_exception_is_counted_and_closes_with_1011(tmp_path: Path) -> 
         return None
 
     assert asyncio.run(main()) == 1011
-    assert dict(server.stats.handler_errors) == {"ZeroDivisionError": 1}
+    assert dict(server.core.stats.handler_errors) == {"ZeroDivisionError": 1}

@@ -18,9 +18,11 @@ stops):
   the GIL returns, which saves nothing but changes nothing either). A user's
   function is never interrupted: its clean-up is its own business.
 
-What cannot be cut runs to its end as before: a job already running in a
-thread or a worker process (censored at the stop), and every job on the
-threaded server.
+Both servers cut their pools' jobs alike (the serving core,
+:mod:`wsblock.engine.serving`, records the cut). What cannot be cut runs to
+its end as before: a job already running in a thread or a worker process
+(censored at the stop), and an inline job on the threaded server (it runs in
+a handler thread, and only the main thread receives signals).
 """
 
 from __future__ import annotations

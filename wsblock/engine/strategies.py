@@ -109,6 +109,7 @@ class Strategy:
 
         The threaded server's handler threads call this. Strategies that
         yield to an event loop between steps cannot (the cell is refused).
+        A pool does not begin a job after the cut-off, as in :meth:`run`.
         """
         raise NotImplementedError(f"{self.name} needs an event loop")
 
@@ -209,7 +210,12 @@ class _PoolStrategy(Strategy):
 
     def run_blocking(self, job: Job) -> JobTiming:
         assert self._pool is not None, "start() first"
-        return _returned(self._pool.submit(_call, job, None).result())
+        if self.not_after is None:
+            return _returned(self._pool.submit(_call, job, None).result())
+        try:
+            return _returned(self._pool.submit(_call, job, self.not_after).result())
+        except cutoff.NotStarted as exc:
+            raise cutoff.Cut(exc.at, worked=False) from None
 
 
 class Thread(_PoolStrategy):

@@ -2,7 +2,8 @@
 
 Run as ``python -m wsblock.selftest.stall_server CONFIG.json LENGTHS_MS REPEATS GAP_S``
 in the server slot of :func:`wsblock.engine.runner.run_processes`. It is the
-engine's :class:`~wsblock.engine.server.CellServer`, unchanged, plus one task
+engine's asyncio server (:class:`~wsblock.engine.asyncio_server.AsyncioServer`),
+unchanged, plus one task
 that, once the window has opened, calls ``time.sleep`` for each length in
 turn *inline on the loop* (so nothing else of the loop runs meanwhile),
 ``REPEATS`` rounds, ``GAP_S`` seconds apart. It times each sleep with the
@@ -22,7 +23,7 @@ from typing import Any
 
 from wsblock.engine.probe import Heartbeat
 from wsblock.engine.process_config import ServerConfig
-from wsblock.engine.server import CellServer
+from wsblock.engine.asyncio_server import AsyncioServer
 
 
 class RecordingHeartbeat(Heartbeat):
@@ -39,8 +40,8 @@ class RecordingHeartbeat(Heartbeat):
         super().beat(now)
 
 
-class StallServer(CellServer):
-    """A :class:`CellServer` whose loop is blocked on purpose, for known lengths.
+class StallServer(AsyncioServer):
+    """An :class:`AsyncioServer` whose loop is blocked on purpose, for known lengths.
 
     Args:
         config: The server config written by the runner.
@@ -51,7 +52,7 @@ class StallServer(CellServer):
 
     def __init__(self, config: ServerConfig, lengths_ms: list[float], repeats: int, gap_s: float) -> None:
         super().__init__(config)
-        self.heartbeat = RecordingHeartbeat(self.cell.stall_ms / 1000.0)
+        self.heartbeat = self.core.heartbeat = RecordingHeartbeat(self.core.cell.stall_ms / 1000.0)
         self.lengths_ms = lengths_ms
         self.repeats = repeats
         self.gap_s = gap_s
@@ -59,7 +60,7 @@ class StallServer(CellServer):
 
     async def _inject(self) -> None:
         await self.window_set.wait()
-        await asyncio.sleep(max(0.0, self.window.start - time.monotonic()) + self.gap_s)
+        await asyncio.sleep(max(0.0, self.core.window.start - time.monotonic()) + self.gap_s)
         for _ in range(self.repeats):
             for ms in self.lengths_ms:
                 began = time.monotonic()
@@ -71,13 +72,14 @@ class StallServer(CellServer):
     def measurements(self, stopped_at: float, **kwargs: Any) -> dict[str, Any]:
         """The server's measurements, with what was injected and every gap, in the one stats file write."""
         result = super().measurements(stopped_at, **kwargs)
+        window = self.core.window
         result["selftest"] = {
-            "window": [self.window.start, self.window.end],
+            "window": [window.start, window.end],
             "stall_s": self.heartbeat.stall_s,
             "injected": list(self.injected),
             # The heartbeat runs from the server's start: the gaps of its
             # set-up, before the window, are not the loop's under load.
-            "gaps": [list(gap) for gap in self.heartbeat.kept if gap[1] > self.window.start],
+            "gaps": [list(gap) for gap in self.heartbeat.kept if gap[1] > window.start],
         }
         return result
 
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     server = StallServer(config, lengths, int(args[2]), float(args[3]))
     result = asyncio.run(server.main())
     if not result:
-        return 3 if server.bind_failed else 4
+        return 3 if server.core.bind_failed else 4
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from wsblock.engine import asyncio_server, serving
 from wsblock.engine import server as engine_server
 from wsblock.engine.stats import LatencyHistogram
 
@@ -50,8 +51,8 @@ class AbsentWatchdog:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the engine server's, with the instrument absent."""
-    engine_server.LagProbe = AbsentProbe  # type: ignore[misc,assignment]
-    engine_server.Watchdog = AbsentWatchdog  # type: ignore[misc,assignment]
+    asyncio_server.LagProbe = AbsentProbe  # type: ignore[misc,assignment]
+    serving.Watchdog = AbsentWatchdog  # type: ignore[misc,assignment]
     return engine_server.main(sys.argv[1:] if argv is None else argv)
 
 
