@@ -152,13 +152,9 @@ def cell_from_args(args: argparse.Namespace) -> Any:
     from wsblock.engine.config import CellConfig
 
     if args.cell:
-        from wsblock import inputs
+        from wsblock.engine.cell_main import read_cell
 
-        data = inputs.read_json(args.cell, "cell file")
-        if not isinstance(data, dict):
-            raise UsageError(f"cell file {args.cell} must hold a JSON object")
-        data = data.get("params", data)
-        return CellConfig.from_dict(data)
+        return read_cell(args.cell)
     from wsblock.schema import axes
 
     given = {a.name: getattr(args, a.name) for a in axes.AXES if getattr(args, a.name) is not NOT_GIVEN}
