@@ -12,7 +12,8 @@ from wsblock.errors import UsageError
 def add_parser(subparsers: Any) -> None:
     """Add ``calibrate`` to the ``wsblock`` command."""
     cal = subparsers.add_parser(
-        "calibrate", help="show or refresh this machine's calibration", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "calibrate", help="show or refresh this machine's calibration",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Show the stored cost line of each workload on this machine (measured on first "
                     "use), measure it again (--force), or check that it still holds (--check).",
         epilog="examples:\n  wsblock calibrate\n  wsblock calibrate --check pure_python")

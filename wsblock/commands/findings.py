@@ -10,7 +10,8 @@ from typing import Any
 def add_parser(subparsers: Any) -> None:
     """Add ``findings`` (and its ``check``, ``fill`` and ``query``) to the ``wsblock`` command."""
     findings = subparsers.add_parser(
-        "findings", help="check or look up numbers quoted in a findings document", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "findings", help="check or look up numbers quoted in a findings document",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Every number in a findings document carries the query that computes it from the "
                     "records (<!-- q: ... -->); check recomputes them all, query prints one.",
         epilog="examples:\n  wsblock findings check results/reference/FINDINGS.md\n"

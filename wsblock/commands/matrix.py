@@ -16,7 +16,8 @@ from wsblock.errors import UsageError
 def add_parser(subparsers: Any) -> None:
     """Add ``matrix`` to the ``wsblock`` command."""
     matrix = subparsers.add_parser(
-        "matrix", help="run a matrix of cells (resumable)", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "matrix", help="run a matrix of cells (resumable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run every cell of a matrix (a shipped profile or a TOML file) one at a time, each in "
                     "fresh processes, writing one record per cell and repeat, a manifest and a tidy "
                     "table cells.csv into --out. Run again with the same --out, it resumes.",

@@ -12,7 +12,8 @@ from wsblock.engine import contained
 def add_parser(subparsers: Any) -> None:
     """Add ``run`` to the ``wsblock`` command."""
     run = subparsers.add_parser(
-        "run", help="run one cell and print its summary", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run", help="run one cell and print its summary",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Start a server with the workload and strategy, hold connections open with keepalive "
                     "pings from a separate load process, measure for a window, stop every process, and "
                     "print a summary (--out: also the full record).",
