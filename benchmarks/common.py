@@ -208,7 +208,7 @@ def setup_cache_timeout(matrix: Matrix) -> float:
 def run_profile(grid: Grid, directory: Path) -> str:
     """Measure every cell of ``grid``, each repeat the profile asks for, through the matrix engine.
 
-    Each cell runs as its own ``wsblock run`` process in this process's
+    Each cell runs in a process of its own (``wsblock.engine.cell_main``) in this process's
     group (asv started this process in a group of its own and signals the
     whole group on timeout or interrupt); those children also die with this
     process (``PR_SET_PDEATHSIG``), as this process dies with asv, and stop

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from wsblock.advise import behaviour, command, predict, saved
+from wsblock.advise import advice as full
+from wsblock.advise import behaviour, predict, saved
 from wsblock.advise import choose as ch
 from wsblock.advise import concurrency as conc
 from wsblock.advise import target as tg
@@ -167,7 +168,7 @@ def test_a_prediction_covers_one_hour_and_says_when_it_is_extrapolated() -> None
     assert not inside.extrapolated and outside.extrapolated and unknown.extrapolated
     judged = [ch.Judged("inline", rec.Advice("w", "inline", rec.NO_DATA), ch.Keep("lost", ch.PREDICTED, None,
                                                                                   outside))]
-    text = "\n".join(command.prediction_lines(judged, keepalive="ping_interval 20 s / ping_timeout 60 s",
+    text = "\n".join(full.prediction_lines(judged, keepalive="ping_interval 20 s / ping_timeout 60 s",
                                               checked=checked, direct=False))
     assert "P(a connection is lost in one hour of this load) at ping_interval 20 s / ping_timeout 60 s" in text
     assert "inline  0.00 [0.00, 0.00]  extrapolated (outside the checked range)" in text
@@ -177,17 +178,17 @@ def test_a_prediction_covers_one_hour_and_says_when_it_is_extrapolated() -> None
     assert "these settings are outside it" in text
     judged = [ch.Judged("inline", rec.Advice("w", "inline", rec.NO_DATA), ch.Keep("lost", ch.PREDICTED, None,
                                                                                   inside))]
-    text = "\n".join(command.prediction_lines(judged, keepalive="k", checked=checked, direct=True))
+    text = "\n".join(full.prediction_lines(judged, keepalive="k", checked=checked, direct=True))
     assert "inside the checked range" in text and "these settings are inside it" in text
-    assert "unknown" in "\n".join(command.prediction_lines(judged, keepalive="k", checked=None, direct=True))
+    assert "unknown" in "\n".join(full.prediction_lines(judged, keepalive="k", checked=None, direct=True))
     # Measured kept in short windows, predicted lost within the hour: the output says so; not when both agree.
     risky = predict.Forecast(0.3, 0.1, 0.6, 3, 3600, False, 120)
     kept = [ch.Judged("thread", rec.Advice("w", "thread", rec.SAFE), ch.Keep("kept", ch.MEASURED, None, risky))]
-    said = "\n".join(command.prediction_lines(kept, keepalive="k", checked=checked, direct=True))
+    said = "\n".join(full.prediction_lines(kept, keepalive="k", checked=checked, direct=True))
     assert "note: thread kept every connection in its windows, but the model predicts P(loss in one hour) 0.30" in said
     calm = [ch.Judged("thread", rec.Advice("w", "thread", rec.SAFE), ch.Keep("kept", ch.MEASURED, None,
                                                                                  replace(risky, p=0.01)))]
-    assert "note:" not in "\n".join(command.prediction_lines(calm, keepalive="k", checked=checked, direct=True))
+    assert "note:" not in "\n".join(full.prediction_lines(calm, keepalive="k", checked=checked, direct=True))
 
 
 def test_the_model_s_out_of_sample_score_is_stated_or_said_to_be_missing(tmp_path: Path) -> None:
@@ -199,13 +200,13 @@ def test_the_model_s_out_of_sample_score_is_stated_or_said_to_be_missing(tmp_pat
     judged = [ch.Judged("process", rec.Advice("w", "process", rec.NO_DATA), ch.Keep("kept", ch.PREDICTED, None, f))]
     beats = predict.Skill("every repeat", True, 0.099, "stall threshold, fitted", 0.124, 435, 13)
     loses = predict.Skill("near the boundary", False, 0.246, "base rate", 0.275, 78, 13)
-    text = "\n".join(command.prediction_lines(judged, keepalive="k", checked=None, direct=False,
+    text = "\n".join(full.prediction_lines(judged, keepalive="k", checked=None, direct=False,
                                               skill=(beats, loses)))
     assert ("out of sample (leaving each of 13 reference runs out in turn): every repeat (435 repeats): Brier 0.099 "
             "against 0.124 for the best baseline (stall threshold, fitted); it beats every simple rule") in text
     assert "near the boundary (78 repeats): Brier 0.246 against 0.275 for the best baseline (base rate); it does " \
            "not beat" in text
-    bare = "\n".join(command.prediction_lines(judged, keepalive="k", checked=None, direct=False))
+    bare = "\n".join(full.prediction_lines(judged, keepalive="k", checked=None, direct=False))
     assert "out of sample: not scored" in bare
 
 
@@ -278,18 +279,18 @@ def test_a_prediction_near_the_boundary_that_no_window_can_confirm_is_inconclusi
     # Three cycles of 200 s do not fit in the longest window the engine sizes by default.
     target = tg.resolve("c_holds_gil", work_ms=200, params=[], ping_interval=100, ping_timeout=100,
                         job_connections=1, repeats=3)
-    settings = command._Settings(target, tmp_path / "run", 100, 100, True)
+    settings = full._Settings(target, tmp_path / "run", 100, 100, True)
     near = predict.Forecast(0.4, 0.1, 0.8, 3, 3600, True, 140)
     far = predict.Forecast(0.0, 0.0, 0.0, 3, 3600, True, 140)
     a = rec.Advice("c_holds_gil", "inline", rec.NO_DATA)
     judged = [ch.Judged("inline", a, ch.Keep(near.outcome, ch.PREDICTED, None, near)),
               ch.Judged("process", a, ch.Keep(far.outcome, ch.PREDICTED, None, far))]
-    out, said = command._confirm(settings, judged)
+    out, said = full._confirm(settings, judged)
     assert [j.keep.outcome for j in out] == ["unknown", "kept"]
     assert "inconclusive: no window the engine allows can observe 3 keepalive cycles" in said
     assert not (tmp_path / "run").exists()  # nothing ran
-    assert "predicted P(loss) 0.40, inconclusive" in "\n".join(command.table(out, pd.DataFrame({"strategy": []})))
-    unchanged, said = command._confirm(settings, judged[1:])
+    assert "predicted P(loss) 0.40, inconclusive" in "\n".join(full.table(out, pd.DataFrame({"strategy": []})))
+    unchanged, said = full._confirm(settings, judged[1:])
     assert unchanged == judged[1:] and said == "no prediction was near the boundary: no confirmation needed"
 
 

@@ -14,7 +14,7 @@ from wsblock.advise import fast
 from wsblock.advise import saved
 from wsblock.advise import stallpred as sp
 from wsblock.advise import target as tg
-from wsblock.advise.fast_command import Confirmation, labelled, reject_window_s
+from wsblock.advise.fast_advice import Confirmation, labelled, reject_window_s
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import recommend as rec
 from wsblock.analysis import rules

@@ -30,7 +30,7 @@ from wsblock.errors import UsageError
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "wsblock-test"
 # Command-line fragments of the processes a cell starts.
-CELL_MARKERS = ("wsblock run", "wsblock.engine.server", "wsblock.engine.load")
+CELL_MARKERS = ("wsblock.engine.cell_main", "wsblock.engine.server", "wsblock.engine.load")
 
 
 def _config(tmp_path: Path) -> Path:
@@ -257,7 +257,7 @@ def test_smoke_profile_through_asv(tmp_path: Path) -> None:
     # missing one cell in about one run of three) but never invents one: no
     # more cell runs than cells (once per metric would be 16), and a single
     # setup_cache.
-    assert 1 <= len(watcher.commands("wsblock run")) <= len(cells), output
+    assert 1 <= len(watcher.commands("wsblock.engine.cell_main")) <= len(cells), output
     assert 1 <= len(watcher.matching("wsblock.engine.server")) <= len(cells)
     assert output.count("Setting up common:") == 1
 

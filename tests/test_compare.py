@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from wsblock.errors import UsageError
-from wsblock.report import cli as report_cli
+from wsblock.cli import build_parser, command_module
 from wsblock.analysis import intervals as iv
 from wsblock.analysis.comparison import (
     BETTER, FAILED_A, FAILED_B, FAILED_BOTH, NOW_DISCONNECTS, NOW_SURVIVES, WORSE, Side, cell_mark, decide,
@@ -135,15 +135,17 @@ def test_corrupt_record_in_one_run_is_named_in_the_header(tmp_path: Path) -> Non
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wsblock")
-    report_cli.add_parsers(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return build_parser()
+
+
+def _run(args: argparse.Namespace) -> int:
+    return command_module(args.command).run(args)
 
 
 def test_compare_command_prints_and_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cmp.md"
     args = _parser().parse_args(["compare", str(RUN_A), str(RUN_B), "--out", str(out)])
-    assert args.handler(args) == 0
+    assert _run(args) == 0
     printed = capsys.readouterr().out
     assert printed == out.read_text(encoding="utf-8")
     assert printed.startswith("# wsblock compare")
@@ -153,7 +155,7 @@ def test_compare_json_has_one_object_per_cell_and_metric(capsys: pytest.CaptureF
     import json
 
     args = _parser().parse_args(["compare", str(RUN_A), str(RUN_B), "--json"])
-    assert args.handler(args) == 0
+    assert _run(args) == 0
     objects = json.loads(capsys.readouterr().out)
     assert objects == json.loads(json.dumps(compare_json(RUN_A, RUN_B)))
     assert len(objects) == 19 * len(METRICS)
@@ -171,9 +173,9 @@ def test_compare_json_has_one_object_per_cell_and_metric(capsys: pytest.CaptureF
 def test_compare_command_rejects_missing_and_empty_directories(tmp_path: Path) -> None:
     args = _parser().parse_args(["compare", str(RUN_A), str(tmp_path / "nowhere")])
     with pytest.raises(UsageError, match="no such directory"):
-        args.handler(args)
+        _run(args)
     empty = tmp_path / "empty"
     empty.mkdir()
     args = _parser().parse_args(["compare", str(empty), str(RUN_B)])
     with pytest.raises(UsageError, match="no records"):
-        args.handler(args)
+        _run(args)

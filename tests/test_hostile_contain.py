@@ -180,16 +180,20 @@ def test_advise_says_why_a_cell_failed(tmp_path: Path) -> None:
 
 
 def test_a_printed_event_cannot_tell_a_matrix_that_a_cell_was_measured(tmp_path: Path) -> None:
-    # A matrix's cell process (``wsblock run --events``) sends "measured" on a
-    # pipe the matrix gave it; the same line printed by the user's module at
-    # import stays on stdout, where nothing reads events.
+    # A matrix's cell process (``wsblock.engine.cell_main --events``) sends
+    # "measured" on a pipe the matrix gave it; the same line printed by the
+    # user's module at import stays on stdout, where nothing reads events.
     from wsblock.engine.proc import EVENTS_ENV
+
+    cell = tmp_path / "cell.json"
+    cell.write_text(json.dumps({"workload": "wsb_hostile_fake_measured:work", "work_ms": None, "strategy": "inline",
+                                "duration": 2, "warmup": 0.5, "close_timeout": 1}))
 
     read_end, write_end = os.pipe()
     env = {**os.environ, EVENTS_ENV: str(write_end),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(FIXTURES), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, "-m", "wsblock", "run", "--quiet", "--events", "--workload",
-                             "wsb_hostile_fake_measured:work", *CELL, "--out", str(tmp_path / "r.json")],
+    proc = subprocess.Popen([sys.executable, "-m", "wsblock.engine.cell_main", "--events", "--cell", str(cell),
+                             "--out", str(tmp_path / "r.json")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
                             pass_fds=(write_end,))
     os.close(write_end)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from wsblock.advise import target as tg
-from wsblock.boundary import cli as boundary_cli
+from wsblock.boundary import plan as search_plan
 from wsblock.cli import main
 from wsblock.engine import sizing
 from wsblock.engine.config import CellConfig
@@ -111,15 +111,15 @@ def test_advise_confirms_at_websockets_defaults_with_three_keepalive_cycles() ->
 def test_a_search_whose_window_exceeds_max_window_is_refused() -> None:
     template = CellConfig("pure_python", 1.0, "inline", ping_interval=20.0, ping_timeout=60.0,
                           job_connections=1).validate()
-    assert boundary_cli.fixed_window(template).duration > 120
+    assert search_plan.fixed_window(template).duration > 120
     with pytest.raises(UsageError, match="more than --max-window 120"):
-        boundary_cli.fixed_window(replace(template, max_window=120.0))
+        search_plan.fixed_window(replace(template, max_window=120.0))
 
 
 def test_a_search_states_its_windows_and_its_time_bound_before_it_starts() -> None:
-    template = boundary_cli.fixed_window(_defaults_cell())
+    template = search_plan.fixed_window(_defaults_cell())
     assert template.duration == 188.5  # a 40 s job's verdict window at 20 s / 20 s
-    line = boundary_cli.plan_line([template], 10)
+    line = search_plan.plan_line([template], 10)
     assert line.startswith("1 search, 188.5 s windows after 2 s warm-ups")
     bound = line.split("at most 10 cells each: up to about ")[1]
     assert bound.endswith("min")  # ten cells of more than three minutes each

@@ -177,8 +177,7 @@ def test_cells_on_a_dask_worker_come_back_complete_with_their_host(tmp_path: Pat
 
 @pytest.mark.e2e
 def test_a_dask_worker_killed_mid_cell_costs_only_that_cell(tmp_path: Path) -> None:
-    from wsblock.cli import main
-
+    cell_command = "-m wsblock.engine.cell_main"
     config = tmp_path / "m.toml"
     config.write_text(ONE_CORE.format(duration=4))
     out = tmp_path / "d"
@@ -191,9 +190,9 @@ def test_a_dask_worker_killed_mid_cell_costs_only_that_cell(tmp_path: Path) -> N
         while victim is None and time.monotonic() < deadline and proc.poll() is None:
             for pid in alive(descendants(os.getpid())):
                 parent = psutil_parent(pid)
-                # The cell's wsblock run (the first of its processes that
-                # carry that command line: its guardian and worker follow).
-                if "-m wsblock run" in cmdline(pid) and parent and "-m wsblock run" not in cmdline(parent):
+                # The cell's process (the first of its processes that carry
+                # that command line: its guardian and worker follow).
+                if cell_command in cmdline(pid) and parent and cell_command not in cmdline(parent):
                     victim = parent  # the worker process running that cell
                     break
             time.sleep(0.2)
@@ -205,7 +204,7 @@ def test_a_dask_worker_killed_mid_cell_costs_only_that_cell(tmp_path: Path) -> N
     assert proc.returncode == 0, err
     records = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
     assert len(records) == 2 and all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
-    # The killed worker's cell (its wsblock run, server and load) died with it.
+    # The killed worker's cell (its process, server and load) died with it.
     assert cell_pids and not alive(cell_pids)
 
 

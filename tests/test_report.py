@@ -13,7 +13,7 @@ import pytest
 from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 from wsblock.report import ReportResult, build_report
-from wsblock.report import cli as report_cli
+from wsblock.cli import build_parser, command_module
 from wsblock.report.cells import aggregate, keepalive_labels, keepalive_title, keepalives
 from wsblock.report.tables import summary_tables
 
@@ -228,15 +228,17 @@ def test_missing_empty_and_all_corrupt_directories_are_usage_errors(tmp_path: Pa
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wsblock")
-    report_cli.add_parsers(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return build_parser()
+
+
+def _run(args: argparse.Namespace) -> int:
+    return command_module(args.command).run(args)
 
 
 def test_report_command_defaults_to_dir_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = _small_run(tmp_path, count=1)
     args = _parser().parse_args(["report", str(run)])
-    assert args.handler(args) == 0
+    assert _run(args) == 0
     out = capsys.readouterr().out
     assert str(run / "report" / "report.md") in out
     assert (run / "report" / "disconnect_map.png").exists()
@@ -245,7 +247,7 @@ def test_report_command_defaults_to_dir_report(tmp_path: Path, capsys: pytest.Ca
 def test_report_command_rejects_a_missing_directory(tmp_path: Path) -> None:
     args = _parser().parse_args(["report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
     with pytest.raises(UsageError) as info:
-        args.handler(args)
+        _run(args)
     message = str(info.value)
     assert message[:1].islower() and not message.endswith(".") and "\n" not in message
 
@@ -464,7 +466,7 @@ def test_survival_figure_is_left_out_with_its_reason_for_one_work_size(tmp_path:
 def test_advise_prints_the_verdict_and_rejects_a_bad_directory(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     args = _parser().parse_args(["advise", str(RUN_A)])
-    assert args.handler(args) == 0
+    assert _run(args) == 0
     out = capsys.readouterr().out
     assert out.startswith("run_a: what the measurements say")
     for workload in ("pure_python", "blocking_io", "c_holds_gil"):
@@ -473,7 +475,7 @@ def test_advise_prints_the_verdict_and_rejects_a_bad_directory(tmp_path: Path,
     for bad in (tmp_path / "nowhere", tmp_path):
         args = _parser().parse_args(["advise", str(bad)])
         with pytest.raises(UsageError, match="^(no such directory|no records)"):
-            args.handler(args)
+            _run(args)
 
 
 def test_advise_exits_2_with_one_error_line(tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ def _same(axis: axes.Axis, a: object, b: object) -> bool:
 @pytest.mark.parametrize("axis", axes.AXES, ids=lambda a: a.name)
 def test_every_axis_reaches_the_matrix_the_cli_the_id_the_tidy_table_and_asv(axis: axes.Axis) -> None:
     from benchmarks import common
-    from wsblock.cli import _cell_from_args
+    from wsblock.commands.options import cell_from_args
 
     matrix = matrix_spec.expand(_matrix(axis), source="test")
     values = {repr(axis.normal(getattr(p.cell, axis.name))) for p in matrix.cells}
@@ -136,7 +136,7 @@ def test_every_axis_reaches_the_matrix_the_cli_the_id_the_tidy_table_and_asv(axi
         option: list[str] = []
         if axis.default is axes.REQUIRED or not _same(axis, value, axis.default):
             option = [axis.cli_option] if axis.kind is bool else [axis.cli_option, str(written)]
-        cell = _cell_from_args(parser.parse_args(["run", *required, *option]))
+        cell = cell_from_args(parser.parse_args(["run", *required, *option]))
         assert _same(axis, getattr(cell, axis.name), value), (option, getattr(cell, axis.name))
 
     rows = [tidy.flatten({"schema_version": record.SCHEMA_VERSION, "status": "failed", "error": "x",

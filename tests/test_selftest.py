@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import run_cli
 from wsblock.cli import main
-from wsblock.selftest import capacity, command, fidelity
+from wsblock.selftest import capacity, fidelity, measure
 
 
 def test_each_sleep_is_matched_to_the_gap_that_contains_it() -> None:
@@ -42,9 +42,9 @@ def test_a_probe_cost_not_limited_by_the_server_is_not_judged() -> None:
     probe = {"cost": 0.0, "server_bound": False, "limited_by": ["load"], "offered_per_s": 8000.0,
              "goal": 0.02, "with_probe_per_s": 5000.0, "without_probe_per_s": 5000.0,
              "cpu_cost": 0.1, "with_probe_cpu_us_per_echo": 55.0, "without_probe_cpu_us_per_echo": 50.0}
-    rows = command.goals({"probe": probe})
+    rows = measure.goals({"probe": probe})
     assert rows[0]["passed"] is None and "not measured" in rows[0]["value"]
-    rows = command.goals({"probe": {**probe, "server_bound": True, "limited_by": ["server"], "cost": 0.05}})
+    rows = measure.goals({"probe": {**probe, "server_bound": True, "limited_by": ["server"], "cost": 0.05}})
     assert rows[0]["passed"] is False
 
 
@@ -116,7 +116,7 @@ def test_selftest_refuses_a_directory_as_out(tmp_path: Path, capsys: pytest.Capt
 
 
 def _goals_record(passed: list[bool | None]) -> dict:
-    return {"kind": command.KIND, "goals": [{"goal": f"goal {i}", "target": "t", "value": "v", "passed": p}
+    return {"kind": measure.KIND, "goals": [{"goal": f"goal {i}", "target": "t", "value": "v", "passed": p}
                                            for i, p in enumerate(passed)]}
 
 
@@ -127,7 +127,7 @@ def _goals_record(passed: list[bool | None]) -> dict:
 ])
 def test_a_missed_goal_exits_1(passed: list[bool | None], code: int, tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(command, "run_selftest", lambda *a, **k: _goals_record(passed))
+    monkeypatch.setattr(measure, "run_selftest", lambda *a, **k: _goals_record(passed))
     out = tmp_path / "s.json"
     assert main(["selftest", "--part", "fidelity", "--out", str(out), "--quiet"]) == code
     captured = capsys.readouterr()

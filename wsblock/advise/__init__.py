@@ -9,7 +9,8 @@
 * :mod:`wsblock.advise.choose`: the recommendation rule and its reason;
 * :mod:`wsblock.advise.concurrency`: for how many calls at once the answer holds;
 * :mod:`wsblock.advise.saved`: ``advice.json`` and ``advice.md``, and reading them back;
-* :mod:`wsblock.advise.command`: the command itself.
+* :mod:`wsblock.advise.advice`: the run itself: cells measured, judged, printed and kept;
+* :mod:`wsblock.advise.fast_advice`: the run of ``--fast``: predicted, then two strategies confirmed.
 
 ``wsblock profile TARGET`` predicts the same in seconds, without a server:
 
@@ -19,5 +20,5 @@
   process pool would carry;
 * :mod:`wsblock.advise.stallpred`: each strategy's stall pattern and
   keepalive forecast, from the profile;
-* :mod:`wsblock.advise.profile_command`: the command itself.
+* :mod:`wsblock.advise.profile_report`: the job profiled, the printed lines and the record.
 """

@@ -5,7 +5,7 @@
 * :mod:`~wsblock.boundary.fit`: a logistic fit of loss against log job length.
 * :mod:`~wsblock.boundary.run`: measures the cells of a search into a run
   directory and writes the summary.
-* :mod:`~wsblock.boundary.cli`: ``wsblock boundary`` and ``wsblock boundary model``.
+* :mod:`~wsblock.boundary.plan`: the one window of a search's cells, and the time it can take.
 
 See ``docs/boundary.md`` and ``docs/boundary-model.md``.
 """

@@ -1,6 +1,6 @@
 """The next cell's server and load interpreters, started ahead and waiting for their configs.
 
-A serial matrix starts the next cell's ``wsblock run`` process in standby
+A serial matrix starts the next cell's process (:mod:`wsblock.engine.cell_main`) in standby
 once the previous cell's measurements are in hand; that process calls
 :func:`start_ahead` first of all, before its own imports, so that the two
 interpreters' start-up and imports overlap its own and the previous cell's

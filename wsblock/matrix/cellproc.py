@@ -1,6 +1,7 @@
-"""One cell's ``wsblock run`` process, started when its turn comes or just before.
+"""One cell's process (:mod:`wsblock.engine.cell_main`), started when its turn comes or just before.
 
-A matrix runs each cell in a fresh ``wsblock run`` process. Its interpreter
+A matrix runs each cell in a fresh process of its own, which measures it as
+``wsblock run`` does. Its interpreter
 start and imports take a few tenths of a second that measure nothing, so a
 serial matrix starts the next cell's process *ahead*, in standby, once the
 cell before it has ended its window and read the load's results (the
@@ -49,7 +50,7 @@ def _pinned(cores: list[int]) -> Callable[[], None]:
 
 
 class CellProcess:
-    """A cell's ``wsblock run`` process, writing its record into a temporary directory.
+    """A cell's process, writing its record into a temporary directory.
 
     Start it from a thread that lives as long as the process should: it dies
     with that thread (``PR_SET_PDEATHSIG``).
@@ -72,7 +73,7 @@ class CellProcess:
         cell_path = Path(tmp) / "cell.json"
         cell_path.write_text(json.dumps(planned.cell.to_dict()))
         self._stderr = self._stack.enter_context(tempfile.TemporaryFile(dir=tmp))
-        cmd = python_command("-m", "wsblock", "run", "--quiet", "--events", "--cell", str(cell_path),
+        cmd = python_command("-m", "wsblock.engine.cell_main", "--events", "--cell", str(cell_path),
                              "--out", str(self.record_path), *(["--standby"] if standby else []))
         # Its events come on a pipe of their own, never on stdout: what a
         # user's module prints there (at import, say) cannot pass for one.

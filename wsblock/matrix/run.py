@@ -48,10 +48,6 @@ from wsblock.matrix.spec import Matrix, PlannedCell
 from wsblock.schema import rundir
 from wsblock.schema.rundir import CELLS
 
-# The matrix command imports these from here.
-from wsblock.matrix.estimate import MAX_CELLS, check_size, plan_of  # noqa: F401
-from wsblock.matrix.manifest import command_line  # noqa: F401
-
 
 
 @dataclass

@@ -9,7 +9,7 @@ engine's server and load processes:
   process drive, and how close does the harness's server come to a bare
   websockets echo server under that load? What do the lag probe and the
   watchdog cost the server?
-* :mod:`~wsblock.selftest.command`: the command, its table and its record.
+* :mod:`~wsblock.selftest.measure`: the parts run, the goals judged, their table and the record.
 
 The server variants (:mod:`~wsblock.selftest.stall_server`,
 :mod:`~wsblock.selftest.unprobed_server`, :mod:`~wsblock.selftest.bare_server`)

@@ -1,4 +1,4 @@
-"""``wsblock boundary``: search the survival boundary; ``wsblock boundary model RUN``: check the model.
+"""``wsblock boundary``: search the survival boundary; ``model``, ``figure`` and ``score`` on what searches measured.
 
 The search's cell options are those of ``wsblock run`` (every axis, the
 window, the load), except that ``--work-ms`` is what the search varies, and
@@ -15,27 +15,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wsblock.commands import options
 from wsblock.errors import UsageError
 
 MAX_BUDGET = 200
 """Most cells one search may run."""
 
 
-def add_parsers(subparsers: Any) -> None:
-    """Add ``boundary`` (and its ``model`` subcommand) to the ``wsblock`` command.
+def add_parser(subparsers: Any) -> None:
+    """Add ``boundary`` (and its ``model``, ``figure`` and ``score``) to the ``wsblock`` command.
 
     Args:
         subparsers: The object returned by ``ArgumentParser.add_subparsers``.
     """
-    from wsblock import cli as main_cli
-
     parser = subparsers.add_parser(
         "boundary", help="find the job length at which keepalive loses connections (adaptive search)",
         description="Search, on a log scale over work_ms, for the job length at which half (and 5 %, "
                     "95 %) of the original connections are lost, with repeats near the boundary; "
                     "every estimate with its bracketing interval. 'wsblock boundary model RUN' compares "
                     "the model of docs/boundary-model.md with the records of a run directory.")
-    main_cli._add_cell_arguments(parser)
+    options.add_cell_arguments(parser)
     for action in parser._actions:
         if action.dest == "work_ms":
             # A search chooses its job lengths: --work-ms is not needed here.
@@ -50,13 +49,12 @@ def add_parsers(subparsers: Any) -> None:
                         help="shortest job length tried (default: half of ping_timeout / job connections)")
     parser.add_argument("--max-ms", type=float, metavar="MS",
                         help="longest job length tried (default: twice ping_interval + ping_timeout)")
-    parser.add_argument("--also-ping-timeout", type=main_cli._axis_text(_axis("ping_timeout")), action="append",
+    parser.add_argument("--also-ping-timeout", type=options.axis_text(_axis("ping_timeout")), action="append",
                         default=[], metavar="S", help="search again at this ping_timeout (repeatable)")
     parser.add_argument("--also-strategy", action="append", default=[], metavar="S",
                         help="search again with this strategy (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the summary JSON instead of the lines")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser.set_defaults(handler=cmd_boundary)
     sub = parser.add_subparsers(dest="boundary_command", required=False, parser_class=type(parser))
     model = sub.add_parser("model", help="predicted against measured loss for every cell of a run directory")
     model.add_argument("dir", metavar="RUN", help="run directory (wsblock matrix or boundary output, or records)")
@@ -64,7 +62,6 @@ def add_parsers(subparsers: Any) -> None:
     model.add_argument("--near", action="store_true", help="list only the cells near the boundary")
     model.add_argument("--phases", type=int, default=200, metavar="N",
                        help="phase grid of the model (default 200)")
-    model.set_defaults(handler=cmd_model)
     figure = sub.add_parser("figure", help="figures of several searches (boundary against ping_timeout; "
                                             "against the rules ping_timeout / N and (ping_interval + ping_timeout) / 2N)",
                             description="Draw the estimates of several search directories (each with its "
@@ -75,7 +72,6 @@ def add_parsers(subparsers: Any) -> None:
                                         "(on the diagonal: the rule holds).")
     figure.add_argument("dirs", nargs="+", metavar="SEARCH", help="search directories (wsblock boundary --out)")
     figure.add_argument("--out", metavar="OUTDIR", required=True, help="where to write boundary.png, boundary_rules.png and their .svg")
-    figure.set_defaults(handler=cmd_figure)
     scored = sub.add_parser(
         "score", help="the model against the simple rules, out of sample, per repeat (Brier, log loss)",
         description="Score the keepalive model of docs/boundary-model.md and the simple rules (longest stall "
@@ -89,7 +85,6 @@ def add_parsers(subparsers: Any) -> None:
                              "(default results/reference)")
     scored.add_argument("--phases", type=int, default=100, metavar="N", help="phase grid of the model (default 100)")
     scored.add_argument("--json", action="store_true", help="print the scores as JSON")
-    scored.set_defaults(handler=cmd_score)
 
 
 def _axis(name: str) -> Any:
@@ -109,57 +104,7 @@ def _refuse_uncalibrated(name: str) -> None:
                          f"do that much work per call)")
 
 
-def fixed_window(template: Any) -> Any:
-    """The template with one window for every cell of its search.
-
-    The probability of losing a connection grows with the window, so a
-    search whose cells had windows sized to each job length would compare
-    unlike exposures. Without ``--duration`` every cell gets the window
-    ``wsblock run`` would size for a keepalive verdict at the model's
-    certain-loss job length (``ping_interval + ping_timeout``), rounded up
-    to half a second, and refused above the template's ``max_window``.
-
-    Raises:
-        UsageError: The window would be longer than ``max_window``.
-    """
-    import math
-
-    from wsblock.analysis import boundary_model as bm
-    from wsblock.engine.runner import plan_window
-    from wsblock.schema.keepalive import Keepalive
-
-    if template.duration is not None:
-        return template
-    certain = bm.certain_loss_job_s(Keepalive.of(template.to_dict()))
-    probe = dataclasses.replace(template, work_ms=round(1000.0 * (certain or 1.0), 1)).validate()
-    window = math.ceil(2.0 * (plan_window(probe, None).keepalive_s or 10.0)) / 2.0
-    if window > template.max_window:
-        timeout = "none" if template.ping_timeout is None else f"{template.ping_timeout:g} s"
-        raise UsageError(f"a search at ping_interval {template.ping_interval:g} s and ping_timeout {timeout} "
-                         f"needs {window:g} s windows, more than --max-window {template.max_window:g}; "
-                         f"raise --max-window or give --duration")
-    return dataclasses.replace(template, duration=window).validate()
-
-
-def plan_line(templates: list[Any], budget: int) -> str:
-    """The time a search can take, shown before it starts: windows, warm-ups and this machine's overhead.
-
-    An adaptive search stops when its interval is narrow, so this is the
-    bound at ``budget`` cells per search (records already there are reused).
-    """
-    from wsblock.durations import format_duration
-    from wsblock.matrix.estimate import cell_estimate_s
-    from wsblock.matrix.spec import PlannedCell
-
-    each = [cell_estimate_s(PlannedCell(t, 0)) for t in templates]
-    windows = sorted({t.duration for t in templates})
-    return (f"{len(templates)} {'search' if len(templates) == 1 else 'searches'}, "
-            f"{' / '.join(f'{w:g}' for w in windows)} s windows after {templates[0].warmup:g} s warm-ups, "
-            f"about {format_duration(max(each))} a cell, at most {budget} cells each: "
-            f"up to about {format_duration(budget * sum(each))}")
-
-
-def cmd_model(args: argparse.Namespace) -> int:
+def _model(args: argparse.Namespace) -> int:
     """Print (and with ``--out`` write) the model check of a run directory."""
     from wsblock.report import fig_boundary
     from wsblock.schema import rundir
@@ -186,7 +131,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+def _score(args: argparse.Namespace) -> int:
     """Print the model's and the rules' out-of-sample scores over repeats."""
     import json
 
@@ -214,7 +159,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_figure(args: argparse.Namespace) -> int:
+def _figure(args: argparse.Namespace) -> int:
     """Draw the estimates of several searches in one figure."""
     from wsblock import inputs
     from wsblock.report import fig_boundary
@@ -240,27 +185,27 @@ def cmd_figure(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_boundary(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the searches and print their estimates; 1 when a search measured no cell."""
-    from wsblock import cli as main_cli
     from wsblock import paths
+    from wsblock.boundary.plan import fixed_window, plan_line
     from wsblock.boundary import run as runmod
     from wsblock.report import fig_boundary
 
     if args.boundary_command == "model":
-        return cmd_model(args)
+        return _model(args)
     if args.boundary_command == "figure":
-        return cmd_figure(args)
+        return _figure(args)
     if args.boundary_command == "score":
-        return cmd_score(args)
+        return _score(args)
     if not 1 <= args.budget <= MAX_BUDGET:
         raise UsageError(f"--budget must be 1 to {MAX_BUDGET}, got {args.budget}")
     if not 1 <= args.max_repeats <= 20:
         raise UsageError(f"--max-repeats must be 1 to 20, got {args.max_repeats}")
-    if args.work_ms is not main_cli._NOT_GIVEN:
+    if args.work_ms is not options.NOT_GIVEN:
         raise UsageError("--work-ms is what the search varies; bound it with --min-ms and --max-ms")
     args.work_ms = 1.0  # the search replaces it; the template only needs a valid value
-    template = main_cli._cell_from_args(args).validate()
+    template = options.cell_from_args(args).validate()
     _refuse_uncalibrated(template.workload)
     templates = [template]
     for strategy in args.also_strategy:
@@ -290,7 +235,7 @@ def cmd_boundary(args: argparse.Namespace) -> int:
     from wsblock.engine import user_workloads
 
     # The trial calls of `wsblock run`, before any cell: a function that raises is refused here.
-    user_workloads.preflight(templates, main_cli._progress(args.quiet))
+    user_workloads.preflight(templates, options.progress(args.quiet))
     paths.clean_stale()
     if not args.quiet:
         print(f"wsblock: {plan_line(templates, args.budget)}", file=sys.stderr, flush=True)
@@ -327,5 +272,3 @@ def cmd_boundary(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-__all__ = ["add_parsers", "cmd_boundary", "cmd_model", "cmd_score"]

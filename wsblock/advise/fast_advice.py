@@ -1,4 +1,4 @@
-"""``wsblock advise TARGET --fast``: profile, predict, pick by the rule, confirm two strategies with real cells.
+"""The run of ``wsblock advise TARGET --fast``: profile, predict, pick by the rule, confirm two strategies with real cells.
 
 The steps (:mod:`wsblock.advise.fast` holds the logic, this module the run):
 
@@ -31,10 +31,10 @@ import pandas as pd
 
 from wsblock.advise import behaviour, predict, saved
 from wsblock.advise import choose as ch
-from wsblock.advise import command as cmd
+from wsblock.advise import advice as full
 from wsblock.advise import fast
 from wsblock.advise import profile as pf
-from wsblock.advise import profile_command as pc
+from wsblock.advise import profile_report as pc
 from wsblock.advise import stallpred as sp
 from wsblock.advise import target as tg
 from wsblock.engine import user_workloads
@@ -106,7 +106,7 @@ def reject_window_s(target: tg.Target, call_ms: float, lag_ms: float = math.nan)
     return float(max(fast.REJECT_MIN_S, math.ceil(fast.REJECT_JOBS * max(periods)), math.ceil(samples_s)))
 
 
-def _measure(s: cmd._Settings, c: Confirmation, strategies: list[str], where: Path, *, repeats: int,
+def _measure(s: full._Settings, c: Confirmation, strategies: list[str], where: Path, *, repeats: int,
              direct: bool, sized: bool, stall_ms: float, checked: predict.CheckedRange | None,
              short_s: float = fast.REJECT_MIN_S) -> None:
     """Run ``strategies`` in one matrix into ``where``; put their measured evidence into ``c``.
@@ -123,9 +123,9 @@ def _measure(s: cmd._Settings, c: Confirmation, strategies: list[str], where: Pa
         definition["duration"] = tg.stall_window_s(s.target)
     n = repeats
     while True:
-        failed = cmd._run({**definition, "repeats": n}, where, quiet=s.quiet)
-        cells, records = cmd._cells(where)
-        judged = [fast.excused(j) for j in cmd._judge(s, cells, records, direct=direct, stall_ms=stall_ms,
+        failed = full._run({**definition, "repeats": n}, where, quiet=s.quiet)
+        cells, records = full._cells(where)
+        judged = [fast.excused(j) for j in full._judge(s, cells, records, direct=direct, stall_ms=stall_ms,
                                                        checked=checked) if j.strategy in strategies]
         again = [j.strategy for j in judged if fast.another_repeat_decides(j)]
         if not (sized and again and n < tg.DEFAULT_REPEATS):
@@ -203,7 +203,7 @@ def _final(choice: ch.Choice, c: Confirmation, target: str) -> ch.Choice:
                      + choice.reasons)
 
 
-def cmd_advise_fast(args: argparse.Namespace) -> int:
+def advise(args: argparse.Namespace) -> int:
     """Predict each strategy from a profile, pick by the rule, confirm with the fewest real cells; print the answer.
 
     Returns:
@@ -223,7 +223,7 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else tg.default_out(target.name)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out is not a directory: {out}")
-    s = cmd._Settings(target, out, args.ping_interval, args.ping_timeout, args.quiet)
+    s = full._Settings(target, out, args.ping_interval, args.ping_timeout, args.quiet)
     for note in target.notes:
         _say(f"note: {note}")
     pin_blas_threads(1)  # as the server and its workers do
@@ -327,7 +327,7 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
         if "strategy" in frame:
             frame = frame.drop_duplicates("strategy", keep="last")  # a rejection confirmed again: its sized cell
         mixed = [c.measured[n] for n in sorted(c.measured, key=ch.cost_key)]
-        lines += ["  " + line for line in cmd.table(mixed, frame, c.records)]
+        lines += ["  " + line for line in full.table(mixed, frame, c.records)]
         lines.append("prediction against confirmation:")
         lines += ["  " + line for line in _comparison(guessed, c)]
     lines.append("disagreements: " + ("none on what was compared (the loop, connections, stalls over the stall "
@@ -338,7 +338,7 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
                  f"{', '.join(n for n in target.strategies if n not in c.measured) or 'none'}; a strategy's "
                  f"fewer than {ch.rec.MIN_REPEATS} repeats are excused under --fast")
     lines.append("")
-    head = cmd.recommendation_lines(answer)
+    head = full.recommendation_lines(answer)
     head[0] += f" ({mark})"
     lines += head
     lines.append("")
@@ -352,10 +352,10 @@ def cmd_advise_fast(args: argparse.Namespace) -> int:
                             profile=profile, predicted=predicted, guessed=guessed, first=first, c=c, answer=answer,
                             diffs=diffs, said=said, contradicted=contradicted, budget=budget,
                             took_s=time.monotonic() - started, printed=printed)
-    return cmd.finish(out, record, printed, started=started, failed=s.failed)
+    return full.finish(out, record, printed, started=started, failed=s.failed)
 
 
-def _advice_record(s: cmd._Settings, args: argparse.Namespace, target: tg.Target, *, repeats: int, direct: bool,
+def _advice_record(s: full._Settings, args: argparse.Namespace, target: tg.Target, *, repeats: int, direct: bool,
                    stall_ms: float, checked: predict.CheckedRange | None, profile: pf.Profile,
                    predicted: list[sp.Predicted], guessed: list[ch.Judged], first: ch.Choice, c: Confirmation,
                    answer: ch.Choice, diffs: list[fast.Difference], said: list[str], contradicted: str,
@@ -370,7 +370,7 @@ def _advice_record(s: cmd._Settings, args: argparse.Namespace, target: tg.Target
         "target": target.name,
         "summary": summary,
         "rule": {"text": (ch.__doc__ or "").strip(),
-                 "thresholds": {**saved.thresholds(*cmd._rule_modules(), predict, behaviour, fast),
+                 "thresholds": {**saved.thresholds(*full._rule_modules(), predict, behaviour, fast),
                                 "stall_ms": stall_ms}},
         "inputs": {"target": target.name, "ping_interval": s.interval, "ping_timeout": s.timeout,
                    "concurrency": args.job_connections, "repeats": repeats, "params": dict(args.param),
@@ -398,4 +398,4 @@ def _advice_record(s: cmd._Settings, args: argparse.Namespace, target: tg.Target
     }
 
 
-__all__ = ["Confirmation", "MODE", "cmd_advise_fast", "labelled", "reject_window_s"]
+__all__ = ["Confirmation", "MODE", "advise", "labelled", "reject_window_s"]

@@ -1,4 +1,4 @@
-"""``wsblock advise TARGET``: run the strategies that apply, print a verdict table and one recommendation."""
+"""The run of ``wsblock advise TARGET``: run the strategies that apply, print a verdict table and one recommendation."""
 
 from __future__ import annotations
 
@@ -290,7 +290,7 @@ def prediction_lines(judged: list[ch.Judged], *, keepalive: str, checked: predic
     return out
 
 
-def cmd_advise_target(args: argparse.Namespace) -> int:
+def advise(args: argparse.Namespace) -> int:
     """Measure a workload under every strategy that applies and recommend one.
 
     Prints the advice on stdout (and keeps it as ``advice.json`` and
@@ -495,7 +495,7 @@ def _seconds(value: float | None) -> str:
     return "none" if value is None else f"{value:g} s"
 
 
-__all__ = ["cmd_advise_target", "prediction_lines", "recommendation_lines", "reprint", "table"]
+__all__ = ["advise", "prediction_lines", "recommendation_lines", "reprint", "table"]
 
 
 def reprint(directory: Path) -> str | None:
