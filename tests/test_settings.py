@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from wsblock import cli
+from wsblock.commands import options
 from wsblock.engine import config, strategies
 from wsblock.engine.config import CellConfig
 from wsblock.errors import UsageError
@@ -140,7 +141,7 @@ def _cell_file(tmp_path: Path, **params: object) -> Path:
 def _load_cell_file(path: Path) -> CellConfig:
     # What `wsblock run --cell FILE` does before anything runs.
     args = cli.build_parser().parse_args(["run", "--cell", str(path)])
-    return cli._cell_from_args(args).validate()
+    return options.cell_from_args(args).validate()
 
 
 def _matrix_file(tmp_path: Path, tail: str) -> Path:

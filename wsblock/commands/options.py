@@ -9,6 +9,7 @@ before anything starts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import typing
 from pathlib import Path
@@ -63,7 +64,7 @@ def add_axis_arguments(parser: argparse.ArgumentParser) -> None:
     An option not given is :data:`NOT_GIVEN`, which leaves the field's
     default to ``CellConfig``, so that a default lives in one place.
     """
-    from wsblock.schema import axes
+    from wsblock.schema import axes, settings
 
     for axis in axes.AXES:
         if axis.default is axes.REQUIRED:
@@ -77,13 +78,9 @@ def add_axis_arguments(parser: argparse.ArgumentParser) -> None:
                                 const=not axis.default, default=NOT_GIVEN,
                                 help=f"{axis.description} (default {other}; this option: {said})")
             continue
-        note = AXIS_NOTES.get(axis.name, "")
+        note = "".join(f"; {text}" for text in settings.notes(axis.name))
         parser.add_argument(axis.cli_option, dest=axis.name, type=axis_text(axis), default=NOT_GIVEN,
                             metavar=axis.metavar, help=f"{axis.description} ({default}{note})")
-
-
-AXIS_NOTES = {"ping_timeout": "; refused with --ping-interval none, where it has no effect"}
-"""What an axis's ``--help`` says beyond its declaration: rules between axes."""
 
 
 def add_allow_stdlib_argument(parser: argparse.ArgumentParser) -> None:
@@ -97,49 +94,24 @@ def add_allow_stdlib_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of one cell (``wsblock run``'s): every axis, ``--cell``, the window, load and server."""
-    from wsblock.engine.config import CellConfig, default_start_method
-    from wsblock.engine.sizing import LONGEST_MAX_WINDOW_S, MIN_WINDOW_S
+    from wsblock.schema import settings
 
-    d = CellConfig("", 1, "")
     add_axis_arguments(parser)
     parser.add_argument("--cell", metavar="FILE.json",
                         help="read the whole cell from a JSON file (a record's 'params'); "
                              "replaces the other cell options. The function it names is imported and "
                              "called: use only files you trust, as you would a conftest.py")
     add_allow_stdlib_argument(parser)
-    parser.add_argument("--close-timeout", type=float, default=d.close_timeout, metavar="S",
-                        help=f"closing handshake timeout (default {d.close_timeout:g})")
-    parser.add_argument("--duration", type=float, default=d.duration, metavar="S",
-                        help="measurement window in seconds (default: sized to what the cell "
-                             "must observe, at most --max-window)")
-    parser.add_argument("--max-window", type=float, default=d.max_window, metavar="S",
-                        help=f"longest window sized to what the cell must observe, {MIN_WINDOW_S:g} to "
-                             f"{LONGEST_MAX_WINDOW_S:g} s; a cell that needs more is cut to it and cannot "
-                             f"say kept (default {d.max_window:g}: 10 minutes)")
-    parser.add_argument("--min-cycles", type=int, default=d.min_cycles, metavar="N",
-                        help=f"keepalive cycles each connection must be at risk before a cell "
-                             f"says it kept them (default {d.min_cycles})")
-    parser.add_argument("--warmup", type=float, default=d.warmup, metavar="S",
-                        help=f"load before the window opens, in seconds (default {d.warmup:g})")
-    parser.add_argument("--job-connections", type=int, default=d.job_connections, metavar="N",
-                        help=f"connections with one job in flight each (default {d.job_connections})")
-    parser.add_argument("--observers", type=int, default=d.observers, metavar="M",
-                        help=f"echo connections on a fixed schedule (default {d.observers})")
-    parser.add_argument("--echo-interval-ms", type=float, default=d.echo_interval_ms, metavar="MS",
-                        help=f"each observer's send period (default {d.echo_interval_ms:g})")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="thread/process pool size (default: one per job connection)")
-    parser.add_argument("--chunk-ms", type=float, default=d.chunk_ms, metavar="MS",
-                        help=f"step length of the chunked strategy (default {d.chunk_ms:g})")
-    parser.add_argument("--start-method", default=default_start_method(),
-                        help=f"process pool start method (default {default_start_method()})")
-    parser.add_argument("--param", type=workload_param, action="append", default=[],
-                        metavar="KEY=VALUE", help="workload parameter, e.g. chunksize=5000, or a keyword "
-                                                  "argument of a user's function (repeatable)")
-    parser.add_argument("--host", default=d.host, help=f"server bind address (default {d.host})")
-    parser.add_argument("--port", type=int, default=d.port, help="server port (default 0: any free port)")
-    parser.add_argument("--stall-ms", type=float, default=d.stall_ms, metavar="MS",
-                        help=f"loop gap that counts as a stall (default {d.stall_ms:g})")
+    # One option per declared setting that has one (wsblock.schema.settings).
+    for setting in settings.SETTINGS:
+        if setting.cli_option:
+            parser.add_argument(setting.cli_option, dest=setting.name, type=setting.from_text,
+                                default=setting.default_value(), metavar=setting.metavar,
+                                help=setting.cli_help())
+        if setting.name == "start_method":
+            parser.add_argument("--param", type=workload_param, action="append", default=[],
+                                metavar="KEY=VALUE", help="workload parameter, e.g. chunksize=5000, or a keyword "
+                                                          "argument of a user's function (repeatable)")
 
 
 def cell_from_args(args: argparse.Namespace) -> Any:
@@ -150,6 +122,7 @@ def cell_from_args(args: argparse.Namespace) -> Any:
             that refuse each other.
     """
     from wsblock.engine.config import CellConfig
+    from wsblock.schema import settings
 
     if args.cell:
         from wsblock.engine.cell_main import read_cell
@@ -170,34 +143,17 @@ def cell_from_args(args: argparse.Namespace) -> Any:
     for axis in axes.AXES:
         if axis.default is axes.REQUIRED and axis.name not in given:
             raise UsageError(f"the following arguments are required: {axis.cli_option}")
-    if "ping_timeout" in given:
-        from wsblock.schema.rules import ping_timeout_without_pings
-
-        refused = ping_timeout_without_pings(given.get("ping_interval", axes.get("ping_interval").default),
-                                             given["ping_timeout"])
-        if refused:
-            raise UsageError(refused)
     params: dict[str, Any] = {}
     for key, value in args.param:
         params[key] = value
-    return CellConfig(
-        **given,
-        close_timeout=args.close_timeout,
-        duration=args.duration,
-        max_window=args.max_window,
-        warmup=args.warmup,
-        job_connections=args.job_connections,
-        observers=args.observers,
-        echo_interval_ms=args.echo_interval_ms,
-        workers=args.workers,
-        chunk_ms=args.chunk_ms,
-        start_method=args.start_method,
-        workload_params=params,
-        host=args.host,
-        port=args.port,
-        stall_ms=args.stall_ms,
-        min_cycles=args.min_cycles,
-    )
+    cell = CellConfig(**given, workload_params=params,
+                      **{s.name: getattr(args, s.name) for s in settings.SETTINGS if s.cli_option})
+    # The rules between parameters, named as options (the cell's own
+    # validation would name them as matrix keys).
+    refused = settings.refusal(dataclasses.asdict(cell), stated=given, spell=settings.option)
+    if refused:
+        raise UsageError(refused)
+    return cell
 
 
 def progress(quiet: bool) -> Callable[[str], None]:

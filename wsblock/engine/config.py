@@ -16,7 +16,6 @@ from wsblock.schema.axes import LoopName
 from wsblock.schema.axes import field_of as axis
 from wsblock.schema.axis import AXIS_KEY
 from wsblock.schema.settings import MAX_WORKERS, SETTING_KEY
-from wsblock.schema.settings import default_start_method  # noqa: F401 (the command line reads it here)
 from wsblock.schema.settings import setting as declared
 
 LIMITS = settings.LIMITS
