@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from wsblock.analysis import boundary_model as bm
+from wsblock.boundary import evaluate
+from wsblock.boundary import model as bm
 from wsblock.analysis.intervals import wilson
 from wsblock.boundary import run as runmod
 from wsblock.cli import main
-from wsblock.report import fig_boundary
 
 INTERVAL = TIMEOUT = 0.2
 
@@ -30,7 +30,7 @@ def test_tiny_search_brackets_a_boundary_the_model_agrees_with(tmp_path, capsys)
     assert 1 <= entry["cells"] <= 3
     assert (out / "boundary.png").is_file()
 
-    records = fig_boundary.load_records(out)
+    records = evaluate.load_records(out)
     assert len(records) == entry["cells"]
     for rec in records:
         lost, n = bm.measured_loss([rec])

@@ -124,7 +124,7 @@ def fixed_window(template: Any) -> Any:
     """
     import math
 
-    from wsblock.analysis import boundary_model as bm
+    from wsblock.boundary import model as bm
     from wsblock.engine.runner import plan_window
 
     if template.duration is not None:
@@ -159,6 +159,7 @@ def plan_line(templates: list[Any], budget: int) -> str:
 
 def cmd_model(args: argparse.Namespace) -> int:
     """Print (and with ``--out`` write) the model check of a run directory."""
+    from wsblock.boundary import evaluate
     from wsblock.report import fig_boundary
 
     directory = Path(args.dir)
@@ -166,10 +167,10 @@ def cmd_model(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.dir} is not a directory")
     if not 10 <= args.phases <= 10_000:
         raise UsageError(f"--phases must be 10 to 10,000, got {args.phases}")
-    records = fig_boundary.load_records(directory)
+    records = evaluate.load_records(directory)
     if not records:
         raise UsageError(f"{args.dir} holds no readable record")
-    rows = fig_boundary.model_rows(records, phases=args.phases)
+    rows = evaluate.model_rows(records, phases=args.phases)
     table = fig_boundary.model_table(rows, only_near=args.near)
     print(table)
     if args.out:
@@ -187,7 +188,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     """Print the model's and the rules' out-of-sample scores over repeats."""
     import json
 
-    from wsblock.analysis import boundary_score as bs
+    from wsblock.boundary import score as bs
 
     names = args.dirs or [str(bs.DEFAULT_ROOT)]
     for name in names:
