@@ -41,13 +41,13 @@ def test_a_cell_is_its_axes_and_workload_parameters_without_the_repeat() -> None
     row = {"cell_id": "numpy-50ms-thread-pi1-pt1-r2", "repeat": 2, "workload": "numpy", "work_ms": 50.0,
            "strategy": "thread", "ping_interval": 1.0, "ping_timeout": 1.0, "client_pings": True,
            "handler_ping_timeout": None, "numpy_size": float("nan"), "pandas_chunksize": 1000.0}
-    assert agg.cell_of(row) == "numpy-50ms-thread-pi1-pt1"
     pandas = {**row, "workload": "pandas", "cell_id": "anything"}
-    assert agg.cell_of(pandas) == "pandas-50ms-thread-pi1-pt1-chunksize1000"
+    assert tidy.cell_ids(_table([row, pandas])) == ["numpy-50ms-thread-pi1-pt1",
+                                                    "pandas-50ms-thread-pi1-pt1-chunksize1000"]
 
 
 def _name(cell: str) -> str:
-    return agg.cell_of(_row(cell, 0))
+    return tidy.cell_ids(_table([_row(cell, 0)]))[0]
 
 
 def test_aggregate_gives_median_interval_confidence_and_n_per_metric() -> None:
@@ -97,7 +97,7 @@ def test_aggregate_reads_a_real_tidy_table(tmp_path) -> None:
     run = Path(__file__).parent / "fixtures" / "run_a"
     df = tidy.frame(tidy.load_records(run).records)
     out = agg.aggregate(df)
-    assert len(out) == len({agg.cell_of(r) for r in df.to_dict("records")})
+    assert len(out) == len(set(tidy.cell_ids(df)))
     ok = out[out["status"] == "ok"]
     assert (ok["stalled_share_n"] >= 1).all() and (ok["lost_n"] > 0).all()
     assert ((ok["stalled_share_low"] <= ok["stalled_share"])
@@ -223,7 +223,7 @@ def test_labels_of_the_fixture_run_follow_its_records() -> None:
     for _, record in loaded.records:
         if record.get("status") != "ok":
             continue
-        row = by_cell[agg.cell_of(tidy.frame([record]).iloc[0].to_dict())]
+        row = by_cell[tidy.cell_ids(tidy.frame([record]))[0]]
         if record["survival"]["verdict"] == "lost":
             assert row["verdict"] == "lost"
         if record["echo_latency_ms"].get("lower_bound"):
@@ -260,9 +260,9 @@ def test_compare_engine_reads_lower_bounds_from_tidy_rows() -> None:
     from wsblock.analysis import comparison
     rows_a = [_row("x", i, echo=300.0 + i) for i in range(4)]
     rows_b = [{**_row("x", i, echo=30.0 + i), "echo_lower_bound": True} for i in range(4)]
-    key = agg.cell_of
-    side_a = comparison.sides(_table(rows_a), key)
-    side_b = comparison.sides(_table(rows_b), key)
+    table_a, table_b = _table(rows_a), _table(rows_b)
+    side_a = comparison.sides(table_a.assign(cell=tidy.cell_ids(table_a)), lambda row: row["cell"])
+    side_b = comparison.sides(table_b.assign(cell=tidy.cell_ids(table_b)), lambda row: row["cell"])
     [cell] = side_a
     verdict = comparison.decide(comparison.metrics.get("echo_p99_ms"), side_a[cell], side_b[cell], cell=cell)
     assert verdict.verdict == iv.CANNOT_TELL and verdict.mark != comparison.BETTER

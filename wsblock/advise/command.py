@@ -47,7 +47,7 @@ def _run(definition: dict[str, Any], out: Path, *, quiet: bool) -> list[str]:
 
 def _cells(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     from wsblock.analysis import tidy
-    from wsblock.report import cells as cellmod
+    from wsblock.analysis import cells as cellmod
     from wsblock.report.document import read_run
 
     loaded, warnings = read_run(out)

@@ -143,21 +143,6 @@ def step(metric: str, rows: Iterable[Mapping[str, Any]] = ()) -> float:
     return max(floor, 1.0 / max(lengths)) if lengths else floor
 
 
-def cell_of(row: Mapping[str, Any]) -> str:
-    """The cell a tidy row belongs to: the one cell id, without the repeat.
-
-    :func:`wsblock.schema.axes.cell_id` of the row's axes and its own
-    workload parameters (``<workload>_<param>`` columns), without settings:
-    the same identity the report and ``wsblock compare`` use, so that a
-    matrix repeat and a standalone record of the same cell match.
-    """
-    prefix = f"{row.get('workload')}_"
-    params = {c[len(prefix):]: row[c] for c in row
-              if c.startswith(prefix) and not axes.is_none(row.get(c))}
-    return axes.cell_id({**{n: row[n] for n in axes.NAMES if n in row}, "workload_params": params},
-                        settings=False)
-
-
 def lost_of(row: Mapping[str, Any]) -> tuple[int, int] | None:
     """Connections lost and connections at risk in one measured repeat.
 
@@ -229,7 +214,7 @@ class CellRepeats:
     """The repeats of one cell, as the tidy table holds them.
 
     Attributes:
-        cell: The cell (see :func:`cell_of`).
+        cell: The cell (:func:`wsblock.analysis.tidy.cell_ids`).
         rows: Every repeat's row, measured or failed, in repeat order.
     """
 
@@ -331,8 +316,8 @@ def group(df: pd.DataFrame) -> dict[str, CellRepeats]:
         Cell -> its repeats, sorted by ``repeat`` within a cell.
     """
     cells: dict[str, list[Mapping[str, Any]]] = {}
-    for row in df.to_dict("records"):
-        cells.setdefault(cell_of(row), []).append(row)
+    for cell, row in zip(tidy.cell_ids(df), df.to_dict("records")):
+        cells.setdefault(cell, []).append(row)
     return {cell: CellRepeats(cell, tuple(sorted(rows, key=lambda r: int(r.get("repeat") or 0))))
             for cell, rows in cells.items()}
 
@@ -458,5 +443,5 @@ __all__ = ["BOUNDED_BY", "CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "EXTRE
            "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
            "LABELS", "ORIGINAL_COLUMNS", "PER_WINDOW", "PRIMARY",
            "Resolution", "VERDICTS",
-           "aggregate", "any_flag", "cell_of", "group", "identity_columns", "labels", "lost_of", "metric_columns",
+           "aggregate", "any_flag", "group", "identity_columns", "labels", "lost_of", "metric_columns",
            "resolution", "step", "summarise", "verdict_over", "warning_codes"]

@@ -448,7 +448,7 @@ def refusal(query: Query, rows: pd.DataFrame) -> str | None:
         rows: The rows it matched.
     """
     if query.agg in POOLED_REFUSED:
-        cells = {aggregate.cell_of(row) for row in rows.to_dict("records")}
+        cells = set(tidy.cell_ids(rows))
         if len(cells) > 1:
             return (f"connection-level interval pooled over {len(cells)} cells: connections of one repeat are "
                     "not independent trials and different cells are different experiments; quote "

@@ -2,7 +2,7 @@
 
 The rules read the aggregated table (one row per cell:
 :func:`wsblock.analysis.aggregate.aggregate`, or the report's
-:func:`wsblock.report.cells.aggregate`) and nothing else; no conclusion is
+:func:`wsblock.analysis.cells.aggregate`) and nothing else; no conclusion is
 written down in advance. Their thresholds and the loop-free predicate live in
 :mod:`wsblock.analysis.rules`, which ``wsblock advise`` reads too. For each
 workload (variant) and strategy, over every work size and keepalive setting
@@ -253,7 +253,7 @@ def _quantity(row: Mapping[str, Any], column: str) -> Quantity:
 
 
 def _condition(row: Mapping[str, Any]) -> Condition:
-    cell = row.get("cell_key") if isinstance(row.get("cell_key"), str) else row.get("cell")
+    cell = row.get("cell")
     return Condition(str(cell), float(row["work_ms"]), _setting(row.get("ping_interval")),
                      _setting(row.get("ping_timeout")), _count(row.get("ok_repeats")))
 
@@ -397,7 +397,7 @@ def recommend(cells: pd.DataFrame, *, workload_column: str = "variant",
             ``repeats_lost_any``, ``loss_repeats``, ``unstable``,
             ``warnings`` and the medians with intervals of
             ``stall_max_ms``, ``stalled_share``, ``stalls_count``,
-            ``lag_p99_ms``, ``jobs_per_s``; ``cell_key`` or ``cell``).
+            ``lag_p99_ms``, ``jobs_per_s``; ``cell``).
         workload_column: The column naming a workload with its parameters;
             ``workload`` when the table has no such column (cells of
             different workload parameters, e.g. pandas chunk sizes, are then

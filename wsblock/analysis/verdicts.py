@@ -1,6 +1,6 @@
 """Verdicts: is a cell's metric in run B better, worse or unchanged from run A?
 
-Two runs are matched cell by cell (:func:`wsblock.analysis.aggregate.cell_of`)
+Two runs are matched cell by cell (:func:`wsblock.analysis.tidy.cell_ids`)
 and, for each compared metric, the repeats of both sides go through the
 stated test of :mod:`wsblock.analysis.intervals`:
 

@@ -93,7 +93,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
         print(kept, end="")
         return 0
     from wsblock.analysis import tidy
-    from wsblock.report import cells as cellmod
+    from wsblock.analysis import cells as cellmod
     from wsblock.report.document import read_run
     from wsblock.report.verdict import text
 

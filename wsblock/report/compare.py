@@ -17,13 +17,14 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from wsblock.analysis import cells as cellmod
 from wsblock.analysis import comparison, tidy
 from wsblock.analysis import intervals as iv
-from wsblock.report import cells as cellmod
 from wsblock.report import environment
 from wsblock.report import markdown as md
 from wsblock.report.document import read_run
 from wsblock.schema import metrics
+from wsblock.schema.axes import handler_label, seconds_label
 
 METRICS = metrics.in_compare()
 """The metrics shown (:func:`wsblock.schema.metrics.in_compare`)."""
@@ -34,18 +35,18 @@ def describe_cell(row: Mapping[str, Any]) -> str:
     keepalive variant when it is not the default)."""
     setting = cellmod.Keepalive.of(row)
     text = (f"{row['variant']} {float(row['work_ms']):g} ms {row['strategy']}, "
-            f"ping {cellmod.seconds_label(setting.ping_interval)} / timeout "
-            f"{cellmod.seconds_label(setting.ping_timeout)}")
+            f"ping {seconds_label(setting.ping_interval)} / timeout "
+            f"{seconds_label(setting.ping_timeout)}")
     if not setting.client_pings:
         text += ", no client pings"
     if setting.handler_ping_timeout is not None:
-        text += f", handler {cellmod.handler_label(setting.handler_ping_timeout)}"
+        text += f", handler {handler_label(setting.handler_ping_timeout)}"
     return text
 
 
 def _sides(df: pd.DataFrame) -> dict[str, comparison.Side]:
-    keys = cellmod.key_columns(df)
-    return {str(k): v for k, v in comparison.sides(df, lambda row: cellmod.cell_key(row, keys)).items()}
+    with_cell = df.assign(cell=tidy.cell_ids(df))
+    return {str(k): v for k, v in comparison.sides(with_cell, lambda row: row["cell"]).items()}
 
 
 def _header(name: str, directory: Path, loaded: tidy.Loaded, warnings: list[str]) -> str:
@@ -110,8 +111,8 @@ def match(dir_a: str | Path, dir_b: str | Path) -> Matched:
     loaded_a, warn_a = read_run(path_a)
     loaded_b, warn_b = read_run(path_b)
     frame_a, frame_b = tidy.frame(loaded_a.records), tidy.frame(loaded_b.records)
-    side_a = {row["cell_key"]: row for row in cellmod.aggregate(frame_a).to_dict("records")}
-    side_b = {row["cell_key"]: row for row in cellmod.aggregate(frame_b).to_dict("records")}
+    side_a = {row["cell"]: row for row in cellmod.aggregate(frame_a).to_dict("records")}
+    side_b = {row["cell"]: row for row in cellmod.aggregate(frame_b).to_dict("records")}
     order = list(dict.fromkeys([*side_a, *side_b]))
     # Both frames are sorted already; merge their orders the same way.
     order.sort(key=lambda k: _sort_key(side_a.get(k) or side_b[k]))
