@@ -524,13 +524,13 @@ def test_cells_that_differ_in_an_axis_no_figure_shows_get_their_own_variant() ->
 def test_the_verdict_scope_names_functions_without_a_work_size() -> None:
     import pandas as pd
 
-    from wsblock.report import verdict
+    from wsblock.report import recommendation
 
     base = {"ping_interval": 1.0, "ping_timeout": 1.0}
     sized = pd.DataFrame([{**base, "work_ms": 200.0}, {**base, "work_ms": 2500.0}])
-    assert verdict.scope(sized).startswith("work sizes 200, 2,500 ms; keepalive")
+    assert recommendation.scope(sized).startswith("work sizes 200, 2,500 ms; keepalive")
     functions = pd.DataFrame([{**base, "work_ms": float("nan")}, {**base, "work_ms": float("nan")}])
-    text = verdict.scope(functions)
+    text = recommendation.scope(functions)
     assert text.startswith("functions called once per job; keepalive") and "–" not in text
     mixed = pd.concat([sized, functions])
-    assert verdict.scope(mixed).startswith("work sizes 200, 2,500 ms and functions called once per job;")
+    assert recommendation.scope(mixed).startswith("work sizes 200, 2,500 ms and functions called once per job;")

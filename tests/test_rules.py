@@ -262,7 +262,7 @@ def test_the_reference_study_reads_safe_where_its_evidence_supports_it() -> None
 
     from wsblock.analysis import tidy
     from wsblock.analysis import cells as cellmod
-    from wsblock.report.verdict import recommendation
+    from wsblock.report.recommendation import recommendation
 
     run = Path(__file__).parent.parent / "results" / "reference" / "default"
     cells = cellmod.aggregate(tidy.frame(tidy.load_records(run / "cells").records))

@@ -58,7 +58,7 @@ def _cells(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 
 
 def _advice(cells: pd.DataFrame) -> dict[str, rec.Advice]:
-    from wsblock.report.verdict import recommendation
+    from wsblock.report.recommendation import recommendation
 
     result = recommendation(cells)
     return {a.strategy: a for w in result.workloads for a in result.of(w)}

@@ -57,7 +57,7 @@ LEGACY_COLUMNS = ("disconnects_total", "connections_opened")
 LOSS_COLUMNS = (*ORIGINAL_COLUMNS, *LEGACY_COLUMNS)
 """The tidy columns :func:`lost_of` reads."""
 
-VERDICTS = ("lost", "kept", "inconclusive", "not_applicable")
+SURVIVAL_VERDICTS = ("lost", "kept", "inconclusive", "not_applicable")
 """The survival verdicts of a record (``survival.verdict``)."""
 
 LABELS = ("verdict", "warnings", "echo_lower_bound", "job_ms_lower_bound", "stalls_primary")
@@ -177,7 +177,7 @@ def verdict_over(verdicts: Iterable[Any]) -> str | None:
     Returns:
         The cell's verdict, or None when there are no repeats.
     """
-    found = [v if isinstance(v, str) and v in VERDICTS else None for v in verdicts]
+    found = [v if isinstance(v, str) and v in SURVIVAL_VERDICTS else None for v in verdicts]
     if not found:
         return None
     if "lost" in found:
@@ -442,6 +442,6 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
 __all__ = ["BOUNDED_BY", "CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "EXTREMES", "EXTREME_COLUMNS",
            "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
            "LABELS", "ORIGINAL_COLUMNS", "PER_WINDOW", "PRIMARY",
-           "Resolution", "VERDICTS",
+           "Resolution", "SURVIVAL_VERDICTS",
            "aggregate", "any_flag", "group", "identity_columns", "labels", "lost_of", "metric_columns",
            "resolution", "step", "summarise", "verdict_over", "warning_codes"]

@@ -95,7 +95,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
     from wsblock.analysis import tidy
     from wsblock.analysis import cells as cellmod
     from wsblock.report.document import read_run
-    from wsblock.report.verdict import text
+    from wsblock.report.recommendation import text
 
     loaded, warnings = read_run(run_dir)
     for warning in warnings:

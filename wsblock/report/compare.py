@@ -96,8 +96,8 @@ class Matched:
     only_a: list[str]
     only_b: list[str]
 
-    def verdicts(self, key: str) -> list[comparison.Verdict]:
-        """The verdict on every compared metric of a matched cell."""
+    def changes(self, key: str) -> list[comparison.MarkedChange]:
+        """The change test on every compared metric of a matched cell."""
         return [comparison.decide(m, self.values[0][key], self.values[1][key], cell=key) for m in METRICS]
 
 
@@ -123,8 +123,8 @@ def match(dir_a: str | Path, dir_b: str | Path) -> Matched:
         [k for k in order if k not in side_b], [k for k in order if k not in side_a])
 
 
-def _value_text(verdict: comparison.Verdict, metric: Any, side: int) -> str:
-    test = verdict.test
+def _value_text(change: comparison.MarkedChange, metric: Any, side: int) -> str:
+    test = change.test
     value, (low, high) = (test.a, test.a_interval) if side == 0 else (test.b, test.b_interval)
     count = test.a_count if side == 0 else test.b_count
     repeats = test.a_n if side == 0 else test.b_n
@@ -156,15 +156,15 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
     m = match(dir_a, dir_b)
     rows: list[list[str]] = []
     marks: dict[str, int] = {}
-    words = {v: 0 for v in iv.VERDICTS}
+    words = {v: 0 for v in iv.OUTCOMES}
     for key in m.matched:
         label = md.escape(describe_cell(m.cells[0][key]))
-        for metric, verdict in zip(METRICS, m.verdicts(key)):
-            if verdict.mark:
-                marks[verdict.mark] = marks.get(verdict.mark, 0) + 1
-            words[verdict.verdict] += 1
-            rows.append([verdict.mark, label, metric.short, _value_text(verdict, metric, 0),
-                         _value_text(verdict, metric, 1), md.ratio_value(verdict.ratio), verdict.verdict])
+        for metric, change in zip(METRICS, m.changes(key)):
+            if change.mark:
+                marks[change.mark] = marks.get(change.mark, 0) + 1
+            words[change.outcome] += 1
+            rows.append([change.mark, label, metric.short, _value_text(change, metric, 0),
+                         _value_text(change, metric, 1), md.ratio_value(change.ratio), change.outcome])
     out = ["# wsblock compare", "",
            _header("A", m.paths[0], m.loaded[0], m.warnings[0]),
            _header("B", m.paths[1], m.loaded[1], m.warnings[1]), ""]
@@ -196,7 +196,7 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
 
 
 def compare_json(dir_a: str | Path, dir_b: str | Path) -> list[dict[str, Any]]:
-    """The verdicts of :func:`compare` as JSON-ready objects.
+    """The changes of :func:`compare` as JSON-ready objects.
 
     Returns:
         One object per matched cell and compared metric: ``cell`` (the cell
@@ -209,8 +209,8 @@ def compare_json(dir_a: str | Path, dir_b: str | Path) -> list[dict[str, Any]]:
     m = match(dir_a, dir_b)
     out = []
     for key in m.matched:
-        for verdict in m.verdicts(key):
-            out.append({**verdict.test.as_dict(), "mark": verdict.mark})
+        for change in m.changes(key):
+            out.append({**change.test.as_dict(), "mark": change.mark})
     return out
 
 

@@ -15,7 +15,7 @@ from wsblock.errors import UsageError
 from wsblock.report import environment, fig_disconnects, fig_strips, fig_survival
 from wsblock.report import html as htmlmod
 from wsblock.report import markdown as md
-from wsblock.report import survival, tables, verdict
+from wsblock.report import recommendation, survival, tables
 from wsblock.report.labels import keepalive_labels, keepalive_title
 from wsblock.report.provenance import Provenance
 from wsblock.schema.axes import seconds_label
@@ -412,7 +412,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     manifest = loaded.manifest or {}
     text = [f"# wsblock report: {root.resolve().name}", ""]
     text += _advice(root)
-    text += verdict.section(cells)
+    text += recommendation.section(cells)
     text += ["## Run", ""]
     text.append(
         f"Each cell ran one workload x strategy x keepalive setting against a real websockets server in its "

@@ -1,4 +1,4 @@
-"""The verdict, as the report's first section and as ``wsblock advise`` prints it.
+"""The recommendation, as the report's first section (``## Verdict``) and as ``wsblock advise`` prints it.
 
 The statements come from :mod:`wsblock.analysis.recommend`; this module only
 words them: a table (one row per workload x strategy) and one sentence per
