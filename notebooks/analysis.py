@@ -47,13 +47,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
+from wsblock.analysis import cells as cellmod
+from wsblock.analysis import survival
 from wsblock.analysis import tidy
 from wsblock.engine import strategies
 from wsblock.report import build_report
-from wsblock.report import cells as cellmod
 from wsblock.report import environment
 from wsblock.report import markdown as md
-from wsblock.report import survival
+from wsblock.report.survival import boundary_text
 from wsblock.schema import metrics
 
 
@@ -218,7 +219,7 @@ seen.round(3)
 # matter of timing, so read the trend, not a point.
 
 # %%
-# The boundaries are the report's (wsblock.report.survival); here they are
+# The boundaries are the ones the report draws (wsblock.analysis.survival); here they are
 # drawn against the keepalive budget, for the strategies that run the work
 # in the event loop.
 in_loop = [s for s in strategies.names() if not strategies.has(s, "uses_pool")]
@@ -258,7 +259,7 @@ else:
     show_figure(fig, "survival_vs_budget.png")
 for b in undecided:
     print(f"left out: {b.variant} x {b.strategy} at ping_interval {b.keepalive.ping_interval:g} s + "
-          f"ping_timeout {b.keepalive.ping_timeout:g} s: {b.text()}")
+          f"ping_timeout {b.keepalive.ping_timeout:g} s: {boundary_text(b)}")
 
 # %%
 show("survival_boundary")

@@ -1,4 +1,4 @@
-"""Cells over repeats and verdicts between runs, on small synthetic tidy tables (no cells run)."""
+"""Cells over repeats and changes between runs, on small synthetic tidy tables (no cells run)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from wsblock.analysis import aggregate as agg
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import tidy
-from wsblock.analysis import verdicts
+from wsblock.analysis import changes
 
 
 def _row(cell: str, repeat: int, *, lag: float = 1.0, echo: float = 5.0, jobs: float = 2.0,
@@ -41,13 +41,13 @@ def test_a_cell_is_its_axes_and_workload_parameters_without_the_repeat() -> None
     row = {"cell_id": "numpy-50ms-thread-pi1-pt1-r2", "repeat": 2, "workload": "numpy", "work_ms": 50.0,
            "strategy": "thread", "ping_interval": 1.0, "ping_timeout": 1.0, "client_pings": True,
            "handler_ping_timeout": None, "numpy_size": float("nan"), "pandas_chunksize": 1000.0}
-    assert agg.cell_of(row) == "numpy-50ms-thread-pi1-pt1"
     pandas = {**row, "workload": "pandas", "cell_id": "anything"}
-    assert agg.cell_of(pandas) == "pandas-50ms-thread-pi1-pt1-chunksize1000"
+    assert tidy.cell_ids(_table([row, pandas])) == ["numpy-50ms-thread-pi1-pt1",
+                                                    "pandas-50ms-thread-pi1-pt1-chunksize1000"]
 
 
 def _name(cell: str) -> str:
-    return agg.cell_of(_row(cell, 0))
+    return tidy.cell_ids(_table([_row(cell, 0)]))[0]
 
 
 def test_aggregate_gives_median_interval_confidence_and_n_per_metric() -> None:
@@ -97,7 +97,7 @@ def test_aggregate_reads_a_real_tidy_table(tmp_path) -> None:
     run = Path(__file__).parent / "fixtures" / "run_a"
     df = tidy.frame(tidy.load_records(run).records)
     out = agg.aggregate(df)
-    assert len(out) == len({agg.cell_of(r) for r in df.to_dict("records")})
+    assert len(out) == len(set(tidy.cell_ids(df)))
     ok = out[out["status"] == "ok"]
     assert (ok["stalled_share_n"] >= 1).all() and (ok["lost_n"] > 0).all()
     assert ((ok["stalled_share_low"] <= ok["stalled_share"])
@@ -123,22 +123,22 @@ def test_identical_runs_rarely_change_and_a_real_difference_is_found() -> None:
     rng = random.Random(11)
     a = _run(rng, 30, 3)
     b = _run(rng, 30, 3, scale={"c4": 20.0})
-    result = verdicts.compare_tables(a, b)
-    assert len(result.verdicts) == 30 * len(verdicts.COMPARED)
+    result = changes.compare_tables(a, b)
+    assert len(result.changes) == 30 * len(changes.COMPARED)
     flagged = [v for v in result.changed() if v.cell != _name("c4")]
-    assert len(flagged) <= 0.05 * len(result.verdicts)
-    found = {(v.cell, v.metric): v for v in result.verdicts}[(_name("c4"), "lag_p99_ms")]
-    assert found.verdict == iv.WORSE and found.ratio > 5
+    assert len(flagged) <= 0.05 * len(result.changes)
+    found = {(v.cell, v.metric): v for v in result.changes}[(_name("c4"), "lag_p99_ms")]
+    assert found.outcome == iv.WORSE and found.ratio > 5
     assert found.a_interval[0] <= found.a <= found.a_interval[1] and found.a_n == found.b_n == 3
 
 
 def test_fewer_than_three_repeats_cannot_tell_and_direction_is_respected() -> None:
     a = _table([_row("x", i, jobs=1.0 + i / 100, lag=1.0 + i / 100) for i in range(3)] + [_row("y", 0)])
     b = _table([_row("x", i, jobs=5.0 + i / 100, lag=9.0 + i / 100) for i in range(3)] + [_row("y", 0, lag=99.0)])
-    got = {(v.cell, v.metric): v.verdict for v in verdicts.compare_tables(a, b).verdicts}
+    got = {(v.cell, v.metric): v.outcome for v in changes.compare_tables(a, b).changes}
     assert got[(_name("x"), "jobs_per_s")] == iv.BETTER
     assert got[(_name("x"), "lag_p99_ms")] == iv.WORSE
-    assert all(got[(_name("y"), m)] == iv.CANNOT_TELL for m in verdicts.COMPARED)
+    assert all(got[(_name("y"), m)] == iv.CANNOT_TELL for m in changes.COMPARED)
 
 
 def test_loss_changes_only_when_every_repeat_agrees() -> None:
@@ -148,27 +148,27 @@ def test_loss_changes_only_when_every_repeat_agrees() -> None:
     # A boundary cell: two repeats lost most connections, two lost none.
     boundary = [_row("x", 0, lost=6, opened=8), _row("x", 1, lost=0, opened=6), _row("x", 2, lost=6, opened=8),
                 _row("x", 3, lost=0, opened=6)]
-    worse = verdicts.compare_tables(_table(kept), _table(lost), [agg.LOSS]).verdicts[0]
-    assert worse.verdict == iv.WORSE and worse.a_count == (0, 24) and worse.b_count == (20, 32)
-    flip = verdicts.compare_tables(_table(kept), _table(boundary), [agg.LOSS]).verdicts[0]
-    assert flip.verdict == iv.NO_CHANGE
+    worse = changes.compare_tables(_table(kept), _table(lost), [agg.LOSS]).changes[0]
+    assert worse.outcome == iv.WORSE and worse.a_count == (0, 24) and worse.b_count == (20, 32)
+    flip = changes.compare_tables(_table(kept), _table(boundary), [agg.LOSS]).changes[0]
+    assert flip.outcome == iv.NO_CHANGE
     # Three repeats a side could not show it even when every repeat of one side lost (p = 0.1).
-    few = verdicts.compare_tables(_table(kept[:3]), _table(lost[:3]), [agg.LOSS]).verdicts[0]
-    assert few.verdict == iv.CANNOT_TELL and few.a_count == (0, 18) and few.b_count == (15, 24)
+    few = changes.compare_tables(_table(kept[:3]), _table(lost[:3]), [agg.LOSS]).changes[0]
+    assert few.outcome == iv.CANNOT_TELL and few.a_count == (0, 18) and few.b_count == (15, 24)
 
 
 def test_json_has_one_object_per_cell_and_metric_with_the_documented_keys() -> None:
     a = _table([_row("x", i) for i in range(3)] + [_row("only_a", 0)])
     b = _table([_row("x", i) for i in range(3)] + [_row("only_b", 0)])
-    result = verdicts.compare_tables(a, b)
+    result = changes.compare_tables(a, b)
     assert result.only_a == [_name("only_a")] and result.only_b == [_name("only_b")]
     objects = json.loads(json.dumps(result.as_json(), allow_nan=False))
-    assert len(objects) == len(verdicts.COMPARED)
+    assert len(objects) == len(changes.COMPARED)
     for obj in objects:
         assert {"cell", "metric", "a", "b", "a_interval", "b_interval", "ratio", "verdict"} <= set(obj)
-        assert obj["cell"] == _name("x") and obj["verdict"] in iv.VERDICTS
+        assert obj["cell"] == _name("x") and obj["verdict"] in iv.OUTCOMES
     # Equal everywhere; survival over three repeats a side cannot show a change either way.
-    assert f"{len(verdicts.COMPARED) - 1} no change, 1 cannot tell" in verdicts.summary_line(result)
+    assert f"{len(changes.COMPARED) - 1} no change, 1 cannot tell" in changes.summary_line(result)
     assert [o["verdict"] for o in objects if o["metric"] == agg.LOSS] == [iv.CANNOT_TELL]
 
 
@@ -223,7 +223,7 @@ def test_labels_of_the_fixture_run_follow_its_records() -> None:
     for _, record in loaded.records:
         if record.get("status") != "ok":
             continue
-        row = by_cell[agg.cell_of(tidy.frame([record]).iloc[0].to_dict())]
+        row = by_cell[tidy.cell_ids(tidy.frame([record]))[0]]
         if record["survival"]["verdict"] == "lost":
             assert row["verdict"] == "lost"
         if record["echo_latency_ms"].get("lower_bound"):
@@ -232,26 +232,26 @@ def test_labels_of_the_fixture_run_follow_its_records() -> None:
             assert warning["code"] in row["warnings"].split(",")
 
 
-def _bounded_runs(bound_a: bool, bound_b: bool, echo_a: float, echo_b: float) -> verdicts.RunComparison:
+def _bounded_runs(bound_a: bool, bound_b: bool, echo_a: float, echo_b: float) -> changes.RunComparison:
     rng = random.Random(7)
     a = [_row("x", i, echo=echo_a * (1 + 0.02 * rng.random())) for i in range(5)]
     b = [_row("x", i, echo=echo_b * (1 + 0.02 * rng.random())) for i in range(5)]
     for rows, bound in ((a, bound_a), (b, bound_b)):
         for row in rows:
             row["echo_lower_bound"] = bound
-    return verdicts.compare_tables(_table(a), _table(b), ["echo_p99_ms"])
+    return changes.compare_tables(_table(a), _table(b), ["echo_p99_ms"])
 
 
 def test_echo_is_never_better_on_the_side_whose_values_are_lower_bounds() -> None:
     # B's echoes look ten times faster, but its connections died: cannot tell.
-    [v] = _bounded_runs(False, True, 300.0, 30.0).verdicts
-    assert v.verdict == iv.CANNOT_TELL and v.b_lower_bound and not v.a_lower_bound
+    [v] = _bounded_runs(False, True, 300.0, 30.0).changes
+    assert v.outcome == iv.CANNOT_TELL and v.b_lower_bound and not v.a_lower_bound
     # The same numbers without the bound: better.
-    assert _bounded_runs(False, False, 300.0, 30.0).verdicts[0].verdict == iv.BETTER
+    assert _bounded_runs(False, False, 300.0, 30.0).changes[0].outcome == iv.BETTER
     # A bounded side that is already the slower one: the order holds.
-    assert _bounded_runs(False, True, 30.0, 300.0).verdicts[0].verdict == iv.WORSE
+    assert _bounded_runs(False, True, 30.0, 300.0).changes[0].outcome == iv.WORSE
     # A bounded baseline that looks faster cannot make B worse.
-    assert _bounded_runs(True, False, 30.0, 300.0).verdicts[0].verdict == iv.CANNOT_TELL
+    assert _bounded_runs(True, False, 30.0, 300.0).changes[0].outcome == iv.CANNOT_TELL
     obj = _bounded_runs(False, True, 300.0, 30.0).as_json()[0]
     assert obj["b_lower_bound"] is True and obj["verdict"] == iv.CANNOT_TELL
 
@@ -260,9 +260,9 @@ def test_compare_engine_reads_lower_bounds_from_tidy_rows() -> None:
     from wsblock.analysis import comparison
     rows_a = [_row("x", i, echo=300.0 + i) for i in range(4)]
     rows_b = [{**_row("x", i, echo=30.0 + i), "echo_lower_bound": True} for i in range(4)]
-    key = agg.cell_of
-    side_a = comparison.sides(_table(rows_a), key)
-    side_b = comparison.sides(_table(rows_b), key)
+    table_a, table_b = _table(rows_a), _table(rows_b)
+    side_a = comparison.sides(table_a.assign(cell=tidy.cell_ids(table_a)), lambda row: row["cell"])
+    side_b = comparison.sides(table_b.assign(cell=tidy.cell_ids(table_b)), lambda row: row["cell"])
     [cell] = side_a
-    verdict = comparison.decide(comparison.metrics.get("echo_p99_ms"), side_a[cell], side_b[cell], cell=cell)
-    assert verdict.verdict == iv.CANNOT_TELL and verdict.mark != comparison.BETTER
+    change = comparison.decide(comparison.metrics.get("echo_p99_ms"), side_a[cell], side_b[cell], cell=cell)
+    assert change.outcome == iv.CANNOT_TELL and change.mark != comparison.BETTER

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from wsblock.analysis import boundary_model as bm
+from wsblock.boundary import model as bm
 from wsblock.analysis.intervals import wilson
 from wsblock.boundary import run as runmod
 from wsblock.cli import main

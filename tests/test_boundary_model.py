@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wsblock.analysis import boundary_model as bm
+from wsblock.boundary import evaluate
+from wsblock.boundary import model as bm
 from wsblock.report import fig_boundary
 from wsblock.schema import record as recmod
 from wsblock.schema import rundir
@@ -96,12 +97,12 @@ def test_predictions_on_reference_records_where_physics_leaves_no_doubt(name, lo
 
 
 def test_model_rows_read_old_and_new_records_and_count_what_they_measured():
-    old = fig_boundary.model_rows(rundir.ok_records(REFERENCE / "keepalive"), phases=50)
+    old = evaluate.model_rows(rundir.ok_records(REFERENCE / "keepalive"), phases=50)
     assert len(old) == 4 and all(r.repeats == 3 for r in old)
     assert all(r.connections == 18 for r in old)  # 6 original connections x 3 repeats
-    legacy = fig_boundary.model_rows(rundir.ok_records(FIXTURES / "pandas_chunks"), phases=20)
+    legacy = evaluate.model_rows(rundir.ok_records(FIXTURES / "pandas_chunks"), phases=20)
     assert legacy and all(0.0 <= r.predicted.p <= 1.0 and r.lost <= r.connections for r in legacy)
-    new = fig_boundary.model_rows(rundir.ok_records(FIXTURES / "run_a"), phases=50)
+    new = evaluate.model_rows(rundir.ok_records(FIXTURES / "run_a"), phases=50)
     assert new and all(0.0 <= r.predicted.p <= 1.0 for r in new)
     for row in new:
         assert row.lost <= row.connections
@@ -111,7 +112,7 @@ def test_model_rows_read_old_and_new_records_and_count_what_they_measured():
 
 
 def test_model_figure_is_written(tmp_path):
-    rows = fig_boundary.model_rows(rundir.ok_records(REFERENCE / "keepalive"), phases=20)
+    rows = evaluate.model_rows(rundir.ok_records(REFERENCE / "keepalive"), phases=20)
     paths = fig_boundary.model_figure(rows, tmp_path)
     assert {p.suffix for p in paths} == {".png", ".svg"}
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wsblock.analysis import boundary_score as bs
+from wsblock.boundary import score as bs
 from wsblock.cli import main
 
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"

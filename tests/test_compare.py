@@ -120,10 +120,10 @@ def test_marks_follow_each_metrics_direction_and_the_change_test() -> None:
     assert decide(jobs, side("jobs_per_s", *low), side("jobs_per_s", *high), factor=1.5).mark == BETTER
     # Without a factor the metric's own minimum effect applies.
     found = decide(lag, side("lag_p99_ms", *low), side("lag_p99_ms", *high))
-    assert found.mark == WORSE and found.verdict == iv.WORSE and found.ratio == pytest.approx(31 / 10.5)
+    assert found.mark == WORSE and found.outcome == iv.WORSE and found.ratio == pytest.approx(31 / 10.5)
     # One value a side: no claim, whatever the ratio.
     one = decide(lag, side("lag_p99_ms", 10), side("lag_p99_ms", 300), factor=1.5)
-    assert one.mark == "" and one.verdict == iv.CANNOT_TELL
+    assert one.mark == "" and one.outcome == iv.CANNOT_TELL
 
 
 def test_corrupt_record_in_one_run_is_named_in_the_header(tmp_path: Path) -> None:

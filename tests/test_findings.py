@@ -291,7 +291,7 @@ def test_a_searched_boundary_is_a_query_over_the_cells_of_a_search(tmp_path) -> 
     in_work = fit.crossing([(work, lost / 6) for work, _, lost in spec], 0.5)
     assert _value(tmp_path, f"{q} agg=boundary_work_ms") == pytest.approx(in_work.value)
     # The model's crossing, fed each row's own record, is computed the same way.
-    from wsblock.analysis import boundary_model as bm
+    from wsblock.boundary import model as bm
 
     records = [json.loads(f.read_text()) for f in sorted(cells.glob("*.json"))]
     predicted = fit.crossing([(r["job_ms"]["p50"], bm.predict_record(r, phases=100).p) for r in records], 0.5)
@@ -357,7 +357,7 @@ def test_a_score_query_names_a_forecast_and_only_the_band(query: str, message: s
 
 
 def test_a_score_query_gives_what_boundary_score_computes() -> None:
-    from wsblock.analysis import boundary_score
+    from wsblock.boundary import score as boundary_score
 
     root = Path(__file__).resolve().parent.parent / "results" / "reference"
     whole = boundary_score.score(boundary_score.trials_from([root], phases=100))

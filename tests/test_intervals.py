@@ -37,7 +37,7 @@ def test_wilson_interval_matches_known_values():
 
 def test_fewer_than_three_repeats_cannot_tell():
     c = iv.compare_values([1.0, 1.1], [50.0, 60.0, 70.0])
-    assert c.verdict == iv.CANNOT_TELL and c.ratio > 40
+    assert c.outcome == iv.CANNOT_TELL and c.ratio > 40
 
 
 def test_identical_noisy_runs_rarely_change_and_large_differences_do():
@@ -48,25 +48,25 @@ def test_identical_noisy_runs_rarely_change_and_large_differences_do():
         # Log-normal noise with a coefficient of variation of about 50 %.
         a = [rng.lognormvariate(math.log(20), 0.5) for _ in range(3)]
         b = [rng.lognormvariate(math.log(20), 0.5) for _ in range(3)]
-        false_alarms += iv.compare_values(a, b).verdict in (iv.BETTER, iv.WORSE)
+        false_alarms += iv.compare_values(a, b).outcome in (iv.BETTER, iv.WORSE)
         c = [rng.lognormvariate(math.log(200), 0.5) for _ in range(3)]
-        found += iv.compare_values(a, c).verdict == iv.WORSE
+        found += iv.compare_values(a, c).outcome == iv.WORSE
     assert false_alarms / trials < 0.05
     assert found / trials > 0.9
 
 
 def test_direction_of_the_metric_decides_better_or_worse():
     low, high = [1.0, 1.1, 0.9], [10.0, 11.0, 9.0]
-    assert iv.compare_values(low, high).verdict == iv.WORSE
-    assert iv.compare_values(low, high, higher_is_better=True).verdict == iv.BETTER
+    assert iv.compare_values(low, high).outcome == iv.WORSE
+    assert iv.compare_values(low, high, higher_is_better=True).outcome == iv.BETTER
     # Below the metric's resolution everything is equal.
-    assert iv.compare_values([0.0] * 3, [1e-6] * 3, floor=0.01).verdict == iv.NO_CHANGE
+    assert iv.compare_values([0.0] * 3, [1e-6] * 3, floor=0.01).outcome == iv.NO_CHANGE
 
 
 def test_proportions_change_only_beyond_noise():
     same = iv.compare_proportions(iv.wilson(5, 12), iv.wilson(6, 12), repeats_a=3, repeats_b=3)
-    assert same.verdict == iv.NO_CHANGE
+    assert same.outcome == iv.NO_CHANGE
     worse = iv.compare_proportions(iv.wilson(0, 12), iv.wilson(12, 12), repeats_a=3, repeats_b=3)
-    assert worse.verdict == iv.WORSE and worse.p_value < 0.001
+    assert worse.outcome == iv.WORSE and worse.p_value < 0.001
     few = iv.compare_proportions(iv.wilson(0, 4), iv.wilson(4, 4), repeats_a=1, repeats_b=1)
-    assert few.verdict == iv.CANNOT_TELL
+    assert few.outcome == iv.CANNOT_TELL

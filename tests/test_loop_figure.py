@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from wsblock.analysis import tidy
-from wsblock.report import cells as cellmod
+from wsblock.analysis import cells as cellmod
 from wsblock.report import fig_strips, tables
 from wsblock.schema import loopdelay, metrics, record
 
@@ -126,4 +126,4 @@ def test_a_blocked_cell_is_drawn_above_the_keepalive_budget(tmp_path: Path,
     thread = marks(1)
     assert thread == [("o", pytest.approx(1.2))]  # the probe's p99, as a dot, under the budget
     assert fig_strips.drawn_values(df, spec) == {
-        row["cell_key"]: [row["loop_delay_ms"]] for row in cells.to_dict("records")}
+        row["cell"]: [row["loop_delay_ms"]] for row in cells.to_dict("records")}

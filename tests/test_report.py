@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from wsblock.analysis import tidy
+from wsblock.analysis.cells import aggregate, keepalives
 from wsblock.errors import UsageError
 from wsblock.report import ReportResult, build_report
 from wsblock.cli import build_parser, command_module
-from wsblock.report.cells import aggregate, keepalive_labels, keepalive_title, keepalives
+from wsblock.report.labels import keepalive_labels, keepalive_title
 from wsblock.report.tables import summary_tables
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -258,7 +259,7 @@ def test_figures_read_warnings_lower_bounds_and_withheld_percentiles() -> None:
     loaded = tidy.load_records(RUN_A)
     df = tidy.frame(loaded.records)
     cells = aggregate(df)
-    keys = {r["cell_key"]: r for r in cells.to_dict("records")}
+    keys = {r["cell"]: r for r in cells.to_dict("records")}
     echo = fig_strips._repeats(df, "echo_p99_ms")
     spec = fig_strips.loop_spec()
     lag = fig_strips._repeats(df, spec.column, spec.withheld, spec.watchdog)
@@ -335,7 +336,7 @@ def test_verdict_sentences_name_their_cells_with_counts(report: ReportResult) ->
     cells = aggregate(tidy.frame(tidy.load_records(RUN_A).records))
     bullet = next(line for line in section.splitlines() if line.startswith("- `inline` **drops connections**")
                   and "c_holds_gil" in line)
-    row = cells[cells["cell_key"] == "c_holds_gil-200ms-inline-pi0.5-pt0.5"].iloc[0]
+    row = cells[cells["cell"] == "c_holds_gil-200ms-inline-pi0.5-pt0.5"].iloc[0]
     assert row["verdict"] == "lost"
     assert f"lost in {int(row['repeats_lost_any'])} of {int(row['loss_repeats'])} repeats" in bullet
     assert f"({int(row['lost_k'])} of {int(row['lost_n'])} connections)" in bullet
@@ -346,7 +347,7 @@ def _cells(**columns: object) -> "pd.DataFrame":
     import pandas as pd
 
     base = {"workload": "w", "variant": "w", "strategy": "thread", "work_ms": 100.0, "ping_interval": 1.0,
-            "ping_timeout": 2.0, "cell_key": "w-100ms-thread-pi1-pt2", "ok_repeats": 3, "verdict": "kept",
+            "ping_timeout": 2.0, "cell": "w-100ms-thread-pi1-pt2", "ok_repeats": 3, "verdict": "kept",
             "lost_k": 0, "lost_n": 18, "repeats_lost_any": 0, "loss_repeats": 3, "unstable": False,
             "warnings": "", "stall_max_ms": 0.0, "stall_max_ms_low": 0.0, "stall_max_ms_high": 0.0,
             "stall_max_ms_n": 3, "stalled_share": 0.0, "stalled_share_n": 3, "stalls_count": 0.0,
@@ -386,7 +387,7 @@ def test_calibration_drift_in_another_strategy_does_not_weaken_this_one() -> Non
 
     # The inline cell of the same workload saw its jobs run short of their
     # target: that says nothing about the thread cell's own measurement.
-    cells = pd.concat([_cells(), _cells(strategy="inline", cell_key="w-100ms-inline-pi1-pt2",
+    cells = pd.concat([_cells(), _cells(strategy="inline", cell="w-100ms-inline-pi1-pt2",
                                         warnings="calibration_drift", work_ratio_to_target=0.7,
                                         work_ratio_to_target_min=0.7, work_ratio_to_target_max=0.7)])
     advice = {a.strategy: a for a in recommend(cells).advice}
@@ -403,9 +404,9 @@ def test_recommend_pools_cells_and_cites_the_cell_that_lost_in_most_repeats() ->
 
     cells = pd.concat([
         _cells(),
-        _cells(work_ms=500.0, cell_key="w-500ms-thread-pi1-pt2", verdict="lost", lost_k=4, lost_n=18,
+        _cells(work_ms=500.0, cell="w-500ms-thread-pi1-pt2", verdict="lost", lost_k=4, lost_n=18,
                repeats_lost_any=2),
-        _cells(work_ms=900.0, cell_key="w-900ms-thread-pi1-pt2", verdict="lost", lost_k=3, lost_n=18,
+        _cells(work_ms=900.0, cell="w-900ms-thread-pi1-pt2", verdict="lost", lost_k=3, lost_n=18,
                repeats_lost_any=1),
     ], ignore_index=True)
     advice = recommend(cells).advice[0]
@@ -513,7 +514,7 @@ def test_report_html_renders_in_a_browser_without_network(report: ReportResult, 
 def test_cells_that_differ_in_an_axis_no_figure_shows_get_their_own_variant() -> None:
     import pandas as pd
 
-    from wsblock.report import cells as cellmod
+    from wsblock.analysis import cells as cellmod
 
     df = pd.DataFrame([{"workload": "w", "switch_interval_ms": v, "loop": "asyncio"} for v in (1.0, 20.0)])
     assert cellmod.varied_axes(df) == ["switch_interval_ms"]  # the loop did not vary
@@ -525,13 +526,13 @@ def test_cells_that_differ_in_an_axis_no_figure_shows_get_their_own_variant() ->
 def test_the_verdict_scope_names_functions_without_a_work_size() -> None:
     import pandas as pd
 
-    from wsblock.report import verdict
+    from wsblock.report import recommendation
 
     base = {"ping_interval": 1.0, "ping_timeout": 1.0}
     sized = pd.DataFrame([{**base, "work_ms": 200.0}, {**base, "work_ms": 2500.0}])
-    assert verdict.scope(sized).startswith("work sizes 200, 2,500 ms; keepalive")
+    assert recommendation.scope(sized).startswith("work sizes 200, 2,500 ms; keepalive")
     functions = pd.DataFrame([{**base, "work_ms": float("nan")}, {**base, "work_ms": float("nan")}])
-    text = verdict.scope(functions)
+    text = recommendation.scope(functions)
     assert text.startswith("functions called once per job; keepalive") and "–" not in text
     mixed = pd.concat([sized, functions])
-    assert verdict.scope(mixed).startswith("work sizes 200, 2,500 ms and functions called once per job;")
+    assert recommendation.scope(mixed).startswith("work sizes 200, 2,500 ms and functions called once per job;")

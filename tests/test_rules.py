@@ -20,7 +20,7 @@ def _row(**columns: Any) -> dict[str, Any]:
     """One aggregated cell of 3 repeats that kept every connection with a free loop."""
     base: dict[str, Any] = {
         "workload": "w", "variant": "w", "strategy": "thread", "work_ms": 100.0, "ping_interval": 1.0,
-        "ping_timeout": 2.0, "cell_key": "w-100ms-thread-pi1-pt2", "ok_repeats": 3, "verdict": "kept",
+        "ping_timeout": 2.0, "cell": "w-100ms-thread-pi1-pt2", "ok_repeats": 3, "verdict": "kept",
         "lost_k": 0, "lost_n": 18, "repeats_lost_any": 0, "loss_repeats": 3, "unstable": False,
         "unstable_reasons": "", "warnings": "", "machine_cpus": 2,
         "cycles_observed": 4, "cycles_observed_n": 3, "cycles_observed_min": 4,
@@ -90,7 +90,7 @@ def test_a_caveat_in_another_strategys_cells_does_not_block_this_one() -> None:
 
     cells = pd.DataFrame([
         _row(),
-        _row(strategy="inline", cell_key="w-100ms-inline-pi1-pt2", warnings="foreign_connections"),
+        _row(strategy="inline", cell="w-100ms-inline-pi1-pt2", warnings="foreign_connections"),
     ])
     advice = {a.strategy: a for a in rec.recommend(cells).advice}
     assert advice["thread"].verdict == rec.SAFE and not advice["thread"].weak
@@ -261,8 +261,8 @@ def test_the_reference_study_reads_safe_where_its_evidence_supports_it() -> None
     from pathlib import Path
 
     from wsblock.analysis import tidy
-    from wsblock.report import cells as cellmod
-    from wsblock.report.verdict import recommendation
+    from wsblock.analysis import cells as cellmod
+    from wsblock.report.recommendation import recommendation
 
     run = Path(__file__).parent.parent / "results" / "reference" / "default"
     cells = cellmod.aggregate(tidy.frame(tidy.load_records(run / "cells").records))
@@ -275,6 +275,6 @@ def test_the_reference_study_reads_safe_where_its_evidence_supports_it() -> None
     assert advice[("pure_python", "chunked")].verdict == rec.SLOW_LOOP
     # No verdict rests on a caveat of another strategy's cells.
     for (workload, strategy), a in advice.items():
-        own = set(cells[(cells["variant"] == workload) & (cells["strategy"] == strategy)]["cell_key"])
+        own = set(cells[(cells["variant"] == workload) & (cells["strategy"] == strategy)]["cell"])
         for finding in a.findings:
             assert set(finding.cells) <= own

@@ -20,10 +20,10 @@ import pytest
 
 import workloads
 from wsblock.analysis import asv_results, tidy
+from wsblock.analysis import cells as cellmod
 from wsblock.cli import build_parser
 from wsblock.errors import UsageError
 from wsblock.matrix import spec as matrix_spec
-from wsblock.report import cells as cellmod
 from wsblock.schema import axes, metrics, record
 from tests.helpers import run_cli
 

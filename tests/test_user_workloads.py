@@ -265,8 +265,8 @@ def test_asv_reads_a_matrix_file_with_functions(user_module: str, tmp_path: Path
 
 
 def test_text_arguments_keep_cells_apart_in_tables() -> None:
-    from wsblock.analysis import aggregate, tidy
-    from wsblock.report import cells as cellmod
+    from wsblock.analysis import cells as cellmod
+    from wsblock.analysis import tidy
 
     fixture = Path(__file__).parent / "fixtures" / "run_a" / "cells" / "pure_python-200ms-inline-pi0.5-pt2-r0.json"
     records = []
@@ -278,13 +278,14 @@ def test_text_arguments_keep_cells_apart_in_tables() -> None:
     df = tidy.frame(records)
     assert list(df["mod:fn_region"]) == ["north", "south"]
     rows = df.to_dict("records")
-    assert aggregate.cell_of(rows[0]) != aggregate.cell_of(rows[1])
+    first, second = tidy.cell_ids(df)
+    assert first != second
     assert cellmod.variant(rows[0], df.columns) == "mod:fn (full=true, region=north)"
 
 
 def test_a_skipped_function_without_work_size_is_listed() -> None:
     from wsblock.report import document
-    from wsblock.report.cells import Skip
+    from wsblock.analysis.cells import Skip
 
     lines = document._skip_lines([Skip({"workload": "mod:fn", "work_ms": None, "strategy": "chunked",
                                         "ping_timeout": 1.0}, "a single call")])

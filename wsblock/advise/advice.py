@@ -50,7 +50,7 @@ def _run(definition: dict[str, Any], out: Path, *, quiet: bool) -> list[str]:
 
 def _cells(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     from wsblock.analysis import tidy
-    from wsblock.report import cells as cellmod
+    from wsblock.analysis import cells as cellmod
     from wsblock.report.document import read_run
 
     loaded, warnings = read_run(out)
@@ -61,7 +61,7 @@ def _cells(out: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 
 
 def _advice(cells: pd.DataFrame) -> dict[str, rec.Advice]:
-    from wsblock.report.verdict import recommendation
+    from wsblock.report.recommendation import recommendation
 
     result = recommendation(cells)
     return {a.strategy: a for w in result.workloads for a in result.of(w)}

@@ -213,4 +213,4 @@ def lines(calls: CallTimes | None, hold: GilHold, *, ping_timeout: float | None,
 
 
 __all__ = ["CALLS", "CALLS_BUDGET_S", "CallTimes", "GilHold", "SPREAD", "calls_to_time", "from_calls",
-           "from_records", "gil_hold", "lines", "percentile", "time_calls"]
+           "from_records", "gil_hold", "lines", "percentile"]

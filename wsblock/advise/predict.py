@@ -3,7 +3,7 @@
 Waiting for real keepalive timeouts at websockets' defaults (20 s / 20 s)
 takes minutes per cell. The loop's stall pattern does not depend on the
 keepalive settings, so a cell measured with a shorter window gives the
-pattern, and the boundary model (:mod:`wsblock.analysis.boundary_model`,
+pattern, and the boundary model (:mod:`wsblock.boundary.model`,
 ``docs/boundary-model.md``) gives the probability that one connection is lost
 over :data:`HORIZON_S` (one hour) of this load at the user's settings: the
 stall pattern is stretched to the horizon at the same stalled share and
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from wsblock.analysis import boundary_model as bm
+from wsblock.boundary import model as bm
 
 HORIZON_S = 3600.0
 """Seconds of load a prediction covers: one hour, a time a server's connections are expected to live."""
@@ -206,14 +206,14 @@ class Skill:
 
 
 def skill(root: Path | None = None, *, phases: int = 100) -> tuple[Skill, ...]:
-    """Score the model out of sample on the reference records (:mod:`wsblock.analysis.boundary_score`).
+    """Score the model out of sample on the reference records (:mod:`wsblock.boundary.score`).
 
     Returns:
         Over every repeat and near the boundary; empty when the records or
         the scoring are not available (then nothing is claimed).
     """
     try:
-        from wsblock.analysis import boundary_score as bs
+        from wsblock.boundary import score as bs
     except ImportError:
         return ()
     root = root if root is not None else reference_dir()

@@ -57,7 +57,7 @@ LEGACY_COLUMNS = ("disconnects_total", "connections_opened")
 LOSS_COLUMNS = (*ORIGINAL_COLUMNS, *LEGACY_COLUMNS)
 """The tidy columns :func:`lost_of` reads."""
 
-VERDICTS = ("lost", "kept", "inconclusive", "not_applicable")
+SURVIVAL_VERDICTS = ("lost", "kept", "inconclusive", "not_applicable")
 """The survival verdicts of a record (``survival.verdict``)."""
 
 LABELS = ("verdict", "warnings", "echo_lower_bound", "job_ms_lower_bound", "stalls_primary")
@@ -143,21 +143,6 @@ def step(metric: str, rows: Iterable[Mapping[str, Any]] = ()) -> float:
     return max(floor, 1.0 / max(lengths)) if lengths else floor
 
 
-def cell_of(row: Mapping[str, Any]) -> str:
-    """The cell a tidy row belongs to: the one cell id, without the repeat.
-
-    :func:`wsblock.schema.axes.cell_id` of the row's axes and its own
-    workload parameters (``<workload>_<param>`` columns), without settings:
-    the same identity the report and ``wsblock compare`` use, so that a
-    matrix repeat and a standalone record of the same cell match.
-    """
-    prefix = f"{row.get('workload')}_"
-    params = {c[len(prefix):]: row[c] for c in row
-              if c.startswith(prefix) and not axes.is_none(row.get(c))}
-    return axes.cell_id({**{n: row[n] for n in axes.NAMES if n in row}, "workload_params": params},
-                        settings=False)
-
-
 def lost_of(row: Mapping[str, Any]) -> tuple[int, int] | None:
     """Connections lost and connections at risk in one measured repeat.
 
@@ -192,7 +177,7 @@ def verdict_over(verdicts: Iterable[Any]) -> str | None:
     Returns:
         The cell's verdict, or None when there are no repeats.
     """
-    found = [v if isinstance(v, str) and v in VERDICTS else None for v in verdicts]
+    found = [v if isinstance(v, str) and v in SURVIVAL_VERDICTS else None for v in verdicts]
     if not found:
         return None
     if "lost" in found:
@@ -229,7 +214,7 @@ class CellRepeats:
     """The repeats of one cell, as the tidy table holds them.
 
     Attributes:
-        cell: The cell (see :func:`cell_of`).
+        cell: The cell (:func:`wsblock.analysis.tidy.cell_ids`).
         rows: Every repeat's row, measured or failed, in repeat order.
     """
 
@@ -331,8 +316,8 @@ def group(df: pd.DataFrame) -> dict[str, CellRepeats]:
         Cell -> its repeats, sorted by ``repeat`` within a cell.
     """
     cells: dict[str, list[Mapping[str, Any]]] = {}
-    for row in df.to_dict("records"):
-        cells.setdefault(cell_of(row), []).append(row)
+    for cell, row in zip(tidy.cell_ids(df), df.to_dict("records")):
+        cells.setdefault(cell, []).append(row)
     return {cell: CellRepeats(cell, tuple(sorted(rows, key=lambda r: int(r.get("repeat") or 0))))
             for cell, rows in cells.items()}
 
@@ -457,6 +442,6 @@ def aggregate(df: pd.DataFrame, metrics: Sequence[str] | None = None,
 __all__ = ["BOUNDED_BY", "CV_LIMIT", "CellRepeats", "DEFAULT_RESOLUTION", "EXTREMES", "EXTREME_COLUMNS",
            "LEGACY_COLUMNS", "LOSS", "LOSS_COLUMNS",
            "LABELS", "ORIGINAL_COLUMNS", "PER_WINDOW", "PRIMARY",
-           "Resolution", "VERDICTS",
-           "aggregate", "any_flag", "cell_of", "group", "identity_columns", "labels", "lost_of", "metric_columns",
+           "Resolution", "SURVIVAL_VERDICTS",
+           "aggregate", "any_flag", "group", "identity_columns", "labels", "lost_of", "metric_columns",
            "resolution", "step", "summarise", "verdict_over", "warning_codes"]

@@ -271,8 +271,8 @@ def _fmt(value: float, metric: str) -> str:
     return f"{value:,.1f}"
 
 
-def _value(verdict: comparison.Verdict, metric: str, side: int) -> str:
-    test = verdict.test
+def _value(change: comparison.MarkedChange, metric: str, side: int) -> str:
+    test = change.test
     value, (low, high), n = ((test.a, test.a_interval, test.a_n) if side == 0
                              else (test.b, test.b_interval, test.b_n))
     text = _fmt(value, metric)
@@ -281,8 +281,8 @@ def _value(verdict: comparison.Verdict, metric: str, side: int) -> str:
     return f"{text} (n {n})" if text != "n/a" else text
 
 
-def _ratio_text(verdict: comparison.Verdict) -> str:
-    ratio = verdict.ratio
+def _ratio_text(change: comparison.MarkedChange) -> str:
+    ratio = change.ratio
     if math.isnan(ratio):
         return "n/a"
     return "inf" if math.isinf(ratio) else f"{ratio:.2f}"
@@ -380,21 +380,21 @@ def compare_markdown(
         f"| change | A: {_side(by, before_name)} | B: {_side(by, after_name)} | ratio | verdict | cell | metric |",
         "|:------:|---:|---:|---:|:---|:---|:---|",
     ]
-    counts = {v: 0 for v in iv.VERDICTS}
+    counts = {v: 0 for v in iv.OUTCOMES}
     used: list[str] = []
     for cell in cells:
         side_a, side_b = before.get(cell), after.get(cell)
         label = _cell_label((side_a or side_b).row, keys)  # type: ignore[union-attr]
         for name in metrics:
             metric = known_metrics.get(name) or metrics_schema.Metric(name, (), "", name, name, "")
-            verdict = comparison.decide(metric, side_a, side_b, factor=factor)
-            counts[verdict.verdict] += 1
-            if only_changed and not verdict.mark:
+            change = comparison.decide(metric, side_a, side_b, factor=factor)
+            counts[change.outcome] += 1
+            if only_changed and not change.mark:
                 continue
-            if verdict.mark and verdict.mark not in used:
-                used.append(verdict.mark)
-            lines.append(f"| {verdict.mark} | {_value(verdict, name, 0)} "
-                         f"| {_value(verdict, name, 1)} | {_ratio_text(verdict)} | {verdict.verdict} | {label} "
+            if change.mark and change.mark not in used:
+                used.append(change.mark)
+            lines.append(f"| {change.mark} | {_value(change, name, 0)} "
+                         f"| {_value(change, name, 1)} | {_ratio_text(change)} | {change.outcome} | {label} "
                          f"| {METRIC_LABELS.get(name, name)} |")
     legend = (f"A = {_side(by, before_name)}, B = {_side(by, after_name)}; ratio = B / A; n = values behind "
               "a side (one per asv result: the median over the repeats its matrix measured). "

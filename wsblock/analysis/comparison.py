@@ -5,9 +5,9 @@ websockets versions, commits or machines) feed this module the same thing:
 per side, per cell, the values of each metric over the cell's measured
 repeats, as tidy-table rows hold them. :func:`decide` is the only place that
 says whether a metric changed: it runs the stated test of
-:mod:`wsblock.analysis.verdicts` (a change beyond noise, ``cannot tell``
-below 3 repeats a side) and turns its verdict into a mark; renderers only lay
-the verdicts out.
+:mod:`wsblock.analysis.changes` (a change beyond noise, ``cannot tell``
+below 3 repeats a side) and turns its outcome into a mark; renderers only lay
+the changes out.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 
 from wsblock.analysis import aggregate
 from wsblock.analysis import intervals as iv
-from wsblock.analysis import verdicts
+from wsblock.analysis import changes
 from wsblock.schema import metrics
 from wsblock.schema.metrics import Metric
 
@@ -79,7 +79,7 @@ class Side:
 
 
 class _Repeats:
-    """A :class:`Side` as the change test reads it (:class:`wsblock.analysis.verdicts.Repeats`)."""
+    """A :class:`Side` as the change test reads it (:class:`wsblock.analysis.changes.Repeats`)."""
 
     def __init__(self, side: Side | None) -> None:
         self.side = side
@@ -138,17 +138,17 @@ def sides(df: pd.DataFrame, key: Callable[[Mapping[str, Any]], Hashable],
 
 
 @dataclass(frozen=True)
-class Verdict:
+class MarkedChange:
     """What :func:`decide` found for one metric of one matched cell.
 
     Attributes:
         mark: A key of :data:`MARKS`, or :data:`NO_CHANGE`.
-        test: The change test's verdict: both values with their intervals
-            and repeats, the ratio, the p-value and the verdict word.
+        test: The change test's result: both values with their intervals
+            and repeats, the ratio, the p-value and the outcome.
     """
 
     mark: str
-    test: verdicts.Verdict
+    test: changes.Change
 
     @property
     def a(self) -> float:
@@ -166,9 +166,9 @@ class Verdict:
         return self.test.ratio
 
     @property
-    def verdict(self) -> str:
+    def outcome(self) -> str:
         """``better``, ``worse``, ``no change`` or ``cannot tell``."""
-        return self.test.verdict
+        return self.test.outcome
 
 
 def _survived(side: _Repeats) -> bool | None:
@@ -187,7 +187,7 @@ def _survived(side: _Repeats) -> bool | None:
 
 
 def decide(metric: Metric, a: Side | None, b: Side | None, *, factor: float | None = None,
-           cell: str = "") -> Verdict:
+           cell: str = "") -> MarkedChange:
     """Whether a metric of a cell changed from A to B: the one rule.
 
     Args:
@@ -197,10 +197,10 @@ def decide(metric: Metric, a: Side | None, b: Side | None, *, factor: float | No
         factor: The smallest ratio of medians that counts as a change,
             instead of the metric's own minimum effect
             (:attr:`~wsblock.schema.metrics.Metric.min_effect`).
-        cell: The cell's name, carried into the verdict.
+        cell: The cell's name, carried into the result.
 
     Returns:
-        The verdict: a side with no measurement is marked failed; otherwise
+        The marked change: a side with no measurement is marked failed; otherwise
         the change test decides (``cannot tell`` with fewer than 3 measured
         repeats on a side). A ``worse`` loss is marked
         :data:`NOW_DISCONNECTS` when every repeat of A kept every
@@ -208,21 +208,21 @@ def decide(metric: Metric, a: Side | None, b: Side | None, *, factor: float | No
         of B did. Descriptive metrics (``better`` ``none``) are never marked.
     """
     ra, rb = _Repeats(a), _Repeats(b)
-    test = verdicts.compare_metric(cell, metric.column, ra, rb, min_ratio=factor)
+    test = changes.compare_metric(cell, metric.column, ra, rb, min_ratio=factor)
     measured_a = a is not None and a.measured
     measured_b = b is not None and b.measured
     if not measured_a or not measured_b:
         mark = FAILED_BOTH if not (measured_a or measured_b) else (FAILED_A if not measured_a else FAILED_B)
-        return Verdict(mark, test)
+        return MarkedChange(mark, test)
     if metric.better == "none":
-        return Verdict(NO_CHANGE, test)
-    if test.verdict == iv.WORSE:
+        return MarkedChange(NO_CHANGE, test)
+    if test.outcome == iv.WORSE:
         mark = NOW_DISCONNECTS if metric is SURVIVAL and _survived(ra) else WORSE
-    elif test.verdict == iv.BETTER:
+    elif test.outcome == iv.BETTER:
         mark = NOW_SURVIVES if metric is SURVIVAL and _survived(rb) else BETTER
     else:
         mark = NO_CHANGE
-    return Verdict(mark, test)
+    return MarkedChange(mark, test)
 
 
 def cell_mark(a: Side | None, b: Side | None) -> str:

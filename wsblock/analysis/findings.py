@@ -79,7 +79,7 @@ SCORE_AGGREGATES = ("score_brier", "score_log_loss", "score_repeats", "score_los
                     "score_groups_won")
 """The keepalive model and the simple rules scored out of sample on every repeat of the run and
 search directories at or under the query's run (``wsblock boundary score``,
-:mod:`wsblock.analysis.boundary_score`): the column names the forecast (:data:`SCORE_FORECASTS`),
+:mod:`wsblock.boundary.score`): the column names the forecast (:data:`SCORE_FORECASTS`),
 ``band=yes`` scores only repeats whose longest stall lies between ``ping_timeout`` and the
 keepalive cycle. ``score_groups_won``: directories in which the model's Brier score is lower than
 the forecast's."""
@@ -241,7 +241,7 @@ COUNTABLE = ("verdict", "warnings", "status")
 
 @lru_cache(maxsize=4)
 def _score(directory: str, band_only: bool) -> Any:
-    from wsblock.analysis import boundary_score
+    from wsblock.boundary import score as boundary_score
 
     trials = boundary_score.trials_from([Path(directory)], phases=100)
     try:
@@ -357,7 +357,7 @@ def boundary(agg: str, rows: pd.DataFrame) -> float | None:
     completed) or, for ``boundary_work_*``, at its ``work_ms``. Rows without
     loss counts (failed repeats, legacy records) are left out.
     """
-    from wsblock.analysis import boundary_model
+    from wsblock.boundary import model as boundary_model
     from wsblock.boundary import fit
 
     points = []
@@ -449,7 +449,7 @@ def refusal(query: Query, rows: pd.DataFrame) -> str | None:
         rows: The rows it matched.
     """
     if query.agg in POOLED_REFUSED:
-        cells = {aggregate.cell_of(row) for row in rows.to_dict("records")}
+        cells = set(tidy.cell_ids(rows))
         if len(cells) > 1:
             return (f"connection-level interval pooled over {len(cells)} cells: connections of one repeat are "
                     "not independent trials and different cells are different experiments; quote "

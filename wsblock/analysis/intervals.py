@@ -65,7 +65,8 @@ BETTER = "better"
 WORSE = "worse"
 NO_CHANGE = "no change"
 CANNOT_TELL = "cannot tell"
-VERDICTS = (BETTER, WORSE, NO_CHANGE, CANNOT_TELL)
+OUTCOMES = (BETTER, WORSE, NO_CHANGE, CANNOT_TELL)
+"""What the change test can say of one metric of one cell, A against B (its outcome)."""
 
 
 @dataclass(frozen=True)
@@ -223,21 +224,21 @@ def _var(xs: Sequence[float]) -> float:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The verdict on one metric of one cell, A against B.
+    """The change test on one metric of one cell, A against B.
 
     Attributes:
         a: A's estimate.
         b: B's estimate.
         ratio: ``b.median / a.median`` (NaN when undefined).
         p_value: The test's p-value (NaN when not tested).
-        verdict: One of :data:`VERDICTS`.
+        outcome: One of :data:`OUTCOMES`.
     """
 
     a: Estimate
     b: Estimate
     ratio: float
     p_value: float
-    verdict: str
+    outcome: str
 
 
 def compare_values(
@@ -259,7 +260,7 @@ def compare_values(
         min_ratio: Smallest ratio of medians that counts as a change.
 
     Returns:
-        The estimates, the ratio, the p-value and the verdict.
+        The estimates, the ratio, the p-value and the outcome.
     """
     xa, xb = _finite(a), _finite(b)
     ea, eb = median_interval(xa), median_interval(xb)
@@ -275,10 +276,10 @@ def compare_values(
            and abs(max(eb.median, floor) - max(ea.median, floor)) > floor)
     if p < ALPHA and separated and big:
         went_up = ratio > 1.0
-        verdict = BETTER if went_up == higher_is_better else WORSE
+        outcome = BETTER if went_up == higher_is_better else WORSE
     else:
-        verdict = NO_CHANGE
-    return Comparison(ea, eb, ratio, p, verdict)
+        outcome = NO_CHANGE
+    return Comparison(ea, eb, ratio, p, outcome)
 
 
 def _ratio(a: float, b: float, floor: float) -> float:
@@ -323,10 +324,10 @@ def compare_proportions(
     if shares_a and shares_b:
         separated = max(shares_a) < min(shares_b) or max(shares_b) < min(shares_a)
     if p < ALPHA and abs(b.share - a.share) >= MIN_SHARE_DIFFERENCE and separated:
-        verdict = WORSE if b.share > a.share else BETTER
+        outcome = WORSE if b.share > a.share else BETTER
     else:
-        verdict = NO_CHANGE
-    return Comparison(ea, eb, ratio, p, verdict)
+        outcome = NO_CHANGE
+    return Comparison(ea, eb, ratio, p, outcome)
 
 
 def compare_repeat_losses(
@@ -364,17 +365,17 @@ def compare_repeat_losses(
     p = float(stats.fisher_exact([[ka, na - ka], [kb, nb - kb]]).pvalue)
     best = float(stats.fisher_exact([[0, na], [nb, 0]]).pvalue)
     if p < ALPHA:
-        verdict = WORSE if kb / nb > ka / na else BETTER
+        outcome = WORSE if kb / nb > ka / na else BETTER
     elif best >= ALPHA:
-        verdict = CANNOT_TELL
+        outcome = CANNOT_TELL
     else:
-        verdict = NO_CHANGE
-    return Comparison(ea, eb, ratio, p, verdict)
+        outcome = NO_CHANGE
+    return Comparison(ea, eb, ratio, p, outcome)
 
 
 __all__ = [
     "ALPHA", "BETTER", "CANNOT_TELL", "CONFIDENCE", "Comparison", "Estimate", "MIN_RATIO",
-    "MIN_REPEATS", "MIN_SHARE_DIFFERENCE", "NO_CHANGE", "Proportion", "VERDICTS", "WORSE",
+    "MIN_REPEATS", "MIN_SHARE_DIFFERENCE", "NO_CHANGE", "Proportion", "OUTCOMES", "WORSE",
     "change_p_value", "coefficient_of_variation", "compare_proportions", "compare_repeat_losses",
     "compare_values",
     "median_interval", "wilson",

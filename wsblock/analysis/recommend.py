@@ -2,7 +2,7 @@
 
 The rules read the aggregated table (one row per cell:
 :func:`wsblock.analysis.aggregate.aggregate`, or the report's
-:func:`wsblock.report.cells.aggregate`) and nothing else; no conclusion is
+:func:`wsblock.analysis.cells.aggregate`) and nothing else; no conclusion is
 written down in advance. Their thresholds and the loop-free predicate live in
 :mod:`wsblock.analysis.rules`, which ``wsblock advise`` reads too. For each
 workload (variant) and strategy, over every work size and keepalive setting
@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 import pandas as pd
 
@@ -50,14 +50,22 @@ from wsblock.analysis import rules
 from wsblock.schema import caveats as cv
 from wsblock.schema.axes import is_none, seconds_label
 
-SAFE = "safe"
-SLOW_LOOP = "slow loop"
-DROPS = "drops connections"
-INCONCLUSIVE = "inconclusive"
-CANNOT_TELL = "cannot tell"
-NO_DATA = "no data"
-VERDICTS = (SAFE, SLOW_LOOP, DROPS, INCONCLUSIVE, CANNOT_TELL, NO_DATA)
-"""Every verdict, from the best to the least known."""
+Rating = Literal["safe", "slow loop", "drops connections", "inconclusive", "cannot tell", "no data"]
+"""The recommendation's rating of one strategy for one workload.
+
+Not a cell's survival verdict (``kept``, ``lost``, ...: the ``verdict``
+column) nor a change test's outcome (:data:`wsblock.analysis.intervals.OUTCOMES`);
+the report's Verdict table and ``advice.json`` call it ``verdict``.
+"""
+
+SAFE: Rating = "safe"
+SLOW_LOOP: Rating = "slow loop"
+DROPS: Rating = "drops connections"
+INCONCLUSIVE: Rating = "inconclusive"
+CANNOT_TELL: Rating = "cannot tell"
+NO_DATA: Rating = "no data"
+VERDICTS: tuple[Rating, ...] = (SAFE, SLOW_LOOP, DROPS, INCONCLUSIVE, CANNOT_TELL, NO_DATA)
+"""Every rating, from the best to the least known (named as ``advice.json`` records it)."""
 
 MIN_REPEATS = iv.MIN_REPEATS
 """Fewer measured repeats than this in a cell: a ``kept`` is too weak to call ``safe``."""
@@ -115,14 +123,14 @@ class Condition:
 
 @dataclass(frozen=True)
 class Advice:
-    """The verdict on one strategy for one workload.
+    """The recommendation's rating of one strategy for one workload, and the evidence behind it.
 
     Attributes:
         workload: The workload (with its parameters, e.g.
             ``pandas (chunksize=10000)``).
         strategy: The strategy.
-        verdict: One of :data:`VERDICTS`.
-        cells: Measured cells behind the verdict.
+        verdict: Its :data:`Rating`.
+        cells: Measured cells behind the rating.
         kept: Cells whose verdict is ``kept``.
         lost: Cells whose verdict is ``lost``.
         undecided: Cells that lost nothing but could not show survival
@@ -174,7 +182,7 @@ class Advice:
 
     workload: str
     strategy: str
-    verdict: str
+    verdict: Rating
     cells: int = 0
     kept: tuple[Condition, ...] = ()
     lost: tuple[Condition, ...] = ()
@@ -213,7 +221,7 @@ class Advice:
 
 @dataclass
 class Recommendation:
-    """Every verdict of a run, by workload in run order.
+    """Every rating of a run, by workload in run order.
 
     Attributes:
         advice: One :class:`Advice` per workload x strategy.
@@ -227,9 +235,9 @@ class Recommendation:
         """The advice for one workload, in strategy order."""
         return [a for a in self.advice if a.workload == workload]
 
-    def by_verdict(self, workload: str, *verdicts: str) -> list[Advice]:
-        """The advice for one workload whose verdict is one of ``verdicts``."""
-        return [a for a in self.of(workload) if a.verdict in verdicts]
+    def by_rating(self, workload: str, *ratings: Rating) -> list[Advice]:
+        """The advice for one workload whose rating is one of ``ratings``."""
+        return [a for a in self.of(workload) if a.verdict in ratings]
 
 
 _number = rules.number
@@ -253,7 +261,7 @@ def _quantity(row: Mapping[str, Any], column: str) -> Quantity:
 
 
 def _condition(row: Mapping[str, Any]) -> Condition:
-    cell = row.get("cell_key") if isinstance(row.get("cell_key"), str) else row.get("cell")
+    cell = row.get("cell")
     return Condition(str(cell), float(row["work_ms"]), _setting(row.get("ping_interval")),
                      _setting(row.get("ping_timeout")), _count(row.get("ok_repeats")))
 
@@ -266,7 +274,7 @@ def _default_variant(row: Mapping[str, Any]) -> bool:
 
 def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]], drift: Iterable[str] = (), *,
            stall_ms: float = rules.STALL_MS) -> Advice:
-    """The verdict on one workload x strategy from its own aggregated cells.
+    """The rating of one workload x strategy from its own aggregated cells.
 
     Args:
         workload: The workload label.
@@ -334,19 +342,20 @@ def advise(workload: str, strategy: str, rows: list[Mapping[str, Any]], drift: I
     uncertain = [f"the loop figures cannot show it free: {m}" for m in loop.missing] + \
                 [f"unstable: {u}" for u in loop.unstable]
 
+    rating: Rating
     if lost_rows:
-        verdict = DROPS
+        rating = DROPS
     elif undecided or not kept:
-        verdict = INCONCLUSIVE
+        rating = INCONCLUSIVE
     elif loop.free is False:
-        verdict = SLOW_LOOP
+        rating = SLOW_LOOP
     elif blockers or uncertain:
-        verdict = CANNOT_TELL
+        rating = CANNOT_TELL
     else:
-        verdict = SAFE
+        rating = SAFE
     weak = tuple(blockers + uncertain)
     return Advice(
-        workload, strategy, verdict, cells=len(measured), kept=kept,
+        workload, strategy, rating, cells=len(measured), kept=kept,
         lost=tuple(_condition(r) for r in lost_rows), undecided=undecided, unpinged=unpinged, failed=failed,
         connections=connections, loss=loss, loss_count=loss_count, loss_repeats=loss_repeats,
         reference=_condition(ref_row), stall=_quantity(ref_row, "stall_max_ms"),
@@ -397,7 +406,7 @@ def recommend(cells: pd.DataFrame, *, workload_column: str = "variant",
             ``repeats_lost_any``, ``loss_repeats``, ``unstable``,
             ``warnings`` and the medians with intervals of
             ``stall_max_ms``, ``stalled_share``, ``stalls_count``,
-            ``lag_p99_ms``, ``jobs_per_s``; ``cell_key`` or ``cell``).
+            ``lag_p99_ms``, ``jobs_per_s``; ``cell``).
         workload_column: The column naming a workload with its parameters;
             ``workload`` when the table has no such column (cells of
             different workload parameters, e.g. pandas chunk sizes, are then
@@ -433,4 +442,4 @@ def recommend(cells: pd.DataFrame, *, workload_column: str = "variant",
 
 
 __all__ = ["Advice", "CANNOT_TELL", "Condition", "DROPS", "INCONCLUSIVE", "MIN_REPEATS", "NO_DATA", "Quantity",
-           "Recommendation", "SAFE", "SLOW_LOOP", "TRUST_WARNINGS", "VERDICTS", "advise", "recommend"]
+           "Rating", "Recommendation", "SAFE", "SLOW_LOOP", "TRUST_WARNINGS", "VERDICTS", "advise", "recommend"]

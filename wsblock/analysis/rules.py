@@ -3,7 +3,7 @@
 One module, read by the report's verdict (:mod:`wsblock.analysis.recommend`),
 by ``wsblock advise`` (:mod:`wsblock.advise.choose`) and by FINDINGS, so a
 strategy cannot be ``safe`` in one and not in another. Its inputs are the
-aggregated cells (one row per cell, :func:`wsblock.report.cells.aggregate`);
+aggregated cells (one row per cell, :func:`wsblock.analysis.cells.aggregate`);
 every threshold is a named constant below.
 
 **The repeat is the unit.** A repeat is one server process and one window:
@@ -137,7 +137,7 @@ def codes(value: Any) -> list[str]:
 
 def cell_name(row: Mapping[str, Any]) -> str:
     """The cell's id without its repeat."""
-    cell = row.get("cell_key") if isinstance(row.get("cell_key"), str) else row.get("cell")
+    cell = row.get("cell")
     return str(cell)
 
 

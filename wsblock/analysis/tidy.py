@@ -132,6 +132,29 @@ def flatten(rec: Mapping[str, Any], path: str | Path | None = None) -> dict[str,
     return row
 
 
+def param_columns(df: pd.DataFrame) -> list[str]:
+    """The ``<workload>_<param>`` columns of a tidy table."""
+    return [c for c in df.columns if c not in FIXED_COLUMNS and not c.startswith("disconnects_")]
+
+
+def key_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that identify a cell: the axes plus workload parameters."""
+    return [*axes.NAMES, *param_columns(df)]
+
+
+def cell_ids(df: pd.DataFrame) -> list[str]:
+    """The cell of every row: :func:`wsblock.schema.axes.cell_id` without settings or repeat.
+
+    Read from the row's key columns only (:func:`key_columns`), so a column
+    that merely starts with the workload's name (``python_version`` for a
+    workload called ``python``) is never taken for one of its parameters.
+    Two runs of different workload sets, and a matrix repeat and a
+    standalone record of the same cell, get the same id.
+    """
+    keys = [c for c in key_columns(df) if c in df.columns]
+    return [axes.cell_id(row, settings=False) for row in df[keys].to_dict("records")]
+
+
 def _code_sort_key(column: str) -> tuple[int, str]:
     code = column.removeprefix("disconnects_")
     return (int(code), "") if code.isdigit() else (10**9, code)

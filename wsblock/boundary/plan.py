@@ -23,7 +23,7 @@ def fixed_window(template: Any) -> Any:
     """
     import math
 
-    from wsblock.analysis import boundary_model as bm
+    from wsblock.boundary import model as bm
     from wsblock.engine.runner import plan_window
     from wsblock.schema.keepalive import Keepalive
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from wsblock import atomic
-from wsblock.analysis import boundary_model as bm
+from wsblock.boundary import model as bm
 from wsblock.boundary import fit as fitmod
 from wsblock.boundary import search
 from wsblock.engine.config import CellConfig

@@ -118,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
         print(kept, end="")
         return 0
     from wsblock.analysis import tidy
-    from wsblock.report import cells as cellmod
+    from wsblock.analysis import cells as cellmod
     from wsblock.report.document import read_run
-    from wsblock.report.verdict import text
+    from wsblock.report.recommendation import text
 
     loaded, warnings = read_run(run_dir)
     for warning in warnings:

@@ -106,6 +106,7 @@ def _refuse_uncalibrated(name: str) -> None:
 
 def _model(args: argparse.Namespace) -> int:
     """Print (and with ``--out`` write) the model check of a run directory."""
+    from wsblock.boundary import evaluate
     from wsblock.report import fig_boundary
     from wsblock.schema import rundir
 
@@ -117,7 +118,7 @@ def _model(args: argparse.Namespace) -> int:
     records = rundir.ok_records(directory)
     if not records:
         raise UsageError(f"{args.dir} holds no readable record")
-    rows = fig_boundary.model_rows(records, phases=args.phases)
+    rows = evaluate.model_rows(records, phases=args.phases)
     table = fig_boundary.model_table(rows, only_near=args.near)
     print(table)
     if args.out:
@@ -135,7 +136,7 @@ def _score(args: argparse.Namespace) -> int:
     """Print the model's and the rules' out-of-sample scores over repeats."""
     import json
 
-    from wsblock.analysis import boundary_score as bs
+    from wsblock.boundary import score as bs
 
     names = args.dirs or [str(bs.DEFAULT_ROOT)]
     for name in names:

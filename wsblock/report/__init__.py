@@ -1,7 +1,8 @@
 """Reports on run directories: figures, ``report.md`` and run comparisons.
 
-Everything here reads records (through :mod:`wsblock.analysis.tidy`) and never
-re-runs work.
+Everything here draws what :mod:`wsblock.analysis` computed from the records
+(the tidy table, the aggregated cells, the survival boundaries, changes and the
+recommendation) and never re-runs work.
 """
 
 from typing import Any

@@ -23,9 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from wsblock import atomic  # noqa: E402
+from wsblock.analysis import cells as cellmod  # noqa: E402
 from wsblock.analysis.asv_results import RUN_COLUMNS, compare_markdown, load_asv_results  # noqa: E402
 from wsblock.errors import UsageError  # noqa: E402
-from wsblock.report import cells as cellmod  # noqa: E402
 from wsblock.report import fig_disconnects, fig_strips, fig_survival, plotting  # noqa: E402
 from wsblock.report.provenance import Provenance, machine_text  # noqa: E402
 from wsblock.schema import axes, metrics  # noqa: E402

@@ -17,14 +17,15 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from wsblock.analysis import cells as cellmod
 from wsblock.analysis import comparison, tidy
 from wsblock.analysis import intervals as iv
-from wsblock.report import cells as cellmod
 from wsblock.report import environment
 from wsblock.report import markdown as md
 from wsblock.schema import rundir
 from wsblock.report.document import read_run
 from wsblock.schema import metrics
+from wsblock.schema.axes import handler_label, seconds_label
 
 METRICS = metrics.in_compare()
 """The metrics shown (:func:`wsblock.schema.metrics.in_compare`)."""
@@ -35,18 +36,18 @@ def describe_cell(row: Mapping[str, Any]) -> str:
     keepalive variant when it is not the default)."""
     setting = cellmod.Keepalive.of(row)
     text = (f"{row['variant']} {float(row['work_ms']):g} ms {row['strategy']}, "
-            f"ping {cellmod.seconds_label(setting.ping_interval)} / timeout "
-            f"{cellmod.seconds_label(setting.ping_timeout)}")
+            f"ping {seconds_label(setting.ping_interval)} / timeout "
+            f"{seconds_label(setting.ping_timeout)}")
     if not setting.client_pings:
         text += ", no client pings"
     if setting.handler_ping_timeout is not None:
-        text += f", handler {cellmod.handler_label(setting.handler_ping_timeout)}"
+        text += f", handler {handler_label(setting.handler_ping_timeout)}"
     return text
 
 
 def _sides(df: pd.DataFrame) -> dict[str, comparison.Side]:
-    keys = cellmod.key_columns(df)
-    return {str(k): v for k, v in comparison.sides(df, lambda row: cellmod.cell_key(row, keys)).items()}
+    with_cell = df.assign(cell=tidy.cell_ids(df))
+    return {str(k): v for k, v in comparison.sides(with_cell, lambda row: row["cell"]).items()}
 
 
 def _header(name: str, directory: Path, loaded: rundir.Loaded, warnings: list[str]) -> str:
@@ -96,8 +97,8 @@ class Matched:
     only_a: list[str]
     only_b: list[str]
 
-    def verdicts(self, key: str) -> list[comparison.Verdict]:
-        """The verdict on every compared metric of a matched cell."""
+    def changes(self, key: str) -> list[comparison.MarkedChange]:
+        """The change test on every compared metric of a matched cell."""
         return [comparison.decide(m, self.values[0][key], self.values[1][key], cell=key) for m in METRICS]
 
 
@@ -111,8 +112,8 @@ def match(dir_a: str | Path, dir_b: str | Path) -> Matched:
     loaded_a, warn_a = read_run(path_a)
     loaded_b, warn_b = read_run(path_b)
     frame_a, frame_b = tidy.frame(loaded_a.records), tidy.frame(loaded_b.records)
-    side_a = {row["cell_key"]: row for row in cellmod.aggregate(frame_a).to_dict("records")}
-    side_b = {row["cell_key"]: row for row in cellmod.aggregate(frame_b).to_dict("records")}
+    side_a = {row["cell"]: row for row in cellmod.aggregate(frame_a).to_dict("records")}
+    side_b = {row["cell"]: row for row in cellmod.aggregate(frame_b).to_dict("records")}
     order = list(dict.fromkeys([*side_a, *side_b]))
     # Both frames are sorted already; merge their orders the same way.
     order.sort(key=lambda k: _sort_key(side_a.get(k) or side_b[k]))
@@ -123,8 +124,8 @@ def match(dir_a: str | Path, dir_b: str | Path) -> Matched:
         [k for k in order if k not in side_b], [k for k in order if k not in side_a])
 
 
-def _value_text(verdict: comparison.Verdict, metric: Any, side: int) -> str:
-    test = verdict.test
+def _value_text(change: comparison.MarkedChange, metric: Any, side: int) -> str:
+    test = change.test
     value, (low, high) = (test.a, test.a_interval) if side == 0 else (test.b, test.b_interval)
     count = test.a_count if side == 0 else test.b_count
     repeats = test.a_n if side == 0 else test.b_n
@@ -156,15 +157,15 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
     m = match(dir_a, dir_b)
     rows: list[list[str]] = []
     marks: dict[str, int] = {}
-    words = {v: 0 for v in iv.VERDICTS}
+    words = {v: 0 for v in iv.OUTCOMES}
     for key in m.matched:
         label = md.escape(describe_cell(m.cells[0][key]))
-        for metric, verdict in zip(METRICS, m.verdicts(key)):
-            if verdict.mark:
-                marks[verdict.mark] = marks.get(verdict.mark, 0) + 1
-            words[verdict.verdict] += 1
-            rows.append([verdict.mark, label, metric.short, _value_text(verdict, metric, 0),
-                         _value_text(verdict, metric, 1), md.ratio_value(verdict.ratio), verdict.verdict])
+        for metric, change in zip(METRICS, m.changes(key)):
+            if change.mark:
+                marks[change.mark] = marks.get(change.mark, 0) + 1
+            words[change.outcome] += 1
+            rows.append([change.mark, label, metric.short, _value_text(change, metric, 0),
+                         _value_text(change, metric, 1), md.ratio_value(change.ratio), change.outcome])
     out = ["# wsblock compare", "",
            _header("A", m.paths[0], m.loaded[0], m.warnings[0]),
            _header("B", m.paths[1], m.loaded[1], m.warnings[1]), ""]
@@ -196,7 +197,7 @@ def compare(dir_a: str | Path, dir_b: str | Path) -> str:
 
 
 def compare_json(dir_a: str | Path, dir_b: str | Path) -> list[dict[str, Any]]:
-    """The verdicts of :func:`compare` as JSON-ready objects.
+    """The changes of :func:`compare` as JSON-ready objects.
 
     Returns:
         One object per matched cell and compared metric: ``cell`` (the cell
@@ -209,8 +210,8 @@ def compare_json(dir_a: str | Path, dir_b: str | Path) -> list[dict[str, Any]]:
     m = match(dir_a, dir_b)
     out = []
     for key in m.matched:
-        for verdict in m.verdicts(key):
-            out.append({**verdict.test.as_dict(), "mark": verdict.mark})
+        for change in m.changes(key):
+            out.append({**change.test.as_dict(), "mark": change.mark})
     return out
 
 

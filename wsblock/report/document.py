@@ -9,15 +9,17 @@ from typing import Any, Mapping
 import pandas as pd
 
 from wsblock import atomic
+from wsblock.analysis import cells as cellmod
 from wsblock.analysis import tidy
 from wsblock.errors import UsageError
-from wsblock.report import cells as cellmod
 from wsblock.schema import rundir
 from wsblock.report import environment, fig_disconnects, fig_strips, fig_survival
 from wsblock.report import html as htmlmod
 from wsblock.report import markdown as md
-from wsblock.report import survival, tables, verdict
+from wsblock.report import recommendation, survival, tables
+from wsblock.report.labels import keepalive_labels, keepalive_title
 from wsblock.report.provenance import Provenance
+from wsblock.schema.axes import seconds_label
 
 REPORT_NAME = "report.md"
 MAX_LISTED = 40  # failed cells listed by name; the rest are counted
@@ -53,7 +55,7 @@ def _settings(records: list[Mapping[str, Any]]) -> dict[str, str]:
         found = values(key)
         if not found:
             return "?"
-        shown = [cellmod.seconds_label(v).removesuffix(" s") if v is None else f"{float(v):g}" for v in found]
+        shown = [seconds_label(v).removesuffix(" s") if v is None else f"{float(v):g}" for v in found]
         joined = shown[0] if len(shown) == 1 else f"{' / '.join(shown)} (varies between cells)"
         return joined + (f" {unit}" if unit and shown != ["none"] else "")
 
@@ -146,7 +148,7 @@ def _stability(cells: pd.DataFrame) -> list[str]:
     lines.append("")
     shown = unstable.head(MAX_LISTED)
     for _, row in shown.iterrows():
-        lines.append(f"- {md.code(row['cell_key'])} ({int(row['ok_repeats'])} repeats): "
+        lines.append(f"- {md.code(row['cell'])} ({int(row['ok_repeats'])} repeats): "
                      f"{md.escape(row['unstable_reasons'])}")
     if len(unstable) > len(shown):
         lines.append(f"- ... and {len(unstable) - len(shown)} more")
@@ -289,7 +291,7 @@ def _skip_lines(skipped: list[cellmod.Skip]) -> list[str]:
         if sizes:
             scope.append("work " + ", ".join(md.size(x) for x in sizes) + " ms")
         if timeouts:
-            scope.append("ping_timeout " + ", ".join(cellmod.seconds_label(t) for t in timeouts))
+            scope.append("ping_timeout " + ", ".join(seconds_label(t) for t in timeouts))
         count = f"{len(members)} cell{'s' if len(members) != 1 else ''}"
         lines.append(f"- {workload} x {strategy}, {count} ({'; '.join(scope)}): {md.escape(reason)}")
     return lines
@@ -411,7 +413,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     manifest = loaded.manifest or {}
     text = [f"# wsblock report: {root.resolve().name}", ""]
     text += _advice(root)
-    text += verdict.section(cells)
+    text += recommendation.section(cells)
     text += ["## Run", ""]
     text.append(
         f"Each cell ran one workload x strategy x keepalive setting against a real websockets server in its "
@@ -431,8 +433,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path) -> ReportResult:
     if manifest and not manifest.get("finished_utc"):
         text.append("- the run did not finish (no `finished_utc` in the manifest): results are partial")
     pairs = cellmod.keepalives(cells, skipped)
-    text.append(f"- keepalive settings: {'; '.join(cellmod.keepalive_labels(pairs))} "
-                f"(labels give the {cellmod.keepalive_title(pairs)})")
+    text.append(f"- keepalive settings: {'; '.join(keepalive_labels(pairs))} "
+                f"(labels give the {keepalive_title(pairs)})")
     text += ["", "## Environment", ""]
     text.append(md.table(["", "value"], [(label, md.escape(value)) for label, value in
                                          environment.describe(loaded.manifest, records)], align="ll"))

@@ -10,9 +10,10 @@ import pandas as pd
 from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
-from wsblock.report import cells as cellmod
+from wsblock.analysis import cells as cellmod
 from wsblock.report import markdown as md
 from wsblock.report import plotting
+from wsblock.report.labels import keepalive_labels, keepalive_title
 
 STEM = "disconnect_map"
 CMAP = "YlOrRd"
@@ -117,7 +118,7 @@ TITLE = "Connections lost per cell: share, counts and verdict"
 def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip], out_dir: Path, subtitle: str,
           footer: Any, stem: str, heading: str) -> list[Path]:
     pairs = cellmod.keepalives(cells, skipped)
-    labels = cellmod.keepalive_labels(pairs, sep="\n")
+    labels = keepalive_labels(pairs, sep="\n")
     panel_w = max(plotting.PANEL_W, 0.75 * len(pairs) + 1.2)
     panel_h = max(1.9, 0.38 * len(plotting.strategies_of(cells, skipped)) + 1.0)
     fig, axes = grid.figure(panel_w, panel_h, extra_h=0.9, extra_w=1.6)
@@ -136,7 +137,7 @@ def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip],
         aspect=30, pad=0.02)
     # A short label: on a one-row map the colour bar is short too.
     mappable.set_label("share lost (of original connections)" if len(grid.variants) > 1 else "share lost")
-    fig.supxlabel(cellmod.keepalive_title(pairs))
+    fig.supxlabel(keepalive_title(pairs))
     fig.supylabel("strategy")
     plotting.title(fig, heading, subtitle + f"; † = repeats disagree; {WARNING_MARK} = the cell carries warnings")
     return plotting.save(fig, out_dir, stem, footer)

@@ -31,10 +31,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from wsblock.analysis import aggregate as spread
+from wsblock.analysis import cells as cellmod
 from wsblock.analysis import intervals as iv
-from wsblock.report import cells as cellmod
+from wsblock.analysis import tidy
 from wsblock.report import markdown as md
 from wsblock.report import plotting
+from wsblock.report.labels import keepalive_labels, keepalive_title
 from wsblock.report.provenance import Provenance
 
 UNSTABLE_MARK = "!"
@@ -130,12 +132,12 @@ Mark = tuple[float, bool, bool, bool]
 
 
 def repeats_by_cell(df: pd.DataFrame, column: str) -> dict[str, list[float]]:
-    """Per aggregated cell (``cell_key``), the finite values of ``column`` of its measured repeats."""
+    """Per aggregated cell (``cell``), the finite values of ``column`` of its measured repeats."""
     return {key: [v for v, *_ in found] for key, found in _repeats(df, column).items()}
 
 
 def drawn_values(df: pd.DataFrame, spec: StripSpec) -> dict[str, list[float]]:
-    """Per aggregated cell (``cell_key``), the value :func:`draw` plots for each measured repeat.
+    """Per aggregated cell (``cell``), the value :func:`draw` plots for each measured repeat.
 
     Stand-ins for withheld values included, in repeat order: what a reader
     of the figure sees.
@@ -158,11 +160,10 @@ def _repeats(df: pd.DataFrame, column: str, withheld: tuple[str, ...] = (),
     A repeat whose ``column`` is missing takes the first finite column of
     ``withheld`` as a stand-in.
     """
-    keys = cellmod.key_columns(df)
     label = spread.BOUNDED_BY.get(column)
     out: dict[str, list[Mark]] = {}
-    for row in df.to_dict("records"):
-        values = out.setdefault(cellmod.cell_key(row, keys), [])
+    for cell, row in zip(tidy.cell_ids(df), df.to_dict("records")):
+        values = out.setdefault(cell, [])
         if row.get("status") != "ok" or column not in row:
             continue
         value, stand_in = _finite(row[column]), False
@@ -185,7 +186,7 @@ def _column(here: pd.DataFrame, setting: cellmod.Keepalive, strategy: str,
     warned = isinstance(row.get("warnings"), str) and bool(row.get("warnings"))
     if row["status"] != "ok":
         return Column("failed", [])
-    found = repeats.get(row["cell_key"], [])
+    found = repeats.get(row["cell"], [])
     values = [v for v, *_ in found]
     if not values:
         return Column("empty", [], warned=warned)
@@ -217,7 +218,7 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
 
     Args:
         df: The tidy table (one row per repeat).
-        cells: Its aggregated cells (:func:`wsblock.report.cells.aggregate`).
+        cells: Its aggregated cells (:func:`wsblock.analysis.cells.aggregate`).
         skipped: Skipped cells from the manifest (their strategies still get
             a slot, so panels line up).
         out_dir: Output directory.
@@ -237,11 +238,7 @@ def draw(df: pd.DataFrame, cells: pd.DataFrame, skipped: list[cellmod.Skip], out
     steps: dict[str, float] = {}
     if spec.resolution:
         floor = spread.resolution(spec.column).floor
-        keys = cellmod.key_columns(df)
-        by_cell: dict[str, list[Mapping[str, Any]]] = {}
-        for row in df.to_dict("records"):
-            by_cell.setdefault(cellmod.cell_key(row, keys), []).append(row)
-        measured = {key: [r for r in rows if r.get("status") == "ok"] for key, rows in by_cell.items()}
+        measured = {cell: repeats.measured for cell, repeats in spread.group(df).items()}
         steps = {key: step for key, rows in measured.items()
                  if rows and (step := spread.step(spec.column, rows)) > floor}
     grids = plotting.pages(plotting.Grid.of(cells))
@@ -258,7 +255,7 @@ def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip],
           steps: Mapping[str, float], stem: str,
           heading: str) -> list[Path]:
     pairs = cellmod.keepalives(cells, skipped)
-    labels = cellmod.keepalive_labels(pairs)
+    labels = keepalive_labels(pairs)
     colours = plotting.keepalive_colours(len(pairs))
     timeouts = sorted({k.ping_timeout for k in pairs if k.ping_timeout is not None})
     line_colours = _line_colours(pairs, colours)
@@ -298,7 +295,7 @@ def _page(grid: plotting.Grid, cells: pd.DataFrame, skipped: list[cellmod.Skip],
             if spec.timeout_lines:
                 for timeout, colour in line_colours.items():
                     ax.axhline(1000 * timeout, color=colour, linestyle="--", linewidth=1.0)
-            step = max((steps.get(key, 0.0) for key in here["cell_key"]), default=0.0)
+            step = max((steps.get(key, 0.0) for key in here["cell"]), default=0.0)
             if step > 0 and not spec.log and high / step <= 40:
                 # Few possible values: mark each one, so a reader sees the resolution.
                 values = np.arange(0.0, high + step / 2, step)
@@ -412,7 +409,7 @@ def _legend(fig: Any, spec: StripSpec, pairs: list[cellmod.Keepalive], labels: l
     """The legend, right of the panels: only the marks the figure uses."""
     handles: list[Any] = []
     texts: list[str] = []
-    title = cellmod.keepalive_title(pairs)
+    title = keepalive_title(pairs)
     prefix = title.split(" (", 1)[0] + " "
     matched = spec.timeout_lines and all(c != "#616161" for c in line_colours.values())
     for j, (label, setting) in enumerate(zip(labels, pairs)):

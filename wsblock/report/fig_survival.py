@@ -19,9 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from wsblock.report import cells as cellmod
+from wsblock.analysis import cells as cellmod
+from wsblock.analysis import survival
 from wsblock.report import plotting
-from wsblock.report import survival
+from wsblock.report.labels import keepalive_labels, keepalive_title
 
 STEM = "survival_boundary"
 
@@ -58,7 +59,7 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str, footer: Any = None) 
         return []
     found = survival.boundaries(cells)
     pairs = cellmod.keepalives(cells)
-    labels = cellmod.keepalive_labels(pairs, sep="\n")
+    labels = keepalive_labels(pairs, sep="\n")
     sizes = [s for s in plotting.work_sizes(cells["work_ms"]) if not math.isnan(s)]
     levels = {size: i + 1 for i, size in enumerate(sizes)}
     variants = list(dict.fromkeys(cells["variant"]))
@@ -106,7 +107,7 @@ def draw(cells: pd.DataFrame, out_dir: Path, subtitle: str, footer: Any = None) 
             ax.axvline(edge - 0.5, color="#e0e0e0", linewidth=0.8, zorder=0)
         ax.grid(axis="y", color="#e0e0e0", linewidth=0.6)
         ax.set_axisbelow(True)
-        ax.set_xlabel(cellmod.keepalive_title(pairs))
+        ax.set_xlabel(keepalive_title(pairs))
     for k in range(len(variants), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     fig.supylabel("largest job kept (target ms)")

@@ -28,8 +28,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from wsblock import atomic  # noqa: E402
+from wsblock.analysis import cells as cellmod  # noqa: E402
 from wsblock.engine import strategies  # noqa: E402
-from wsblock.report import cells as cellmod  # noqa: E402
 
 # SVG first: the PNG (the file people look at) is then drawn with the layout
 # solved for the SVG, so checking the PNG checks the reused layout too.

@@ -17,6 +17,8 @@ from typing import Any, Iterable, Mapping
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
+from wsblock.schema import axes
+
 FOOTER_FONT = 6.5
 """Point size of the footer."""
 
@@ -110,11 +112,15 @@ def _source(manifest: Mapping[str, Any] | None) -> str:
 
 
 def _repeats(records: list[Mapping[str, Any]]) -> str:
-    counts: dict[str, int] = {}
+    counts: dict[str | None, int] = {}
     for r in records:
-        ident = _get(r, "matrix", "cell_id")
-        repeat = _get(r, "matrix", "repeat")
-        cell = str(ident).rsplit(f"-r{repeat}", 1)[0] if ident is not None and repeat is not None else str(ident)
+        ident, params = _get(r, "matrix", "cell_id"), r.get("params")
+        # A matrix names its cells without their settings; the repeats of a
+        # cell share that id. Records made outside a matrix count together.
+        if ident is not None and _get(r, "matrix", "repeat") is not None and isinstance(params, Mapping):
+            cell = axes.cell_id(params, settings=False)
+        else:
+            cell = None if ident is None else str(ident)
         counts[cell] = counts.get(cell, 0) + 1
     if not counts:
         return "0"

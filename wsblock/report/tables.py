@@ -16,9 +16,10 @@ from typing import Any, Mapping
 import pandas as pd
 
 from wsblock.analysis import aggregate as spread
-from wsblock.report import cells as cellmod
+from wsblock.analysis import cells as cellmod
 from wsblock.report import markdown as md
 from wsblock.report import plotting
+from wsblock.report.labels import keepalive_labels
 from wsblock.schema import metrics
 
 METRICS = tuple((m.short, m.column, md.for_metric(m)) for m in metrics.in_table())
@@ -71,7 +72,7 @@ def workload_table(cells: pd.DataFrame, skipped: list[cellmod.Skip], variant: st
     """
     here = plotting.panel_cells(cells, variant, size)
     workload = str(here["workload"].iloc[0]) if not here.empty else variant
-    labels = cellmod.keepalive_labels(pairs)
+    labels = keepalive_labels(pairs)
     ref = reference_keepalive(pairs)
     cpus = pd.to_numeric(cells["machine_cpus"], errors="coerce").dropna()
     cpu_text = f"{cpus.max():g}" if len(cpus) else "?"
@@ -171,7 +172,7 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
     list, so it can be compared with a stored reference.
 
     Args:
-        cells: Aggregated cells (:func:`wsblock.report.cells.aggregate`).
+        cells: Aggregated cells (:func:`wsblock.analysis.cells.aggregate`).
         manifest: The run's manifest, if any.
 
     Returns:
@@ -182,7 +183,7 @@ def summary_tables(cells: pd.DataFrame, manifest: Mapping[str, Any] | None) -> s
         return "No measured cells.\n"
     skipped = cellmod.skips(manifest)
     pairs = cellmod.keepalives(cells)
-    labels = cellmod.keepalive_labels(pairs)
+    labels = keepalive_labels(pairs)
     ref_label = labels[pairs.index(reference_keepalive(pairs))]
     strategies = plotting.strategies_of(cells, skipped)
     parts = [

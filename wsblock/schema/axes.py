@@ -245,7 +245,8 @@ def _value_text(value: Any) -> str:
     return number_text(value)
 
 
-def cell_id(params: Mapping[str, Any], *, repeat: int | None = None, settings: bool = True) -> str:
+def cell_id(params: Mapping[str, Any], *, repeat: int | None = None, settings: bool = True,
+            ignore: Iterable[str] = ()) -> str:
     """The identifier of a cell: one per distinct set of parameters.
 
     Args:
@@ -255,6 +256,9 @@ def cell_id(params: Mapping[str, Any], *, repeat: int | None = None, settings: b
         settings: Name every setting that differs from its default, as
             ``-<name>=<value>``. A matrix passes ``False``: its settings are
             shared by all its cells and kept in its manifest.
+        ignore: Settings left out even when ``settings`` is true (one that
+            does not change what a cell measures, such as ``max_window``,
+            whose window length each record gives).
 
     Returns:
         E.g. ``pure_python-200ms-inline-pi0.5-pt0.5`` then workload
@@ -279,8 +283,9 @@ def cell_id(params: Mapping[str, Any], *, repeat: int | None = None, settings: b
             parts += [f"{k}{_value_text(v)}" for k, v in sorted(workload_params.items())]
     tail = []
     if settings:
+        left_out = set(ignore)
         for key, default in _setting_defaults(params).items():
-            if key in params and not is_none(params[key]) and _differs(params[key], default):
+            if key not in left_out and key in params and not is_none(params[key]) and _differs(params[key], default):
                 tail.append(f"{key}={_value_text(params[key])}")
     if repeat is not None:
         tail.append(f"r{repeat}")

@@ -19,7 +19,7 @@ from wsblock.analysis import aggregate as spread
 from wsblock.analysis import tidy
 from wsblock.engine import strategies as strategy_catalogue
 from wsblock.schema import axes, metrics
-from wsblock.schema.axes import handler_label, is_none, seconds_label
+from wsblock.schema.axes import is_none
 from wsblock.schema.keepalive import Keepalive, timeout_sort_key
 
 KEEPALIVE_KEY = axes.KEEPALIVE
@@ -56,16 +56,6 @@ def strategy_key(name: Any) -> tuple[int, str]:
     return _rank(strategy_catalogue.names(), name)
 
 
-def param_columns(df: pd.DataFrame) -> list[str]:
-    """The ``<workload>_<param>`` columns of a tidy table."""
-    return [c for c in df.columns if c not in tidy.FIXED_COLUMNS and not c.startswith("disconnects_")]
-
-
-def key_columns(df: pd.DataFrame) -> list[str]:
-    """Columns that identify a cell: the axes plus workload parameters."""
-    return [*BASE_KEY, *param_columns(df)]
-
-
 SHOWN_AXES = ("workload", "work_ms", "strategy", *KEEPALIVE_KEY)
 """Axes that figures and tables show in their own right (panels, columns, series)."""
 
@@ -100,19 +90,6 @@ def _param_text(value: Any) -> str:
     return f"{float(value):g}"
 
 
-def cell_key(row: Mapping[str, Any], columns: Iterable[str]) -> str:
-    """The identity of a cell, for grouping and matching runs: its id without settings.
-
-    Only the row's own workload parameters count (``pandas_chunksize`` for
-    a pandas cell), so two runs with different workload sets still match.
-    """
-    prefix = f"{row.get('workload')}_"
-    params = {c[len(prefix):]: row.get(c) for c in columns
-              if c.startswith(prefix) and not is_none(row.get(c))}
-    return axes.cell_id({**{n: row[n] for n in BASE_KEY if n in row}, "workload_params": params},
-                        settings=False)
-
-
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     """Collapse repeats: one row per cell, in a stable order.
 
@@ -120,7 +97,8 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         df: A tidy table (:func:`wsblock.analysis.tidy.frame`).
 
     Returns:
-        Key columns; ``variant`` (see :func:`variant`); ``repeats``, ``ok_repeats``, ``failed_repeats``;
+        Key columns (:func:`wsblock.analysis.tidy.key_columns`); ``variant`` (see
+        :func:`variant`); ``cell`` (:func:`wsblock.analysis.tidy.cell_ids`); ``repeats``, ``ok_repeats``, ``failed_repeats``;
         ``status`` (``ok`` if any repeat measured, else ``failed``);
         ``error`` (the first failed repeat's); every metric summarised
         over the ``ok`` repeats as it declares (:data:`SUMMARISED`); ``survived``
@@ -136,21 +114,21 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         (codes, comma-joined), ``echo_lower_bound``, ``job_ms_lower_bound``,
         ``stalls_primary`` (:func:`wsblock.analysis.aggregate.labels`).
     """
-    keys = key_columns(df)
-    out_columns = [*keys, "variant", "cell_key", "repeats", "ok_repeats", "failed_repeats", "status", "error",
+    keys = tidy.key_columns(df)
+    out_columns = [*keys, "variant", "cell", "repeats", "ok_repeats", "failed_repeats", "status", "error",
                    *SUMMARISED, "survived", "repeats_disagree", *INTERVAL_COLUMNS]
     if df.empty:
         return pd.DataFrame(columns=out_columns)
     work = df.copy()
-    work["cell_key"] = [cell_key(row, keys) for row in work.to_dict("records")]
+    work["cell"] = tidy.cell_ids(work)
     shown_apart = varied_axes(work)
     rows = []
-    for ident, group in work.groupby("cell_key", sort=False):
+    for ident, group in work.groupby("cell", sort=False):
         first = group.iloc[0]
         ok = group[group["status"] == "ok"]
         failed = group[group["status"] != "ok"]
         row: dict[str, Any] = {c: first[c] for c in keys}
-        row["cell_key"] = ident
+        row["cell"] = ident
         row["variant"] = variant(first, keys, shown_apart)
         row.update({
             "repeats": len(group), "ok_repeats": len(ok), "failed_repeats": len(failed),
@@ -179,7 +157,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         key=lambda i: (workload_key(out.at[i, "workload"]),
                        tuple(timeout_sort_key(out.at[i, c]) for c in keys[len(BASE_KEY):]),
                        float(out.at[i, "work_ms"]),
-                       strategy_key(out.at[i, "strategy"]), settings[i].sort_key(), out.at[i, "cell_key"]),
+                       strategy_key(out.at[i, "strategy"]), settings[i].sort_key(), out.at[i, "cell"]),
     )
     return out.iloc[order].reset_index(drop=True)[out_columns]
 
@@ -228,49 +206,6 @@ def keepalives(cells: pd.DataFrame, skipped: Iterable[Skip] = ()) -> list[Keepal
         if "ping_timeout" in skip.params and "ping_interval" in skip.params:
             found.add(Keepalive.of(skip.params))
     return sorted(found, key=Keepalive.sort_key)
-
-
-def _varies(settings: list[Keepalive], name: str) -> bool:
-    return len({repr(getattr(k, name)) for k in settings}) > 1
-
-
-def keepalive_labels(settings: list[Keepalive], sep: str = ", ") -> list[str]:
-    """Labels of keepalive settings: only what varies within the run.
-
-    The timeout alone in the common case; the interval when it varies too
-    (``interval / timeout``); ``no client pings`` and ``handler <timeout>``
-    when those vary.
-    """
-    labels = []
-    for k in settings:
-        base = seconds_label(k.ping_timeout)
-        if _varies(settings, "ping_interval"):
-            base = f"{seconds_label(k.ping_interval)} / {base}"
-        parts = [base]
-        if _varies(settings, "client_pings") and not k.client_pings:
-            parts.append("no client pings")
-        if _varies(settings, "handler_ping_timeout") and k.handler_ping_timeout is not None:
-            parts.append(f"handler {handler_label(k.handler_ping_timeout)}")
-        labels.append(sep.join(parts))
-    return labels
-
-
-def keepalive_title(settings: list[Keepalive]) -> str:
-    """What the keepalive labels mean, plus what all settings share.
-
-    E.g. ``ping_timeout (ping_interval 1 s)`` or ``ping_interval /
-    ping_timeout; client pings off``.
-    """
-    title = "ping_interval / ping_timeout" if _varies(settings, "ping_interval") else "ping_timeout"
-    notes = []
-    if settings and not _varies(settings, "ping_interval"):
-        notes.append(f"ping_interval {seconds_label(settings[0].ping_interval)}")
-    if settings and not _varies(settings, "client_pings") and not settings[0].client_pings:
-        notes.append("the load sends no pings")
-    if settings and not _varies(settings, "handler_ping_timeout") \
-            and settings[0].handler_ping_timeout is not None:
-        notes.append(f"handler sets ping_timeout {handler_label(settings[0].handler_ping_timeout)}")
-    return title + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def lookup_keepalive(cells: pd.DataFrame, setting: Keepalive, **axes: Any) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The verdict, as the report's first section and as ``wsblock advise`` prints it.
+"""The recommendation, as the report's first section (``## Verdict``) and as ``wsblock advise`` prints it.
 
 The statements come from :mod:`wsblock.analysis.recommend`; this module only
 words them: a table (one row per workload x strategy) and one sentence per
@@ -14,11 +14,12 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
+from wsblock.analysis import cells as cellmod
 from wsblock.analysis import recommend as rec
 from wsblock.analysis import rules
 from wsblock.analysis.intervals import Proportion
-from wsblock.report import cells as cellmod
 from wsblock.report import markdown as md
+from wsblock.report.labels import keepalive_labels, keepalive_title
 
 RULES = (
     "Verdicts, over every work size and keepalive setting the run measured for a workload and strategy, from "
@@ -239,7 +240,7 @@ def scope(cells: pd.DataFrame) -> str:
         parts.append("functions called once per job")
     pairs = cellmod.keepalives(cells)
     return (f"{' and '.join(parts)}; keepalive "
-            f"{cellmod.keepalive_title(pairs)}: {'; '.join(cellmod.keepalive_labels(pairs))}")
+            f"{keepalive_title(pairs)}: {'; '.join(keepalive_labels(pairs))}")
 
 
 def recommendation(cells: pd.DataFrame, strategies: Iterable[str] | None = None) -> rec.Recommendation:

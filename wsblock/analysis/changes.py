@@ -1,6 +1,6 @@
-"""Verdicts: is a cell's metric in run B better, worse or unchanged from run A?
+"""Changes: is a cell's metric in run B better, worse or unchanged from run A?
 
-Two runs are matched cell by cell (:func:`wsblock.analysis.aggregate.cell_of`)
+Two runs are matched cell by cell (:func:`wsblock.analysis.tidy.cell_ids`)
 and, for each compared metric, the repeats of both sides go through the
 stated test of :mod:`wsblock.analysis.intervals`:
 
@@ -18,7 +18,7 @@ measured repeats gives ``cannot tell``. So does a change whose better side
 is only a lower bound (echoes or jobs cut short because connections died or
 the window ended: :data:`~wsblock.analysis.aggregate.BOUNDED_BY`): its true
 value may be as large as the other side's, so a cell is never ranked better
-because its connections died. The result is one :class:`Verdict`
+because its connections died. The result is one :class:`Change`
 per (cell, metric); markdown and JSON renderings are built from it.
 """
 
@@ -45,7 +45,7 @@ def higher_is_better(metric: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Change:
     """One metric of one cell, run A against run B.
 
     Attributes:
@@ -63,7 +63,8 @@ class Verdict:
         ratio: ``b / a`` (both raised to the metric's resolution; NaN when
             a side has no value).
         p_value: The test's p-value (NaN when not tested).
-        verdict: ``better``, ``worse``, ``no change`` or ``cannot tell``.
+        outcome: ``better``, ``worse``, ``no change`` or ``cannot tell``
+            (:data:`wsblock.analysis.intervals.OUTCOMES`; ``verdict`` in JSON).
         a_count: For the loss, ``(lost, at risk)`` connections of A.
         b_count: Likewise for B.
         a_lower_bound: A's value is only a lower bound (some repeat's
@@ -83,7 +84,7 @@ class Verdict:
     b_n: int
     ratio: float
     p_value: float
-    verdict: str
+    outcome: str
     a_count: tuple[int, int] | None = None
     b_count: tuple[int, int] | None = None
     a_lower_bound: bool = False
@@ -91,8 +92,8 @@ class Verdict:
 
     @property
     def changed(self) -> bool:
-        """Whether the verdict is ``better`` or ``worse``."""
-        return self.verdict in (iv.BETTER, iv.WORSE)
+        """Whether the outcome is ``better`` or ``worse``."""
+        return self.outcome in (iv.BETTER, iv.WORSE)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (NaN becomes null)."""
@@ -100,7 +101,7 @@ class Verdict:
             "cell": self.cell, "metric": self.metric, "a": _json(self.a), "b": _json(self.b),
             "a_interval": [_json(x) for x in self.a_interval],
             "b_interval": [_json(x) for x in self.b_interval],
-            "ratio": _json(self.ratio), "verdict": self.verdict,
+            "ratio": _json(self.ratio), "verdict": self.outcome,
             "a_n": self.a_n, "b_n": self.b_n,
             "a_confidence": _json(self.a_confidence), "b_confidence": _json(self.b_confidence),
             "p_value": _json(self.p_value),
@@ -118,32 +119,32 @@ def _json(value: float) -> float | None:
 
 @dataclass
 class RunComparison:
-    """Every verdict of two runs, and the cells only one of them has.
+    """Every change of two runs, and the cells only one of them has.
 
     Attributes:
-        verdicts: One per (matched cell, metric), in A's cell order.
+        changes: One per (matched cell, metric), in A's cell order.
         only_a: Cells measured in A only.
         only_b: Cells measured in B only.
     """
 
-    verdicts: list[Verdict] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
     only_a: list[str] = field(default_factory=list)
     only_b: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """Verdict -> how many (cell, metric) pairs got it, for every verdict."""
-        out = {v: 0 for v in iv.VERDICTS}
-        for verdict in self.verdicts:
-            out[verdict.verdict] += 1
+        """Outcome -> how many (cell, metric) pairs got it, for every outcome."""
+        out = {v: 0 for v in iv.OUTCOMES}
+        for change in self.changes:
+            out[change.outcome] += 1
         return out
 
-    def changed(self) -> list[Verdict]:
-        """The ``better`` and ``worse`` verdicts."""
-        return [v for v in self.verdicts if v.changed]
+    def changed(self) -> list[Change]:
+        """The ``better`` and ``worse`` changes."""
+        return [v for v in self.changes if v.changed]
 
     def as_json(self) -> list[dict[str, Any]]:
         """One object per cell and metric."""
-        return [v.as_dict() for v in self.verdicts]
+        return [v.as_dict() for v in self.changes]
 
 
 class Repeats(Protocol):
@@ -177,11 +178,11 @@ def lower_bound(side: Repeats, metric: str) -> bool:
 
 
 def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats, *,
-                   min_ratio: float | None = None) -> Verdict:
-    """The verdict on one metric of one cell.
+                   min_ratio: float | None = None) -> Change:
+    """The change test on one metric of one cell.
 
     Args:
-        cell: The cell's name, carried into the verdict.
+        cell: The cell's name, carried into the result.
         metric: A tidy metric column, or :data:`~wsblock.analysis.aggregate.LOSS`
             for the disconnect outcome (tested as a proportion when both
             sides have connection counts, else on the shares as values).
@@ -195,24 +196,24 @@ def compare_metric(cell: str, metric: str, a: Repeats, b: Repeats, *,
         pa = iv.wilson(sum(k for k, _ in la), sum(n for _, n in la))
         pb = iv.wilson(sum(k for k, _ in lb), sum(n for _, n in lb))
         c = iv.compare_repeat_losses(pa, pb, losses_a=la, losses_b=lb)
-        return Verdict(cell, metric, pa.share, pb.share, (pa.low, pa.high), (pb.low, pb.high),
-                       c.a.confidence, c.b.confidence, len(la), len(lb), c.ratio, c.p_value, c.verdict,
-                       (pa.k, pa.n), (pb.k, pb.n))
+        return Change(cell, metric, pa.share, pb.share, (pa.low, pa.high), (pb.low, pb.high),
+                      c.a.confidence, c.b.confidence, len(la), len(lb), c.ratio, c.p_value, c.outcome,
+                      (pa.k, pa.n), (pb.k, pb.n))
     rule = resolution(metric)
     c = iv.compare_values(a.values(metric), b.values(metric), higher_is_better=higher_is_better(metric),
                           floor=max(a.step(metric), b.step(metric)),
                           min_ratio=rule.min_ratio if min_ratio is None else min_ratio)
     bound_a, bound_b = lower_bound(a, metric), lower_bound(b, metric)
-    verdict = c.verdict
-    if verdict in (iv.BETTER, iv.WORSE) and (bound_a or bound_b):
+    outcome = c.outcome
+    if outcome in (iv.BETTER, iv.WORSE) and (bound_a or bound_b):
         # A lower bound may hide a larger value: the order holds only when the
         # bounded side is the larger one already.
         smaller_is_bounded = bound_b if c.b.median < c.a.median else bound_a
         if smaller_is_bounded:
-            verdict = iv.CANNOT_TELL
-    return Verdict(cell, metric, c.a.median, c.b.median, (c.a.low, c.a.high), (c.b.low, c.b.high),
-                   c.a.confidence, c.b.confidence, c.a.n, c.b.n, c.ratio, c.p_value, verdict,
-                   a_lower_bound=bound_a, b_lower_bound=bound_b)
+            outcome = iv.CANNOT_TELL
+    return Change(cell, metric, c.a.median, c.b.median, (c.a.low, c.a.high), (c.b.low, c.b.high),
+                  c.a.confidence, c.b.confidence, c.a.n, c.b.n, c.ratio, c.p_value, outcome,
+                  a_lower_bound=bound_a, b_lower_bound=bound_b)
 
 
 def compare_groups(a: Mapping[str, CellRepeats], b: Mapping[str, CellRepeats],
@@ -225,14 +226,14 @@ def compare_groups(a: Mapping[str, CellRepeats], b: Mapping[str, CellRepeats],
         metrics: Metrics to compare, in output order.
 
     Returns:
-        The verdicts of the cells both runs have, and the one-sided cells.
+        The changes of the cells both runs have, and the one-sided cells.
     """
     out = RunComparison()
     for cell, side_a in a.items():
         if cell not in b:
             out.only_a.append(cell)
             continue
-        out.verdicts += [compare_metric(cell, metric, side_a, b[cell]) for metric in metrics]
+        out.changes += [compare_metric(cell, metric, side_a, b[cell]) for metric in metrics]
     out.only_b = [cell for cell in b if cell not in a]
     return out
 
@@ -256,8 +257,8 @@ def summary_line(result: RunComparison) -> str:
     """``40 pairs compared: 2 worse, 1 better, 30 no change, 7 cannot tell``."""
     counts = result.counts()
     parts = [f"{counts[v]} {v}" for v in (iv.WORSE, iv.BETTER, iv.NO_CHANGE, iv.CANNOT_TELL)]
-    return f"{len(result.verdicts)} (cell, metric) pairs compared: " + ", ".join(parts)
+    return f"{len(result.changes)} (cell, metric) pairs compared: " + ", ".join(parts)
 
 
-__all__ = ["COMPARED", "Repeats", "RunComparison", "Verdict", "compare_groups", "compare_metric",
+__all__ = ["COMPARED", "Change", "Repeats", "RunComparison", "compare_groups", "compare_metric",
            "compare_tables", "higher_is_better", "lower_bound", "summary_line"]

@@ -8,7 +8,7 @@ inconclusive windows, cells where no keepalive can fail and the threaded
 server (the model describes an event loop) are left out. The connections of
 a repeat share one loop and open within milliseconds of each other, so they
 are lost together: the model's probability that one connection is lost
-(:func:`wsblock.analysis.boundary_model.predict_record`) is read as the
+(:func:`wsblock.boundary.model.predict_record`) is read as the
 probability that the repeat loses any.
 
 Forecasts, each a probability per repeat:
@@ -303,7 +303,7 @@ def trial_of(record: Mapping[str, Any], group: str, *, phases: int) -> Trial | N
     Not scored: a failed record, a verdict other than ``lost`` or ``kept``,
     no keepalive that can fail, the threaded server.
     """
-    from wsblock.analysis import boundary_model as bm
+    from wsblock.boundary import model as bm
     from wsblock.schema.keepalive import Keepalive
 
     params = record.get("params") or {}
