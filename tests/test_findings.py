@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wsblock.analysis import findings
+from wsblock.report import findings
 from wsblock.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures"

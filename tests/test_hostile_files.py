@@ -22,7 +22,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from wsblock import cli, inputs, meta
+from wsblock import cli, inputs
+from wsblock.engine import meta
 from wsblock.matrix import measure as matrix_measure
 from wsblock.matrix import reuse as matrix_reuse
 from wsblock.matrix import spec as matrix_spec

@@ -135,7 +135,7 @@ def test_smoke_matrix_killed_mid_run_resumes_without_redoing_cells(tmp_path) -> 
 
 
 def test_repeats_are_interleaved_so_each_cell_samples_the_whole_run(tmp_path, monkeypatch) -> None:
-    from wsblock import meta
+    from wsblock.engine import meta
     from wsblock.matrix import measure as matrix_measure
     from wsblock.matrix import run as matrix_run
     from wsblock.schema import record

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from wsblock import atomic, meta
+from wsblock import atomic
+from wsblock.engine import meta
 from wsblock.durations import format_duration
 from wsblock.errors import HarnessError, UsageError
 from wsblock.matrix import manifest, overhead, reuse

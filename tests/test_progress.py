@@ -6,7 +6,7 @@ import io
 import os
 import re
 
-from wsblock import meta
+from wsblock.engine import meta
 from wsblock.matrix import measure as matrix_measure
 from wsblock.matrix import progress as matrix_progress
 from wsblock.matrix import run as matrix_run

@@ -119,7 +119,7 @@ def record(args: argparse.Namespace, target: Any, cell: Any, profile: pf.Profile
             checked: Any, *, started: datetime, interval: float | None, timeout: float | None, concurrency: int,
             printed: str) -> dict[str, Any]:
     """The JSON record: inputs, the profile, the predictions, the environment, the printed text."""
-    from wsblock import meta
+    from wsblock.engine import meta
     from wsblock.advise import predict, saved
 
     return saved.jsonable({

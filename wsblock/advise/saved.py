@@ -22,9 +22,8 @@ from typing import Any, Mapping, Sequence
 
 from wsblock import atomic
 from wsblock.errors import UsageError
+from wsblock.schema.rundir import ADVICE_JSON, ADVICE_MD
 
-ADVICE_JSON = "advice.json"
-ADVICE_MD = "advice.md"
 KIND = "wsblock-advice"
 VERSION = 1
 

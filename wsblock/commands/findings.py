@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     """Check a findings document, fill its placeholders, or print one query; 1 when a quote does not match."""
     from pathlib import Path
 
-    from wsblock.analysis import findings
+    from wsblock.report import findings
 
     if args.findings_command == "query":
         lines, note = findings.lines(" ".join(args.query), Path.cwd(), args.decimals)

@@ -34,7 +34,7 @@ from typing import Callable, Mapping
 import workloads
 from workloads import Job, Workload, execute
 from wsblock import atomic, paths
-from wsblock.meta import cpu_model
+from wsblock.engine.meta import cpu_model
 
 FILE_NAME = "calibration.json"
 _FIRST_MS = 40.0  # the smaller probe lasts at least this long

@@ -85,7 +85,7 @@ def run(cell_of: Callable[[], Any], out_text: str | None, *, progress: Callable[
         except CellFailed as exc:
             # The work failed the cell (a job raised, exited or hung): a
             # failed record says why, with what the work wrote.
-            from wsblock import meta
+            from wsblock.engine import meta
             from wsblock.schema import record
 
             rec = record.failed(params=cell.to_dict(), error=str(exc), exit_code=1, stderr_tail=[],

@@ -37,7 +37,8 @@ from typing import Any, Callable
 import psutil
 
 import workloads
-from wsblock import meta, paths
+from wsblock import paths
+from wsblock.engine import meta
 from wsblock.engine import calibration, sizing
 from wsblock.engine import assemble
 from wsblock.engine import strategies

@@ -108,7 +108,7 @@ def run_on_cluster(client: Any, todo: Iterable[PlannedCell], finish: Finish,
 
 def _failed(planned: PlannedCell, error: str) -> dict[str, Any]:
     # A failed record, tried again when the matrix resumes.
-    from wsblock import meta
+    from wsblock.engine import meta
     from wsblock.schema import record
 
     rec = record.failed(params=planned.cell.to_dict(), error=error, exit_code=None, stderr_tail=[],

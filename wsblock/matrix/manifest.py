@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from wsblock import atomic, meta
+from wsblock import atomic
+from wsblock.engine import meta
 from wsblock.matrix.overhead import total_overhead
 from wsblock.matrix.reuse import expected_params
 from wsblock.matrix.spec import Matrix

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from wsblock import atomic, meta
+from wsblock import atomic
+from wsblock.engine import meta
 from wsblock.matrix.cellproc import CellProcess
 from wsblock.matrix.overhead import measured_s
 from wsblock.matrix.spec import PlannedCell

@@ -336,7 +336,7 @@ def _load(df: pd.DataFrame) -> list[str]:
 
 def _advice(root: Path) -> list[str]:
     """The run's recommendation (``advice.md``, written by ``wsblock advise``), to open the report with."""
-    from wsblock.advise.saved import ADVICE_MD
+    from wsblock.schema.rundir import ADVICE_MD
 
     path = root / ADVICE_MD
     if not path.is_file():

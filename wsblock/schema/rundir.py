@@ -41,6 +41,10 @@ from typing import Any, Iterator
 MANIFEST = "manifest.json"
 CELLS = "cells"
 CSV_NAME = "cells.csv"
+ADVICE_JSON = "advice.json"
+"""The answer of ``wsblock advise`` in its run directory (:mod:`wsblock.advise.saved`)."""
+ADVICE_MD = "advice.md"
+"""The same answer for people; the report opens with it."""
 LOCK_NAME = ".lock"
 MANIFEST_VERSION = 1
 MANIFEST_KIND = "wsblock.matrix"

@@ -2,7 +2,7 @@
 
 The record (``kind`` ``wsblock.selftest``) holds each part's figures, the
 goals with their verdicts, the settings, and the environment
-(:func:`wsblock.meta.environment`). The command that prints the table and
+(:func:`wsblock.engine.meta.environment`). The command that prints the table and
 writes the record is :mod:`wsblock.commands.selftest`.
 """
 
@@ -97,7 +97,7 @@ def run_selftest(
             :data:`wsblock.selftest.fidelity.LENGTHS_MS`).
         progress: Receives progress messages.
     """
-    from wsblock import meta
+    from wsblock.engine import meta
     from wsblock.selftest import capacity, fidelity
 
     result: dict[str, Any] = {

@@ -53,7 +53,7 @@ GIT = ["git", "--no-optional-locks"]
 
 def git_commit() -> dict[str, Any]:
     """The commit of the wsblock source, if it runs from a git checkout."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]
     # Optional locks off: ``git status`` would otherwise refresh the index
     # and write .git/index.lock in the user's checkout, racing their own git.
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
