@@ -135,3 +135,23 @@ def test_an_idle_asyncio_server_stops_when_stdin_closes(tmp_path: Path) -> None:
     finally:
         server.stop(5)
     assert json.loads((tmp_path / "stats.json").read_text())["echoes"] == 0
+
+
+@pytest.mark.e2e
+def test_the_server_gives_its_blas_pools_the_threads_the_cell_names(tmp_path: Path) -> None:
+    # The blas_threads axis acts in the server's set-up; the record's
+    # meta.blas is threadpoolctl's view of the pools after it.
+    from tests.helpers import run_cell
+    from wsblock.schema import axes
+
+    found = {}
+    for threads in ("unset", "2"):
+        rec = run_cell(tmp_path, "--workload", "numpy", "--work-ms", "50", "--strategy", "thread",
+                       "--job-connections", "1", "--observers", "1", "--blas-threads", threads,
+                       "--duration", "2", "--warmup", "0.5", "--close-timeout", "2", name=f"blas-{threads}.json")
+        pools = rec["meta"]["blas"]
+        assert pools, rec["meta"]
+        found[threads] = {p["num_threads"] for p in pools}
+        assert ("-blas2" in axes.cell_id(rec["params"])) == (threads == "2")
+    assert found["unset"] == {1}
+    assert found["2"] == {2}

@@ -107,6 +107,8 @@ class CellConfig:
         switch_interval_ms: The server's ``sys.setswitchinterval``, in ms:
             how long a thread holding the GIL keeps it while another waits.
             Default: ``None`` (leave the interpreter's 5 ms).
+        blas_threads: Threads of each BLAS/OpenMP pool of the server
+            process. Default: ``None`` (pinned to one).
         loop: The server's event loop, ``asyncio`` (default) or ``uvloop``
             (an optional dependency). The load process always runs asyncio's
             loop, so only the server under test changes.
@@ -150,6 +152,7 @@ class CellConfig:
     switch_interval_ms: float | None = axis("switch_interval_ms")
     loop: str = axis("loop")
     server: str = axis("server")
+    blas_threads: int | None = axis("blas_threads")
 
     ignored_work_ms: ClassVar[float | None] = None
     """A ``work_ms`` given for a function that runs once per job, set aside

@@ -208,7 +208,9 @@ class Serving:
             # thread waits; recorded in the measurements as the interpreter
             # reports it.
             sys.setswitchinterval(cell.switch_interval_ms / 1000.0)
-        self.blas = pin_blas_threads(1)
+        # One BLAS thread unless the cell says otherwise: a pool of one thread
+        # per core would compete with the loop for the cores it measures.
+        self.blas = pin_blas_threads(cell.blas_threads or 1)
         if cell.strategy == "inline" and interrupt_inline:
             # Built-in workloads' inline jobs are cut at the window's end
             # (wsblock.engine.cutoff); the signal handler needs the main thread.

@@ -114,6 +114,19 @@ def _declare(name: str, kind: Any, default: Any, declared: Axis) -> Axis:
 
 
 # Axes enter a cell id in this order (the order of the CellConfig fields).
+MAX_BLAS_THREADS = 64
+"""Most threads a BLAS pool of the server may be given."""
+
+
+def threads_or_unset(key: str, value: Any) -> Any:
+    """Parser: a whole number of threads from 1 to :data:`MAX_BLAS_THREADS`, or ``"unset"``."""
+    if value is None or value == "unset":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BLAS_THREADS:
+        raise UsageError(f'{key}: expected whole numbers from 1 to {MAX_BLAS_THREADS} or "unset", got {value!r}')
+    return value
+
+
 AXES: tuple[Axis, ...] = (
     _declare("workload", str, REQUIRED, Axis(
         description="the work the server does (see wsblock list), or a function as package.module:function",
@@ -172,6 +185,13 @@ AXES: tuple[Axis, ...] = (
         parse=name_in(lambda: list(SERVERS), "server"), normal=lambda v: "asyncio" if is_none(v) else str(v),
         check=one_of(lambda: list(SERVERS), "server"), id_part=lambda v: None if v == "asyncio" else str(v),
         label=str, asv="varied", metavar="NAME", examples=("asyncio", "threaded"))),
+    _declare("blas_threads", int | None, None, Axis(
+        description="threads of each BLAS/OpenMP pool in the server process (threadpoolctl); unset pins one, "
+                    "so NumPy in a thread or inline does not take every core; pool workers keep one",
+        parse=threads_or_unset, normal=lambda v: None if is_none(v) else int(v),
+        check=within(1, MAX_BLAS_THREADS, allow=(None,)), id_part=lambda v: None if v is None else f"blas{int(v)}",
+        label=lambda v: "1 (unset)" if v is None else f"{int(v)}", asv="varied", metavar="N|unset",
+        from_text=lambda text: None if text == "unset" else int(text), none_text="unset", examples=("unset", 2))),
 )
 """Every axis, in the order of a cell id (the order of the ``CellConfig`` fields)."""
 
