@@ -155,3 +155,21 @@ def test_the_server_gives_its_blas_pools_the_threads_the_cell_names(tmp_path: Pa
         assert ("-blas2" in axes.cell_id(rec["params"])) == (threads == "2")
     assert found["unset"] == {1}
     assert found["2"] == {2}
+
+
+@pytest.mark.e2e
+def test_a_job_gap_leaves_time_between_a_connections_jobs(tmp_path: Path) -> None:
+    # The job_gap_ms setting acts in the load process: each job connection
+    # waits that long after a reply. Measured in the same run: back to back,
+    # 100 ms jobs fill the window; with 400 ms gaps about a fifth as many run.
+    from tests.helpers import run_cell
+
+    done = {}
+    for gap in ("0", "400"):
+        rec = run_cell(tmp_path, "--workload", "blocking_io", "--work-ms", "100", "--strategy", "inline",
+                       "--job-connections", "1", "--observers", "1", "--job-gap-ms", gap,
+                       "--duration", "3", "--warmup", "0.5", "--close-timeout", "2", name=f"gap-{gap}.json")
+        assert rec["params"]["job_gap_ms"] == float(gap)
+        done[gap] = rec["throughput"]["jobs_done"]
+    assert done["0"] >= 15, done
+    assert done["400"] <= 0.5 * done["0"], done

@@ -109,6 +109,8 @@ class CellConfig:
             Default: ``None`` (leave the interpreter's 5 ms).
         blas_threads: Threads of each BLAS/OpenMP pool of the server
             process. Default: ``None`` (pinned to one).
+        job_gap_ms: Pause of each job connection between a reply and its
+            next job, in ms. Default: 0 (back to back).
         loop: The server's event loop, ``asyncio`` (default) or ``uvloop``
             (an optional dependency). The load process always runs asyncio's
             loop, so only the server under test changes.
@@ -153,6 +155,7 @@ class CellConfig:
     loop: str = axis("loop")
     server: str = axis("server")
     blas_threads: int | None = axis("blas_threads")
+    job_gap_ms: float = declared("job_gap_ms")
 
     ignored_work_ms: ClassVar[float | None] = None
     """A ``work_ms`` given for a function that runs once per job, set aside

@@ -133,6 +133,7 @@ class Load:
         self.stats = LoadStats(self.window)
         self.job = config.job.job()
         self.interval = config.cell.echo_interval_ms / 1000.0
+        self.job_gap_s = config.cell.job_gap_ms / 1000.0
         self._pending_echo: dict[tuple[int, int], float] = {}
         self._observer_slots: dict[int, ObserverSlot] = {}
         self._connected: set[tuple[str, int]] = set()
@@ -229,6 +230,10 @@ class Load:
             if self.window.contains(done):
                 self.stats.jobs_done += 1
                 self.stats.job_latency.record(done - sent)
+            if self.job_gap_s:
+                # Time between jobs in which the server's loop is free of this
+                # connection's work (keepalive pings can be answered).
+                await asyncio.sleep(self.job_gap_s)
 
     def _miss_until(self, slot: int, until: float) -> None:
         """Count the slot's ticks before ``until`` that were never sent as missed."""

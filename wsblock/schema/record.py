@@ -215,8 +215,13 @@ def _missing_axes(params: Any) -> dict[str, Any]:
 
     if not isinstance(params, dict):
         return {}
-    return {a.name: a.default for a in axes.AXES
-            if a.default is not axes.REQUIRED and a.name not in params and a.name not in REQUIRED["params"]}
+    from wsblock.schema import settings
+
+    missing = {a.name: a.default for a in axes.AXES
+               if a.default is not axes.REQUIRED and a.name not in params and a.name not in REQUIRED["params"]}
+    # Settings added after records existed, at the default every cell had.
+    missing.update({s.name: s.default for s in settings.SETTINGS if s.backfill and s.name not in params})
+    return missing
 
 
 def validate(record: Any) -> None:

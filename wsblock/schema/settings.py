@@ -155,6 +155,9 @@ class Setting:
         matrix: Whether a matrix file may set it (a scalar key).
         cli_option: Its option of ``wsblock run`` (``""``: none).
         metavar: The option's value in ``--help`` (``None``: argparse's).
+        backfill: A record without it ran at its default (it was added after
+            records existed, with the default every cell had): reading a
+            record fills it in, so such records stay the same cell.
     """
 
     name: str
@@ -170,6 +173,7 @@ class Setting:
     matrix: bool = True
     cli_option: str = ""
     metavar: str | None = None
+    backfill: bool = False
 
     def default_value(self) -> Any:
         """The default, computed when it has a factory."""
@@ -250,6 +254,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(name="min_cycles", kind=int, default=3, unit="count",
             help="keepalive cycles each connection must be at risk before a cell says it kept them",
             check=Integer(1, 100), low=1, high=100, cli_option="--min-cycles", metavar="N"),
+    Setting(name="job_gap_ms", kind=float, default=0.0, unit="ms",
+            help="pause of each job connection between a job's reply and its next job (0: back to back)",
+            check=FromZero(60_000.0, "ms"), low=0.0, high=60_000.0, cli_option="--job-gap-ms", metavar="MS",
+            backfill=True),
 )
 """Every setting, in the order of the ``CellConfig`` fields (the order a
 standalone record's id names them)."""
