@@ -20,7 +20,7 @@ from wsblock import __version__
 from wsblock.errors import UsageError
 
 COMMANDS = ("run", "list", "matrix", "calibrate", "findings", "report", "advise", "compare", "selftest",
-            "boundary", "profile")
+            "boundary", "profile", "env")
 """The commands, in the order ``wsblock --help`` lists them: each the module of that name in :mod:`wsblock.commands`."""
 
 
