@@ -172,3 +172,20 @@ def test_index_lists_every_document() -> None:
     missing = [p.name for p in DOCS if p != index and p.resolve() not in linked]
     assert not missing, f"docs/index.md does not list: {', '.join(missing)}"
     assert (ROOT / "results" / "reference" / "FINDINGS.md").resolve() in linked
+
+
+def test_the_layout_page_names_every_module_of_the_package() -> None:
+    # docs/layout.md is where a reader finds a module: a new one is listed there.
+    text = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| `wsblock/")}
+    missing = []
+    for path in sorted((ROOT / "wsblock").rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py") or path.parent.name == "__pycache__":
+            continue
+        package = path.parent.relative_to(ROOT).as_posix()
+        row = next((line for key, line in rows.items() if f"`{package}/`" in key), None)
+        if path.parent.name == "wsblock":
+            row = next((line for key, line in rows.items() if f"`{path.name}`" in key or f"`wsblock/{path.name}`" in key), None)
+        if row is None or f"`{path.stem}`" not in row and f"`{path.name}`" not in row and f"`wsblock/{path.name}`" not in row:
+            missing.append(path.relative_to(ROOT).as_posix())
+    assert missing == []
