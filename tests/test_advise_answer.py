@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.advise import behaviour, command, predict, saved
 from wsblock.advise import choose as ch
 from wsblock.advise import concurrency as conc
@@ -19,7 +20,7 @@ from wsblock.analysis import recommend as rec
 from wsblock.analysis import tidy
 from wsblock.cli import main
 
-RUN_A = Path(__file__).parent / "fixtures" / "run_a"
+RUN_A = FIXTURES / "run_a"
 
 
 def _records(strategy: str, work_ms: float, timeout: float) -> list[dict]:

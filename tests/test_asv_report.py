@@ -6,9 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.helpers import run_cli
+from tests.helpers import FIXTURES, run_cli
 
-ASV_RESULTS = Path(__file__).parent / "fixtures" / "asv_results"
+ASV_RESULTS = FIXTURES / "asv_results"
 
 
 def _is_png(path: Path) -> bool:

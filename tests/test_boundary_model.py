@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES, ROOT
 from wsblock.analysis import boundary_model as bm
 from wsblock.report import fig_boundary
 from wsblock.schema import record as recmod
 
-ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "results" / "reference"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def _isolated(length: float, window: float = 20.0) -> bm.Blocks:

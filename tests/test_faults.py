@@ -21,12 +21,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import alive, descendants, run_cli
+from tests.helpers import FIXTURES, alive, descendants, run_cli
 from wsblock import paths
 from wsblock.matrix import spec as matrix_spec
 from wsblock.matrix.run import expected_params
 
-FIXTURE_RECORD = next((Path(__file__).parent / "fixtures" / "run_a" / "cells").glob("*.json"))
+FIXTURE_RECORD = next((FIXTURES / "run_a" / "cells").glob("*.json"))
 
 TINY = (
     'workloads = ["blocking_io"]\nwork_ms = [50]\nstrategies = ["inline", "thread", "process"]\n'

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES, ROOT
 from wsblock.analysis import findings
 from wsblock.errors import UsageError
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REFERENCE = Path(__file__).parent.parent / "results" / "reference" / "FINDINGS.md"
+REFERENCE = ROOT / "results" / "reference" / "FINDINGS.md"
 
 
 def _doc(tmp_path: Path, body: str) -> Path:
@@ -359,7 +359,7 @@ def test_a_score_query_names_a_forecast_and_only_the_band(query: str, message: s
 def test_a_score_query_gives_what_boundary_score_computes() -> None:
     from wsblock.analysis import boundary_score
 
-    root = Path(__file__).resolve().parent.parent / "results" / "reference"
+    root = ROOT / "results" / "reference"
     whole = boundary_score.score(boundary_score.trials_from([root], phases=100))
     band = boundary_score.score(boundary_score.trials_from([root], phases=100), band_only=True)
 

@@ -22,12 +22,12 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock import cli, inputs, meta
 from wsblock.matrix import run as matrix_run
 from wsblock.matrix import spec as matrix_spec
 from wsblock.schema import rundir
 
-FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_RECORD = next((FIXTURES / "run_a" / "cells").glob("*.json"))
 
 TINY = (

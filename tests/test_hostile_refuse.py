@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 import workloads
 from workloads import locate
 from workloads.functions import WorkloadError, check_value, split
 from wsblock import cli
 from wsblock.matrix import spec as matrix_spec
 
-HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
+HOSTILE = FIXTURES / "hostile"
 FAST = ["--duration", "1", "--warmup", "0.3", "--ping-interval", "0.5", "--ping-timeout", "0.5"]
 
 

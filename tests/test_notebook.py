@@ -10,9 +10,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).parent.parent
+from tests.helpers import FIXTURES, ROOT
+
 NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_the_stored_notebook_has_no_outputs_and_matches_its_script() -> None:

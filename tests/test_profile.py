@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT
 from wsblock import cli
 from wsblock.advise import holdprobe
 from wsblock.advise import stallpred as sp
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = ROOT / "examples"
 
 THRESHOLD = 50.0
 

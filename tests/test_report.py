@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 from wsblock.report import ReportResult, build_report
@@ -17,7 +18,6 @@ from wsblock.report import cli as report_cli
 from wsblock.report.cells import aggregate, keepalive_labels, keepalive_title, keepalives
 from wsblock.report.tables import summary_tables
 
-FIXTURES = Path(__file__).parent / "fixtures"
 RUN_A = FIXTURES / "run_a"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STEMS = ("disconnect_map", "loop_delay", "throughput_jobs", "throughput_echo", "echo_p99", "survival_boundary")
