@@ -170,6 +170,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 # -- discovery ---------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("profile", ["smoke", "quick", "stack"])
 def test_asv_check_passes(tmp_path: Path, profile: str) -> None:
     config = _config(tmp_path)

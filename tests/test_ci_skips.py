@@ -11,6 +11,9 @@ import pytest
 
 from tests.helpers import TESTS
 
+# Each test runs a pytest session of its own.
+pytestmark = pytest.mark.e2e
+
 INNER = '''
 import pytest
 

@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import run_cli
 
 
+@pytest.mark.e2e
 def test_list_shows_workloads_and_strategies() -> None:
     proc = run_cli("list")
     assert proc.returncode == 0
@@ -23,6 +24,7 @@ def test_list_shows_workloads_and_strategies() -> None:
         assert name in proc.stdout
 
 
+@pytest.mark.e2e
 def test_a_real_process_refuses_bad_input_with_one_line_and_exit_2(tmp_path) -> None:
     out = tmp_path / "r.json"
     proc = run_cli("run", "--workload", "nope", "--work-ms", "10", "--strategy", "inline", "--out", str(out))

@@ -23,6 +23,8 @@ import pytest
 
 from tests import helpers
 
+pytestmark = pytest.mark.e2e
+
 FIXTURES = helpers.FIXTURES / "hostile"
 CELL = ("--strategy", "inline", "--duration", "2", "--warmup", "0.5", "--close-timeout", "1")
 

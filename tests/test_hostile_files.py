@@ -248,6 +248,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys, fake_cel
     assert code == 0, err
 
 
+@pytest.mark.e2e
 def test_a_second_matrix_process_on_the_same_out_exits_2(tmp_path) -> None:
     out = tmp_path / "out"
     out.mkdir()

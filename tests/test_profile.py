@@ -129,6 +129,7 @@ def _profile(tmp_path: Path, target: str, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.e2e
 def test_profile_tells_a_gil_holding_call_from_a_releasing_one(tmp_path: Path) -> None:
     holds = _profile(tmp_path, "gil_catalogue:json_parse", "--param", "mb=3")
     releases = _profile(tmp_path, "gil_catalogue:sha256", "--param", "mb=32")

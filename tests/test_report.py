@@ -476,6 +476,7 @@ def test_advise_prints_the_verdict_and_rejects_a_bad_directory(tmp_path: Path,
             args.handler(args)
 
 
+@pytest.mark.e2e
 def test_advise_exits_2_with_one_error_line(tmp_path: Path) -> None:
     from tests.helpers import run_cli
 
@@ -484,6 +485,7 @@ def test_advise_exits_2_with_one_error_line(tmp_path: Path) -> None:
     assert proc.stderr.startswith("error: no such directory") and proc.stderr.count("\n") == 1
 
 
+@pytest.mark.e2e
 def test_report_html_renders_in_a_browser_without_network(report: ReportResult, tmp_path: Path) -> None:
     import os
     import subprocess

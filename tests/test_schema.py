@@ -191,6 +191,7 @@ def test_close_numbers_get_different_ids_and_equal_ones_are_refused() -> None:
         matrix_spec.expand({**base, "work_ms": [1], "ping_timeout": ["none", "None"]}, source="t")
 
 
+@pytest.mark.e2e
 def test_the_matrix_command_refuses_duplicates_with_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "m.toml"
     path.write_text('workloads = ["numpy"]\nwork_ms = [300, 300]\nstrategies = ["inline"]\n')

@@ -215,6 +215,7 @@ def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=240, env=env)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args,message", [
     (["--workload", "{m}:broken", "--strategy", "thread"],
      "error: {m}:broken raised ValueError: no table named reports (on a trial call)"),
