@@ -191,10 +191,14 @@ def test_a_prediction_covers_one_hour_and_says_when_it_is_extrapolated() -> None
     assert "note:" not in "\n".join(command.prediction_lines(calm, keepalive="k", checked=checked, direct=True))
 
 
-def test_the_model_s_out_of_sample_score_is_stated_or_said_to_be_missing(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_the_model_is_scored_out_of_sample_on_the_reference_records() -> None:
     scored = predict.skill()
     assert [k.scope for k in scored] == ["every repeat", "near the boundary"]
     assert all(k.repeats > 0 and k.groups >= 2 and 0 <= k.model_brier <= 1 for k in scored)
+
+
+def test_the_model_s_out_of_sample_score_is_stated_or_said_to_be_missing(tmp_path: Path) -> None:
     assert predict.skill(tmp_path / "nothing") == ()
     f = predict.Forecast(0.0, 0.0, 0.0, 3, 3600, False, 120)
     judged = [ch.Judged("process", rec.Advice("w", "process", rec.NO_DATA), ch.Keep("kept", ch.PREDICTED, None, f))]
