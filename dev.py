@@ -6,6 +6,7 @@ that has nothing but Python 3.11+:
 
     python3 dev.py bench   # set up, then run the quick matrix and its report
     python3 dev.py test    # set up (and, as root, apt-get what the tests need), then run the tests
+    python3 dev.py test --fast  # only the unit tests: without those marked e2e or slow
     python3 dev.py reference  # regenerate results/reference (about 4.5 hours)
     python3 dev.py asv-publish  # asv publish, then make the site work offline
 
@@ -212,8 +213,16 @@ def system_packages() -> None:
 
 
 def test(args: list[str]) -> int:
-    """Install what the tests need that pip cannot (see :func:`system_packages`), then run them."""
+    """Install what the tests need that pip cannot (see :func:`system_packages`), then run them.
+
+    ``--fast`` runs the unit tests only: it leaves out those marked ``e2e``
+    (real cells, servers, ``wsblock`` or other processes) and ``slow``
+    (checks over the whole reference study). Other arguments go to pytest
+    (a later ``-m`` replaces the one ``--fast`` sets).
+    """
     system_packages()
+    if "--fast" in args:
+        args = ["-m", "not e2e and not slow", *(a for a in args if a != "--fast")]
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
 
 

@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -62,3 +65,34 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = tmp_path_factory.mktemp("wsblock-cache")
     os.environ["WSBLOCK_CACHE_DIR"] = str(path)
     return path
+
+
+@pytest.fixture
+def run_main(capsys: pytest.CaptureFixture[str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``wsblock ARGS`` in this process: the command's own ``main()``, without an interpreter start.
+
+    Returns a function of the arguments giving what :func:`tests.helpers.run_cli`
+    gives (exit code, stdout, stderr), for checks that need no process of
+    their own (validation, usage). Signal handlers ``main()`` installs are
+    put back afterwards.
+    """
+    from wsblock.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        capsys.readouterr()  # only this command's output
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # --help, argparse's own errors: as the interpreter would exit
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
+                code = 1
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["wsblock", *args], code, out.out, out.err)
+
+    return run

@@ -1,4 +1,9 @@
-"""Helpers for tests that run the real command line and watch processes."""
+"""Helpers for tests that run the real command line and watch processes, and the tests' paths.
+
+The paths are taken from this file, which stays at the top of ``tests/``,
+so that a test file finds the fixtures and the checkout wherever it sits
+beneath ``tests/``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+TESTS = Path(__file__).resolve().parent
+"""The ``tests`` directory."""
+
+FIXTURES = TESTS / "fixtures"
+"""Fixture files and modules (``tests/fixtures``)."""
+
+ROOT = TESTS.parent
+"""The checkout (``results/``, ``docs/``, ``examples/`` beside ``tests/``)."""
 
 
 def run_cli(*args: str, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
@@ -74,3 +88,10 @@ def require_program(*names: str, package: str) -> str:
         if path:
             return path
     pytest.skip(f"missing dependency: {' or '.join(names)} (Debian package {package})")
+
+
+def fixture_records() -> list[tuple[Path, dict[str, Any]]]:
+    """The records of the fixture run ``tests/fixtures/run_a``, as (path, record) pairs."""
+    from wsblock.analysis import tidy
+
+    return tidy.load_records(FIXTURES / "run_a").records

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import FIXTURES, run_cli
 from wsblock.advise import choose as ch
 from wsblock.advise import predict
 from wsblock.analysis import intervals as iv
@@ -19,7 +19,7 @@ from wsblock.analysis import recommend as rec
 from wsblock.analysis import tidy
 from wsblock.cli import main
 
-RUN_A = Path(__file__).parent / "fixtures" / "run_a"
+RUN_A = FIXTURES / "run_a"
 
 
 # --- the target is checked before any server starts -------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.advise import advice as full
 from wsblock.advise import behaviour, predict, saved
 from wsblock.advise import choose as ch
@@ -20,7 +21,7 @@ from wsblock.analysis import recommend as rec
 from wsblock.analysis import tidy
 from wsblock.cli import main
 
-RUN_A = Path(__file__).parent / "fixtures" / "run_a"
+RUN_A = FIXTURES / "run_a"
 
 
 def _records(strategy: str, work_ms: float, timeout: float) -> list[dict]:
@@ -191,10 +192,14 @@ def test_a_prediction_covers_one_hour_and_says_when_it_is_extrapolated() -> None
     assert "note:" not in "\n".join(full.prediction_lines(calm, keepalive="k", checked=checked, direct=True))
 
 
-def test_the_model_s_out_of_sample_score_is_stated_or_said_to_be_missing(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_the_model_is_scored_out_of_sample_on_the_reference_records() -> None:
     scored = predict.skill()
     assert [k.scope for k in scored] == ["every repeat", "near the boundary"]
     assert all(k.repeats > 0 and k.groups >= 2 and 0 <= k.model_brier <= 1 for k in scored)
+
+
+def test_the_model_s_out_of_sample_score_is_stated_or_said_to_be_missing(tmp_path: Path) -> None:
     assert predict.skill(tmp_path / "nothing") == ()
     f = predict.Forecast(0.0, 0.0, 0.0, 3, 3600, False, 120)
     judged = [ch.Judged("process", rec.Advice("w", "process", rec.NO_DATA), ch.Keep("kept", ch.PREDICTED, None, f))]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import FIXTURES, run_cli
 from wsblock.advise import choose as ch
 from wsblock.advise import fast
 from wsblock.advise import saved
@@ -179,7 +179,7 @@ def test_advice_md_marks_the_answer_as_fast() -> None:
 
 
 def test_fast_on_a_run_directory_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    run_a = Path(__file__).parent / "fixtures" / "run_a"
+    run_a = FIXTURES / "run_a"
     assert main(["advise", str(run_a), "--fast"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --fast applies to a workload, not to a run directory") and err.count("\n") == 1

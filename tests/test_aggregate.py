@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.analysis import aggregate as agg
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import tidy
@@ -94,7 +95,7 @@ def test_aggregate_of_an_empty_table_has_the_columns() -> None:
 def test_aggregate_reads_a_real_tidy_table(tmp_path) -> None:
     from pathlib import Path
 
-    run = Path(__file__).parent / "fixtures" / "run_a"
+    run = FIXTURES / "run_a"
     df = tidy.frame(tidy.load_records(run).records)
     out = agg.aggregate(df)
     assert len(out) == len(set(tidy.cell_ids(df)))
@@ -217,7 +218,7 @@ def test_labels_over_repeats_union_warnings_and_carry_any_lower_bound() -> None:
 
 def test_labels_of_the_fixture_run_follow_its_records() -> None:
     from pathlib import Path
-    loaded = tidy.load_records(Path(__file__).parent / "fixtures" / "run_a")
+    loaded = tidy.load_records(FIXTURES / "run_a")
     cells = agg.aggregate(tidy.frame(loaded.records))
     by_cell = {r["cell"]: r for r in cells.to_dict("records")}
     for _, record in loaded.records:

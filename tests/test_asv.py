@@ -23,11 +23,11 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.helpers import ROOT
 from wsblock.matrix import spec as matrix_spec
 from wsblock.analysis.asv_results import compare_markdown, load_asv_results, load_asv_timings
 from wsblock.errors import UsageError
 
-ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "wsblock-test"
 # Command-line fragments of the processes a cell starts.
 CELL_MARKERS = ("wsblock.engine.cell_main", "wsblock.engine.server", "wsblock.engine.load")
@@ -170,6 +170,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 # -- discovery ---------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("profile", ["smoke", "quick", "stack"])
 def test_asv_check_passes(tmp_path: Path, profile: str) -> None:
     config = _config(tmp_path)

@@ -6,9 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.helpers import run_cli
+import pytest
 
-ASV_RESULTS = Path(__file__).parent / "fixtures" / "asv_results"
+from tests.helpers import FIXTURES, run_cli
+
+ASV_RESULTS = FIXTURES / "asv_results"
 
 
 def _is_png(path: Path) -> bool:
@@ -16,6 +18,7 @@ def _is_png(path: Path) -> bool:
     return data.startswith(b"\x89PNG") and len(data) > 5000
 
 
+@pytest.mark.e2e
 def test_report_from_asv_results(tmp_path) -> None:
     out = tmp_path / "asv-report"
     proc = run_cli("report", "--asv", str(ASV_RESULTS), "--out", str(out))
@@ -38,11 +41,12 @@ def test_report_from_asv_results(tmp_path) -> None:
     assert text.count("pure_python 1500 ms x inline") == 4  # one row per metric
 
 
-def test_asv_report_rejects_a_missing_directory(tmp_path) -> None:
-    proc = run_cli("report", "--asv", str(tmp_path / "nope"))
+def test_asv_report_rejects_a_missing_directory(run_main, tmp_path) -> None:
+    proc = run_main("report", "--asv", str(tmp_path / "nope"))
     assert proc.returncode == 2 and proc.stderr.startswith("error: no such directory")
 
 
+@pytest.mark.e2e
 def test_asv_report_draws_the_loop_delay_when_the_results_track_it(tmp_path) -> None:
     # The stored results with a loop-delay benchmark added (test input, not a measurement):
     # the report then draws the loop figure from it.

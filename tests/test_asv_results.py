@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.analysis.comparison import WORSE
 from wsblock.analysis.intervals import CANNOT_TELL
 from wsblock.analysis.asv_results import compare_markdown, load_asv_results, load_asv_timings
 from wsblock.errors import UsageError
 from wsblock.schema import metrics
 
-FIXTURES = Path(__file__).parent / "fixtures"
 RESULTS = FIXTURES / "asv_results"
 
 

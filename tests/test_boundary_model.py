@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES, ROOT
 from wsblock.boundary import evaluate
 from wsblock.boundary import model as bm
 from wsblock.report import fig_boundary
@@ -14,9 +14,7 @@ from wsblock.schema import record as recmod
 from wsblock.schema import rundir
 from wsblock.schema.keepalive import Keepalive
 
-ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "results" / "reference"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def _isolated(length: float, window: float = 20.0) -> bm.Blocks:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import signal
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT
 from wsblock.boundary import score as bs
 from wsblock.cli import main
 
-REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
+REFERENCE = ROOT / "results" / "reference"
 
 
 def test_a_perfect_forecast_scores_brier_0_and_a_constant_half_scores_a_quarter() -> None:

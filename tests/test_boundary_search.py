@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES, ROOT
 from wsblock import atomic
 from wsblock.boundary import fit as fitmod
 from wsblock.boundary import run as runmod
@@ -90,7 +91,7 @@ def test_logistic_fit_finds_the_crossing_and_refuses_separated_or_flat_data():
     assert fitmod.fit([search.Observation(100, 3, 6)]) is None
 
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_a" / "cells"
+FIXTURE = FIXTURES / "run_a" / "cells"
 
 
 def _fake_record(cell: CellConfig, lost: int) -> dict:
@@ -153,7 +154,7 @@ def test_bad_boundary_input_is_exit_2_and_runs_nothing(tmp_path, capsys, argv, m
 
 
 def test_boundary_model_command_prints_the_table(capsys, tmp_path):
-    root = Path(__file__).resolve().parent.parent / "results" / "reference" / "keepalive"
+    root = ROOT / "results" / "reference" / "keepalive"
     assert main(["boundary", "model", str(root), "--phases", "20", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| pure_python 3000 ms inline pi 1.0 pt 1.0 | 3 |" in out
@@ -257,7 +258,7 @@ def test_crossing_says_when_the_level_lies_outside_the_measured_lengths():
 
 
 def test_boundary_figure_command_combines_searches(capsys, tmp_path):
-    root = Path(__file__).resolve().parent.parent / "results" / "reference" / "boundary"
+    root = ROOT / "results" / "reference" / "boundary"
     searches = [str(root / name) for name in ("jc1-pt0.5", "jc1-pt1", "jc2-pt0.5")]
     assert main(["boundary", "figure", *searches, "--out", str(tmp_path)]) == 0
     assert "3 estimates from 3 searches" in capsys.readouterr().out

@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import ROOT
+
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = ROOT / "examples"
 
 KEEPALIVE = ("--ping-interval", "0.5", "--ping-timeout", "0.5")
 # One job connection: one worker, so that a CPU-bound call that releases the

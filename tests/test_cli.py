@@ -1,4 +1,9 @@
-"""The command line: listings, and bad input refused with one line and exit 2."""
+"""The command line: listings, and bad input refused with one line and exit 2.
+
+Validation is checked in this process (the ``run_main`` fixture calls the
+command's ``main()``): it needs no process of its own. One listing and one
+refusal run as real processes, for the exit code and stderr a shell sees.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,24 @@ import pytest
 from tests.helpers import run_cli
 
 
+@pytest.mark.e2e
 def test_list_shows_workloads_and_strategies() -> None:
     proc = run_cli("list")
     assert proc.returncode == 0
     for name in ("pure_python", "numpy", "blocking_io", "pandas", "c_holds_gil",
                  "inline", "chunked", "thread", "process"):
         assert name in proc.stdout
+
+
+@pytest.mark.e2e
+def test_a_real_process_refuses_bad_input_with_one_line_and_exit_2(tmp_path) -> None:
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--workload", "nope", "--work-ms", "10", "--strategy", "inline", "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("error: unknown workload") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
@@ -46,9 +63,9 @@ def test_list_shows_workloads_and_strategies() -> None:
           "--ping-timeout", "1"], "--ping-timeout has no effect"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message) -> None:
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(run_main, tmp_path, args, message) -> None:
     out = tmp_path / "r.json"
-    proc = run_cli("run", "--out", str(out), *args)
+    proc = run_main("run", "--out", str(out), *args)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
@@ -56,26 +73,26 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message
     assert not list(tmp_path.iterdir())
 
 
-def test_a_port_in_use_is_bad_input(tmp_path) -> None:
+def test_a_port_in_use_is_bad_input(run_main, tmp_path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         out = tmp_path / "r.json"
-        proc = run_cli("run", "--workload", "blocking_io", "--work-ms", "10", "--strategy", "inline",
-                       "--port", str(port), "--out", str(out))
+        proc = run_main("run", "--workload", "blocking_io", "--work-ms", "10", "--strategy", "inline",
+                        "--port", str(port), "--out", str(out))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use"
     assert not out.exists()
 
 
-def test_calibrate_rejects_unknown_workloads() -> None:
-    proc = run_cli("calibrate", "nope")
+def test_calibrate_rejects_unknown_workloads(run_main) -> None:
+    proc = run_main("calibrate", "nope")
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown workload")
 
 
 @pytest.mark.parametrize("kind", ["directory", "empty", "proc", "unwritable"])
-def test_a_bad_out_is_refused_before_anything_starts(tmp_path, kind) -> None:
+def test_a_bad_out_is_refused_before_anything_starts(run_main, tmp_path, kind) -> None:
     import os
     import time
 
@@ -96,8 +113,8 @@ def test_a_bad_out_is_refused_before_anything_starts(tmp_path, kind) -> None:
             immutable = True
     started = time.monotonic()
     try:
-        proc = run_cli("run", "--workload", "pure_python", "--work-ms", "3000", "--strategy", "inline",
-                       "--duration", "10", "--out", target)
+        proc = run_main("run", "--workload", "pure_python", "--work-ms", "3000", "--strategy", "inline",
+                        "--duration", "10", "--out", target)
     finally:
         if immutable:
             subprocess.run(["chattr", "-i", str(tmp_path / "ro")], check=True)
@@ -122,12 +139,12 @@ def test_a_bad_out_is_refused_before_anything_starts(tmp_path, kind) -> None:
         ([1, 2], "must hold a JSON object"),
     ],
 )
-def test_cell_files_are_validated_by_type_with_exit_2(tmp_path, content, message) -> None:
+def test_cell_files_are_validated_by_type_with_exit_2(run_main, tmp_path, content, message) -> None:
     import json
 
     cell = tmp_path / "cell.json"
     cell.write_text(json.dumps(content))
-    proc = run_cli("run", "--cell", str(cell))
+    proc = run_main("run", "--cell", str(cell))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
@@ -141,15 +158,15 @@ def test_a_derived_pool_is_capped_like_workers() -> None:
     assert cell.to_dict()["workers"] == 64
 
 
-def test_a_binary_matrix_file_is_exit_2(tmp_path) -> None:
+def test_a_binary_matrix_file_is_exit_2(run_main, tmp_path) -> None:
     path = tmp_path / "m.toml"
     path.write_bytes(b"\xff\xfe\x00workloads = 1\x80")
-    proc = run_cli("matrix", "--config", str(path), "--out", str(tmp_path / "out"))
+    proc = run_main("matrix", "--config", str(path), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and proc.stderr.startswith("error: matrix file") and "UTF-8" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_a_huge_grid_is_refused_fast_without_yes(tmp_path) -> None:
+def test_a_huge_grid_is_refused_fast_without_yes(run_main, tmp_path) -> None:
     import time
 
     path = tmp_path / "m.toml"
@@ -160,19 +177,19 @@ def test_a_huge_grid_is_refused_fast_without_yes(tmp_path) -> None:
         f"ping_timeout = {list(range(1, 201))}\n"
     )
     started = time.monotonic()
-    proc = run_cli("matrix", "--config", str(path), "--out", str(tmp_path / "out"))
+    proc = run_main("matrix", "--config", str(path), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2, proc.stderr
     assert time.monotonic() - started < 8.0
     assert "has 1520000 cells, more than 2000; add --yes" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_a_matrix_estimated_beyond_24_hours_needs_yes(tmp_path) -> None:
+def test_a_matrix_estimated_beyond_24_hours_needs_yes(run_main, tmp_path) -> None:
     path = tmp_path / "m.toml"
     path.write_text('workloads = ["numpy"]\nwork_ms = [10]\nstrategies = ["inline", "thread", "process"]\n'
                     "ping_timeout = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28]\n"
                     "duration = 2000\nwarmup = 10\n")
-    proc = run_cli("matrix", "--config", str(path), "--out", str(tmp_path / "out"), timeout=30)
+    proc = run_main("matrix", "--config", str(path), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2, proc.stderr
     assert "would run for about 46 h 54 min" in proc.stderr and "more than 24 h; add --yes" in proc.stderr
     assert not (tmp_path / "out").exists()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 class _Done:

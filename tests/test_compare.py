@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.errors import UsageError
 from wsblock.cli import build_parser, command_module
 from wsblock.analysis import intervals as iv
@@ -19,7 +20,6 @@ from wsblock.analysis.comparison import (
 from wsblock.report.compare import METRICS, compare, compare_json
 from wsblock.schema import metrics
 
-FIXTURES = Path(__file__).parent / "fixtures"
 RUN_A = FIXTURES / "run_a"
 RUN_B = FIXTURES / "run_b"
 

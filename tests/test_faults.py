@@ -21,12 +21,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import alive, descendants, run_cli
+from tests.helpers import FIXTURES, alive, descendants, run_cli
 from wsblock import paths
 from wsblock.matrix import spec as matrix_spec
 from wsblock.matrix.reuse import expected_params
 
-FIXTURE_RECORD = next((Path(__file__).parent / "fixtures" / "run_a" / "cells").glob("*.json"))
+FIXTURE_RECORD = next((FIXTURES / "run_a" / "cells").glob("*.json"))
 
 TINY = (
     'workloads = ["blocking_io"]\nwork_ms = [50]\nstrategies = ["inline", "thread", "process"]\n'
@@ -191,6 +191,7 @@ def _fake_record(planned: matrix_spec.PlannedCell, **changes: object) -> dict:
     return rec
 
 
+@pytest.mark.e2e
 def test_a_record_with_other_parameters_is_never_counted(tmp_path) -> None:
     config = _matrix_file(tmp_path)
     matrix = matrix_spec.load_file(config)
@@ -213,6 +214,7 @@ def test_a_record_with_other_parameters_is_never_counted(tmp_path) -> None:
     assert proc.returncode == 2 and "numpy-10ms-inline-pi20-pt20-r0.json" in proc.stderr
 
 
+@pytest.mark.e2e
 def test_a_damaged_manifest_is_kept_and_only_matching_records_reused(tmp_path) -> None:
     config = _matrix_file(tmp_path)
     matrix = matrix_spec.load_file(config)
@@ -233,6 +235,7 @@ def test_a_damaged_manifest_is_kept_and_only_matching_records_reused(tmp_path) -
         assert sorted(r["cell_id"] for r in csv.DictReader(handle)) == sorted(p.cell_id for p in matrix.cells)
 
 
+@pytest.mark.e2e
 def test_a_matrix_with_failed_cells_exits_1_with_a_summary(tmp_path) -> None:
     config = _matrix_file(tmp_path, TINY.replace('"inline", "thread", "process"', '"inline", "thread"'))
     out = tmp_path / "out"
@@ -294,6 +297,7 @@ def test_a_results_folder_removed_mid_run_is_an_error_not_recreated(tmp_path) ->
     assert not out.exists()
 
 
+@pytest.mark.e2e
 def test_stale_temporary_directories_and_partial_files_of_dead_runs_are_removed(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("WSBLOCK_CACHE_DIR", str(tmp_path / "cache"))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES, ROOT
 from wsblock.report import findings
 from wsblock.errors import UsageError
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REFERENCE = Path(__file__).parent.parent / "results" / "reference" / "FINDINGS.md"
+REFERENCE = ROOT / "results" / "reference" / "FINDINGS.md"
 
 
 def _doc(tmp_path: Path, body: str) -> Path:
@@ -49,6 +49,7 @@ def test_bad_queries_are_errors(tmp_path, query: str, message: str) -> None:
         findings.check(_doc(tmp_path, f"x 1<!-- q: {query} -->"))
 
 
+@pytest.mark.slow
 def test_the_committed_findings_match_the_committed_records() -> None:
     checked, mismatches = findings.check(REFERENCE)
     assert checked >= 20
@@ -249,6 +250,7 @@ def test_fill_and_query_give_the_new_aggregations(tmp_path) -> None:
     assert "inconclusive (1)" in findings.lines("other disconnect_share agg=lost_k", tmp_path)[1]
 
 
+@pytest.mark.e2e
 def test_the_command_line_lists_refused_quotes_and_exits_non_zero(tmp_path) -> None:
     from tests.helpers import run_cli
 
@@ -356,10 +358,11 @@ def test_a_score_query_names_a_forecast_and_only_the_band(query: str, message: s
         findings.Query.parse(query)
 
 
+@pytest.mark.slow
 def test_a_score_query_gives_what_boundary_score_computes() -> None:
     from wsblock.boundary import score as boundary_score
 
-    root = Path(__file__).resolve().parent.parent / "results" / "reference"
+    root = ROOT / "results" / "reference"
     whole = boundary_score.score(boundary_score.trials_from([root], phases=100))
     band = boundary_score.score(boundary_score.trials_from([root], phases=100), band_only=True)
 

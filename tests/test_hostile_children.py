@@ -23,10 +23,11 @@ from typing import Iterator
 
 import pytest
 
+from tests.helpers import FIXTURES
+
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not sys.platform.startswith("linux"),
                                                   reason="child subreapers and /proc are Linux only")]
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MARK = "HOSTILE_MARK"
 GONE_WITHIN_S = 2.0
 """No process of a run may be alive this long after the command has ended."""

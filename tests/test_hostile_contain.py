@@ -21,7 +21,11 @@ from typing import Any
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures" / "hostile"
+from tests import helpers
+
+pytestmark = pytest.mark.e2e
+
+FIXTURES = helpers.FIXTURES / "hostile"
 CELL = ("--strategy", "inline", "--duration", "2", "--warmup", "0.5", "--close-timeout", "1")
 
 

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock import cli, inputs
 from wsblock.engine import meta
 from wsblock.matrix import measure as matrix_measure
@@ -29,7 +30,6 @@ from wsblock.matrix import reuse as matrix_reuse
 from wsblock.matrix import spec as matrix_spec
 from wsblock.schema import rundir
 
-FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_RECORD = next((FIXTURES / "run_a" / "cells").glob("*.json"))
 
 TINY = (
@@ -250,6 +250,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys, fake_cel
     assert code == 0, err
 
 
+@pytest.mark.e2e
 def test_a_second_matrix_process_on_the_same_out_exits_2(tmp_path) -> None:
     out = tmp_path / "out"
     out.mkdir()

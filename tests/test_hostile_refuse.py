@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 import workloads
 from workloads import locate
 from workloads.functions import WorkloadError, check_value, split
 from wsblock import cli
 from wsblock.matrix import spec as matrix_spec
 
-HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
+HOSTILE = FIXTURES / "hostile"
 FAST = ["--duration", "1", "--warmup", "0.3", "--ping-interval", "0.5", "--ping-timeout", "0.5"]
 
 
@@ -115,6 +116,7 @@ def test_an_alias_of_a_standard_library_function_in_the_users_module_is_refused(
     assert victim.exists()
 
 
+@pytest.mark.e2e
 def test_the_option_allows_a_standard_library_function_with_a_warning(tmp_path: Path) -> None:
     proc = _wsblock(tmp_path, "run", "--workload", "time:perf_counter", "--strategy", "inline", *FAST,
                     "--quiet", "--allow-stdlib-functions", "--out", str(tmp_path / "rec.json"))
@@ -125,6 +127,7 @@ def test_the_option_allows_a_standard_library_function_with_a_warning(tmp_path: 
     assert record["status"] == "ok" and record["throughput"]["jobs_done"] > 0
 
 
+@pytest.mark.e2e
 def test_the_matrix_key_allows_a_standard_library_function_with_a_warning(tmp_path: Path) -> None:
     base = 'workloads = ["time:perf_counter"]\nstrategies = ["inline"]\n'
     refused = _wsblock(tmp_path, "matrix", "--dry-run", "--config", _matrix_file(tmp_path, base))
@@ -171,6 +174,7 @@ n = [1, 2]
 """
 
 
+@pytest.mark.e2e
 def test_a_dry_run_imports_no_users_module_and_lists_the_cells_a_run_would(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _copy(["markmod.py"], tmp_path)
@@ -192,6 +196,7 @@ def test_a_dry_run_imports_no_users_module_and_lists_the_cells_a_run_would(
     assert len(ids) == 2 * 2 + 2 * 2  # work at two work_ms; plain once per job, at two n
 
 
+@pytest.mark.e2e
 def test_a_dry_run_of_a_function_it_cannot_read_says_so(tmp_path: Path) -> None:
     (tmp_path / "made.py").write_text("open('made.imported', 'w').close()\nwork = (lambda: lambda units: 1)()\n")
     proc = _wsblock(tmp_path, "matrix", "--dry-run", "--config", _matrix_file(
@@ -201,6 +206,7 @@ def test_a_dry_run_of_a_function_it_cannot_read_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "made.imported").exists()
 
 
+@pytest.mark.e2e
 def test_stray_modules_in_the_working_directory_are_never_imported(tmp_path: Path) -> None:
     # pandas looks for numexpr, bottleneck and pyarrow; json is the standard library's; the process pool
     # loads the user's module by its path.
@@ -216,6 +222,7 @@ def test_stray_modules_in_the_working_directory_are_never_imported(tmp_path: Pat
     assert record["status"] == "ok" and record["throughput"]["server_jobs_done"] > 0
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("function,code,says", [
     ("boom", 2, "raising:boom raised RuntimeError: boom (on a trial call)"),
     ("plain", 2, "raising:plain has no units parameter"),

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.analysis import tidy
 from wsblock.analysis import cells as cellmod
 from wsblock.report import fig_strips, tables
 from wsblock.schema import loopdelay, metrics, record
 
-RUN_A = Path(__file__).parent / "fixtures" / "run_a" / "cells"
+RUN_A = FIXTURES / "run_a" / "cells"
 
 
 # -- the rule ----------------------------------------------------------------

@@ -72,6 +72,7 @@ def test_bad_matrix_files_name_the_key(tmp_path, text: str, message: str) -> Non
         matrix_spec.load_file(_write(tmp_path, text))
 
 
+@pytest.mark.e2e
 def test_bad_matrix_input_is_exit_2_and_starts_nothing(tmp_path) -> None:
     out = tmp_path / "out"
     proc = run_cli("matrix", "--config", str(_write(tmp_path, BASE + "colour = 3\n")), "--out", str(out))

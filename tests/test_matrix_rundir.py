@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import FIXTURES
+
 from wsblock import atomic
 from wsblock.engine import meta
 from wsblock.durations import format_duration
@@ -22,7 +24,7 @@ from wsblock.matrix import spec as matrix_spec
 from wsblock.matrix.directory import Guard, check_directory, remove_if_only_lock, unfinished
 from wsblock.schema import record, rundir
 
-FIXTURE_RECORD = next((Path(__file__).parent / "fixtures" / "run_a" / "cells").glob("*.json"))
+FIXTURE_RECORD = next((FIXTURES / "run_a" / "cells").glob("*.json"))
 
 TINY = {"workloads": ["blocking_io"], "work_ms": [50, 60], "strategies": ["inline"], "duration": 1,
         "warmup": 0.5}

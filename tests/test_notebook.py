@@ -10,9 +10,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).parent.parent
+from tests.helpers import FIXTURES, ROOT
+
 NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_the_stored_notebook_has_no_outputs_and_matches_its_script() -> None:
@@ -24,6 +24,7 @@ def test_the_stored_notebook_has_no_outputs_and_matches_its_script() -> None:
     assert [c.source for c in stored.cells] == [c.source for c in script.cells]
 
 
+@pytest.mark.e2e
 def test_notebook_executes_against_a_small_run(tmp_path, monkeypatch) -> None:
     figures = tmp_path / "figures"
     monkeypatch.setenv("WSBLOCK_RUN_DIR", str(FIXTURES / "run_a"))

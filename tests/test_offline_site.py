@@ -18,10 +18,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import offline_site
-from tests.helpers import require_program
+from tests.helpers import FIXTURES, ROOT, require_program
 
-ROOT = Path(__file__).parent.parent
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _asv_page() -> str:

@@ -68,6 +68,7 @@ def test_overhead_is_the_wall_time_outside_warmups_and_windows() -> None:
                        "overhead_share": round(7 / 12, 4), "calibrate_s": 2.5}
 
 
+@pytest.mark.e2e
 def test_parallel_beyond_the_machine_is_refused_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "m"
     proc = run_cli("matrix", "--profile", "smoke", "--out", str(out), "--parallel", "256")

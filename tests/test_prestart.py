@@ -62,6 +62,7 @@ def _waiting_only(standby: psutil.Process, *, started: bool = True) -> list[psut
     return kids
 
 
+@pytest.mark.e2e
 def test_a_standby_process_starts_nothing_and_leaves_nothing_when_cancelled() -> None:
     process = CellProcess(_planned(), standby=True)
     temp = process.record_path.parent

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT
 from wsblock import cli
 from wsblock.advise import holdprobe
 from wsblock.advise import stallpred as sp
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = ROOT / "examples"
 
 THRESHOLD = 50.0
 
@@ -128,6 +129,7 @@ def _profile(tmp_path: Path, target: str, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.e2e
 def test_profile_tells_a_gil_holding_call_from_a_releasing_one(tmp_path: Path) -> None:
     holds = _profile(tmp_path, "gil_catalogue:json_parse", "--param", "mb=3")
     releases = _profile(tmp_path, "gil_catalogue:sha256", "--param", "mb=32")

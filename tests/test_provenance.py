@@ -10,10 +10,11 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from tests.helpers import FIXTURES
 from wsblock.analysis import tidy  # noqa: E402
 from wsblock.report.provenance import Provenance, stamp  # noqa: E402
 
-RUN_A = Path(__file__).parent / "fixtures" / "run_a"
+RUN_A = FIXTURES / "run_a"
 
 
 def test_provenance_of_a_run_names_every_fact() -> None:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT
+
 from wsblock.cli import build_parser
 from wsblock.errors import UsageError
 
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 

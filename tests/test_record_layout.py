@@ -14,12 +14,14 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.helpers import ROOT
+
 from wsblock.engine.config import CellConfig
 from wsblock.engine.reports import LoadReport, ServerReport
 from wsblock.errors import HarnessError
 from wsblock.schema import record
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = ROOT / "docs"
 
 OPTIONAL = {("error",), ("user_output",), ("matrix",), ("exit_code",), ("stderr_tail",),
             ("work", "function"), ("work", "ignored_work_ms")}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.analysis import tidy
 from wsblock.analysis.cells import aggregate, keepalives
 from wsblock.errors import UsageError
@@ -18,7 +19,6 @@ from wsblock.cli import build_parser, command_module
 from wsblock.report.labels import keepalive_labels, keepalive_title
 from wsblock.report.tables import summary_tables
 
-FIXTURES = Path(__file__).parent / "fixtures"
 RUN_A = FIXTURES / "run_a"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STEMS = ("disconnect_map", "loop_delay", "throughput_jobs", "throughput_echo", "echo_p99", "survival_boundary")
@@ -479,6 +479,7 @@ def test_advise_prints_the_verdict_and_rejects_a_bad_directory(tmp_path: Path,
             _run(args)
 
 
+@pytest.mark.e2e
 def test_advise_exits_2_with_one_error_line(tmp_path: Path) -> None:
     from tests.helpers import run_cli
 
@@ -487,6 +488,7 @@ def test_advise_exits_2_with_one_error_line(tmp_path: Path) -> None:
     assert proc.stderr.startswith("error: no such directory") and proc.stderr.count("\n") == 1
 
 
+@pytest.mark.e2e
 def test_report_html_renders_in_a_browser_without_network(report: ReportResult, tmp_path: Path) -> None:
     import os
     import subprocess

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import ROOT
 from wsblock.advise import choose as ch
 from wsblock.analysis import intervals as iv
 from wsblock.analysis import recommend as rec
@@ -264,7 +265,7 @@ def test_the_reference_study_reads_safe_where_its_evidence_supports_it() -> None
     from wsblock.analysis import cells as cellmod
     from wsblock.report.recommendation import recommendation
 
-    run = Path(__file__).parent.parent / "results" / "reference" / "default"
+    run = ROOT / "results" / "reference" / "default"
     cells = cellmod.aggregate(tidy.frame(tidy.load_records(run / "cells").records))
     advice = {(a.workload, a.strategy): a for a in recommendation(cells).advice}
     # 0 of 72 connections lost, loop-lag p99 about 1 ms, no stall; its only caveat (background load) is harsher.

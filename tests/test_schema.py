@@ -25,9 +25,8 @@ from wsblock.cli import build_parser
 from wsblock.errors import UsageError
 from wsblock.matrix import spec as matrix_spec
 from wsblock.schema import axes, metrics, record
-from tests.helpers import run_cli
+from tests.helpers import FIXTURES, ROOT, run_cli
 
-FIXTURES = Path(__file__).parent / "fixtures"
 RUN_A = FIXTURES / "run_a"
 
 
@@ -192,6 +191,7 @@ def test_close_numbers_get_different_ids_and_equal_ones_are_refused() -> None:
         matrix_spec.expand({**base, "work_ms": [1], "ping_timeout": ["none", "None"]}, source="t")
 
 
+@pytest.mark.e2e
 def test_the_matrix_command_refuses_duplicates_with_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "m.toml"
     path.write_text('workloads = ["numpy"]\nwork_ms = [300, 300]\nstrategies = ["inline"]\n')
@@ -202,7 +202,7 @@ def test_the_matrix_command_refuses_duplicates_with_exit_2(tmp_path: Path) -> No
 
 
 def test_matrix_ids_of_committed_runs_are_unchanged() -> None:
-    reference = Path(__file__).parents[1] / "results" / "reference"
+    reference = ROOT / "results" / "reference"
     for manifest in sorted(reference.glob("*/manifest.json")):
         config = json.loads(manifest.read_text())["config"]
         planned = {p.cell_id for p in matrix_spec.expand(config, source=str(manifest)).cells}
@@ -296,5 +296,5 @@ def test_strategy_traits_replace_name_checks() -> None:
 def test_the_vocabulary_document_is_current() -> None:
     from wsblock.schema.__main__ import vocabulary
 
-    stored = (Path(__file__).parents[1] / "docs" / "vocabulary.md").read_text(encoding="utf-8")
+    stored = (ROOT / "docs" / "vocabulary.md").read_text(encoding="utf-8")
     assert stored == vocabulary(), "regenerate with: python -m wsblock.schema > docs/vocabulary.md"

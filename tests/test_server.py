@@ -23,6 +23,8 @@ from wsblock.engine.proc import Child
 from wsblock.engine.process_config import TOKEN_HEADER, JobConfig, ServerConfig
 from wsblock.engine.reports import ServerReport
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module", params=["asyncio", "threaded"])
 def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -8,6 +8,7 @@ import pickle
 
 import pytest
 
+from tests.helpers import fixture_records
 from workloads import Job, execute
 from wsblock.engine import carry, checks, setup_phase, strategies
 from wsblock.engine.probe import Stall, summarize_stalls
@@ -92,9 +93,7 @@ def test_a_version_4_record_names_a_warmup_stall_as_the_cells_own_work() -> None
 
 
 def _record(stalls: dict, before: dict) -> dict:
-    from tests.test_schema import _records
-
-    _, rec = _records()[0]
+    _, rec = fixture_records()[0]
     rec = copy.deepcopy(rec)
     rec["stalls"] = {**stalls, "before_window": before}
     return rec
@@ -172,10 +171,9 @@ def test_a_result_that_cannot_be_pickled_is_refused_before_a_process_server_star
 
 
 def test_a_version_3_record_reads_as_not_measured_before_the_window_and_for_results() -> None:
-    from tests.test_schema import _records
     from wsblock.schema import record
 
-    _, rec = _records()[0]
+    _, rec = fixture_records()[0]
     old = copy.deepcopy(rec)
     old["schema_version"] = 3
     for key in ("result",):

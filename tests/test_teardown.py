@@ -19,6 +19,7 @@ from wsblock.engine.runner import run_cell
 TOKEN = "t0ken"
 
 
+@pytest.mark.e2e
 def test_a_load_job_that_would_start_after_the_window_is_not_run(tmp_path: Path) -> None:
     cell = CellConfig("blocking_io", 100.0, "thread", ping_interval=20.0, ping_timeout=20.0, close_timeout=1.0,
                       workers=1, start_method="spawn", probe_interval_ms=1.0, stall_ms=50.0)
@@ -77,6 +78,7 @@ def _server(tmp_path: Path, strategy: str, workload: str, workers: int = 1,
     return server, f"ws://127.0.0.1:{event['port']}/"
 
 
+@pytest.mark.e2e
 def test_an_inline_job_running_at_the_window_end_is_interrupted_there(tmp_path: Path) -> None:
     # A pure-Python job of minutes holds the loop before the window is even
     # set (so only the server's lifeline thread can set the alarm) and when
@@ -105,6 +107,7 @@ def test_an_inline_job_running_at_the_window_end_is_interrupted_there(tmp_path: 
     assert job_ms["max"] < (now + 1.0 - began) * 1000.0 + 100.0
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kind", ["asyncio", "threaded"])
 def test_a_pool_job_not_begun_by_the_window_end_is_not_begun(tmp_path: Path, kind: str) -> None:
     # One worker: the second job waits for the first (2 s of sleep), which

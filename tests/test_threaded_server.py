@@ -65,6 +65,7 @@ def test_a_websockets_without_threaded_keepalive_is_refused(monkeypatch: pytest.
         grid.planned(grid.key(["pure_python", 1, "thread", 20, 20, "threaded"]))
 
 
+@pytest.mark.e2e
 def test_refused_pairs_exit_2_before_anything_runs() -> None:
     proc = run_cli("run", "--workload", "pure_python", "--work-ms", "100", "--strategy", "chunked",
                    "--server", "threaded", timeout=60)

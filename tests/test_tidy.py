@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES
 from wsblock.analysis import tidy
 from wsblock.errors import UsageError
 
-FIXTURES = Path(__file__).parent / "fixtures"
 RUN_A = FIXTURES / "run_a"
 RUN_B = FIXTURES / "run_b"
 

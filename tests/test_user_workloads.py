@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FIXTURES, ROOT
 import workloads
 from workloads import Job, execute
 from workloads.functions import FunctionWorkload, WorkloadError, entry_points, slug
@@ -208,12 +209,13 @@ def test_matrix_params_table_and_work_ms_for_functions(user_module: str) -> None
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
                                                                       os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "wsblock", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=240, env=env)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("args,message", [
     (["--workload", "{m}:broken", "--strategy", "thread"],
      "error: {m}:broken raised ValueError: no table named reports (on a trial call)"),
@@ -268,7 +270,7 @@ def test_text_arguments_keep_cells_apart_in_tables() -> None:
     from wsblock.analysis import cells as cellmod
     from wsblock.analysis import tidy
 
-    fixture = Path(__file__).parent / "fixtures" / "run_a" / "cells" / "pure_python-200ms-inline-pi0.5-pt2-r0.json"
+    fixture = FIXTURES / "run_a" / "cells" / "pure_python-200ms-inline-pi0.5-pt2-r0.json"
     records = []
     for region in ("north", "south"):
         rec = json.loads(fixture.read_text())

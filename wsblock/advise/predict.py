@@ -20,7 +20,7 @@ import copy
 import csv
 import glob
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -208,16 +208,30 @@ class Skill:
 def skill(root: Path | None = None, *, phases: int = 100) -> tuple[Skill, ...]:
     """Score the model out of sample on the reference records (:mod:`wsblock.boundary.score`).
 
+    The scores are kept until the records or the code change
+    (:mod:`wsblock.advise.skill_cache`): scoring takes seconds, and every
+    ``advise`` that predicts states them.
+
     Returns:
         Over every repeat and near the boundary; empty when the records or
         the scoring are not available (then nothing is claimed).
     """
+    from wsblock.advise import skill_cache
+
+    root = root if root is not None else reference_dir()
+    if root is None:
+        return ()
+    try:
+        rows = skill_cache.cached(root, lambda: [asdict(s) for s in _score(root, phases)], phases=phases)
+        return tuple(Skill(**row) for row in rows)
+    except TypeError:  # a stored row of another shape: score again
+        return _score(root, phases)
+
+
+def _score(root: Path, phases: int) -> tuple[Skill, ...]:
     try:
         from wsblock.boundary import score as bs
     except ImportError:
-        return ()
-    root = root if root is not None else reference_dir()
-    if root is None:
         return ()
     try:
         trials = bs.trials_from([root], phases=phases)
