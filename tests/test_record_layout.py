@@ -93,6 +93,7 @@ def _keys(rec: dict[str, Any], depth: int) -> Iterator[tuple[str, ...]]:
     yield from walk(rec, ())
 
 
+@pytest.mark.e2e
 def test_every_documented_key_is_in_a_real_record(rec: dict[str, Any]) -> None:
     paths = documented_paths((DOCS / "record.md").read_text(encoding="utf-8"))
     assert ("survival", "verdict") in paths and ("window", "duration_s") in paths  # the parser reads the tables
@@ -101,6 +102,7 @@ def test_every_documented_key_is_in_a_real_record(rec: dict[str, Any]) -> None:
     assert not missing, f"docs/record.md names keys the record lacks: {missing}"
 
 
+@pytest.mark.e2e
 def test_every_key_of_a_real_record_is_documented(rec: dict[str, Any]) -> None:
     text = (DOCS / "record.md").read_text(encoding="utf-8")
     named = set(re.findall(r"`([\w.]+)`", text))
@@ -119,6 +121,7 @@ def test_every_key_of_a_real_record_is_documented(rec: dict[str, Any]) -> None:
     assert not undocumented, f"the record has keys docs/record.md does not name: {undocumented}"
 
 
+@pytest.mark.e2e
 def test_the_required_keys_are_what_a_real_record_holds(rec: dict[str, Any]) -> None:
     for section, keys in record.REQUIRED.items():
         container = rec if not section else rec[section]

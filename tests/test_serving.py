@@ -36,6 +36,7 @@ raise SystemExit(server.main())
 """The server's entry point, with ``sys.setswitchinterval`` counting its calls."""
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kind", ["asyncio", "threaded"])
 def test_the_switch_interval_is_applied_once_and_reported(tmp_path: Path, kind: str) -> None:
     # 2 ms, not the interpreter's 5 ms: the stats file shows it was applied,
@@ -113,6 +114,7 @@ def test_the_core_records_what_became_of_a_job(tmp_path: Path, capsys: pytest.Ca
     assert summary["job_ms"]["ended_after_window"] == 1 and core.stats.jobs.in_flight == 0
 
 
+@pytest.mark.e2e
 def test_an_idle_asyncio_server_stops_when_stdin_closes(tmp_path: Path) -> None:
     # Without its probe (the self-test's unprobed server) and without
     # keepalive, nothing wakes the loop but the lifeline: the stop must be
