@@ -6,7 +6,7 @@ that has nothing but Python 3.11+:
 
     python3 dev.py bench   # set up, then run the quick matrix and its report
     python3 dev.py test    # set up (and, as root, apt-get what the tests need), then run the tests
-    python3 dev.py test --fast  # only the unit tests: without those marked e2e or slow
+    python3 dev.py test --fast  # only the unit tests (not e2e or slow), one worker per core: under 2 minutes
     python3 dev.py reference  # regenerate results/reference (about 4.5 hours)
     python3 dev.py asv-publish  # asv publish, then make the site work offline
 
@@ -217,12 +217,16 @@ def test(args: list[str]) -> int:
 
     ``--fast`` runs the unit tests only: it leaves out those marked ``e2e``
     (real cells, servers, ``wsblock`` or other processes) and ``slow``
-    (checks over the whole reference study). Other arguments go to pytest
-    (a later ``-m`` replaces the one ``--fast`` sets).
+    (checks over the whole reference study), and spreads the files over one
+    worker per core (pytest-xdist; a file's tests stay on one worker, in
+    order). Other arguments go to pytest (a later ``-m`` replaces the one
+    ``--fast`` sets). The whole suite runs in one process: its end-to-end
+    tests measure timing and would disturb each other.
     """
     system_packages()
     if "--fast" in args:
-        args = ["-m", "not e2e and not slow", *(a for a in args if a != "--fast")]
+        args = ["-m", "not e2e and not slow", "-n", "auto", "--dist", "loadfile",
+                *(a for a in args if a != "--fast")]
     return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
 
 
