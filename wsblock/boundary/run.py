@@ -1,7 +1,7 @@
 """Run a boundary search: measure cells, write records and the summary.
 
 Cells run one at a time through the matrix machinery
-(:func:`wsblock.matrix.measure.run_one`: a fresh ``wsblock run`` process per
+(:func:`wsblock.matrix.measure.run_one`: a fresh process of :mod:`wsblock.engine.cell_main` per
 cell, the record written atomically to ``DIR/cells/<cell_id>.json``). A
 record already in the directory for the same cell and repeat is reused, so
 a search that was interrupted resumes. The summary ``DIR/boundary.json``

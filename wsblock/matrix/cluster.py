@@ -2,7 +2,7 @@
 
 Each cell is one Dask task that runs :func:`wsblock.matrix.measure.measure_one` on
 a worker, so it is measured there exactly as a local cell is (its own
-``wsblock run`` process, server and load) and its record comes back to the
+cell process of :mod:`wsblock.engine.cell_main`, server and load) and its record comes back to the
 command, which writes it into the local output directory as it arrives.
 
 A worker takes cells only if it advertises cell slots as a worker resource

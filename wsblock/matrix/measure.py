@@ -1,4 +1,4 @@
-"""Measuring cells on this machine: each in a fresh ``wsblock run`` process.
+"""Measuring cells on this machine: each in a fresh cell process.
 
 Each cell runs as its own process (which starts its own server and load
 processes), so no state leaks from one cell into the next. Run one after
@@ -47,7 +47,7 @@ def _window_bound(cell: Any) -> float:
 def measure_one(planned: PlannedCell, cores: list[int] | None = None, *, parallel: int = 1,
                 process: CellProcess | None = None,
                 on_measured: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Run one cell in a fresh ``wsblock run`` process and return its record.
+    """Run one cell in a fresh cell process (``wsblock.engine.cell_main``) and return its record.
 
     Args:
         planned: The cell.
@@ -109,7 +109,7 @@ def run_serial(todo: list[PlannedCell], finish: Callable[[PlannedCell, dict[str,
                started: Callable[[PlannedCell], None] | None = None) -> None:
     """Run cells one after another, each one's process started ahead during the teardown of the one before.
 
-    The next cell's ``wsblock run`` process is started once the running cell
+    The next cell's process is started once the running cell
     has its measurements in hand, and waits (importing, then idle) until the
     running cell's processes have ended and its record is written; see
     :mod:`wsblock.matrix.cellproc`.

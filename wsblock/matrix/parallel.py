@@ -1,6 +1,6 @@
 """Run cells side by side, each pinned to its own cores.
 
-Each cell still runs as its own ``wsblock run`` process (:func:`measure_one`
+Each cell still runs as its own process of :mod:`wsblock.engine.cell_main` (:func:`measure_one`
 in :mod:`wsblock.matrix.measure`); here up to N of them run at once, each started
 from a thread of its own with its own set of cores
 (:func:`wsblock.matrix.cores.core_slots`). Records are handed back to the

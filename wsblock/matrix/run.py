@@ -1,6 +1,6 @@
 """Run a matrix: every cell in fresh processes, resumable.
 
-Each cell runs as its own ``wsblock run`` process (which starts its own server
+Each cell runs as its own process of :mod:`wsblock.engine.cell_main` (which starts its own server
 and load processes), so no state leaks from one cell into the next; cells run
 one at a time unless asked otherwise (``--parallel``, ``--dask``): on a small
 machine they would measure each other. Records are written atomically to
