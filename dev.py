@@ -6,6 +6,7 @@ that has nothing but Python 3.11+:
 
     python3 dev.py bench   # set up, then run the quick matrix and its report
     python3 dev.py test    # set up (and, as root, apt-get what the tests need), then run the tests
+                           # (unit tests spread over the cores, then the end-to-end ones one at a time)
     python3 dev.py test --fast  # only the unit tests (not e2e or slow), one worker per core: under 2 minutes
     python3 dev.py reference  # regenerate results/reference (about 4.5 hours)
     python3 dev.py asv-publish  # asv publish, then make the site work offline
@@ -212,22 +213,36 @@ def system_packages() -> None:
     _say(f"installed {', '.join(missing)} in {time.monotonic() - started:.0f} s")
 
 
+UNIT_LANE = ["-m", "not e2e", "-n", "auto", "--dist", "loadfile"]
+"""The tests that start no process of their own, spread over one worker per
+core (pytest-xdist; a file's tests stay on one worker, in order)."""
+
+E2E_LANE = ["-m", "e2e"]
+"""The end-to-end tests, one at a time: they measure timing, and tests run
+side by side would disturb each other's cells."""
+
+
 def test(args: list[str]) -> int:
     """Install what the tests need that pip cannot (see :func:`system_packages`), then run them.
 
-    ``--fast`` runs the unit tests only: it leaves out those marked ``e2e``
-    (real cells, servers, ``wsblock`` or other processes) and ``slow``
-    (checks over the whole reference study), and spreads the files over one
-    worker per core (pytest-xdist; a file's tests stay on one worker, in
-    order). Other arguments go to pytest (a later ``-m`` replaces the one
-    ``--fast`` sets). The whole suite runs in one process: its end-to-end
-    tests measure timing and would disturb each other.
+    Without arguments: every test, in two lanes, the unit tests spread over
+    the cores (:data:`UNIT_LANE`), then the end-to-end tests one at a time
+    (:data:`E2E_LANE`). ``--fast`` runs the unit lane only, without the
+    checks over the whole reference study (marked ``slow``). Other arguments
+    go to one pytest run as they are (``dev.py test tests/unit/engine``).
     """
     system_packages()
+
+    def pytest(lane: list[str]) -> int:
+        return subprocess.run([str(PY), "-m", "pytest", *lane], cwd=ROOT).returncode
+
     if "--fast" in args:
-        args = ["-m", "not e2e and not slow", "-n", "auto", "--dist", "loadfile",
-                *(a for a in args if a != "--fast")]
-    return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
+        return pytest(["-m", "not e2e and not slow", *UNIT_LANE[2:], *(a for a in args if a != "--fast")])
+    if args:
+        return pytest(args)
+    unit = pytest(UNIT_LANE)
+    e2e = pytest(E2E_LANE)
+    return unit or e2e
 
 
 def main() -> int:
