@@ -12,6 +12,11 @@ call itself, measured here directly:
   every millisecond; the probe's lateness is how long the call kept the GIL
   at once, and its summed lateness over the call time the share of the call
   spent holding it;
+* **loop stall beside the call** (:mod:`wsblock.advise.loopprobe`): each
+  call run in a thread pool again, beside a small event loop that does a
+  server's system calls (a 1 ms timer, an echo over a socket pair); the
+  timer's lateness is how long the loop stalls at once, which for pure
+  Python is several of the hold probe's waits added up;
 * **dropping the result**: every strategy hands the result back to the
   handler, on the loop, which drops it when it has replied; freeing a
   large result (many objects) takes the loop's own time;
@@ -35,7 +40,7 @@ from typing import Any, Callable
 
 import workloads
 from workloads import Job
-from wsblock.advise import behaviour, holdprobe
+from wsblock.advise import behaviour, holdprobe, loopprobe
 from wsblock.engine import user_workloads
 from wsblock.errors import UsageError
 
@@ -53,6 +58,12 @@ HOLD_BUDGET_S = 3.0
 
 HOLD_MIN_CALLS = 3
 """Fewest calls run beside the probe."""
+
+LOOP_CALLS = 10
+"""Calls run beside the loop probe when the budget allows."""
+
+LOOP_BUDGET_S = 3.0
+"""Longest time spent on calls beside the loop probe; a slower function gets fewer (at least :data:`HOLD_MIN_CALLS`)."""
 
 STEP_QUANTILE = 0.99
 """Quantile of the steps' lengths taken as a step's length (see :attr:`Profile.step_p99_ms`)."""
@@ -108,6 +119,9 @@ class Profile:
         switch_interval_s: ``sys.getswitchinterval()`` after the calls (a function may set it).
         gil_enabled: Whether this interpreter has a GIL at all.
         took_s: Seconds the measurements took.
+        notes: What the reader should know about the measurement.
+        loop_stalls: Each call's stalls of an event loop beside it (run in a thread pool).
+        loop_slack_ms: The loop timer's own lateness, taken off each of its samples.
     """
 
     target: str
@@ -127,6 +141,8 @@ class Profile:
     gil_enabled: bool
     took_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    loop_stalls: list[holdprobe.Hold] = field(default_factory=list)
+    loop_slack_ms: float = 0.0
 
     @property
     def hold_max_ms(self) -> float:
@@ -141,8 +157,28 @@ class Profile:
         thread not scheduled), not the call; a hold that the call makes
         shows in more than one call. With a single probed call, its longest hold.
         """
-        longest = sorted((h.longest_ms for h in self.holds), reverse=True)
-        return longest[1] if len(longest) >= 2 else (longest[0] if longest else 0.0)
+        return _second_longest([h.longest_ms for h in self.holds])
+
+    @property
+    def loop_stall_ms(self) -> float:
+        """The event loop's longest stall beside the call in a thread, seen in at least two calls (as :attr:`hold_ms`)."""
+        return _second_longest([s.longest_ms for s in self.loop_stalls])
+
+    @property
+    def loop_stall_max_ms(self) -> float:
+        """The event loop's single longest stall beside any call in a thread."""
+        return max((s.longest_ms for s in self.loop_stalls), default=0.0)
+
+    @property
+    def loop_over_share(self) -> float:
+        """The share of the calls' time the loop beside them spent in stalls longer than :attr:`threshold_ms`."""
+        total = sum(s.call_ms for s in self.loop_stalls)
+        return min(1.0, sum(s.over_ms for s in self.loop_stalls) / total) if total > 0 else 0.0
+
+    @property
+    def loop_over_per_call(self) -> float:
+        """The loop's stalls longer than :attr:`threshold_ms` per call."""
+        return sum(s.over_count for s in self.loop_stalls) / len(self.loop_stalls) if self.loop_stalls else 0.0
 
     @property
     def hold_share(self) -> float:
@@ -170,6 +206,12 @@ class Profile:
     def probed_call_p50_ms(self) -> float:
         """Median wall time of the probed calls (run in a worker thread)."""
         return behaviour.percentile([h.call_ms for h in self.holds], 0.5)
+
+
+def _second_longest(values: list[float]) -> float:
+    """The second largest of ``values`` (a figure seen at least twice); the only one, or 0."""
+    ordered = sorted(values, reverse=True)
+    return ordered[1] if len(ordered) >= 2 else (ordered[0] if ordered else 0.0)
 
 
 def _run_steps(workload: workloads.Workload, job: Job) -> tuple[float, list[float], Any]:
@@ -288,14 +330,23 @@ def measure(name: str, job: Job, *, threshold_ms: float, out_of_process: bool,
         holds, slack = holdprobe.measure(probed_call, probed, threshold_ms=threshold_ms)
     except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
         raise UsageError(user_workloads.failure(name, exc, "on a call beside the GIL probe")) from None
+    looped = max(HOLD_MIN_CALLS, behaviour.calls_to_time(calls.p50, calls=LOOP_CALLS, budget_s=LOOP_BUDGET_S))
+    progress(f"running {looped} calls of {name} in a thread pool beside an event loop (a "
+             f"{loopprobe.PERIOD_S * 1000:g} ms timer, an echo over a socket pair every "
+             f"{loopprobe.ECHO_EVERY_S * 1000:g} ms)")
+    try:
+        loop_stalls, loop_slack = loopprobe.measure(probed_call, looped, threshold_ms=threshold_ms)
+    except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
+        raise UsageError(user_workloads.failure(name, exc, "on a call beside the loop probe")) from None
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     notes = [] if gil else ["this interpreter runs without a GIL: no call can hold it, the holds are scheduling"]
     return Profile(name, {"units": job.units, "chunk_units": job.chunk_units, "params": dict(job.params)},
                    first_ms, calls, times, max(max(e) for e in steps),
                    behaviour.percentile([x for e in steps for x in e], STEP_QUANTILE), free,
                    round(sum(len(e) - 1 for e in steps) / len(steps)), holds, slack, threshold_ms, transfer,
-                   sys.getswitchinterval(), gil, time.monotonic() - began, notes)
+                   sys.getswitchinterval(), gil, time.monotonic() - began, notes, loop_stalls, loop_slack)
 
 
-__all__ = ["CALLS", "CALLS_BUDGET_S", "HOLD_BUDGET_S", "HOLD_CALLS", "HOLD_MIN_CALLS", "Profile",
+__all__ = ["CALLS", "CALLS_BUDGET_S", "HOLD_BUDGET_S", "HOLD_CALLS", "HOLD_MIN_CALLS", "LOOP_BUDGET_S", "LOOP_CALLS",
+           "Profile",
            "TRANSFER_RESULTS", "Transfer", "measure", "transfer_of"]

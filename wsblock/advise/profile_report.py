@@ -62,16 +62,28 @@ def behaviour_lines(p: pf.Profile) -> list[str]:
     if p.steps > 1:
         out.append(f"  it yields between steps: {p.steps} steps per call, p99 {_ms(p.step_p99_ms)}, the longest "
                    f"{_ms(p.step_max_ms)}")
-    hold, share = p.hold_ms, p.hold_share
-    verdict = ("a thread pool cannot keep the loop free" if hold > p.threshold_ms
-               else "a thread pool can keep the loop free of stalls over "
-                    f"{p.threshold_ms:g} ms" + (", though the loop waits for the GIL behind it"
-                                                 if share >= 0.5 else ""))
-    out.append(f"it holds the GIL for up to {_ms(hold)} at once ({share * 100:.0f} % of the call): {verdict}")
+    hold, share, loop = p.hold_ms, p.hold_share, p.loop_stall_ms
+    held = hold > p.threshold_ms
+    out.append(f"it holds the GIL for up to {_ms(hold)} at once ({share * 100:.0f} % of the call)"
+               + (": a thread pool cannot keep the loop free" if held else ""))
     out.append(f"  ({len(p.holds)} calls run in a thread, p50 {_ms(p.probed_call_p50_ms)}, max "
                f"{_ms(p.probed_max_ms)}, beside a probe thread that wants the GIL every "
                f"{pf.holdprobe.PERIOD_S * 1000:g} ms; the hold seen in at least two calls, the single longest "
                f"{_ms(p.hold_max_ms)})")
+    if p.loop_stalls:
+        if held:
+            why = "it waits for the GIL while the call holds it"
+        elif loop > p.threshold_ms:
+            why = ("it waits for the GIL after each of its system calls and the waits add up (the convoy "
+                   "effect): a thread pool cannot keep the loop free")
+        else:
+            why = f"a thread pool can keep the loop free of stalls over {p.threshold_ms:g} ms" + (
+                ", though the loop waits for the GIL behind it" if share >= 0.5 else "")
+        out.append(f"an event loop beside the call in a thread stalls for up to {_ms(loop)} at once: {why}")
+        out.append(f"  ({len(p.loop_stalls)} calls run in a thread pool beside an event loop with a "
+                   f"{pf.loopprobe.PERIOD_S * 1000:g} ms timer and an echo over a socket pair every "
+                   f"{pf.loopprobe.ECHO_EVERY_S * 1000:g} ms, as a server's loop polls, sends and receives; the "
+                   f"stall seen in at least two calls, the single longest {_ms(p.loop_stall_max_ms)})")
     out.append(f"switch interval: {p.switch_interval_s * 1000:g} ms (sys.setswitchinterval): a call that holds the "
                f"GIL in Python code hands it over this often when another thread asks")
     t = p.transfer
@@ -94,7 +106,8 @@ def call_figures(p: pf.Profile) -> sp.Call:
     return sp.Call(p.calls.p50, p.calls.max, p.step_p99_ms, p.hold_ms, p.over_share, p.over_per_call,
                    None if t is None else t.unpickle_p50_ms, None if t is None else t.unpickle_max_ms,
                    0.0 if t is None else t.job_pickle_ms, 0.0 if t is None else t.result_pickle_ms,
-                   p.free_max_ms)
+                   p.free_max_ms, p.loop_stall_ms if p.loop_stalls else None, p.loop_over_share,
+                   p.loop_over_per_call)
 
 
 def prediction_lines(predicted: list[sp.Predicted], *, concurrency: int, keepalive: str,
@@ -131,7 +144,9 @@ def record(args: argparse.Namespace, target: Any, cell: Any, profile: pf.Profile
                    "strategies": target.strategies, "stall_ms": cell.stall_ms},
         "job": profile.job,
         "profile": {**saved.jsonable(profile), "hold_ms": profile.hold_ms, "hold_max_ms": profile.hold_max_ms,
-                    "hold_share": profile.hold_share, "over_share": profile.over_share},
+                    "hold_share": profile.hold_share, "over_share": profile.over_share,
+                    "loop_stall_ms": profile.loop_stall_ms, "loop_stall_max_ms": profile.loop_stall_max_ms,
+                    "loop_over_share": profile.loop_over_share},
         "predictions": {"horizon_s": predict.horizon_s(interval, timeout), "checked_range": checked,
                         "by_strategy": {p.stalls.strategy: {"stalls": p.stalls, "forecast": p.forecast}
                                         for p in predicted}},

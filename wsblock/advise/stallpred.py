@@ -14,14 +14,16 @@ once (one per job connection, each sent again as soon as it is answered):
   99th percentile of the steps' lengths) at a time, nearly all the time.
 * **thread**: the call runs in a pool thread and the loop waits only for the
   GIL: for as long as the call holds it at once (the probe's hold, seen in
-  at least two calls).
-  A call that releases the GIL predicts a small stall. The GIL-holding parts
-  of N calls run one after another, so the share of time stalled is N times
-  one call's share in long holds (at most all of it). What this leaves out:
-  a call that holds the GIL in switch-interval slices (pure Python) makes
-  the loop wait about one switch interval at each of its many GIL hand-offs
-  (every system call releases the GIL); those waits convoy into stalls
-  several switch intervals long, which one probe's lateness does not show.
+  at least two calls), or, where it is longer, for as long as an event loop
+  beside the call stalled (the loop probe's stall, seen in at least two
+  calls). The second is what a call that holds the GIL in switch-interval
+  slices (pure Python) does to a loop: the loop waits about one switch
+  interval after each of its system calls (each releases the GIL), and the
+  waits of one iteration add up (the convoy effect), which one probe's
+  lateness does not show. A call that releases the GIL predicts a small
+  stall. The GIL-holding parts of N calls run one after another, so the
+  share of time stalled is N times one call's share in long stalls (at most
+  all of it).
 * **process**: the call runs in another process and the loop is free, except
   that the server unpickles each result in its own process, holding the
   GIL: a stall of the unpickling time per result (plus the job's pickling,
@@ -68,6 +70,9 @@ class Call:
         job_pickle: Time to pickle the job.
         result_pickle: Time to pickle the result (in the worker, after the call).
         free_max: Longest time to free a result (the handler drops it, on the loop).
+        loop_stall: Longest stall of an event loop beside the call in a thread (``None``: not measured).
+        loop_over_share: Share of the call that loop spent in stalls longer than the threshold.
+        loop_over_per_call: That loop's stalls longer than the threshold per call.
     """
 
     p50: float
@@ -81,6 +86,9 @@ class Call:
     job_pickle: float = 0.0
     result_pickle: float = 0.0
     free_max: float = 0.0
+    loop_stall: float | None = None
+    loop_over_share: float = 0.0
+    loop_over_per_call: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -144,15 +152,24 @@ def pattern(strategy: str, call: Call, *, concurrency: int, threshold_ms: float)
         said = f"runs on the loop step by step: blocked per step, {_plural(n, 'step')} per iteration"
         return Stalls(strategy, longest, share, beat, beat, said, threshold_ms)
     if strategy == "thread":
-        holds, frees = call.hold_max > threshold_ms, free > threshold_ms
-        share = (n * call.over_share if holds else 0.0) + (n * free / (call.p50 + free) if frees else 0.0)
+        # The loop beside the call stalls at least as long as the call holds
+        # the GIL at once; where it stalled longer, its waits convoyed.
+        loop = call.loop_stall if call.loop_stall is not None else 0.0
+        convoy = loop > call.hold_max
+        wait = loop if convoy else call.hold_max
+        over_share, over_per_call = ((call.loop_over_share, call.loop_over_per_call) if convoy
+                                     else (call.over_share, call.over_per_call))
+        holds, frees = wait > threshold_ms, free > threshold_ms
+        share = (n * over_share if holds else 0.0) + (n * free / (call.p50 + free) if frees else 0.0)
         if holds:
-            typical = (call.over_share * call.p50 / call.over_per_call) if call.over_per_call > 0 else call.hold_max
+            typical = (over_share * call.p50 / over_per_call) if over_per_call > 0 else wait
         else:
             typical = free
-        longest = max(call.hold_max, free)
-        if frees and free >= call.hold_max:
+        longest = max(wait, free)
+        if frees and free >= wait:
             said = "the handler frees the large result on the loop"
+        elif holds and convoy:
+            said = "the loop waits for the GIL after each of its system calls (convoy)"
         elif holds:
             said = "the loop waits for the GIL: the longest hold at once"
         else:

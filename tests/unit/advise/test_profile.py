@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import ROOT
 from wsblock import cli
-from wsblock.advise import holdprobe
+from wsblock.advise import holdprobe, loopprobe
 from wsblock.advise import stallpred as sp
 
 EXAMPLES = ROOT / "examples"
@@ -86,6 +87,36 @@ def test_the_probe_reads_its_lateness_inside_the_call_only() -> None:
     assert hold.longest_ms == pytest.approx(100.0) and hold.over_count == 1 and hold.share == pytest.approx(1.0)
 
 
+def test_a_loop_stall_longer_than_the_hold_predicts_a_convoy_stall_under_thread() -> None:
+    # Pure Python: the probe thread waits one switch interval, the loop beside the call several.
+    slices = sp.Call(p50=300.0, max=330.0, step_max=330.0, hold_max=12.0, over_share=0.0, over_per_call=0.0,
+                     loop_stall=120.0, loop_over_share=0.4, loop_over_per_call=1.0)
+    s = sp.pattern("thread", slices, concurrency=1, threshold_ms=THRESHOLD)
+    assert s.stalls and s.longest_ms == pytest.approx(120.0) and s.share == pytest.approx(0.4)
+    assert "convoy" in s.mechanism
+    # A C call that holds the GIL: the hold leads, as before.
+    held = sp.Call(**{**HOLDS.__dict__, "loop_stall": 200.0})
+    assert sp.pattern("thread", held, concurrency=1, threshold_ms=THRESHOLD).longest_ms == pytest.approx(290.0)
+
+
+def _python_for(ms: float) -> None:
+    """Pure Python for about ``ms``: holds the GIL but hands it over every switch interval."""
+    deadline = time.perf_counter() + ms / 1000.0
+    n = 0
+    while time.perf_counter() < deadline:
+        n += 1
+
+
+def test_the_loop_probe_stalls_beside_pure_python_and_not_beside_a_sleep() -> None:
+    switch_ms = sys.getswitchinterval() * 1000.0
+    python, _ = loopprobe.measure(lambda: _python_for(300.0), 2, threshold_ms=THRESHOLD)
+    # Wide margins: the loop waits about a switch interval after each of its system calls.
+    assert max(s.longest_ms for s in python) > 3 * switch_ms, python
+    sleeping, _ = loopprobe.measure(lambda: time.sleep(0.3), 2, threshold_ms=THRESHOLD)
+    assert max(s.longest_ms for s in sleeping) < THRESHOLD, sleeping
+    assert all(s.samples > 10 for s in sleeping)  # the timer ran through each call
+
+
 BROKEN = textwrap.dedent('''
     def broken(n=1):
         raise ValueError("no table named reports")
@@ -137,6 +168,7 @@ def test_profile_tells_a_gil_holding_call_from_a_releasing_one(tmp_path: Path) -
         assert rec["kind"] == "wsblock.profile" and rec["environment"]["python"]["version"]
         assert rec["profile"]["calls"]["n"] >= 10 and len(rec["profile"]["holds"]) >= 3
         assert set(rec["predictions"]["by_strategy"]) == {"inline", "thread", "process"}
+        assert len(rec["profile"]["loop_stalls"]) >= 3 and rec["profile"]["loop_stall_ms"] >= 0.0
     call = holds["profile"]["calls"]["p50"]
     # Wide margins: a shared machine leaves the probe unscheduled now and then.
     assert holds["profile"]["hold_ms"] >= 0.5 * call and holds["profile"]["hold_share"] >= 0.6
