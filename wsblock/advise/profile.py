@@ -59,10 +59,10 @@ HOLD_BUDGET_S = 3.0
 HOLD_MIN_CALLS = 3
 """Fewest calls run beside the probe."""
 
-LOOP_CALLS = 10
+LOOP_CALLS = 6
 """Calls run beside the loop probe when the budget allows."""
 
-LOOP_BUDGET_S = 3.0
+LOOP_BUDGET_S = 2.0
 """Longest time spent on calls beside the loop probe; a slower function gets fewer (at least :data:`HOLD_MIN_CALLS`)."""
 
 STEP_QUANTILE = 0.99
