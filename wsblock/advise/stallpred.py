@@ -168,7 +168,7 @@ def pattern(strategy: str, call: Call, *, concurrency: int, threshold_ms: float)
         longest = max(wait, free)
         if frees and free >= wait:
             said = "the handler frees the large result on the loop"
-        elif holds and convoy:
+        elif holds and convoy and call.hold_max <= threshold_ms:
             said = "the loop waits for the GIL after each of its system calls (convoy)"
         elif holds:
             said = "the loop waits for the GIL: the longest hold at once"
