@@ -16,7 +16,8 @@ call itself, measured here directly:
   call run in a thread pool again, beside a small event loop that does a
   server's system calls (a 1 ms timer, an echo over a socket pair); the
   timer's lateness is how long the loop stalls at once, which for pure
-  Python is several of the hold probe's waits added up;
+  Python is several of the hold probe's waits added up (run only where it
+  can change the prediction, :func:`loop_probe_needed`);
 * **dropping the result**: every strategy hands the result back to the
   handler, on the loop, which drops it when it has replied; freeing a
   large result (many objects) takes the loop's own time;
@@ -32,6 +33,7 @@ server's set-up call does), and its time is kept apart.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 import time
@@ -64,6 +66,12 @@ LOOP_CALLS = 6
 
 LOOP_BUDGET_S = 2.0
 """Longest time spent on calls beside the loop probe; a slower function gets fewer (at least :data:`HOLD_MIN_CALLS`)."""
+
+BUSY_LOAD = 1.5
+"""Load average per core from which the profile notes a busy machine (see :func:`busy_note`)."""
+
+LOOP_SHARE = 0.5
+"""Share of the call holding the GIL from which the loop probe runs (see :func:`loop_probe_needed`)."""
 
 STEP_QUANTILE = 0.99
 """Quantile of the steps' lengths taken as a step's length (see :attr:`Profile.step_p99_ms`)."""
@@ -122,6 +130,7 @@ class Profile:
         notes: What the reader should know about the measurement.
         loop_stalls: Each call's stalls of an event loop beside it (run in a thread pool).
         loop_slack_ms: The loop timer's own lateness, taken off each of its samples.
+        loop_skipped: Why the loop probe did not run (empty when it ran).
     """
 
     target: str
@@ -143,6 +152,7 @@ class Profile:
     notes: list[str] = field(default_factory=list)
     loop_stalls: list[holdprobe.Hold] = field(default_factory=list)
     loop_slack_ms: float = 0.0
+    loop_skipped: str = ""
 
     @property
     def hold_max_ms(self) -> float:
@@ -183,8 +193,7 @@ class Profile:
     @property
     def hold_share(self) -> float:
         """The share of the probed calls' time spent holding the GIL (summed lateness over summed call time)."""
-        total = sum(h.call_ms for h in self.holds)
-        return min(1.0, sum(h.total_ms for h in self.holds) / total) if total > 0 else 0.0
+        return _share(self.holds)
 
     @property
     def over_share(self) -> float:
@@ -206,6 +215,67 @@ class Profile:
     def probed_call_p50_ms(self) -> float:
         """Median wall time of the probed calls (run in a worker thread)."""
         return behaviour.percentile([h.call_ms for h in self.holds], 0.5)
+
+
+def loop_probe_needed(hold_ms: float, share: float, threshold_ms: float) -> str:
+    """Whether the loop probe can change the prediction for ``thread``: ``""`` if so, else why not.
+
+    The loop waits after its system calls only for a call that holds the
+    GIL most of the time (at least :data:`LOOP_SHARE`) and hands it over in
+    slices: then the hold probe's single wake-up sees one slice, and the
+    loop's waits may add up past the stall threshold. A call that holds the
+    GIL longer than the threshold at once already predicts a stall of the
+    hold (the loop probe measured about the hold for such calls); a call
+    that releases the GIL most of the time leaves the loop the GIL whenever
+    it asks. Skipping those two keeps the profile short where the probe
+    cannot move the answer.
+
+    Args:
+        hold_ms: The longest GIL hold at once, seen in at least two calls.
+        share: The share of the call spent holding the GIL.
+        threshold_ms: The stall threshold.
+    """
+    if hold_ms > threshold_ms:
+        return f"the call holds the GIL for {hold_ms:,.0f} ms at once, over the stall threshold: the hold decides"
+    if share < LOOP_SHARE:
+        return (f"the call holds the GIL for {share * 100:.0f} % of its time (under {LOOP_SHARE * 100:.0f} %): "
+                f"the loop gets it when it asks")
+    return ""
+
+
+def _load() -> float | None:
+    """The machine's 1-minute load average (``None`` where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def busy_note(load: float | None, cpus: int) -> str:
+    """A note when the machine was busy while profiling (``""`` when not, or unknown).
+
+    With more runnable tasks than cores, the kernel preempts the thread that
+    holds the GIL and the loop waits for it to run again: a server's loop,
+    which competes with its own load and workers as well, then stalls longer
+    than the probes here show beside pure Python (``docs/advise.md``: thread
+    cells past the stall threshold where the loop probe stayed under it, at
+    a load average twice the cores).
+
+    Args:
+        load: The 1-minute load average after the measurements.
+        cpus: Cores of the machine.
+    """
+    if load is None or load < BUSY_LOAD * cpus:
+        return ""
+    return (f"the machine was busy while profiling (load average {load:.1f} on {cpus} cores): the kernel preempts "
+            f"the thread holding the GIL, so a real server's loop may stall longer than predicted here beside a "
+            f"call that holds the GIL in slices; profile again on a quieter machine, or confirm with cells")
+
+
+def _share(holds: list[holdprobe.Hold]) -> float:
+    """The share of the calls' time spent holding the GIL (summed lateness over summed call time)."""
+    total = sum(h.call_ms for h in holds)
+    return min(1.0, sum(h.total_ms for h in holds) / total) if total > 0 else 0.0
 
 
 def _second_longest(values: list[float]) -> float:
@@ -330,23 +400,31 @@ def measure(name: str, job: Job, *, threshold_ms: float, out_of_process: bool,
         holds, slack = holdprobe.measure(probed_call, probed, threshold_ms=threshold_ms)
     except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
         raise UsageError(user_workloads.failure(name, exc, "on a call beside the GIL probe")) from None
-    looped = max(HOLD_MIN_CALLS, behaviour.calls_to_time(calls.p50, calls=LOOP_CALLS, budget_s=LOOP_BUDGET_S))
-    progress(f"running {looped} calls of {name} in a thread pool beside an event loop (a "
-             f"{loopprobe.PERIOD_S * 1000:g} ms timer, an echo over a socket pair every "
-             f"{loopprobe.ECHO_EVERY_S * 1000:g} ms)")
-    try:
-        loop_stalls, loop_slack = loopprobe.measure(probed_call, looped, threshold_ms=threshold_ms)
-    except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
-        raise UsageError(user_workloads.failure(name, exc, "on a call beside the loop probe")) from None
+    skipped = loop_probe_needed(_second_longest([h.longest_ms for h in holds]), _share(holds), threshold_ms)
+    loop_stalls: list[holdprobe.Hold] = []
+    loop_slack = 0.0
+    if not skipped:
+        looped = max(HOLD_MIN_CALLS, behaviour.calls_to_time(calls.p50, calls=LOOP_CALLS, budget_s=LOOP_BUDGET_S))
+        progress(f"running {looped} calls of {name} in a thread pool beside an event loop (a "
+                 f"{loopprobe.PERIOD_S * 1000:g} ms timer, an echo over a socket pair every "
+                 f"{loopprobe.ECHO_EVERY_S * 1000:g} ms)")
+        try:
+            loop_stalls, loop_slack = loopprobe.measure(probed_call, looped, threshold_ms=threshold_ms)
+        except Exception as exc:  # noqa: BLE001 - the user's function may raise anything
+            raise UsageError(user_workloads.failure(name, exc, "on a call beside the loop probe")) from None
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     notes = [] if gil else ["this interpreter runs without a GIL: no call can hold it, the holds are scheduling"]
+    busy = busy_note(_load(), os.cpu_count() or 1)
+    notes += [busy] if busy else []
     return Profile(name, {"units": job.units, "chunk_units": job.chunk_units, "params": dict(job.params)},
                    first_ms, calls, times, max(max(e) for e in steps),
                    behaviour.percentile([x for e in steps for x in e], STEP_QUANTILE), free,
                    round(sum(len(e) - 1 for e in steps) / len(steps)), holds, slack, threshold_ms, transfer,
-                   sys.getswitchinterval(), gil, time.monotonic() - began, notes, loop_stalls, loop_slack)
+                   sys.getswitchinterval(), gil, time.monotonic() - began, notes, loop_stalls, loop_slack,
+                   skipped)
 
 
-__all__ = ["CALLS", "CALLS_BUDGET_S", "HOLD_BUDGET_S", "HOLD_CALLS", "HOLD_MIN_CALLS", "LOOP_BUDGET_S", "LOOP_CALLS",
+__all__ = ["BUSY_LOAD", "CALLS", "CALLS_BUDGET_S", "HOLD_BUDGET_S", "HOLD_CALLS", "HOLD_MIN_CALLS", "LOOP_BUDGET_S", "LOOP_CALLS",
+           "LOOP_SHARE",
            "Profile",
-           "TRANSFER_RESULTS", "Transfer", "measure", "transfer_of"]
+           "TRANSFER_RESULTS", "Transfer", "busy_note", "loop_probe_needed", "measure", "transfer_of"]

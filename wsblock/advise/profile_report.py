@@ -84,6 +84,8 @@ def behaviour_lines(p: pf.Profile) -> list[str]:
                    f"{pf.loopprobe.PERIOD_S * 1000:g} ms timer and an echo over a socket pair every "
                    f"{pf.loopprobe.ECHO_EVERY_S * 1000:g} ms, as a server's loop polls, sends and receives; the "
                    f"stall seen in at least two calls, the single longest {_ms(p.loop_stall_max_ms)})")
+    elif p.loop_skipped:
+        out.append(f"an event loop beside the call in a thread: not measured ({p.loop_skipped})")
     out.append(f"switch interval: {p.switch_interval_s * 1000:g} ms (sys.setswitchinterval): a call that holds the "
                f"GIL in Python code hands it over this often when another thread asks")
     t = p.transfer
