@@ -10,6 +10,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(mkdir -p "${OUT:?set OUT to a directory}" && cd "$OUT" && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
+exec > >(tee "$OUT/measure.log") 2>&1  # the load read at each step, for table.py
 KEEPALIVE=(--ping-interval 0.5 --ping-timeout 0.5)
 targets=(
  "python_loop|gil_catalogue:python_loop|--param n=1500000"
