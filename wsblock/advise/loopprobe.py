@@ -6,9 +6,10 @@ each of its iterations polls the selector, then receives and sends on its
 sockets, and every one of these system calls releases the GIL. Beside a
 call that holds the GIL in switch-interval slices (pure Python), the loop
 gets it back after each system call only when the call's thread next hands
-it over, about one switch interval later, so the waits of one iteration add
-up (the convoy effect) to stalls several switch intervals long, which the
-hold probe's single wake-up does not show. A C call that holds the GIL for
+it over, about one switch interval later, so the waits of one iteration can
+add up (the convoy effect) to stalls several switch intervals long, which the
+hold probe's single wake-up does not show (how many add up depends on the
+machine: beside another busy process, often one). A C call that holds the GIL for
 its whole length stalls both the same; a call that releases the GIL stalls
 neither.
 
