@@ -70,10 +70,8 @@ def behaviour_lines(p: pf.Profile) -> list[str]:
                f"{_ms(p.probed_max_ms)}, beside a probe thread that wants the GIL every "
                f"{pf.holdprobe.PERIOD_S * 1000:g} ms; the hold seen in at least two calls, the single longest "
                f"{_ms(p.hold_max_ms)})")
-    if p.loop_stalls:
-        if held:
-            why = "it waits for the GIL while the call holds it"
-        elif loop > p.threshold_ms:
+    if p.loop_stalls:  # only for a call whose holds are short (profile.loop_probe_needed)
+        if loop > p.threshold_ms:
             why = ("it waits for the GIL after each of its system calls and the waits add up (the convoy "
                    "effect): a thread pool cannot keep the loop free")
         else:

@@ -19,7 +19,7 @@ once (one per job connection, each sent again as soon as it is answered):
   calls). The second is what a call that holds the GIL in switch-interval
   slices (pure Python) does to a loop: the loop waits about one switch
   interval after each of its system calls (each releases the GIL), and the
-  waits of one iteration add up (the convoy effect), which one probe's
+  waits of one iteration can add up (the convoy effect), which one probe's
   lateness does not show. A call that releases the GIL predicts a small
   stall. The GIL-holding parts of N calls run one after another, so the
   share of time stalled is N times one call's share in long stalls (at most
