@@ -92,7 +92,7 @@ class Watcher:
     def __init__(self, root: int) -> None:
         self.root = root
         self.seen: dict[tuple[int, float], str] = {}
-        self.parents: dict[tuple[int, float], int] = {}
+        self.parents: dict[tuple[int, float], set[int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -109,7 +109,10 @@ class Watcher:
                     # between fork and exec still shows its parent's.
                     key = (child.pid, child.create_time())
                     self.seen[key] = " ".join(child.cmdline())
-                    self.parents[key] = child.ppid()
+                    # Every ancestor ever seen, not only the parent: a poll can
+                    # miss the middle of a chain (front, guardian, worker) yet
+                    # see its ends, and a process is reparented when its parent dies.
+                    self.parents.setdefault(key, set()).update(ancestor.pid for ancestor in child.parents())
                 except psutil.Error:
                     continue
             self._stop.wait(0.05)
@@ -122,10 +125,10 @@ class Watcher:
         return [key for key, cmd in self.seen.items() if marker in cmd]
 
     def commands(self, marker: str) -> list[tuple[int, float]]:
-        """Processes matching ``marker`` whose parent does not: a command's guardian and worker
-        processes carry its command line (see ``wsblock.engine.reaper``)."""
+        """Processes matching ``marker`` none of whose ancestors does: a command's guardian and
+        worker processes carry its command line (see ``wsblock.engine.reaper``)."""
         pids = {pid for pid, _ in self.matching(marker)}
-        return [key for key in self.matching(marker) if self.parents.get(key) not in pids]
+        return [key for key in self.matching(marker) if not pids & self.parents.get(key, set())]
 
     def alive(self) -> dict[int, str]:
         """Recorded processes that still run (zombies count as gone)."""
